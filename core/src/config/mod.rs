@@ -1,0 +1,3 @@
+//! keepalived.conf: lexer, parser with spans, typed model and diagnostics.
+//!
+//! SKELETON: the config helper replaces this file.

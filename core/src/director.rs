@@ -1,0 +1,153 @@
+//! One director of an LVS cluster: VRRP instances, sync groups, virtual
+//! servers with their checkers, and the IPVS table, built from keepalived.conf.
+//!
+//! CONTRACT (skeleton): drivers (simulator, daemon) build on the API below;
+//! the composition is filled in once VRRP, checkers and IPVS exist.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use crate::check::probe::{Probe, ProbeId, ProbeResult};
+use crate::ipvs::IpvsChange;
+use crate::time::Instant;
+
+/// Something that happened to the director.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// An Ethernet frame received on `iface` (VRRP, ARP, or traffic for a virtual service).
+    Frame {
+        /// Interface name as in keepalived.conf (`eth0`).
+        iface: String,
+        /// The whole Ethernet frame.
+        frame: Vec<u8>,
+    },
+    /// A probe asked for by [`Output::StartProbe`] finished.
+    ProbeDone {
+        /// The probe.
+        id: ProbeId,
+        /// Its outcome.
+        result: ProbeResult,
+    },
+    /// Carrier on an interface went up or down.
+    Link {
+        /// Interface name.
+        iface: String,
+        /// New state.
+        up: bool,
+    },
+    /// An operator command.
+    Admin(Admin),
+}
+
+/// Operator commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// SIGTERM: send priority-0 adverts, release VIPs, clear IPVS rules.
+    Stop,
+}
+
+/// Which keepalived process would have logged a line.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum LogSource {
+    /// `Keepalived` (parent).
+    Main,
+    /// `Keepalived_vrrp`.
+    Vrrp,
+    /// `Keepalived_healthcheckers`.
+    Healthcheckers,
+}
+
+/// A VRRP state, as notify scripts and logs name it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum VrrpState {
+    /// Not started yet.
+    Init,
+    /// BACKUP.
+    Backup,
+    /// MASTER.
+    Master,
+    /// FAULT.
+    Fault,
+    /// Stopping.
+    Stop,
+}
+
+/// A transition for notify scripts (`notify_master` ...).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StateChange {
+    /// `INSTANCE` or `GROUP`.
+    pub kind: &'static str,
+    /// Instance or group name.
+    pub name: String,
+    /// New state.
+    pub state: VrrpState,
+    /// Priority at the time.
+    pub priority: u8,
+}
+
+/// What the director wants done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send an Ethernet frame on `iface`.
+    Transmit {
+        /// Interface name.
+        iface: String,
+        /// The whole frame.
+        frame: Vec<u8>,
+    },
+    /// Add a virtual address to `iface`.
+    AddVip {
+        /// Interface name.
+        iface: String,
+        /// Address.
+        addr: IpAddr,
+        /// Prefix length.
+        prefix: u8,
+    },
+    /// Remove a virtual address from `iface`.
+    DelVip {
+        /// Interface name.
+        iface: String,
+        /// Address.
+        addr: IpAddr,
+        /// Prefix length.
+        prefix: u8,
+    },
+    /// Apply an IPVS change (kernel IPVS; the userspace data plane already has it).
+    Ipvs(IpvsChange),
+    /// Run a probe and report with [`Input::ProbeDone`].
+    StartProbe(Probe),
+    /// Run notify scripts for a transition.
+    Notify(StateChange),
+    /// A keepalived-style log line.
+    Log {
+        /// Which keepalived process would log it.
+        source: LogSource,
+        /// The text, worded as keepalived 2.2 words it.
+        text: String,
+    },
+}
+
+/// One director node.
+#[derive(Debug, Default)]
+pub struct Director {
+    out: VecDeque<Output>,
+}
+
+impl Director {
+    /// Feed an input.
+    pub fn handle_input(&mut self, _now: Instant, _input: Input) {}
+
+    /// Timers due at or before `now` fire; a spurious call is a no-op.
+    pub fn handle_timeout(&mut self, _now: Instant) {}
+
+    /// Next output to execute.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Next deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+}

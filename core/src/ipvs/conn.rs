@@ -1,0 +1,1 @@
+//! Connection table: the kernel's TCP state tables, timeouts and persistence templates.

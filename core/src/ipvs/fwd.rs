@@ -1,0 +1,1 @@
+//! Forwarding methods as pure packet transforms: DR, NAT, TUN (IPIP, GUE, GRE).

@@ -1,0 +1,1 @@
+//! The IPVS sync daemon protocol (version 1 messages).

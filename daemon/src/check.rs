@@ -1,0 +1,12 @@
+//! `lvsd check` (skeleton; its helper replaces this file).
+
+use std::process::ExitCode;
+
+/// Arguments of `lvsd check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+/// Run the command.
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("lvsd check: not built yet")
+}

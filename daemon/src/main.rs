@@ -1,0 +1,39 @@
+//! lvsd: the deployment daemon and its command-line tools.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod schedule;
+
+/// LVS + keepalived in Rust.
+#[derive(Parser, Debug)]
+#[command(name = "lvsd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a keepalived.conf like `keepalived -t`.
+    Check(check::Args),
+    /// Replay a scheduler trace without root or kernel IPVS.
+    Schedule(schedule::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Schedule(args) => schedule::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lvsd: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

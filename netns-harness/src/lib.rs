@@ -1,0 +1,1 @@
+//! Runs scenarios across veth-linked network namespaces (lvsd and Debian's keepalived).

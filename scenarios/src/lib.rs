@@ -1,0 +1,1 @@
+//! Scenario format (TOML) and the scenario files, runnable on the simulator and the netns harness.

@@ -1,0 +1,1 @@
+//! Cross-crate scenario suites live in `tests/`.
