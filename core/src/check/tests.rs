@@ -731,6 +731,79 @@ fn http_digest_checked_after_status() {
     assert!(!UrlCheck::new("/").accepts_status(301));
 }
 
+// check_http.c epilog: one url is fetched per delay_loop, in order; the server counts as
+// checked ("succeed on service") only after a full pass. SSL_GET is the same over TLS.
+#[test]
+fn ssl_get_walks_urls_in_order() {
+    let mut vs = http_vs(vec![UrlCheck::new("/a"), UrlCheck::new("/b")], None);
+    if let CheckerKind::Http { tls, .. } = &mut vs.real_servers[0].checkers[0].kind {
+        *tls = true;
+    }
+    let responder: Responder = Box::new(|p, _| {
+        assert!(matches!(&p.kind, ProbeKind::Http { tls: true, .. }));
+        (
+            Duration::ZERO,
+            ProbeResult::Http {
+                status: 200,
+                digest: EMPTY_MD5.into(),
+            },
+        )
+    });
+    let mut h = Harness::new(vec![vs], 1, responder);
+    h.run_until(Instant::from_secs(20));
+    let paths: Vec<String> = h
+        .probes
+        .iter()
+        .map(|(t, p)| match &p.kind {
+            ProbeKind::Http { path, .. } => format!("{t} {path}"),
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        vec!["1.000 /a", "7.000 /b", "13.000 /a", "19.000 /b"]
+    );
+    assert_eq!(
+        h.logs_between(1, 20),
+        vec!["7.000 Remote Web server [223.202.22.116]:tcp:80 succeed on service."]
+    );
+}
+
+// check_http.c http_get_check_end: a checker without urls is dropped with a warning.
+#[test]
+fn http_without_urls_is_ignored() {
+    let h = Harness::new(vec![http_vs(vec![], None)], 1, tcp_responder(0, 0, true));
+    assert_eq!(
+        h.logs_between(0, 0)[0],
+        "0.000 HTTP/SSL_GET checker has no urls specified - ignoring"
+    );
+    assert_eq!(h.hc.poll_timeout(), None);
+    assert_eq!(h.dests(), vec![(format!("{RS1}:80"), 1)]);
+}
+
+// Same inputs, same outputs, byte for byte (the sans-IO determinism rule).
+#[test]
+fn same_seed_same_outputs() {
+    let run = || {
+        let mut vs = quorum_vs();
+        for rs in &mut vs.real_servers {
+            rs.checkers[0].warmup = None;
+        }
+        let mut h = Harness::new(vec![vs], 42, staggered());
+        h.run_until(Instant::from_secs(120));
+        (
+            h.logs,
+            h.probes
+                .iter()
+                .map(|(t, p)| format!("{t} {p:?}"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (a, b) = (run(), run());
+    assert!(a.0.len() > 10);
+    assert_eq!(a, b);
+}
+
 fn misc_vs(dynamic: bool, retry: Option<u32>) -> VirtualServerConfig {
     let mut vs = VirtualServerConfig::new(spec(), FwdMethod::Route);
     vs.delay_loop = Some(secs(6));

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::checker::{Action, Checker, CheckerConfig, Timing};
+use super::checker::{Action, Checker, CheckerConfig, CheckerKind, Timing};
 use super::healthcheckers::{CheckOutput, NotifyEvent};
 use super::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::service::{DestSpec, ServiceSpec};
@@ -279,9 +279,20 @@ impl VirtualServer {
                 .or(cfg.connect_timeout)
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
             let iweight = i64::from(r.weight);
+            // check_http.c http_get_check_end: an HTTP_GET / SSL_GET without urls is dropped.
+            for c in &r.checkers {
+                if matches!(&c.kind, CheckerKind::Http { urls, .. } if urls.is_empty()) {
+                    config_warnings
+                        .push("HTTP/SSL_GET checker has no urls specified - ignoring".to_string());
+                }
+            }
+            // queue_checker: the probe target is the real server's address as written, taken
+            // before the port is normalised.
+            let target = SocketAddr::new(r.addr, if r.port != 0 { r.port } else { port });
             let checkers: Vec<Checker> = r
                 .checkers
                 .iter()
+                .filter(|c| !matches!(&c.kind, CheckerKind::Http { urls, .. } if urls.is_empty()))
                 .map(|c| {
                     let delay_loop = c.delay_loop.unwrap_or(rs_delay);
                     let timing = Timing {
@@ -296,14 +307,7 @@ impl VirtualServer {
                         alpha: c.alpha.unwrap_or(alpha),
                         vs_delay_loop: vs_delay,
                     };
-                    Checker::new(
-                        c,
-                        timing,
-                        SocketAddr::new(r.addr, port),
-                        iweight,
-                        rname.clone(),
-                        name.clone(),
-                    )
+                    Checker::new(c, timing, target, iweight, rname.clone(), name.clone())
                 })
                 .collect();
             let num_failed =
