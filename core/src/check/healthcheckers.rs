@@ -18,6 +18,11 @@ use crate::time::Instant;
 pub struct HealthCheckersConfig {
     /// The `virtual_server` blocks, in order.
     pub virtual_servers: Vec<VirtualServerConfig>,
+    /// global_defs `checker_log_all_failures`.
+    pub log_all_failures: bool,
+    /// Probe ids are `probe_id_base + 1, + 2, ...`, so a Director can keep checker probes and
+    /// other probes (vrrp_script) apart.
+    pub probe_id_base: u64,
 }
 
 /// Something that happened to the checkers.
@@ -99,9 +104,13 @@ impl HealthCheckers {
     /// Build from config; nothing happens until [`HealthCheckers::start`].
     pub fn new(cfg: &HealthCheckersConfig) -> Self {
         HealthCheckers {
-            vss: cfg.virtual_servers.iter().map(VirtualServer::new).collect(),
+            vss: cfg
+                .virtual_servers
+                .iter()
+                .map(|v| VirtualServer::new(v, cfg.log_all_failures))
+                .collect(),
             probes: BTreeMap::new(),
-            next_id: 1,
+            next_id: cfg.probe_id_base.saturating_add(1),
             out: VecDeque::new(),
             started: false,
             stopped: false,

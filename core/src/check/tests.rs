@@ -96,6 +96,7 @@ impl Harness {
     fn new(vss: Vec<VirtualServerConfig>, seed: u64, responder: Responder) -> Self {
         let mut hc = HealthCheckers::new(&HealthCheckersConfig {
             virtual_servers: vss,
+            ..Default::default()
         });
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rules = hc.start(Instant::ZERO, &mut rng);
@@ -1010,6 +1011,8 @@ fn warmup_is_drawn_from_the_rng() {
 fn spurious_timeout_is_a_noop() {
     let mut hc = HealthCheckers::new(&HealthCheckersConfig {
         virtual_servers: vec![seed_vs(Some(3))],
+        log_all_failures: false,
+        probe_id_base: 1000,
     });
     hc.handle_timeout(Instant::from_secs(5));
     assert!(hc.poll_output().is_none(), "not started");
@@ -1021,7 +1024,7 @@ fn spurious_timeout_is_a_noop() {
     assert!(hc.poll_output().is_none());
     assert_eq!(hc.poll_timeout(), Some(deadline));
     hc.handle_timeout(deadline);
-    assert!(matches!(hc.poll_output(), Some(CheckOutput::StartProbe(_))));
+    assert!(matches!(hc.poll_output(), Some(CheckOutput::StartProbe(p)) if p.id.0 == 1001));
     while hc.poll_output().is_some() {}
     hc.handle_timeout(deadline);
     assert!(hc.poll_output().is_none(), "already launched");

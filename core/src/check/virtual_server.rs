@@ -239,8 +239,9 @@ pub struct VirtualServer {
 }
 
 impl VirtualServer {
-    /// Build from config, resolving inherited settings as `validate_check_config` does.
-    pub fn new(cfg: &VirtualServerConfig) -> Self {
+    /// Build from config, resolving inherited settings as `validate_check_config` does;
+    /// `log_all_failures` is the global `checker_log_all_failures`.
+    pub fn new(cfg: &VirtualServerConfig, log_all_failures: bool) -> Self {
         let key = cfg.spec_key();
         let name = format_vs(&key);
         let (vs_port, rs_proto, is_fwmark) = match key {
@@ -294,6 +295,8 @@ impl VirtualServer {
                 .iter()
                 .filter(|c| !matches!(&c.kind, CheckerKind::Http { urls, .. } if urls.is_empty()))
                 .map(|c| {
+                    let mut c = c.clone();
+                    c.log_all_failures |= log_all_failures;
                     let delay_loop = c.delay_loop.unwrap_or(rs_delay);
                     let timing = Timing {
                         delay_loop,
@@ -307,7 +310,7 @@ impl VirtualServer {
                         alpha: c.alpha.unwrap_or(alpha),
                         vs_delay_loop: vs_delay,
                     };
-                    Checker::new(c, timing, target, iweight, rname.clone(), name.clone())
+                    Checker::new(&c, timing, target, iweight, rname.clone(), name.clone())
                 })
                 .collect();
             let num_failed =
