@@ -96,6 +96,10 @@ pub struct InstanceConfig {
     pub garp_master_refresh: Duration,
     /// `garp_master_refresh_repeat` (default 1).
     pub garp_master_refresh_repeat: u32,
+    /// `garp_lower_prio_repeat` (default: `garp_master_repeat`, i.e. 5).
+    pub garp_lower_prio_repeat: u32,
+    /// `garp_lower_prio_delay` (default: `garp_master_delay`, i.e. 5 s).
+    pub garp_lower_prio_delay: Duration,
     /// `down_timer_adverts` (default 3).
     pub down_timer_adverts: u32,
     /// `lower_prio_no_advert`.
@@ -134,6 +138,8 @@ impl InstanceConfig {
             garp_master_repeat: 5,
             garp_master_refresh: Duration::ZERO,
             garp_master_refresh_repeat: 1,
+            garp_lower_prio_repeat: 5,
+            garp_lower_prio_delay: Duration::from_secs(5),
             down_timer_adverts: 3,
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
@@ -206,6 +212,7 @@ pub struct Instance {
     pub(crate) sync: Option<usize>,
     pub(crate) garp_delay_at: Option<Instant>,
     pub(crate) garp_refresh_at: Option<Instant>,
+    pub(crate) garp_lower_at: Option<Instant>,
     pub(crate) master_saddr: Option<IpAddr>,
     pub(crate) master_priority: u8,
 }
@@ -265,6 +272,7 @@ impl Instance {
             sync: None,
             garp_delay_at: None,
             garp_refresh_at: None,
+            garp_lower_at: None,
             master_saddr: None,
             master_priority: 0,
         };

@@ -151,6 +151,7 @@ struct Tracked<T> {
 enum Timer {
     Instance(usize),
     Garp(usize),
+    LowerGarp(usize),
     Script(usize),
 }
 
@@ -355,6 +356,12 @@ impl VrrpRouter {
                     let rep = self.inst[i].cfg.garp_master_repeat;
                     self.send_link_update(i, rep);
                 }
+                Timer::LowerGarp(i) => {
+                    // vrrp_lower_prio_gratuitous_arp_thread.
+                    self.inst[i].garp_lower_at = None;
+                    let rep = self.inst[i].cfg.garp_lower_prio_repeat;
+                    self.send_link_update(i, rep);
+                }
                 Timer::Script(_) => self.run_scripts(now),
             }
         }
@@ -378,6 +385,7 @@ impl VrrpRouter {
             [
                 x.sands.map(|t| (t, Timer::Instance(i))),
                 x.garp_delay_at.map(|t| (t, Timer::Garp(i))),
+                x.garp_lower_at.map(|t| (t, Timer::LowerGarp(i))),
             ]
         });
         let scripts = self
@@ -575,6 +583,7 @@ impl VrrpRouter {
             // keepalived leaves its delayed-GARP thread queued but it finds no VIPs; dropping
             // it keeps poll_timeout honest.
             self.inst[i].garp_delay_at = None;
+            self.inst[i].garp_lower_at = None;
         }
     }
 
@@ -771,7 +780,6 @@ impl VrrpRouter {
         dst: IpAddr,
         advert: &Advert,
     ) -> bool {
-        let _ = now;
         if let Err(d) = self.inst[i].check_advert(advert, dst) {
             self.log(d.log);
             return false;
@@ -808,6 +816,21 @@ impl VrrpRouter {
             self.log(format!("({name}) Received advert from {src} with lower priority {theirs}, ours {ours}{tail}"));
             if force {
                 self.send_adv(i, ours);
+            }
+            // Refresh the neighbours' ARP caches for us and for every synced member, since the
+            // lower priority router may have claimed the VIPs (garp_lower_prio_repeat).
+            let mut refresh = vec![i];
+            refresh.extend(self.others(i));
+            for m in refresh {
+                let rep = self.inst[m].cfg.garp_lower_prio_repeat;
+                if rep == 0 {
+                    continue;
+                }
+                self.send_link_update(m, rep);
+                let delay = self.inst[m].cfg.garp_lower_prio_delay;
+                if !delay.is_zero() {
+                    self.inst[m].garp_lower_at = Some(now + delay);
+                }
             }
             return false;
         }

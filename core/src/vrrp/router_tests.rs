@@ -228,11 +228,31 @@ fn master_forces_new_election_on_lower_priority() {
     drain(&mut r);
     let t2 = t + Duration::from_millis(300);
     let out = rx(&mut r, t2, ip(2), advert_from(120, 1));
-    assert_eq!(logs(&out), vec!["(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election"]);
+    assert_eq!(
+        logs(&out),
+        vec![
+            "(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election",
+            "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100"
+        ]
+    );
     assert_eq!(adverts(&out), vec![(MCAST_V4, 220)]);
+    // garp_lower_prio_repeat defaults to garp_master_repeat: 5 GARPs now, 5 more after 5 s.
+    let garps = |out: &[VrrpOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
+            .count()
+    };
+    assert_eq!(garps(&out), 5);
     // The advert timer restarts from this advert.
     assert_eq!(r.poll_timeout(), Some(t2 + Duration::from_secs(1)));
     assert_eq!(r.instances()[0].state(), VrrpState::Master);
+    // t + 5 s: the becoming-master second burst; t2 + 5 s: the lower-priority one.
+    r.handle_timeout(t + Duration::from_secs(5));
+    assert_eq!(garps(&drain(&mut r)), 5);
+    r.handle_timeout(t2 + Duration::from_millis(4999));
+    assert_eq!(garps(&drain(&mut r)), 0);
+    r.handle_timeout(t2 + Duration::from_secs(5));
+    assert_eq!(garps(&drain(&mut r)), 5);
 }
 
 // RFC 3768 6.4.3: higher priority -> BACKUP, VIPs removed, no priority-0 advert.
@@ -270,7 +290,10 @@ fn equal_priority_tie_break_on_address() {
     let t = until_master(&mut r);
     drain(&mut r);
     let out = rx(&mut r, t, ip(0), advert_from(100, 1));
-    assert_eq!(logs(&out), vec!["(VI) Received advert from 10.0.0.0 with lower priority 100, ours 100, forcing new election"]);
+    assert_eq!(
+        logs(&out)[0],
+        "(VI) Received advert from 10.0.0.0 with lower priority 100, ours 100, forcing new election"
+    );
     let out = rx(&mut r, t, ip(9), advert_from(100, 1));
     assert_eq!(
         logs(&out)[0],

@@ -47,7 +47,7 @@ impl SyncGroup {
 }
 
 impl VrrpRouter {
-    fn others(&self, i: usize) -> Vec<usize> {
+    pub(crate) fn others(&self, i: usize) -> Vec<usize> {
         match self.inst[i].sync {
             Some(g) => self.groups[g]
                 .members
