@@ -1,0 +1,462 @@
+//! Two and three nodes on the [`super::pair::Net`] harness: elections, preemption, handovers,
+//! split brain, sync groups and the seed's timing table.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::director::VrrpState;
+use crate::time::Instant;
+
+use super::instance::{InitialState, InstanceConfig, VirtualAddress};
+use super::pair::{seed_config, Net};
+use super::router::RouterConfig;
+use super::track::{ScriptConfig, TrackScript};
+
+const LATENCY: Duration = Duration::from_millis(1);
+
+fn at_us(us: u64) -> Instant {
+    Instant::from_nanos(us * 1000)
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap()
+}
+
+/// One instance `VI` (VRID 7, eth0, advert_int 1) on host 10.0.0.`host`.
+fn node(host: u8, prio: u8, tweak: impl FnOnce(&mut InstanceConfig)) -> RouterConfig {
+    let mut c = InstanceConfig::new("VI", "eth0", 7, IpAddr::from([10, 0, 0, host]));
+    c.priority = prio;
+    c.state = Some(InitialState::Backup);
+    c.vips = vec![VirtualAddress::host(IpAddr::from([10, 0, 0, 100]))];
+    tweak(&mut c);
+    RouterConfig {
+        instances: vec![c],
+        ..Default::default()
+    }
+}
+
+fn seed_net() -> Net {
+    Net::new(
+        vec![
+            ("LVSMaster", seed_config(true)),
+            ("LVSBACKUP", seed_config(false)),
+        ],
+        LATENCY,
+    )
+}
+
+/// Last time `node` entered MASTER for `inst`.
+fn became_master(net: &Net, n: usize, inst: &str) -> Instant {
+    *net.nodes[n]
+        .entered(inst, VrrpState::Master)
+        .last()
+        .expect("became master")
+}
+
+// vrrp_scheduler.c vrrp_init_state: sync group members with `state MASTER` wait one advert
+// interval plus the minimal skew (5 s + 1/256 s), then the group goes MASTER together
+// (vrrp_sync.c vrrp_sync_master); the BACKUP side keeps resetting its down timer (RFC 3768 6.4.2).
+#[test]
+fn seed_election_at_start() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(60));
+    assert_eq!(net.masters("WAN"), vec![0]);
+    assert_eq!(net.masters("LAN"), vec![0]);
+    assert_eq!(became_master(&net, 0, "WAN"), at_us(5_003_906));
+    assert_eq!(became_master(&net, 0, "LAN"), at_us(5_003_906));
+    let m = &net.nodes[0];
+    assert_eq!(
+        m.logged("(WAN) Entering MASTER STATE"),
+        Some(at_us(5_003_906))
+    );
+    assert!(m
+        .logged("VRRP_Group(VGM) Syncing instances to MASTER state")
+        .is_some());
+    assert!(m
+        .logged("(WAN) Sending/queueing gratuitous ARPs on eth0 for 223.202.22.118")
+        .is_some());
+    assert_eq!(m.vips.len(), 2);
+    let b = &net.nodes[1];
+    assert!(b.logged("(WAN) Entering BACKUP STATE (init)").is_some());
+    assert!(b.entered("WAN", VrrpState::Master).is_empty());
+    assert!(b.vips.is_empty());
+}
+
+// RFC 3768 6.4.2 + vrrp_sync_can_goto_master: after a priority-0 advert each backup waits its
+// Skew_Time, but WAN (skew 531.25 ms) may not go MASTER while LAN still wants BACKUP, so the
+// group moves when LAN's skew (609.375 ms) runs out.
+#[test]
+fn seed_priority_zero_handover() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(30));
+    net.stop(0);
+    net.run_until(Instant::from_secs(40));
+    let expected = Instant::from_secs(30) + LATENCY + Duration::from_micros(609_375);
+    assert_eq!(became_master(&net, 1, "LAN"), expected);
+    assert_eq!(became_master(&net, 1, "WAN"), expected);
+    assert!(net.nodes[1]
+        .logged("(WAN) Backup received priority 0 advertisement")
+        .is_some());
+    assert_eq!(net.masters("WAN"), vec![1]);
+}
+
+// Silent death (SIGKILL): Master_Down_Interval after the last advert (RFC 3768 6.4.2); then the
+// returning higher-priority director preempts (RFC 3768 6.4.2 "Preempt_Mode") and the old master
+// steps down with keepalived's "higher priority" line (vrrp_state_master_rx).
+#[test]
+fn seed_preemption_when_master_returns() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(28));
+    net.kill(0);
+    net.run_until(Instant::from_secs(60));
+    // Last advert sent at 25.003906, heard 1 ms later; LAN's interval 15.609375 s decides.
+    let last_rx = at_us(25_003_906) + LATENCY;
+    assert_eq!(
+        became_master(&net, 1, "WAN"),
+        last_rx + Duration::from_micros(15_609_375)
+    );
+    net.restart(0);
+    net.run_until(Instant::from_secs(90));
+    assert_eq!(net.masters("WAN"), vec![0]);
+    assert_eq!(net.masters("LAN"), vec![0]);
+    let back = Instant::from_secs(60) + Duration::from_micros(5_003_906);
+    assert_eq!(became_master(&net, 0, "WAN"), back);
+    let b = &net.nodes[1];
+    assert_eq!(
+        b.logged(
+            "(WAN) Master received advert from 223.202.22.114 with higher priority 220, ours 120"
+        ),
+        Some(back + LATENCY)
+    );
+    assert!(b
+        .logged("VRRP_Group(VGM) Syncing instances to BACKUP state")
+        .is_some());
+    assert!(net.nodes[0]
+        .logged("(WAN) received lower priority (120) advert from 223.202.22.115 - discarding")
+        .is_some());
+}
+
+// Split brain: a partition makes both directors MASTER; after healing the lower one steps down.
+// The healed master hears the backup-turned-master first and answers at once ("forcing new
+// election", vrrp_state_master_rx) so the other side sees 220 and yields.
+#[test]
+fn seed_split_brain_heals() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(30));
+    net.partition(&[0]);
+    net.run_until(Instant::from_secs(45));
+    assert_eq!(net.masters("WAN"), vec![0, 1]);
+    assert_eq!(net.masters("LAN"), vec![0, 1]);
+    // node 1 adverts at x.614281, node 0 at x.003906: heal just before node 1's next one.
+    net.run_until(at_us(50_500_000));
+    net.heal();
+    net.run_until(Instant::from_secs(70));
+    assert_eq!(net.masters("WAN"), vec![0]);
+    assert_eq!(net.masters("LAN"), vec![0]);
+    let rx = at_us(50_614_281) + LATENCY;
+    assert_eq!(
+        net.nodes[0]
+            .logged("(WAN) Received advert from 223.202.22.115 with lower priority 120, ours 220, forcing new election"),
+        Some(rx)
+    );
+    assert_eq!(
+        net.nodes[1].logged(
+            "(WAN) Master received advert from 223.202.22.114 with higher priority 220, ours 120"
+        ),
+        Some(rx + LATENCY)
+    );
+    assert_eq!(net.nodes[1].vips.len(), 0);
+}
+
+// vrrp_track.c down_instance + vrrp_sync.c vrrp_sync_fault: eth0 down on the master puts WAN in
+// FAULT and drags LAN with it; LAN's priority-0 advert reaches the peer, whose LAN must still
+// wait for WAN (vrrp_sync_can_goto_master). Link up: try_up_instance, BACKUP, then preempt back.
+#[test]
+fn seed_sync_group_wan_fault_drags_lan() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(30));
+    net.set_link(0, "eth0", false);
+    let m = &net.nodes[0];
+    let t30 = Instant::from_secs(30);
+    for line in [
+        "Netlink reports eth0 down",
+        "(WAN) Entering FAULT STATE",
+        "VRRP_Group(VGM) Syncing instances to FAULT state",
+        "(LAN) Entering FAULT STATE",
+    ] {
+        assert_eq!(m.logged(line), Some(t30), "{line}");
+    }
+    assert_eq!(m.state("LAN"), VrrpState::Fault);
+    assert!(m.vips.is_empty());
+    net.run_until(Instant::from_secs(50));
+    // WAN's down timer from the last eth0 advert (25.003906 + 1 ms) decides.
+    let takeover = at_us(25_003_906) + LATENCY + Duration::from_micros(15_531_250);
+    assert_eq!(became_master(&net, 1, "WAN"), takeover);
+    assert_eq!(became_master(&net, 1, "LAN"), takeover);
+    net.run_until(Instant::from_secs(60));
+    net.set_link(0, "eth0", true);
+    assert_eq!(net.nodes[0].state("WAN"), VrrpState::Backup);
+    assert_eq!(net.nodes[0].state("LAN"), VrrpState::Backup);
+    net.run_until(Instant::from_secs(90));
+    // Each preempts after its own down interval; the group moves with the slower (LAN, 200).
+    assert_eq!(
+        became_master(&net, 0, "WAN"),
+        Instant::from_secs(60) + Duration::from_micros(15_218_750)
+    );
+    assert_eq!(net.masters("WAN"), vec![0]);
+    assert_eq!(net.masters("LAN"), vec![0]);
+}
+
+// RFC 3768 6.4.2 Preempt_Mode / keepalived nopreempt: a returning higher priority stays BACKUP
+// under nopreempt and preempts without it.
+#[test]
+fn nopreempt_and_preempt() {
+    for nopreempt in [true, false] {
+        let a = node(1, 150, |c| c.nopreempt = nopreempt);
+        let b = node(2, 100, |_| {});
+        let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
+        net.run_until(Instant::from_secs(10));
+        assert_eq!(became_master(&net, 0, "VI"), at_us(3_414_062));
+        net.kill(0);
+        net.run_until(Instant::from_secs(20));
+        assert_eq!(net.masters("VI"), vec![1]);
+        net.restart(0);
+        net.run_until(Instant::from_secs(60));
+        if nopreempt {
+            assert_eq!(net.masters("VI"), vec![1]);
+        } else {
+            assert_eq!(net.masters("VI"), vec![0]);
+            assert_eq!(
+                became_master(&net, 0, "VI"),
+                Instant::from_secs(20) + Duration::from_micros(3_414_062)
+            );
+        }
+    }
+}
+
+// vrrp.c vrrp_state_backup preempt_delay: lower priority adverts are accepted until the delay
+// (started by the first one) has passed; the next one is discarded and the down timer runs out.
+#[test]
+fn preempt_delay_holds_back_preemption() {
+    let a = node(1, 150, |c| c.preempt_delay = Duration::from_secs(15));
+    let b = node(2, 100, |_| {});
+    let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
+    net.run_until(Instant::from_secs(10));
+    net.kill(0);
+    net.run_until(Instant::from_secs(20));
+    let tb = became_master(&net, 1, "VI");
+    net.restart(0);
+    net.run_until(Instant::from_secs(60));
+    // B adverts at tb + k s; the first A hears after its restart at 20 s starts the delay.
+    let mut first = tb + LATENCY;
+    while first <= Instant::from_secs(20) {
+        first += Duration::from_secs(1);
+    }
+    let expected = first + Duration::from_secs(14) + Duration::from_micros(3_414_062);
+    assert_eq!(became_master(&net, 0, "VI"), expected);
+    assert!(net.nodes[0]
+        .logged("(VI) start preempt delay (15.000000)")
+        .is_some());
+    assert_eq!(net.masters("VI"), vec![0]);
+}
+
+// track_script with a negative weight (vrrp_track.c process_script_update_priority): failing
+// drops A from 100 to 40 below B's 80, B preempts; recovery gives it back.
+#[test]
+fn track_script_weight_changes_the_winner() {
+    let mut a = node(1, 100, |c| {
+        c.track_scripts = vec![TrackScript {
+            script: "chk".into(),
+            weight: None,
+            reverse: false,
+        }];
+    });
+    a.scripts = vec![ScriptConfig {
+        weight: -60,
+        ..ScriptConfig::new("chk")
+    }];
+    let b = node(2, 80, |_| {});
+    let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
+    net.run_until(at_us(20_500_000));
+    assert_eq!(net.masters("VI"), vec![0]);
+    net.nodes[0].script_status.insert("chk".into(), 1);
+    net.run_until(Instant::from_secs(40));
+    assert_eq!(net.masters("VI"), vec![1]);
+    assert_eq!(
+        net.nodes[0].logged("(VI) Changing effective priority from 100 to 40"),
+        Some(Instant::from_secs(21))
+    );
+    assert!(net.nodes[0]
+        .logged("(VI) Master received advert from 10.0.0.2 with higher priority 80, ours 40")
+        .is_some());
+    net.nodes[0].script_status.insert("chk".into(), 0);
+    net.run_until(Instant::from_secs(60));
+    assert_eq!(net.masters("VI"), vec![0]);
+}
+
+// Three routers (RFC 3768 6.4): the highest priority wins, the next one takes over after its own
+// Master_Down_Interval, and the lowest keeps accepting the new master.
+#[test]
+fn three_instance_election() {
+    let mut net = Net::new(
+        vec![
+            ("P100", node(1, 100, |_| {})),
+            ("P150", node(2, 150, |_| {})),
+            ("P200", node(3, 200, |_| {})),
+        ],
+        LATENCY,
+    );
+    net.run_until(Instant::from_secs(10));
+    assert_eq!(net.masters("VI"), vec![2]);
+    assert_eq!(became_master(&net, 2, "VI"), at_us(3_218_750));
+    net.kill(2);
+    net.run_until(Instant::from_secs(20));
+    // Last advert at 9.21875 s, heard 1 ms later; 150's interval is 3 + 106/256 s.
+    assert_eq!(became_master(&net, 1, "VI"), at_us(9_219_750 + 3_414_062));
+    assert_eq!(net.masters("VI"), vec![1]);
+    assert!(net.nodes[0].entered("VI", VrrpState::Master).is_empty());
+    net.restart(2);
+    net.run_until(Instant::from_secs(40));
+    assert_eq!(net.masters("VI"), vec![2]);
+}
+
+// RFC 3768 6.4.3: equal priorities both time out together; the higher primary address wins.
+#[test]
+fn equal_priority_higher_address_wins() {
+    let mut net = Net::new(
+        vec![
+            ("low", node(1, 100, |_| {})),
+            ("high", node(2, 100, |_| {})),
+        ],
+        LATENCY,
+    );
+    net.run_until(Instant::from_secs(10));
+    assert_eq!(net.masters("VI"), vec![1]);
+    assert!(net.nodes[0]
+        .logged("(VI) Master received advert from 10.0.0.2 with same priority 100 but higher IP address than ours")
+        .is_some());
+}
+
+/// One row of the seed's timing table.
+struct Row {
+    node: &'static str,
+    inst: &'static str,
+    prio: u8,
+    skew_us: u64,
+    down_us: u64,
+}
+
+// The seed's timing table (advert_int 5, VRRP v2): Skew_Time = (256 - prio) / 256 s and
+// Master_Down_Interval = 3 * 5 s + Skew_Time (RFC 3768 6.1, keepalived VRRP_MS_DOWN_TIMER);
+// the takeover times after a priority-0 advert and after a silent death are what the pair
+// harness measures, the VGM group waiting for its slower member.
+#[test]
+fn seed_timing_table() {
+    let table = [
+        Row {
+            node: "LVSMaster",
+            inst: "WAN",
+            prio: 220,
+            skew_us: 140_625,
+            down_us: 15_140_625,
+        },
+        Row {
+            node: "LVSMaster",
+            inst: "LAN",
+            prio: 200,
+            skew_us: 218_750,
+            down_us: 15_218_750,
+        },
+        Row {
+            node: "LVSBACKUP",
+            inst: "WAN",
+            prio: 120,
+            skew_us: 531_250,
+            down_us: 15_531_250,
+        },
+        Row {
+            node: "LVSBACKUP",
+            inst: "LAN",
+            prio: 100,
+            skew_us: 609_375,
+            down_us: 15_609_375,
+        },
+    ];
+    let net = seed_net();
+    for row in &table {
+        let n = net.nodes.iter().find(|n| n.name == row.node).unwrap();
+        let i = n.router.as_ref().unwrap().instance(row.inst).unwrap();
+        assert_eq!(i.effective_priority(), row.prio);
+        assert_eq!(us(i.skew_time()), row.skew_us, "{} {}", row.node, row.inst);
+        assert_eq!(
+            us(i.master_down_interval()),
+            row.down_us,
+            "{} {}",
+            row.node,
+            row.inst
+        );
+    }
+
+    // Priority 0 (SIGTERM at 30 s): the group follows LAN's skew, 609.375 ms after receipt.
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(30));
+    net.stop(0);
+    net.run_until(Instant::from_secs(40));
+    let after_prio0 = became_master(&net, 1, "WAN") - (Instant::from_secs(30) + LATENCY);
+    assert_eq!(us(after_prio0), 609_375);
+
+    // Silent death (SIGKILL at 28 s): LAN's 15.609375 s after the last advert heard.
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(28));
+    net.kill(0);
+    net.run_until(Instant::from_secs(60));
+    let after_death = became_master(&net, 1, "WAN") - (at_us(25_003_906) + LATENCY);
+    assert_eq!(us(after_death), 15_609_375);
+
+    // Without the sync group each instance moves on its own interval.
+    let mut cfgs = [seed_config(true), seed_config(false)];
+    for c in &mut cfgs {
+        c.sync_groups.clear();
+    }
+    let [m, b] = cfgs;
+    let mut net = Net::new(vec![("LVSMaster", m), ("LVSBACKUP", b)], LATENCY);
+    net.run_until(Instant::from_secs(28));
+    // Without a group, `state MASTER` waits a full interval at start (vrrp_init_state).
+    assert_eq!(became_master(&net, 0, "WAN"), at_us(15_140_625));
+    net.stop(0);
+    net.run_until(Instant::from_secs(40));
+    let t0 = Instant::from_secs(28) + LATENCY;
+    assert_eq!(us(became_master(&net, 1, "WAN") - t0), 531_250);
+    assert_eq!(us(became_master(&net, 1, "LAN") - t0), 609_375);
+}
+
+// The seed walkthrough as keepalived log lines on both directors: start, SIGTERM on the master,
+// restart, preemption back.
+#[test]
+fn seed_walkthrough_timeline() {
+    let mut net = seed_net();
+    net.run_until(Instant::from_secs(30));
+    net.stop(0);
+    net.run_until(Instant::from_secs(60));
+    net.restart(0);
+    net.run_until(Instant::from_secs(80));
+    insta::assert_snapshot!(net.timeline());
+}
+
+// Same inputs, same outputs: two runs produce identical traces.
+#[test]
+fn runs_are_deterministic() {
+    let run = || {
+        let mut net = seed_net();
+        net.run_until(Instant::from_secs(30));
+        net.partition(&[0]);
+        net.run_for(Duration::from_secs(20));
+        net.heal();
+        net.run_until(Instant::from_secs(70));
+        net.nodes
+            .iter()
+            .map(|n| format!("{:?}", n.trace))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
