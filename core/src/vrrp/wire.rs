@@ -1,8 +1,30 @@
 //! VRRP advertisement codec and the ARP / neighbour-advertisement frames a new master sends.
 //!
-//! SKELETON: the codec helper fills encode/decode; the state machine builds on [`Advert`].
+//! Frames are whole Ethernet frames, laid out the way keepalived 2.2 puts them on the wire
+//! (checked byte for byte against captures in `fixtures/vrrp/`, see `core/tests/vrrp_interop.rs`):
+//!
+//! * IPv4 (keepalived builds the header itself, `IP_HDRINCL`, `vrrp_build_ip4`): TOS 0xc0
+//!   (internet control), no DF flag, TTL 255, protocol 112, an IP id that keepalived counts per
+//!   instance (1, 2, 3, ... skipping 0, `vrrp_update_pkt`), header checksum filled by the kernel.
+//! * IPv6 (the kernel builds the header): traffic class 0xc0 (`if_setsockopt_priority`),
+//!   hop limit 255, a flow label the kernel derives from a hash of the flow
+//!   (`net.ipv6.auto_flowlabels`, keyed per boot), VRRP checksum filled by the kernel
+//!   (`IPV6_CHECKSUM`) with the usual IPv6 pseudo-header, whatever the VRRP version.
+//! * Source MAC: the sending interface's own MAC. Only with `use_vmac` does keepalived send
+//!   from a macvlan carrying the virtual MAC ([`virtual_mac`]); the caller picks.
+//! * VRRP checksum: v2 over the VRRP message alone (RFC 3768 5.3.8); v3 over IPv4 with the IPv4
+//!   pseudo-header (RFC 5798 5.2.8), whose destination keepalived replaces by 224.0.0.18 for
+//!   unicast peers in `old_unicast_checksum` mode (keepalived <= 1.3.6 did that).
+//!
+//! Decoding applies the checks of keepalived's `vrrp_check_packet` in its order, plus what the
+//! kernel checks before keepalived sees the packet (IP header and IPv6 checksums, lengths).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{
+    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options,
+    Ipv4Slice, Ipv6FlowLabel, Ipv6Header, Ipv6Slice,
+};
 
 /// VRRP protocol version.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -39,4 +61,764 @@ pub struct Advert {
     pub auth: Auth,
     /// The virtual addresses.
     pub addrs: Vec<IpAddr>,
+}
+
+/// IP protocol number of VRRP.
+pub const IPPROTO_VRRP: u8 = 112;
+/// TTL / hop limit every VRRP packet must carry (RFC 3768 5.2.3, RFC 5798 5.1.1.3).
+pub const VRRP_TTL: u8 = 255;
+/// IPv4 multicast group of VRRP.
+pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// IPv6 multicast group of VRRP.
+pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// IPv4 TOS / IPv6 traffic class keepalived sends with (precedence "internetwork control").
+pub const TOS_INTERNET_CONTROL: u8 = 0xc0;
+/// Length of the fixed VRRP header.
+pub const HEADER_LEN: usize = 8;
+/// Length of the v2 authentication data (present in every v2-over-IPv4 advert).
+pub const AUTH_DATA_LEN: usize = 8;
+/// Largest v3 advertisement interval (12 bits of centiseconds).
+pub const MAX_V3_ADVERT_INT_CS: u16 = 0x0fff;
+
+const VRRP_TYPE_ADVERT: u8 = 1;
+const AUTH_TYPE_NONE: u8 = 0;
+const AUTH_TYPE_PASS: u8 = 1;
+const AUTH_TYPE_AH: u8 = 2;
+
+/// The VRRP virtual MAC of `vrid`: 00-00-5E-00-01-{VRID} for IPv4, 00-00-5E-00-02-{VRID} for IPv6.
+pub fn virtual_mac(ipv6: bool, vrid: u8) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, if ipv6 { 0x02 } else { 0x01 }, vrid]
+}
+
+/// The Ethernet group address a multicast IP maps to (RFC 1112 6.4, RFC 2464 7); `None` for unicast.
+pub fn multicast_mac(ip: IpAddr) -> Option<[u8; 6]> {
+    match ip {
+        IpAddr::V4(v4) if v4.is_multicast() => {
+            let o = v4.octets();
+            Some([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
+        }
+        IpAddr::V6(v6) if v6.is_multicast() => {
+            let o = v6.octets();
+            Some([0x33, 0x33, o[12], o[13], o[14], o[15]])
+        }
+        _ => None,
+    }
+}
+
+/// How the receiver of a v3-over-IPv4 unicast advert computes the checksum pseudo-header
+/// (keepalived's `old_unicast_checksum` keyword and its automatic fallback).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum UnicastChecksum {
+    /// RFC pseudo-header; fall back to the old form when only that one verifies
+    /// (keepalived's default, `CHKSUM_COMPATIBILITY_NONE`).
+    #[default]
+    Rfc,
+    /// RFC pseudo-header only (`old_unicast_checksum never`).
+    Never,
+    /// Destination 224.0.0.18 in the pseudo-header (`old_unicast_checksum`, or after the fallback).
+    Old,
+}
+
+/// Everything about an advert's frame that is not in the [`Advert`] itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameParams {
+    /// Source MAC: the interface's own MAC (keepalived's default) or [`virtual_mac`] with `use_vmac`.
+    pub src_mac: [u8; 6],
+    /// Destination MAC; `None` derives it from a multicast `dst_ip` ([`multicast_mac`]).
+    pub dst_mac: Option<[u8; 6]>,
+    /// Source address (the primary IPv4 address, or the IPv6 link-local address).
+    pub src_ip: IpAddr,
+    /// [`MCAST_V4`] / [`MCAST_V6`] or a unicast peer.
+    pub dst_ip: IpAddr,
+    /// TTL / hop limit ([`VRRP_TTL`] unless keepalived's unicast `ttl` says otherwise).
+    pub ttl: u8,
+    /// IPv4 identification: keepalived's per-instance counter (1, 2, ... wrapping to 1, not 0).
+    pub ip_id: u16,
+    /// IPv6 flow label (20 bits) the kernel chose; 0 when `net.ipv6.auto_flowlabels` is 0.
+    pub flow_label: u32,
+    /// v3 over IPv4 to a unicast peer: put 224.0.0.18 in the checksum pseudo-header.
+    pub old_unicast_checksum: bool,
+}
+
+impl FrameParams {
+    /// Multicast advert to 224.0.0.18 / ff02::12 (chosen by the family of `src_ip`).
+    pub fn multicast(src_mac: [u8; 6], src_ip: IpAddr) -> Self {
+        let dst_ip = match src_ip {
+            IpAddr::V4(_) => IpAddr::V4(MCAST_V4),
+            IpAddr::V6(_) => IpAddr::V6(MCAST_V6),
+        };
+        Self {
+            src_mac,
+            dst_mac: None,
+            src_ip,
+            dst_ip,
+            ttl: VRRP_TTL,
+            ip_id: 1,
+            flow_label: 0,
+            old_unicast_checksum: false,
+        }
+    }
+
+    /// Unicast advert to a `unicast_peer` whose MAC is known.
+    pub fn unicast(src_mac: [u8; 6], src_ip: IpAddr, dst_mac: [u8; 6], dst_ip: IpAddr) -> Self {
+        Self {
+            dst_mac: Some(dst_mac),
+            dst_ip,
+            ..Self::multicast(src_mac, src_ip)
+        }
+    }
+}
+
+/// Why an advert could not be encoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// Source, destination and virtual addresses must all be IPv4 or all IPv6.
+    #[error("address family mismatch: {0} does not match the source address family")]
+    FamilyMismatch(IpAddr),
+    /// The count field is one byte.
+    #[error("{0} virtual addresses, at most 255 fit in an advert")]
+    TooManyAddresses(usize),
+    /// v2 carries whole seconds up to 255, v3 up to 4095 centiseconds.
+    #[error("advert interval {cs} cs cannot be carried by VRRP {version:?}")]
+    AdvertInterval {
+        /// Requested interval.
+        cs: u16,
+        /// Version of the advert.
+        version: Version,
+    },
+    /// A unicast destination needs its MAC.
+    #[error("destination {0} is not multicast and no destination MAC was given")]
+    NoDestinationMac(IpAddr),
+}
+
+/// What the receiving instance requires of an advert (its configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// The instance's VRRP version.
+    pub version: Version,
+    /// The instance's virtual router id.
+    pub vrid: u8,
+    /// v2 authentication the instance is configured with.
+    pub auth: Auth,
+    /// The instance's advert interval (compared with v2 adverts only; v3 backups adopt the master's).
+    pub advert_int_cs: u16,
+    /// The instance's virtual addresses.
+    pub addrs: Vec<IpAddr>,
+    /// Check the address count and list (keepalived's `check_vip_addr`: always as master,
+    /// as backup unless `skip_check_adv_addr` is set and the advert comes from the known master).
+    pub check_addrs: bool,
+    /// The instance uses `unicast_peer` (no TTL check, unicast destination expected).
+    pub unicast: bool,
+    /// v3 over IPv4 unicast checksum mode.
+    pub unicast_checksum: UnicastChecksum,
+}
+
+/// A frame that passed every check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Ethernet source.
+    pub src_mac: [u8; 6],
+    /// Ethernet destination.
+    pub dst_mac: [u8; 6],
+    /// The sender's address (the tie-break for equal priorities).
+    pub src_ip: IpAddr,
+    /// Where it was sent.
+    pub dst_ip: IpAddr,
+    /// TTL / hop limit as received.
+    pub ttl: u8,
+    /// The advert.
+    pub advert: Advert,
+    /// The advert lists exactly the expected addresses (in any order); always computed, even
+    /// when `check_addrs` is off.
+    pub addrs_match: bool,
+    /// The checksum verified only with 224.0.0.18 in the pseudo-header: a keepalived receiving
+    /// this switches the instance to `old_unicast_checksum` ("Setting unicast VRRPv3 checksum to
+    /// old version").
+    pub old_unicast_checksum: bool,
+}
+
+/// Why a frame is not an acceptable advert for the instance.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than a header or length field needs.
+    #[error("truncated {layer}: need {needed} bytes, have {got}")]
+    Truncated {
+        /// Which layer.
+        layer: &'static str,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        got: usize,
+    },
+    /// An Ethernet type other than IPv4 / IPv6.
+    #[error("not IP: ethertype {0:#06x}")]
+    NotIp(u16),
+    /// The IP layer is malformed (bad version, header length, extension header...).
+    #[error("malformed {layer} packet: {reason}")]
+    MalformedIp {
+        /// IPv4 or IPv6.
+        layer: &'static str,
+        /// What etherparse said.
+        reason: String,
+    },
+    /// The IPv4 header checksum is wrong (the kernel drops these).
+    #[error("bad IPv4 header checksum {got:#06x}, expected {expected:#06x}")]
+    BadIpChecksum {
+        /// Carried.
+        got: u16,
+        /// Computed.
+        expected: u16,
+    },
+    /// A fragment (VRRP is never fragmented).
+    #[error("fragmented packet")]
+    Fragmented,
+    /// IP protocol is not 112 (an IPsec AH advert also lands here: AH is not supported).
+    #[error("IP protocol {0} is not VRRP (112)")]
+    NotVrrp(u8),
+    /// VRID of another virtual router ("Unknown VRID(%d) received ... ignoring").
+    #[error("VRID {got} is not ours ({want})")]
+    VridNotOurs {
+        /// Carried.
+        got: u8,
+        /// Ours.
+        want: u8,
+    },
+    /// The VRRP length disagrees with version and count ("vrrp packet too long/short").
+    #[error("vrrp packet too {}, length {got} and expect {expected}", if got > expected { "long" } else { "short" })]
+    LengthMismatch {
+        /// VRRP bytes in the IP payload.
+        got: usize,
+        /// What version and address count imply.
+        expected: usize,
+    },
+    /// TTL / hop limit is not 255 on a multicast instance ("invalid TTL/HL").
+    #[error("invalid TTL/HL. Received {0} and expect 255")]
+    BadTtl(u8),
+    /// Another VRRP version ("wrong version").
+    #[error("wrong version. Received {got} and expect {want}")]
+    WrongVersion {
+        /// Version nibble carried.
+        got: u8,
+        /// Ours.
+        want: u8,
+    },
+    /// v2 auth type outside 0..=2 ("Invalid auth type").
+    #[error("Invalid auth type: {0}")]
+    InvalidAuthType(u8),
+    /// v2 auth type differs from ours ("received a %d auth, expecting %d!").
+    #[error("received a {got} auth, expecting {want}!")]
+    AuthTypeMismatch {
+        /// Carried.
+        got: u8,
+        /// Ours.
+        want: u8,
+    },
+    /// v2 PASS password differs ("received an invalid passwd!").
+    #[error("received an invalid passwd!")]
+    AuthFailure,
+    /// v2 interval differs from ours ("advertisement interval mismatch").
+    #[error("advertisement interval mismatch mine={want} sec rcv'd={got} sec")]
+    AdvertIntMismatch {
+        /// Seconds carried.
+        got: u8,
+        /// Ours, in seconds.
+        want: u16,
+    },
+    /// Type other than 1 (advertisement).
+    #[error("Invalid packet type. {0} and expect 1")]
+    WrongType(u8),
+    /// Address count differs from ours ("received an unexpected ip number count").
+    #[error("received an unexpected ip number count {got}, expected {want}!")]
+    AddrCountMismatch {
+        /// Count carried.
+        got: u8,
+        /// Our number of virtual addresses.
+        want: usize,
+    },
+    /// VRRP checksum wrong ("Invalid VRRPv2/VRRPv3 checksum").
+    #[error("invalid VRRP checksum {got:#06x}, expected {expected:#06x}")]
+    BadChecksum {
+        /// Carried.
+        got: u16,
+        /// Computed (with the pseudo-header the instance uses).
+        expected: u16,
+    },
+    /// Multicast advert on a unicast instance or the reverse.
+    #[error("expected {} packet but received {} packet", if *.expected_unicast { "unicast" } else { "multicast" }, if *.expected_unicast { "multicast" } else { "unicast" })]
+    CastMismatch {
+        /// The instance uses unicast peers.
+        expected_unicast: bool,
+    },
+    /// One of our addresses is not in the advert ("ip address associated with VRID %d not
+    /// present in MASTER advert").
+    #[error("ip address associated with VRID not present in MASTER advert: {0}")]
+    AddrMissing(IpAddr),
+}
+
+fn auth_type_code(auth: &Auth) -> u8 {
+    match auth {
+        Auth::None => AUTH_TYPE_NONE,
+        Auth::Pass(_) => AUTH_TYPE_PASS,
+        Auth::Ah => AUTH_TYPE_AH,
+    }
+}
+
+fn version_nibble(version: Version) -> u8 {
+    match version {
+        Version::V2 => 2,
+        Version::V3 => 3,
+    }
+}
+
+/// Internet checksum (RFC 1071) of `parts` laid end to end; every part but the last has even length.
+fn inet_checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for part in parts {
+        let mut chunks = part.chunks_exact(2);
+        for pair in &mut chunks {
+            if let [hi, lo] = pair {
+                sum += u32::from(u16::from_be_bytes([*hi, *lo]));
+            }
+        }
+        if let [last] = chunks.remainder() {
+            sum += u32::from(u16::from_be_bytes([*last, 0]));
+        }
+        // Fold early so the u32 never overflows, whatever the input length.
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> [u8; 12] {
+    let mut p = [0u8; 12];
+    p[..4].copy_from_slice(&src.octets());
+    p[4..8].copy_from_slice(&dst.octets());
+    p[9] = IPPROTO_VRRP;
+    p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
+    p
+}
+
+fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> [u8; 40] {
+    let mut p = [0u8; 40];
+    p[..16].copy_from_slice(&src.octets());
+    p[16..32].copy_from_slice(&dst.octets());
+    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
+    p[39] = IPPROTO_VRRP;
+    p
+}
+
+/// Checksum a VRRP message would carry (its checksum bytes are taken as zero).
+/// `v4_pseudo_dst` is the pseudo-header destination for v3 over IPv4.
+fn vrrp_checksum(version: Version, src: IpAddr, pseudo_dst: IpAddr, msg: &[u8]) -> u16 {
+    let head: [u8; 6] = match msg.first_chunk::<6>() {
+        Some(h) => *h,
+        None => return 0,
+    };
+    let rest = msg.get(HEADER_LEN..).unwrap_or(&[]);
+    match (src, pseudo_dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) if version == Version::V3 => {
+            inet_checksum(&[&pseudo_v4(s, d, msg.len()), &head, &[0, 0], rest])
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            inet_checksum(&[&pseudo_v6(s, d, msg.len()), &head, &[0, 0], rest])
+        }
+        _ => inet_checksum(&[&head, &[0, 0], rest]),
+    }
+}
+
+/// The VRRP message (header, addresses, v2 auth data) with its checksum.
+fn encode_vrrp(params: &FrameParams, advert: &Advert) -> Result<Vec<u8>, EncodeError> {
+    let ipv6 = params.src_ip.is_ipv6();
+    if params.dst_ip.is_ipv6() != ipv6 {
+        return Err(EncodeError::FamilyMismatch(params.dst_ip));
+    }
+    if let Some(bad) = advert.addrs.iter().find(|a| a.is_ipv6() != ipv6) {
+        return Err(EncodeError::FamilyMismatch(*bad));
+    }
+    let count = u8::try_from(advert.addrs.len())
+        .map_err(|_| EncodeError::TooManyAddresses(advert.addrs.len()))?;
+    let interval_err = EncodeError::AdvertInterval {
+        cs: advert.advert_int_cs,
+        version: advert.version,
+    };
+    let (byte4, byte5) = match advert.version {
+        Version::V2 => {
+            let whole_secs = advert.advert_int_cs / 100;
+            if whole_secs * 100 != advert.advert_int_cs {
+                return Err(interval_err);
+            }
+            let secs = u8::try_from(whole_secs).map_err(|_| interval_err)?;
+            (auth_type_code(&advert.auth), secs)
+        }
+        Version::V3 => {
+            if advert.advert_int_cs > MAX_V3_ADVERT_INT_CS {
+                return Err(interval_err);
+            }
+            let [hi, lo] = advert.advert_int_cs.to_be_bytes();
+            (hi, lo)
+        }
+    };
+    let mut msg = vec![
+        (version_nibble(advert.version) << 4) | VRRP_TYPE_ADVERT,
+        advert.vrid,
+        advert.priority,
+        count,
+        byte4,
+        byte5,
+        0,
+        0,
+    ];
+    for addr in &advert.addrs {
+        match addr {
+            IpAddr::V4(a) => msg.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => msg.extend_from_slice(&a.octets()),
+        }
+    }
+    // keepalived reserves the 8 auth bytes in every v2-over-IPv4 advert and fills them only for PASS.
+    if advert.version == Version::V2 && !ipv6 {
+        match &advert.auth {
+            Auth::Pass(pw) => msg.extend_from_slice(pw),
+            Auth::None | Auth::Ah => msg.extend_from_slice(&[0; AUTH_DATA_LEN]),
+        }
+    }
+    let pseudo_dst = if params.old_unicast_checksum && !ipv6 {
+        IpAddr::V4(MCAST_V4)
+    } else {
+        params.dst_ip
+    };
+    let sum = vrrp_checksum(advert.version, params.src_ip, pseudo_dst, &msg);
+    if let Some(slot) = msg.get_mut(6..8) {
+        slot.copy_from_slice(&sum.to_be_bytes());
+    }
+    Ok(msg)
+}
+
+/// Encode `advert` as the full Ethernet frame keepalived would send with `params`.
+pub fn encode_frame(params: &FrameParams, advert: &Advert) -> Result<Vec<u8>, EncodeError> {
+    let msg = encode_vrrp(params, advert)?;
+    let dst_mac = match params.dst_mac {
+        Some(mac) => mac,
+        None => multicast_mac(params.dst_ip).ok_or(EncodeError::NoDestinationMac(params.dst_ip))?,
+    };
+    let (ether_type, ip_bytes): (EtherType, Vec<u8>) = match (params.src_ip, params.dst_ip) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let mut ip = Ipv4Header {
+                dscp: Ipv4Dscp::try_new(TOS_INTERNET_CONTROL >> 2).unwrap_or(Ipv4Dscp::ZERO),
+                ecn: Ipv4Ecn::ZERO,
+                // The message is at most 8 + 255 * 4 + 8 bytes.
+                total_len: (Ipv4Header::MIN_LEN + msg.len()) as u16,
+                identification: params.ip_id,
+                dont_fragment: false,
+                more_fragments: false,
+                fragment_offset: IpFragOffset::ZERO,
+                time_to_live: params.ttl,
+                protocol: IpNumber::VRRP,
+                header_checksum: 0,
+                source: src.octets(),
+                destination: dst.octets(),
+                options: Ipv4Options::default(),
+            };
+            ip.header_checksum = ip.calc_header_checksum();
+            (EtherType::IPV4, ip.to_bytes().to_vec())
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let ip = Ipv6Header {
+                traffic_class: TOS_INTERNET_CONTROL,
+                flow_label: Ipv6FlowLabel::try_new(params.flow_label & 0xf_ffff)
+                    .unwrap_or(Ipv6FlowLabel::ZERO),
+                // At most 8 + 255 * 16 bytes.
+                payload_length: msg.len() as u16,
+                next_header: IpNumber::VRRP,
+                hop_limit: params.ttl,
+                source: src.octets(),
+                destination: dst.octets(),
+            };
+            (EtherType::IPV6, ip.to_bytes().to_vec())
+        }
+        _ => return Err(EncodeError::FamilyMismatch(params.dst_ip)),
+    };
+    let eth = Ethernet2Header {
+        source: params.src_mac,
+        destination: dst_mac,
+        ether_type,
+    };
+    let mut frame = Vec::with_capacity(Ethernet2Header::LEN + ip_bytes.len() + msg.len());
+    frame.extend_from_slice(&eth.to_bytes());
+    frame.extend_from_slice(&ip_bytes);
+    frame.extend_from_slice(&msg);
+    Ok(frame)
+}
+
+/// The IP layer of a received frame, reduced to what the VRRP checks need.
+struct IpLayer<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    protocol: u8,
+    payload: &'a [u8],
+}
+
+fn malformed(layer: &'static str, reason: impl std::fmt::Display) -> DecodeError {
+    DecodeError::MalformedIp {
+        layer,
+        reason: reason.to_string(),
+    }
+}
+
+fn ip_layer(frame: &[u8]) -> Result<(Ethernet2Header, IpLayer<'_>), DecodeError> {
+    let (eth, rest) = Ethernet2Header::from_slice(frame).map_err(|_| DecodeError::Truncated {
+        layer: "Ethernet header",
+        needed: Ethernet2Header::LEN,
+        got: frame.len(),
+    })?;
+    let truncated = |layer, e: &etherparse::err::LenError| DecodeError::Truncated {
+        layer,
+        needed: e.required_len,
+        got: e.len,
+    };
+    let ip = match eth.ether_type {
+        EtherType::IPV4 => {
+            let slice = Ipv4Slice::from_slice(rest).map_err(|e| match &e {
+                etherparse::err::ipv4::SliceError::Len(l) => truncated("IPv4 packet", l),
+                _ => malformed("IPv4", e),
+            })?;
+            let header = slice.header();
+            if slice.extensions().auth.is_some() {
+                return Err(DecodeError::NotVrrp(IpNumber::AUTHENTICATION_HEADER.0));
+            }
+            let carried = header.header_checksum();
+            let expected = header.to_header().calc_header_checksum();
+            if carried != expected {
+                return Err(DecodeError::BadIpChecksum {
+                    got: carried,
+                    expected,
+                });
+            }
+            if slice.is_payload_fragmented() {
+                return Err(DecodeError::Fragmented);
+            }
+            IpLayer {
+                src: IpAddr::V4(header.source_addr()),
+                dst: IpAddr::V4(header.destination_addr()),
+                ttl: header.ttl(),
+                protocol: slice.payload().ip_number.0,
+                payload: slice.payload().payload,
+            }
+        }
+        EtherType::IPV6 => {
+            let slice = Ipv6Slice::from_slice(rest).map_err(|e| match &e {
+                etherparse::err::ipv6::SliceError::Len(l) => truncated("IPv6 packet", l),
+                _ => malformed("IPv6", e),
+            })?;
+            if slice.is_payload_fragmented() {
+                return Err(DecodeError::Fragmented);
+            }
+            let header = slice.header();
+            IpLayer {
+                src: IpAddr::V6(header.source_addr()),
+                dst: IpAddr::V6(header.destination_addr()),
+                ttl: header.hop_limit(),
+                protocol: slice.payload().ip_number.0,
+                payload: slice.payload().payload,
+            }
+        }
+        other => return Err(DecodeError::NotIp(other.0)),
+    };
+    Ok((eth, ip))
+}
+
+fn addr_at(msg: &[u8], ipv6: bool, i: usize) -> Option<IpAddr> {
+    if ipv6 {
+        let bytes: [u8; 16] = msg
+            .get(HEADER_LEN + 16 * i..HEADER_LEN + 16 * (i + 1))?
+            .try_into()
+            .ok()?;
+        Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+    } else {
+        let bytes: [u8; 4] = msg
+            .get(HEADER_LEN + 4 * i..HEADER_LEN + 4 * (i + 1))?
+            .try_into()
+            .ok()?;
+        Some(IpAddr::V4(Ipv4Addr::from(bytes)))
+    }
+}
+
+/// Decode a received Ethernet frame and check it the way keepalived 2.2 checks an advert for
+/// the instance described by `expect`.
+pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeError> {
+    let (eth, ip) = ip_layer(frame)?;
+    if ip.protocol != IPPROTO_VRRP {
+        return Err(DecodeError::NotVrrp(ip.protocol));
+    }
+    let msg = ip.payload;
+    let head: [u8; HEADER_LEN] =
+        *msg.first_chunk::<HEADER_LEN>()
+            .ok_or(DecodeError::Truncated {
+                layer: "VRRP header",
+                needed: HEADER_LEN,
+                got: msg.len(),
+            })?;
+    let [vers_type, vrid, priority, naddr, byte4, byte5, ck_hi, ck_lo] = head;
+    let carried_sum = u16::from_be_bytes([ck_hi, ck_lo]);
+    let ipv6 = ip.src.is_ipv6();
+
+    // The kernel verifies IPv6 checksums (IPV6_CHECKSUM) before keepalived sees anything.
+    if ipv6 {
+        let expected = vrrp_checksum(Version::V3, ip.src, ip.dst, msg);
+        if expected != carried_sum {
+            return Err(DecodeError::BadChecksum {
+                got: carried_sum,
+                expected,
+            });
+        }
+    }
+    // keepalived's dispatcher finds the instance by VRID before any other check.
+    if vrid != expect.vrid {
+        return Err(DecodeError::VridNotOurs {
+            got: vrid,
+            want: expect.vrid,
+        });
+    }
+    let version = vers_type >> 4;
+    let v2_over_v4 = version == 2 && !ipv6;
+    let addr_len = if ipv6 { 16 } else { 4 };
+    let expected_len =
+        HEADER_LEN + usize::from(naddr) * addr_len + if v2_over_v4 { AUTH_DATA_LEN } else { 0 };
+    if msg.len() != expected_len {
+        return Err(DecodeError::LengthMismatch {
+            got: msg.len(),
+            expected: expected_len,
+        });
+    }
+    if !expect.unicast && ip.ttl != VRRP_TTL {
+        return Err(DecodeError::BadTtl(ip.ttl));
+    }
+    let want_version = version_nibble(expect.version);
+    if version != want_version {
+        return Err(DecodeError::WrongVersion {
+            got: version,
+            want: want_version,
+        });
+    }
+    let auth_data = msg
+        .get(msg.len().saturating_sub(AUTH_DATA_LEN)..)
+        .unwrap_or(&[]);
+    let (auth, advert_int_cs) = match expect.version {
+        Version::V2 => {
+            let auth = match byte4 {
+                AUTH_TYPE_NONE => Auth::None,
+                AUTH_TYPE_PASS => {
+                    let mut pw = [0u8; AUTH_DATA_LEN];
+                    if v2_over_v4 {
+                        pw.copy_from_slice(auth_data);
+                    }
+                    Auth::Pass(pw)
+                }
+                AUTH_TYPE_AH => Auth::Ah,
+                other => return Err(DecodeError::InvalidAuthType(other)),
+            };
+            let want_type = auth_type_code(&expect.auth);
+            if byte4 != want_type {
+                return Err(DecodeError::AuthTypeMismatch {
+                    got: byte4,
+                    want: want_type,
+                });
+            }
+            // IPv6 adverts have no room for a password, so there is nothing to compare.
+            if let (Auth::Pass(got), Auth::Pass(want)) = (&auth, &expect.auth) {
+                if v2_over_v4 && got != want {
+                    return Err(DecodeError::AuthFailure);
+                }
+            }
+            let cs = u16::from(byte5) * 100;
+            if cs != expect.advert_int_cs {
+                return Err(DecodeError::AdvertIntMismatch {
+                    got: byte5,
+                    want: expect.advert_int_cs / 100,
+                });
+            }
+            (auth, cs)
+        }
+        Version::V3 => (
+            Auth::None,
+            u16::from_be_bytes([byte4, byte5]) & MAX_V3_ADVERT_INT_CS,
+        ),
+    };
+    let kind = vers_type & 0x0f;
+    if kind != VRRP_TYPE_ADVERT {
+        return Err(DecodeError::WrongType(kind));
+    }
+    if expect.check_addrs && usize::from(naddr) != expect.addrs.len() {
+        return Err(DecodeError::AddrCountMismatch {
+            got: naddr,
+            want: expect.addrs.len(),
+        });
+    }
+
+    let mut old_unicast_checksum = false;
+    if let (IpAddr::V4(_), IpAddr::V4(dst)) = (ip.src, ip.dst) {
+        let pseudo_dst = if expect.unicast_checksum == UnicastChecksum::Old {
+            MCAST_V4
+        } else {
+            dst
+        };
+        let expected = vrrp_checksum(expect.version, ip.src, IpAddr::V4(pseudo_dst), msg);
+        if expected != carried_sum {
+            let old = vrrp_checksum(expect.version, ip.src, IpAddr::V4(MCAST_V4), msg);
+            let fallback = expect.version == Version::V3
+                && expect.unicast
+                && expect.unicast_checksum == UnicastChecksum::Rfc
+                && pseudo_dst != MCAST_V4
+                && old == carried_sum;
+            if !fallback {
+                return Err(DecodeError::BadChecksum {
+                    got: carried_sum,
+                    expected,
+                });
+            }
+            old_unicast_checksum = true;
+        }
+    }
+
+    let multicast = match ip.dst {
+        IpAddr::V4(d) => d.is_multicast(),
+        IpAddr::V6(d) => d.is_multicast(),
+    };
+    if multicast == expect.unicast {
+        return Err(DecodeError::CastMismatch {
+            expected_unicast: expect.unicast,
+        });
+    }
+
+    let addrs: Vec<IpAddr> = (0..usize::from(naddr))
+        .filter_map(|i| addr_at(msg, ipv6, i))
+        .collect();
+    let missing = expect.addrs.iter().find(|a| !addrs.contains(a));
+    if expect.check_addrs {
+        if let Some(addr) = missing {
+            return Err(DecodeError::AddrMissing(*addr));
+        }
+    }
+    let addrs_match = addrs.len() == expect.addrs.len() && missing.is_none();
+
+    Ok(Received {
+        src_mac: eth.source,
+        dst_mac: eth.destination,
+        src_ip: ip.src,
+        dst_ip: ip.dst,
+        ttl: ip.ttl,
+        advert: Advert {
+            version: expect.version,
+            vrid,
+            priority,
+            advert_int_cs,
+            auth,
+            addrs,
+        },
+        addrs_match,
+        old_unicast_checksum,
+    })
 }
