@@ -292,8 +292,14 @@ pub fn decode_na(frame: &[u8]) -> Result<NeighbourAdvert, ArpError> {
     if eth.ether_type != EtherType::IPV6 {
         return Err(ArpError::WrongEtherType(eth.ether_type.0));
     }
-    let ip = etherparse::Ipv6Slice::from_slice(rest)
-        .map_err(|e| ArpError::MalformedIpv6(e.to_string()))?;
+    let ip = etherparse::Ipv6Slice::from_slice(rest).map_err(|e| match &e {
+        etherparse::err::ipv6::SliceError::Len(l) => ArpError::Truncated {
+            layer: "IPv6 packet",
+            needed: l.required_len,
+            got: l.len,
+        },
+        _ => ArpError::MalformedIpv6(e.to_string()),
+    })?;
     let header = ip.header();
     let payload = ip.payload();
     let icmp_type = payload.payload.first().copied().unwrap_or(0);
@@ -374,4 +380,193 @@ fn icmpv6_checksum(src: [u8; 16], dst: [u8; 16], msg: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x18, 0x00, 0x0a];
+
+    #[test]
+    fn gratuitous_arp_is_a_broadcast_request_for_the_vip_itself() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let f = gratuitous_arp(MAC, vip);
+        assert_eq!(f.len(), 42);
+        assert_eq!(&f[..6], &BROADCAST_MAC);
+        assert_eq!(&f[6..12], &MAC);
+        assert_eq!(&f[12..14], &[0x08, 0x06]);
+        // htype 1, ptype IPv4, hlen 6, plen 4, op 1 (request).
+        assert_eq!(&f[14..22], &[0, 1, 8, 0, 6, 4, 0, 1]);
+        assert_eq!(&f[22..28], &MAC);
+        assert_eq!(&f[28..32], &vip.octets());
+        assert_eq!(&f[32..38], &BROADCAST_MAC);
+        assert_eq!(&f[38..42], &vip.octets());
+        let d = decode_arp(&f).unwrap();
+        assert!(d.arp.is_gratuitous());
+        assert_eq!((d.src_mac, d.dst_mac), (MAC, BROADCAST_MAC));
+    }
+
+    #[test]
+    fn decode_arp_rejects_with_a_reason() {
+        let f = gratuitous_arp(MAC, Ipv4Addr::new(198, 18, 0, 100));
+        for len in 0..f.len() {
+            assert!(
+                matches!(decode_arp(&f[..len]), Err(ArpError::Truncated { .. })),
+                "len {len}"
+            );
+        }
+        let mut g = f.clone();
+        g[13] = 0x00;
+        assert_eq!(decode_arp(&g), Err(ArpError::WrongEtherType(0x0800)));
+        let mut g = f.clone();
+        g[15] = 6; // IEEE 802 hardware type
+        assert!(matches!(
+            decode_arp(&g),
+            Err(ArpError::UnsupportedArp { htype: 6, .. })
+        ));
+        let mut g = f.clone();
+        g[18] = 16; // hlen
+        assert!(matches!(
+            decode_arp(&g),
+            Err(ArpError::UnsupportedArp { hlen: 16, .. })
+        ));
+        let mut g = f.clone();
+        g[21] = 3; // RARP request
+        assert_eq!(decode_arp(&g), Err(ArpError::UnsupportedOp(3)));
+        // Ethernet padding to 60 bytes is fine.
+        let mut g = f;
+        g.resize(60, 0);
+        assert!(decode_arp(&g).is_ok());
+    }
+
+    #[test]
+    fn unsolicited_na_layout() {
+        let vip: Ipv6Addr = "2001:db8:18::100".parse().unwrap();
+        let f = unsolicited_na(MAC, vip, false);
+        assert_eq!(f.len(), 86);
+        assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0, 1]);
+        // Version 6, traffic class and flow label 0, payload 32, ICMPv6, hop limit 255.
+        assert_eq!(&f[14..22], &[0x60, 0, 0, 0, 0, 32, 58, 255]);
+        assert_eq!(&f[22..38], &vip.octets());
+        assert_eq!(&f[38..54], &ALL_NODES.octets());
+        assert_eq!((f[54], f[55], f[58]), (136, 0, NA_FLAG_OVERRIDE));
+        assert_eq!(&f[62..78], &vip.octets());
+        assert_eq!(&f[78..80], &[2, 1]);
+        assert_eq!(&f[80..86], &MAC);
+        let na = decode_na(&f).unwrap();
+        assert_eq!(
+            na,
+            NeighbourAdvert {
+                src_mac: MAC,
+                src_ip: vip,
+                dst_ip: ALL_NODES,
+                router: false,
+                solicited: false,
+                override_flag: true,
+                target: vip,
+                target_mac: Some(MAC),
+            }
+        );
+        assert!(decode_na(&unsolicited_na(MAC, vip, true)).unwrap().router);
+    }
+
+    #[test]
+    fn decode_na_rejects_with_a_reason() {
+        let vip: Ipv6Addr = "fe80::100".parse().unwrap();
+        let f = unsolicited_na(MAC, vip, false);
+        let mut g = f.clone();
+        g[21] = 64;
+        assert_eq!(decode_na(&g), Err(ArpError::BadHopLimit(64)));
+        let mut g = f.clone();
+        g[85] ^= 1;
+        assert!(matches!(decode_na(&g), Err(ArpError::BadChecksum { .. })));
+        let mut g = f.clone();
+        g[54] = 135;
+        assert!(matches!(
+            decode_na(&g),
+            Err(ArpError::NotNeighbourAdvert { icmp_type: 135, .. })
+        ));
+        let mut g = f.clone();
+        g[12] = 0x08;
+        g[13] = 0x00;
+        assert_eq!(decode_na(&g), Err(ArpError::WrongEtherType(0x0800)));
+        assert!(matches!(
+            decode_na(&f[..60]),
+            Err(ArpError::Truncated { .. })
+        ));
+        let mut g = f.clone();
+        g[14] = 0x40; // IP version 4 in an IPv6 frame
+        assert!(matches!(decode_na(&g), Err(ArpError::MalformedIpv6(_))));
+        // An NA without options has no target MAC.
+        let mut g = f[..78].to_vec();
+        g[19] = 24;
+        let sum = icmpv6_checksum(vip.octets(), ALL_NODES.octets(), &{
+            let mut m = g[54..].to_vec();
+            m[2] = 0;
+            m[3] = 0;
+            m
+        });
+        g[56..58].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(decode_na(&g).unwrap().target_mac, None);
+    }
+
+    #[test]
+    fn icmpv6_checksum_agrees_with_etherparse() {
+        let vip: Ipv6Addr = "2001:db8:18::100".parse().unwrap();
+        let f = unsolicited_na(MAC, vip, true);
+        let mut m = f[54..].to_vec();
+        let carried = u16::from_be_bytes([m[2], m[3]]);
+        m[2] = 0;
+        m[3] = 0;
+        assert_eq!(
+            icmpv6_checksum(vip.octets(), ALL_NODES.octets(), &m),
+            carried
+        );
+    }
+
+    fn arb_arp() -> impl Strategy<Value = ArpPacket> {
+        (
+            any::<bool>(),
+            any::<[u8; 6]>(),
+            any::<[u8; 4]>(),
+            any::<[u8; 6]>(),
+            any::<[u8; 4]>(),
+        )
+            .prop_map(|(reply, sender_mac, sip, target_mac, tip)| ArpPacket {
+                op: if reply { ArpOp::Reply } else { ArpOp::Request },
+                sender_mac,
+                sender_ip: Ipv4Addr::from(sip),
+                target_mac,
+                target_ip: Ipv4Addr::from(tip),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn arp_round_trip(arp in arb_arp(), src in any::<[u8; 6]>(), dst in any::<[u8; 6]>()) {
+            let got = decode_arp(&encode_arp(src, dst, &arp)).unwrap();
+            prop_assert_eq!(got, ArpFrame { src_mac: src, dst_mac: dst, arp });
+        }
+
+        #[test]
+        fn na_round_trip(mac in any::<[u8; 6]>(), vip in any::<[u8; 16]>(), router in any::<bool>()) {
+            let vip = Ipv6Addr::from(vip);
+            let na = decode_na(&unsolicited_na(mac, vip, router)).unwrap();
+            prop_assert_eq!((na.target, na.target_mac, na.router, na.src_mac), (vip, Some(mac), router, mac));
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            let _ = decode_arp(&bytes);
+            let _ = decode_na(&bytes);
+            // The same garbage behind valid headers reaches the inner parsers.
+            let mut na = unsolicited_na(MAC, Ipv6Addr::LOCALHOST, false);
+            na.truncate(54);
+            na.extend_from_slice(&bytes);
+            na[18..20].copy_from_slice(&(bytes.len() as u16).to_be_bytes());
+            let _ = decode_na(&na);
+        }
+    }
 }

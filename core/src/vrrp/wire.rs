@@ -822,3 +822,671 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
         old_unicast_checksum,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x18, 0x00, 0x0a];
+    const PEER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x18, 0x00, 0x0b];
+    const ETH: usize = 14;
+    const IP4: usize = 20;
+    const IP6: usize = 40;
+
+    fn v4(a: [u8; 4]) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(a))
+    }
+
+    fn pw(s: &[u8]) -> [u8; 8] {
+        let mut p = [0u8; 8];
+        p[..s.len()].copy_from_slice(s);
+        p
+    }
+
+    /// A v2 PASS advert like the seed's (two VIPs, advert_int 1).
+    fn v2_advert() -> Advert {
+        Advert {
+            version: Version::V2,
+            vrid: 51,
+            priority: 200,
+            advert_int_cs: 100,
+            auth: Auth::Pass(pw(b"lvsd123")),
+            addrs: vec![v4([198, 18, 0, 100]), v4([198, 18, 0, 101])],
+        }
+    }
+
+    fn v3_advert(ipv6: bool) -> Advert {
+        let addrs = if ipv6 {
+            vec![
+                "fe80::100".parse().unwrap(),
+                "2001:db8:18::100".parse().unwrap(),
+            ]
+        } else {
+            vec![v4([198, 18, 0, 102]), v4([198, 18, 0, 103])]
+        };
+        Advert {
+            version: Version::V3,
+            vrid: 52,
+            priority: 150,
+            advert_int_cs: 50,
+            auth: Auth::None,
+            addrs,
+        }
+    }
+
+    fn src(ipv6: bool) -> IpAddr {
+        if ipv6 {
+            "fe80::a".parse().unwrap()
+        } else {
+            v4([198, 18, 0, 10])
+        }
+    }
+
+    fn expect_for(advert: &Advert) -> Expect {
+        Expect {
+            version: advert.version,
+            vrid: advert.vrid,
+            auth: advert.auth.clone(),
+            advert_int_cs: advert.advert_int_cs,
+            addrs: advert.addrs.clone(),
+            check_addrs: true,
+            unicast: false,
+            unicast_checksum: UnicastChecksum::Rfc,
+        }
+    }
+
+    fn frame(advert: &Advert, ipv6: bool) -> Vec<u8> {
+        encode_frame(&FrameParams::multicast(MAC, src(ipv6)), advert).unwrap()
+    }
+
+    /// Recompute the IPv4 header checksum after a test edited the header.
+    fn fix_ip_checksum(frame: &mut [u8]) {
+        frame[ETH + 10] = 0;
+        frame[ETH + 11] = 0;
+        let sum = inet_checksum(&[&frame[ETH..ETH + IP4]]);
+        frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// Recompute the VRRP checksum (as its sender would have) after a test edited the message.
+    fn fix_vrrp_checksum(frame: &mut [u8], version: Version) {
+        let ipv6 = frame[12] == 0x86;
+        let (s, d, at) = if ipv6 {
+            let s: [u8; 16] = frame[ETH + 8..ETH + 24].try_into().unwrap();
+            let d: [u8; 16] = frame[ETH + 24..ETH + 40].try_into().unwrap();
+            (IpAddr::from(s), IpAddr::from(d), ETH + IP6)
+        } else {
+            let s: [u8; 4] = frame[ETH + 12..ETH + 16].try_into().unwrap();
+            let d: [u8; 4] = frame[ETH + 16..ETH + 20].try_into().unwrap();
+            (IpAddr::from(s), IpAddr::from(d), ETH + IP4)
+        };
+        let sum = vrrp_checksum(version, s, d, &frame[at..]);
+        frame[at + 6..at + 8].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    #[test]
+    fn virtual_and_multicast_macs() {
+        assert_eq!(virtual_mac(false, 51), [0, 0, 0x5e, 0, 1, 51]);
+        assert_eq!(virtual_mac(true, 7), [0, 0, 0x5e, 0, 2, 7]);
+        assert_eq!(
+            multicast_mac(IpAddr::V4(MCAST_V4)),
+            Some([1, 0, 0x5e, 0, 0, 0x12])
+        );
+        assert_eq!(
+            multicast_mac(IpAddr::V6(MCAST_V6)),
+            Some([0x33, 0x33, 0, 0, 0, 0x12])
+        );
+        assert_eq!(multicast_mac(v4([198, 18, 0, 1])), None);
+    }
+
+    #[test]
+    fn rfc3768_layout_of_a_v2_advert() {
+        let f = frame(&v2_advert(), false);
+        let vrrp = &f[ETH + IP4..];
+        // RFC 3768 5.1: version 2 / type 1, VRID, priority, count, auth type, interval (s), checksum.
+        assert_eq!(&vrrp[..6], &[0x21, 51, 200, 2, 1, 1]);
+        assert_eq!(&vrrp[8..16], &[198, 18, 0, 100, 198, 18, 0, 101]);
+        assert_eq!(&vrrp[16..], b"lvsd123\0");
+        assert_eq!(inet_checksum(&[vrrp]), 0, "a valid message sums to zero");
+        // keepalived's IPv4 header: TOS 0xc0, no DF, TTL 255, protocol 112.
+        assert_eq!(f[ETH + 1], 0xc0);
+        assert_eq!(f[ETH + 6] & 0x40, 0);
+        assert_eq!((f[ETH + 8], f[ETH + 9]), (255, 112));
+    }
+
+    #[test]
+    fn rfc5798_layout_of_a_v3_advert() {
+        let mut a = v3_advert(false);
+        a.advert_int_cs = 0x0fff;
+        let f = frame(&a, false);
+        let vrrp = &f[ETH + IP4..];
+        // RFC 5798 5.1: version 3 / type 1, VRID, priority, count, rsvd(4) + max adver int(12).
+        assert_eq!(&vrrp[..6], &[0x31, 52, 150, 2, 0x0f, 0xff]);
+        assert_eq!(vrrp.len(), 8 + 8, "no auth data in v3");
+        let pseudo = pseudo_v4(Ipv4Addr::new(198, 18, 0, 10), MCAST_V4, vrrp.len());
+        assert_eq!(
+            inet_checksum(&[&pseudo, vrrp]),
+            0,
+            "checksum covers the IPv4 pseudo-header"
+        );
+    }
+
+    #[test]
+    fn encode_rejects_what_the_wire_cannot_carry() {
+        let p4 = FrameParams::multicast(MAC, src(false));
+        let mut a = v2_advert();
+        a.advert_int_cs = 150;
+        assert!(matches!(
+            encode_frame(&p4, &a),
+            Err(EncodeError::AdvertInterval { cs: 150, .. })
+        ));
+        a.advert_int_cs = 25600;
+        assert!(matches!(
+            encode_frame(&p4, &a),
+            Err(EncodeError::AdvertInterval { .. })
+        ));
+        let mut b = v3_advert(false);
+        b.advert_int_cs = 4096;
+        assert!(matches!(
+            encode_frame(&p4, &b),
+            Err(EncodeError::AdvertInterval { .. })
+        ));
+        let mut c = v3_advert(false);
+        c.addrs.push("::1".parse().unwrap());
+        assert!(matches!(
+            encode_frame(&p4, &c),
+            Err(EncodeError::FamilyMismatch(_))
+        ));
+        let mut d = v3_advert(false);
+        d.addrs = vec![v4([198, 18, 0, 1]); 256];
+        assert_eq!(
+            encode_frame(&p4, &d),
+            Err(EncodeError::TooManyAddresses(256))
+        );
+        let mut p = p4.clone();
+        p.dst_ip = v4([198, 18, 0, 11]);
+        assert!(matches!(
+            encode_frame(&p, &v3_advert(false)),
+            Err(EncodeError::NoDestinationMac(_))
+        ));
+        p.dst_ip = "ff02::12".parse().unwrap();
+        assert!(matches!(
+            encode_frame(&p, &v3_advert(false)),
+            Err(EncodeError::FamilyMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn every_truncation_is_reported_as_truncated() {
+        for (advert, ipv6) in [
+            (v2_advert(), false),
+            (v3_advert(false), false),
+            (v3_advert(true), true),
+        ] {
+            let f = frame(&advert, ipv6);
+            let expect = expect_for(&advert);
+            assert!(decode_frame(&f, &expect).is_ok());
+            for len in 0..f.len() {
+                let got = decode_frame(&f[..len], &expect);
+                assert!(
+                    matches!(got, Err(DecodeError::Truncated { .. })),
+                    "len {len}: {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_ignored() {
+        let mut f = frame(&v3_advert(false), false);
+        f.resize(60, 0);
+        assert!(decode_frame(&f, &expect_for(&v3_advert(false))).is_ok());
+    }
+
+    #[test]
+    fn ipv4_total_length_lies() {
+        let advert = v2_advert();
+        let expect = expect_for(&advert);
+        // Longer than the frame: the kernel drops it as truncated.
+        let mut f = frame(&advert, false);
+        f[ETH + 3] += 4;
+        fix_ip_checksum(&mut f);
+        assert!(matches!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // Shorter: the VRRP message loses its password and no longer matches its count.
+        let mut f = frame(&advert, false);
+        f[ETH + 3] -= 8;
+        fix_ip_checksum(&mut f);
+        assert_eq!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::LengthMismatch {
+                got: 16,
+                expected: 24
+            })
+        );
+        // Shorter than its own header.
+        let mut f = frame(&advert, false);
+        f[ETH + 2..ETH + 4].copy_from_slice(&10u16.to_be_bytes());
+        fix_ip_checksum(&mut f);
+        assert!(matches!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_payload_length_lies() {
+        let advert = v3_advert(true);
+        let expect = expect_for(&advert);
+        let mut f = frame(&advert, true);
+        f[ETH + 5] += 16;
+        assert!(matches!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // A shorter payload: checksum recomputed over what remains, count says 2 addresses.
+        let mut f = frame(&advert, true);
+        f[ETH + 5] -= 16;
+        f.truncate(f.len() - 16);
+        fix_vrrp_checksum(&mut f, Version::V3);
+        assert_eq!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::LengthMismatch {
+                got: 24,
+                expected: 40
+            })
+        );
+    }
+
+    #[test]
+    fn count_lies() {
+        let advert = v2_advert();
+        let mut f = frame(&advert, false);
+        f[ETH + IP4 + 3] = 3;
+        fix_vrrp_checksum(&mut f, Version::V2);
+        assert_eq!(
+            decode_frame(&f, &expect_for(&advert)),
+            Err(DecodeError::LengthMismatch {
+                got: 24,
+                expected: 28
+            })
+        );
+    }
+
+    #[test]
+    fn address_count_mismatch() {
+        let advert = v3_advert(false);
+        let mut expect = expect_for(&advert);
+        expect.addrs.push(v4([198, 18, 0, 104]));
+        assert_eq!(
+            decode_frame(&frame(&advert, false), &expect),
+            Err(DecodeError::AddrCountMismatch { got: 2, want: 3 })
+        );
+        expect.check_addrs = false;
+        let got = decode_frame(&frame(&advert, false), &expect).unwrap();
+        assert!(!got.addrs_match);
+    }
+
+    #[test]
+    fn wrong_checksums() {
+        for (advert, ipv6) in [
+            (v2_advert(), false),
+            (v3_advert(false), false),
+            (v3_advert(true), true),
+        ] {
+            let good = frame(&advert, ipv6);
+            let at = ETH + if ipv6 { IP6 } else { IP4 } + 6;
+            let mut f = good.clone();
+            f[at] ^= 0x01;
+            let got = decode_frame(&f, &expect_for(&advert));
+            assert!(
+                matches!(got, Err(DecodeError::BadChecksum { .. })),
+                "{got:?}"
+            );
+            // A changed priority without a checksum update.
+            let mut f = good.clone();
+            f[at - 4] = 1;
+            let got = decode_frame(&f, &expect_for(&advert));
+            assert!(
+                matches!(got, Err(DecodeError::BadChecksum { .. })),
+                "{got:?}"
+            );
+        }
+        // A v3-over-IPv4 checksum computed without the pseudo-header (as in v2).
+        let advert = v3_advert(false);
+        let mut f = frame(&advert, false);
+        fix_vrrp_checksum(&mut f, Version::V2);
+        assert!(matches!(
+            decode_frame(&f, &expect_for(&advert)),
+            Err(DecodeError::BadChecksum { .. })
+        ));
+        // IPv4 header checksum.
+        let mut f = frame(&advert, false);
+        f[ETH + 10] ^= 0xff;
+        assert!(matches!(
+            decode_frame(&f, &expect_for(&advert)),
+            Err(DecodeError::BadIpChecksum { .. })
+        ));
+    }
+
+    #[test]
+    fn ttl_64_is_rejected_on_multicast_only() {
+        let advert = v2_advert();
+        let mut f = frame(&advert, false);
+        f[ETH + 8] = 64;
+        fix_ip_checksum(&mut f);
+        assert_eq!(
+            decode_frame(&f, &expect_for(&advert)),
+            Err(DecodeError::BadTtl(64))
+        );
+
+        let advert6 = v3_advert(true);
+        let mut f6 = frame(&advert6, true);
+        f6[ETH + 7] = 64;
+        assert_eq!(
+            decode_frame(&f6, &expect_for(&advert6)),
+            Err(DecodeError::BadTtl(64))
+        );
+
+        // keepalived does not check the TTL of unicast adverts.
+        let mut p = FrameParams::unicast(MAC, src(false), PEER_MAC, v4([198, 18, 0, 11]));
+        p.ttl = 64;
+        let f = encode_frame(&p, &advert).unwrap();
+        let expect = Expect {
+            unicast: true,
+            ..expect_for(&advert)
+        };
+        assert_eq!(decode_frame(&f, &expect).unwrap().ttl, 64);
+    }
+
+    #[test]
+    fn v2_packet_with_v3_fields() {
+        let v2 = v2_advert();
+        let expect = expect_for(&v2);
+        // A v2 header whose bytes 4-5 hold a v3 interval (0x0064 = 100 cs): auth type 0, 100 s.
+        let mut f = frame(&v2, false);
+        f[ETH + IP4 + 4] = 0x00;
+        f[ETH + IP4 + 5] = 0x64;
+        fix_vrrp_checksum(&mut f, Version::V2);
+        let none = Expect {
+            auth: Auth::None,
+            ..expect.clone()
+        };
+        assert_eq!(
+            decode_frame(&f, &none),
+            Err(DecodeError::AdvertIntMismatch { got: 100, want: 1 })
+        );
+        assert_eq!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::AuthTypeMismatch { got: 0, want: 1 })
+        );
+        // Version 2 with the v3 layout (no auth data).
+        let mut f = frame(&v3_advert(false), false);
+        f[ETH + IP4] = 0x21;
+        fix_vrrp_checksum(&mut f, Version::V2);
+        let v2_expect = Expect {
+            version: Version::V2,
+            ..expect_for(&v3_advert(false))
+        };
+        assert_eq!(
+            decode_frame(&f, &v2_expect),
+            Err(DecodeError::LengthMismatch {
+                got: 16,
+                expected: 24
+            })
+        );
+        // A v3 advert at a v2 instance.
+        assert_eq!(
+            decode_frame(&frame(&v3_advert(false), false), &v2_expect),
+            Err(DecodeError::WrongVersion { got: 3, want: 2 })
+        );
+    }
+
+    #[test]
+    fn bad_type_auth_and_protocol() {
+        let advert = v2_advert();
+        let expect = expect_for(&advert);
+        let mut f = frame(&advert, false);
+        f[ETH + IP4] = 0x22;
+        fix_vrrp_checksum(&mut f, Version::V2);
+        assert_eq!(decode_frame(&f, &expect), Err(DecodeError::WrongType(2)));
+
+        let mut f = frame(&advert, false);
+        f[ETH + IP4 + 4] = 5;
+        fix_vrrp_checksum(&mut f, Version::V2);
+        assert_eq!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::InvalidAuthType(5))
+        );
+
+        let mut f = frame(&advert, false);
+        f[ETH + 9] = 17;
+        fix_ip_checksum(&mut f);
+        assert_eq!(decode_frame(&f, &expect), Err(DecodeError::NotVrrp(17)));
+
+        let mut f = frame(&advert, false);
+        f[12] = 0x08;
+        f[13] = 0x06;
+        assert_eq!(decode_frame(&f, &expect), Err(DecodeError::NotIp(0x0806)));
+
+        let mut f = frame(&advert, false);
+        f[ETH + 6] = 0x20; // more fragments
+        fix_ip_checksum(&mut f);
+        assert_eq!(decode_frame(&f, &expect), Err(DecodeError::Fragmented));
+
+        let mut f = frame(&advert, false);
+        f[ETH] = 0x65; // IP version 6 in an IPv4 frame
+        assert!(matches!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::MalformedIp { .. })
+        ));
+    }
+
+    #[test]
+    fn vrid_and_cast_checks() {
+        let advert = v3_advert(false);
+        let expect = expect_for(&advert);
+        let other = Advert {
+            vrid: 9,
+            ..advert.clone()
+        };
+        assert_eq!(
+            decode_frame(&frame(&other, false), &expect),
+            Err(DecodeError::VridNotOurs { got: 9, want: 52 })
+        );
+        let p = FrameParams::unicast(MAC, src(false), PEER_MAC, v4([198, 18, 0, 11]));
+        let f = encode_frame(&p, &advert).unwrap();
+        assert_eq!(
+            decode_frame(&f, &expect),
+            Err(DecodeError::CastMismatch {
+                expected_unicast: false
+            })
+        );
+    }
+
+    #[test]
+    fn old_unicast_checksum_fallback() {
+        let advert = v3_advert(false);
+        let mut p = FrameParams::unicast(MAC, src(false), PEER_MAC, v4([198, 18, 0, 11]));
+        p.old_unicast_checksum = true;
+        let f = encode_frame(&p, &advert).unwrap();
+        let expect = Expect {
+            unicast: true,
+            ..expect_for(&advert)
+        };
+        // Default mode: accepted, and the receiver learns to use the old form.
+        assert!(decode_frame(&f, &expect).unwrap().old_unicast_checksum);
+        let old = Expect {
+            unicast_checksum: UnicastChecksum::Old,
+            ..expect.clone()
+        };
+        assert!(!decode_frame(&f, &old).unwrap().old_unicast_checksum);
+        let never = Expect {
+            unicast_checksum: UnicastChecksum::Never,
+            ..expect
+        };
+        assert!(matches!(
+            decode_frame(&f, &never),
+            Err(DecodeError::BadChecksum { .. })
+        ));
+    }
+
+    #[test]
+    fn addr_list_mismatch() {
+        let advert = v3_advert(false);
+        let mut expect = expect_for(&advert);
+        expect.addrs[1] = v4([198, 18, 0, 200]);
+        assert_eq!(
+            decode_frame(&frame(&advert, false), &expect),
+            Err(DecodeError::AddrMissing(v4([198, 18, 0, 200])))
+        );
+        expect.check_addrs = false;
+        assert!(
+            !decode_frame(&frame(&advert, false), &expect)
+                .unwrap()
+                .addrs_match
+        );
+        // Order does not matter.
+        let mut expect = expect_for(&advert);
+        expect.addrs.reverse();
+        assert!(
+            decode_frame(&frame(&advert, false), &expect)
+                .unwrap()
+                .addrs_match
+        );
+    }
+
+    fn arb_advert_and_params() -> impl Strategy<Value = (Advert, FrameParams)> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(Version::V2), Just(Version::V3)],
+            1u8..=255,
+            any::<u8>(),
+            0usize..=255,
+            any::<u64>(),
+            any::<u16>(),
+            any::<([u8; 6], [u8; 6], [u8; 16], [u8; 16], u16, u32, bool, bool)>(),
+        )
+            .prop_map(|(ipv6, version, vrid, priority, n, seed, int, extra)| {
+                let (src_mac, dst_mac, s, d, ip_id, flow, unicast, old) = extra;
+                // Cheap deterministic address generator: distinct addresses from the seed.
+                let addrs: Vec<IpAddr> = (0..n)
+                    .map(|i| {
+                        let x = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(i as u64);
+                        if ipv6 {
+                            let mut o = [0u8; 16];
+                            o[..8].copy_from_slice(&x.to_be_bytes());
+                            o[8..].copy_from_slice(&(i as u64).to_be_bytes());
+                            IpAddr::from(o)
+                        } else {
+                            v4((x as u32).to_be_bytes())
+                        }
+                    })
+                    .collect();
+                let (advert_int_cs, auth) = match version {
+                    Version::V2 => {
+                        let auth = match int % 3 {
+                            0 => Auth::None,
+                            1 if !ipv6 => Auth::Pass(d[..8].try_into().unwrap()),
+                            _ => Auth::Ah,
+                        };
+                        ((int % 256) * 100, auth)
+                    }
+                    Version::V3 => (int & MAX_V3_ADVERT_INT_CS, Auth::None),
+                };
+                let (src_ip, dst_ip) = if ipv6 {
+                    let dst = if unicast {
+                        // A global unicast peer (never ff00::/8).
+                        let mut u = d;
+                        u[0] = 0x20;
+                        IpAddr::from(u)
+                    } else {
+                        IpAddr::V6(MCAST_V6)
+                    };
+                    (IpAddr::from(s), dst)
+                } else {
+                    let s4: [u8; 4] = s[..4].try_into().unwrap();
+                    let d4: [u8; 4] = [198, 18, d[0], d[1]];
+                    (
+                        v4(s4),
+                        if unicast {
+                            v4(d4)
+                        } else {
+                            IpAddr::V4(MCAST_V4)
+                        },
+                    )
+                };
+                let params = FrameParams {
+                    src_mac,
+                    dst_mac: unicast.then_some(dst_mac),
+                    src_ip,
+                    dst_ip,
+                    ttl: VRRP_TTL,
+                    ip_id,
+                    flow_label: flow & 0xf_ffff,
+                    old_unicast_checksum: unicast && old,
+                };
+                let advert = Advert {
+                    version,
+                    vrid,
+                    priority,
+                    advert_int_cs,
+                    auth,
+                    addrs,
+                };
+                (advert, params)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip((advert, params) in arb_advert_and_params()) {
+            let f = encode_frame(&params, &advert).unwrap();
+            let unicast = params.dst_mac.is_some();
+            let mut expect = expect_for(&advert);
+            expect.unicast = unicast;
+            expect.addrs.reverse();
+            let got = decode_frame(&f, &expect).unwrap();
+            prop_assert_eq!(&got.advert, &advert);
+            prop_assert_eq!(got.src_ip, params.src_ip);
+            prop_assert_eq!(got.dst_ip, params.dst_ip);
+            prop_assert_eq!(got.src_mac, params.src_mac);
+            prop_assert_eq!(got.ttl, VRRP_TTL);
+            prop_assert!(got.addrs_match);
+            // The old form is only detectable when it differs from the RFC form.
+            let rfc = encode_frame(&FrameParams { old_unicast_checksum: false, ..params.clone() }, &advert).unwrap();
+            let old_differs = rfc != f;
+            prop_assert_eq!(got.old_unicast_checksum, old_differs);
+            if old_differs {
+                prop_assert!(params.old_unicast_checksum && advert.version == Version::V3 && params.src_ip.is_ipv4());
+            }
+        }
+
+        #[test]
+        fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_frame(&bytes, &expect_for(&v2_advert()));
+            let _ = decode_frame(&bytes, &expect_for(&v3_advert(true)));
+        }
+
+        #[test]
+        fn decode_never_panics_on_mutated_adverts(
+            (advert, params) in arb_advert_and_params(),
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6),
+            cut in any::<u16>(),
+        ) {
+            let mut f = encode_frame(&params, &advert).unwrap();
+            for (at, val) in edits {
+                let i = usize::from(at) % f.len();
+                f[i] = val;
+            }
+            f.truncate(f.len() - usize::from(cut) % 8);
+            let mut expect = expect_for(&advert);
+            expect.unicast = params.dst_mac.is_some();
+            let _ = decode_frame(&f, &expect);
+        }
+    }
+}
