@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::vrrp::arp::{decode_arp, decode_na, gratuitous_arp, unsolicited_na, ArpOp};
 use lvs_core::vrrp::wire::{
-    decode_frame, encode_frame, Advert, Auth, DecodeError, Expect, FrameParams, UnicastChecksum,
-    Version,
+    decode_frame, encode_frame, virtual_mac, Advert, Auth, DecodeError, Expect, FrameParams,
+    UnicastChecksum, Version,
 };
 
 /// MAC of cap-a0, where keepalived ran (set by the capture script).
@@ -442,4 +442,41 @@ fn v3_ipv6_multicast() {
         );
         assert!(na.override_flag && !na.solicited && !na.router);
     }
+}
+
+#[test]
+fn v2_use_vmac_sends_from_the_virtual_mac() {
+    let cap = capture(include_bytes!("../../fixtures/vrrp/v2-vmac.pcap"));
+    let vmac = virtual_mac(false, 55);
+    assert_eq!(vmac, [0x00, 0x00, 0x5e, 0x00, 0x01, 0x37]);
+    let addrs = vec![v4([198, 18, 0, 106])];
+    let advert = Advert {
+        version: Version::V2,
+        vrid: 55,
+        priority: 110,
+        advert_int_cs: 100,
+        auth: Auth::None,
+        addrs: addrs.clone(),
+    };
+    let expect = Expect {
+        version: Version::V2,
+        vrid: 55,
+        auth: Auth::None,
+        advert_int_cs: 100,
+        addrs,
+        check_addrs: true,
+        unicast: false,
+        unicast_checksum: UnicastChecksum::Rfc,
+    };
+    // The source address stays the parent interface's primary address.
+    check_adverts(
+        &cap.adverts,
+        &expect,
+        &advert,
+        &FrameParams::multicast(vmac, IpAddr::V4(IP_A)),
+    );
+    // GARPs also come from (and announce) the virtual MAC.
+    let ours = gratuitous_arp(vmac, Ipv4Addr::new(198, 18, 0, 106));
+    assert_eq!(cap.arps.len(), 10);
+    assert!(cap.arps.iter().all(|f| *f == ours));
 }
