@@ -703,18 +703,19 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
             want: want_version,
         });
     }
-    let auth_data = msg
+    // The password sits at the very end of the message (keepalived reads it at tot_len - 8).
+    let auth_data: Option<[u8; AUTH_DATA_LEN]> = msg
         .get(msg.len().saturating_sub(AUTH_DATA_LEN)..)
-        .unwrap_or(&[]);
+        .and_then(|d| d.try_into().ok());
     let (auth, advert_int_cs) = match expect.version {
         Version::V2 => {
             let auth = match byte4 {
                 AUTH_TYPE_NONE => Auth::None,
                 AUTH_TYPE_PASS => {
-                    let mut pw = [0u8; AUTH_DATA_LEN];
-                    if v2_over_v4 {
-                        pw.copy_from_slice(auth_data);
-                    }
+                    // IPv6 adverts carry no auth data: an empty password.
+                    let pw = auth_data
+                        .filter(|_| v2_over_v4)
+                        .unwrap_or([0; AUTH_DATA_LEN]);
                     Auth::Pass(pw)
                 }
                 AUTH_TYPE_AH => Auth::Ah,
