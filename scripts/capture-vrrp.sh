@@ -14,7 +14,7 @@
 #   - keepalived's log goes to NAME.keepalived.log;
 #   - everything is torn down (also on error / Ctrl-C, via the EXIT trap).
 #
-# Usage: sudo scripts/capture-vrrp.sh [NAME...]   (default: all five captures)
+# Usage: sudo scripts/capture-vrrp.sh [NAME...]   (default: all six captures)
 # Needs: iproute2, keepalived, tcpdump (apt-get install -y keepalived tcpdump).
 set -euo pipefail
 
@@ -117,7 +117,7 @@ command -v tcpdump >/dev/null || { log "tcpdump not installed"; exit 1; }
 log "$(keepalived --version 2>&1 | head -1)"
 
 if [ $# -eq 0 ]; then
-    set -- v2-pass v3-ipv4 v3-ipv4-unicast v3-ipv6 v2-vmac
+    set -- v2-pass v3-ipv4 v3-ipv4-unicast v3-ipv4-unicast-old v3-ipv6 v2-vmac
 fi
 for name in "$@"; do
     capture "$name"

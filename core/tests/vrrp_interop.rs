@@ -480,3 +480,48 @@ fn v2_use_vmac_sends_from_the_virtual_mac() {
     assert_eq!(cap.arps.len(), 10);
     assert!(cap.arps.iter().all(|f| *f == ours));
 }
+
+#[test]
+fn v3_ipv4_unicast_old_checksum() {
+    let cap = capture(include_bytes!(
+        "../../fixtures/vrrp/v3-ipv4-unicast-old.pcap"
+    ));
+    let addrs = vec![v4([198, 18, 0, 107])];
+    let advert = Advert {
+        version: Version::V3,
+        vrid: 56,
+        priority: 120,
+        advert_int_cs: 100,
+        auth: Auth::None,
+        addrs: addrs.clone(),
+    };
+    let expect = Expect {
+        version: Version::V3,
+        vrid: 56,
+        auth: Auth::None,
+        advert_int_cs: 100,
+        addrs,
+        check_addrs: true,
+        unicast: true,
+        unicast_checksum: UnicastChecksum::Old,
+    };
+    let mut params = FrameParams::unicast(MAC_A, IpAddr::V4(IP_A), MAC_B, IpAddr::V4(IP_B));
+    params.old_unicast_checksum = true;
+    check_adverts(&cap.adverts, &expect, &advert, &params);
+
+    // A default receiver accepts it and learns the old form; `old_unicast_checksum never` refuses it.
+    let frame = &cap.adverts[0];
+    let rfc = Expect {
+        unicast_checksum: UnicastChecksum::Rfc,
+        ..expect.clone()
+    };
+    assert!(decode_frame(frame, &rfc).unwrap().old_unicast_checksum);
+    let never = Expect {
+        unicast_checksum: UnicastChecksum::Never,
+        ..expect
+    };
+    assert!(matches!(
+        decode_frame(frame, &never),
+        Err(DecodeError::BadChecksum { .. })
+    ));
+}
