@@ -411,7 +411,7 @@ fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> [u8; 40] {
 }
 
 /// Checksum a VRRP message would carry (its checksum bytes are taken as zero).
-/// `v4_pseudo_dst` is the pseudo-header destination for v3 over IPv4.
+/// `pseudo_dst` is the pseudo-header destination (used by v3 over IPv4 and by IPv6).
 fn vrrp_checksum(version: Version, src: IpAddr, pseudo_dst: IpAddr, msg: &[u8]) -> u16 {
     let head: [u8; 6] = match msg.first_chunk::<6>() {
         Some(h) => *h,
