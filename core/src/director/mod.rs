@@ -1,15 +1,18 @@
 //! One director of an LVS cluster: VRRP instances, sync groups, virtual
 //! servers with their checkers, and the IPVS table, built from keepalived.conf.
 //!
-//! CONTRACT (skeleton): drivers (simulator, daemon) build on the API below;
-//! the composition is filled in once VRRP, checkers and IPVS exist.
+//! The director owns the three keepalived processes' worth of state (VRRP,
+//! health checkers, IPVS) and translates between them and the wire: frames in,
+//! frames and address/IPVS changes out.
 
-use std::collections::VecDeque;
+mod node;
+
 use std::net::IpAddr;
 
 use crate::check::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::IpvsChange;
-use crate::time::Instant;
+
+pub use node::{Director, DirectorConfig, Iface, NodeEnv};
 
 /// Something that happened to the director.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,28 +129,4 @@ pub enum Output {
         /// The text, worded as keepalived 2.2 words it.
         text: String,
     },
-}
-
-/// One director node.
-#[derive(Debug, Default)]
-pub struct Director {
-    out: VecDeque<Output>,
-}
-
-impl Director {
-    /// Feed an input.
-    pub fn handle_input(&mut self, _now: Instant, _input: Input) {}
-
-    /// Timers due at or before `now` fire; a spurious call is a no-op.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
-
-    /// Next output to execute.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    /// Next deadline, if any.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
 }

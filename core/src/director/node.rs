@@ -1,0 +1,429 @@
+//! The `Director` state machine: routes inputs to VRRP, the checkers and IPVS,
+//! and turns their outputs into frames, address changes and log lines.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+
+use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
+use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use crate::ipvs::IpvsChange;
+use crate::time::Instant;
+use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
+use crate::vrrp::{arp, RouterConfig, RouterError, VrrpInput, VrrpOutput, VrrpRouter};
+
+use super::{Admin, Input, LogSource, Output};
+
+/// Script probes get ids from here up, so they never collide with checker probes.
+const SCRIPT_PROBE_BASE: u64 = 1 << 62;
+
+/// One network interface of the director's host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    /// Name as keepalived.conf uses it (`eth0`).
+    pub name: String,
+    /// Hardware address.
+    pub mac: [u8; 6],
+    /// Configured addresses, primary first (VIPs excluded).
+    pub addrs: Vec<IpAddr>,
+}
+
+/// The host the director runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeEnv {
+    /// Its interfaces.
+    pub ifaces: Vec<Iface>,
+}
+
+impl NodeEnv {
+    /// The interface called `name`.
+    pub fn iface(&self, name: &str) -> Option<&Iface> {
+        self.ifaces.iter().find(|i| i.name == name)
+    }
+
+    /// The first address of `name` in the family of `like`.
+    pub fn primary(&self, name: &str, ipv6: bool) -> Option<IpAddr> {
+        self.iface(name)?
+            .addrs
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv6() == ipv6)
+    }
+}
+
+/// Everything a director runs, already mapped from keepalived.conf.
+#[derive(Clone, Debug, Default)]
+pub struct DirectorConfig {
+    /// VRRP instances, sync groups, scripts.
+    pub vrrp: RouterConfig,
+    /// `vrrp_script` name → command line.
+    pub script_commands: BTreeMap<String, String>,
+    /// Virtual servers and their checkers.
+    pub checkers: HealthCheckersConfig,
+}
+
+/// Per-instance receive expectations and transmit counters.
+#[derive(Clone, Debug)]
+struct Wire {
+    iface: String,
+    expect: Expect,
+    ip_id: u16,
+}
+
+/// One director node.
+pub struct Director {
+    env: NodeEnv,
+    vrrp: VrrpRouter,
+    checks: HealthCheckers,
+    wires: Vec<Wire>,
+    script_commands: BTreeMap<String, String>,
+    script_probes: BTreeMap<ProbeId, String>,
+    next_script_probe: u64,
+    neighbours: BTreeMap<IpAddr, [u8; 6]>,
+    rng: Box<dyn rand_core::RngCore + Send>,
+    out: VecDeque<Output>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Director {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Director")
+            .field("env", &self.env)
+            .field("vrrp", &self.vrrp)
+            .field("checks", &self.checks)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Director {
+    /// Start a director at `now`, as keepalived starts: VRRP instances enter
+    /// their initial state, checkers install the virtual services and arm.
+    /// `rng` is this node's own stream (checker warmup, scheduler choices).
+    pub fn new(
+        cfg: DirectorConfig,
+        env: NodeEnv,
+        now: Instant,
+        mut rng: Box<dyn rand_core::RngCore + Send>,
+    ) -> Result<Self, RouterError> {
+        let wires = cfg
+            .vrrp
+            .instances
+            .iter()
+            .map(|i| Wire {
+                iface: i.iface.clone(),
+                expect: Expect {
+                    version: i.version,
+                    vrid: i.vrid,
+                    auth: i.auth.clone(),
+                    advert_int_cs: u16::try_from(i.advert_int.as_millis() / 10).unwrap_or(u16::MAX),
+                    addrs: i.vips.iter().map(|v| v.addr).collect(),
+                    check_addrs: true,
+                    unicast: !i.unicast_peers.is_empty(),
+                    unicast_checksum: UnicastChecksum::Rfc,
+                },
+                ip_id: 0,
+            })
+            .collect();
+        let vrrp = VrrpRouter::new(cfg.vrrp, now)?;
+        let mut checks = HealthCheckers::new(&cfg.checkers);
+        let rules = checks.start(now, &mut *rng);
+        let mut d = Director {
+            env,
+            vrrp,
+            checks,
+            wires,
+            script_commands: cfg.script_commands,
+            script_probes: BTreeMap::new(),
+            next_script_probe: SCRIPT_PROBE_BASE,
+            neighbours: BTreeMap::new(),
+            rng,
+            out: VecDeque::new(),
+            stopped: false,
+        };
+        for change in rules {
+            d.apply_ipvs(change);
+        }
+        d.drain(now);
+        Ok(d)
+    }
+
+    /// The host this director runs on.
+    pub fn env(&self) -> &NodeEnv {
+        &self.env
+    }
+
+    /// The VRRP side (instances, groups, states).
+    pub fn vrrp(&self) -> &VrrpRouter {
+        &self.vrrp
+    }
+
+    /// The health-checker side (virtual servers, real server states).
+    pub fn checkers(&self) -> &HealthCheckers {
+        &self.checks
+    }
+
+    /// Feed an input.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        if self.stopped {
+            return;
+        }
+        match input {
+            Input::Frame { iface, frame } => self.frame(now, &iface, &frame),
+            Input::ProbeDone { id, result } => {
+                if let Some(script) = self.script_probes.remove(&id) {
+                    let status = match result {
+                        ProbeResult::Exit(Some(code)) => code,
+                        ProbeResult::Connected => 0,
+                        _ => 1,
+                    };
+                    self.vrrp
+                        .handle_input(now, VrrpInput::ScriptResult { script, status });
+                } else {
+                    self.checks
+                        .handle_input(now, CheckInput::ProbeDone { id, result });
+                }
+            }
+            Input::Link { iface, up } => self.vrrp.handle_input(now, VrrpInput::Link { iface, up }),
+            Input::Admin(Admin::Stop) => {
+                self.vrrp.handle_input(now, VrrpInput::Stop);
+                self.checks.handle_input(now, CheckInput::Stop);
+                self.drain(now);
+                self.out.push_back(Output::Log {
+                    source: LogSource::Main,
+                    text: "Stopped Keepalived".to_string(),
+                });
+                self.stopped = true;
+                return;
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Timers due at or before `now` fire; a spurious call is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        self.vrrp.handle_timeout(now);
+        self.checks.handle_timeout(now);
+        self.drain(now);
+    }
+
+    /// Next output to execute.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Next deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        [self.vrrp.poll_timeout(), self.checks.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) {
+        if let Ok(a) = arp::decode_arp(frame) {
+            self.neighbours
+                .insert(IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+            return;
+        }
+        let mut ours = None;
+        for w in self.wires.iter().filter(|w| w.iface == iface) {
+            match wire::decode_frame(frame, &w.expect) {
+                Ok(rx) => {
+                    ours = Some(Ok(rx));
+                    break;
+                }
+                Err(wire::DecodeError::VridNotOurs { .. }) => {}
+                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => return,
+                Err(e) => {
+                    ours = Some(Err((w.expect.vrid, e)));
+                    break;
+                }
+            }
+        }
+        match ours {
+            Some(Ok(rx)) => {
+                self.neighbours.insert(rx.src_ip, rx.src_mac);
+                self.vrrp.handle_input(
+                    now,
+                    VrrpInput::Advert {
+                        iface: iface.to_string(),
+                        src: rx.src_ip,
+                        dst: rx.dst_ip,
+                        advert: rx.advert,
+                    },
+                );
+            }
+            Some(Err((vrid, e))) => {
+                let name = self
+                    .vrrp
+                    .instances()
+                    .iter()
+                    .find(|i| i.config().iface == iface && i.config().vrid == vrid)
+                    .map_or_else(String::new, |i| i.name().to_string());
+                self.log(LogSource::Vrrp, format!("({name}) {e}"));
+            }
+            None => {}
+        }
+    }
+
+    /// Move every component's outputs into ours, translating as we go.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(o) = self.vrrp.poll_output() {
+                progressed = true;
+                self.vrrp_output(now, o);
+            }
+            while let Some(o) = self.checks.poll_output() {
+                progressed = true;
+                self.check_output(o);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn vrrp_output(&mut self, _now: Instant, o: VrrpOutput) {
+        match o {
+            VrrpOutput::SendAdvert {
+                iface,
+                src,
+                dst,
+                advert,
+            } => {
+                self.send_advert(&iface, src, dst, &advert);
+            }
+            VrrpOutput::AddVip {
+                iface,
+                addr,
+                prefix,
+            } => {
+                self.out.push_back(Output::AddVip {
+                    iface,
+                    addr,
+                    prefix,
+                });
+            }
+            VrrpOutput::DelVip {
+                iface,
+                addr,
+                prefix,
+            } => {
+                self.out.push_back(Output::DelVip {
+                    iface,
+                    addr,
+                    prefix,
+                });
+            }
+            VrrpOutput::SendGarp { iface, addrs } => {
+                let Some(mac) = self.env.iface(&iface).map(|i| i.mac) else {
+                    return;
+                };
+                for addr in addrs {
+                    let frame = match addr {
+                        IpAddr::V4(a) => arp::gratuitous_arp(mac, a),
+                        IpAddr::V6(a) => arp::unsolicited_na(mac, a, false),
+                    };
+                    self.out.push_back(Output::Transmit {
+                        iface: iface.clone(),
+                        frame,
+                    });
+                }
+            }
+            VrrpOutput::RunScript { script } => {
+                let command = self
+                    .script_commands
+                    .get(&script)
+                    .cloned()
+                    .unwrap_or_default();
+                let id = ProbeId(self.next_script_probe);
+                self.next_script_probe += 1;
+                self.script_probes.insert(id, script);
+                self.out.push_back(Output::StartProbe(Probe {
+                    id,
+                    kind: ProbeKind::Script { command },
+                    timeout: std::time::Duration::from_secs(1),
+                }));
+            }
+            VrrpOutput::Notify(change) => self.out.push_back(Output::Notify(change)),
+            VrrpOutput::Log { text } => self.log(LogSource::Vrrp, text),
+        }
+    }
+
+    fn send_advert(
+        &mut self,
+        iface: &str,
+        src: Option<IpAddr>,
+        dst: IpAddr,
+        advert: &wire::Advert,
+    ) {
+        let Some(ifc) = self.env.iface(iface) else {
+            self.log(
+                LogSource::Vrrp,
+                format!("Cannot send advert: no interface {iface}"),
+            );
+            return;
+        };
+        let Some(src_ip) = src.or_else(|| self.env.primary(iface, dst.is_ipv6())) else {
+            self.log(
+                LogSource::Vrrp,
+                format!("Cannot send advert: {iface} has no address"),
+            );
+            return;
+        };
+        let mac = ifc.mac;
+        let mut params = if dst.is_multicast() {
+            FrameParams::multicast(mac, src_ip)
+        } else {
+            // Without a learnt neighbour the advert goes to the broadcast address,
+            // which every peer on the segment still receives.
+            let dst_mac = self.neighbours.get(&dst).copied().unwrap_or([0xff; 6]);
+            FrameParams::unicast(mac, src_ip, dst_mac, dst)
+        };
+        if let Some(w) = self
+            .wires
+            .iter_mut()
+            .find(|w| w.iface == iface && w.expect.vrid == advert.vrid)
+        {
+            // keepalived counts IP ids per instance, skipping 0 on wrap.
+            w.ip_id = w.ip_id.wrapping_add(1).max(1);
+            params.ip_id = w.ip_id;
+        }
+        match wire::encode_frame(&params, advert) {
+            Ok(frame) => self.out.push_back(Output::Transmit {
+                iface: iface.to_string(),
+                frame,
+            }),
+            Err(e) => self.log(
+                LogSource::Vrrp,
+                format!("Cannot send advert on {iface}: {e}"),
+            ),
+        }
+    }
+
+    fn check_output(&mut self, o: CheckOutput) {
+        match o {
+            CheckOutput::StartProbe(p) => self.out.push_back(Output::StartProbe(p)),
+            CheckOutput::Ipvs(change) => self.apply_ipvs(change),
+            CheckOutput::Log { text } => self.log(LogSource::Healthcheckers, text),
+            CheckOutput::Notify { command, .. } => {
+                self.log(LogSource::Healthcheckers, format!("Executing [{command}]"))
+            }
+        }
+    }
+
+    fn apply_ipvs(&mut self, change: IpvsChange) {
+        self.out.push_back(Output::Ipvs(change));
+    }
+
+    fn log(&mut self, source: LogSource, text: String) {
+        self.out.push_back(Output::Log { source, text });
+    }
+}
