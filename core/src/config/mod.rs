@@ -1,3 +1,111 @@
 //! keepalived.conf: lexer, parser with spans, typed model and diagnostics.
 //!
-//! SKELETON: the config helper replaces this file.
+//! The pipeline is `lexer` (lines, comments, quotes, braces, includes) -> `tree` (blocks) ->
+//! `parser` (keywords into the typed [`Config`]) -> `validate` (cross-block checks).
+//! Files are read through a [`Loader`] so this crate never touches the file system.
+
+pub mod diagnostic;
+pub mod lexer;
+pub mod model;
+pub mod parser;
+pub mod rules;
+pub mod tree;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, Severity, Span, Spanned};
+pub use model::*;
+
+/// Reads config files for the parser (the daemon implements it with std::fs and glob).
+pub trait Loader {
+    /// The text of the file at `path`.
+    fn read(&self, path: &str) -> Result<String, String>;
+    /// The files matching a glob `pattern`, sorted; empty when none match.
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+}
+
+/// A loader with no files: `include` in text given to [`parse_str`] finds nothing.
+#[derive(Debug, Default)]
+pub struct NoFiles;
+
+impl Loader for NoFiles {
+    fn read(&self, path: &str) -> Result<String, String> {
+        Err(format!("no file system: cannot read {path}"))
+    }
+
+    fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// The result of parsing: the model (None only when there are errors) and every diagnostic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    /// The typed config; None when any diagnostic is an error.
+    pub config: Option<Config>,
+    /// Warnings and errors, sorted by file, line and column.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Parsed {
+    /// True when some diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parse the file at `path` and everything it includes.
+pub fn parse(path: &str, loader: &dyn Loader) -> Parsed {
+    let mut sources = lexer::Sources::default();
+    match loader.read(path) {
+        Ok(text) => {
+            let lines = lexer::lex_with_includes(path, &text, loader, &mut sources, 0);
+            finish(lines, sources)
+        }
+        Err(e) => {
+            let span = Span {
+                file: path.to_string(),
+                line: 0,
+                col: 0,
+                len: 1,
+            };
+            sources.error(&span, format!("cannot read config file: {e}"));
+            Parsed {
+                config: None,
+                diagnostics: sources.diagnostics,
+            }
+        }
+    }
+}
+
+/// Parse in-memory text named `name` (`include` finds no files).
+pub fn parse_str(name: &str, text: &str) -> Parsed {
+    parse_text(name, text, &NoFiles)
+}
+
+/// Parse in-memory text named `name`, resolving `include` through `loader`.
+pub fn parse_text(name: &str, text: &str, loader: &dyn Loader) -> Parsed {
+    let mut sources = lexer::Sources::default();
+    let lines = lexer::lex_with_includes(name, text, loader, &mut sources, 0);
+    finish(lines, sources)
+}
+
+fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
+    let nodes = tree::build(lines, &mut sources);
+    let config = parser::Builder::new(&mut sources).config(&nodes);
+    validate::validate(&config, &mut sources);
+    let mut diagnostics = sources.diagnostics;
+    // Stable: diagnostics on one token keep the order they were raised in.
+    diagnostics.sort_by(|a, b| a.span.cmp(&b.span));
+    let config = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        Some(config)
+    };
+    Parsed {
+        config,
+        diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod fwd;
+pub mod save;
 pub mod sched;
 pub mod service;
 pub mod sync;

@@ -1,0 +1,310 @@
+//! keepalived's line reader: comments, quotes, braces on their own, `include` with globs.
+//!
+//! keepalived (lib/parser.c `read_line`) cuts a line at every `{` and `}` outside quotes so
+//! that each brace becomes a line of its own; the parser then sees "keyword line" followed by
+//! a "{" line whether the brace was on the same line or the next one. We do the same.
+
+use std::collections::BTreeMap;
+
+use super::diagnostic::{Diagnostic, Severity, Span};
+use super::Loader;
+
+/// How deep includes may nest before we assume a loop.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// One word of a line: a keyword, a value or a lone brace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    /// The text, quotes removed.
+    pub text: String,
+    /// Where it was written.
+    pub span: Span,
+    /// True when written inside `"..."` (a quoted `{` is not a brace).
+    pub quoted: bool,
+}
+
+impl Word {
+    /// True for an unquoted `{`.
+    pub fn is_open(&self) -> bool {
+        !self.quoted && self.text == "{"
+    }
+
+    /// True for an unquoted `}`.
+    pub fn is_close(&self) -> bool {
+        !self.quoted && self.text == "}"
+    }
+}
+
+/// A logical line: the words between two line breaks or braces (never empty).
+pub type Line = Vec<Word>;
+
+/// The text of every file read, and the diagnostics raised so far.
+#[derive(Debug, Default)]
+pub struct Sources {
+    files: BTreeMap<String, Vec<String>>,
+    /// Diagnostics in the order they were raised.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Sources {
+    /// Remember a file's text so diagnostics can quote its lines.
+    pub fn add(&mut self, name: &str, text: &str) {
+        self.files
+            .insert(name.to_string(), text.lines().map(str::to_string).collect());
+    }
+
+    /// Raise a diagnostic at `span`.
+    pub fn report(&mut self, severity: Severity, span: &Span, message: String) {
+        let source_line = self
+            .files
+            .get(&span.file)
+            .and_then(|lines| lines.get((span.line as usize).saturating_sub(1)))
+            .cloned()
+            .unwrap_or_default();
+        self.diagnostics.push(Diagnostic {
+            severity,
+            span: span.clone(),
+            message,
+            source_line,
+        });
+    }
+
+    /// Raise a warning.
+    pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
+        self.report(Severity::Warning, span, message.into());
+    }
+
+    /// Raise an error.
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
+        self.report(Severity::Error, span, message.into());
+    }
+}
+
+/// Split one file into logical lines (no include handling).
+pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
+    sources.add(file, text);
+    let mut out = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
+        lex_line(file, line_no, raw, sources, &mut out);
+    }
+    out
+}
+
+fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mut Vec<Line>) {
+    let chars: Vec<char> = raw.chars().collect();
+    let span_at = |col: usize, len: usize| Span {
+        file: file.to_string(),
+        line: line_no,
+        col: u32::try_from(col + 1).unwrap_or(u32::MAX),
+        len: u32::try_from(len.max(1)).unwrap_or(u32::MAX),
+    };
+    let mut cur: Line = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if c == ' ' || c == '\t' || c == '\r' || c == '\u{b}' || c == '\u{c}' {
+            i += 1;
+        } else if c == '#' || c == '!' {
+            break;
+        } else if c == '{' || c == '}' {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            out.push(vec![Word {
+                text: c.to_string(),
+                span: span_at(i, 1),
+                quoted: false,
+            }]);
+            i += 1;
+        } else if c == '"' {
+            let start = i;
+            let body_start = i + 1;
+            let mut j = body_start;
+            while chars.get(j).is_some_and(|&ch| ch != '"') {
+                j += 1;
+            }
+            if j >= chars.len() {
+                sources.error(&span_at(start, chars.len() - start), "unterminated quote");
+                break;
+            }
+            let text: String = chars
+                .get(body_start..j)
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
+            cur.push(Word {
+                text,
+                span: span_at(start, j + 1 - start),
+                quoted: true,
+            });
+            i = j + 1;
+        } else {
+            let start = i;
+            let mut text = String::new();
+            while let Some(&ch) = chars.get(i) {
+                if ch.is_whitespace() || matches!(ch, '"' | '{' | '}' | '#' | '!') {
+                    break;
+                }
+                text.push(ch);
+                i += 1;
+            }
+            cur.push(Word {
+                text,
+                span: span_at(start, i - start),
+                quoted: false,
+            });
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+}
+
+/// Read `path` through the loader and lex it, splicing every `include` in place.
+pub fn lex_file(path: &str, loader: &dyn Loader, sources: &mut Sources) -> Option<Vec<Line>> {
+    match loader.read(path) {
+        Ok(text) => Some(lex_with_includes(path, &text, loader, sources, 0)),
+        Err(_) => None,
+    }
+}
+
+/// Lex `text` (named `name`), replacing each `include PATTERN` line with the matching files.
+pub fn lex_with_includes(
+    name: &str,
+    text: &str,
+    loader: &dyn Loader,
+    sources: &mut Sources,
+    depth: usize,
+) -> Vec<Line> {
+    let mut out = Vec::new();
+    for line in lex(name, text, sources) {
+        let Some(first) = line.first() else { continue };
+        if first.quoted || first.text != "include" {
+            out.push(line);
+            continue;
+        }
+        let Some(pattern) = line.get(1) else {
+            sources.error(&first.span, "include needs a file name or glob pattern");
+            continue;
+        };
+        if let Some(extra) = line.get(2) {
+            sources.warn(
+                &extra.span,
+                format!("extra parameter '{}' after include ignored", extra.text),
+            );
+        }
+        if depth >= MAX_INCLUDE_DEPTH {
+            sources.error(
+                &pattern.span,
+                format!("include nested more than {MAX_INCLUDE_DEPTH} deep (include loop?)"),
+            );
+            continue;
+        }
+        let full = resolve(name, &pattern.text);
+        let files = match loader.glob(&full) {
+            Ok(files) => files,
+            Err(e) => {
+                sources.error(&pattern.span, format!("include '{}': {e}", pattern.text));
+                continue;
+            }
+        };
+        if files.is_empty() {
+            // keepalived 2.2: "Config files missing '...'".
+            sources.error(
+                &pattern.span,
+                format!("config files missing '{}'", pattern.text),
+            );
+            continue;
+        }
+        for file in files {
+            match loader.read(&file) {
+                Ok(text) => out.extend(lex_with_includes(&file, &text, loader, sources, depth + 1)),
+                Err(e) => sources.error(
+                    &pattern.span,
+                    format!("cannot read included file '{file}': {e}"),
+                ),
+            }
+        }
+    }
+    out
+}
+
+/// A relative include pattern is relative to the directory of the including file.
+fn resolve(including: &str, pattern: &str) -> String {
+    if pattern.starts_with('/') {
+        return pattern.to_string();
+    }
+    match including.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => format!("{dir}/{pattern}"),
+        Some(_) => format!("/{pattern}"),
+        None => pattern.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[Line]) -> Vec<Vec<&str>> {
+        lines
+            .iter()
+            .map(|l| l.iter().map(|w| w.text.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn comments_quotes_and_braces() {
+        let mut s = Sources::default();
+        let lines = lex(
+            "f",
+            "a b # c d\n! whole line\nvs 1.2.3.4 80{x \"q { r\" }\n  }\nscript \"/bin/echo hi\" ! t\n",
+            &mut s,
+        );
+        assert_eq!(
+            texts(&lines),
+            vec![
+                vec!["a", "b"],
+                vec!["vs", "1.2.3.4", "80"],
+                vec!["{"],
+                vec!["x", "q { r"],
+                vec!["}"],
+                vec!["}"],
+                vec!["script", "/bin/echo hi"],
+            ]
+        );
+        assert!(s.diagnostics.is_empty());
+        let x = &lines[3][0];
+        assert_eq!((x.span.line, x.span.col, x.span.len), (3, 15, 1));
+        let q = &lines[3][1];
+        assert_eq!((q.span.col, q.span.len, q.quoted), (17, 7, true));
+    }
+
+    #[test]
+    fn unterminated_quote_is_an_error() {
+        let mut s = Sources::default();
+        let lines = lex("f", "script \"abc\n", &mut s);
+        assert_eq!(texts(&lines), vec![vec!["script"]]);
+        assert_eq!(s.diagnostics.len(), 1);
+        assert_eq!(
+            s.diagnostics[0].render(),
+            "f:1:8: error: unterminated quote\n    script \"abc\n           ^^^^\n"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let mut s = Sources::default();
+        let lines = lex("f", "é x\n", &mut s);
+        assert_eq!(lines[0][1].span.col, 3);
+    }
+
+    #[test]
+    fn resolve_is_relative_to_the_including_file() {
+        assert_eq!(
+            resolve("/etc/k/keepalived.conf", "conf.d/*.conf"),
+            "/etc/k/conf.d/*.conf"
+        );
+        assert_eq!(resolve("keepalived.conf", "a.conf"), "a.conf");
+        assert_eq!(resolve("/k.conf", "a.conf"), "/a.conf");
+        assert_eq!(resolve("x/k.conf", "/abs/a.conf"), "/abs/a.conf");
+    }
+}

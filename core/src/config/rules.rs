@@ -1,0 +1,195 @@
+//! The IPVS table a config implies once every real server is up (keepalived's `ipvswrapper.c`).
+
+use std::net::IpAddr;
+
+use super::model::{Config, LbKind, RealServer, VirtualServer, VsKey, VsgEntry};
+use crate::ipvs::sched::SchedFlags;
+use crate::ipvs::service::{DestSpec, ServiceSpec};
+use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
+
+/// keepalived's scheduler when none is set (`IPVS_DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+fn fwd(kind: LbKind) -> FwdMethod {
+    match kind {
+        LbKind::Nat => FwdMethod::Masq,
+        LbKind::Dr => FwdMethod::Route,
+        LbKind::Tun => FwdMethod::Tunnel(TunnelType::Ipip),
+    }
+}
+
+/// Expand a group's `ADDR-LAST` range into its addresses.
+fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
+    let Some(end) = end else { return vec![addr] };
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            let first = u16::from(o[3]);
+            (first..=end.min(255))
+                .filter_map(|last| u8::try_from(last).ok())
+                .map(|last| IpAddr::from([o[0], o[1], o[2], last]))
+                .collect()
+        }
+        IpAddr::V6(a) => {
+            let mut seg = a.segments();
+            let first = seg[7];
+            (first..=end)
+                .map(|last| {
+                    seg[7] = last;
+                    IpAddr::from(seg)
+                })
+                .collect()
+        }
+    }
+}
+
+impl Config {
+    /// The IPVS services and destinations this config sets up, in config order, assuming
+    /// every checker succeeds (real servers as configured; sorry servers not in use).
+    ///
+    /// keepalived's defaults apply: scheduler `wlc`, NAT forwarding, weight 1, protocol UDP
+    /// when none is given, persistence netmask /32 (/128 for IPv6).
+    pub fn ipvs_rules(&self) -> Vec<(ServiceSpec, Vec<DestSpec>)> {
+        let mut out = Vec::new();
+        // keepalived drops a virtual server without real servers.
+        for vs in self
+            .virtual_servers
+            .iter()
+            .filter(|vs| !vs.real_servers.is_empty())
+        {
+            let dests = self.dests(vs);
+            for key in self.service_keys(vs) {
+                let ipv6 = match key {
+                    ServiceKey::Inet { addr, .. } => addr.is_ipv6(),
+                    ServiceKey::Fwmark { ipv6, .. } => ipv6,
+                };
+                let flags = SchedFlags {
+                    fallback: vs.flags.iter().any(|f| {
+                        matches!(f.value.as_str(), "sh-fallback" | "mh-fallback" | "flag-1")
+                    }),
+                    port: vs
+                        .flags
+                        .iter()
+                        .any(|f| matches!(f.value.as_str(), "sh-port" | "mh-port" | "flag-2")),
+                };
+                let spec = ServiceSpec {
+                    key,
+                    scheduler: vs
+                        .lvs_sched
+                        .as_ref()
+                        .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
+                        .to_string(),
+                    flags,
+                    persistence: vs.persistence_timeout.as_ref().map(|p| p.value),
+                    netmask_prefix: vs
+                        .persistence_granularity
+                        .as_ref()
+                        .map(|g| g.value)
+                        .filter(|_| vs.persistence_timeout.is_some())
+                        .unwrap_or(if ipv6 { 128 } else { 32 }),
+                    one_packet: vs.flags.iter().any(|f| f.value == "ops"),
+                };
+                out.push((spec, dests.clone()));
+            }
+        }
+        out
+    }
+
+    fn service_keys(&self, vs: &VirtualServer) -> Vec<ServiceKey> {
+        let proto = vs.protocol.as_ref().map_or(Protocol::Udp, |p| p.value);
+        let fwmark_v6 = vs.ipv6.as_ref().is_some_and(|v| v.value)
+            || vs
+                .real_servers
+                .first()
+                .is_some_and(|r| r.addr.value.is_ipv6());
+        match &vs.key.value {
+            VsKey::Inet { addr, port } => vec![ServiceKey::Inet {
+                proto,
+                addr: *addr,
+                port: *port,
+            }],
+            VsKey::Fwmark(mark) => vec![ServiceKey::Fwmark {
+                mark: *mark,
+                ipv6: fwmark_v6,
+            }],
+            VsKey::Group(name) => {
+                let Some(g) = self
+                    .virtual_server_groups
+                    .iter()
+                    .find(|g| &g.name.value == name)
+                else {
+                    return Vec::new();
+                };
+                let mut keys = Vec::new();
+                for e in &g.entries {
+                    match e {
+                        VsgEntry::Inet {
+                            addr,
+                            range_end,
+                            port,
+                        } => {
+                            for a in range(addr.value, *range_end) {
+                                keys.push(ServiceKey::Inet {
+                                    proto,
+                                    addr: a,
+                                    port: port.value,
+                                });
+                            }
+                        }
+                        VsgEntry::Fwmark(m) => keys.push(ServiceKey::Fwmark {
+                            mark: m.value,
+                            ipv6: fwmark_v6,
+                        }),
+                    }
+                }
+                keys
+            }
+        }
+    }
+
+    fn dests(&self, vs: &VirtualServer) -> Vec<DestSpec> {
+        let vs_port = match vs.key.value {
+            VsKey::Inet { port, .. } => port,
+            _ => 0,
+        };
+        let mut out: Vec<DestSpec> = Vec::new();
+        for rs in &vs.real_servers {
+            let d = dest(vs, rs, vs_port);
+            // keepalived drops a duplicated real server (the validator warns).
+            if !out.iter().any(|o| o.addr == d.addr && o.port == d.port) {
+                out.push(d);
+            }
+        }
+        out
+    }
+}
+
+fn dest(vs: &VirtualServer, rs: &RealServer, vs_port: u16) -> DestSpec {
+    let kind = rs
+        .lvs_method
+        .as_ref()
+        .or(vs.lvs_method.as_ref())
+        .map_or(LbKind::Nat, |k| k.value);
+    DestSpec {
+        addr: rs.addr.value,
+        port: rs.port.as_ref().map_or(vs_port, |p| p.value),
+        fwd: fwd(kind),
+        weight: rs.weight.as_ref().map_or(1, |w| w.value),
+        u_threshold: rs.uthreshold.as_ref().map_or(0, |u| u.value),
+        l_threshold: rs.lthreshold.as_ref().map_or(0, |l| l.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_replace_the_last_octet() {
+        let a: IpAddr = "10.0.0.250".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(range(a, Some(252)).len(), 3);
+        assert_eq!(range(a, Some(300)).len(), 6);
+        assert_eq!(range(a, Some(1)).len(), 0);
+        assert_eq!(range(a, None), vec![a]);
+    }
+}

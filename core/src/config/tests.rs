@@ -1,0 +1,2 @@
+//! Parser tests over whole configs.
+use super::*;

@@ -1,0 +1,219 @@
+//! Checks across blocks, as keepalived makes them once the whole file is read.
+
+use std::collections::BTreeMap;
+
+use super::lexer::Sources;
+use super::model::{Config, VsKey};
+
+/// Report cross-block problems: missing VRID/interface, duplicate VRIDs, dangling names.
+pub fn validate(c: &Config, s: &mut Sources) {
+    let default_if = c
+        .global_defs
+        .default_interface
+        .as_ref()
+        .map(|d| d.value.clone());
+    // (interface, vrid) -> instance that claimed it first.
+    let mut vrids: BTreeMap<(String, u8), (String, String)> = BTreeMap::new();
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for v in &c.vrrp_instances {
+        if let Some(prev) = names.insert(&v.name.value, &v.name.value) {
+            s.error(
+                &v.name.span,
+                format!("vrrp_instance '{prev}' defined twice"),
+            );
+        }
+        if v.virtual_router_id.is_none() {
+            s.error(
+                &v.name.span,
+                format!("({}) the virtual router id must be set", v.name.value),
+            );
+        }
+        let iface = v
+            .interface
+            .as_ref()
+            .map(|i| i.value.clone())
+            .or_else(|| default_if.clone());
+        if iface.is_none() {
+            s.error(
+                &v.name.span,
+                format!(
+                    "({}) no interface set (and no default_interface in global_defs)",
+                    v.name.value
+                ),
+            );
+        }
+        if let (Some(iface), Some(vrid)) = (iface, &v.virtual_router_id) {
+            let here = (v.name.value.clone(), vrid.span.to_string());
+            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value)) {
+                s.error(
+                    &vrid.span,
+                    format!(
+                        "({}) virtual_router_id {} is already used on interface {iface} by vrrp_instance {other} ({at})",
+                        v.name.value, vrid.value
+                    ),
+                );
+            } else {
+                vrids.insert((iface, vrid.value), here);
+            }
+        }
+        for t in &v.track_script {
+            if !c
+                .vrrp_scripts
+                .iter()
+                .any(|sc| sc.name.value == t.name.value)
+            {
+                s.warn(
+                    &t.name.span,
+                    format!(
+                        "({}) track_script '{}' is not defined; ignored",
+                        v.name.value, t.name.value
+                    ),
+                );
+            }
+        }
+        if v.nopreempt.is_some()
+            && v.state
+                .as_ref()
+                .is_some_and(|st| st.value == super::model::State::Master)
+        {
+            if let Some(np) = &v.nopreempt {
+                s.warn(
+                    np,
+                    format!(
+                        "({}) nopreempt will not work with initial state MASTER",
+                        v.name.value
+                    ),
+                );
+            }
+        }
+    }
+    let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for g in &c.vrrp_sync_groups {
+        for m in &g.group {
+            if !c.vrrp_instances.iter().any(|v| v.name.value == m.value) {
+                s.warn(
+                    &m.span,
+                    format!(
+                        "virtual router {} specified in sync group {} doesn't exist; ignored",
+                        m.value, g.name.value
+                    ),
+                );
+            } else if let Some(other) = member_of.insert(&m.value, &g.name.value) {
+                s.error(
+                    &m.span,
+                    format!("vrrp_instance {} is already in sync group {other}", m.value),
+                );
+            }
+        }
+        let found = g
+            .group
+            .iter()
+            .filter(|m| c.vrrp_instances.iter().any(|v| v.name.value == m.value))
+            .count();
+        if found == 0 {
+            s.warn(
+                &g.name.span,
+                format!(
+                    "sync group {}: no matching vrrp_instance found in group declaration; removed",
+                    g.name.value
+                ),
+            );
+        } else if found == 1 {
+            s.warn(
+                &g.name.span,
+                format!(
+                    "sync group {} has only 1 vrrp_instance - this probably isn't what you want",
+                    g.name.value
+                ),
+            );
+        }
+    }
+    if let Some(d) = &c.global_defs.lvs_sync_daemon {
+        if !c
+            .vrrp_instances
+            .iter()
+            .any(|v| v.name.value == d.instance.value)
+        {
+            s.error(
+                &d.instance.span,
+                format!(
+                    "lvs_sync_daemon: vrrp_instance {} doesn't exist",
+                    d.instance.value
+                ),
+            );
+        }
+    }
+    for vs in &c.virtual_servers {
+        let fwmark = match &vs.key.value {
+            VsKey::Group(name) => {
+                match c
+                    .virtual_server_groups
+                    .iter()
+                    .find(|g| &g.name.value == name)
+                {
+                    None => {
+                        s.error(
+                            &vs.key.span,
+                            format!("virtual_server_group {name} is not defined"),
+                        );
+                        continue;
+                    }
+                    Some(g) => g
+                        .entries
+                        .iter()
+                        .all(|e| matches!(e, super::model::VsgEntry::Fwmark(_))),
+                }
+            }
+            VsKey::Fwmark(_) => true,
+            VsKey::Inet { .. } => false,
+        };
+        if !fwmark && vs.protocol.is_none() {
+            // keepalived 2.2: the kernel treats protocol 0 as UDP, so keepalived sets it.
+            s.warn(
+                &vs.key.span,
+                "virtual server has no protocol set - defaulting to UDP",
+            );
+        }
+        if vs.real_servers.is_empty() {
+            // keepalived 2.2 drops such a service before any other check.
+            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
+            continue;
+        }
+        if vs.lvs_sched.is_none() {
+            s.warn(
+                &vs.key.span,
+                "virtual server has no scheduler set (lb_algo/lvs_sched), using 'wlc'",
+            );
+        }
+        for (i, rs) in vs.real_servers.iter().enumerate() {
+            let dup = vs.real_servers.iter().take(i).any(|o| {
+                o.addr.value == rs.addr.value
+                    && o.port.as_ref().map(|p| p.value) == rs.port.as_ref().map(|p| p.value)
+            });
+            if dup {
+                s.warn(
+                    &rs.addr.span,
+                    "real server is duplicated - the second is ignored",
+                );
+            }
+        }
+        for f in &vs.flags {
+            let sched = vs.lvs_sched.as_ref().map_or("wlc", |x| x.value.as_str());
+            let ok = match f.value.as_str() {
+                "sh-port" | "sh-fallback" => sched == "sh",
+                "mh-port" | "mh-fallback" => sched == "mh",
+                _ => true,
+            };
+            if !ok {
+                s.warn(
+                    &f.span,
+                    format!(
+                        "{} only applies to the {} scheduler; ignored",
+                        f.value,
+                        &f.value[..2]
+                    ),
+                );
+            }
+        }
+    }
+}
