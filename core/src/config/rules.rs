@@ -50,47 +50,53 @@ impl Config {
     /// keepalived's defaults apply: scheduler `wlc`, NAT forwarding, weight 1, protocol UDP
     /// when none is given, persistence netmask /32 (/128 for IPv6).
     pub fn ipvs_rules(&self) -> Vec<(ServiceSpec, Vec<DestSpec>)> {
-        let mut out = Vec::new();
-        // keepalived drops a virtual server without real servers.
-        for vs in self
-            .virtual_servers
+        self.virtual_servers
             .iter()
-            .filter(|vs| !vs.real_servers.is_empty())
-        {
-            let dests = self.dests(vs);
-            for key in self.service_keys(vs) {
-                let ipv6 = match key {
-                    ServiceKey::Inet { addr, .. } => addr.is_ipv6(),
-                    ServiceKey::Fwmark { ipv6, .. } => ipv6,
-                };
-                let flags = SchedFlags {
-                    fallback: vs.flags.iter().any(|f| {
-                        matches!(f.value.as_str(), "sh-fallback" | "mh-fallback" | "flag-1")
-                    }),
-                    port: vs
-                        .flags
-                        .iter()
-                        .any(|f| matches!(f.value.as_str(), "sh-port" | "mh-port" | "flag-2")),
-                };
-                let spec = ServiceSpec {
-                    key,
-                    scheduler: vs
-                        .lvs_sched
-                        .as_ref()
-                        .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
-                        .to_string(),
-                    flags,
-                    persistence: vs.persistence_timeout.as_ref().map(|p| p.value),
-                    netmask_prefix: vs
-                        .persistence_granularity
-                        .as_ref()
-                        .map(|g| g.value)
-                        .filter(|_| vs.persistence_timeout.is_some())
-                        .unwrap_or(if ipv6 { 128 } else { 32 }),
-                    one_packet: vs.flags.iter().any(|f| f.value == "ops"),
-                };
-                out.push((spec, dests.clone()));
-            }
+            .flat_map(|vs| self.vs_rules(vs))
+            .collect()
+    }
+
+    /// The services (one per key: several for a `group`) and destinations of one virtual server;
+    /// none when it has no real servers, as keepalived drops it.
+    pub fn vs_rules(&self, vs: &VirtualServer) -> Vec<(ServiceSpec, Vec<DestSpec>)> {
+        let mut out = Vec::new();
+        if vs.real_servers.is_empty() {
+            return out;
+        }
+        let dests = self.dests(vs);
+        for key in self.service_keys(vs) {
+            let ipv6 = match key {
+                ServiceKey::Inet { addr, .. } => addr.is_ipv6(),
+                ServiceKey::Fwmark { ipv6, .. } => ipv6,
+            };
+            let flags = SchedFlags {
+                fallback: vs
+                    .flags
+                    .iter()
+                    .any(|f| matches!(f.value.as_str(), "sh-fallback" | "mh-fallback" | "flag-1")),
+                port: vs
+                    .flags
+                    .iter()
+                    .any(|f| matches!(f.value.as_str(), "sh-port" | "mh-port" | "flag-2")),
+            };
+            let spec = ServiceSpec {
+                key,
+                scheduler: vs
+                    .lvs_sched
+                    .as_ref()
+                    .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
+                    .to_string(),
+                flags,
+                persistence: vs.persistence_timeout.as_ref().map(|p| p.value),
+                netmask_prefix: vs
+                    .persistence_granularity
+                    .as_ref()
+                    .map(|g| g.value)
+                    .filter(|_| vs.persistence_timeout.is_some())
+                    .unwrap_or(if ipv6 { 128 } else { 32 }),
+                one_packet: vs.flags.iter().any(|f| f.value == "ops"),
+            };
+            out.push((spec, dests.clone()));
         }
         out
     }

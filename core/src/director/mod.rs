@@ -5,6 +5,7 @@
 //! health checkers, IPVS) and translates between them and the wire: frames in,
 //! frames and address/IPVS changes out.
 
+mod build;
 mod node;
 
 use std::net::IpAddr;
@@ -12,6 +13,10 @@ use std::net::IpAddr;
 use crate::check::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::IpvsChange;
 
+#[cfg(test)]
+mod tests;
+
+pub use build::BuildError;
 pub use node::{Director, DirectorConfig, Iface, NodeEnv};
 
 /// Something that happened to the director.

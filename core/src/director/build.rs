@@ -1,0 +1,328 @@
+//! keepalived.conf (the typed model) onto the director's components, with keepalived 2.2's defaults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::check::checker::{CheckerConfig, CheckerKind, ConnectOpts, UrlCheck};
+use crate::check::healthcheckers::HealthCheckersConfig;
+use crate::check::virtual_server::{RealServerConfig, SorryServerConfig, VirtualServerConfig};
+use crate::config::model::{self, Config, Secs};
+use crate::ipvs::FwdMethod;
+use crate::vrrp::instance::InitialState;
+use crate::vrrp::wire::{Auth, Version};
+use crate::vrrp::{
+    InstanceConfig, RouterConfig, ScriptConfig, SyncGroupConfig, TrackInterface, TrackScript,
+    VirtualAddress,
+};
+
+use super::node::{DirectorConfig, NodeEnv};
+
+/// Why a parsed config cannot run on this host.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// `vrrp_instance` without `interface` (and no `default_interface`).
+    #[error("vrrp_instance {0} has no interface")]
+    NoInterface(String),
+    /// `vrrp_instance` without `virtual_router_id`.
+    #[error("vrrp_instance {0} has no virtual_router_id")]
+    NoVrid(String),
+    /// The interface does not exist on this host or has no address.
+    #[error("interface {iface} for vrrp_instance {instance} doesn't exist or has no address")]
+    NoSuchInterface {
+        /// The instance.
+        instance: String,
+        /// The interface.
+        iface: String,
+    },
+}
+
+fn dur(s: Secs) -> Duration {
+    Duration::from_micros(s.micros)
+}
+
+fn secs<T: Copy + Into<u64>>(
+    v: &Option<crate::config::diagnostic::Spanned<T>>,
+) -> Option<Duration> {
+    v.as_ref().map(|x| Duration::from_secs(x.value.into()))
+}
+
+fn fwd(kind: model::LbKind) -> FwdMethod {
+    match kind {
+        model::LbKind::Nat => FwdMethod::Masq,
+        model::LbKind::Dr => FwdMethod::Route,
+        model::LbKind::Tun => FwdMethod::Tunnel(Default::default()),
+    }
+}
+
+impl DirectorConfig {
+    /// Map a parsed keepalived.conf onto the director running on `env`.
+    pub fn from_keepalived(cfg: &Config, env: &NodeEnv) -> Result<Self, BuildError> {
+        Ok(DirectorConfig {
+            vrrp: router_config(cfg, env)?,
+            script_commands: cfg
+                .vrrp_scripts
+                .iter()
+                .map(|s| {
+                    let cmd = s
+                        .script
+                        .as_ref()
+                        .map_or_else(String::new, |c| c.value.clone());
+                    (s.name.value.clone(), cmd)
+                })
+                .collect::<BTreeMap<_, _>>(),
+            checkers: checkers_config(cfg),
+        })
+    }
+}
+
+fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError> {
+    let g = &cfg.global_defs;
+    let mut instances = Vec::new();
+    for vi in &cfg.vrrp_instances {
+        let name = vi.name.value.clone();
+        let iface = vi
+            .interface
+            .as_ref()
+            .or(g.default_interface.as_ref())
+            .map(|i| i.value.clone())
+            .ok_or_else(|| BuildError::NoInterface(name.clone()))?;
+        let vrid = vi
+            .virtual_router_id
+            .as_ref()
+            .map(|v| v.value)
+            .ok_or_else(|| BuildError::NoVrid(name.clone()))?;
+        let ipv6 = vi.native_ipv6.is_some()
+            || vi
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|v| v.addr.value.is_ipv6());
+        let primary_ip = env
+            .primary(&iface, ipv6)
+            .ok_or_else(|| BuildError::NoSuchInterface {
+                instance: name.clone(),
+                iface: iface.clone(),
+            })?;
+        let mut ic = InstanceConfig::new(&name, &iface, vrid, primary_ip);
+        ic.version = match vi
+            .version
+            .as_ref()
+            .or(g.vrrp_version.as_ref())
+            .map(|v| v.value)
+        {
+            Some(3) => Version::V3,
+            _ if ipv6 => Version::V3,
+            _ => Version::V2,
+        };
+        ic.state = vi.state.as_ref().map(|s| match s.value {
+            model::State::Master => InitialState::Master,
+            model::State::Backup => InitialState::Backup,
+        });
+        ic.priority = vi.priority.as_ref().map_or(0, |p| p.value);
+        ic.advert_int = dur(vi.advert_int());
+        ic.auth = match &vi.authentication {
+            Some(model::Authentication {
+                auth_type: Some(t),
+                auth_pass,
+            }) if t.value == model::AuthType::Pass && ic.version == Version::V2 => {
+                let mut pass = [0u8; 8];
+                if let Some(p) = auth_pass {
+                    for (d, s) in pass.iter_mut().zip(p.value.bytes()) {
+                        *d = s;
+                    }
+                }
+                Auth::Pass(pass)
+            }
+            Some(model::Authentication {
+                auth_type: Some(t), ..
+            }) if t.value == model::AuthType::Ah && ic.version == Version::V2 => Auth::Ah,
+            _ => Auth::None,
+        };
+        ic.vips = vi
+            .virtual_ipaddress
+            .iter()
+            .map(|v| {
+                let mut a = VirtualAddress::host(v.addr.value);
+                if let Some(p) = v.prefix {
+                    a.prefix = p;
+                }
+                a.dev = v.dev.as_ref().map(|d| d.value.clone());
+                a
+            })
+            .collect();
+        ic.src_ip = vi.unicast_src_ip.as_ref().map(|s| s.value);
+        ic.unicast_peers = vi.unicast_peer.iter().map(|p| p.value).collect();
+        ic.nopreempt = vi.nopreempt.is_some();
+        ic.preempt_delay = vi
+            .preempt_delay
+            .as_ref()
+            .map_or(Duration::ZERO, |d| dur(d.value));
+        if let Some(d) = secs(&vi.garp_master_delay).or(secs(&g.vrrp_garp_master_delay)) {
+            ic.garp_master_delay = d;
+            ic.garp_lower_prio_delay = d;
+        }
+        if let Some(r) = vi
+            .garp_master_repeat
+            .as_ref()
+            .or(g.vrrp_garp_master_repeat.as_ref())
+        {
+            ic.garp_master_repeat = r.value;
+            ic.garp_lower_prio_repeat = r.value;
+        }
+        if let Some(d) = secs(&vi.garp_master_refresh).or(secs(&g.vrrp_garp_master_refresh)) {
+            ic.garp_master_refresh = d;
+        }
+        if let Some(r) = vi
+            .garp_master_refresh_repeat
+            .as_ref()
+            .or(g.vrrp_garp_master_refresh_repeat.as_ref())
+        {
+            ic.garp_master_refresh_repeat = r.value;
+        }
+        ic.track_interfaces = vi
+            .track_interface
+            .iter()
+            .map(|t| TrackInterface {
+                iface: t.name.value.clone(),
+                weight: t.weight.as_ref().map_or(0, |w| w.value),
+                reverse: false,
+            })
+            .collect();
+        ic.track_scripts = vi
+            .track_script
+            .iter()
+            .map(|t| TrackScript {
+                script: t.name.value.clone(),
+                weight: t.weight.as_ref().map(|w| w.value),
+                reverse: false,
+            })
+            .collect();
+        ic.dont_track_primary = vi.dont_track_primary.is_some();
+        instances.push(ic);
+    }
+    let sync_groups = cfg
+        .vrrp_sync_groups
+        .iter()
+        .map(|s| SyncGroupConfig {
+            name: s.name.value.clone(),
+            members: s.group.iter().map(|m| m.value.clone()).collect(),
+        })
+        .collect();
+    let scripts = cfg
+        .vrrp_scripts
+        .iter()
+        .map(|s| {
+            let mut sc = ScriptConfig::new(&s.name.value);
+            if let Some(i) = &s.interval {
+                sc.interval = dur(i.value);
+            }
+            if let Some(w) = &s.weight {
+                sc.weight = w.value;
+            }
+            if let Some(r) = &s.rise {
+                sc.rise = r.value;
+            }
+            if let Some(f) = &s.fall {
+                sc.fall = f.value;
+            }
+            sc
+        })
+        .collect();
+    Ok(RouterConfig {
+        instances,
+        sync_groups,
+        scripts,
+    })
+}
+
+fn checkers_config(cfg: &Config) -> HealthCheckersConfig {
+    let mut virtual_servers = Vec::new();
+    for vs in &cfg.virtual_servers {
+        let lb = vs
+            .lvs_method
+            .as_ref()
+            .map_or(model::LbKind::Nat, |k| k.value);
+        for (service, _dests) in cfg.vs_rules(vs) {
+            let mut v = VirtualServerConfig::new(service, fwd(lb));
+            v.fwmark_protocol = vs.protocol.as_ref().map(|p| p.value);
+            v.delay_loop = vs.delay_loop.as_ref().map(|d| dur(d.value));
+            v.alpha = vs.alpha.is_some();
+            v.omega = vs.omega.is_some();
+            v.quorum = vs.quorum.as_ref().map_or(1, |q| q.value);
+            v.hysteresis = vs.hysteresis.as_ref().map_or(0, |h| h.value);
+            v.quorum_up = vs.quorum_up.as_ref().map(|s| s.value.clone());
+            v.quorum_down = vs.quorum_down.as_ref().map(|s| s.value.clone());
+            v.sorry_server = vs.sorry_server.as_ref().map(|s| SorryServerConfig {
+                addr: s.value.0,
+                port: s.value.1,
+                fwd: None,
+                inhibit: false,
+            });
+            v.real_servers = vs
+                .real_servers
+                .iter()
+                .map(|rs| real_server(vs, rs))
+                .collect();
+            virtual_servers.push(v);
+        }
+    }
+    HealthCheckersConfig {
+        virtual_servers,
+        log_all_failures: false,
+        probe_id_base: 0,
+    }
+}
+
+fn real_server(vs: &model::VirtualServer, rs: &model::RealServer) -> RealServerConfig {
+    let port = rs.port.as_ref().map_or(0, |p| p.value);
+    let mut r = RealServerConfig::new(rs.addr.value, port);
+    r.weight = rs.weight.as_ref().map_or(1, |w| w.value);
+    r.fwd = rs.lvs_method.as_ref().map(|k| fwd(k.value));
+    r.u_threshold = rs.uthreshold.as_ref().map_or(0, |u| u.value);
+    r.l_threshold = rs.lthreshold.as_ref().map_or(0, |l| l.value);
+    r.inhibit_on_failure = rs.inhibit_on_failure.as_ref().map(|_| true);
+    r.notify_up = rs.notify_up.as_ref().map(|s| s.value.clone());
+    r.notify_down = rs.notify_down.as_ref().map(|s| s.value.clone());
+    r.checkers = rs.checkers.iter().map(|c| checker(vs, c)).collect();
+    r
+}
+
+fn checker(vs: &model::VirtualServer, c: &model::Checker) -> CheckerConfig {
+    let conn = ConnectOpts {
+        ip: c.connect_ip.as_ref().map(|v| v.value),
+        port: c.connect_port.as_ref().map(|v| v.value),
+        bindto: c.bindto.as_ref().map(|v| v.value),
+        bind_port: None,
+    };
+    let kind = match c.kind.value {
+        model::CheckerKind::Tcp => CheckerKind::Tcp(conn),
+        model::CheckerKind::Http | model::CheckerKind::Ssl => CheckerKind::Http {
+            conn,
+            tls: c.kind.value == model::CheckerKind::Ssl,
+            virtualhost: vs.virtualhost.as_ref().map(|v| v.value.clone()),
+            urls: c
+                .urls
+                .iter()
+                .map(|u| {
+                    let mut url = UrlCheck::new(u.path.as_ref().map_or("/", |p| p.value.as_str()));
+                    url.digest = u.digest.as_ref().map(|d| d.value.clone());
+                    url.status_codes = u.status_code.iter().map(|s| s.value).collect();
+                    url
+                })
+                .collect(),
+        },
+        model::CheckerKind::Misc => CheckerKind::Misc {
+            command: c
+                .misc_path
+                .as_ref()
+                .map_or_else(String::new, |p| p.value.clone()),
+            timeout: c.misc_timeout.as_ref().map(|t| dur(t.value)),
+            dynamic: c.misc_dynamic.is_some(),
+        },
+    };
+    let mut cc = CheckerConfig::new(kind);
+    cc.connect_timeout = c.connect_timeout.as_ref().map(|t| dur(t.value));
+    cc.retry = c.retry.as_ref().map(|r| r.value);
+    cc.delay_before_retry = c.delay_before_retry.as_ref().map(|d| dur(d.value));
+    cc.warmup = c.warmup.as_ref().map(|w| dur(w.value));
+    cc
+}
