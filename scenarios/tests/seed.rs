@@ -196,7 +196,7 @@ fn each_step_injects_the_guides_fault() {
     );
     assert_eq!(
         kinds("09-realserver-nic-down.toml"),
-        ["30s nic_down web1.eth0", "30s nic_down web2.eth0"]
+        ["45s nic_down web1.eth0", "45s nic_down web2.eth0"]
     );
     assert_eq!(
         kinds("10-master-wan-nic-down.toml"),
