@@ -69,15 +69,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let unit_ns: u128 = match unit {
             "" => return Err(fail(DurationProblem::MissingUnit)),
             "ns" => 1,
-            "us" | "µs" => 1_000,
+            "us" => 1_000,
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
-            "m" | "min" => 60_000_000_000,
+            "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             _ => return Err(fail(DurationProblem::UnknownUnit)),
         };
         total = total
-            .checked_add(scaled(num, unit_ns).ok_or_else(|| fail(DurationProblem::MissingNumber))?)
+            .checked_add(scaled(num, unit_ns).map_err(fail)?)
             .ok_or_else(|| fail(DurationProblem::TooLarge))?;
         rest = after_unit.trim_start();
     }
@@ -86,23 +86,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 }
 
 /// `num` (decimal, maybe with a fraction) times `unit_ns`, truncated to whole nanoseconds.
-fn scaled(num: &str, unit_ns: u128) -> Option<u128> {
-    let (int, frac) = match num.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (num, ""),
-    };
+fn scaled(num: &str, unit_ns: u128) -> Result<u128, DurationProblem> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
     if int.is_empty() && frac.is_empty() || frac.contains('.') {
-        return None;
+        return Err(DurationProblem::MissingNumber);
     }
-    let int_val: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut value = int_val.checked_mul(unit_ns)?;
+    // Only digits are left, so a failed parse can only be an overflow.
+    let int_val: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| DurationProblem::TooLarge)?
+    };
+    let mut value = int_val
+        .checked_mul(unit_ns)
+        .ok_or(DurationProblem::TooLarge)?;
     // Fractions beyond nanosecond precision are dropped rather than rounded.
     let mut scale = unit_ns;
     for digit in frac.chars() {
         scale /= 10;
-        value = value.checked_add(u128::from(digit.to_digit(10)?) * scale)?;
+        let d = u128::from(digit.to_digit(10).ok_or(DurationProblem::MissingNumber)?);
+        value = value
+            .checked_add(d * scale)
+            .ok_or(DurationProblem::TooLarge)?;
     }
-    Some(value)
+    Ok(value)
 }
 
 /// Formats a duration the way scenario files write it ("1m30s", "500ms", "0s").
@@ -154,6 +161,10 @@ mod tests {
         assert_eq!(problem("30x"), Err(DurationProblem::UnknownUnit));
         assert_eq!(problem("1.2.3s"), Err(DurationProblem::MissingNumber));
         assert_eq!(problem("99999999999h"), Err(DurationProblem::TooLarge));
+        assert_eq!(
+            problem("9999999999999999999999999999999999999999s"),
+            Err(DurationProblem::TooLarge)
+        );
         assert_eq!(
             parse_duration("30sec").unwrap_err().to_string(),
             "bad duration \"30sec\": the unit must be one of ns, us, ms, s, m, h \
