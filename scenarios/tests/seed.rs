@@ -240,3 +240,31 @@ fn each_step_expects_the_guides_outcome() {
     let web1 = s.host("web1").map(|h| h.id).unwrap();
     assert_eq!(s.expect.share[&web1], (0.4, 0.6));
 }
+
+#[test]
+fn each_step_has_its_reference_text() {
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference");
+    for file in seed_files() {
+        let stem = file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let nn = stem.get(..2).unwrap_or_default();
+        let path = reference.join(format!("guide-step-{nn}.txt"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let first = text.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!("Reference for scenarios/seed/{stem}.toml"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            text.contains("== Where 2.2") || text.contains("== What 2.2"),
+            "{}: says how 2.2 differs",
+            path.display()
+        );
+    }
+}
