@@ -233,3 +233,18 @@ fn load_names_the_missing_file() {
         "does/not/exist.toml: cannot read the scenario: No such file or directory (os error 2)"
     );
 }
+
+proptest::proptest! {
+    /// Untrusted text never panics the loader: any cut or splice of a valid file gives a valid
+    /// scenario or an error that names the file.
+    #[test]
+    fn mangled_files_never_panic(start in 0usize..BASE.len(), len in 0usize..40, insert in "[a-z0-9_=\"\\[\\]{}., \n/:-]{0,12}") {
+        let mut text: String = BASE.chars().take(start).collect();
+        text.push_str(&insert);
+        text.extend(BASE.chars().skip(start + len));
+        match load(&text) {
+            Ok(s) => proptest::prop_assert!(!s.duration.is_zero()),
+            Err(e) => proptest::prop_assert!(e.to_string().starts_with("case.toml"), "{}", e),
+        }
+    }
+}
