@@ -23,6 +23,7 @@ cleanup() {
     sleep 1
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -89,5 +90,4 @@ sleep 2
     echo; echo "## director1 (keepalived.conf.master)"; cat "$work/d1.log"
     echo; echo "## director2 (keepalived.conf.backup)"; cat "$work/d2.log"
 } >"$out"
-rm -rf "$work"
 echo "wrote $out"
