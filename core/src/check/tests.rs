@@ -82,8 +82,8 @@ struct Harness {
     hc: HealthCheckers,
     now: Instant,
     /// The model IPVS table: dest -> weight.
-    ipvs: BTreeMap<SockAddr, i32>,
-    service: bool,
+    ipvs: BTreeMap<(ServiceKey, SockAddr), i32>,
+    services: std::collections::BTreeSet<ServiceKey>,
     logs: Vec<(Instant, String)>,
     /// Every IPVS change, in `ipvsadm`-like shorthand.
     ops: Vec<String>,
@@ -106,7 +106,7 @@ impl Harness {
             hc,
             now: Instant::ZERO,
             ipvs: BTreeMap::new(),
-            service: false,
+            services: Default::default(),
             logs: Vec::new(),
             ops: Vec::new(),
             notifies: Vec::new(),
@@ -133,26 +133,28 @@ impl Harness {
             IpvsChange::DelDest(_, a) => format!("-d {a}"),
         });
         match c {
-            IpvsChange::AddService(_) => {
-                assert!(!self.service, "service exists");
-                self.service = true;
+            IpvsChange::AddService(spec) => {
+                assert!(self.services.insert(spec.key), "service exists");
             }
-            IpvsChange::DelService(_) => {
-                assert!(self.service);
-                self.service = false;
-                self.ipvs.clear();
+            IpvsChange::DelService(key) => {
+                assert!(self.services.remove(&key), "DelService of missing service");
+                self.ipvs.retain(|(k, _), _| *k != key);
             }
-            IpvsChange::EditService(_) => {}
-            IpvsChange::AddDest(_, d) => {
-                let prev = self.ipvs.insert(SockAddr(d.addr, d.port), d.weight);
+            IpvsChange::EditService(spec) => assert!(self.services.contains(&spec.key)),
+            IpvsChange::AddDest(key, d) => {
+                assert!(self.services.contains(&key), "AddDest to missing service");
+                let prev = self.ipvs.insert((key, SockAddr(d.addr, d.port)), d.weight);
                 assert!(prev.is_none(), "AddDest of existing {}:{}", d.addr, d.port);
             }
-            IpvsChange::EditDest(_, d) => {
-                let w = self.ipvs.get_mut(&SockAddr(d.addr, d.port));
+            IpvsChange::EditDest(key, d) => {
+                let w = self.ipvs.get_mut(&(key, SockAddr(d.addr, d.port)));
                 *w.expect("EditDest of missing dest") = d.weight;
             }
-            IpvsChange::DelDest(_, a) => {
-                assert!(self.ipvs.remove(&a).is_some(), "DelDest of missing {a}");
+            IpvsChange::DelDest(key, a) => {
+                assert!(
+                    self.ipvs.remove(&(key, a)).is_some(),
+                    "DelDest of missing {a}"
+                );
             }
         }
     }
@@ -214,7 +216,10 @@ impl Harness {
     }
 
     fn dests(&self) -> Vec<(String, i32)> {
-        self.ipvs.iter().map(|(a, w)| (a.to_string(), *w)).collect()
+        self.ipvs
+            .iter()
+            .map(|((_, a), w)| (a.to_string(), *w))
+            .collect()
     }
 }
 
@@ -242,7 +247,7 @@ fn tcp_responder(down_from: u64, down_to: u64, refused: bool) -> Responder {
 #[test]
 fn start_installs_service_and_all_real_servers() {
     let h = Harness::new(vec![seed_vs(Some(3))], 1, tcp_responder(0, 0, true));
-    assert!(h.service);
+    assert_eq!(h.services.len(), 1);
     assert_eq!(
         h.dests(),
         vec![(format!("{RS1}:80"), 100), (format!("{RS2}:80"), 100)]
@@ -467,6 +472,204 @@ fn matches_captured_keepalived_2_2_7() {
             "-D"
         ]
     );
+}
+
+/// The second capture: (events, log lines, IPVS calls).
+type Capture = (Vec<(f64, String)>, Vec<(f64, String)>, Vec<String>);
+
+fn capture_2() -> Capture {
+    let (mut ev, mut logs, mut ops) = (Vec::new(), Vec::new(), Vec::new());
+    for l in include_str!("fixtures/keepalived-2.2.7-http-misc-quorum.log").lines() {
+        let Some((kind, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        match kind {
+            "I" => ops.push(rest.to_string()),
+            "E" | "L" => {
+                let (t, m) = rest.split_once(' ').unwrap();
+                let item = (t.parse::<f64>().unwrap(), m.to_string());
+                if kind == "E" {
+                    ev.push(item)
+                } else {
+                    logs.push(item)
+                }
+            }
+            _ => {}
+        }
+    }
+    (ev, logs, ops)
+}
+
+// HTTP_GET digest failure and two-pass recovery, TCP_CHECK with inhibit_on_failure, quorum with
+// hysteresis and a sorry server, MISC_CHECK with misc_dynamic, alpha and retry 1, and shutdown,
+// all as real keepalived 2.2.7 ran them (fixtures/keepalived-2.2.7-http-misc-quorum.log): the
+// same log lines at the same whole-second offsets, and the same IPVS calls in the same order.
+#[test]
+fn matches_captured_keepalived_http_misc_quorum() {
+    let (events, real_logs, real_ops) = capture_2();
+    // keepalived registered its checkers at 0.189 in the capture's clock; ours start at 0.
+    const ORIGIN: f64 = 0.189;
+    // A restarted python listener needs about half a second before it accepts.
+    const LISTEN_DELAY: f64 = 0.5;
+    let at = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.1 == name)
+            .map(|e| e.0 - ORIGIN)
+            .unwrap()
+    };
+    let (misc7, misc1, misc12, misc0) = (at("misc 7"), at("misc 1"), at("misc 12"), at("misc 0"));
+    let (wrong, right) = (at("digest wrong"), at("digest right"));
+    let (stop_tcp, stop_http) = (at("stop 117 120"), at("stop 116"));
+    let back = at("start all") + LISTEN_DELAY;
+    let sigterm = at("sigterm");
+    let hello = "b1946ac92492d2347c6235b4d2611184".to_string();
+
+    let vip = ip("198.18.0.118");
+    let mut vs80 = VirtualServerConfig::new(spec(), FwdMethod::Route);
+    vs80.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: vip,
+        port: 80,
+    };
+    vs80.delay_loop = Some(secs(4));
+    vs80.warmup = Some(Duration::ZERO);
+    vs80.quorum = 2;
+    vs80.hysteresis = 1;
+    vs80.sorry_server = Some(SorryServerConfig {
+        addr: ip("198.18.0.119"),
+        port: 80,
+        fwd: None,
+        inhibit: false,
+    });
+    let mut url = UrlCheck::new("/ok");
+    url.digest = Some(hello.clone());
+    url.status_codes = vec![200];
+    let mut http = CheckerConfig::new(CheckerKind::Http {
+        conn: ConnectOpts::default(),
+        tls: false,
+        virtualhost: None,
+        urls: vec![url],
+    });
+    http.connect_timeout = Some(secs(2));
+    let mut tcp = CheckerConfig::new(CheckerKind::Tcp(ConnectOpts::default()));
+    tcp.connect_timeout = Some(secs(2));
+    for (a, chk, inhibit) in [
+        ("198.18.0.116", &http, false),
+        ("198.18.0.117", &tcp, true),
+        ("198.18.0.120", &tcp, false),
+    ] {
+        let mut rs = RealServerConfig::new(ip(a), 80);
+        rs.inhibit_on_failure = Some(inhibit);
+        rs.checkers.push(chk.clone());
+        vs80.real_servers.push(rs);
+    }
+    let mut vs8080 = vs80.clone();
+    vs8080.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: vip,
+        port: 8080,
+    };
+    vs8080.quorum = 1;
+    vs8080.hysteresis = 0;
+    vs8080.sorry_server = None;
+    vs8080.alpha = true;
+    let mut rs = RealServerConfig::new(ip("198.18.0.121"), 8080);
+    rs.weight = 10;
+    let mut misc = CheckerConfig::new(CheckerKind::Misc {
+        command: "/tmp/kashim/misc.sh".into(),
+        timeout: None,
+        dynamic: true,
+    });
+    misc.retry = Some(1);
+    rs.checkers.push(misc);
+    vs8080.real_servers = vec![rs];
+
+    // python's http.server took 61 ms over its first request, about 2 ms afterwards.
+    let mut http_latency = Duration::from_millis(61);
+    let responder: Responder = Box::new(move |p, now| {
+        let t = now.as_nanos() as f64 / 1e9;
+        match &p.kind {
+            ProbeKind::Script { .. } => {
+                let code = if t >= misc0 {
+                    0
+                } else if t >= misc12 {
+                    12
+                } else if t >= misc1 {
+                    1
+                } else if t >= misc7 {
+                    7
+                } else {
+                    0
+                };
+                (Duration::from_millis(10), ProbeResult::Exit(Some(code)))
+            }
+            ProbeKind::Http { .. } => {
+                if (stop_http..back).contains(&t) {
+                    (Duration::ZERO, ProbeResult::ConnectFailed)
+                } else {
+                    let digest = if (wrong..right).contains(&t) {
+                        "0a1b".repeat(8)
+                    } else {
+                        hello.clone()
+                    };
+                    let latency = std::mem::replace(&mut http_latency, Duration::from_millis(2));
+                    (
+                        latency,
+                        ProbeResult::Http {
+                            status: 200,
+                            digest,
+                        },
+                    )
+                }
+            }
+            ProbeKind::Tcp { .. } => {
+                let up = !(stop_tcp..back).contains(&t);
+                (
+                    Duration::from_millis(1),
+                    if up {
+                        ProbeResult::Connected
+                    } else {
+                        ProbeResult::ConnectFailed
+                    },
+                )
+            }
+        }
+    });
+    let mut h = Harness::new(vec![vs80, vs8080], 5, responder);
+    let stop_at = Instant::from_nanos((sigterm * 1e9) as u64);
+    h.run_until(stop_at);
+    h.hc.handle_input(stop_at, CheckInput::Stop);
+    h.drain();
+
+    let process_level =
+        |m: &str| !(m.starts_with("Gained") || m.starts_with("Activating")) && m != "Stopping";
+    let real_start: Vec<&str> = real_logs
+        .iter()
+        .filter(|(t, m)| *t < ORIGIN + 1.0 && !process_level(m))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    let our_start: Vec<&str> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t == Instant::ZERO)
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(our_start, real_start);
+
+    let real_rest: Vec<(i64, &str)> = real_logs
+        .iter()
+        .filter(|(t, m)| *t >= ORIGIN + 1.0 && m != "Stopping" && !m.starts_with("Stopped"))
+        .map(|(t, m)| ((t - ORIGIN).round() as i64, m.as_str()))
+        .collect();
+    let our_rest: Vec<(i64, &str)> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t > Instant::ZERO)
+        .map(|(t, m)| ((t.as_nanos() as f64 / 1e9).round() as i64, m.as_str()))
+        .collect();
+    assert_eq!(our_rest, real_rest);
+    assert_eq!(h.ops, real_ops);
 }
 
 // check_data.c validate_check_config: retry_it starts at retry, so a server failing its very
@@ -1178,7 +1381,7 @@ fn stop_with_omega_runs_down_scripts() {
     h.run_until(Instant::from_secs(3));
     h.hc.handle_input(h.now, CheckInput::Stop);
     h.drain();
-    assert!(!h.service);
+    assert!(h.services.is_empty());
     assert_eq!(h.hc.poll_timeout(), None);
     assert_eq!(
         h.logs_between(3, 3),
