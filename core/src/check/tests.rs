@@ -96,10 +96,18 @@ struct Harness {
 
 impl Harness {
     fn new(vss: Vec<VirtualServerConfig>, seed: u64, responder: Responder) -> Self {
-        let mut hc = HealthCheckers::new(&HealthCheckersConfig {
-            virtual_servers: vss,
-            ..Default::default()
-        });
+        Self::with_config(
+            HealthCheckersConfig {
+                virtual_servers: vss,
+                ..Default::default()
+            },
+            seed,
+            responder,
+        )
+    }
+
+    fn with_config(cfg: HealthCheckersConfig, seed: u64, responder: Responder) -> Self {
+        let mut hc = HealthCheckers::new(&cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rules = hc.start(Instant::ZERO, &mut rng);
         let mut h = Harness {
@@ -474,30 +482,87 @@ fn matches_captured_keepalived_2_2_7() {
     );
 }
 
-/// The second capture: (events, log lines, IPVS calls).
-type Capture = (Vec<(f64, String)>, Vec<(f64, String)>, Vec<String>);
+/// A captured run: events, log lines and notify script arguments with their times, and IPVS
+/// calls in order.
+#[derive(Default)]
+struct Capture {
+    events: Vec<(f64, String)>,
+    logs: Vec<(f64, String)>,
+    notifies: Vec<(f64, String)>,
+    ops: Vec<String>,
+}
 
-fn capture_2() -> Capture {
-    let (mut ev, mut logs, mut ops) = (Vec::new(), Vec::new(), Vec::new());
-    for l in include_str!("fixtures/keepalived-2.2.7-http-misc-quorum.log").lines() {
+fn parse_capture(text: &str) -> Capture {
+    let mut c = Capture::default();
+    for l in text.lines() {
         let Some((kind, rest)) = l.split_once(' ') else {
             continue;
         };
+        if !matches!(kind, "E" | "L" | "N" | "I") {
+            continue;
+        }
+        if kind == "I" {
+            c.ops.push(rest.to_string());
+            continue;
+        }
+        let Some((t, m)) = rest.split_once(' ') else {
+            continue;
+        };
+        let item = (t.parse::<f64>().unwrap(), m.to_string());
         match kind {
-            "I" => ops.push(rest.to_string()),
-            "E" | "L" => {
-                let (t, m) = rest.split_once(' ').unwrap();
-                let item = (t.parse::<f64>().unwrap(), m.to_string());
-                if kind == "E" {
-                    ev.push(item)
-                } else {
-                    logs.push(item)
-                }
-            }
+            "E" => c.events.push(item),
+            "L" => c.logs.push(item),
+            "N" => c.notifies.push(item),
             _ => {}
         }
     }
-    (ev, logs, ops)
+    c
+}
+
+/// Compare our run with a capture whose checkers were registered at `origin`: start-up lines in
+/// order, later lines at the same whole second, and the IPVS calls.
+fn assert_same_as_capture(h: &Harness, cap: &Capture, origin: f64) {
+    let ours_at_start: Vec<&str> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t == Instant::ZERO)
+        .map(|(_, m)| m.as_str())
+        .collect();
+    let checker_line = |m: &str| {
+        [
+            "Gained",
+            "Lost",
+            "Starting with",
+            "Activating",
+            "Adding",
+            "Removing",
+            "Enabling",
+            "Disabling",
+        ]
+        .iter()
+        .any(|p| m.starts_with(p))
+    };
+    let real_at_start: Vec<&str> = cap
+        .logs
+        .iter()
+        .filter(|(t, m)| *t < origin + 0.5 && checker_line(m))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(ours_at_start, real_at_start);
+    let real_rest: Vec<(i64, &str)> = cap
+        .logs
+        .iter()
+        .filter(|(t, m)| *t >= origin + 0.5 && m != "Stopping" && !m.starts_with("Stopped"))
+        .map(|(t, m)| ((t - origin).round() as i64, m.as_str()))
+        .collect();
+    let our_rest: Vec<(i64, &str)> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t > Instant::ZERO)
+        .map(|(t, m)| ((t.as_nanos() as f64 / 1e9).round() as i64, m.as_str()))
+        .collect();
+    assert_eq!(our_rest, real_rest);
+    assert_eq!(h.ops, cap.ops);
 }
 
 // HTTP_GET digest failure and two-pass recovery, TCP_CHECK with inhibit_on_failure, quorum with
@@ -506,7 +571,10 @@ fn capture_2() -> Capture {
 // same log lines at the same whole-second offsets, and the same IPVS calls in the same order.
 #[test]
 fn matches_captured_keepalived_http_misc_quorum() {
-    let (events, real_logs, real_ops) = capture_2();
+    let cap = parse_capture(include_str!(
+        "fixtures/keepalived-2.2.7-http-misc-quorum.log"
+    ));
+    let events = cap.events.clone();
     // keepalived registered its checkers at 0.189 in the capture's clock; ours start at 0.
     const ORIGIN: f64 = 0.189;
     // A restarted python listener needs about half a second before it accepts.
@@ -642,34 +710,131 @@ fn matches_captured_keepalived_http_misc_quorum() {
     h.hc.handle_input(stop_at, CheckInput::Stop);
     h.drain();
 
-    let process_level =
-        |m: &str| !(m.starts_with("Gained") || m.starts_with("Activating")) && m != "Stopping";
-    let real_start: Vec<&str> = real_logs
-        .iter()
-        .filter(|(t, m)| *t < ORIGIN + 1.0 && !process_level(m))
-        .map(|(_, m)| m.as_str())
-        .collect();
-    let our_start: Vec<&str> = h
-        .logs
-        .iter()
-        .filter(|(t, _)| *t == Instant::ZERO)
-        .map(|(_, m)| m.as_str())
-        .collect();
-    assert_eq!(our_start, real_start);
+    assert_same_as_capture(&h, &cap, ORIGIN);
+}
 
-    let real_rest: Vec<(i64, &str)> = real_logs
+// alpha with an inhibited sorry server (enabled at start, disabled by weight), HTTP status
+// errors and TCP timeouts logged under checker_log_all_failures, retry 0 ("failed."), and omega
+// running notify_down and quorum_down at shutdown, as real keepalived 2.2.7 ran them
+// (fixtures/keepalived-2.2.7-alpha-omega-sorry-inhibit.log), notify scripts included.
+#[test]
+fn matches_captured_keepalived_alpha_omega_sorry_inhibit() {
+    let cap = parse_capture(include_str!(
+        "fixtures/keepalived-2.2.7-alpha-omega-sorry-inhibit.log"
+    ));
+    const ORIGIN: f64 = 0.545;
+    let at = |name: &str| {
+        cap.events
+            .iter()
+            .find(|e| e.1 == name)
+            .map(|e| e.0 - ORIGIN)
+            .unwrap()
+    };
+    let (gone404, unreachable, restore, sigterm) = (
+        at("404"),
+        at("117 unreachable"),
+        at("restore"),
+        at("sigterm"),
+    );
+
+    let mut vs = VirtualServerConfig::new(spec(), FwdMethod::Route);
+    vs.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: ip("198.18.0.118"),
+        port: 80,
+    };
+    vs.delay_loop = Some(secs(4));
+    vs.warmup = Some(Duration::ZERO);
+    vs.alpha = true;
+    vs.omega = true;
+    vs.sorry_server = Some(SorryServerConfig {
+        addr: ip("198.18.0.119"),
+        port: 80,
+        fwd: None,
+        inhibit: true,
+    });
+    vs.quorum_up = Some("/tmp/kashim/note.sh qup".into());
+    vs.quorum_down = Some("/tmp/kashim/note.sh qdown".into());
+    let mut rs = RealServerConfig::new(ip("198.18.0.116"), 80);
+    rs.weight = 3;
+    rs.notify_up = Some("/tmp/kashim/note.sh up116".into());
+    rs.notify_down = Some("/tmp/kashim/note.sh down116".into());
+    let mut http = CheckerConfig::new(CheckerKind::Http {
+        conn: ConnectOpts::default(),
+        tls: false,
+        virtualhost: None,
+        urls: vec![UrlCheck {
+            status_codes: vec![200],
+            ..UrlCheck::new("/ok")
+        }],
+    });
+    http.connect_timeout = Some(secs(2));
+    http.retry = Some(2);
+    http.delay_before_retry = Some(secs(1));
+    rs.checkers.push(http);
+    vs.real_servers.push(rs);
+    let mut rs = RealServerConfig::new(ip("198.18.1.117"), 80);
+    rs.weight = 2;
+    rs.notify_up = Some("/tmp/kashim/note.sh up117".into());
+    rs.notify_down = Some("/tmp/kashim/note.sh down117".into());
+    let mut tcp = CheckerConfig::new(CheckerKind::Tcp(ConnectOpts::default()));
+    tcp.connect_timeout = Some(secs(2));
+    tcp.retry = Some(0);
+    rs.checkers.push(tcp);
+    vs.real_servers.push(rs);
+
+    let responder: Responder = Box::new(move |p, now| {
+        let t = now.as_nanos() as f64 / 1e9;
+        match &p.kind {
+            ProbeKind::Http { .. } => {
+                let status = if (gone404..restore).contains(&t) {
+                    404
+                } else {
+                    200
+                };
+                (
+                    Duration::from_millis(2),
+                    ProbeResult::Http {
+                        status,
+                        digest: EMPTY_MD5.into(),
+                    },
+                )
+            }
+            _ if (unreachable..restore).contains(&t) => (p.timeout, ProbeResult::Timeout),
+            // keepalived handled .117's connect after .116's HTTP answer and notify forks.
+            _ => (Duration::from_millis(3), ProbeResult::Connected),
+        }
+    });
+    // global_defs checker_log_all_failures.
+    let cfg = HealthCheckersConfig {
+        virtual_servers: vec![vs],
+        log_all_failures: true,
+        probe_id_base: 0,
+    };
+    let mut h = Harness::with_config(cfg, 5, responder);
+    let stop_at = Instant::from_nanos((sigterm * 1e9) as u64);
+    h.run_until(stop_at);
+    h.hc.handle_input(stop_at, CheckInput::Stop);
+    h.drain();
+
+    assert_same_as_capture(&h, &cap, ORIGIN);
+    let name = |e: &NotifyEvent| match e {
+        NotifyEvent::QuorumUp { .. } => "qup".to_string(),
+        NotifyEvent::QuorumDown { .. } => "qdown".to_string(),
+        NotifyEvent::RealServerUp { rs, .. } => format!("up{}", &rs[10..13]),
+        NotifyEvent::RealServerDown { rs, .. } => format!("down{}", &rs[10..13]),
+    };
+    let ours: Vec<(i64, String)> = h
+        .notifies
         .iter()
-        .filter(|(t, m)| *t >= ORIGIN + 1.0 && m != "Stopping" && !m.starts_with("Stopped"))
-        .map(|(t, m)| ((t - ORIGIN).round() as i64, m.as_str()))
+        .map(|(t, e)| ((t.as_nanos() as f64 / 1e9).round() as i64, name(e)))
         .collect();
-    let our_rest: Vec<(i64, &str)> = h
-        .logs
+    let real: Vec<(i64, String)> = cap
+        .notifies
         .iter()
-        .filter(|(t, _)| *t > Instant::ZERO)
-        .map(|(t, m)| ((t.as_nanos() as f64 / 1e9).round() as i64, m.as_str()))
+        .map(|(t, n)| ((t - ORIGIN).round() as i64, n.clone()))
         .collect();
-    assert_eq!(our_rest, real_rest);
-    assert_eq!(h.ops, real_ops);
+    assert_eq!(ours, real);
 }
 
 // check_data.c validate_check_config: retry_it starts at retry, so a server failing its very
