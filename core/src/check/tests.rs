@@ -209,6 +209,11 @@ impl Harness {
                     .handle_input(t, CheckInput::ProbeDone { id, result });
             } else {
                 self.hc.handle_timeout(t);
+                // Progress: a deadline that has been handled is not handed out again.
+                assert!(
+                    self.hc.poll_timeout().is_none_or(|n| n > t),
+                    "poll_timeout stuck at {t}"
+                );
             }
             self.drain();
         }
@@ -1649,6 +1654,17 @@ mod props {
                         timeout: None,
                         dynamic: true,
                     })
+                } else if k == 1 {
+                    let url = UrlCheck {
+                        status_codes: vec![200, 301],
+                        ..UrlCheck::new("/")
+                    };
+                    CheckerConfig::new(CheckerKind::Http {
+                        conn: ConnectOpts::default(),
+                        tls: false,
+                        virtualhost: None,
+                        urls: vec![url.clone(), url],
+                    })
                 } else {
                     seed_tcp(Some(u32::from(k)))
                 };
@@ -1668,6 +1684,24 @@ mod props {
                 3..=4 => ProbeResult::Exit(Some(1)),
                 5 => ProbeResult::Exit(None),
                 c => ProbeResult::Exit(Some(i32::from(c))),
+            };
+        }
+        if let ProbeKind::Http { .. } = p.kind {
+            return match code {
+                0..=2 => ProbeResult::Http {
+                    status: 200,
+                    digest: EMPTY_MD5.into(),
+                },
+                3 => ProbeResult::Http {
+                    status: 301,
+                    digest: EMPTY_MD5.into(),
+                },
+                4 => ProbeResult::Http {
+                    status: 503,
+                    digest: EMPTY_MD5.into(),
+                },
+                5 => ProbeResult::ConnectFailed,
+                _ => ProbeResult::Timeout,
             };
         }
         match code {
