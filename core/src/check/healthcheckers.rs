@@ -132,6 +132,10 @@ impl HealthCheckers {
         for vs in &mut self.vss {
             vs.arm(now, rng, &mut q);
         }
+        // register_checkers_thread, in keepalived built with BFD as Debian's is.
+        q.push_back(CheckOutput::Log {
+            text: "Activating BFD healthchecker".to_string(),
+        });
         let mut rules = Vec::new();
         for o in q {
             match o {

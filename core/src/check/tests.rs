@@ -82,9 +82,11 @@ struct Harness {
     hc: HealthCheckers,
     now: Instant,
     /// The model IPVS table: dest -> weight.
-    ipvs: BTreeMap<SockAddr, i32>,
-    service: bool,
+    ipvs: BTreeMap<(ServiceKey, SockAddr), i32>,
+    services: std::collections::BTreeSet<ServiceKey>,
     logs: Vec<(Instant, String)>,
+    /// Every IPVS change, in `ipvsadm`-like shorthand.
+    ops: Vec<String>,
     notifies: Vec<(Instant, NotifyEvent)>,
     probes: Vec<(Instant, Probe)>,
     pending: Vec<(Instant, u64, super::probe::ProbeId, ProbeResult)>,
@@ -94,18 +96,27 @@ struct Harness {
 
 impl Harness {
     fn new(vss: Vec<VirtualServerConfig>, seed: u64, responder: Responder) -> Self {
-        let mut hc = HealthCheckers::new(&HealthCheckersConfig {
-            virtual_servers: vss,
-            ..Default::default()
-        });
+        Self::with_config(
+            HealthCheckersConfig {
+                virtual_servers: vss,
+                ..Default::default()
+            },
+            seed,
+            responder,
+        )
+    }
+
+    fn with_config(cfg: HealthCheckersConfig, seed: u64, responder: Responder) -> Self {
+        let mut hc = HealthCheckers::new(&cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rules = hc.start(Instant::ZERO, &mut rng);
         let mut h = Harness {
             hc,
             now: Instant::ZERO,
             ipvs: BTreeMap::new(),
-            service: false,
+            services: Default::default(),
             logs: Vec::new(),
+            ops: Vec::new(),
             notifies: Vec::new(),
             probes: Vec::new(),
             pending: Vec::new(),
@@ -121,27 +132,37 @@ impl Harness {
 
     /// Apply one change as the kernel would, refusing impossible ones.
     fn apply(&mut self, c: IpvsChange) {
+        self.ops.push(match &c {
+            IpvsChange::AddService(_) => "-A".to_string(),
+            IpvsChange::EditService(_) => "-E".to_string(),
+            IpvsChange::DelService(_) => "-D".to_string(),
+            IpvsChange::AddDest(_, d) => format!("-a {}:{} w{}", d.addr, d.port, d.weight),
+            IpvsChange::EditDest(_, d) => format!("-e {}:{} w{}", d.addr, d.port, d.weight),
+            IpvsChange::DelDest(_, a) => format!("-d {a}"),
+        });
         match c {
-            IpvsChange::AddService(_) => {
-                assert!(!self.service, "service exists");
-                self.service = true;
+            IpvsChange::AddService(spec) => {
+                assert!(self.services.insert(spec.key), "service exists");
             }
-            IpvsChange::DelService(_) => {
-                assert!(self.service);
-                self.service = false;
-                self.ipvs.clear();
+            IpvsChange::DelService(key) => {
+                assert!(self.services.remove(&key), "DelService of missing service");
+                self.ipvs.retain(|(k, _), _| *k != key);
             }
-            IpvsChange::EditService(_) => {}
-            IpvsChange::AddDest(_, d) => {
-                let prev = self.ipvs.insert(SockAddr(d.addr, d.port), d.weight);
+            IpvsChange::EditService(spec) => assert!(self.services.contains(&spec.key)),
+            IpvsChange::AddDest(key, d) => {
+                assert!(self.services.contains(&key), "AddDest to missing service");
+                let prev = self.ipvs.insert((key, SockAddr(d.addr, d.port)), d.weight);
                 assert!(prev.is_none(), "AddDest of existing {}:{}", d.addr, d.port);
             }
-            IpvsChange::EditDest(_, d) => {
-                let w = self.ipvs.get_mut(&SockAddr(d.addr, d.port));
+            IpvsChange::EditDest(key, d) => {
+                let w = self.ipvs.get_mut(&(key, SockAddr(d.addr, d.port)));
                 *w.expect("EditDest of missing dest") = d.weight;
             }
-            IpvsChange::DelDest(_, a) => {
-                assert!(self.ipvs.remove(&a).is_some(), "DelDest of missing {a}");
+            IpvsChange::DelDest(key, a) => {
+                assert!(
+                    self.ipvs.remove(&(key, a)).is_some(),
+                    "DelDest of missing {a}"
+                );
             }
         }
     }
@@ -188,6 +209,11 @@ impl Harness {
                     .handle_input(t, CheckInput::ProbeDone { id, result });
             } else {
                 self.hc.handle_timeout(t);
+                // Progress: a deadline that has been handled is not handed out again.
+                assert!(
+                    self.hc.poll_timeout().is_none_or(|n| n > t),
+                    "poll_timeout stuck at {t}"
+                );
             }
             self.drain();
         }
@@ -203,7 +229,10 @@ impl Harness {
     }
 
     fn dests(&self) -> Vec<(String, i32)> {
-        self.ipvs.iter().map(|(a, w)| (a.to_string(), *w)).collect()
+        self.ipvs
+            .iter()
+            .map(|((_, a), w)| (a.to_string(), *w))
+            .collect()
     }
 }
 
@@ -231,7 +260,7 @@ fn tcp_responder(down_from: u64, down_to: u64, refused: bool) -> Responder {
 #[test]
 fn start_installs_service_and_all_real_servers() {
     let h = Harness::new(vec![seed_vs(Some(3))], 1, tcp_responder(0, 0, true));
-    assert!(h.service);
+    assert_eq!(h.services.len(), 1);
     assert_eq!(
         h.dests(),
         vec![(format!("{RS1}:80"), 100), (format!("{RS2}:80"), 100)]
@@ -242,6 +271,7 @@ fn start_installs_service_and_all_real_servers() {
             "0.000 Gained quorum 1+0=1 <= 200 for VS [223.202.22.118]:tcp:80",
             "0.000 Activating healthchecker for service [223.202.22.116]:tcp:80 for VS [223.202.22.118]:tcp:80",
             "0.000 Activating healthchecker for service [223.202.22.117]:tcp:80 for VS [223.202.22.118]:tcp:80",
+            "0.000 Activating BFD healthchecker",
         ]
     );
 }
@@ -344,6 +374,474 @@ fn tcp_default_retry_is_one() {
     );
 }
 
+/// A log line of the fixture: (seconds, message).
+fn fixture_lines() -> Vec<(f64, String)> {
+    include_str!("fixtures/keepalived-2.2.7-seed-tcp-check.log")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, m)| (t.parse::<f64>().unwrap(), m.to_string()))
+        .collect()
+}
+
+// The seed's TCP_CHECK as real keepalived 2.2.7 ran it (fixtures/: captured with Debian's
+// keepalived, see the file's header): the same start-up lines, the same IPVS calls, the same
+// log lines for .116, at the same offsets from .116's first success, and the same shutdown.
+#[test]
+fn matches_captured_keepalived_2_2_7() {
+    let real = fixture_lines();
+    let vip = "198.18.0.118";
+    let mut vs = seed_vs(None);
+    vs.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: ip(vip),
+        port: 80,
+    };
+    vs.real_servers[0].addr = ip("198.18.0.116");
+    vs.real_servers[1].addr = ip("198.18.0.117");
+    // keepalived started .116's checker 6.293 - 0.379 s in; take .116's first probe at 1 s and
+    // stop / restart its listener at the same offsets from there (12.878 s and 53.152 s).
+    let responder: Responder = Box::new(|p, now| {
+        let ProbeKind::Tcp { target, .. } = &p.kind else {
+            panic!()
+        };
+        let ms = now.as_nanos() / 1_000_000;
+        let down = target.ip() == ip("198.18.0.116") && (13_878..54_152).contains(&ms);
+        (
+            Duration::from_micros(300),
+            if down {
+                ProbeResult::ConnectFailed
+            } else {
+                ProbeResult::Connected
+            },
+        )
+    });
+    let mut h = Harness::new(vec![vs], 5, responder);
+    h.run_until(Instant::from_secs(90));
+    h.hc.handle_input(h.now, CheckInput::Stop);
+    h.drain();
+
+    // Start-up: the healthchecker's own lines, in order.
+    let start: Vec<&str> = real
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| m.starts_with("Gained") || m.starts_with("Activating"))
+        .collect();
+    let ours: Vec<&str> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t == Instant::ZERO)
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(ours, start);
+
+    // .116's transitions, as whole seconds after its first success.
+    let rel = |v: Vec<(f64, String)>| -> Vec<(i64, String)> {
+        let first = v.first().map_or(0.0, |x| x.0);
+        v.into_iter()
+            .map(|(t, m)| (((t - first).round()) as i64, m))
+            .collect()
+    };
+    let real_116 = rel(real
+        .iter()
+        .filter(|(_, m)| {
+            m.contains("198.18.0.116") && !m.starts_with("Activating") && !m.starts_with("Shutting")
+        })
+        .cloned()
+        .collect());
+    let ours_116 = rel(h
+        .logs
+        .iter()
+        .filter(|(_, m)| {
+            m.contains("198.18.0.116") && !m.starts_with("Activating") && !m.starts_with("Shutting")
+        })
+        .map(|(t, m)| (t.as_nanos() as f64 / 1e9, m.clone()))
+        .collect());
+    assert_eq!(ours_116, real_116);
+
+    // Shutdown lines and the IPVS calls the stub saw.
+    let real_stop: Vec<&str> = real
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| m.starts_with("Shutting"))
+        .collect();
+    let ours_stop: Vec<&str> = h
+        .logs
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| m.starts_with("Shutting"))
+        .collect();
+    assert_eq!(ours_stop, real_stop);
+    assert_eq!(
+        h.ops,
+        vec![
+            "-A",
+            "-a 198.18.0.116:80 w100",
+            "-a 198.18.0.117:80 w100",
+            "-d 198.18.0.116:80",
+            "-a 198.18.0.116:80 w100",
+            "-d 198.18.0.116:80",
+            "-d 198.18.0.117:80",
+            "-D"
+        ]
+    );
+}
+
+/// A captured run: events, log lines and notify script arguments with their times, and IPVS
+/// calls in order.
+#[derive(Default)]
+struct Capture {
+    events: Vec<(f64, String)>,
+    logs: Vec<(f64, String)>,
+    notifies: Vec<(f64, String)>,
+    ops: Vec<String>,
+}
+
+fn parse_capture(text: &str) -> Capture {
+    let mut c = Capture::default();
+    for l in text.lines() {
+        let Some((kind, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        if !matches!(kind, "E" | "L" | "N" | "I") {
+            continue;
+        }
+        if kind == "I" {
+            c.ops.push(rest.to_string());
+            continue;
+        }
+        let Some((t, m)) = rest.split_once(' ') else {
+            continue;
+        };
+        let item = (t.parse::<f64>().unwrap(), m.to_string());
+        match kind {
+            "E" => c.events.push(item),
+            "L" => c.logs.push(item),
+            "N" => c.notifies.push(item),
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Compare our run with a capture whose checkers were registered at `origin`: start-up lines in
+/// order, later lines at the same whole second, and the IPVS calls.
+fn assert_same_as_capture(h: &Harness, cap: &Capture, origin: f64) {
+    let ours_at_start: Vec<&str> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t == Instant::ZERO)
+        .map(|(_, m)| m.as_str())
+        .collect();
+    let checker_line = |m: &str| {
+        [
+            "Gained",
+            "Lost",
+            "Starting with",
+            "Activating",
+            "Adding",
+            "Removing",
+            "Enabling",
+            "Disabling",
+        ]
+        .iter()
+        .any(|p| m.starts_with(p))
+    };
+    let real_at_start: Vec<&str> = cap
+        .logs
+        .iter()
+        .filter(|(t, m)| *t < origin + 0.5 && checker_line(m))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(ours_at_start, real_at_start);
+    let real_rest: Vec<(i64, &str)> = cap
+        .logs
+        .iter()
+        .filter(|(t, m)| *t >= origin + 0.5 && m != "Stopping" && !m.starts_with("Stopped"))
+        .map(|(t, m)| ((t - origin).round() as i64, m.as_str()))
+        .collect();
+    let our_rest: Vec<(i64, &str)> = h
+        .logs
+        .iter()
+        .filter(|(t, _)| *t > Instant::ZERO)
+        .map(|(t, m)| ((t.as_nanos() as f64 / 1e9).round() as i64, m.as_str()))
+        .collect();
+    assert_eq!(our_rest, real_rest);
+    assert_eq!(h.ops, cap.ops);
+}
+
+// HTTP_GET digest failure and two-pass recovery, TCP_CHECK with inhibit_on_failure, quorum with
+// hysteresis and a sorry server, MISC_CHECK with misc_dynamic, alpha and retry 1, and shutdown,
+// all as real keepalived 2.2.7 ran them (fixtures/keepalived-2.2.7-http-misc-quorum.log): the
+// same log lines at the same whole-second offsets, and the same IPVS calls in the same order.
+#[test]
+fn matches_captured_keepalived_http_misc_quorum() {
+    let cap = parse_capture(include_str!(
+        "fixtures/keepalived-2.2.7-http-misc-quorum.log"
+    ));
+    let events = cap.events.clone();
+    // keepalived registered its checkers at 0.189 in the capture's clock; ours start at 0.
+    const ORIGIN: f64 = 0.189;
+    // A restarted python listener needs about half a second before it accepts.
+    const LISTEN_DELAY: f64 = 0.5;
+    let at = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.1 == name)
+            .map(|e| e.0 - ORIGIN)
+            .unwrap()
+    };
+    let (misc7, misc1, misc12, misc0) = (at("misc 7"), at("misc 1"), at("misc 12"), at("misc 0"));
+    let (wrong, right) = (at("digest wrong"), at("digest right"));
+    let (stop_tcp, stop_http) = (at("stop 117 120"), at("stop 116"));
+    let back = at("start all") + LISTEN_DELAY;
+    let sigterm = at("sigterm");
+    let hello = "b1946ac92492d2347c6235b4d2611184".to_string();
+
+    let vip = ip("198.18.0.118");
+    let mut vs80 = VirtualServerConfig::new(spec(), FwdMethod::Route);
+    vs80.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: vip,
+        port: 80,
+    };
+    vs80.delay_loop = Some(secs(4));
+    vs80.warmup = Some(Duration::ZERO);
+    vs80.quorum = 2;
+    vs80.hysteresis = 1;
+    vs80.sorry_server = Some(SorryServerConfig {
+        addr: ip("198.18.0.119"),
+        port: 80,
+        fwd: None,
+        inhibit: false,
+    });
+    let mut url = UrlCheck::new("/ok");
+    url.digest = Some(hello.clone());
+    url.status_codes = vec![200];
+    let mut http = CheckerConfig::new(CheckerKind::Http {
+        conn: ConnectOpts::default(),
+        tls: false,
+        virtualhost: None,
+        urls: vec![url],
+    });
+    http.connect_timeout = Some(secs(2));
+    let mut tcp = CheckerConfig::new(CheckerKind::Tcp(ConnectOpts::default()));
+    tcp.connect_timeout = Some(secs(2));
+    for (a, chk, inhibit) in [
+        ("198.18.0.116", &http, false),
+        ("198.18.0.117", &tcp, true),
+        ("198.18.0.120", &tcp, false),
+    ] {
+        let mut rs = RealServerConfig::new(ip(a), 80);
+        rs.inhibit_on_failure = Some(inhibit);
+        rs.checkers.push(chk.clone());
+        vs80.real_servers.push(rs);
+    }
+    let mut vs8080 = vs80.clone();
+    vs8080.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: vip,
+        port: 8080,
+    };
+    vs8080.quorum = 1;
+    vs8080.hysteresis = 0;
+    vs8080.sorry_server = None;
+    vs8080.alpha = true;
+    let mut rs = RealServerConfig::new(ip("198.18.0.121"), 8080);
+    rs.weight = 10;
+    let mut misc = CheckerConfig::new(CheckerKind::Misc {
+        command: "/tmp/kashim/misc.sh".into(),
+        timeout: None,
+        dynamic: true,
+    });
+    misc.retry = Some(1);
+    rs.checkers.push(misc);
+    vs8080.real_servers = vec![rs];
+
+    // python's http.server took 61 ms over its first request, about 2 ms afterwards.
+    let mut http_latency = Duration::from_millis(61);
+    let responder: Responder = Box::new(move |p, now| {
+        let t = now.as_nanos() as f64 / 1e9;
+        match &p.kind {
+            ProbeKind::Script { .. } => {
+                let code = if t >= misc0 {
+                    0
+                } else if t >= misc12 {
+                    12
+                } else if t >= misc1 {
+                    1
+                } else if t >= misc7 {
+                    7
+                } else {
+                    0
+                };
+                (Duration::from_millis(10), ProbeResult::Exit(Some(code)))
+            }
+            ProbeKind::Http { .. } => {
+                if (stop_http..back).contains(&t) {
+                    (Duration::ZERO, ProbeResult::ConnectFailed)
+                } else {
+                    let digest = if (wrong..right).contains(&t) {
+                        "0a1b".repeat(8)
+                    } else {
+                        hello.clone()
+                    };
+                    let latency = std::mem::replace(&mut http_latency, Duration::from_millis(2));
+                    (
+                        latency,
+                        ProbeResult::Http {
+                            status: 200,
+                            digest,
+                        },
+                    )
+                }
+            }
+            ProbeKind::Tcp { .. } => {
+                let up = !(stop_tcp..back).contains(&t);
+                (
+                    Duration::from_millis(1),
+                    if up {
+                        ProbeResult::Connected
+                    } else {
+                        ProbeResult::ConnectFailed
+                    },
+                )
+            }
+        }
+    });
+    let mut h = Harness::new(vec![vs80, vs8080], 5, responder);
+    let stop_at = Instant::from_nanos((sigterm * 1e9) as u64);
+    h.run_until(stop_at);
+    h.hc.handle_input(stop_at, CheckInput::Stop);
+    h.drain();
+
+    assert_same_as_capture(&h, &cap, ORIGIN);
+}
+
+// alpha with an inhibited sorry server (enabled at start, disabled by weight), HTTP status
+// errors and TCP timeouts logged under checker_log_all_failures, retry 0 ("failed."), and omega
+// running notify_down and quorum_down at shutdown, as real keepalived 2.2.7 ran them
+// (fixtures/keepalived-2.2.7-alpha-omega-sorry-inhibit.log), notify scripts included.
+#[test]
+fn matches_captured_keepalived_alpha_omega_sorry_inhibit() {
+    let cap = parse_capture(include_str!(
+        "fixtures/keepalived-2.2.7-alpha-omega-sorry-inhibit.log"
+    ));
+    const ORIGIN: f64 = 0.545;
+    let at = |name: &str| {
+        cap.events
+            .iter()
+            .find(|e| e.1 == name)
+            .map(|e| e.0 - ORIGIN)
+            .unwrap()
+    };
+    let (gone404, unreachable, restore, sigterm) = (
+        at("404"),
+        at("117 unreachable"),
+        at("restore"),
+        at("sigterm"),
+    );
+
+    let mut vs = VirtualServerConfig::new(spec(), FwdMethod::Route);
+    vs.service.key = ServiceKey::Inet {
+        proto: Protocol::Tcp,
+        addr: ip("198.18.0.118"),
+        port: 80,
+    };
+    vs.delay_loop = Some(secs(4));
+    vs.warmup = Some(Duration::ZERO);
+    vs.alpha = true;
+    vs.omega = true;
+    vs.sorry_server = Some(SorryServerConfig {
+        addr: ip("198.18.0.119"),
+        port: 80,
+        fwd: None,
+        inhibit: true,
+    });
+    vs.quorum_up = Some("/tmp/kashim/note.sh qup".into());
+    vs.quorum_down = Some("/tmp/kashim/note.sh qdown".into());
+    let mut rs = RealServerConfig::new(ip("198.18.0.116"), 80);
+    rs.weight = 3;
+    rs.notify_up = Some("/tmp/kashim/note.sh up116".into());
+    rs.notify_down = Some("/tmp/kashim/note.sh down116".into());
+    let mut http = CheckerConfig::new(CheckerKind::Http {
+        conn: ConnectOpts::default(),
+        tls: false,
+        virtualhost: None,
+        urls: vec![UrlCheck {
+            status_codes: vec![200],
+            ..UrlCheck::new("/ok")
+        }],
+    });
+    http.connect_timeout = Some(secs(2));
+    http.retry = Some(2);
+    http.delay_before_retry = Some(secs(1));
+    rs.checkers.push(http);
+    vs.real_servers.push(rs);
+    let mut rs = RealServerConfig::new(ip("198.18.1.117"), 80);
+    rs.weight = 2;
+    rs.notify_up = Some("/tmp/kashim/note.sh up117".into());
+    rs.notify_down = Some("/tmp/kashim/note.sh down117".into());
+    let mut tcp = CheckerConfig::new(CheckerKind::Tcp(ConnectOpts::default()));
+    tcp.connect_timeout = Some(secs(2));
+    tcp.retry = Some(0);
+    rs.checkers.push(tcp);
+    vs.real_servers.push(rs);
+
+    let responder: Responder = Box::new(move |p, now| {
+        let t = now.as_nanos() as f64 / 1e9;
+        match &p.kind {
+            ProbeKind::Http { .. } => {
+                let status = if (gone404..restore).contains(&t) {
+                    404
+                } else {
+                    200
+                };
+                (
+                    Duration::from_millis(2),
+                    ProbeResult::Http {
+                        status,
+                        digest: EMPTY_MD5.into(),
+                    },
+                )
+            }
+            _ if (unreachable..restore).contains(&t) => (p.timeout, ProbeResult::Timeout),
+            // keepalived handled .117's connect after .116's HTTP answer and notify forks.
+            _ => (Duration::from_millis(3), ProbeResult::Connected),
+        }
+    });
+    // global_defs checker_log_all_failures.
+    let cfg = HealthCheckersConfig {
+        virtual_servers: vec![vs],
+        log_all_failures: true,
+        probe_id_base: 0,
+    };
+    let mut h = Harness::with_config(cfg, 5, responder);
+    let stop_at = Instant::from_nanos((sigterm * 1e9) as u64);
+    h.run_until(stop_at);
+    h.hc.handle_input(stop_at, CheckInput::Stop);
+    h.drain();
+
+    assert_same_as_capture(&h, &cap, ORIGIN);
+    let name = |e: &NotifyEvent| match e {
+        NotifyEvent::QuorumUp { .. } => "qup".to_string(),
+        NotifyEvent::QuorumDown { .. } => "qdown".to_string(),
+        NotifyEvent::RealServerUp { rs, .. } => format!("up{}", &rs[10..13]),
+        NotifyEvent::RealServerDown { rs, .. } => format!("down{}", &rs[10..13]),
+    };
+    let ours: Vec<(i64, String)> = h
+        .notifies
+        .iter()
+        .map(|(t, e)| ((t.as_nanos() as f64 / 1e9).round() as i64, name(e)))
+        .collect();
+    let real: Vec<(i64, String)> = cap
+        .notifies
+        .iter()
+        .map(|(t, n)| ((t - ORIGIN).round() as i64, n.clone()))
+        .collect();
+    assert_eq!(ours, real);
+}
+
 // check_data.c validate_check_config: retry_it starts at retry, so a server failing its very
 // first check is removed at once ("For non alpha mode, one failure is enough initially").
 #[test]
@@ -419,10 +917,11 @@ fn alpha_adds_only_after_first_success() {
     vs.real_servers[0].notify_down = Some("/bin/down.sh".into());
     let mut h = Harness::new(vec![vs.clone()], 1, tcp_responder(0, 10, true));
     assert_eq!(h.dests(), vec![]);
-    assert_eq!(
-        h.logs_between(0, 0).len(),
-        2,
-        "no quorum line without a sorry server"
+    assert!(
+        h.logs_between(0, 0)
+            .iter()
+            .all(|l| l.contains("Activating")),
+        "no quorum line at start without a sorry server"
     );
     h.run_until(Instant::from_secs(2));
     assert_eq!(h.dests(), vec![(format!("{RS2}:80"), 100)]);
@@ -1052,7 +1551,7 @@ fn stop_with_omega_runs_down_scripts() {
     h.run_until(Instant::from_secs(3));
     h.hc.handle_input(h.now, CheckInput::Stop);
     h.drain();
-    assert!(!h.service);
+    assert!(h.services.is_empty());
     assert_eq!(h.hc.poll_timeout(), None);
     assert_eq!(
         h.logs_between(3, 3),
@@ -1155,6 +1654,17 @@ mod props {
                         timeout: None,
                         dynamic: true,
                     })
+                } else if k == 1 {
+                    let url = UrlCheck {
+                        status_codes: vec![200, 301],
+                        ..UrlCheck::new("/")
+                    };
+                    CheckerConfig::new(CheckerKind::Http {
+                        conn: ConnectOpts::default(),
+                        tls: false,
+                        virtualhost: None,
+                        urls: vec![url.clone(), url],
+                    })
                 } else {
                     seed_tcp(Some(u32::from(k)))
                 };
@@ -1174,6 +1684,24 @@ mod props {
                 3..=4 => ProbeResult::Exit(Some(1)),
                 5 => ProbeResult::Exit(None),
                 c => ProbeResult::Exit(Some(i32::from(c))),
+            };
+        }
+        if let ProbeKind::Http { .. } = p.kind {
+            return match code {
+                0..=2 => ProbeResult::Http {
+                    status: 200,
+                    digest: EMPTY_MD5.into(),
+                },
+                3 => ProbeResult::Http {
+                    status: 301,
+                    digest: EMPTY_MD5.into(),
+                },
+                4 => ProbeResult::Http {
+                    status: 503,
+                    digest: EMPTY_MD5.into(),
+                },
+                5 => ProbeResult::ConnectFailed,
+                _ => ProbeResult::Timeout,
             };
         }
         match code {
