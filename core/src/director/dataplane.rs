@@ -1,0 +1,181 @@
+//! The userspace IPVS data plane: frames for a virtual service held by this
+//! director go through the connection table and leave toward a real server.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+use crate::ipvs::conn::TcpFlags;
+use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
+use crate::ipvs::{FwdMethod, Protocol};
+use crate::vrrp::arp::{self, ArpOp, ArpPacket};
+
+/// What the data plane did with one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Not IP traffic for a virtual service we hold.
+    NotOurs,
+    /// Sent on toward a real server: the frame to transmit, and on which interface.
+    Forward {
+        /// Interface to send on.
+        iface: String,
+        /// Rewritten frame.
+        frame: Vec<u8>,
+    },
+    /// The real server's MAC is unknown: here is an ARP request to send; the packet is dropped
+    /// (the client retransmits, as it would while the kernel resolves a neighbour).
+    Resolve {
+        /// Interface to send on.
+        iface: String,
+        /// ARP who-has frame.
+        frame: Vec<u8>,
+    },
+    /// IPVS dropped it.
+    Dropped(DropReason),
+    /// A forwarding method this data plane does not carry yet.
+    Unsupported(FwdMethod),
+}
+
+/// The fields IPVS needs, read from an Ethernet frame.
+pub fn packet_info(frame: &[u8]) -> Option<PacketInfo> {
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    let (src, dst) = match p.net? {
+        NetSlice::Ipv4(ip) => (
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+        ),
+        NetSlice::Ipv6(ip) => (
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+        ),
+    };
+    let (proto, sport, dport, tcp) = match p.transport? {
+        TransportSlice::Tcp(t) => (
+            Protocol::Tcp,
+            t.source_port(),
+            t.destination_port(),
+            TcpFlags {
+                syn: t.syn(),
+                fin: t.fin(),
+                ack: t.ack(),
+                rst: t.rst(),
+            },
+        ),
+        TransportSlice::Udp(u) => (
+            Protocol::Udp,
+            u.source_port(),
+            u.destination_port(),
+            TcpFlags::default(),
+        ),
+        _ => return None,
+    };
+    Some(PacketInfo {
+        proto,
+        src,
+        sport,
+        dst,
+        dport,
+        tcp,
+        fwmark: 0,
+    })
+}
+
+/// Where a neighbour was last seen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Its hardware address.
+    pub mac: [u8; 6],
+}
+
+/// Learnt IP → MAC bindings per interface (the director's neighbour table).
+#[derive(Clone, Debug, Default)]
+pub struct Neighbours {
+    table: BTreeMap<(String, IpAddr), Neighbour>,
+}
+
+impl Neighbours {
+    /// Remember that `ip` is at `mac` on `iface`.
+    pub fn learn(&mut self, iface: &str, ip: IpAddr, mac: [u8; 6]) {
+        if ip.is_unspecified() || mac == [0; 6] || mac == [0xff; 6] {
+            return;
+        }
+        self.table.insert((iface.to_string(), ip), Neighbour { mac });
+    }
+
+    /// The MAC of `ip` on any interface, with the interface.
+    pub fn lookup(&self, ip: IpAddr) -> Option<(&str, [u8; 6])> {
+        self.table
+            .iter()
+            .find(|((_, a), _)| *a == ip)
+            .map(|((i, _), n)| (i.as_str(), n.mac))
+    }
+}
+
+/// Direct routing: the same IP packet, re-addressed at layer 2 to the real server.
+pub fn dr_rewrite(frame: &[u8], src_mac: [u8; 6], dst_mac: [u8; 6]) -> Option<Vec<u8>> {
+    if frame.len() < 14 {
+        return None;
+    }
+    let mut out = frame.to_vec();
+    out[0..6].copy_from_slice(&dst_mac);
+    out[6..12].copy_from_slice(&src_mac);
+    Some(out)
+}
+
+/// An ARP who-has for `target` from `(mac, ip)`.
+pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    arp::encode_arp(
+        mac,
+        [0xff; 6],
+        &ArpPacket {
+            op: ArpOp::Request,
+            sender_mac: mac,
+            sender_ip: ip,
+            target_mac: [0; 6],
+            target_ip: target,
+        },
+    )
+}
+
+/// The IPVS verdict turned into what to put on the wire.
+pub fn forward(
+    verdict: Verdict,
+    frame: &[u8],
+    arrived_on: &str,
+    our: impl Fn(&str) -> Option<([u8; 6], Option<Ipv4Addr>)>,
+    neighbours: &Neighbours,
+) -> Handled {
+    let f = match verdict {
+        Verdict::Forward(f) => f,
+        Verdict::Drop(r) => return Handled::Dropped(r),
+        Verdict::Pass | Verdict::Reply { .. } => return Handled::NotOurs,
+    };
+    if f.fwd != FwdMethod::Route {
+        return Handled::Unsupported(f.fwd);
+    }
+    let rs = f.dest.0;
+    match neighbours.lookup(rs) {
+        Some((iface, mac)) => {
+            let Some((our_mac, _)) = our(iface) else {
+                return Handled::NotOurs;
+            };
+            match dr_rewrite(frame, our_mac, mac) {
+                Some(frame) => Handled::Forward {
+                    iface: iface.to_string(),
+                    frame,
+                },
+                None => Handled::NotOurs,
+            }
+        }
+        None => {
+            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, our(arrived_on)) else {
+                return Handled::NotOurs;
+            };
+            Handled::Resolve {
+                iface: arrived_on.to_string(),
+                frame: arp_request(mac, ip, target),
+            }
+        }
+    }
+}
