@@ -460,3 +460,128 @@ fn runs_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// A fault the property test can inject.
+#[derive(Clone, Debug)]
+enum Fault {
+    Kill(usize),
+    Stop(usize),
+    Restart(usize),
+    Link(usize, &'static str, bool),
+    Partition,
+    Heal,
+}
+
+fn fault() -> impl proptest::strategy::Strategy<Value = Fault> {
+    use proptest::prelude::*;
+    let n = 0usize..2;
+    let iface = prop_oneof![Just("eth0"), Just("eth1")];
+    prop_oneof![
+        n.clone().prop_map(Fault::Kill),
+        n.clone().prop_map(Fault::Stop),
+        n.clone().prop_map(Fault::Restart),
+        (n, iface, any::<bool>()).prop_map(|(n, i, up)| Fault::Link(n, i, up)),
+        Just(Fault::Partition),
+        Just(Fault::Heal),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+    // Liveness after healing: whatever happened, once both directors run with all links up
+    // and no partition, the higher priority one holds both VRIDs (preemption, RFC 3768 6.4.2)
+    // and the group members agree (vrrp_sync.c); the VIPs live only there.
+    #[test]
+    fn seed_converges_after_any_faults(
+        mut faults in proptest::collection::vec((0u64..120_000, fault()), 0..12)
+    ) {
+        faults.sort_by_key(|(t, _)| *t);
+        let mut net = seed_net();
+        for (ms, f) in faults {
+            net.run_until(Instant::from_millis(ms));
+            match f {
+                Fault::Kill(n) => net.kill(n),
+                Fault::Stop(n) => net.stop(n),
+                Fault::Restart(n) => {
+                    if net.nodes[n].router.is_none() {
+                        net.restart(n);
+                    }
+                }
+                Fault::Link(n, iface, up) => net.set_link(n, iface, up),
+                Fault::Partition => net.partition(&[0]),
+                Fault::Heal => net.heal(),
+            }
+        }
+        net.heal();
+        for n in 0..2 {
+            if net.nodes[n].router.is_none() {
+                net.restart(n);
+            }
+            net.set_link(n, "eth0", true);
+            net.set_link(n, "eth1", true);
+        }
+        net.run_for(Duration::from_secs(40));
+        for _ in 0..20 {
+            net.run_for(Duration::from_secs(1));
+            proptest::prop_assert_eq!(net.masters("WAN"), vec![0]);
+            proptest::prop_assert_eq!(net.masters("LAN"), vec![0]);
+            proptest::prop_assert_eq!(net.nodes[0].vips.len(), 2);
+            proptest::prop_assert!(net.nodes[1].vips.is_empty());
+            for node in &net.nodes {
+                let g = node.router.as_ref().unwrap().groups()[0].state();
+                proptest::prop_assert_eq!(g, node.state("WAN"));
+                proptest::prop_assert_eq!(node.state("WAN"), node.state("LAN"));
+            }
+        }
+    }
+
+    // Robustness and the timer contract: arbitrary adverts, link flaps and script results never
+    // panic, the effective priority stays within 1..=254, and after handle_timeout(now) no
+    // deadline is left at or before `now`.
+    #[test]
+    fn router_survives_arbitrary_inputs(
+        inputs in proptest::collection::vec(
+            (0u64..5_000, 0u8..4, proptest::prelude::any::<u8>(), 0u16..1000, proptest::prelude::any::<bool>()),
+            0..60,
+        )
+    ) {
+        use super::router::{VrrpInput, VrrpRouter};
+        use super::track::TrackInterface;
+        use super::wire::{Advert, Auth, Version};
+        let mut cfg = node(1, 100, |c| {
+            c.track_interfaces = vec![TrackInterface { iface: "eth9".into(), weight: 120, reverse: false }];
+            c.track_scripts = vec![TrackScript { script: "chk".into(), weight: Some(-90), reverse: false }];
+        });
+        cfg.scripts = vec![ScriptConfig { rise: 2, fall: 2, ..ScriptConfig::new("chk") }];
+        let mut r = VrrpRouter::new(cfg, Instant::ZERO).unwrap();
+        let mut now = Instant::ZERO;
+        for (dt, kind, byte, int_cs, flag) in inputs {
+            now += Duration::from_millis(dt);
+            r.handle_timeout(now);
+            proptest::prop_assert!(r.poll_timeout().is_none_or(|t| t > now));
+            let input = match kind {
+                0 => VrrpInput::Advert {
+                    iface: "eth0".into(),
+                    src: IpAddr::from([10, 0, 0, byte]),
+                    dst: if flag { super::instance::MCAST_V4 } else { IpAddr::from([10, 0, 0, 1]) },
+                    advert: Advert {
+                        version: if byte % 7 == 0 { Version::V3 } else { Version::V2 },
+                        vrid: if byte % 11 == 0 { 8 } else { 7 },
+                        priority: byte,
+                        advert_int_cs: if flag { 100 } else { int_cs },
+                        auth: Auth::None,
+                        addrs: vec![IpAddr::from([10, 0, 0, 100])],
+                    },
+                },
+                1 => VrrpInput::Link { iface: if flag { "eth0".into() } else { "eth9".into() }, up: byte % 2 == 0 },
+                2 => VrrpInput::ScriptResult { script: "chk".into(), status: i32::from(byte % 3) },
+                _ => VrrpInput::ScriptResult { script: "nope".into(), status: 0 },
+            };
+            r.handle_input(now, input);
+            while r.poll_output().is_some() {}
+            let p = r.instances()[0].effective_priority();
+            proptest::prop_assert!((1..=254).contains(&p));
+        }
+    }
+}

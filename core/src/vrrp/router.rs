@@ -168,7 +168,8 @@ pub struct VrrpRouter {
     stopped: bool,
 }
 
-fn state_word(s: VrrpState) -> &'static str {
+/// keepalived's name for a state in logs and notify scripts.
+pub fn state_name(s: VrrpState) -> &'static str {
     match s {
         VrrpState::Init => "INIT",
         VrrpState::Backup => "BACKUP",
@@ -680,13 +681,8 @@ impl VrrpRouter {
                     self.leave_master(i, now, false);
                 }
             }
-            other => {
-                let name = self.inst[i].cfg.name.clone();
-                self.log(format!(
-                    "({name}) In dispatcher_read with state {}",
-                    state_num(other)
-                ));
-            }
+            // vrrp_dispatcher_read ignores adverts in FAULT / INIT without a word.
+            _ => return,
         }
         self.tsm_handle(prev, i, now);
         let x = &self.inst[i];
@@ -1232,9 +1228,4 @@ impl VrrpRouter {
         }
         self.stopped = true;
     }
-}
-
-/// keepalived's name for a state in logs and notify scripts.
-pub fn state_name(s: VrrpState) -> &'static str {
-    state_word(s)
 }
