@@ -53,21 +53,27 @@ fn became_master(net: &Net, n: usize, inst: &str) -> Instant {
         .expect("became master")
 }
 
-// vrrp_scheduler.c vrrp_init_state: sync group members with `state MASTER` wait one advert
-// interval plus the minimal skew (5 s + 1/256 s), then the group goes MASTER together
-// (vrrp_sync.c vrrp_sync_master); the BACKUP side keeps resetting its down timer (RFC 3768 6.4.2).
+// vrrp.c vrrp_complete_init: in a sync group of non-owners `state MASTER` is turned into wanting
+// BACKUP, so both members wait their full Master_Down_Interval; WAN (15.140625 s) may not move
+// before LAN wants MASTER too (vrrp_sync_can_goto_master), so the group goes MASTER at LAN's
+// 15.21875 s (vrrp_sync_master). Measured the same on keepalived 2.2.7 in network namespaces.
+// The BACKUP side keeps resetting its down timer (RFC 3768 6.4.2).
 #[test]
 fn seed_election_at_start() {
     let mut net = seed_net();
     net.run_until(Instant::from_secs(60));
     assert_eq!(net.masters("WAN"), vec![0]);
     assert_eq!(net.masters("LAN"), vec![0]);
-    assert_eq!(became_master(&net, 0, "WAN"), at_us(5_003_906));
-    assert_eq!(became_master(&net, 0, "LAN"), at_us(5_003_906));
+    assert_eq!(became_master(&net, 0, "WAN"), at_us(15_218_750));
+    assert_eq!(became_master(&net, 0, "LAN"), at_us(15_218_750));
     let m = &net.nodes[0];
     assert_eq!(
+        m.logged("(WAN) Receive advertisement timeout"),
+        Some(at_us(15_140_625))
+    );
+    assert_eq!(
         m.logged("(WAN) Entering MASTER STATE"),
-        Some(at_us(5_003_906))
+        Some(at_us(15_218_750))
     );
     assert!(m
         .logged("VRRP_Group(VGM) Syncing instances to MASTER state")
@@ -109,8 +115,8 @@ fn seed_preemption_when_master_returns() {
     net.run_until(Instant::from_secs(28));
     net.kill(0);
     net.run_until(Instant::from_secs(60));
-    // Last advert sent at 25.003906, heard 1 ms later; LAN's interval 15.609375 s decides.
-    let last_rx = at_us(25_003_906) + LATENCY;
+    // Last advert sent at 25.21875, heard 1 ms later; LAN's interval 15.609375 s decides.
+    let last_rx = at_us(25_218_750) + LATENCY;
     assert_eq!(
         became_master(&net, 1, "WAN"),
         last_rx + Duration::from_micros(15_609_375)
@@ -119,12 +125,13 @@ fn seed_preemption_when_master_returns() {
     net.run_until(Instant::from_secs(90));
     assert_eq!(net.masters("WAN"), vec![0]);
     assert_eq!(net.masters("LAN"), vec![0]);
-    let back = Instant::from_secs(60) + Duration::from_micros(5_003_906);
+    let back = Instant::from_secs(60) + Duration::from_micros(15_218_750);
     assert_eq!(became_master(&net, 0, "WAN"), back);
     let b = &net.nodes[1];
     assert_eq!(
+        // LAN went MASTER first (the group follows LAN's interval), so its advert leads.
         b.logged(
-            "(WAN) Master received advert from 223.202.22.114 with higher priority 220, ours 120"
+            "(LAN) Master received advert from 192.168.22.114 with higher priority 200, ours 100"
         ),
         Some(back + LATENCY)
     );
@@ -147,13 +154,13 @@ fn seed_split_brain_heals() {
     net.run_until(Instant::from_secs(45));
     assert_eq!(net.masters("WAN"), vec![0, 1]);
     assert_eq!(net.masters("LAN"), vec![0, 1]);
-    // node 1 adverts at x.614281, node 0 at x.003906: heal just before node 1's next one.
+    // node 1 adverts at x.829125, node 0 at x.21875: heal just before node 1's next one.
     net.run_until(at_us(50_500_000));
     net.heal();
     net.run_until(Instant::from_secs(70));
     assert_eq!(net.masters("WAN"), vec![0]);
     assert_eq!(net.masters("LAN"), vec![0]);
-    let rx = at_us(50_614_281) + LATENCY;
+    let rx = at_us(50_829_125) + LATENCY;
     assert_eq!(
         net.nodes[0]
             .logged("(WAN) Received advert from 223.202.22.115 with lower priority 120, ours 220, forcing new election"),
@@ -189,8 +196,8 @@ fn seed_sync_group_wan_fault_drags_lan() {
     assert_eq!(m.state("LAN"), VrrpState::Fault);
     assert!(m.vips.is_empty());
     net.run_until(Instant::from_secs(50));
-    // WAN's down timer from the last eth0 advert (25.003906 + 1 ms) decides.
-    let takeover = at_us(25_003_906) + LATENCY + Duration::from_micros(15_531_250);
+    // WAN's down timer from the last eth0 advert (25.21875 + 1 ms) decides.
+    let takeover = at_us(25_218_750) + LATENCY + Duration::from_micros(15_531_250);
     assert_eq!(became_master(&net, 1, "WAN"), takeover);
     assert_eq!(became_master(&net, 1, "LAN"), takeover);
     net.run_until(Instant::from_secs(60));
@@ -410,7 +417,7 @@ fn seed_timing_table() {
     net.run_until(Instant::from_secs(28));
     net.kill(0);
     net.run_until(Instant::from_secs(60));
-    let after_death = became_master(&net, 1, "WAN") - (at_us(25_003_906) + LATENCY);
+    let after_death = became_master(&net, 1, "WAN") - (at_us(25_218_750) + LATENCY);
     assert_eq!(us(after_death), 15_609_375);
 
     // Without the sync group each instance moves on its own interval.
@@ -421,8 +428,9 @@ fn seed_timing_table() {
     let [m, b] = cfgs;
     let mut net = Net::new(vec![("LVSMaster", m), ("LVSBACKUP", b)], LATENCY);
     net.run_until(Instant::from_secs(28));
-    // Without a group, `state MASTER` waits a full interval at start (vrrp_init_state).
+    // Without a group each `state MASTER` instance goes on its own full interval.
     assert_eq!(became_master(&net, 0, "WAN"), at_us(15_140_625));
+    assert_eq!(became_master(&net, 0, "LAN"), at_us(15_218_750));
     net.stop(0);
     net.run_until(Instant::from_secs(40));
     let t0 = Instant::from_secs(28) + LATENCY;
@@ -440,7 +448,14 @@ fn seed_walkthrough_timeline() {
     net.run_until(Instant::from_secs(60));
     net.restart(0);
     net.run_until(Instant::from_secs(80));
-    insta::assert_snapshot!(net.timeline());
+    // The per-packet "Sending gratuitous ARP on ..." lines are left out to keep it readable.
+    let timeline: String = net
+        .timeline()
+        .lines()
+        .filter(|l| !l.contains("Sending gratuitous ARP on"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!(timeline);
 }
 
 // Same inputs, same outputs: two runs produce identical traces.

@@ -290,6 +290,12 @@ impl VrrpRouter {
             stopped: false,
         };
         r.initialise_tracking_priorities();
+        r.start_in_backup_unless_all_owners();
+        // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left behind.
+        for i in 0..r.inst.len() {
+            r.inst[i].vipset = true;
+            r.restore_interface(i, false);
+        }
         r.init_state(now);
         for i in 0..r.inst.len() {
             r.inst[i].init_sands(now);
@@ -452,40 +458,40 @@ impl VrrpRouter {
         }
     }
 
-    /// vrrp.c `vrrp_send_link_update`: `rep` rounds of GARP / unsolicited NA for every VIP.
+    /// vrrp.c `vrrp_send_link_update`: `rep` rounds of one GARP / unsolicited NA per VIP,
+    /// logged as vrrp_send_update (first round) and send_gratuitous_arp (every packet) log them.
     fn send_link_update(&mut self, i: usize, rep: u32) {
         if !self.inst[i].vipset {
             return;
         }
         let x = &self.inst[i];
-        let mut per_if: Vec<(String, Vec<IpAddr>)> = Vec::new();
-        let mut lines = Vec::new();
-        for v in &x.cfg.vips {
-            let dev = v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone());
-            let what = if v.addr.is_ipv4() {
-                "gratuitous ARPs"
-            } else {
-                "Unsolicited Neighbour Adverts"
-            };
-            lines.push(format!(
-                "({}) Sending/queueing {what} on {dev} for {}",
-                x.cfg.name, v.addr
-            ));
-            match per_if.iter_mut().find(|(d, _)| *d == dev) {
-                Some((_, addrs)) => addrs.push(v.addr),
-                None => per_if.push((dev, vec![v.addr])),
-            }
-        }
+        let name = x.cfg.name.clone();
+        let vips: Vec<(String, IpAddr)> = x
+            .cfg
+            .vips
+            .iter()
+            .map(|v| (v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone()), v.addr))
+            .collect();
         for round in 0..rep {
-            if round == 0 {
-                for l in &lines {
-                    self.detail(i, l.clone());
+            for (dev, addr) in &vips {
+                let (queued, sent) = if addr.is_ipv4() {
+                    ("gratuitous ARPs", "gratuitous ARP")
+                } else {
+                    (
+                        "Unsolicited Neighbour Adverts",
+                        "unsolicited Neighbour Advert",
+                    )
+                };
+                if round == 0 {
+                    self.detail(
+                        i,
+                        format!("({name}) Sending/queueing {queued} on {dev} for {addr}"),
+                    );
                 }
-            }
-            for (iface, addrs) in &per_if {
+                self.detail(i, format!("Sending {sent} on {dev} for {addr}"));
                 self.out.push_back(VrrpOutput::SendGarp {
-                    iface: iface.clone(),
-                    addrs: addrs.clone(),
+                    iface: dev.clone(),
+                    addrs: vec![*addr],
                 });
             }
         }
@@ -504,6 +510,10 @@ impl VrrpRouter {
             );
             self.log(line);
             self.inst[i].master_adver_int = self.inst[i].adver_int;
+        }
+        let name = self.inst[i].cfg.name.clone();
+        if !self.inst[i].cfg.vips.is_empty() {
+            self.detail(i, format!("({name}) setting VIPs."));
         }
         let x = &self.inst[i];
         let adds: Vec<VrrpOutput> = x
@@ -568,6 +578,10 @@ impl VrrpRouter {
             self.detail(i, format!("({name}) sent 0 priority"));
         }
         if self.inst[i].vipset {
+            let name = self.inst[i].cfg.name.clone();
+            if !self.inst[i].cfg.vips.is_empty() {
+                self.detail(i, format!("({name}) removing VIPs."));
+            }
             let x = &self.inst[i];
             let dels: Vec<VrrpOutput> = x
                 .cfg
@@ -939,6 +953,30 @@ impl VrrpRouter {
                     self.groups[g].num_member_init += 1;
                     if self.groups[g].state != VrrpState::Fault {
                         self.groups[g].state = VrrpState::Init;
+                    }
+                }
+            }
+        }
+    }
+
+    /// vrrp.c `vrrp_complete_init`: when a sync group mixes members that want MASTER with
+    /// members that are not address owners, every member starts out wanting BACKUP. So the
+    /// seed's `state MASTER` pair waits a full Master_Down_Interval (checked against
+    /// keepalived 2.2.7 in network namespaces).
+    fn start_in_backup_unless_all_owners(&mut self) {
+        for g in 0..self.groups.len() {
+            let members = self.groups[g].members.clone();
+            let have_backup = members.iter().any(|&m| {
+                self.inst[m].wantstate == VrrpState::Backup
+                    || self.inst[m].base_priority != PRIO_OWNER
+            });
+            let have_master = members
+                .iter()
+                .any(|&m| self.inst[m].wantstate == VrrpState::Master);
+            if have_backup && have_master {
+                for m in members {
+                    if self.inst[m].wantstate == VrrpState::Master {
+                        self.inst[m].wantstate = VrrpState::Backup;
                     }
                 }
             }

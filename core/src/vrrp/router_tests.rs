@@ -102,7 +102,16 @@ fn until_master(r: &mut VrrpRouter) -> Instant {
 fn backup_waits_master_down_interval_then_takes_over() {
     let mut r = router(inst(100, InitialState::Backup));
     let out = drain(&mut r);
-    assert_eq!(logs(&out), vec!["(VI) Entering BACKUP STATE (init)"]);
+    // vrrp_restore_interfaces_startup clears leftover VIPs first.
+    assert_eq!(
+        logs(&out),
+        vec!["(VI) removing VIPs.", "(VI) Entering BACKUP STATE (init)"]
+    );
+    assert!(out.contains(&VrrpOutput::DelVip {
+        iface: "eth0".into(),
+        addr: ip(100),
+        prefix: 32
+    }));
     // 3 * 1 s + (256 - 100) / 256 s.
     assert_eq!(r.poll_timeout(), Some(at_us(3_609_375)));
     // A spurious timeout is a no-op.
@@ -228,12 +237,19 @@ fn master_forces_new_election_on_lower_priority() {
     drain(&mut r);
     let t2 = t + Duration::from_millis(300);
     let out = rx(&mut r, t2, ip(2), advert_from(120, 1));
+    let l = logs(&out);
     assert_eq!(
-        logs(&out),
-        vec![
-            "(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election",
-            "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100"
+        l[..2],
+        [
+            "(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election"
+                .to_string(),
+            "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100".into()
         ]
+    );
+    // vrrp_arp.c send_gratuitous_arp logs every packet in detail mode.
+    assert_eq!(
+        l[2..],
+        vec!["Sending gratuitous ARP on eth0 for 10.0.0.100".to_string(); 5]
     );
     assert_eq!(adverts(&out), vec![(MCAST_V4, 220)]);
     // garp_lower_prio_repeat defaults to garp_master_repeat: 5 GARPs now, 5 more after 5 s.
@@ -271,7 +287,8 @@ fn master_yields_to_higher_priority() {
         logs(&out),
         vec![
             "(VI) Master received advert from 10.0.0.2 with higher priority 220, ours 120",
-            "(VI) Entering BACKUP STATE"
+            "(VI) Entering BACKUP STATE",
+            "(VI) removing VIPs."
         ]
     );
     assert!(adverts(&out).is_empty());
@@ -494,7 +511,7 @@ fn track_script_weights_and_fault() {
     let out = drain(&mut r);
     // The weight-0 script has not run yet: FAULT until it reports (vrrp_init_state logs
     // nothing for it, and sends no notify).
-    assert!(logs(&out).is_empty());
+    assert_eq!(logs(&out), vec!["(VI) removing VIPs."]);
     assert!(!out.iter().any(|o| matches!(o, VrrpOutput::Notify(_))));
     assert_eq!(r.instances()[0].state(), VrrpState::Fault);
     let runs = out
