@@ -1,5 +1,18 @@
 //! Two and three nodes on the [`super::pair::Net`] harness: elections, preemption, handovers,
 //! split brain, sync groups and the seed's timing table.
+//!
+//! Cross-checked against Debian's keepalived 2.2.7 (`-n -l -D -P`) running the seed's VGM
+//! configuration in two network namespaces joined by bridges (addresses moved to 198.18/15):
+//! both start in BACKUP and the `state MASTER` side goes MASTER after 15.14 s (WAN timeout,
+//! blocked) / 15.22 s (LAN, then "Syncing instances to MASTER state"); after SIGTERM the peer
+//! logged "Backup received priority 0 advertisement", WAN timed out 0.534 s later and LAN
+//! 0.609 s later and took the group; a partition gave two masters after ~15.5 s, and healing
+//! produced "Received advert from ... with lower priority 120, ours 220, forcing new election"
+//! plus GARP bursts for WAN and LAN on one side and "Master received advert from ... with higher
+//! priority 220, ours 120" / "Syncing instances to BACKUP state" on the other; carrier loss
+//! on eth0 gave "(WAN) Entering FAULT STATE" and "VRRP_Group(VGM) Syncing instances to FAULT
+//! state", and carrier back "(WAN) Entering BACKUP STATE", "VRRP_Group(VGM) Syncing instances to
+//! BACKUP state", "(LAN) Entering BACKUP STATE" - the same sequences these tests expect.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -617,3 +617,38 @@ fn bad_configs_are_refused() {
         "virtual router NOPE specified in sync group G doesn't exist"
     );
 }
+
+// RFC 5798 5.1.2.2: IPv6 adverts go to ff02::12, and the v3 advert carries centiseconds.
+#[test]
+fn v3_ipv6_adverts_go_to_ff02_12() {
+    use super::instance::MCAST_V6;
+    let v6 = |last: u16| IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, last]);
+    let mut c = InstanceConfig::new("V6", "eth0", 9, v6(1));
+    c.version = Version::V3;
+    c.priority = 255;
+    c.state = Some(InitialState::Master);
+    c.advert_int = Duration::from_millis(250);
+    c.vips = vec![VirtualAddress::host(v6(100))];
+    let mut r = router(c);
+    until_master(&mut r);
+    let out = drain(&mut r);
+    let sent: Vec<&Advert> = out
+        .iter()
+        .filter_map(|o| match o {
+            VrrpOutput::SendAdvert { dst, advert, .. } if *dst == MCAST_V6 => Some(advert),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].version, sent[0].advert_int_cs, &sent[0].auth),
+        (Version::V3, 25, &Auth::None)
+    );
+    assert!(logs(&out)
+        .contains(&"Sending unsolicited Neighbour Advert on eth0 for fd00::64".to_string()));
+    assert!(out.contains(&VrrpOutput::AddVip {
+        iface: "eth0".into(),
+        addr: v6(100),
+        prefix: 128
+    }));
+}
