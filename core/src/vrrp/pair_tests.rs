@@ -95,6 +95,28 @@ fn seed_election_at_start() {
         .logged("(WAN) Sending/queueing gratuitous ARPs on eth0 for 223.202.22.118")
         .is_some());
     assert_eq!(m.vips.len(), 2);
+    // Notify order (vrrp_state_become_master, then vrrp_sync_master): the group's BACKUP at
+    // start, each instance, then the group's MASTER.
+    let notes: Vec<(&str, String, VrrpState)> = m
+        .trace
+        .iter()
+        .filter_map(|(_, o)| match o {
+            super::router::VrrpOutput::Notify(c) => Some((c.kind, c.name.clone(), c.state)),
+            _ => None,
+        })
+        .collect();
+    let n = |k: &'static str, name: &str, s: VrrpState| (k, name.to_string(), s);
+    assert_eq!(
+        notes,
+        vec![
+            n("GROUP", "VGM", VrrpState::Backup),
+            n("INSTANCE", "WAN", VrrpState::Backup),
+            n("INSTANCE", "LAN", VrrpState::Backup),
+            n("INSTANCE", "LAN", VrrpState::Master),
+            n("INSTANCE", "WAN", VrrpState::Master),
+            n("GROUP", "VGM", VrrpState::Master),
+        ]
+    );
     let b = &net.nodes[1];
     assert!(b.logged("(WAN) Entering BACKUP STATE (init)").is_some());
     assert!(b.entered("WAN", VrrpState::Master).is_empty());

@@ -652,3 +652,28 @@ fn v3_ipv6_adverts_go_to_ff02_12() {
         prefix: 128
     }));
 }
+
+// vrrp.c vrrp_state_master_tx: with garp_master_refresh, the first advert sent after the refresh
+// time has passed carries a GARP round (garp_master_refresh_repeat of them).
+#[test]
+fn garp_refresh_rides_on_adverts() {
+    let mut c = inst(255, InitialState::Master);
+    c.garp_master_delay = Duration::ZERO;
+    c.garp_master_refresh = Duration::from_millis(2500);
+    c.garp_master_refresh_repeat = 2;
+    let mut r = router(c);
+    let t = until_master(&mut r);
+    drain(&mut r);
+    let garps = |out: &[VrrpOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
+            .count()
+    };
+    let mut seen = Vec::new();
+    for k in 1..=6 {
+        r.handle_timeout(t + Duration::from_secs(k));
+        seen.push(garps(&drain(&mut r)));
+    }
+    // Refresh due at t+2.5 s: sent with the t+3 s advert, next due t+5.5 s: sent at t+6 s.
+    assert_eq!(seen, vec![0, 0, 2, 0, 0, 2]);
+}
