@@ -635,3 +635,148 @@ proptest::proptest! {
         }
     }
 }
+
+/// Log lines of node `n`, without the per-packet GARP lines.
+fn lines(net: &Net, n: usize) -> Vec<String> {
+    net.nodes[n]
+        .logs()
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| !l.starts_with("Sending gratuitous ARP on"))
+        .collect()
+}
+
+// Replays a run of two Debian keepalived 2.2.7 in network namespaces (advert_int 1; A: priority
+// 150, preempt_delay 8, track_script chk with weight -60; B: priority 100): the script fails
+// once A is MASTER, B preempts, the script recovers and A preempts back after its delay. The
+// expected lines are keepalived's own output (VRRP process, `-D`), addresses renamed.
+#[test]
+fn script_failure_and_preempt_delay_match_keepalived() {
+    let mut a = node(1, 150, |c| {
+        c.preempt_delay = Duration::from_secs(8);
+        c.track_scripts = vec![TrackScript {
+            script: "chk".into(),
+            weight: None,
+            reverse: false,
+        }];
+    });
+    a.scripts = vec![ScriptConfig {
+        weight: -60,
+        ..ScriptConfig::new("chk")
+    }];
+    let b = node(2, 100, |_| {});
+    let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
+    net.run_until(at_us(7_500_000));
+    net.nodes[0].script_status.insert("chk".into(), 1);
+    net.run_until(at_us(19_500_000));
+    net.nodes[0].script_status.insert("chk".into(), 0);
+    net.run_until(Instant::from_secs(38));
+    let garp = "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100";
+    let discard_b = "(VI) received lower priority (100) advert from 10.0.0.2 - discarding";
+    let expected_a = vec![
+        "(VI) removing VIPs.",
+        "(VI) Entering BACKUP STATE (init)",
+        "VRRP_Script(chk) succeeded",
+        "(VI) Receive advertisement timeout",
+        "(VI) Entering MASTER STATE",
+        "(VI) setting VIPs.",
+        garp,
+        "Script `chk` now returning 1",
+        "VRRP_Script(chk) failed (exited with status 1)",
+        "(VI) Changing effective priority from 150 to 90",
+        garp,
+        "(VI) Master received advert from 10.0.0.2 with higher priority 100, ours 90",
+        "(VI) Entering BACKUP STATE",
+        "(VI) removing VIPs.",
+        "Script `chk` now returning 0",
+        "VRRP_Script(chk) succeeded",
+        "(VI) Changing effective priority from 90 to 150",
+        "(VI) start preempt delay (8.000000)",
+        discard_b,
+        discard_b,
+        discard_b,
+        "(VI) Receive advertisement timeout",
+        "(VI) Entering MASTER STATE",
+        "(VI) setting VIPs.",
+        garp,
+        garp,
+    ];
+    assert_eq!(lines(&net, 0), expected_a);
+    let discard_a = "(VI) received lower priority (90) advert from 10.0.0.1 - discarding";
+    let expected_b = vec![
+        "(VI) removing VIPs.",
+        "(VI) Entering BACKUP STATE (init)",
+        discard_a,
+        discard_a,
+        discard_a,
+        "(VI) Receive advertisement timeout",
+        "(VI) Entering MASTER STATE",
+        "(VI) setting VIPs.",
+        garp,
+        garp,
+        "(VI) Master received advert from 10.0.0.1 with higher priority 150, ours 100",
+        "(VI) Entering BACKUP STATE",
+        "(VI) removing VIPs.",
+    ];
+    assert_eq!(lines(&net, 1), expected_b);
+}
+
+// Replays a run of the seed's two configurations on Debian keepalived 2.2.7 in network
+// namespaces linked by veth pairs: eth0 carrier lost at 12.5 s on both ends (a veth pair loses
+// carrier together) while both are still BACKUP, back at 34.9 s, SIGTERM on the master at
+// 55.3 s. The expected lines are keepalived's own (VRRP process, `-D`), addresses renamed; the
+// main process's "Stopping"/"Stopped" and netlink address lines are not the VRRP machine's.
+#[test]
+fn seed_carrier_loss_and_sigterm_match_keepalived() {
+    let mut net = seed_net();
+    net.run_until(at_us(12_500_000));
+    net.set_link(0, "eth0", false);
+    net.set_link(1, "eth0", false);
+    net.run_until(at_us(34_900_000));
+    net.set_link(0, "eth0", true);
+    net.set_link(1, "eth0", true);
+    net.run_until(at_us(55_300_000));
+    net.stop(0);
+    net.run_until(Instant::from_secs(58));
+    let common = [
+        "(WAN) removing VIPs.",
+        "(LAN) removing VIPs.",
+        "(WAN) Entering BACKUP STATE (init)",
+        "(LAN) Entering BACKUP STATE (init)",
+        "Netlink reports eth0 down",
+        "(WAN) Entering FAULT STATE",
+        "VRRP_Group(VGM) Syncing instances to FAULT state",
+        "Netlink reports eth0 up",
+        "(WAN) Entering BACKUP STATE",
+        "VRRP_Group(VGM) Syncing instances to BACKUP state",
+        "(LAN) Entering BACKUP STATE",
+    ];
+    let takeover = [
+        "(WAN) Receive advertisement timeout",
+        "(LAN) Receive advertisement timeout",
+        "(LAN) Entering MASTER STATE",
+        "(LAN) setting VIPs.",
+        "(LAN) Sending/queueing gratuitous ARPs on eth1 for 192.168.22.118",
+        "VRRP_Group(VGM) Syncing instances to MASTER state",
+        "(WAN) Entering MASTER STATE",
+        "(WAN) setting VIPs.",
+        "(WAN) Sending/queueing gratuitous ARPs on eth0 for 223.202.22.118",
+    ];
+    let mut expected_m: Vec<&str> = common.iter().chain(takeover.iter()).copied().collect();
+    expected_m.extend([
+        "(LAN) Sending/queueing gratuitous ARPs on eth1 for 192.168.22.118",
+        "(WAN) Sending/queueing gratuitous ARPs on eth0 for 223.202.22.118",
+        "(WAN) sent 0 priority",
+        "(WAN) removing VIPs.",
+        "(LAN) sent 0 priority",
+        "(LAN) removing VIPs.",
+    ]);
+    assert_eq!(lines(&net, 0), expected_m);
+    let mut expected_b: Vec<&str> = common.to_vec();
+    expected_b.extend([
+        "(WAN) Backup received priority 0 advertisement",
+        "(LAN) Backup received priority 0 advertisement",
+    ]);
+    expected_b.extend(takeover);
+    assert_eq!(lines(&net, 1), expected_b);
+}

@@ -166,6 +166,7 @@ pub struct VrrpRouter {
     links: BTreeMap<String, bool>,
     out: VecDeque<VrrpOutput>,
     stopped: bool,
+    timer_seq: u64,
 }
 
 /// keepalived's name for a state in logs and notify scripts.
@@ -288,6 +289,7 @@ impl VrrpRouter {
             links: BTreeMap::new(),
             out: VecDeque::new(),
             stopped: false,
+            timer_seq: 0,
         };
         r.initialise_tracking_priorities();
         r.start_in_backup_unless_all_owners();
@@ -388,19 +390,29 @@ impl VrrpRouter {
     }
 
     fn next_timer(&self) -> Option<(Instant, Timer)> {
+        // Key: time, then instances before GARPs before scripts, then index / scheduling order.
         let inst = self.inst.iter().enumerate().flat_map(|(i, x)| {
             [
-                x.sands.map(|t| (t, Timer::Instance(i))),
-                x.garp_delay_at.map(|t| (t, Timer::Garp(i))),
-                x.garp_lower_at.map(|t| (t, Timer::LowerGarp(i))),
+                x.sands.map(|t| ((t, 0, i as u64), Timer::Instance(i))),
+                x.garp_delay_at.map(|(t, q)| ((t, 1, q), Timer::Garp(i))),
+                x.garp_lower_at
+                    .map(|(t, q)| ((t, 1, q), Timer::LowerGarp(i))),
             ]
         });
         let scripts = self
             .scripts
             .iter()
             .enumerate()
-            .map(|(s, x)| x.next_run.map(|t| (t, Timer::Script(s))));
-        inst.chain(scripts).flatten().min()
+            .map(|(s, x)| x.next_run.map(|t| ((t, 2, s as u64), Timer::Script(s))));
+        inst.chain(scripts)
+            .flatten()
+            .min_by_key(|(k, _)| *k)
+            .map(|((t, _, _), timer)| (t, timer))
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.timer_seq += 1;
+        self.timer_seq
     }
 
     pub(crate) fn log(&mut self, text: String) {
@@ -548,7 +560,8 @@ impl VrrpRouter {
             self.become_master(i, now);
             let delay = self.inst[i].cfg.garp_master_delay;
             if !delay.is_zero() {
-                self.inst[i].garp_delay_at = Some(now + delay);
+                let q = self.seq();
+                self.inst[i].garp_delay_at = Some((now + delay, q));
             }
         } else if let Some(at) = self.inst[i].garp_refresh_at {
             if now > at {
@@ -839,7 +852,8 @@ impl VrrpRouter {
                 self.send_link_update(m, rep);
                 let delay = self.inst[m].cfg.garp_lower_prio_delay;
                 if !delay.is_zero() {
-                    self.inst[m].garp_lower_at = Some(now + delay);
+                    let q = self.seq();
+                    self.inst[m].garp_lower_at = Some((now + delay, q));
                 }
             }
             return false;
