@@ -210,9 +210,11 @@ pub struct Instance {
     pub(crate) num_script_init: u32,
     pub(crate) vipset: bool,
     pub(crate) sync: Option<usize>,
-    pub(crate) garp_delay_at: Option<Instant>,
+    /// Second GARP burst: when, and a scheduling sequence number so equal times keep the
+    /// order they were scheduled in (as keepalived's timer tree does).
+    pub(crate) garp_delay_at: Option<(Instant, u64)>,
     pub(crate) garp_refresh_at: Option<Instant>,
-    pub(crate) garp_lower_at: Option<Instant>,
+    pub(crate) garp_lower_at: Option<(Instant, u64)>,
     pub(crate) master_saddr: Option<IpAddr>,
     pub(crate) master_priority: u8,
 }

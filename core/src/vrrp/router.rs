@@ -166,9 +166,11 @@ pub struct VrrpRouter {
     links: BTreeMap<String, bool>,
     out: VecDeque<VrrpOutput>,
     stopped: bool,
+    timer_seq: u64,
 }
 
-fn state_word(s: VrrpState) -> &'static str {
+/// keepalived's name for a state in logs and notify scripts.
+pub fn state_name(s: VrrpState) -> &'static str {
     match s {
         VrrpState::Init => "INIT",
         VrrpState::Backup => "BACKUP",
@@ -287,8 +289,15 @@ impl VrrpRouter {
             links: BTreeMap::new(),
             out: VecDeque::new(),
             stopped: false,
+            timer_seq: 0,
         };
         r.initialise_tracking_priorities();
+        r.start_in_backup_unless_all_owners();
+        // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left behind.
+        for i in 0..r.inst.len() {
+            r.inst[i].vipset = true;
+            r.restore_interface(i, false);
+        }
         r.init_state(now);
         for i in 0..r.inst.len() {
             r.inst[i].init_sands(now);
@@ -381,19 +390,29 @@ impl VrrpRouter {
     }
 
     fn next_timer(&self) -> Option<(Instant, Timer)> {
+        // Key: time, then instances before GARPs before scripts, then index / scheduling order.
         let inst = self.inst.iter().enumerate().flat_map(|(i, x)| {
             [
-                x.sands.map(|t| (t, Timer::Instance(i))),
-                x.garp_delay_at.map(|t| (t, Timer::Garp(i))),
-                x.garp_lower_at.map(|t| (t, Timer::LowerGarp(i))),
+                x.sands.map(|t| ((t, 0, i as u64), Timer::Instance(i))),
+                x.garp_delay_at.map(|(t, q)| ((t, 1, q), Timer::Garp(i))),
+                x.garp_lower_at
+                    .map(|(t, q)| ((t, 1, q), Timer::LowerGarp(i))),
             ]
         });
         let scripts = self
             .scripts
             .iter()
             .enumerate()
-            .map(|(s, x)| x.next_run.map(|t| (t, Timer::Script(s))));
-        inst.chain(scripts).flatten().min()
+            .map(|(s, x)| x.next_run.map(|t| ((t, 2, s as u64), Timer::Script(s))));
+        inst.chain(scripts)
+            .flatten()
+            .min_by_key(|(k, _)| *k)
+            .map(|((t, _, _), timer)| (t, timer))
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.timer_seq += 1;
+        self.timer_seq
     }
 
     pub(crate) fn log(&mut self, text: String) {
@@ -451,40 +470,40 @@ impl VrrpRouter {
         }
     }
 
-    /// vrrp.c `vrrp_send_link_update`: `rep` rounds of GARP / unsolicited NA for every VIP.
+    /// vrrp.c `vrrp_send_link_update`: `rep` rounds of one GARP / unsolicited NA per VIP,
+    /// logged as vrrp_send_update (first round) and send_gratuitous_arp (every packet) log them.
     fn send_link_update(&mut self, i: usize, rep: u32) {
         if !self.inst[i].vipset {
             return;
         }
         let x = &self.inst[i];
-        let mut per_if: Vec<(String, Vec<IpAddr>)> = Vec::new();
-        let mut lines = Vec::new();
-        for v in &x.cfg.vips {
-            let dev = v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone());
-            let what = if v.addr.is_ipv4() {
-                "gratuitous ARPs"
-            } else {
-                "Unsolicited Neighbour Adverts"
-            };
-            lines.push(format!(
-                "({}) Sending/queueing {what} on {dev} for {}",
-                x.cfg.name, v.addr
-            ));
-            match per_if.iter_mut().find(|(d, _)| *d == dev) {
-                Some((_, addrs)) => addrs.push(v.addr),
-                None => per_if.push((dev, vec![v.addr])),
-            }
-        }
+        let name = x.cfg.name.clone();
+        let vips: Vec<(String, IpAddr)> = x
+            .cfg
+            .vips
+            .iter()
+            .map(|v| (v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone()), v.addr))
+            .collect();
         for round in 0..rep {
-            if round == 0 {
-                for l in &lines {
-                    self.detail(i, l.clone());
+            for (dev, addr) in &vips {
+                let (queued, sent) = if addr.is_ipv4() {
+                    ("gratuitous ARPs", "gratuitous ARP")
+                } else {
+                    (
+                        "Unsolicited Neighbour Adverts",
+                        "unsolicited Neighbour Advert",
+                    )
+                };
+                if round == 0 {
+                    self.detail(
+                        i,
+                        format!("({name}) Sending/queueing {queued} on {dev} for {addr}"),
+                    );
                 }
-            }
-            for (iface, addrs) in &per_if {
+                self.detail(i, format!("Sending {sent} on {dev} for {addr}"));
                 self.out.push_back(VrrpOutput::SendGarp {
-                    iface: iface.clone(),
-                    addrs: addrs.clone(),
+                    iface: dev.clone(),
+                    addrs: vec![*addr],
                 });
             }
         }
@@ -503,6 +522,10 @@ impl VrrpRouter {
             );
             self.log(line);
             self.inst[i].master_adver_int = self.inst[i].adver_int;
+        }
+        let name = self.inst[i].cfg.name.clone();
+        if !self.inst[i].cfg.vips.is_empty() {
+            self.detail(i, format!("({name}) setting VIPs."));
         }
         let x = &self.inst[i];
         let adds: Vec<VrrpOutput> = x
@@ -537,7 +560,8 @@ impl VrrpRouter {
             self.become_master(i, now);
             let delay = self.inst[i].cfg.garp_master_delay;
             if !delay.is_zero() {
-                self.inst[i].garp_delay_at = Some(now + delay);
+                let q = self.seq();
+                self.inst[i].garp_delay_at = Some((now + delay, q));
             }
         } else if let Some(at) = self.inst[i].garp_refresh_at {
             if now > at {
@@ -567,6 +591,10 @@ impl VrrpRouter {
             self.detail(i, format!("({name}) sent 0 priority"));
         }
         if self.inst[i].vipset {
+            let name = self.inst[i].cfg.name.clone();
+            if !self.inst[i].cfg.vips.is_empty() {
+                self.detail(i, format!("({name}) removing VIPs."));
+            }
             let x = &self.inst[i];
             let dels: Vec<VrrpOutput> = x
                 .cfg
@@ -680,13 +708,8 @@ impl VrrpRouter {
                     self.leave_master(i, now, false);
                 }
             }
-            other => {
-                let name = self.inst[i].cfg.name.clone();
-                self.log(format!(
-                    "({name}) In dispatcher_read with state {}",
-                    state_num(other)
-                ));
-            }
+            // vrrp_dispatcher_read ignores adverts in FAULT / INIT without a word.
+            _ => return,
         }
         self.tsm_handle(prev, i, now);
         let x = &self.inst[i];
@@ -829,7 +852,8 @@ impl VrrpRouter {
                 self.send_link_update(m, rep);
                 let delay = self.inst[m].cfg.garp_lower_prio_delay;
                 if !delay.is_zero() {
-                    self.inst[m].garp_lower_at = Some(now + delay);
+                    let q = self.seq();
+                    self.inst[m].garp_lower_at = Some((now + delay, q));
                 }
             }
             return false;
@@ -943,6 +967,30 @@ impl VrrpRouter {
                     self.groups[g].num_member_init += 1;
                     if self.groups[g].state != VrrpState::Fault {
                         self.groups[g].state = VrrpState::Init;
+                    }
+                }
+            }
+        }
+    }
+
+    /// vrrp.c `vrrp_complete_init`: when a sync group mixes members that want MASTER with
+    /// members that are not address owners, every member starts out wanting BACKUP. So the
+    /// seed's `state MASTER` pair waits a full Master_Down_Interval (checked against
+    /// keepalived 2.2.7 in network namespaces).
+    fn start_in_backup_unless_all_owners(&mut self) {
+        for g in 0..self.groups.len() {
+            let members = self.groups[g].members.clone();
+            let have_backup = members.iter().any(|&m| {
+                self.inst[m].wantstate == VrrpState::Backup
+                    || self.inst[m].base_priority != PRIO_OWNER
+            });
+            let have_master = members
+                .iter()
+                .any(|&m| self.inst[m].wantstate == VrrpState::Master);
+            if have_backup && have_master {
+                for m in members {
+                    if self.inst[m].wantstate == VrrpState::Master {
+                        self.inst[m].wantstate = VrrpState::Backup;
                     }
                 }
             }
@@ -1232,9 +1280,4 @@ impl VrrpRouter {
         }
         self.stopped = true;
     }
-}
-
-/// keepalived's name for a state in logs and notify scripts.
-pub fn state_name(s: VrrpState) -> &'static str {
-    state_word(s)
 }

@@ -102,7 +102,16 @@ fn until_master(r: &mut VrrpRouter) -> Instant {
 fn backup_waits_master_down_interval_then_takes_over() {
     let mut r = router(inst(100, InitialState::Backup));
     let out = drain(&mut r);
-    assert_eq!(logs(&out), vec!["(VI) Entering BACKUP STATE (init)"]);
+    // vrrp_restore_interfaces_startup clears leftover VIPs first.
+    assert_eq!(
+        logs(&out),
+        vec!["(VI) removing VIPs.", "(VI) Entering BACKUP STATE (init)"]
+    );
+    assert!(out.contains(&VrrpOutput::DelVip {
+        iface: "eth0".into(),
+        addr: ip(100),
+        prefix: 32
+    }));
     // 3 * 1 s + (256 - 100) / 256 s.
     assert_eq!(r.poll_timeout(), Some(at_us(3_609_375)));
     // A spurious timeout is a no-op.
@@ -228,12 +237,19 @@ fn master_forces_new_election_on_lower_priority() {
     drain(&mut r);
     let t2 = t + Duration::from_millis(300);
     let out = rx(&mut r, t2, ip(2), advert_from(120, 1));
+    let l = logs(&out);
     assert_eq!(
-        logs(&out),
-        vec![
-            "(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election",
-            "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100"
+        l[..2],
+        [
+            "(VI) Received advert from 10.0.0.2 with lower priority 120, ours 220, forcing new election"
+                .to_string(),
+            "(VI) Sending/queueing gratuitous ARPs on eth0 for 10.0.0.100".into()
         ]
+    );
+    // vrrp_arp.c send_gratuitous_arp logs every packet in detail mode.
+    assert_eq!(
+        l[2..],
+        vec!["Sending gratuitous ARP on eth0 for 10.0.0.100".to_string(); 5]
     );
     assert_eq!(adverts(&out), vec![(MCAST_V4, 220)]);
     // garp_lower_prio_repeat defaults to garp_master_repeat: 5 GARPs now, 5 more after 5 s.
@@ -271,7 +287,8 @@ fn master_yields_to_higher_priority() {
         logs(&out),
         vec![
             "(VI) Master received advert from 10.0.0.2 with higher priority 220, ours 120",
-            "(VI) Entering BACKUP STATE"
+            "(VI) Entering BACKUP STATE",
+            "(VI) removing VIPs."
         ]
     );
     assert!(adverts(&out).is_empty());
@@ -494,7 +511,7 @@ fn track_script_weights_and_fault() {
     let out = drain(&mut r);
     // The weight-0 script has not run yet: FAULT until it reports (vrrp_init_state logs
     // nothing for it, and sends no notify).
-    assert!(logs(&out).is_empty());
+    assert_eq!(logs(&out), vec!["(VI) removing VIPs."]);
     assert!(!out.iter().any(|o| matches!(o, VrrpOutput::Notify(_))));
     assert_eq!(r.instances()[0].state(), VrrpState::Fault);
     let runs = out
@@ -599,4 +616,64 @@ fn bad_configs_are_refused() {
         err.to_string(),
         "virtual router NOPE specified in sync group G doesn't exist"
     );
+}
+
+// RFC 5798 5.1.2.2: IPv6 adverts go to ff02::12, and the v3 advert carries centiseconds.
+#[test]
+fn v3_ipv6_adverts_go_to_ff02_12() {
+    use super::instance::MCAST_V6;
+    let v6 = |last: u16| IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, last]);
+    let mut c = InstanceConfig::new("V6", "eth0", 9, v6(1));
+    c.version = Version::V3;
+    c.priority = 255;
+    c.state = Some(InitialState::Master);
+    c.advert_int = Duration::from_millis(250);
+    c.vips = vec![VirtualAddress::host(v6(100))];
+    let mut r = router(c);
+    until_master(&mut r);
+    let out = drain(&mut r);
+    let sent: Vec<&Advert> = out
+        .iter()
+        .filter_map(|o| match o {
+            VrrpOutput::SendAdvert { dst, advert, .. } if *dst == MCAST_V6 => Some(advert),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].version, sent[0].advert_int_cs, &sent[0].auth),
+        (Version::V3, 25, &Auth::None)
+    );
+    assert!(logs(&out)
+        .contains(&"Sending unsolicited Neighbour Advert on eth0 for fd00::64".to_string()));
+    assert!(out.contains(&VrrpOutput::AddVip {
+        iface: "eth0".into(),
+        addr: v6(100),
+        prefix: 128
+    }));
+}
+
+// vrrp.c vrrp_state_master_tx: with garp_master_refresh, the first advert sent after the refresh
+// time has passed carries a GARP round (garp_master_refresh_repeat of them).
+#[test]
+fn garp_refresh_rides_on_adverts() {
+    let mut c = inst(255, InitialState::Master);
+    c.garp_master_delay = Duration::ZERO;
+    c.garp_master_refresh = Duration::from_millis(2500);
+    c.garp_master_refresh_repeat = 2;
+    let mut r = router(c);
+    let t = until_master(&mut r);
+    drain(&mut r);
+    let garps = |out: &[VrrpOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
+            .count()
+    };
+    let mut seen = Vec::new();
+    for k in 1..=6 {
+        r.handle_timeout(t + Duration::from_secs(k));
+        seen.push(garps(&drain(&mut r)));
+    }
+    // Refresh due at t+2.5 s: sent with the t+3 s advert, next due t+5.5 s: sent at t+6 s.
+    assert_eq!(seen, vec![0, 0, 2, 0, 0, 2]);
 }
