@@ -241,7 +241,7 @@ impl Client {
             outcome,
         });
         if let Workload::Closed { think, .. } = self.spec.workload {
-            if self.spec.stop.map_or(true, |s| now + think < s) {
+            if self.spec.stop.is_none_or(|s| now + think < s) {
                 fx.timers.push((now + think, START));
             }
         }

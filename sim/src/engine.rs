@@ -224,6 +224,7 @@ enum Ev {
         host: usize,
     },
     Fault(Fault),
+    Check,
 }
 
 /// The simulated world.
@@ -243,6 +244,7 @@ pub struct Sim {
     /// Record every finished request in the trace (off for long runs).
     pub trace_requests: bool,
     fx: Fx,
+    check_at: Option<Instant>,
     reqs: Vec<RequestRecord>,
     targets: Vec<EdgeIndex>,
     events: u64,
@@ -266,6 +268,7 @@ impl Sim {
             trace: Vec::new(),
             trace_requests: true,
             fx: Fx::default(),
+            check_at: None,
             reqs: Vec::new(),
             targets: Vec::new(),
             events: 0,
@@ -680,7 +683,8 @@ impl Sim {
                 }
             }
             Ev::Start { host } => self.start(host),
-            Ev::Fault(f) => self.apply(f),
+            Ev::Fault(f) => self.apply_inner(f),
+            Ev::Check => {}
         }
     }
 
@@ -833,7 +837,7 @@ impl Sim {
                 .hosts
                 .get(l2.host)
                 .and_then(|h| h.stack.ifaces.get(l2.iface))
-                .is_none_or_down()
+                .is_none_or(|i| !i.up)
             {
                 continue;
             }
@@ -987,7 +991,7 @@ impl Sim {
     }
 
     fn log(&mut self, host: usize, source: LogSource, text: &str) {
-        let gen = self.dir(host).map_or(0, |d| d.gen);
+        let gen = self.dir(host).map_or(0, |d| d.gen.saturating_sub(1));
         let name = &self.hosts[host].name;
         let line = record::format_log(self.now, name, source, record::pid(host, gen, source), text);
         self.logs.push(LogLine {
@@ -1154,7 +1158,6 @@ impl Sim {
     fn kill(&mut self, host: usize) {
         let Some(d) = self.dir(host) else { return };
         d.proc = None;
-        d.gen += 1;
         d.wake = None;
         d.paused = false;
         d.queued.clear();
@@ -1230,6 +1233,13 @@ impl Sim {
 
     /// Inject a fault now.
     pub fn apply(&mut self, fault: Fault) {
+        self.apply_inner(fault);
+        if self.inv.needs_check() {
+            self.check_invariants();
+        }
+    }
+
+    fn apply_inner(&mut self, fault: Fault) {
         let fault_text = self.describe(&fault);
         let host_of = match &fault {
             Fault::Kill(h)
@@ -1258,7 +1268,6 @@ impl Sim {
                     self.drain(h.0);
                     if let Some(d) = self.dir(h.0) {
                         d.proc = None;
-                        d.gen += 1;
                         d.wake = None;
                         d.queued.clear();
                     }
@@ -1288,7 +1297,7 @@ impl Sim {
             }
             Fault::Restart(h) => {
                 if self.director_alive(h) {
-                    self.apply(Fault::Stop(h));
+                    self.apply_inner(Fault::Stop(h));
                 }
                 self.start(h.0);
             }
@@ -1385,8 +1394,10 @@ impl Sim {
 
     // ---- invariants ----------------------------------------------------------------------
 
-    /// Connected part of every host: hosts sharing a segment through live links with no
-    /// partition in either direction are joined; dead or paused directors are in none.
+    /// Connected part of every host: running directors that share a segment through live links
+    /// with no partition in either direction are joined (transitively, director to director —
+    /// VRRP adverts are not routed); every other host is a part of its own; dead or paused
+    /// directors are in none.
     pub fn parts(&self) -> Vec<usize> {
         let n = self.hosts.len();
         let mut parent: Vec<usize> = (0..n).collect();
@@ -1401,13 +1412,14 @@ impl Sim {
             Model::Director(d) => d.proc.is_some() && !d.paused,
             _ => true,
         };
+        let is_director = |h: usize| matches!(self.hosts[h].model, Model::Director(_));
         for seg in &self.segs {
             let members: Vec<usize> = self
                 .graph
                 .edges(seg.node)
                 .filter(|r| self.iface_carrier(r.weight().host, r.weight().iface))
                 .map(|r| r.weight().host)
-                .filter(|h| participates(*h))
+                .filter(|h| is_director(*h) && participates(*h))
                 .collect();
             for (i, &a) in members.iter().enumerate() {
                 for &b in &members[i + 1..] {
@@ -1460,16 +1472,12 @@ impl Sim {
         for v in new {
             self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });
         }
-    }
-}
-
-trait IfaceDown {
-    fn is_none_or_down(&self) -> bool;
-}
-
-impl IfaceDown for Option<&crate::stack::Iface> {
-    fn is_none_or_down(&self) -> bool {
-        self.map_or(true, |i| !i.up)
+        if let Some(at) = self.inv.next_deadline() {
+            if self.check_at.is_none_or(|c| c < self.now) || self.check_at.is_some_and(|c| at < c) {
+                self.check_at = Some(at);
+                self.queue.push(at, Ev::Check);
+            }
+        }
     }
 }
 

@@ -204,6 +204,29 @@ impl Invariants {
                 .any(|l| l.satisfied.is_none() && !l.reported)
     }
 
+    /// When a tolerance or liveness bound next runs out, so the engine can check then even
+    /// if no other event happens.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let one = Duration::from_nanos(1);
+        let suspects = self
+            .suspects
+            .iter()
+            .filter(|(_, (_, reported))| !reported)
+            .map(|(k, (since, _))| {
+                let grace = match k {
+                    Suspect::Masters(_) => self.config.split_brain_grace,
+                    Suspect::Vip(_) => self.config.vip_grace,
+                };
+                *since + grace + one
+            });
+        let live = self
+            .liveness
+            .iter()
+            .filter(|l| l.satisfied.is_none() && !l.reported)
+            .map(|l| l.after + l.within + one);
+        suspects.chain(live).min()
+    }
+
     /// MASTERs of `instance` per host.
     pub fn masters(&self, instance: &str) -> Vec<HostId> {
         self.states
@@ -318,7 +341,7 @@ impl Invariants {
                 .iter_mut()
                 .filter(|l| l.satisfied.is_none() && !l.reported)
             {
-                if now < l.after {
+                if now <= l.after {
                     continue;
                 }
                 if ok {

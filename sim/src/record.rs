@@ -46,10 +46,10 @@ pub fn format_log(t: Instant, host: &str, source: LogSource, pid: u32, text: &st
     )
 }
 
-/// Deterministic PID of a keepalived process: parent `1000 + 100 * host + 3 * generation`,
+/// Deterministic PID of a keepalived process: parent `1000 + 100 * host + 3 * restarts`,
 /// then the checker child (+1) and the VRRP child (+2), the order keepalived 2.2 forks them.
-pub fn pid(host: usize, generation: u32, source: LogSource) -> u32 {
-    let base = 1000 + 100 * host as u32 + 3 * generation;
+pub fn pid(host: usize, restarts: u32, source: LogSource) -> u32 {
+    let base = 1000 + 100 * host as u32 + 3 * restarts;
     base + match source {
         LogSource::Main => 0,
         LogSource::Healthcheckers => 1,

@@ -118,6 +118,8 @@ pub enum Rx {
     Forwarded,
     /// IPv4 for an address this host does not hold: dropped.
     NotLocal,
+    /// Addressed to this host but neither ARP nor unicast IPv4 (VRRP multicast, other ethertypes).
+    Other,
     /// Not addressed to this interface's MAC, or unreadable.
     Ignored,
 }
@@ -243,7 +245,7 @@ impl Stack {
                     Rx::NotLocal
                 }
             }
-            _ => Rx::Ignored,
+            _ => Rx::Other,
         }
     }
 
@@ -253,14 +255,13 @@ impl Stack {
         let solicited = self.pending.contains_key(&arp.spa);
         let lock = self.locktime;
         match self.neigh.get_mut(&arp.spa) {
-            Some(n) => {
-                // Linux neigh_update: a gratuitous ARP always overrides; others respect locktime.
-                if arp.is_gratuitous() || now >= n.updated + lock || solicited {
-                    n.mac = arp.sha;
-                    n.iface = iface;
-                    n.updated = now;
-                }
+            // Linux neigh_update: a gratuitous ARP always overrides; others respect locktime.
+            Some(n) if arp.is_gratuitous() || now >= n.updated + lock || solicited => {
+                n.mac = arp.sha;
+                n.iface = iface;
+                n.updated = now;
             }
+            Some(_) => {}
             None if for_us || solicited => {
                 self.neigh.insert(
                     arp.spa,
