@@ -23,6 +23,9 @@ use crate::server::{RealServer, RealServerSpec};
 use crate::stack::{Fx, IfaceSpec, Rx, Stack, STACK_TOKEN};
 use crate::{HostId, SegId};
 
+/// How often convergence is re-evaluated while a liveness bound is pending.
+const LIVENESS_POLL: Duration = Duration::from_millis(10);
+
 /// Properties of one host-interface-to-segment link (one direction's share of the path).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LinkParams {
@@ -621,7 +624,9 @@ impl Sim {
         self.now = t;
         self.events += 1;
         self.dispatch(ev);
-        if self.inv.needs_check() {
+        // Safety can only change when the checker was told of a change (VRRP state, VIPs,
+        // faults); tolerances running out and liveness polling come as Check events.
+        if self.inv.needs_check() || self.check_at.is_some_and(|c| c <= self.now) {
             self.check_invariants();
         }
         true
@@ -1472,8 +1477,20 @@ impl Sim {
         for v in new {
             self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });
         }
-        if let Some(at) = self.inv.next_deadline() {
-            if self.check_at.is_none_or(|c| c < self.now) || self.check_at.is_some_and(|c| at < c) {
+        if self.check_at.is_some_and(|c| c <= self.now) {
+            self.check_at = None;
+        }
+        // Convergence also depends on ARP caches the checker is not told about: poll it.
+        let poll = self
+            .inv
+            .liveness_pending()
+            .then(|| self.now + LIVENESS_POLL);
+        let next = match (self.inv.next_deadline(), poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            if self.check_at.is_none_or(|c| at < c) {
                 self.check_at = Some(at);
                 self.queue.push(at, Ev::Check);
             }

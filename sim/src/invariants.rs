@@ -194,14 +194,16 @@ impl Invariants {
         });
     }
 
-    /// True when a check is due at `now` (something changed, or a tolerance may run out).
+    /// True when something changed since the last check.
     pub fn needs_check(&self) -> bool {
         self.dirty
-            || !self.suspects.is_empty()
-            || self
-                .liveness
-                .iter()
-                .any(|l| l.satisfied.is_none() && !l.reported)
+    }
+
+    /// True while a liveness bound waits for convergence.
+    pub fn liveness_pending(&self) -> bool {
+        self.liveness
+            .iter()
+            .any(|l| l.satisfied.is_none() && !l.reported)
     }
 
     /// When a tolerance or liveness bound next runs out, so the engine can check then even

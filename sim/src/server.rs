@@ -194,6 +194,12 @@ impl RealServer {
             return;
         }
         if seg.flags.syn && !seg.flags.ack {
+            // A new SYN on a finished connection's 4-tuple reuses it (TIME_WAIT reuse).
+            if let Some(c) = self.conns.get(&key).filter(|c| c.state == State::Responded) {
+                let id = c.id;
+                self.conns.remove(&key);
+                self.by_id.remove(&id);
+            }
             if let Some(c) = self.conns.get(&key) {
                 let f = TcpFlags {
                     syn: true,

@@ -32,6 +32,8 @@ pub fn lan(n: u8) -> Ipv4Addr {
 #[derive(Default, Debug)]
 pub struct Seen {
     pub frames_from: BTreeMap<Mac, u64>,
+    /// Beacon sequence numbers in arrival order, per sender.
+    pub beacons: BTreeMap<Mac, Vec<u32>>,
     pub links: Vec<(String, bool)>,
     pub probes: Vec<(ProbeId, ProbeResult)>,
     pub starts: u32,
@@ -77,6 +79,7 @@ pub struct Fake {
     next_beacon: Instant,
     rr: usize,
     conns: BTreeMap<(Ipv4Addr, u16), Mac>,
+    beacon_seq: u32,
 }
 
 impl Fake {
@@ -91,6 +94,7 @@ impl Fake {
                 next_beacon: Instant::ZERO,
                 rr: 0,
                 conns: BTreeMap::new(),
+                beacon_seq: 0,
             }) as Box<dyn DirectorNode>
         })
     }
@@ -111,6 +115,17 @@ impl DirectorNode for Fake {
             Input::Frame { frame, .. } => {
                 if let Some(src) = packet::src_mac(&frame) {
                     *self.seen.borrow_mut().frames_from.entry(src).or_insert(0) += 1;
+                    if packet::ethertype(&frame) == Some(0x88b5) {
+                        if let Some(b) = frame.get(14..18) {
+                            let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                            self.seen
+                                .borrow_mut()
+                                .beacons
+                                .entry(src)
+                                .or_default()
+                                .push(n);
+                        }
+                    }
                 }
                 let Ok(seg) = packet::parse_tcp(&frame) else {
                     return;
@@ -193,7 +208,13 @@ impl DirectorNode for Fake {
             }
         }
         if self.cfg.beacon && now >= self.next_beacon {
-            let f = packet::ethernet(self.cfg.mac, BROADCAST, 0x88b5, b"beacon");
+            self.beacon_seq += 1;
+            let f = packet::ethernet(
+                self.cfg.mac,
+                BROADCAST,
+                0x88b5,
+                &self.beacon_seq.to_be_bytes(),
+            );
             self.out.push_back(Output::Transmit {
                 iface: "eth0".into(),
                 frame: f,
