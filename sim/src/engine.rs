@@ -365,11 +365,16 @@ impl Sim {
         stack.arp_ignore = spec.arp_ignore;
         stack.arp_announce = spec.arp_announce;
         stack.gateway = spec.gateway;
-        self.add_host(
+        let initial: Vec<(u16, bool)> = spec.services.iter().map(|s| (s.port, s.running)).collect();
+        let id = self.add_host(
             name,
             stack,
             Model::Server(RealServer::new(name, spec.services)),
-        )
+        )?;
+        for (port, running) in initial {
+            self.trace_push(id.0, TraceEvent::Service { port, running });
+        }
+        Ok(id)
     }
 
     /// Add a client with one interface and a default gateway.
@@ -1157,6 +1162,7 @@ impl Sim {
         }
         p.handle_timeout(local);
         d.proc = Some(p);
+        self.trace_push(host, TraceEvent::Process { running: true });
         self.drain(host);
     }
 
@@ -1182,6 +1188,7 @@ impl Sim {
             }
         }
         self.inv.process_gone(HostId(host));
+        self.trace_push(host, TraceEvent::Process { running: false });
     }
 
     fn describe(&self, f: &Fault) -> String {
@@ -1277,6 +1284,7 @@ impl Sim {
                         d.queued.clear();
                     }
                     self.inv.process_gone(h);
+                    self.trace_push(h.0, TraceEvent::Process { running: false });
                 }
             }
             Fault::Pause(h) => {
@@ -1369,7 +1377,9 @@ impl Sim {
                 running,
             } => {
                 if let Some(Model::Server(s)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
-                    s.set_running(port, running);
+                    if s.set_running(port, running) {
+                        self.trace_push(host.0, TraceEvent::Service { port, running });
+                    }
                 }
             }
             Fault::ClockDrift { host, ppm } => {

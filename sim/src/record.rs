@@ -114,6 +114,18 @@ pub enum TraceEvent {
         /// Outcome, Debug-formatted.
         result: String,
     },
+    /// The director process started (true) or went away (false: killed or stopped).
+    Process {
+        /// Running now.
+        running: bool,
+    },
+    /// A real server's service started or stopped.
+    Service {
+        /// Port.
+        port: u16,
+        /// Running now.
+        running: bool,
+    },
     /// A fault injected.
     Fault {
         /// Description.

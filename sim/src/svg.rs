@@ -83,6 +83,25 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
                 }
             }
             TraceEvent::Fault { fault } => faults.push((e.t, fault.clone())),
+            TraceEvent::Process { running: false } => {
+                let suffix = format!(" @ {}", e.host);
+                for (label, lane) in lanes.iter_mut() {
+                    if label.starts_with("vrrp ") && label.ends_with(&suffix) {
+                        lane.push((e.t, String::new(), ""));
+                    }
+                }
+            }
+            TraceEvent::Service { port, running } => {
+                let (label, colour) = if *running {
+                    ("running", "#3cb371")
+                } else {
+                    ("stopped", "#cd5c5c")
+                };
+                lanes
+                    .entry(format!("service {}:{port}", e.host))
+                    .or_default()
+                    .push((e.t, label.to_string(), colour));
+            }
             _ => {}
         }
     }
