@@ -6,6 +6,8 @@ use lvs_core::director::{Director, Input, Output};
 use lvs_core::Instant;
 use rand_core::RngCore;
 
+use crate::stack::IfaceSpec;
+
 /// The sans-IO contract of a director, as the simulator drives it.
 pub trait DirectorNode {
     /// Feed an input.
@@ -33,8 +35,19 @@ impl DirectorNode for Director {
     }
 }
 
-/// Builds a fresh director process (at start and on every restart) from the node's RNG.
-pub type DirectorFactory = Box<dyn FnMut(&mut dyn RngCore) -> Box<dyn DirectorNode>>;
+/// What a director process can learn about its host when it starts (what the daemon reads
+/// from the kernel: interface names, MACs and addresses).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HostEnv {
+    /// Host name (keepalived's default router_id).
+    pub hostname: String,
+    /// Interfaces as configured (VIPs not included).
+    pub ifaces: Vec<IfaceSpec>,
+}
+
+/// Builds a fresh director process (at start and on every restart) from the host's
+/// description and the node's RNG.
+pub type DirectorFactory = Box<dyn FnMut(&HostEnv, &mut dyn RngCore) -> Box<dyn DirectorNode>>;
 
 /// A node's view of time: runs at `1 + ppm/1e6` of the simulator's rate from an anchor on.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -14,7 +14,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::client::{Client, ClientSpec, RequestRecord};
-use crate::director::{Clock, DirectorFactory, DirectorNode};
+use crate::director::{Clock, DirectorFactory, DirectorNode, HostEnv};
 use crate::invariants::{InvariantConfig, Invariants, Violation, NO_PART};
 use crate::packet::{self, Mac};
 use crate::record::{self, LogLine, Metrics, TraceEntry, TraceEvent};
@@ -1155,7 +1155,11 @@ impl Sim {
         d.paused = false;
         d.queued.clear();
         d.wake = None;
-        let mut p = (d.factory)(&mut h.rng);
+        let env = HostEnv {
+            hostname: h.name.clone(),
+            ifaces: h.stack.ifaces.iter().map(|i| i.spec.clone()).collect(),
+        };
+        let mut p = (d.factory)(&env, &mut h.rng);
         let local = d.clock.local(now);
         for iface in down {
             p.handle_input(local, Input::Link { iface, up: false });

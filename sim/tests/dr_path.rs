@@ -129,3 +129,32 @@ fn lossy_links_cause_retransmissions_but_requests_succeed() {
     // 1 s initial RTO: a lost segment shows up as a latency of at least one second.
     assert!(m.latency_max_ns >= 1_000_000_000, "{m:?}");
 }
+
+#[test]
+fn the_core_director_plugs_in_unchanged() {
+    use lvs_core::director::Director;
+    use lvs_sim::director::DirectorNode;
+    use lvs_sim::stack::IfaceSpec;
+    let mut sim = lvs_sim::Sim::new(1);
+    let seg = sim.add_segment("lan", false);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen2 = seen.clone();
+    let d = sim
+        .add_director(
+            "lvs1",
+            vec![IfaceSpec::new("eth0", D1_MAC, lan(2), 24)],
+            Box::new(move |env, _rng| {
+                seen2.borrow_mut().push(env.clone());
+                Box::new(Director::default()) as Box<dyn DirectorNode>
+            }),
+        )
+        .unwrap();
+    sim.connect(d, "eth0", seg, LinkParams::default()).unwrap();
+    sim.schedule(Instant::from_secs(1), Fault::Restart(d));
+    sim.run_until(Instant::from_secs(2));
+    let envs = seen.borrow();
+    assert_eq!(envs.len(), 2, "started, then restarted");
+    assert_eq!(envs[0].hostname, "lvs1");
+    assert_eq!(envs[0].ifaces[0].mac, D1_MAC);
+    assert!(sim.director_alive(d));
+}

@@ -84,7 +84,7 @@ pub struct Fake {
 
 impl Fake {
     pub fn factory(cfg: FakeCfg, seen: Rc<RefCell<Seen>>) -> DirectorFactory {
-        Box::new(move |_rng| {
+        Box::new(move |_env, _rng| {
             Box::new(Fake {
                 cfg: cfg.clone(),
                 seen: seen.clone(),
