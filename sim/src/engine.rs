@@ -1,4 +1,22 @@
 //! The simulator: topology, hosts, the event loop, director output execution, probes and faults.
+//!
+//! Modelling choices (each one a place where the model is simpler than Linux):
+//! - A director process sees every frame addressed to its interface's MAC or to a group
+//!   address (what an AF_PACKET socket sees), after the kernel stack has answered ARP for
+//!   the host's addresses and VIPs. Traffic for a VIP the director does not hold is still
+//!   handed over: deciding not to forward it is the director's job.
+//! - SIGKILL drops the process and, by default, its VIPs (see `set_keep_vips_on_kill` for
+//!   Linux's behaviour, where addresses outlive keepalived). SIGTERM hands `Admin::Stop`
+//!   to the process, executes what it outputs, then drops it; a stop of a paused process
+//!   acts at once. A pause keeps the kernel running (ARP still answered).
+//! - Clock drift applies to director processes; other models run on simulator time.
+//! - Probes are evaluated, not simulated packet by packet: a TCP/HTTP probe connects iff
+//!   the target shares a segment with the director through live interfaces and links, no
+//!   partition blocks either direction, a per-link loss draw spares SYN and SYN-ACK, and
+//!   the service runs (RST otherwise); it answers after one RTT or times out.
+//! - Jitter is uniform per frame and may reorder close frames; `reorder` holds a frame back
+//!   further. ARP entries expire after `arp_timeout` (no STALE/DELAY/PROBE states).
+//! - IPv4 only: IPv6 VIPs are traced but not installed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -562,6 +580,32 @@ impl Sim {
     /// every gateway's ARP entry for a VIP pointing at its holder) within `within` after `after`.
     pub fn expect_converged(&mut self, after: Instant, within: Duration) {
         self.inv.expect_converged(after, within);
+    }
+
+    /// True when the cluster is converged now: one MASTER per instance in every connected
+    /// part, one holder per VIP, gateways' ARP entries for VIPs pointing at the holder.
+    pub fn converged(&self) -> bool {
+        self.gateways_agree() && self.inv.converged(&self.parts())
+    }
+
+    /// Run until [`Sim::converged`] holds or `within` has passed; the time it took, if it did.
+    pub fn run_until_converged(&mut self, within: Duration) -> Option<Duration> {
+        let start = self.now;
+        let deadline = start + within;
+        loop {
+            if self.converged() {
+                return Some(self.now - start);
+            }
+            match self.queue.peek_time() {
+                Some(t) if t <= deadline => {
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(deadline);
+                    return None;
+                }
+            }
+        }
     }
 
     /// The trace entries.

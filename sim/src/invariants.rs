@@ -304,7 +304,7 @@ impl Invariants {
         }
         for (vip, owners) in &self.vip_owners {
             let mut per_part: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-            for h in owners {
+            for h in owners.iter().filter(|h| pid(h) != NO_PART) {
                 per_part.entry(pid(h)).or_default().push(h.0);
             }
             if let Some(v) = per_part.values().find(|v| v.len() > 1) {

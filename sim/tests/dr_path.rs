@@ -58,8 +58,13 @@ fn garp_moves_the_vip_at_the_gateway_and_failover_is_measured() {
         .expect_converged(Instant::from_secs(5), Duration::from_secs(8));
     w.sim.run_until(Instant::from_millis(11_500));
     assert_eq!(gw_vip_mac(&w), Some(D1_MAC), "nothing moved the entry yet");
-    w.sim.run_until(Instant::from_secs(20));
+    let took = w
+        .sim
+        .run_until_converged(Duration::from_secs(5))
+        .expect("converges");
+    assert!(w.sim.now() >= Instant::from_secs(12) && took > Duration::ZERO);
     assert_eq!(gw_vip_mac(&w), Some(D2_MAC));
+    w.sim.run_until(Instant::from_secs(20));
     let m = w.sim.metrics();
     assert!(m.requests_failed > 0);
     let fo = m.failover_time().expect("recovered");
