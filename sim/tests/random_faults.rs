@@ -23,12 +23,12 @@ fn fault(kind: u8, a: usize, b: usize, x: u8, w: &World) -> Fault {
         5 => Fault::Nic {
             host: h,
             iface,
-            up: x % 2 == 0,
+            up: x & 1 == 0,
         },
         6 => Fault::Link {
             host: h,
             iface,
-            up: x % 2 == 0,
+            up: x & 1 == 0,
         },
         7 => Fault::LinkParams {
             host: h,
@@ -44,13 +44,13 @@ fn fault(kind: u8, a: usize, b: usize, x: u8, w: &World) -> Fault {
         8 => Fault::Partition {
             from: vec![h],
             to: vec![hosts[b % hosts.len()]],
-            symmetric: x % 2 == 0,
+            symmetric: x & 1 == 0,
         },
         9 => Fault::Heal,
         10 => Fault::Service {
             host: [w.rs1, w.rs2][a % 2],
             port: 80,
-            running: x % 2 == 0,
+            running: x & 1 == 0,
         },
         _ => Fault::ClockDrift {
             host: d,
