@@ -1,0 +1,412 @@
+//! Clients: open-loop (Poisson arrivals) or closed-loop (N concurrent) request flows over a
+//! small TCP model — SYN, request, response+FIN, retransmission with exponential backoff,
+//! give-up after a number of tries — so a connection a failover breaks is counted.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use lvs_core::Instant;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::packet::{TcpFlags, TcpSeg};
+use crate::stack::{Fx, Stack};
+
+/// Timer token that starts new connections.
+const START: u64 = 1 << 62;
+
+/// How requests are generated.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Workload {
+    /// New requests at `rate` per second (exponential gaps), whatever the answers.
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// `concurrency` connections at all times, each followed by `think` before the next.
+    Closed {
+        /// Connections in flight.
+        concurrency: u32,
+        /// Pause after a request finishes.
+        think: Duration,
+    },
+}
+
+/// What a client does.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ClientSpec {
+    /// The virtual service.
+    pub target: SocketAddrV4,
+    /// Request pattern.
+    pub workload: Workload,
+    /// First request.
+    pub start: Instant,
+    /// No new requests from then on.
+    pub stop: Option<Instant>,
+    /// First retransmission timeout (doubles on each retry).
+    pub rto: Duration,
+    /// Transmissions of a segment before the connection is given up.
+    pub max_tries: u32,
+}
+
+impl ClientSpec {
+    /// Defaults: start at 0, 1 s initial RTO, 3 tries.
+    pub fn new(target: SocketAddrV4, workload: Workload) -> Self {
+        ClientSpec {
+            target,
+            workload,
+            start: Instant::ZERO,
+            stop: None,
+            rto: Duration::from_secs(1),
+            max_tries: 3,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum FailReason {
+    /// No SYN-ACK after all tries.
+    ConnectTimeout,
+    /// Connected, then no response after all tries.
+    Timeout,
+    /// RST received.
+    Reset,
+}
+
+/// The end of one request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Outcome {
+    /// Answered by this real server.
+    Ok {
+        /// The server's name (the response body).
+        server: String,
+    },
+    /// Failed.
+    Failed {
+        /// Why.
+        reason: FailReason,
+        /// The connection had been established (a broken connection, not a refused one).
+        broken: bool,
+    },
+}
+
+/// One finished request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRecord {
+    /// First SYN.
+    pub started: Instant,
+    /// Response or give-up.
+    pub finished: Instant,
+    /// Client port.
+    pub port: u16,
+    /// Result.
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug)]
+struct Conn {
+    port: u16,
+    established: bool,
+    tries: u32,
+    rto: Duration,
+    deadline: Instant,
+    started: Instant,
+    isn: u32,
+    peer_isn: u32,
+}
+
+/// A client host's request generator.
+pub struct Client {
+    /// Configuration.
+    pub spec: ClientSpec,
+    local: Ipv4Addr,
+    conns: BTreeMap<u64, Conn>,
+    by_port: BTreeMap<u16, u64>,
+    next_id: u64,
+    next_port: u16,
+    /// Requests started.
+    pub sent: u64,
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+impl Client {
+    /// A client sending from `local`.
+    pub fn new(spec: ClientSpec, local: Ipv4Addr) -> Self {
+        Client {
+            spec,
+            local,
+            conns: BTreeMap::new(),
+            by_port: BTreeMap::new(),
+            next_id: 1,
+            next_port: 32768,
+            sent: 0,
+        }
+    }
+
+    /// The timer that starts the workload.
+    pub fn first_timer(&self) -> (Instant, u64) {
+        (self.spec.start, START)
+    }
+
+    /// Connections in flight.
+    pub fn in_flight(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn send(&self, now: Instant, stack: &mut Stack, fx: &mut Fx, seg: TcpSeg<'_>) {
+        stack.route(now, Some(seg.src), seg.dst, seg.to_ip_packet(), fx);
+    }
+
+    fn seg<'a>(
+        &self,
+        port: u16,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &'a [u8],
+    ) -> TcpSeg<'a> {
+        TcpSeg {
+            src: self.local,
+            dst: *self.spec.target.ip(),
+            sport: port,
+            dport: self.spec.target.port(),
+            seq,
+            ack,
+            flags,
+            payload,
+        }
+    }
+
+    fn open(&mut self, now: Instant, rng: &mut ChaCha8Rng, stack: &mut Stack, fx: &mut Fx) {
+        let mut port = self.next_port;
+        for _ in 0..28232 {
+            if !self.by_port.contains_key(&port) {
+                break;
+            }
+            port = if port == u16::MAX { 32768 } else { port + 1 };
+        }
+        if self.by_port.contains_key(&port) {
+            return; // every ephemeral port in use
+        }
+        self.next_port = if port == u16::MAX { 32768 } else { port + 1 };
+        let id = self.next_id;
+        self.next_id += 1;
+        let isn: u32 = rng.gen();
+        let conn = Conn {
+            port,
+            established: false,
+            tries: 1,
+            rto: self.spec.rto,
+            deadline: now + self.spec.rto,
+            started: now,
+            isn,
+            peer_isn: 0,
+        };
+        self.sent += 1;
+        let syn = self.seg(
+            port,
+            isn,
+            0,
+            TcpFlags {
+                syn: true,
+                ..TcpFlags::default()
+            },
+            b"",
+        );
+        self.send(now, stack, fx, syn);
+        fx.timers.push((conn.deadline, id));
+        self.conns.insert(id, conn);
+        self.by_port.insert(port, id);
+    }
+
+    fn finish(
+        &mut self,
+        now: Instant,
+        id: u64,
+        outcome: Outcome,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        let Some(c) = self.conns.remove(&id) else {
+            return;
+        };
+        self.by_port.remove(&c.port);
+        out.push(RequestRecord {
+            started: c.started,
+            finished: now,
+            port: c.port,
+            outcome,
+        });
+        if let Workload::Closed { think, .. } = self.spec.workload {
+            if self.spec.stop.is_none_or(|s| now + think < s) {
+                fx.timers.push((now + think, START));
+            }
+        }
+    }
+
+    /// A timer fired.
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        token: u64,
+        rng: &mut ChaCha8Rng,
+        stack: &mut Stack,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        if token == START {
+            if self.spec.stop.is_some_and(|s| now >= s) {
+                return;
+            }
+            match self.spec.workload {
+                Workload::Open { rate } => {
+                    self.open(now, rng, stack, fx);
+                    if rate > 0.0 {
+                        let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+                        let gap = Duration::from_secs_f64((-u.ln() / rate).min(1e6));
+                        fx.timers.push((now + gap, START));
+                    }
+                }
+                Workload::Closed { concurrency, .. } => {
+                    // The first START opens all slots; later ones refill one slot each.
+                    let n = if self.sent == 0 { concurrency } else { 1 };
+                    for _ in 0..n {
+                        if self.conns.len() < concurrency as usize {
+                            self.open(now, rng, stack, fx);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if now < c.deadline {
+            return; // superseded by a later retransmission timer
+        }
+        if c.tries >= self.spec.max_tries {
+            let (reason, broken) = if c.established {
+                (FailReason::Timeout, true)
+            } else {
+                (FailReason::ConnectTimeout, false)
+            };
+            self.finish(now, token, Outcome::Failed { reason, broken }, fx, out);
+            return;
+        }
+        c.tries += 1;
+        c.rto *= 2;
+        c.deadline = now + c.rto;
+        let c = c.clone();
+        let seg = if c.established {
+            let f = TcpFlags {
+                ack: true,
+                psh: true,
+                ..TcpFlags::default()
+            };
+            self.seg(
+                c.port,
+                c.isn.wrapping_add(1),
+                c.peer_isn.wrapping_add(1),
+                f,
+                REQUEST,
+            )
+        } else {
+            self.seg(
+                c.port,
+                c.isn,
+                0,
+                TcpFlags {
+                    syn: true,
+                    ..TcpFlags::default()
+                },
+                b"",
+            )
+        };
+        self.send(now, stack, fx, seg);
+        fx.timers.push((c.deadline, token));
+    }
+
+    /// A TCP segment for this host arrived.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        seg: &TcpSeg<'_>,
+        stack: &mut Stack,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        if seg.src != *self.spec.target.ip() || seg.sport != self.spec.target.port() {
+            return;
+        }
+        let Some(&id) = self.by_port.get(&seg.dport) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if seg.flags.rst {
+            let broken = c.established;
+            self.finish(
+                now,
+                id,
+                Outcome::Failed {
+                    reason: FailReason::Reset,
+                    broken,
+                },
+                fx,
+                out,
+            );
+            return;
+        }
+        if seg.flags.syn && seg.flags.ack {
+            if !c.established {
+                c.established = true;
+                c.peer_isn = seg.seq;
+                c.tries = 1;
+                c.rto = self.spec.rto;
+                c.deadline = now + c.rto;
+                fx.timers.push((c.deadline, id));
+            }
+            let c = c.clone();
+            let f = TcpFlags {
+                ack: true,
+                psh: true,
+                ..TcpFlags::default()
+            };
+            let data = self.seg(
+                c.port,
+                c.isn.wrapping_add(1),
+                c.peer_isn.wrapping_add(1),
+                f,
+                REQUEST,
+            );
+            self.send(now, stack, fx, data);
+            return;
+        }
+        if c.established && !seg.payload.is_empty() {
+            let (port, isn) = (c.port, c.isn);
+            let server = String::from_utf8_lossy(seg.payload).into_owned();
+            let ack = seg
+                .seq
+                .wrapping_add(seg.payload.len() as u32 + u32::from(seg.flags.fin));
+            let f = TcpFlags {
+                ack: true,
+                fin: true,
+                ..TcpFlags::default()
+            };
+            let fin = self.seg(
+                port,
+                isn.wrapping_add(1 + REQUEST.len() as u32),
+                ack,
+                f,
+                b"",
+            );
+            self.send(now, stack, fx, fin);
+            self.finish(now, id, Outcome::Ok { server }, fx, out);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The driver side of `lvs_core::director::Director`: the trait the simulator drives (so a
+//! test can stand in a fake director), the factory used for start and restart, and the
+//! per-node clock that lets a director's time drift.
+
+use lvs_core::director::{Director, Input, Output};
+use lvs_core::Instant;
+use rand_core::RngCore;
+
+use crate::stack::IfaceSpec;
+
+/// The sans-IO contract of a director, as the simulator drives it.
+pub trait DirectorNode {
+    /// Feed an input.
+    fn handle_input(&mut self, now: Instant, input: Input);
+    /// Timers due at or before `now` fire.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Next output to execute.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// Next deadline.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+impl DirectorNode for Director {
+    fn handle_input(&mut self, now: Instant, input: Input) {
+        Director::handle_input(self, now, input)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Director::handle_timeout(self, now)
+    }
+    fn poll_output(&mut self) -> Option<Output> {
+        Director::poll_output(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Director::poll_timeout(self)
+    }
+}
+
+/// What a director process can learn about its host when it starts (what the daemon reads
+/// from the kernel: interface names, MACs and addresses).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HostEnv {
+    /// Host name (keepalived's default router_id).
+    pub hostname: String,
+    /// Interfaces as configured (VIPs not included).
+    pub ifaces: Vec<IfaceSpec>,
+}
+
+/// Builds a fresh director process (at start and on every restart) from the host's
+/// description and the node's RNG.
+pub type DirectorFactory = Box<dyn FnMut(&HostEnv, &mut dyn RngCore) -> Box<dyn DirectorNode>>;
+
+/// A node's view of time: runs at `1 + ppm/1e6` of the simulator's rate from an anchor on.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Clock {
+    ppm: i64,
+    global_anchor: u64,
+    local_anchor: u64,
+}
+
+const MILLION: i128 = 1_000_000;
+
+impl Clock {
+    /// Local time at global time `g`.
+    pub fn local(&self, g: Instant) -> Instant {
+        if self.ppm == 0 {
+            return Instant::from_nanos(
+                self.local_anchor + g.as_nanos().saturating_sub(self.global_anchor),
+            );
+        }
+        let dg = i128::from(g.as_nanos().saturating_sub(self.global_anchor));
+        let dl = dg * (MILLION + i128::from(self.ppm)) / MILLION;
+        Instant::from_nanos(
+            self.local_anchor
+                .saturating_add(u64::try_from(dl).unwrap_or(0)),
+        )
+    }
+
+    /// Earliest global time whose local time is at or after `l`.
+    pub fn global(&self, l: Instant) -> Instant {
+        let dl = i128::from(l.as_nanos().saturating_sub(self.local_anchor));
+        let rate = MILLION + i128::from(self.ppm);
+        let dg = (dl * MILLION + rate - 1) / rate;
+        Instant::from_nanos(
+            self.global_anchor
+                .saturating_add(u64::try_from(dg).unwrap_or(u64::MAX)),
+        )
+    }
+
+    /// Change the rate from global time `now` on; `ppm` is clamped above -1e6 (time never stops).
+    pub fn set_drift(&mut self, now: Instant, ppm: i64) {
+        let local = self.local(now);
+        *self = Clock {
+            ppm: ppm.max(-999_999),
+            global_anchor: now.as_nanos(),
+            local_anchor: local.as_nanos(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_scales_local_time_and_inverts() {
+        let mut c = Clock::default();
+        assert_eq!(c.local(Instant::from_secs(5)), Instant::from_secs(5));
+        c.set_drift(Instant::from_secs(10), 100_000); // 10% fast
+        assert_eq!(c.local(Instant::from_secs(20)), Instant::from_secs(21));
+        let g = c.global(Instant::from_secs(21));
+        assert_eq!(g, Instant::from_secs(20));
+        assert!(c.local(g) >= Instant::from_secs(21));
+        c.set_drift(Instant::from_secs(20), -500_000); // then half speed
+        assert_eq!(c.local(Instant::from_secs(30)), Instant::from_secs(26));
+    }
+}

@@ -1,0 +1,104 @@
+//! The event queue: a min-heap on (time, sequence), so equal-time events run in insertion order.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use lvs_core::Instant;
+
+struct Entry<E> {
+    at: Instant,
+    seq: u64,
+    event: E,
+}
+
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at && self.seq == o.seq
+    }
+}
+impl<E> Eq for Entry<E> {}
+impl<E> PartialOrd for Entry<E> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<E> Ord for Entry<E> {
+    // Reversed: BinaryHeap is a max-heap and the earliest event must pop first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.at.cmp(&self.at).then_with(|| o.seq.cmp(&self.seq))
+    }
+}
+
+/// Pending events ordered by (time, insertion sequence).
+pub struct EventQueue<E> {
+    heap: BinaryHeap<Entry<E>>,
+    seq: u64,
+}
+
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        EventQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<E> EventQueue<E> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Schedule `event` at `at`; returns its sequence number.
+    pub fn push(&mut self, at: Instant, event: E) -> u64 {
+        let seq = self.seq;
+        self.seq += 1;
+        self.heap.push(Entry { at, seq, event });
+        seq
+    }
+
+    /// Time of the earliest event.
+    pub fn peek_time(&self) -> Option<Instant> {
+        self.heap.peek().map(|e| e.at)
+    }
+
+    /// Remove the earliest event.
+    pub fn pop(&mut self) -> Option<(Instant, E)> {
+        self.heap.pop().map(|e| (e.at, e.event))
+    }
+
+    /// Number of pending events.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pops_in_time_then_insertion_order(times in proptest::collection::vec(0u64..20, 0..200)) {
+            let mut q = EventQueue::new();
+            for (i, t) in times.iter().enumerate() {
+                q.push(Instant::from_nanos(*t), i);
+            }
+            let mut out = Vec::new();
+            while let Some((t, i)) = q.pop() {
+                out.push((t.as_nanos(), i));
+            }
+            let mut expected: Vec<(u64, usize)> =
+                times.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+            expected.sort();
+            prop_assert_eq!(out, expected);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! A real server behind an LVS-DR director: TCP services with a service time and a
+//! concurrency limit, VIPs on lo (answered by `arp_ignore`/`arp_announce` in the stack),
+//! replies straight to the client through the default gateway.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use lvs_core::Instant;
+
+use crate::packet::{TcpFlags, TcpSeg};
+use crate::stack::{Fx, Stack};
+
+/// How long a finished connection's state is kept to answer retransmissions (TIME_WAIT-like).
+const LINGER: Duration = Duration::from_secs(30);
+
+/// One listening TCP service.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceSpec {
+    /// Listening port.
+    pub port: u16,
+    /// Time from receiving a request to sending the response.
+    pub service_time: Duration,
+    /// Connections served at once; SYNs beyond it are dropped (full accept queue).
+    pub max_concurrency: u32,
+    /// Listening at start.
+    pub running: bool,
+    /// Status an HTTP_GET probe sees.
+    pub http_status: u16,
+    /// Body digest an HTTP_GET probe sees.
+    pub http_digest: String,
+}
+
+impl ServiceSpec {
+    /// A running service on `port` answering after `service_time`, without a concurrency limit.
+    pub fn new(port: u16, service_time: Duration) -> Self {
+        ServiceSpec {
+            port,
+            service_time,
+            max_concurrency: u32::MAX,
+            running: true,
+            http_status: 200,
+            http_digest: String::new(),
+        }
+    }
+}
+
+/// How a real server is set up.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RealServerSpec {
+    /// VIPs on lo (lvs_dr real_server.sh's `ifconfig lo:0 VIP`).
+    pub lo_vips: Vec<Ipv4Addr>,
+    /// `net.ipv4.conf.*.arp_ignore`.
+    pub arp_ignore: u8,
+    /// `net.ipv4.conf.*.arp_announce`.
+    pub arp_announce: u8,
+    /// Default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// Services.
+    pub services: Vec<ServiceSpec>,
+}
+
+impl RealServerSpec {
+    /// The seed's real_server.sh: VIPs on lo, arp_ignore=1, arp_announce=2.
+    pub fn dr(
+        lo_vips: Vec<Ipv4Addr>,
+        gateway: Option<Ipv4Addr>,
+        services: Vec<ServiceSpec>,
+    ) -> Self {
+        RealServerSpec {
+            lo_vips,
+            arp_ignore: 1,
+            arp_announce: 2,
+            gateway,
+            services,
+        }
+    }
+}
+
+/// Counters of a real server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerStats {
+    /// Connections accepted (SYN answered).
+    pub accepted: u64,
+    /// Responses sent.
+    pub served: u64,
+    /// SYNs refused with RST (service not running).
+    pub refused: u64,
+    /// SYNs dropped at the concurrency limit.
+    pub syn_dropped: u64,
+    /// RSTs sent for segments of unknown connections.
+    pub reset_unknown: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum State {
+    SynRcvd,
+    Serving,
+    Responded,
+}
+
+#[derive(Clone, Debug)]
+struct Conn {
+    id: u64,
+    state: State,
+    isn: u32,
+    peer_next: u32,
+}
+
+type Key = (Ipv4Addr, u16, Ipv4Addr, u16);
+
+/// A real server's TCP services.
+pub struct RealServer {
+    name: Vec<u8>,
+    /// Services with their state.
+    pub services: Vec<(ServiceSpec, u32)>,
+    conns: BTreeMap<Key, Conn>,
+    by_id: BTreeMap<u64, Key>,
+    next_id: u64,
+    /// Counters.
+    pub stats: ServerStats,
+}
+
+impl RealServer {
+    /// A server answering with its `name` as the response body.
+    pub fn new(name: &str, services: Vec<ServiceSpec>) -> Self {
+        RealServer {
+            name: name.as_bytes().to_vec(),
+            services: services.into_iter().map(|s| (s, 0)).collect(),
+            conns: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+            next_id: 1,
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// The service on `port`.
+    pub fn service(&self, port: u16) -> Option<&ServiceSpec> {
+        self.services
+            .iter()
+            .find(|s| s.0.port == port)
+            .map(|s| &s.0)
+    }
+
+    /// Start or stop the service on `port`; stopping drops its connections (the process is gone).
+    pub fn set_running(&mut self, port: u16, running: bool) -> bool {
+        let Some(svc) = self.services.iter_mut().find(|s| s.0.port == port) else {
+            return false;
+        };
+        svc.0.running = running;
+        if !running {
+            svc.1 = 0;
+            let gone: Vec<Key> = self.conns.keys().filter(|k| k.3 == port).copied().collect();
+            for k in gone {
+                if let Some(c) = self.conns.remove(&k) {
+                    self.by_id.remove(&c.id);
+                }
+            }
+        }
+        true
+    }
+
+    fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
+        let ip = seg.to_ip_packet();
+        stack.route(now, Some(seg.src), seg.dst, ip, fx);
+    }
+
+    fn release(&mut self, port: u16) {
+        if let Some(s) = self.services.iter_mut().find(|s| s.0.port == port) {
+            s.1 = s.1.saturating_sub(1);
+        }
+    }
+
+    /// A TCP segment for a local address arrived.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpSeg<'_>, stack: &mut Stack, fx: &mut Fx) {
+        let key: Key = (seg.src, seg.sport, seg.dst, seg.dport);
+        let reply = |flags: TcpFlags, seq: u32, ack: u32, payload: &'static [u8]| TcpSeg {
+            src: seg.dst,
+            dst: seg.src,
+            sport: seg.dport,
+            dport: seg.sport,
+            seq,
+            ack,
+            flags,
+            payload,
+        };
+        if seg.flags.rst {
+            if let Some(c) = self.conns.remove(&key) {
+                self.by_id.remove(&c.id);
+                if c.state != State::Responded {
+                    self.release(seg.dport);
+                }
+            }
+            return;
+        }
+        if seg.flags.syn && !seg.flags.ack {
+            // A new SYN on a finished connection's 4-tuple reuses it (TIME_WAIT reuse).
+            if let Some(c) = self.conns.get(&key).filter(|c| c.state == State::Responded) {
+                let id = c.id;
+                self.conns.remove(&key);
+                self.by_id.remove(&id);
+            }
+            if let Some(c) = self.conns.get(&key) {
+                let f = TcpFlags {
+                    syn: true,
+                    ack: true,
+                    ..TcpFlags::default()
+                };
+                let r = reply(f, c.isn, seg.seq.wrapping_add(1), b"");
+                Self::send(stack, now, fx, r);
+                return;
+            }
+            let svc = self.services.iter_mut().find(|s| s.0.port == seg.dport);
+            let Some(svc) = svc.filter(|s| s.0.running) else {
+                self.stats.refused += 1;
+                let f = TcpFlags {
+                    rst: true,
+                    ack: true,
+                    ..TcpFlags::default()
+                };
+                Self::send(stack, now, fx, reply(f, 0, seg.seq.wrapping_add(1), b""));
+                return;
+            };
+            if svc.1 >= svc.0.max_concurrency {
+                self.stats.syn_dropped += 1;
+                return;
+            }
+            svc.1 += 1;
+            let id = self.next_id;
+            self.next_id += 1;
+            let isn = (id as u32).wrapping_mul(2_654_435_761);
+            self.conns.insert(
+                key,
+                Conn {
+                    id,
+                    state: State::SynRcvd,
+                    isn,
+                    peer_next: seg.seq.wrapping_add(1),
+                },
+            );
+            self.by_id.insert(id, key);
+            self.stats.accepted += 1;
+            let f = TcpFlags {
+                syn: true,
+                ack: true,
+                ..TcpFlags::default()
+            };
+            Self::send(stack, now, fx, reply(f, isn, seg.seq.wrapping_add(1), b""));
+            return;
+        }
+        let service_time = self
+            .service(seg.dport)
+            .map(|s| s.service_time)
+            .unwrap_or_default();
+        let Some(c) = self.conns.get_mut(&key) else {
+            // No socket: the kernel answers with RST (what a client sees after a failover
+            // moves its established connection to a server that never saw it).
+            self.stats.reset_unknown += 1;
+            let f = TcpFlags {
+                rst: true,
+                ..TcpFlags::default()
+            };
+            Self::send(stack, now, fx, reply(f, seg.ack, 0, b""));
+            return;
+        };
+        if !seg.payload.is_empty() {
+            match c.state {
+                State::SynRcvd => {
+                    c.state = State::Serving;
+                    c.peer_next = seg.seq.wrapping_add(seg.payload.len() as u32);
+                    fx.timers.push((now + service_time, c.id << 1));
+                }
+                State::Serving => {}
+                State::Responded => {
+                    let (isn, ack) = (c.isn, c.peer_next);
+                    self.respond(now, key, isn, ack, stack, fx);
+                }
+            }
+        } else if seg.flags.fin && c.state == State::Responded {
+            let id = c.id;
+            self.conns.remove(&key);
+            self.by_id.remove(&id);
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: Key,
+        isn: u32,
+        ack: u32,
+        stack: &mut Stack,
+        fx: &mut Fx,
+    ) {
+        let name = std::mem::take(&mut self.name);
+        let seg = TcpSeg {
+            src: key.2,
+            dst: key.0,
+            sport: key.3,
+            dport: key.1,
+            seq: isn.wrapping_add(1),
+            ack,
+            flags: TcpFlags {
+                ack: true,
+                psh: true,
+                fin: true,
+                ..TcpFlags::default()
+            },
+            payload: &name,
+        };
+        let ip = seg.to_ip_packet();
+        stack.route(now, Some(key.2), key.0, ip, fx);
+        self.name = name;
+    }
+
+    /// A model timer fired: a request finished service, or a closed connection lingered long enough.
+    pub fn on_timer(&mut self, now: Instant, token: u64, stack: &mut Stack, fx: &mut Fx) {
+        let (id, reap) = (token >> 1, token & 1 == 1);
+        let Some(key) = self.by_id.get(&id).copied() else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if reap {
+            if c.state == State::Responded {
+                self.conns.remove(&key);
+                self.by_id.remove(&id);
+            }
+            return;
+        }
+        if c.state != State::Serving {
+            return;
+        }
+        c.state = State::Responded;
+        let (isn, ack) = (c.isn, c.peer_next);
+        self.release(key.3);
+        self.stats.served += 1;
+        self.respond(now, key, isn, ack, stack, fx);
+        fx.timers.push((now + LINGER, (id << 1) | 1));
+    }
+
+    /// Connections currently held.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+}
