@@ -10,6 +10,7 @@ pub mod client;
 pub mod director;
 pub mod engine;
 pub mod invariants;
+pub mod keepalived;
 pub mod packet;
 pub mod queue;
 pub mod record;

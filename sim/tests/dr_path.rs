@@ -137,9 +137,9 @@ fn lossy_links_cause_retransmissions_but_requests_succeed() {
 
 #[test]
 fn the_core_director_plugs_in_unchanged() {
-    use lvs_core::director::Director;
-    use lvs_sim::director::DirectorNode;
     use lvs_sim::stack::IfaceSpec;
+    let conf = "vrrp_instance V { interface eth0\n virtual_router_id 9\n priority 150\n virtual_ipaddress { 10.0.0.100 } }\n";
+    let mut factory = lvs_sim::keepalived::factory("t.conf", conf).unwrap();
     let mut sim = lvs_sim::Sim::new(1);
     let seg = sim.add_segment("lan", false);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -150,7 +150,7 @@ fn the_core_director_plugs_in_unchanged() {
             vec![IfaceSpec::new("eth0", D1_MAC, lan(2), 24)],
             Box::new(move |env, _rng| {
                 seen2.borrow_mut().push(env.clone());
-                Box::new(Director::default()) as Box<dyn DirectorNode>
+                factory(env, _rng)
             }),
         )
         .unwrap();

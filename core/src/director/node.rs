@@ -72,7 +72,8 @@ struct Wire {
 /// One director node.
 pub struct Director {
     env: NodeEnv,
-    vrrp: VrrpRouter,
+    vrrp: Option<VrrpRouter>,
+    pending: Option<RouterConfig>,
     checks: HealthCheckers,
     wires: Vec<Wire>,
     script_commands: BTreeMap<String, String>,
@@ -96,14 +97,14 @@ impl std::fmt::Debug for Director {
 }
 
 impl Director {
-    /// Start a director at `now`, as keepalived starts: VRRP instances enter
-    /// their initial state, checkers install the virtual services and arm.
-    /// `rng` is this node's own stream (checker warmup, scheduler choices).
+    /// A director that starts, as keepalived starts, at the first `handle_*` call: VRRP
+    /// instances enter their initial state, checkers install the virtual services and arm.
+    /// Until then [`Director::poll_timeout`] asks to be woken at once. `rng` is this node's
+    /// own stream (checker warmup, scheduler choices).
     pub fn new(
         cfg: DirectorConfig,
         env: NodeEnv,
-        now: Instant,
-        mut rng: Box<dyn rand_core::RngCore + Send>,
+        rng: Box<dyn rand_core::RngCore + Send>,
     ) -> Result<Self, RouterError> {
         let wires = cfg
             .vrrp
@@ -124,13 +125,13 @@ impl Director {
                 ip_id: 0,
             })
             .collect();
-        let vrrp = VrrpRouter::new(cfg.vrrp, now)?;
-        let mut checks = HealthCheckers::new(&cfg.checkers);
-        let rules = checks.start(now, &mut *rng);
-        let mut d = Director {
+        // Validate now (duplicate VRIDs, unknown group members...); run from the first call.
+        VrrpRouter::new(cfg.vrrp.clone(), Instant::ZERO)?;
+        Ok(Director {
             env,
-            vrrp,
-            checks,
+            vrrp: None,
+            checks: HealthCheckers::new(&cfg.checkers),
+            pending: Some(cfg.vrrp),
             wires,
             script_commands: cfg.script_commands,
             script_probes: BTreeMap::new(),
@@ -139,12 +140,25 @@ impl Director {
             rng,
             out: VecDeque::new(),
             stopped: false,
+        })
+    }
+
+    fn start(&mut self, now: Instant) {
+        let Some(cfg) = self.pending.take() else {
+            return;
         };
-        for change in rules {
-            d.apply_ipvs(change);
+        self.log(
+            LogSource::Main,
+            "Starting Keepalived v2.2.7 (lvsd)".to_string(),
+        );
+        match VrrpRouter::new(cfg, now) {
+            Ok(r) => self.vrrp = Some(r),
+            Err(e) => self.log(LogSource::Vrrp, format!("Stopping: {e}")),
         }
-        d.drain(now);
-        Ok(d)
+        let rules = self.checks.start(now, &mut *self.rng);
+        for change in rules {
+            self.apply_ipvs(change);
+        }
     }
 
     /// The host this director runs on.
@@ -152,9 +166,9 @@ impl Director {
         &self.env
     }
 
-    /// The VRRP side (instances, groups, states).
-    pub fn vrrp(&self) -> &VrrpRouter {
-        &self.vrrp
+    /// The VRRP side (instances, groups, states), once started.
+    pub fn vrrp(&self) -> Option<&VrrpRouter> {
+        self.vrrp.as_ref()
     }
 
     /// The health-checker side (virtual servers, real server states).
@@ -167,6 +181,7 @@ impl Director {
         if self.stopped {
             return;
         }
+        self.start(now);
         match input {
             Input::Frame { iface, frame } => self.frame(now, &iface, &frame),
             Input::ProbeDone { id, result } => {
@@ -176,16 +191,15 @@ impl Director {
                         ProbeResult::Connected => 0,
                         _ => 1,
                     };
-                    self.vrrp
-                        .handle_input(now, VrrpInput::ScriptResult { script, status });
+                    self.vrrp_input(now, Some(VrrpInput::ScriptResult { script, status }));
                 } else {
                     self.checks
                         .handle_input(now, CheckInput::ProbeDone { id, result });
                 }
             }
-            Input::Link { iface, up } => self.vrrp.handle_input(now, VrrpInput::Link { iface, up }),
+            Input::Link { iface, up } => self.vrrp_input(now, Some(VrrpInput::Link { iface, up })),
             Input::Admin(Admin::Stop) => {
-                self.vrrp.handle_input(now, VrrpInput::Stop);
+                self.vrrp_input(now, Some(VrrpInput::Stop));
                 self.checks.handle_input(now, CheckInput::Stop);
                 self.drain(now);
                 self.out.push_back(Output::Log {
@@ -204,7 +218,8 @@ impl Director {
         if self.stopped {
             return;
         }
-        self.vrrp.handle_timeout(now);
+        self.start(now);
+        self.vrrp_input(now, None);
         self.checks.handle_timeout(now);
         self.drain(now);
     }
@@ -219,10 +234,16 @@ impl Director {
         if self.stopped {
             return None;
         }
-        [self.vrrp.poll_timeout(), self.checks.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        if self.pending.is_some() {
+            return Some(Instant::ZERO);
+        }
+        [
+            self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
+            self.checks.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) {
@@ -249,21 +270,21 @@ impl Director {
         match ours {
             Some(Ok(rx)) => {
                 self.neighbours.insert(rx.src_ip, rx.src_mac);
-                self.vrrp.handle_input(
+                self.vrrp_input(
                     now,
-                    VrrpInput::Advert {
+                    Some(VrrpInput::Advert {
                         iface: iface.to_string(),
                         src: rx.src_ip,
                         dst: rx.dst_ip,
                         advert: rx.advert,
-                    },
+                    }),
                 );
             }
             Some(Err((vrid, e))) => {
                 let name = self
                     .vrrp
-                    .instances()
                     .iter()
+                    .flat_map(|r| r.instances())
                     .find(|i| i.config().iface == iface && i.config().vrid == vrid)
                     .map_or_else(String::new, |i| i.name().to_string());
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
@@ -272,11 +293,22 @@ impl Director {
         }
     }
 
+    /// Feed VRRP an input (None: its timers) once it runs.
+    fn vrrp_input(&mut self, now: Instant, input: Option<VrrpInput>) {
+        let Some(r) = self.vrrp.as_mut() else {
+            return;
+        };
+        match input {
+            Some(i) => r.handle_input(now, i),
+            None => r.handle_timeout(now),
+        }
+    }
+
     /// Move every component's outputs into ours, translating as we go.
     fn drain(&mut self, now: Instant) {
         loop {
             let mut progressed = false;
-            while let Some(o) = self.vrrp.poll_output() {
+            while let Some(o) = self.vrrp.as_mut().and_then(VrrpRouter::poll_output) {
                 progressed = true;
                 self.vrrp_output(now, o);
             }

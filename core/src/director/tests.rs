@@ -29,12 +29,12 @@ fn env(last: u8) -> NodeEnv {
     }
 }
 
-fn director(conf: &str, name: &str, last: u8, now: Instant) -> Director {
+fn director(conf: &str, name: &str, last: u8) -> Director {
     let parsed = config::parse_str(name, conf);
     let cfg = parsed.config.expect("seed config loads");
     let dc = DirectorConfig::from_keepalived(&cfg, &env(last)).expect("maps onto the host");
     let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(last)));
-    Director::new(dc, env(last), now, rng).expect("starts")
+    Director::new(dc, env(last), rng).expect("starts")
 }
 
 /// Both directors, a lossless zero-latency wire per interface name, and every
@@ -51,8 +51,8 @@ impl Pair {
         let now = Instant::ZERO;
         Pair {
             nodes: vec![
-                director(MASTER_CONF, "keepalived.conf.master", 114, now),
-                director(BACKUP_CONF, "keepalived.conf.backup", 115, now),
+                director(MASTER_CONF, "keepalived.conf.master", 114),
+                director(BACKUP_CONF, "keepalived.conf.backup", 115),
             ],
             alive: vec![true, true],
             now,
@@ -130,7 +130,7 @@ impl Pair {
     fn state(&self, node: usize, inst: &str) -> VrrpState {
         self.nodes[node]
             .vrrp()
-            .instance(inst)
+            .and_then(|r| r.instance(inst))
             .map(|i| i.state())
             .unwrap_or(VrrpState::Init)
     }
@@ -171,7 +171,7 @@ fn seed_pair_elects_the_master_and_the_backup_takes_over_after_a_kill() {
 
 #[test]
 fn seed_master_installs_the_virtual_service_and_probes_both_real_servers() {
-    let mut d = director(MASTER_CONF, "m", 114, Instant::ZERO);
+    let mut d = director(MASTER_CONF, "m", 114);
     let mut adds = Vec::new();
     let mut probes = Vec::new();
     let mut now = Instant::ZERO;

@@ -1,0 +1,85 @@
+//! Directors built from keepalived.conf text: the factory a scenario hands the simulator.
+
+use std::net::IpAddr;
+
+use lvs_core::config;
+use lvs_core::director::{Director, DirectorConfig, Iface, NodeEnv};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::director::{DirectorFactory, DirectorNode, HostEnv};
+
+/// Why a keepalived.conf cannot run as a simulated director.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    /// keepalived would refuse the file.
+    #[error("{file}: keepalived.conf has errors:\n{rendered}")]
+    Invalid {
+        /// File name.
+        file: String,
+        /// Rendered diagnostics.
+        rendered: String,
+    },
+}
+
+/// The host's interfaces as the director sees them.
+pub fn node_env(env: &HostEnv) -> NodeEnv {
+    NodeEnv {
+        ifaces: env
+            .ifaces
+            .iter()
+            .map(|i| Iface {
+                name: i.name.clone(),
+                mac: i.mac,
+                addrs: i.addrs.iter().map(|(a, _)| IpAddr::V4(*a)).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A factory starting a fresh `Director` from `text` (named `file` in diagnostics) at every
+/// start and restart. The config is parsed once, here, so errors surface before the run.
+pub fn factory(file: &str, text: &str) -> Result<DirectorFactory, ConfError> {
+    let parsed = config::parse_str(file, text);
+    let ok = !parsed.has_errors();
+    let Some(cfg) = parsed.config.clone().filter(|_| ok) else {
+        let rendered = parsed
+            .diagnostics
+            .iter()
+            .map(|d| d.render())
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(ConfError::Invalid {
+            file: file.to_string(),
+            rendered,
+        });
+    };
+    Ok(Box::new(move |env: &HostEnv, rng: &mut dyn RngCore| {
+        let node = node_env(env);
+        let rng = Box::new(ChaCha8Rng::seed_from_u64(rng.next_u64()));
+        let built = DirectorConfig::from_keepalived(&cfg, &node)
+            .map_err(|e| e.to_string())
+            .and_then(|dc| Director::new(dc, node, rng).map_err(|e| e.to_string()));
+        match built {
+            Ok(d) => Box::new(d) as Box<dyn DirectorNode>,
+            Err(e) => Box::new(Refused(Some(e))),
+        }
+    }))
+}
+
+/// A director process that exits at start, logging why (as keepalived does on a bad config).
+struct Refused(Option<String>);
+
+impl DirectorNode for Refused {
+    fn handle_input(&mut self, _now: lvs_core::Instant, _input: lvs_core::director::Input) {}
+    fn handle_timeout(&mut self, _now: lvs_core::Instant) {}
+    fn poll_output(&mut self) -> Option<lvs_core::director::Output> {
+        self.0.take().map(|text| lvs_core::director::Output::Log {
+            source: lvs_core::director::LogSource::Main,
+            text: format!("Stopping: {text}"),
+        })
+    }
+    fn poll_timeout(&self) -> Option<lvs_core::Instant> {
+        None
+    }
+}
