@@ -161,7 +161,7 @@ impl RealServer {
     }
 
     fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
-        let ip = seg.to_ip_packet();
+        let ip = seg.to_unaddressed_frame();
         stack.route(now, Some(seg.src), seg.dst, ip, fx);
     }
 
@@ -308,7 +308,7 @@ impl RealServer {
             },
             payload: &name,
         };
-        let ip = seg.to_ip_packet();
+        let ip = seg.to_unaddressed_frame();
         stack.route(now, Some(key.2), key.0, ip, fx);
         self.name = name;
     }
