@@ -314,6 +314,11 @@ impl Sim {
         self.events
     }
 
+    /// Events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
     // ---- building ------------------------------------------------------------------------
 
     /// Add an L2 segment; `learn` makes it a learning switch, otherwise it floods like a hub.
