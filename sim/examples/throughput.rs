@@ -141,8 +141,9 @@ fn main() {
     let wall = t0.elapsed().as_secs_f64();
     let m = sim.metrics();
     println!(
-        "{} events in {:.3} s wall = {:.0} events/s; {} requests ({} ok, {} failed), {} simulated s",
+        "{} events ({} pending) in {:.3} s wall = {:.0} events/s; {} requests ({} ok, {} failed), {} simulated s",
         sim.events_processed(),
+        sim.pending_events(),
         wall,
         sim.events_processed() as f64 / wall,
         m.requests_sent,

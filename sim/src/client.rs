@@ -157,7 +157,7 @@ impl Client {
     }
 
     fn send(&self, now: Instant, stack: &mut Stack, fx: &mut Fx, seg: TcpSeg<'_>) {
-        stack.route(now, Some(seg.src), seg.dst, seg.to_ip_packet(), fx);
+        stack.route(now, Some(seg.src), seg.dst, seg.to_unaddressed_frame(), fx);
     }
 
     fn seg<'a>(

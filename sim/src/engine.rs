@@ -223,9 +223,9 @@ struct Host {
 
 enum Ev {
     Deliver {
-        host: usize,
-        iface: usize,
-        frame: Rc<[u8]>,
+        host: u32,
+        iface: u32,
+        frame: Rc<Vec<u8>>,
     },
     Timer {
         host: usize,
@@ -235,17 +235,20 @@ enum Ev {
         host: usize,
         gen: u32,
     },
-    ProbeDone {
-        host: usize,
-        gen: u32,
-        id: ProbeId,
-        result: ProbeResult,
-    },
+    // Rare, large payloads are boxed: heap entries are moved on every push and pop.
+    ProbeDone(Box<ProbeDone>),
     Start {
         host: usize,
     },
-    Fault(Fault),
+    Fault(Box<Fault>),
     Check,
+}
+
+struct ProbeDone {
+    host: usize,
+    gen: u32,
+    id: ProbeId,
+    result: ProbeResult,
 }
 
 /// The simulated world.
@@ -309,6 +312,11 @@ impl Sim {
     /// Events processed so far.
     pub fn events_processed(&self) -> u64 {
         self.events
+    }
+
+    /// Events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
     }
 
     // ---- building ------------------------------------------------------------------------
@@ -662,7 +670,8 @@ impl Sim {
 
     /// Schedule a fault at `at`.
     pub fn schedule(&mut self, at: Instant, fault: Fault) {
-        self.queue.push(at.max(self.now), Ev::Fault(fault));
+        self.queue
+            .push(at.max(self.now), Ev::Fault(Box::new(fault)));
     }
 
     /// Process the next event; false when none is left.
@@ -700,7 +709,9 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver { host, iface, frame } => self.deliver(host, iface, &frame),
+            Ev::Deliver { host, iface, frame } => {
+                self.deliver(host as usize, iface as usize, &frame)
+            }
             Ev::Timer { host, token } => self.timer(host, token),
             Ev::Wake { host, gen } => {
                 let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model)
@@ -717,12 +728,13 @@ impl Sim {
                 }
                 self.drain(host);
             }
-            Ev::ProbeDone {
-                host,
-                gen,
-                id,
-                result,
-            } => {
+            Ev::ProbeDone(p) => {
+                let ProbeDone {
+                    host,
+                    gen,
+                    id,
+                    result,
+                } = *p;
                 if let Some(Model::Director(d)) = self.hosts.get(host).map(|h| &h.model) {
                     if d.gen == gen {
                         self.trace_push(
@@ -737,7 +749,7 @@ impl Sim {
                 }
             }
             Ev::Start { host } => self.start(host),
-            Ev::Fault(f) => self.apply_inner(f),
+            Ev::Fault(f) => self.apply_inner(*f),
             Ev::Check => {}
         }
     }
@@ -761,7 +773,7 @@ impl Sim {
             self.queue.push(at.max(self.now), Ev::Timer { host, token });
         }
         for (iface, frame) in fx.tx.drain(..) {
-            self.transmit(host, iface, Rc::from(frame));
+            self.transmit(host, iface, Rc::new(frame));
         }
         self.fx = fx;
         let mut reqs = std::mem::take(&mut self.reqs);
@@ -849,7 +861,7 @@ impl Sim {
     /// Put a frame on the wire: every other port of the segment (or the learnt one) gets a copy
     /// after both links' latency and jitter, unless a link is down, a partition blocks the pair,
     /// or the segment's dice say lost; some copies are duplicated or held back.
-    fn transmit(&mut self, host: usize, iface: usize, frame: Rc<[u8]>) {
+    fn transmit(&mut self, host: usize, iface: usize, frame: Rc<Vec<u8>>) {
         if !self.iface_carrier(host, iface) {
             return;
         }
@@ -922,8 +934,8 @@ impl Sim {
                 self.queue.push(
                     self.now + delay,
                     Ev::Deliver {
-                        host: l2.host,
-                        iface: l2.iface,
+                        host: l2.host as u32,
+                        iface: l2.iface as u32,
                         frame: frame.clone(),
                     },
                 );
@@ -989,7 +1001,7 @@ impl Sim {
                     return;
                 };
                 self.check_syn(host, &frame);
-                self.transmit(host, idx, Rc::from(frame));
+                self.transmit(host, idx, Rc::new(frame));
             }
             Output::AddVip {
                 iface,
@@ -1106,12 +1118,12 @@ impl Sim {
         };
         self.queue.push(
             self.now + delay,
-            Ev::ProbeDone {
+            Ev::ProbeDone(Box::new(ProbeDone {
                 host,
                 gen,
                 id: probe.id,
                 result,
-            },
+            })),
         );
     }
 
@@ -1561,5 +1573,20 @@ impl Sim {
     /// Name of a segment.
     pub fn segment_name(&self, seg: SegId) -> Option<&str> {
         self.segs.get(seg.0).map(|s| s.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        // Heap entries are moved on every push/pop; big payloads must stay boxed.
+        assert!(
+            std::mem::size_of::<Ev>() <= 24,
+            "{}",
+            std::mem::size_of::<Ev>()
+        );
     }
 }

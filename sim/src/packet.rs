@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use etherparse::{Ipv4Slice, PacketBuilder, TcpSlice};
+use etherparse::{IpNumber, Ipv4Header, Ipv4Slice, TcpHeader, TcpSlice};
 
 /// A MAC address.
 pub type Mac = [u8; 6];
@@ -233,34 +233,49 @@ pub struct TcpSeg<'a> {
 }
 
 impl TcpSeg<'_> {
-    /// The IPv4 packet (no Ethernet header) carrying this segment.
-    pub fn to_ip_packet(&self) -> Vec<u8> {
-        let mut b = PacketBuilder::ipv4(self.src.octets(), self.dst.octets(), 64)
-            .tcp(self.sport, self.dport, self.seq, 65535);
-        if self.flags.syn {
-            b = b.syn();
-        }
+    /// An Ethernet frame carrying this segment with the MAC addresses left zero (the stack
+    /// fills them in once the next hop is resolved).
+    pub fn to_unaddressed_frame(&self) -> Vec<u8> {
+        // Headers are built directly: etherparse's PacketBuilder moves large header structs
+        // at every step, which dominated the simulator's profile.
+        let mut tcp = TcpHeader::new(self.sport, self.dport, self.seq, 65535);
+        tcp.syn = self.flags.syn;
+        tcp.ack = self.flags.ack;
+        tcp.fin = self.flags.fin;
+        tcp.rst = self.flags.rst;
+        tcp.psh = self.flags.psh;
         if self.flags.ack {
-            b = b.ack(self.ack);
+            tcp.acknowledgment_number = self.ack;
         }
-        if self.flags.fin {
-            b = b.fin();
+        let tcp_len = tcp.header_len() + self.payload.len();
+        let ip_payload = u16::try_from(tcp_len).unwrap_or(u16::MAX);
+        let mut f = Vec::with_capacity(ETH_HDR + 20 + tcp_len);
+        f.extend_from_slice(&[0u8; 12]);
+        f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        // Modelled payloads are far below the IPv4 limit; an oversized one is sent truncated-length
+        // rather than panicking.
+        if let Ok(mut ip) = Ipv4Header::new(
+            ip_payload,
+            64,
+            IpNumber::TCP,
+            self.src.octets(),
+            self.dst.octets(),
+        ) {
+            ip.dont_fragment = true;
+            tcp.checksum = tcp.calc_checksum_ipv4(&ip, self.payload).unwrap_or(0);
+            let _ = ip.write(&mut f);
         }
-        if self.flags.rst {
-            b = b.rst();
-        }
-        if self.flags.psh {
-            b = b.psh();
-        }
-        let mut v = Vec::with_capacity(b.size(self.payload.len()));
-        // Writing into a Vec cannot fail and the payload is far below the IPv4 limit.
-        let _ = b.write(&mut v, self.payload);
-        v
+        let _ = tcp.write(&mut f);
+        f.extend_from_slice(self.payload);
+        f
     }
 
     /// A whole Ethernet frame carrying this segment.
     pub fn to_frame(&self, src: Mac, dst: Mac) -> Vec<u8> {
-        ethernet(src, dst, ETHERTYPE_IPV4, &self.to_ip_packet())
+        let mut f = self.to_unaddressed_frame();
+        f[0..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f
     }
 }
 
@@ -356,6 +371,15 @@ mod tests {
         };
         let f = seg.to_frame([2; 6], [4; 6]);
         assert_eq!(parse_tcp(&f), Ok(seg));
+        // Byte for byte what etherparse's builder makes (checksums included).
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([1, 2, 3, 4], [5, 6, 7, 8], 64)
+            .tcp(40000, 80, 7, 65535)
+            .ack(9)
+            .psh();
+        let mut reference = Vec::new();
+        b.write(&mut reference, b"GET").unwrap();
+        assert_eq!(f, reference);
         assert_eq!(
             ipv4_addrs(&f),
             Some((Ipv4Addr::new(1, 2, 3, 4), Ipv4Addr::new(5, 6, 7, 8), 6))

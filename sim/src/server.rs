@@ -2,7 +2,7 @@
 //! concurrency limit, VIPs on lo (answered by `arp_ignore`/`arp_announce` in the stack),
 //! replies straight to the client through the default gateway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -13,6 +13,9 @@ use crate::stack::{Fx, Stack};
 
 /// How long a finished connection's state is kept to answer retransmissions (TIME_WAIT-like).
 const LINGER: Duration = Duration::from_secs(30);
+
+/// Timer token of the reaper (request timers are `id << 1` with ids from 1).
+const REAP: u64 = 1;
 
 /// One listening TCP service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -116,6 +119,7 @@ pub struct RealServer {
     pub services: Vec<(ServiceSpec, u32)>,
     conns: BTreeMap<Key, Conn>,
     by_id: BTreeMap<u64, Key>,
+    lingering: VecDeque<(Instant, u64)>,
     next_id: u64,
     /// Counters.
     pub stats: ServerStats,
@@ -129,6 +133,7 @@ impl RealServer {
             services: services.into_iter().map(|s| (s, 0)).collect(),
             conns: BTreeMap::new(),
             by_id: BTreeMap::new(),
+            lingering: VecDeque::new(),
             next_id: 1,
             stats: ServerStats::default(),
         }
@@ -161,7 +166,7 @@ impl RealServer {
     }
 
     fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
-        let ip = seg.to_ip_packet();
+        let ip = seg.to_unaddressed_frame();
         stack.route(now, Some(seg.src), seg.dst, ip, fx);
     }
 
@@ -308,27 +313,39 @@ impl RealServer {
             },
             payload: &name,
         };
-        let ip = seg.to_ip_packet();
+        let ip = seg.to_unaddressed_frame();
         stack.route(now, Some(key.2), key.0, ip, fx);
         self.name = name;
     }
 
-    /// A model timer fired: a request finished service, or a closed connection lingered long enough.
+    /// A model timer fired: a request finished service, or lingering connections are due.
     pub fn on_timer(&mut self, now: Instant, token: u64, stack: &mut Stack, fx: &mut Fx) {
-        let (id, reap) = (token >> 1, token & 1 == 1);
+        if token == REAP {
+            while let Some(&(at, id)) = self.lingering.front() {
+                if at > now {
+                    fx.timers.push((at, REAP));
+                    break;
+                }
+                self.lingering.pop_front();
+                let key = self.by_id.get(&id).copied();
+                if let Some(key) = key.filter(|k| {
+                    self.conns
+                        .get(k)
+                        .is_some_and(|c| c.state == State::Responded)
+                }) {
+                    self.conns.remove(&key);
+                    self.by_id.remove(&id);
+                }
+            }
+            return;
+        }
+        let id = token >> 1;
         let Some(key) = self.by_id.get(&id).copied() else {
             return;
         };
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
-        if reap {
-            if c.state == State::Responded {
-                self.conns.remove(&key);
-                self.by_id.remove(&id);
-            }
-            return;
-        }
         if c.state != State::Serving {
             return;
         }
@@ -337,11 +354,103 @@ impl RealServer {
         self.release(key.3);
         self.stats.served += 1;
         self.respond(now, key, isn, ack, stack, fx);
-        fx.timers.push((now + LINGER, (id << 1) | 1));
+        // One reaper timer for all lingering connections keeps the event heap small.
+        if self.lingering.is_empty() {
+            fx.timers.push((now + LINGER, REAP));
+        }
+        self.lingering.push_back((now + LINGER, id));
     }
 
     /// Connections currently held.
     pub fn open_connections(&self) -> usize {
         self.conns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::IfaceSpec;
+
+    fn seg(flags: TcpFlags, payload: &'static [u8]) -> TcpSeg<'static> {
+        TcpSeg {
+            src: Ipv4Addr::new(10, 0, 0, 50),
+            dst: Ipv4Addr::new(10, 0, 0, 100),
+            sport: 40000,
+            dport: 80,
+            seq: 1,
+            ack: 0,
+            flags,
+            payload,
+        }
+    }
+
+    #[test]
+    fn serves_then_reaps_a_connection_whose_fin_was_lost() {
+        let mut stack = Stack::new(vec![IfaceSpec::new(
+            "eth0",
+            [2; 6],
+            Ipv4Addr::new(10, 0, 0, 11),
+            24,
+        )]);
+        stack.lo.push(Ipv4Addr::new(10, 0, 0, 100));
+        let mut rs = RealServer::new("rs1", vec![ServiceSpec::new(80, Duration::from_millis(5))]);
+        let mut fx = Fx::default();
+        let t0 = Instant::from_secs(1);
+        rs.on_segment(
+            t0,
+            &seg(
+                TcpFlags {
+                    syn: true,
+                    ..TcpFlags::default()
+                },
+                b"",
+            ),
+            &mut stack,
+            &mut fx,
+        );
+        rs.on_segment(
+            t0,
+            &seg(
+                TcpFlags {
+                    ack: true,
+                    psh: true,
+                    ..TcpFlags::default()
+                },
+                b"GET",
+            ),
+            &mut stack,
+            &mut fx,
+        );
+        let (at, token) = fx.timers.pop().expect("service timer");
+        assert_eq!(at, t0 + Duration::from_millis(5));
+        rs.on_timer(at, token, &mut stack, &mut fx);
+        assert_eq!(rs.stats.served, 1);
+        assert_eq!(rs.open_connections(), 1, "kept to answer retransmissions");
+        let (reap_at, reap) = fx.timers.pop().expect("reaper");
+        assert_eq!(reap, REAP);
+        rs.on_timer(
+            reap_at - Duration::from_millis(1),
+            reap,
+            &mut stack,
+            &mut fx,
+        );
+        assert_eq!(rs.open_connections(), 1);
+        rs.on_timer(reap_at, reap, &mut stack, &mut fx);
+        assert_eq!(rs.open_connections(), 0);
+        // A segment for the forgotten connection is answered with RST.
+        rs.on_segment(
+            reap_at,
+            &seg(
+                TcpFlags {
+                    ack: true,
+                    ..TcpFlags::default()
+                },
+                b"x",
+            ),
+            &mut stack,
+            &mut fx,
+        );
+        assert_eq!(rs.stats.reset_unknown, 1);
     }
 }

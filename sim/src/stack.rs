@@ -71,6 +71,14 @@ impl Iface {
     }
 }
 
+/// Fill in a frame's Ethernet addresses.
+fn address(frame: &mut [u8], src: Mac, dst: Mac) {
+    if let Some(h) = frame.get_mut(0..12) {
+        h[0..6].copy_from_slice(&dst);
+        h[6..12].copy_from_slice(&src);
+    }
+}
+
 fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
     let mask = if prefix == 0 {
         0
@@ -95,7 +103,7 @@ struct Pending {
     iface: usize,
     tries: u32,
     src: Ipv4Addr,
-    packets: Vec<Vec<u8>>,
+    frames: Vec<Vec<u8>>,
 }
 
 /// Side effects a host model asks the engine to carry out.
@@ -234,11 +242,13 @@ impl Stack {
                 let Some((_, dst_ip, _)) = packet::ipv4_addrs(frame) else {
                     return Rx::Ignored;
                 };
-                if self.is_local(dst_ip) {
+                if dst_ip.is_multicast() || dst_ip.is_broadcast() {
+                    Rx::Other
+                } else if self.is_local(dst_ip) {
                     Rx::Local
                 } else if self.forward && dst == my_mac {
                     self.stats.forwarded += 1;
-                    self.route(now, None, dst_ip, frame[ETH_HDR..].to_vec(), fx);
+                    self.route(now, None, dst_ip, frame.to_vec(), fx);
                     Rx::Forwarded
                 } else {
                     self.stats.dropped_not_local += 1;
@@ -292,25 +302,27 @@ impl Stack {
                 .get(p.iface)
                 .map(|i| i.spec.mac)
                 .unwrap_or_default();
-            for ip in p.packets {
-                fx.tx.push((
-                    p.iface,
-                    packet::ethernet(my_mac, arp.sha, ETHERTYPE_IPV4, &ip),
-                ));
+            for mut f in p.frames {
+                address(&mut f, my_mac, arp.sha);
+                fx.tx.push((p.iface, f));
             }
         }
     }
 
-    /// Send an IPv4 packet (no Ethernet header) towards `dst`, resolving the next hop.
-    /// `src` is the packet's source when the host originates it (for arp_announce).
+    /// Send an IPv4 frame towards `dst`, resolving the next hop; the frame's Ethernet
+    /// addresses are (over)written here. `src` is the packet's source when the host
+    /// originates it (for arp_announce).
     pub fn route(
         &mut self,
         now: Instant,
         src: Option<Ipv4Addr>,
         dst: Ipv4Addr,
-        ip: Vec<u8>,
+        mut frame: Vec<u8>,
         fx: &mut Fx,
     ) {
+        if frame.len() < ETH_HDR {
+            return;
+        }
         let direct = self.ifaces.iter().position(|i| i.up && i.on_link(dst));
         let (iface, hop) = match (direct, self.gateway) {
             (Some(i), _) => (i, dst),
@@ -328,8 +340,8 @@ impl Stack {
         };
         let my_mac = self.ifaces[iface].spec.mac;
         if let Some(n) = self.lookup(now, hop) {
-            fx.tx
-                .push((iface, packet::ethernet(my_mac, n.mac, ETHERTYPE_IPV4, &ip)));
+            address(&mut frame, my_mac, n.mac);
+            fx.tx.push((iface, frame));
             return;
         }
         let primary = self.ifaces[iface]
@@ -343,7 +355,7 @@ impl Stack {
             _ => primary,
         };
         match self.pending.get_mut(&hop) {
-            Some(p) => p.packets.push(ip),
+            Some(p) => p.frames.push(frame),
             None => {
                 self.pending.insert(
                     hop,
@@ -351,7 +363,7 @@ impl Stack {
                         iface,
                         tries: 1,
                         src: arp_src,
-                        packets: vec![ip],
+                        frames: vec![frame],
                     },
                 );
                 self.send_arp_request(iface, arp_src, hop, fx);
@@ -380,7 +392,7 @@ impl Stack {
             return;
         };
         if p.tries >= ARP_TRIES {
-            let dropped = p.packets.len() as u64;
+            let dropped = p.frames.len() as u64;
             self.pending.remove(&hop);
             self.stats.dropped_unresolved += dropped;
             return;
@@ -449,7 +461,7 @@ mod tests {
     fn resolves_then_flushes_queued_packets_and_caches() {
         let mut s = stack();
         let mut fx = Fx::default();
-        s.route(Instant::ZERO, None, ip(9), vec![0x45; 20], &mut fx);
+        s.route(Instant::ZERO, None, ip(9), vec![0x45; 34], &mut fx);
         assert_eq!(fx.tx.len(), 1, "one ARP request");
         let req = Arp::parse_frame(&fx.tx[0].1).unwrap();
         assert_eq!((req.op, req.spa, req.tpa), (ArpOp::Request, ip(1), ip(9)));
