@@ -18,6 +18,10 @@ pub trait DirectorNode {
     fn poll_output(&mut self) -> Option<Output>;
     /// Next deadline.
     fn poll_timeout(&self) -> Option<Instant>;
+    /// The IPVS table as `ipvsadm -L -n` prints it, when the director has one.
+    fn ipvsadm_list(&self) -> Option<String> {
+        None
+    }
 }
 
 impl DirectorNode for Director {
