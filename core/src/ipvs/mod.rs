@@ -6,6 +6,7 @@ pub mod fwd;
 pub mod sched;
 pub mod service;
 pub mod sync;
+pub mod table;
 
 use std::fmt;
 use std::net::IpAddr;
