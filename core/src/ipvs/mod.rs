@@ -7,6 +7,7 @@ pub mod save;
 pub mod sched;
 pub mod service;
 pub mod sync;
+pub mod table;
 
 use std::fmt;
 use std::net::IpAddr;
