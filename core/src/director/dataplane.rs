@@ -100,7 +100,8 @@ impl Neighbours {
         if ip.is_unspecified() || mac == [0; 6] || mac == [0xff; 6] {
             return;
         }
-        self.table.insert((iface.to_string(), ip), Neighbour { mac });
+        self.table
+            .insert((iface.to_string(), ip), Neighbour { mac });
     }
 
     /// The MAC of `ip` on any interface, with the interface.

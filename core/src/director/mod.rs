@@ -6,6 +6,7 @@
 //! frames and address/IPVS changes out.
 
 mod build;
+mod dataplane;
 mod node;
 
 use std::net::IpAddr;

@@ -1,16 +1,18 @@
 //! The `Director` state machine: routes inputs to VRRP, the checkers and IPVS,
 //! and turns their outputs into frames, address changes and log lines.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use crate::ipvs::table::{Ipvs, IpvsOptions};
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
 use crate::vrrp::{arp, RouterConfig, RouterError, VrrpInput, VrrpOutput, VrrpRouter};
 
+use super::dataplane::{self, Handled, Neighbours};
 use super::{Admin, Input, LogSource, Output};
 
 /// Script probes get ids from here up, so they never collide with checker probes.
@@ -79,7 +81,9 @@ pub struct Director {
     script_commands: BTreeMap<String, String>,
     script_probes: BTreeMap<ProbeId, String>,
     next_script_probe: u64,
-    neighbours: BTreeMap<IpAddr, [u8; 6]>,
+    neighbours: Neighbours,
+    ipvs: Ipvs,
+    held_vips: BTreeSet<IpAddr>,
     rng: Box<dyn rand_core::RngCore + Send>,
     out: VecDeque<Output>,
     stopped: bool,
@@ -104,7 +108,7 @@ impl Director {
     pub fn new(
         cfg: DirectorConfig,
         env: NodeEnv,
-        rng: Box<dyn rand_core::RngCore + Send>,
+        mut rng: Box<dyn rand_core::RngCore + Send>,
     ) -> Result<Self, RouterError> {
         let wires = cfg
             .vrrp
@@ -136,7 +140,9 @@ impl Director {
             script_commands: cfg.script_commands,
             script_probes: BTreeMap::new(),
             next_script_probe: SCRIPT_PROBE_BASE,
-            neighbours: BTreeMap::new(),
+            neighbours: Neighbours::default(),
+            ipvs: Ipvs::new(IpvsOptions::default(), rng.next_u64()),
+            held_vips: BTreeSet::new(),
             rng,
             out: VecDeque::new(),
             stopped: false,
@@ -220,6 +226,7 @@ impl Director {
         }
         self.start(now);
         self.vrrp_input(now, None);
+        self.ipvs.handle_timeout(now);
         self.checks.handle_timeout(now);
         self.drain(now);
     }
@@ -240,6 +247,7 @@ impl Director {
         [
             self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
             self.checks.poll_timeout(),
+            self.ipvs.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -249,7 +257,7 @@ impl Director {
     fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) {
         if let Ok(a) = arp::decode_arp(frame) {
             self.neighbours
-                .insert(IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+                .learn(iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
             return;
         }
         let mut ours = None;
@@ -260,16 +268,23 @@ impl Director {
                     break;
                 }
                 Err(wire::DecodeError::VridNotOurs { .. }) => {}
-                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => return,
+                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => {
+                    self.traffic(now, iface, frame);
+                    return;
+                }
                 Err(e) => {
                     ours = Some(Err((w.expect.vrid, e)));
                     break;
                 }
             }
         }
+        if self.wires.iter().all(|w| w.iface != iface) {
+            self.traffic(now, iface, frame);
+            return;
+        }
         match ours {
             Some(Ok(rx)) => {
-                self.neighbours.insert(rx.src_ip, rx.src_mac);
+                self.neighbours.learn(iface, rx.src_ip, rx.src_mac);
                 self.vrrp_input(
                     now,
                     Some(VrrpInput::Advert {
@@ -290,6 +305,37 @@ impl Director {
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
             }
             None => {}
+        }
+    }
+
+    /// A client packet: through IPVS when it is for a VIP we hold.
+    fn traffic(&mut self, now: Instant, iface: &str, frame: &[u8]) {
+        let Some(pkt) = dataplane::packet_info(frame) else {
+            return;
+        };
+        if !self.held_vips.contains(&pkt.dst) {
+            return;
+        }
+        let verdict = self.ipvs.process(now, &pkt, &mut *self.rng);
+        let env = &self.env;
+        let our = |name: &str| {
+            env.iface(name).map(|i| {
+                let v4 = i.addrs.iter().find_map(|a| match a {
+                    IpAddr::V4(v) => Some(*v),
+                    IpAddr::V6(_) => None,
+                });
+                (i.mac, v4)
+            })
+        };
+        match dataplane::forward(verdict, frame, iface, our, &self.neighbours) {
+            Handled::Forward { iface, frame } | Handled::Resolve { iface, frame } => {
+                self.out.push_back(Output::Transmit { iface, frame });
+            }
+            Handled::NotOurs | Handled::Dropped(_) => {}
+            Handled::Unsupported(fwd) => self.log(
+                LogSource::Main,
+                format!("userspace data plane cannot forward with {fwd:?} yet"),
+            ),
         }
     }
 
@@ -337,6 +383,7 @@ impl Director {
                 addr,
                 prefix,
             } => {
+                self.held_vips.insert(addr);
                 self.out.push_back(Output::AddVip {
                     iface,
                     addr,
@@ -348,6 +395,7 @@ impl Director {
                 addr,
                 prefix,
             } => {
+                self.held_vips.remove(&addr);
                 self.out.push_back(Output::DelVip {
                     iface,
                     addr,
@@ -416,7 +464,7 @@ impl Director {
         } else {
             // Without a learnt neighbour the advert goes to the broadcast address,
             // which every peer on the segment still receives.
-            let dst_mac = self.neighbours.get(&dst).copied().unwrap_or([0xff; 6]);
+            let dst_mac = self.neighbours.lookup(dst).map_or([0xff; 6], |(_, m)| m);
             FrameParams::unicast(mac, src_ip, dst_mac, dst)
         };
         if let Some(w) = self
@@ -452,7 +500,15 @@ impl Director {
     }
 
     fn apply_ipvs(&mut self, change: IpvsChange) {
+        if let Err(e) = self.ipvs.apply(&change) {
+            self.log(LogSource::Healthcheckers, format!("IPVS: {e} ({change:?})"));
+        }
         self.out.push_back(Output::Ipvs(change));
+    }
+
+    /// The IPVS table (services, destinations, connections).
+    pub fn ipvs(&self) -> &Ipvs {
+        &self.ipvs
     }
 
     fn log(&mut self, source: LogSource, text: String) {

@@ -280,6 +280,21 @@ impl Default for Opts {
 }
 
 pub fn world(o: Opts) -> World {
+    let seen1 = Rc::new(RefCell::new(Seen::default()));
+    let seen2 = Rc::new(RefCell::new(Seen::default()));
+    let f1 = Fake::factory(o.d1.clone(), seen1.clone());
+    let f2 = Fake::factory(o.d2.clone(), seen2.clone());
+    world_with(o, f1, f2, seen1, seen2)
+}
+
+/// The same topology with the given director processes.
+pub fn world_with(
+    o: Opts,
+    f1: DirectorFactory,
+    f2: DirectorFactory,
+    seen1: Rc<RefCell<Seen>>,
+    seen2: Rc<RefCell<Seen>>,
+) -> World {
     let mut sim = Sim::new(o.seed);
     let wan = sim.add_segment("wan", true);
     let lanseg = sim.add_segment("lan", true);
@@ -298,21 +313,11 @@ pub fn world(o: Opts) -> World {
             o.gw_arp_timeout,
         )
         .unwrap();
-    let seen1 = Rc::new(RefCell::new(Seen::default()));
-    let seen2 = Rc::new(RefCell::new(Seen::default()));
     let d1 = sim
-        .add_director(
-            "d1",
-            vec![IfaceSpec::new("eth0", D1_MAC, lan(2), 24)],
-            Fake::factory(o.d1, seen1.clone()),
-        )
+        .add_director("d1", vec![IfaceSpec::new("eth0", D1_MAC, lan(2), 24)], f1)
         .unwrap();
     let d2 = sim
-        .add_director(
-            "d2",
-            vec![IfaceSpec::new("eth0", D2_MAC, lan(3), 24)],
-            Fake::factory(o.d2, seen2.clone()),
-        )
+        .add_director("d2", vec![IfaceSpec::new("eth0", D2_MAC, lan(3), 24)], f2)
         .unwrap();
     let svc = || vec![ServiceSpec::new(80, o.service_time)];
     let rs1 = sim
