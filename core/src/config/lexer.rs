@@ -91,6 +91,11 @@ pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
     out
 }
 
+/// keepalived splits words on ASCII blanks only; other Unicode spaces stay inside words.
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\u{b}' | '\u{c}')
+}
+
 fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mut Vec<Line>) {
     let chars: Vec<char> = raw.chars().collect();
     let span_at = |col: usize, len: usize| Span {
@@ -102,7 +107,7 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
     let mut cur: Line = Vec::new();
     let mut i = 0;
     while let Some(&c) = chars.get(i) {
-        if c == ' ' || c == '\t' || c == '\r' || c == '\u{b}' || c == '\u{c}' {
+        if is_blank(c) {
             i += 1;
         } else if c == '#' || c == '!' {
             break;
@@ -141,7 +146,7 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
             let start = i;
             let mut text = String::new();
             while let Some(&ch) = chars.get(i) {
-                if ch.is_whitespace() || matches!(ch, '"' | '{' | '}' | '#' | '!') {
+                if is_blank(ch) || matches!(ch, '"' | '{' | '}' | '#' | '!') {
                     break;
                 }
                 text.push(ch);
@@ -288,6 +293,13 @@ mod tests {
             s.diagnostics[0].render(),
             "f:1:8: error: unterminated quote\n    script \"abc\n           ^^^^\n"
         );
+    }
+
+    #[test]
+    fn unicode_spaces_stay_inside_words() {
+        let mut s = Sources::default();
+        let lines = lex("f", "a\u{a0}b\u{2003} c\n", &mut s);
+        assert_eq!(texts(&lines), vec![vec!["a\u{a0}b\u{2003}", "c"]]);
     }
 
     #[test]

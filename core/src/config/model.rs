@@ -30,7 +30,7 @@ impl Secs {
 // JSON shows seconds as the number the user wrote.
 impl Serialize for Secs {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.micros % 1_000_000 == 0 {
+        if self.micros.is_multiple_of(1_000_000) {
             s.serialize_u64(self.micros / 1_000_000)
         } else {
             s.serialize_f64(self.micros as f64 / 1e6)

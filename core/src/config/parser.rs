@@ -1532,7 +1532,7 @@ impl<'a> Builder<'a> {
 impl Secs {
     /// The value as keepalived would print it (`5`, `0.5`).
     pub fn display(&self) -> String {
-        if self.micros % 1_000_000 == 0 {
+        if self.micros.is_multiple_of(1_000_000) {
             format!("{}", self.micros / 1_000_000)
         } else {
             let s = format!("{}.{:06}", self.micros / 1_000_000, self.micros % 1_000_000);

@@ -144,6 +144,11 @@ pub fn validate(c: &Config, s: &mut Sources) {
         }
     }
     for vs in &c.virtual_servers {
+        if vs.real_servers.is_empty() {
+            // keepalived 2.2 drops such a service before any other check.
+            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
+            continue;
+        }
         let fwmark = match &vs.key.value {
             VsKey::Group(name) => {
                 match c
@@ -173,11 +178,6 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 &vs.key.span,
                 "virtual server has no protocol set - defaulting to UDP",
             );
-        }
-        if vs.real_servers.is_empty() {
-            // keepalived 2.2 drops such a service before any other check.
-            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
-            continue;
         }
         if vs.lvs_sched.is_none() {
             s.warn(
