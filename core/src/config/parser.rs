@@ -1274,7 +1274,10 @@ impl<'a> Builder<'a> {
                     self.no_block(n);
                     vs.persistence_timeout = match n.words.get(1) {
                         Some(w) => self.int(w, 1, i64::from(u32::MAX), "persistence_timeout"),
-                        None => Some(Spanned::new(360, n.keyword().span.clone())),
+                        None => Some(Spanned::new(
+                            super::rules::DEFAULT_PERSISTENCE_TIMEOUT,
+                            n.keyword().span.clone(),
+                        )),
                     };
                 }
                 "persistence_granularity" => {
@@ -1338,9 +1341,10 @@ impl<'a> Builder<'a> {
             let bits = u32::from(std::net::Ipv4Addr::from_str(&w.text).ok()?);
             let ones = bits.leading_ones();
             if bits.checked_shl(ones).unwrap_or(0) != 0 {
+                // keepalived and the kernel take any mask; ServiceSpec holds a prefix length.
                 self.s.error(
                     &w.span,
-                    format!("persistence_granularity netmask '{}' is not solid", w.text),
+                    format!("persistence_granularity netmask '{}' is not contiguous (not supported by lvsd)", w.text),
                 );
                 return None;
             }

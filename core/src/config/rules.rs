@@ -10,6 +10,9 @@ use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
 /// keepalived's scheduler when none is set (`IPVS_DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 
+/// keepalived's persistence timeout when none is given (`IPVS_SVC_PERSISTENT_TIMEOUT`, seconds).
+pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 360;
+
 fn fwd(kind: LbKind) -> FwdMethod {
     match kind {
         LbKind::Nat => FwdMethod::Masq,
@@ -72,6 +75,17 @@ impl Config {
                         .iter()
                         .any(|f| matches!(f.value.as_str(), "sh-port" | "mh-port" | "flag-2")),
                 };
+                // keepalived: a granularity without a timeout makes the service persistent
+                // with the default timeout.
+                let persistence = vs
+                    .persistence_timeout
+                    .as_ref()
+                    .map(|p| p.value)
+                    .or_else(|| {
+                        vs.persistence_granularity
+                            .as_ref()
+                            .map(|_| DEFAULT_PERSISTENCE_TIMEOUT)
+                    });
                 let spec = ServiceSpec {
                     key,
                     scheduler: vs
@@ -80,12 +94,11 @@ impl Config {
                         .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
                         .to_string(),
                     flags,
-                    persistence: vs.persistence_timeout.as_ref().map(|p| p.value),
+                    persistence,
                     netmask_prefix: vs
                         .persistence_granularity
                         .as_ref()
                         .map(|g| g.value)
-                        .filter(|_| vs.persistence_timeout.is_some())
                         .unwrap_or(if ipv6 { 128 } else { 32 }),
                     one_packet: vs.flags.iter().any(|f| f.value == "ops"),
                 };

@@ -226,6 +226,7 @@ fn keepalived_defaults_in_rules() {
         msgs,
         vec![
             "virtual server has no protocol set - defaulting to UDP",
+            "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
             "virtual server has no scheduler set (lb_algo/lvs_sched), using 'wlc'"
         ]
     );
@@ -276,7 +277,7 @@ fn keepalived_defaults_in_rules() {
 fn virtual_server_group_expands_ranges() {
     let p = parse_str(
         "g",
-        "virtual_server_group web {\n 10.0.0.1-3 80\n fwmark 5\n}\nvirtual_server group web {\n protocol TCP\n lb_algo rr\n real_server 10.0.1.1 80 {\n }\n}\n",
+        "virtual_server_group web {\n 10.0.0.1-3 80\n fwmark 5\n}\nvirtual_server group web {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.1.1 80 {\n }\n}\n",
     );
     assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
     let keys: Vec<String> = p
@@ -295,6 +296,60 @@ fn virtual_server_group_expands_ranges() {
             "FWM  5"
         ]
     );
+}
+
+#[test]
+fn granularity_alone_makes_the_service_persistent() {
+    let p = parse_str(
+        "g",
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n persistence_granularity 255.255.0.0\n real_server 10.0.0.2 80 {\n }\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
+    let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
+    assert_eq!(
+        rules
+            .iter()
+            .map(|(s, _)| (s.persistence, s.netmask_prefix))
+            .collect::<Vec<_>>(),
+        vec![(Some(360), 16)]
+    );
+}
+
+/// Every line keepalived 2.2 `-t` reports a problem on (other than unknown keywords, which
+/// the seed test covers, and host interface lookups) gets a diagnostic from us too.
+#[test]
+fn flags_the_lines_keepalived_flags() {
+    let cases = [
+        (
+            include_str!("../../../fixtures/keepalived-t/errors.conf"),
+            include_str!("../../../fixtures/keepalived-t/errors.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/unknown-block.conf"),
+            include_str!("../../../fixtures/keepalived-t/unknown-block.txt"),
+        ),
+    ];
+    for (conf, reference) in cases {
+        let p = parse_str("t", conf);
+        let ours: Vec<u32> = p.diagnostics.iter().map(|d| d.span.line).collect();
+        let theirs: Vec<u32> = reference
+            .lines()
+            .filter(|l| !l.contains("Unknown keyword") && !l.contains("loopback interface"))
+            .filter_map(|l| {
+                l.split_once(": Line ")
+                    .and_then(|(_, r)| r.split_once(')'))
+                    .and_then(|(n, _)| n.parse().ok())
+            })
+            .collect();
+        assert!(!theirs.is_empty());
+        for line in theirs {
+            assert!(
+                ours.contains(&line),
+                "keepalived flags line {line}; we say {:#?}",
+                rendered(&p)
+            );
+        }
+    }
 }
 
 #[test]

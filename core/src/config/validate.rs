@@ -179,6 +179,12 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 "virtual server has no protocol set - defaulting to UDP",
             );
         }
+        if vs.lvs_method.is_none() && vs.real_servers.iter().any(|r| r.lvs_method.is_none()) {
+            s.warn(
+                &vs.key.span,
+                "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
+            );
+        }
         if vs.lvs_sched.is_none() {
             s.warn(
                 &vs.key.span,
