@@ -42,6 +42,8 @@ pub type Line = Vec<Word>;
 #[derive(Debug, Default)]
 pub struct Sources {
     files: BTreeMap<String, Vec<String>>,
+    /// File names in the order they were first read.
+    order: Vec<String>,
     /// Diagnostics in the order they were raised.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -49,8 +51,20 @@ pub struct Sources {
 impl Sources {
     /// Remember a file's text so diagnostics can quote its lines.
     pub fn add(&mut self, name: &str, text: &str) {
+        if !self.files.contains_key(name) {
+            self.order.push(name.to_string());
+        }
         self.files
             .insert(name.to_string(), text.lines().map(str::to_string).collect());
+    }
+
+    /// Sort diagnostics by file (in the order files were read), line and column.
+    pub fn sort(&mut self) {
+        let order = &self.order;
+        let rank = |f: &str| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
+        // Stable: diagnostics on one token keep the order they were raised in.
+        self.diagnostics
+            .sort_by_key(|d| (rank(&d.span.file), d.span.line, d.span.col));
     }
 
     /// Raise a diagnostic at `span`.

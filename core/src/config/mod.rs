@@ -42,7 +42,7 @@ impl Loader for NoFiles {
 pub struct Parsed {
     /// The typed config; None when any diagnostic is an error.
     pub config: Option<Config>,
-    /// Warnings and errors, sorted by file, line and column.
+    /// Warnings and errors, sorted by file (in reading order), line and column.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -93,9 +93,8 @@ fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
     let nodes = tree::build(lines, &mut sources);
     let config = parser::Builder::new(&mut sources).config(&nodes);
     validate::validate(&config, &mut sources);
-    let mut diagnostics = sources.diagnostics;
-    // Stable: diagnostics on one token keep the order they were raised in.
-    diagnostics.sort_by(|a, b| a.span.cmp(&b.span));
+    sources.sort();
+    let diagnostics = sources.diagnostics;
     let config = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {

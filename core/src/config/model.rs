@@ -19,6 +19,16 @@ pub struct Secs {
 }
 
 impl Secs {
+    /// The value as keepalived would print it (`5`, `0.5`).
+    pub fn display(&self) -> String {
+        if self.micros.is_multiple_of(1_000_000) {
+            format!("{}", self.micros / 1_000_000)
+        } else {
+            let s = format!("{}.{:06}", self.micros / 1_000_000, self.micros % 1_000_000);
+            s.trim_end_matches('0').to_string()
+        }
+    }
+
     /// Whole seconds.
     pub fn from_secs(s: u64) -> Self {
         Secs {
@@ -156,6 +166,8 @@ pub struct SyncGroup {
     pub group: Vec<Spanned<String>>,
     /// Notify scripts and `smtp_alert`.
     pub notify: Notify,
+    /// Keywords keepalived knows but this model does not type (kept verbatim).
+    pub other: Vec<Spanned<String>>,
 }
 
 /// VRRP initial state.

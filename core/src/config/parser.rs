@@ -824,8 +824,8 @@ impl<'a> Builder<'a> {
             name,
             group: Vec::new(),
             notify: Notify::default(),
+            other: Vec::new(),
         };
-        let mut other = Vec::new();
         for n in &b.nodes {
             if self.notify(n, &mut g.notify) {
                 continue;
@@ -840,7 +840,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 _ => {
-                    if !self.other(n, SYNC_GROUP_OTHER, &mut other) {
+                    if !self.other(n, SYNC_GROUP_OTHER, &mut g.other) {
                         self.unknown(
                             n,
                             "vrrp_sync_group",
@@ -1530,18 +1530,6 @@ impl<'a> Builder<'a> {
             }
         }
         u
-    }
-}
-
-impl Secs {
-    /// The value as keepalived would print it (`5`, `0.5`).
-    pub fn display(&self) -> String {
-        if self.micros.is_multiple_of(1_000_000) {
-            format!("{}", self.micros / 1_000_000)
-        } else {
-            let s = format!("{}.{:06}", self.micros / 1_000_000, self.micros % 1_000_000);
-            s.trim_end_matches('0').to_string()
-        }
     }
 }
 

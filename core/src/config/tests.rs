@@ -641,8 +641,8 @@ fn include_with_globs_relative_to_the_including_file() {
     assert_eq!(
         rendered(&p),
         vec![
-            "/etc/k/conf.d/a.conf:4:2: warning: unknown keyword 'bogus' in vrrp_instance; ignored\n     bogus 1\n     ^^^^^\n",
             "/etc/k/keepalived.conf:5:9: error: config files missing '/none/*.conf'\n    include /none/*.conf\n            ^^^^^^^^^^^^\n",
+            "/etc/k/conf.d/a.conf:4:2: warning: unknown keyword 'bogus' in vrrp_instance; ignored\n     bogus 1\n     ^^^^^\n",
         ]
     );
     assert!(p.config.is_none());
