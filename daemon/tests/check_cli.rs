@@ -158,10 +158,17 @@ fn errors_exit_1_and_print_no_rules() {
     assert_eq!(code, 1);
     assert_eq!(stdout, "");
     let a = dir.join("conf.d/a.conf").to_string_lossy().into_owned();
+    // The main file's diagnostics come first, then the included file's.
+    let main_warning = format!(
+        "{file}:2:16: warning: virtual server has no forwarding method set (lb_kind/lvs_method), using NAT\n"
+    );
+    let include_error = format!(
+        "{a}:4:11: error: priority '300' out of range: must be between 1 and 255\n     priority 300\n              ^^^\n"
+    );
+    assert!(stderr.starts_with(&main_warning), "{stderr}");
+    assert!(stderr.contains(&include_error), "{stderr}");
     assert!(
-        stderr.starts_with(&format!(
-            "{a}:4:11: error: priority '300' out of range: must be between 1 and 255\n     priority 300\n              ^^^\n"
-        )),
+        stderr.ends_with(&format!("{file}: 1 error(s), 1 warning(s)\n")),
         "{stderr}"
     );
     // Fix the included file: the same command now succeeds and prints the rules.
