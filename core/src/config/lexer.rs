@@ -98,9 +98,16 @@ impl Sources {
 pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
     sources.add(file, text);
     let mut out = Vec::new();
+    let mut cur: Line = Vec::new();
     for (idx, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
-        lex_line(file, line_no, raw, sources, &mut out);
+        let continued = lex_line(file, line_no, raw, sources, &mut out, &mut cur);
+        if !continued && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
     }
     out
 }
@@ -110,7 +117,16 @@ fn is_blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\u{b}' | '\u{c}')
 }
 
-fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mut Vec<Line>) {
+/// Lex one physical line into `cur`/`out`; true when it ends with a `\` continuation
+/// (keepalived then reads the next line as part of this one).
+fn lex_line(
+    file: &str,
+    line_no: u32,
+    raw: &str,
+    sources: &mut Sources,
+    out: &mut Vec<Line>,
+    cur: &mut Line,
+) -> bool {
     let chars: Vec<char> = raw.chars().collect();
     let span_at = |col: usize, len: usize| Span {
         file: file.to_string(),
@@ -118,8 +134,8 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
         col: u32::try_from(col + 1).unwrap_or(u32::MAX),
         len: u32::try_from(len.max(1)).unwrap_or(u32::MAX),
     };
-    let mut cur: Line = Vec::new();
     let mut i = 0;
+    let mut continued = false;
     while let Some(&c) = chars.get(i) {
         if is_blank(c) {
             i += 1;
@@ -127,7 +143,7 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
             break;
         } else if c == '{' || c == '}' {
             if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
+                out.push(std::mem::take(cur));
             }
             out.push(vec![Word {
                 text: c.to_string(),
@@ -163,27 +179,37 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
                 if is_blank(ch) || matches!(ch, '"' | '{' | '}' | '#' | '!') {
                     break;
                 }
+                if ch == '\\' {
+                    match chars.get(i + 1) {
+                        // `\#` and `\!` are the literal characters, not a comment.
+                        Some(&next @ ('#' | '!')) => text.push(next),
+                        Some(&next) => {
+                            text.push(ch);
+                            text.push(next);
+                        }
+                        None => {
+                            continued = true;
+                            i += 1;
+                            break;
+                        }
+                    }
+                    i += 2;
+                    continue;
+                }
                 text.push(ch);
                 i += 1;
             }
-            cur.push(Word {
-                text,
-                span: span_at(start, i - start),
-                quoted: false,
-            });
+            if !text.is_empty() {
+                let len = if continued { i - 1 - start } else { i - start };
+                cur.push(Word {
+                    text,
+                    span: span_at(start, len),
+                    quoted: false,
+                });
+            }
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-}
-
-/// Read `path` through the loader and lex it, splicing every `include` in place.
-pub fn lex_file(path: &str, loader: &dyn Loader, sources: &mut Sources) -> Option<Vec<Line>> {
-    match loader.read(path) {
-        Ok(text) => Some(lex_with_includes(path, &text, loader, sources, 0)),
-        Err(_) => None,
-    }
+    continued
 }
 
 /// Lex `text` (named `name`), replacing each `include PATTERN` line with the matching files.
@@ -307,6 +333,25 @@ mod tests {
             s.diagnostics[0].render(),
             "f:1:8: error: unterminated quote\n    script \"abc\n           ^^^^\n"
         );
+    }
+
+    #[test]
+    fn continuation_and_escapes() {
+        let mut s = Sources::default();
+        let lines = lex(
+            "f",
+            "notify_master /bin/a \\\n   arg\\#1 x\\y \\\n\nb c\\\n",
+            &mut s,
+        );
+        assert_eq!(
+            texts(&lines),
+            vec![
+                vec!["notify_master", "/bin/a", "arg#1", "x\\y"],
+                vec!["b", "c"]
+            ]
+        );
+        assert_eq!((lines[0][2].span.line, lines[0][2].span.col), (2, 4));
+        assert_eq!(lines[1][1].span.len, 1);
     }
 
     #[test]
