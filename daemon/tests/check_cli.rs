@@ -150,7 +150,7 @@ fn errors_exit_1_and_print_no_rules() {
         .unwrap_or_default();
     std::fs::write(
         dir.join("conf.d/a.conf"),
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 300\n}\n",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 300\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
     )
     .unwrap_or_default();
     let file = main.to_string_lossy().into_owned();
@@ -174,7 +174,7 @@ fn errors_exit_1_and_print_no_rules() {
     // Fix the included file: the same command now succeeds and prints the rules.
     std::fs::write(
         dir.join("conf.d/a.conf"),
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 254\n}\n",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 254\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
     )
     .unwrap_or_default();
     let (code, stdout, _) = check(&["-f", &file, "--ipvsadm"]);

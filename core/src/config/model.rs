@@ -294,6 +294,29 @@ impl VrrpInstance {
             .map_or(Secs::from_secs(1), |a| a.value)
     }
 
+    /// The VRRP version: the instance's `version`, else global_defs `vrrp_version`, else 2.
+    pub fn vrrp_version(&self, global: &GlobalDefs) -> u8 {
+        self.version
+            .as_ref()
+            .or(global.vrrp_version.as_ref())
+            .map_or(2, |v| v.value)
+    }
+
+    /// The advertisement interval keepalived really uses: VRRPv2 carries whole seconds
+    /// (rounded half up, 1-255 s), VRRPv3 centiseconds (rounded to 10 ms, at most 40.95 s).
+    pub fn effective_advert_int(&self, global: &GlobalDefs) -> Secs {
+        let micros = self.advert_int().micros;
+        let (unit, max_units) = if self.vrrp_version(global) == 2 {
+            (1_000_000, 255)
+        } else {
+            (10_000, 4095)
+        };
+        let units = micros.saturating_add(unit / 2) / unit;
+        Secs {
+            micros: units.clamp(1, max_units) * unit,
+        }
+    }
+
     /// The effective initial state.
     pub fn state(&self) -> State {
         self.state.as_ref().map_or(State::Backup, |s| s.value)

@@ -87,6 +87,21 @@ pub fn validate(c: &Config, s: &mut Sources) {
             }
         }
     }
+    for v in &c.vrrp_instances {
+        instance_checks(c, v, s);
+    }
+    for sc in &c.vrrp_scripts {
+        let used = c
+            .vrrp_instances
+            .iter()
+            .any(|v| v.track_script.iter().any(|t| t.name.value == sc.name.value));
+        if !used {
+            s.warn(
+                &sc.name.span,
+                format!("script {} is not used", sc.name.value),
+            );
+        }
+    }
     let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
     for g in &c.vrrp_sync_groups {
         for m in &g.group {
@@ -221,5 +236,59 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 );
             }
         }
+    }
+}
+
+/// Checks keepalived makes when it completes an instance (vrrp.c `vrrp_complete_instance`).
+fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
+    let name = &v.name.value;
+    let version = v.vrrp_version(&c.global_defs);
+    if let Some(a) = &v.advert_int {
+        let used = v.effective_advert_int(&c.global_defs);
+        if used != a.value {
+            let why = if version == 2 {
+                "VRRPv2 advertises whole seconds from 1 to 255"
+            } else {
+                "VRRPv3 advertises in units of 10 ms, at most 40.95 s"
+            };
+            s.warn(
+                &a.span,
+                format!(
+                    "({name}) advert_int {}s: {why}; using {}s",
+                    a.value.display(),
+                    used.display()
+                ),
+            );
+        }
+    }
+    if v.virtual_ipaddress.is_empty() {
+        s.warn(
+            &v.name.span,
+            format!("({name}) no VIP specified; at least one is sensible"),
+        );
+    }
+    if let Some(auth) = &v.authentication {
+        let at = auth.auth_type.as_ref().map(|t| t.span.clone());
+        if version == 3 {
+            if let Some(at) = &at {
+                s.warn(
+                    at,
+                    format!("({name}) VRRP version 3 does not support authentication; ignored"),
+                );
+            }
+        } else if auth.auth_pass.is_none() {
+            if let Some(at) = &at {
+                s.warn(
+                    at,
+                    format!("({name}) authentication specified but no password given; ignored"),
+                );
+            }
+        }
+    }
+    if let (Some(np), 255) = (&v.nopreempt, v.priority()) {
+        s.warn(
+            np,
+            format!("({name}) nopreempt is incompatible with priority 255; ignored"),
+        );
     }
 }
