@@ -46,6 +46,51 @@ fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
     }
 }
 
+impl VirtualServer {
+    /// The forwarding method a real server ends up with (its own, else the service's, else NAT).
+    pub fn method_of(&self, rs: &RealServer) -> LbKind {
+        rs.lvs_method
+            .as_ref()
+            .or(self.lvs_method.as_ref())
+            .map_or(LbKind::Nat, |k| k.value)
+    }
+
+    /// keepalived skips a real server of the other address family unless it is tunnelled.
+    pub fn family_mismatch(&self, rs: &RealServer) -> bool {
+        match self.key.value {
+            VsKey::Inet { addr, .. } => {
+                addr.is_ipv4() != rs.addr.value.is_ipv4() && self.method_of(rs) != LbKind::Tun
+            }
+            _ => false,
+        }
+    }
+
+    /// Persistence timeout keepalived applies: the configured one, else the default when a
+    /// granularity is set or the port is 0 (port 0 is only valid for persistent services).
+    pub fn persistence(&self) -> Option<u32> {
+        let zero_port = matches!(self.key.value, VsKey::Inet { port: 0, .. });
+        self.persistence_timeout
+            .as_ref()
+            .map(|p| p.value)
+            .or_else(|| {
+                (self.persistence_granularity.is_some() || zero_port)
+                    .then_some(DEFAULT_PERSISTENCE_TIMEOUT)
+            })
+    }
+
+    /// One-packet scheduling, which keepalived only keeps for UDP or fwmark services.
+    pub fn one_packet(&self) -> bool {
+        let ops = self.flags.iter().any(|f| f.value == "ops");
+        let udp_or_fwmark = match self.key.value {
+            VsKey::Inet { .. } => {
+                self.protocol.as_ref().map_or(Protocol::Udp, |p| p.value) == Protocol::Udp
+            }
+            _ => true,
+        };
+        ops && udp_or_fwmark
+    }
+}
+
 impl Config {
     /// The IPVS services and destinations this config sets up, in config order, assuming
     /// every checker succeeds (real servers as configured; sorry servers not in use).
@@ -75,17 +120,7 @@ impl Config {
                         .iter()
                         .any(|f| matches!(f.value.as_str(), "sh-port" | "mh-port" | "flag-2")),
                 };
-                // keepalived: a granularity without a timeout makes the service persistent
-                // with the default timeout.
-                let persistence = vs
-                    .persistence_timeout
-                    .as_ref()
-                    .map(|p| p.value)
-                    .or_else(|| {
-                        vs.persistence_granularity
-                            .as_ref()
-                            .map(|_| DEFAULT_PERSISTENCE_TIMEOUT)
-                    });
+                let persistence = vs.persistence();
                 let spec = ServiceSpec {
                     key,
                     scheduler: vs
@@ -100,7 +135,7 @@ impl Config {
                         .as_ref()
                         .map(|g| g.value)
                         .unwrap_or(if ipv6 { 128 } else { 32 }),
-                    one_packet: vs.flags.iter().any(|f| f.value == "ops"),
+                    one_packet: vs.one_packet(),
                 };
                 out.push((spec, dests.clone()));
             }
@@ -166,7 +201,7 @@ impl Config {
             _ => 0,
         };
         let mut out: Vec<DestSpec> = Vec::new();
-        for rs in &vs.real_servers {
+        for rs in vs.real_servers.iter().filter(|rs| !vs.family_mismatch(rs)) {
             let d = dest(vs, rs, vs_port);
             // keepalived drops a duplicated real server (the validator warns).
             if !out.iter().any(|o| o.addr == d.addr && o.port == d.port) {
@@ -178,11 +213,7 @@ impl Config {
 }
 
 fn dest(vs: &VirtualServer, rs: &RealServer, vs_port: u16) -> DestSpec {
-    let kind = rs
-        .lvs_method
-        .as_ref()
-        .or(vs.lvs_method.as_ref())
-        .map_or(LbKind::Nat, |k| k.value);
+    let kind = vs.method_of(rs);
     DestSpec {
         addr: rs.addr.value,
         port: rs.port.as_ref().map_or(vs_port, |p| p.value),

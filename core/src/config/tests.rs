@@ -353,6 +353,35 @@ fn flags_the_lines_keepalived_flags() {
 }
 
 #[test]
+fn service_checks_keepalived_makes() {
+    let p = parse_str(
+        "s",
+        "virtual_server 10.0.0.1 0 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n ops\n real_server 10.0.0.2 {\n }\n real_server 2001:db8::2 80 {\n }\n real_server 2001:db8::3 80 {\n  lvs_method TUN\n }\n}\n\
+         virtual_server fwmark 3 {\n protocol UDP\n lb_algo rr\n lb_kind DR\n ops\n real_server 10.0.0.4 80 {\n }\n}\n",
+    );
+    let msgs: Vec<String> = p
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.span, d.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "s:1:16: zero port only valid for persistent services - making it persistent (360 s)",
+            "s:5:2: one packet scheduling requires UDP - ignored",
+            "s:8:14: address family of virtual server and real server don't match - real server skipped",
+            "s:15:11: protocol specified for fwmark - protocol will be ignored",
+        ]
+    );
+    let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
+    let summary: Vec<(Option<u32>, bool, usize)> = rules
+        .iter()
+        .map(|(s, d)| (s.persistence, s.one_packet, d.len()))
+        .collect();
+    assert_eq!(summary, vec![(Some(360), false, 2), (None, true, 1)]);
+}
+
+#[test]
 fn unbalanced_braces() {
     assert_eq!(
         errors("global_defs {\n  router_id a\n}\n}\n"),

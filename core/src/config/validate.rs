@@ -187,6 +187,34 @@ pub fn validate(c: &Config, s: &mut Sources) {
             VsKey::Fwmark(_) => true,
             VsKey::Inet { .. } => false,
         };
+        if fwmark {
+            if let Some(p) = &vs.protocol {
+                s.warn(
+                    &p.span,
+                    "protocol specified for fwmark - protocol will be ignored",
+                );
+            }
+        }
+        if vs.flags.iter().any(|f| f.value == "ops") && !vs.one_packet() {
+            if let Some(f) = vs.flags.iter().find(|f| f.value == "ops") {
+                s.warn(&f.span, "one packet scheduling requires UDP - ignored");
+            }
+        }
+        if matches!(vs.key.value, VsKey::Inet { port: 0, .. })
+            && vs.persistence_timeout.is_none()
+            && vs.persistence_granularity.is_none()
+        {
+            s.warn(
+                &vs.key.span,
+                "zero port only valid for persistent services - making it persistent (360 s)",
+            );
+        }
+        for rs in vs.real_servers.iter().filter(|rs| vs.family_mismatch(rs)) {
+            s.warn(
+                &rs.addr.span,
+                "address family of virtual server and real server don't match - real server skipped",
+            );
+        }
         if !fwmark && vs.protocol.is_none() {
             // keepalived 2.2: the kernel treats protocol 0 as UDP, so keepalived sets it.
             s.warn(
