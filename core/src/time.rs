@@ -47,10 +47,7 @@ impl Instant {
 
     /// `self + d`, or `None` on overflow.
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
-        u64::try_from(d.as_nanos())
-            .ok()
-            .and_then(|n| self.0.checked_add(n))
-            .map(Instant)
+        u64::try_from(d.as_nanos()).ok().and_then(|n| self.0.checked_add(n)).map(Instant)
     }
 }
 
@@ -88,12 +85,7 @@ impl Sub<Instant> for Instant {
 impl fmt::Display for Instant {
     /// Seconds with millisecond precision, e.g. `12.345`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:03}",
-            self.0 / 1_000_000_000,
-            (self.0 / 1_000_000) % 1000
-        )
+        write!(f, "{}.{:03}", self.0 / 1_000_000_000, (self.0 / 1_000_000) % 1000)
     }
 }
 

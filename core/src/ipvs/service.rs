@@ -133,11 +133,7 @@ impl Service {
     /// `ipvsadm -A`.
     pub fn new(spec: ServiceSpec) -> Result<Self, IpvsError> {
         let sched = Scheduler::new(&spec.scheduler, spec.flags)?;
-        Ok(Service {
-            spec,
-            dests: Vec::new(),
-            sched,
-        })
+        Ok(Service { spec, dests: Vec::new(), sched })
     }
 
     /// The service's settings.
@@ -157,9 +153,7 @@ impl Service {
 
     /// The destination at `addr:port`, mutably (counters and flags).
     pub fn dest_mut(&mut self, addr: IpAddr, port: u16) -> Option<&mut Dest> {
-        self.dests
-            .iter_mut()
-            .find(|d| d.addr == addr && d.port == port)
+        self.dests.iter_mut().find(|d| d.addr == addr && d.port == port)
     }
 
     /// `ipvsadm -a`: the new destination goes to the head of the list.
