@@ -187,6 +187,36 @@ fn errors_exit_1_and_print_no_rules() {
 }
 
 #[test]
+fn definitions_and_config_id() {
+    let dir = std::env::temp_dir().join(format!("lvsd-check-defs-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let main = dir.join("keepalived.conf");
+    std::fs::write(
+        &main,
+        "$VIP=10.0.0.1\nvirtual_server $VIP 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n @lb1 real_server 10.0.0.2 80 {\n @lb1 }\n @^lb1 real_server 10.0.0.3 80 {\n @^lb1 }\n}\n",
+    )
+    .unwrap_or_default();
+    let file = main.to_string_lossy().into_owned();
+    let (code, stdout, _) = check(&["-f", &file, "--ipvsadm", "-i", "lb1"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            0,
+            "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 1\n"
+        )
+    );
+    let (code, stdout, _) = check(&["-f", &file, "--ipvsadm", "--config-id", "lb2"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            0,
+            "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -g -w 1\n"
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn missing_file() {
     let (code, stdout, stderr) = check(&["-f", "fixtures/no/such.conf"]);
     assert_eq!(code, 1);
