@@ -450,6 +450,13 @@ fn duplicate_vrid_on_one_interface() {
 }
 
 #[test]
+fn ipv4_and_ipv6_instances_may_share_a_vrid() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n\
+                vrrp_instance B {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  fe80::1\n }\n}\n";
+    assert!(errors(text).is_empty());
+}
+
+#[test]
 fn missing_interface_unless_default_interface() {
     let text = "vrrp_instance A {\n virtual_router_id 9\n}\n";
     assert_eq!(

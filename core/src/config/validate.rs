@@ -13,7 +13,9 @@ pub fn validate(c: &Config, s: &mut Sources) {
         .as_ref()
         .map(|d| d.value.clone());
     // (interface, vrid) -> instance that claimed it first.
-    let mut vrids: BTreeMap<(String, u8), (String, String)> = BTreeMap::new();
+    // (interface, vrid, IPv6) -> instance that claimed it first: IPv4 and IPv6 instances are
+    // separate VRRP routers and may share a VRID on one link.
+    let mut vrids: BTreeMap<(String, u8, bool), (String, String)> = BTreeMap::new();
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
     for v in &c.vrrp_instances {
         if let Some(prev) = names.insert(&v.name.value, &v.name.value) {
@@ -43,8 +45,12 @@ pub fn validate(c: &Config, s: &mut Sources) {
             );
         }
         if let (Some(iface), Some(vrid)) = (iface, &v.virtual_router_id) {
+            let v6 = v.native_ipv6.is_some()
+                || v.virtual_ipaddress
+                    .first()
+                    .is_some_and(|a| a.addr.value.is_ipv6());
             let here = (v.name.value.clone(), vrid.span.to_string());
-            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value)) {
+            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value, v6)) {
                 s.error(
                     &vrid.span,
                     format!(
@@ -53,7 +59,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
                     ),
                 );
             } else {
-                vrids.insert((iface, vrid.value), here);
+                vrids.insert((iface, vrid.value, v6), here);
             }
         }
         for t in &v.track_script {
