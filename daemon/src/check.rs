@@ -18,12 +18,21 @@ pub struct Args {
     /// Print the typed model as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The id `@ID` lines are matched against (like `keepalived -i`); default: the short host name.
+    #[arg(short = 'i', long = "config-id", value_name = "ID")]
+    pub config_id: Option<String>,
 }
 
 /// Reads config files from disk; `include` patterns go through the glob crate.
-struct FsLoader;
+struct FsLoader {
+    config_id: Option<String>,
+}
 
 impl Loader for FsLoader {
+    fn config_id(&self) -> Option<String> {
+        self.config_id.clone()
+    }
+
     fn read(&self, path: &str) -> Result<String, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         // keepalived reads bytes; a stray non-UTF-8 byte must not make the file unreadable.
@@ -44,7 +53,14 @@ impl Loader for FsLoader {
 
 /// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let parsed = config::parse(&args.file, &FsLoader);
+    // keepalived's default config id is the host name up to its first dot.
+    let config_id = args.config_id.clone().or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|h| h.trim().split('.').next().map(str::to_string))
+            .filter(|h| !h.is_empty())
+    });
+    let parsed = config::parse(&args.file, &FsLoader { config_id });
     let mut stderr = std::io::stderr().lock();
     for d in &parsed.diagnostics {
         stderr.write_all(d.render().as_bytes())?;

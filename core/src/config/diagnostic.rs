@@ -79,18 +79,30 @@ impl Diagnostic {
     /// `FILE:LINE:COL: warning|error: message`, then the source line and carets under the token.
     pub fn render(&self) -> String {
         let mut out = format!("{}: {}: {}\n", self.span, self.severity, self.message);
+        if self.span.line == 0 {
+            // Not about a line (e.g. the file could not be read): nothing to point at.
+            return out;
+        }
         let line = self.source_line.trim_end_matches(['\r', '\n']);
         out.push_str("    ");
         out.push_str(line);
         out.push('\n');
         out.push_str("    ");
-        // Keep tabs so the caret lines up with the token whatever the tab width.
-        for c in line.chars().take(self.span.col.saturating_sub(1) as usize) {
-            out.push(if c == '\t' { '\t' } else { ' ' });
+        let mut chars = line.chars();
+        // Keep tabs so the caret lines up with the token whatever the tab width; wide
+        // (CJK) characters take two columns in a terminal.
+        for c in chars
+            .by_ref()
+            .take(self.span.col.saturating_sub(1) as usize)
+        {
+            if c == '\t' {
+                out.push('\t');
+            } else {
+                out.push_str(&" ".repeat(char_width(c)));
+            }
         }
-        for _ in 0..self.span.len.max(1) {
-            out.push('^');
-        }
+        let width: usize = chars.take(self.span.len as usize).map(char_width).sum();
+        out.push_str(&"^".repeat(width.max(1)));
         out.push('\n');
         out
     }
@@ -98,6 +110,19 @@ impl Diagnostic {
     /// True for errors.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+}
+
+/// Terminal columns a character takes: 2 for East Asian wide/fullwidth ones, else 1.
+fn char_width(c: char) -> usize {
+    let wide = matches!(u32::from(c),
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F | 0x1F900..=0x1F9FF | 0x20000..=0x3FFFD);
+    if wide {
+        2
+    } else {
+        1
     }
 }
 
@@ -122,5 +147,34 @@ mod tests {
             d.render(),
             "k.conf:3:14: error: priority 300 out of range\n    \tpriority    300 # high\n    \t            ^^^\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let d = Diagnostic {
+            severity: Severity::Warning,
+            span: Span {
+                file: "k".into(),
+                line: 1,
+                col: 4,
+                len: 2,
+            },
+            message: "m".into(),
+            source_line: "认证 致）".into(),
+        };
+        assert_eq!(
+            d.render(),
+            "k:1:4: warning: m\n    认证 致）\n         ^^^^\n"
+        );
+        let d = Diagnostic {
+            span: Span {
+                file: "k".into(),
+                line: 0,
+                col: 0,
+                len: 1,
+            },
+            ..d
+        };
+        assert_eq!(d.render(), "k:0:0: warning: m\n");
     }
 }

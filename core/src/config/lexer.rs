@@ -42,15 +42,41 @@ pub type Line = Vec<Word>;
 #[derive(Debug, Default)]
 pub struct Sources {
     files: BTreeMap<String, Vec<String>>,
+    /// File names in the order they were first read.
+    order: Vec<String>,
+    /// `$NAME=value` definitions seen so far (they carry across included files).
+    defs: BTreeMap<String, String>,
+    /// The id `@ID` lines are matched against (keepalived: `-i`, else the host name).
+    pub config_id: Option<String>,
     /// Diagnostics in the order they were raised.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Sources {
+    /// Empty sources matching `@ID` lines against `config_id`.
+    pub fn with_config_id(config_id: Option<String>) -> Self {
+        Sources {
+            config_id,
+            ..Sources::default()
+        }
+    }
+
     /// Remember a file's text so diagnostics can quote its lines.
     pub fn add(&mut self, name: &str, text: &str) {
+        if !self.files.contains_key(name) {
+            self.order.push(name.to_string());
+        }
         self.files
             .insert(name.to_string(), text.lines().map(str::to_string).collect());
+    }
+
+    /// Sort diagnostics by file (in the order files were read), line and column.
+    pub fn sort(&mut self) {
+        let order = &self.order;
+        let rank = |f: &str| order.iter().position(|o| o == f).unwrap_or(usize::MAX);
+        // Stable: diagnostics on one token keep the order they were raised in.
+        self.diagnostics
+            .sort_by_key(|d| (rank(&d.span.file), d.span.line, d.span.col));
     }
 
     /// Raise a diagnostic at `span`.
@@ -84,31 +110,191 @@ impl Sources {
 pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
     sources.add(file, text);
     let mut out = Vec::new();
+    let mut cur: Line = Vec::new();
     for (idx, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
-        lex_line(file, line_no, raw, sources, &mut out);
+        let Some((chars, orig)) = preprocess(file, line_no, raw, sources) else {
+            continue;
+        };
+        let continued = lex_line(file, line_no, &chars, &orig, sources, &mut out, &mut cur);
+        if !continued && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
     }
     out
 }
 
-fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mut Vec<Line>) {
-    let chars: Vec<char> = raw.chars().collect();
-    let span_at = |col: usize, len: usize| Span {
-        file: file.to_string(),
-        line: line_no,
-        col: u32::try_from(col + 1).unwrap_or(u32::MAX),
-        len: u32::try_from(len.max(1)).unwrap_or(u32::MAX),
+/// Where a character of a preprocessed line came from: (source char index, source length).
+/// A character produced by `$NAME` expansion maps to the whole `$NAME` reference.
+type Orig = (usize, usize);
+
+/// keepalived's line preprocessing: `@ID` / `@^ID` conditional lines, `$NAME=value`
+/// definitions and `$NAME` / `${NAME}` substitution. None when the line is dropped.
+fn preprocess(
+    file: &str,
+    line_no: u32,
+    raw: &str,
+    sources: &mut Sources,
+) -> Option<(Vec<char>, Vec<Orig>)> {
+    let all: Vec<char> = raw.chars().collect();
+    let mut start = all.iter().take_while(|&&c| is_blank(c)).count();
+    if all.get(start) == Some(&'@') {
+        let negate = all.get(start + 1) == Some(&'^');
+        let id_start = start + if negate { 2 } else { 1 };
+        // A conditional line needs something after the id.
+        let id_len = all
+            .get(id_start..)?
+            .iter()
+            .take_while(|&&c| !is_blank(c))
+            .count();
+        let rest = id_start + id_len;
+        all.get(rest)?;
+        let id: String = all
+            .get(id_start..rest)
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        let matches = sources.config_id.as_deref() == Some(id.as_str());
+        if matches == negate {
+            return None;
+        }
+        start = rest
+            + all
+                .get(rest..)
+                .map_or(0, |r| r.iter().take_while(|&&c| is_blank(c)).count());
+    }
+    let body = all.get(start..).unwrap_or(&[]);
+    if body.first() == Some(&'$') {
+        if let Some((name, value)) = definition(body) {
+            if value.ends_with('\\') {
+                let span = Span {
+                    file: file.to_string(),
+                    line: line_no,
+                    col: u32::try_from(start + 1).unwrap_or(u32::MAX),
+                    len: u32::try_from(name.chars().count() + 1).unwrap_or(u32::MAX),
+                };
+                sources.warn(
+                    &span,
+                    format!("multi-line definition ${name} is not supported; ignored"),
+                );
+            } else {
+                sources.defs.insert(name, value);
+            }
+            return None;
+        }
+    }
+    let mut chars = Vec::with_capacity(all.len());
+    let mut orig = Vec::with_capacity(all.len());
+    let mut i = start;
+    while let Some(&c) = all.get(i) {
+        if c == '$' && !sources.defs.is_empty() {
+            if let Some((value, used)) = reference(all.get(i + 1..).unwrap_or(&[]), &sources.defs) {
+                for v in value.chars() {
+                    chars.push(v);
+                    orig.push((i, used + 1));
+                }
+                i += used + 1;
+                continue;
+            }
+        }
+        chars.push(c);
+        orig.push((i, 1));
+        i += 1;
+    }
+    Some((chars, orig))
+}
+
+/// `$NAME = value` (comment stripped, trimmed), as keepalived's `check_definition` reads it.
+fn definition(body: &[char]) -> Option<(String, String)> {
+    let first = *body.get(1)?;
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return None;
+    }
+    let name_len = body
+        .get(1..)?
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+        .count();
+    let name: String = body.get(1..1 + name_len)?.iter().collect();
+    let rest = body.get(1 + name_len..)?;
+    let blanks = rest.iter().take_while(|&&c| is_blank(c)).count();
+    if rest.get(blanks) != Some(&'=') {
+        return None;
+    }
+    let mut value = String::new();
+    let mut quoted = false;
+    for &c in rest.get(blanks + 1..)? {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && (c == '#' || c == '!') {
+            break;
+        }
+        value.push(c);
+    }
+    Some((name, value.trim_matches(is_blank).to_string()))
+}
+
+/// The value of a `NAME` or `{NAME}` reference at the start of `after` (the text after `$`),
+/// and how many characters the reference takes.
+fn reference(after: &[char], defs: &BTreeMap<String, String>) -> Option<(String, usize)> {
+    let braced = after.first() == Some(&'{');
+    let from = usize::from(braced);
+    let len = after
+        .get(from..)?
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+        .count();
+    let name: String = after.get(from..from + len)?.iter().collect();
+    if braced && after.get(from + len) != Some(&'}') {
+        return None;
+    }
+    let value = defs.get(&name)?;
+    Some((value.clone(), len + 2 * from))
+}
+
+/// keepalived splits words on ASCII blanks only; other Unicode spaces stay inside words.
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\u{b}' | '\u{c}')
+}
+
+/// Lex one physical line into `cur`/`out`; true when it ends with a `\` continuation
+/// (keepalived then reads the next line as part of this one).
+fn lex_line(
+    file: &str,
+    line_no: u32,
+    chars: &[char],
+    orig: &[Orig],
+    sources: &mut Sources,
+    out: &mut Vec<Line>,
+    cur: &mut Line,
+) -> bool {
+    // Characters `[at, at + len)` of the (preprocessed) line, mapped back to source columns.
+    let span_at = |at: usize, len: usize| {
+        let start = orig.get(at).map_or(at, |o| o.0);
+        let end = (at..at + len.max(1))
+            .filter_map(|k| orig.get(k))
+            .map(|o| o.0 + o.1)
+            .max()
+            .unwrap_or(start + 1);
+        Span {
+            file: file.to_string(),
+            line: line_no,
+            col: u32::try_from(start + 1).unwrap_or(u32::MAX),
+            len: u32::try_from(end.saturating_sub(start).max(1)).unwrap_or(u32::MAX),
+        }
     };
-    let mut cur: Line = Vec::new();
     let mut i = 0;
+    let mut continued = false;
     while let Some(&c) = chars.get(i) {
-        if c == ' ' || c == '\t' || c == '\r' || c == '\u{b}' || c == '\u{c}' {
+        if is_blank(c) {
             i += 1;
         } else if c == '#' || c == '!' {
             break;
         } else if c == '{' || c == '}' {
             if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
+                out.push(std::mem::take(cur));
             }
             out.push(vec![Word {
                 text: c.to_string(),
@@ -141,30 +327,40 @@ fn lex_line(file: &str, line_no: u32, raw: &str, sources: &mut Sources, out: &mu
             let start = i;
             let mut text = String::new();
             while let Some(&ch) = chars.get(i) {
-                if ch.is_whitespace() || matches!(ch, '"' | '{' | '}' | '#' | '!') {
+                if is_blank(ch) || matches!(ch, '"' | '{' | '}' | '#' | '!') {
                     break;
+                }
+                if ch == '\\' {
+                    match chars.get(i + 1) {
+                        // `\#` and `\!` are the literal characters, not a comment.
+                        Some(&next @ ('#' | '!')) => text.push(next),
+                        Some(&next) => {
+                            text.push(ch);
+                            text.push(next);
+                        }
+                        None => {
+                            continued = true;
+                            i += 1;
+                            break;
+                        }
+                    }
+                    i += 2;
+                    continue;
                 }
                 text.push(ch);
                 i += 1;
             }
-            cur.push(Word {
-                text,
-                span: span_at(start, i - start),
-                quoted: false,
-            });
+            if !text.is_empty() {
+                let len = if continued { i - 1 - start } else { i - start };
+                cur.push(Word {
+                    text,
+                    span: span_at(start, len),
+                    quoted: false,
+                });
+            }
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-}
-
-/// Read `path` through the loader and lex it, splicing every `include` in place.
-pub fn lex_file(path: &str, loader: &dyn Loader, sources: &mut Sources) -> Option<Vec<Line>> {
-    match loader.read(path) {
-        Ok(text) => Some(lex_with_includes(path, &text, loader, sources, 0)),
-        Err(_) => None,
-    }
+    continued
 }
 
 /// Lex `text` (named `name`), replacing each `include PATTERN` line with the matching files.
@@ -288,6 +484,60 @@ mod tests {
             s.diagnostics[0].render(),
             "f:1:8: error: unterminated quote\n    script \"abc\n           ^^^^\n"
         );
+    }
+
+    #[test]
+    fn continuation_and_escapes() {
+        let mut s = Sources::default();
+        let lines = lex(
+            "f",
+            "notify_master /bin/a \\\n   arg\\#1 x\\y \\\n\nb c\\\n",
+            &mut s,
+        );
+        assert_eq!(
+            texts(&lines),
+            vec![
+                vec!["notify_master", "/bin/a", "arg#1", "x\\y"],
+                vec!["b", "c"]
+            ]
+        );
+        assert_eq!((lines[0][2].span.line, lines[0][2].span.col), (2, 4));
+        assert_eq!(lines[1][1].span.len, 1);
+    }
+
+    #[test]
+    fn definitions_and_conditionals() {
+        let mut s = Sources {
+            config_id: Some("lb1".into()),
+            ..Sources::default()
+        };
+        let text = "$VIP = 10.0.0.1 # the address\n$PORT=80\n$ML=a \\\nvs $VIP ${PORT}x $NOPE $\n@lb1 priority 200\n@lb2 priority 100\n@^lb2 state BACKUP\n@lb1\n";
+        let lines = lex("f", text, &mut s);
+        assert_eq!(
+            texts(&lines),
+            vec![
+                vec!["vs", "10.0.0.1", "80x", "$NOPE", "$"],
+                vec!["priority", "200"],
+                vec!["state", "BACKUP"],
+            ]
+        );
+        // Expanded words point at the reference that produced them.
+        let w = &lines[0];
+        assert_eq!((w[1].span.col, w[1].span.len), (4, 4));
+        assert_eq!((w[2].span.col, w[2].span.len), (9, 8));
+        assert_eq!((w[3].span.col, w[3].span.len), (18, 5));
+        assert_eq!((lines[1][0].span.col, lines[1][1].span.col), (6, 15));
+        assert_eq!(s.diagnostics.len(), 1);
+        assert!(s.diagnostics[0]
+            .message
+            .contains("multi-line definition $ML"));
+    }
+
+    #[test]
+    fn unicode_spaces_stay_inside_words() {
+        let mut s = Sources::default();
+        let lines = lex("f", "a\u{a0}b\u{2003} c\n", &mut s);
+        assert_eq!(texts(&lines), vec![vec!["a\u{a0}b\u{2003}", "c"]]);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub trait Loader {
     fn read(&self, path: &str) -> Result<String, String>;
     /// The files matching a glob `pattern`, sorted; empty when none match.
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// The id `@ID` conditional lines are matched against (keepalived: `-i`, else the short
+    /// host name); None keeps only `@^ID` lines.
+    fn config_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A loader with no files: `include` in text given to [`parse_str`] finds nothing.
@@ -42,7 +47,7 @@ impl Loader for NoFiles {
 pub struct Parsed {
     /// The typed config; None when any diagnostic is an error.
     pub config: Option<Config>,
-    /// Warnings and errors, sorted by file, line and column.
+    /// Warnings and errors, sorted by file (in reading order), line and column.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -55,7 +60,7 @@ impl Parsed {
 
 /// Parse the file at `path` and everything it includes.
 pub fn parse(path: &str, loader: &dyn Loader) -> Parsed {
-    let mut sources = lexer::Sources::default();
+    let mut sources = lexer::Sources::with_config_id(loader.config_id());
     match loader.read(path) {
         Ok(text) => {
             let lines = lexer::lex_with_includes(path, &text, loader, &mut sources, 0);
@@ -84,7 +89,7 @@ pub fn parse_str(name: &str, text: &str) -> Parsed {
 
 /// Parse in-memory text named `name`, resolving `include` through `loader`.
 pub fn parse_text(name: &str, text: &str, loader: &dyn Loader) -> Parsed {
-    let mut sources = lexer::Sources::default();
+    let mut sources = lexer::Sources::with_config_id(loader.config_id());
     let lines = lexer::lex_with_includes(name, text, loader, &mut sources, 0);
     finish(lines, sources)
 }
@@ -93,9 +98,8 @@ fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
     let nodes = tree::build(lines, &mut sources);
     let config = parser::Builder::new(&mut sources).config(&nodes);
     validate::validate(&config, &mut sources);
-    let mut diagnostics = sources.diagnostics;
-    // Stable: diagnostics on one token keep the order they were raised in.
-    diagnostics.sort_by(|a, b| a.span.cmp(&b.span));
+    sources.sort();
+    let diagnostics = sources.diagnostics;
     let config = if diagnostics.iter().any(Diagnostic::is_error) {
         None
     } else {

@@ -19,6 +19,16 @@ pub struct Secs {
 }
 
 impl Secs {
+    /// The value as keepalived would print it (`5`, `0.5`).
+    pub fn display(&self) -> String {
+        if self.micros.is_multiple_of(1_000_000) {
+            format!("{}", self.micros / 1_000_000)
+        } else {
+            let s = format!("{}.{:06}", self.micros / 1_000_000, self.micros % 1_000_000);
+            s.trim_end_matches('0').to_string()
+        }
+    }
+
     /// Whole seconds.
     pub fn from_secs(s: u64) -> Self {
         Secs {
@@ -30,7 +40,7 @@ impl Secs {
 // JSON shows seconds as the number the user wrote.
 impl Serialize for Secs {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.micros % 1_000_000 == 0 {
+        if self.micros.is_multiple_of(1_000_000) {
             s.serialize_u64(self.micros / 1_000_000)
         } else {
             s.serialize_f64(self.micros as f64 / 1e6)
@@ -156,6 +166,8 @@ pub struct SyncGroup {
     pub group: Vec<Spanned<String>>,
     /// Notify scripts and `smtp_alert`.
     pub notify: Notify,
+    /// Keywords keepalived knows but this model does not type (kept verbatim).
+    pub other: Vec<Spanned<String>>,
 }
 
 /// VRRP initial state.
@@ -280,6 +292,29 @@ impl VrrpInstance {
         self.advert_int
             .as_ref()
             .map_or(Secs::from_secs(1), |a| a.value)
+    }
+
+    /// The VRRP version: the instance's `version`, else global_defs `vrrp_version`, else 2.
+    pub fn vrrp_version(&self, global: &GlobalDefs) -> u8 {
+        self.version
+            .as_ref()
+            .or(global.vrrp_version.as_ref())
+            .map_or(2, |v| v.value)
+    }
+
+    /// The advertisement interval keepalived really uses: VRRPv2 carries whole seconds
+    /// (rounded half up, 1-255 s), VRRPv3 centiseconds (rounded to 10 ms, at most 40.95 s).
+    pub fn effective_advert_int(&self, global: &GlobalDefs) -> Secs {
+        let micros = self.advert_int().micros;
+        let (unit, max_units) = if self.vrrp_version(global) == 2 {
+            (1_000_000, 255)
+        } else {
+            (10_000, 4095)
+        };
+        let units = micros.saturating_add(unit / 2) / unit;
+        Secs {
+            micros: units.clamp(1, max_units) * unit,
+        }
     }
 
     /// The effective initial state.

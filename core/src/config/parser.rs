@@ -824,8 +824,8 @@ impl<'a> Builder<'a> {
             name,
             group: Vec::new(),
             notify: Notify::default(),
+            other: Vec::new(),
         };
-        let mut other = Vec::new();
         for n in &b.nodes {
             if self.notify(n, &mut g.notify) {
                 continue;
@@ -840,7 +840,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 _ => {
-                    if !self.other(n, SYNC_GROUP_OTHER, &mut other) {
+                    if !self.other(n, SYNC_GROUP_OTHER, &mut g.other) {
                         self.unknown(
                             n,
                             "vrrp_sync_group",
@@ -1274,7 +1274,10 @@ impl<'a> Builder<'a> {
                     self.no_block(n);
                     vs.persistence_timeout = match n.words.get(1) {
                         Some(w) => self.int(w, 1, i64::from(u32::MAX), "persistence_timeout"),
-                        None => Some(Spanned::new(360, n.keyword().span.clone())),
+                        None => Some(Spanned::new(
+                            super::rules::DEFAULT_PERSISTENCE_TIMEOUT,
+                            n.keyword().span.clone(),
+                        )),
                     };
                 }
                 "persistence_granularity" => {
@@ -1338,9 +1341,10 @@ impl<'a> Builder<'a> {
             let bits = u32::from(std::net::Ipv4Addr::from_str(&w.text).ok()?);
             let ones = bits.leading_ones();
             if bits.checked_shl(ones).unwrap_or(0) != 0 {
+                // keepalived and the kernel take any mask; ServiceSpec holds a prefix length.
                 self.s.error(
                     &w.span,
-                    format!("persistence_granularity netmask '{}' is not solid", w.text),
+                    format!("persistence_granularity netmask '{}' is not contiguous (not supported by lvsd)", w.text),
                 );
                 return None;
             }
@@ -1526,18 +1530,6 @@ impl<'a> Builder<'a> {
             }
         }
         u
-    }
-}
-
-impl Secs {
-    /// The value as keepalived would print it (`5`, `0.5`).
-    pub fn display(&self) -> String {
-        if self.micros % 1_000_000 == 0 {
-            format!("{}", self.micros / 1_000_000)
-        } else {
-            let s = format!("{}.{:06}", self.micros / 1_000_000, self.micros % 1_000_000);
-            s.trim_end_matches('0').to_string()
-        }
     }
 }
 

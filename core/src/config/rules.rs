@@ -10,7 +10,11 @@ use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
 /// keepalived's scheduler when none is set (`IPVS_DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 
-fn fwd(kind: LbKind) -> FwdMethod {
+/// keepalived's persistence timeout when none is given (`IPVS_SVC_PERSISTENT_TIMEOUT`, seconds).
+pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 360;
+
+/// The IPVS forwarding method of an `lb_kind`.
+pub fn fwd(kind: LbKind) -> FwdMethod {
     match kind {
         LbKind::Nat => FwdMethod::Masq,
         LbKind::Dr => FwdMethod::Route,
@@ -40,6 +44,51 @@ fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
                 })
                 .collect()
         }
+    }
+}
+
+impl VirtualServer {
+    /// The forwarding method a real server ends up with (its own, else the service's, else NAT).
+    pub fn method_of(&self, rs: &RealServer) -> LbKind {
+        rs.lvs_method
+            .as_ref()
+            .or(self.lvs_method.as_ref())
+            .map_or(LbKind::Nat, |k| k.value)
+    }
+
+    /// keepalived skips a real server of the other address family unless it is tunnelled.
+    pub fn family_mismatch(&self, rs: &RealServer) -> bool {
+        match self.key.value {
+            VsKey::Inet { addr, .. } => {
+                addr.is_ipv4() != rs.addr.value.is_ipv4() && self.method_of(rs) != LbKind::Tun
+            }
+            _ => false,
+        }
+    }
+
+    /// Persistence timeout keepalived applies: the configured one, else the default when a
+    /// granularity is set or the port is 0 (port 0 is only valid for persistent services).
+    pub fn persistence(&self) -> Option<u32> {
+        let zero_port = matches!(self.key.value, VsKey::Inet { port: 0, .. });
+        self.persistence_timeout
+            .as_ref()
+            .map(|p| p.value)
+            .or_else(|| {
+                (self.persistence_granularity.is_some() || zero_port)
+                    .then_some(DEFAULT_PERSISTENCE_TIMEOUT)
+            })
+    }
+
+    /// One-packet scheduling, which keepalived only keeps for UDP or fwmark services.
+    pub fn one_packet(&self) -> bool {
+        let ops = self.flags.iter().any(|f| f.value == "ops");
+        let udp_or_fwmark = match self.key.value {
+            VsKey::Inet { .. } => {
+                self.protocol.as_ref().map_or(Protocol::Udp, |p| p.value) == Protocol::Udp
+            }
+            _ => true,
+        };
+        ops && udp_or_fwmark
     }
 }
 
@@ -87,14 +136,13 @@ impl Config {
                     .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
                     .to_string(),
                 flags,
-                persistence: vs.persistence_timeout.as_ref().map(|p| p.value),
+                persistence: vs.persistence(),
                 netmask_prefix: vs
                     .persistence_granularity
                     .as_ref()
                     .map(|g| g.value)
-                    .filter(|_| vs.persistence_timeout.is_some())
                     .unwrap_or(if ipv6 { 128 } else { 32 }),
-                one_packet: vs.flags.iter().any(|f| f.value == "ops"),
+                one_packet: vs.one_packet(),
             };
             out.push((spec, dests.clone()));
         }
@@ -159,7 +207,7 @@ impl Config {
             _ => 0,
         };
         let mut out: Vec<DestSpec> = Vec::new();
-        for rs in &vs.real_servers {
+        for rs in vs.real_servers.iter().filter(|rs| !vs.family_mismatch(rs)) {
             let d = dest(vs, rs, vs_port);
             // keepalived drops a duplicated real server (the validator warns).
             if !out.iter().any(|o| o.addr == d.addr && o.port == d.port) {
@@ -171,11 +219,7 @@ impl Config {
 }
 
 fn dest(vs: &VirtualServer, rs: &RealServer, vs_port: u16) -> DestSpec {
-    let kind = rs
-        .lvs_method
-        .as_ref()
-        .or(vs.lvs_method.as_ref())
-        .map_or(LbKind::Nat, |k| k.value);
+    let kind = vs.method_of(rs);
     DestSpec {
         addr: rs.addr.value,
         port: rs.port.as_ref().map_or(vs_port, |p| p.value),

@@ -1,2 +1,889 @@
-//! Parser tests over whole configs.
+//! Parser tests over whole configs: the seeds against keepalived 2.2's own verdict, every
+//! error kind with its rendered caret, aliases, includes, and a no-panic proptest.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
 use super::*;
+use crate::ipvs::{FwdMethod, Protocol, ServiceKey};
+
+const MASTER: &str = include_str!("../../../fixtures/seed/keepalived.conf.master");
+const BACKUP: &str = include_str!("../../../fixtures/seed/keepalived.conf.backup");
+const KT_MASTER: &str = include_str!("../../../fixtures/keepalived-t/seed-master.txt");
+const KT_BACKUP: &str = include_str!("../../../fixtures/keepalived-t/seed-backup.txt");
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// `(line, keyword)` of every "Unknown keyword" keepalived -t printed (first pass only).
+fn keepalived_unknown(output: &str) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = output
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("Line ")?;
+            let (line, rest) = rest.split_once(") Unknown keyword '")?;
+            let kw = rest.strip_suffix('\'')?;
+            Some((line.parse().ok()?, kw.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn our_unknown(p: &Parsed) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = p
+        .diagnostics
+        .iter()
+        .filter_map(|d| {
+            let rest = d.message.strip_prefix("unknown keyword '")?;
+            let (kw, _) = rest.split_once('\'')?;
+            Some((d.span.line, kw.to_string()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn rendered(p: &Parsed) -> Vec<String> {
+    p.diagnostics.iter().map(Diagnostic::render).collect()
+}
+
+fn errors(text: &str) -> Vec<String> {
+    let p = parse_str("t.conf", text);
+    assert_eq!(p.config.is_none(), p.has_errors());
+    p.diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(Diagnostic::render)
+        .collect()
+}
+
+#[test]
+fn seeds_load_with_the_warnings_keepalived_gives() {
+    for (name, text, reference) in [("master", MASTER, KT_MASTER), ("backup", BACKUP, KT_BACKUP)] {
+        let p = parse_str(name, text);
+        assert!(!p.has_errors(), "{name}: {:#?}", rendered(&p));
+        assert!(p.config.is_some());
+        let expected = keepalived_unknown(reference);
+        assert_eq!(
+            expected.len(),
+            6,
+            "{name}: reference file lists six unknown keywords"
+        );
+        assert_eq!(our_unknown(&p), expected, "{name}");
+        // Every warning names its line, and is exactly one of those unknown keywords.
+        assert_eq!(p.diagnostics.len(), 6, "{name}: {:#?}", rendered(&p));
+        assert!(p.diagnostics.iter().all(
+            |d| d.span.line > 0 && d.render().starts_with(&format!("{name}:{}:", d.span.line))
+        ));
+    }
+}
+
+#[test]
+fn master_seed_typed_model() {
+    let c = parse_str("m", MASTER).config.unwrap_or_default();
+    let g = &c.global_defs;
+    assert_eq!(
+        g.router_id.as_ref().map(|r| r.value.as_str()),
+        Some("LVSMaster")
+    );
+    let emails: Vec<&str> = g
+        .notification_email
+        .iter()
+        .map(|e| e.value.as_str())
+        .collect();
+    assert_eq!(emails, vec!["dongjie.yang@youlu-inc.com"]);
+    assert_eq!(g.notification_email[0].span.to_string(), "m:16:9");
+    assert_eq!(
+        g.smtp_server.as_ref().map(|s| s.value.as_str()),
+        Some("127.0.0.1")
+    );
+    assert_eq!(g.smtp_connect_timeout.as_ref().map(|s| s.value), Some(30));
+
+    assert_eq!(c.vrrp_sync_groups.len(), 1);
+    let members: Vec<&str> = c.vrrp_sync_groups[0]
+        .group
+        .iter()
+        .map(|m| m.value.as_str())
+        .collect();
+    assert_eq!(members, vec!["WAN", "LAN"]);
+
+    assert_eq!(c.vrrp_instances.len(), 2);
+    let wan = &c.vrrp_instances[0];
+    assert_eq!(wan.name.value, "WAN");
+    assert_eq!(wan.state(), State::Master);
+    assert_eq!(
+        wan.interface.as_ref().map(|i| i.value.as_str()),
+        Some("eth0")
+    );
+    assert_eq!(
+        wan.virtual_router_id
+            .as_ref()
+            .map(|v| (v.value, v.span.to_string())),
+        Some((50, "m:45:23".into()))
+    );
+    assert_eq!(wan.priority(), 220);
+    assert_eq!(wan.advert_int(), Secs::from_secs(5));
+    assert!(wan.nopreempt.is_none(), "###nopreempt is a comment");
+    let auth = wan.authentication.as_ref();
+    assert_eq!(
+        auth.and_then(|a| a.auth_type.as_ref()).map(|t| t.value),
+        Some(AuthType::Pass)
+    );
+    assert_eq!(
+        auth.and_then(|a| a.auth_pass.as_ref())
+            .map(|t| t.value.as_str()),
+        Some("1111")
+    );
+    assert_eq!(wan.virtual_ipaddress.len(), 1);
+    assert_eq!(wan.virtual_ipaddress[0].addr.value, ip("223.202.22.118"));
+    assert_eq!(c.vrrp_instances[1].priority(), 200);
+
+    assert_eq!(c.virtual_servers.len(), 1);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.key.value,
+        VsKey::Inet {
+            addr: ip("223.202.22.118"),
+            port: 80
+        }
+    );
+    assert_eq!(vs.lvs_sched.as_ref().map(|s| s.value.as_str()), Some("wrr"));
+    assert_eq!(vs.lvs_method.as_ref().map(|s| s.value), Some(LbKind::Dr));
+    assert_eq!(vs.persistence_timeout.as_ref().map(|s| s.value), Some(20));
+    assert_eq!(vs.protocol.as_ref().map(|s| s.value), Some(Protocol::Tcp));
+    assert_eq!(
+        vs.delay_loop.as_ref().map(|s| s.value),
+        Some(Secs::from_secs(6))
+    );
+    assert_eq!(vs.real_servers.len(), 2);
+    let rs = &vs.real_servers[1];
+    assert_eq!(rs.addr.value, ip("223.202.22.117"));
+    assert_eq!(rs.weight.as_ref().map(|w| w.value), Some(100));
+    assert_eq!(rs.checkers.len(), 1);
+    let ck = &rs.checkers[0];
+    assert_eq!(ck.kind.value, CheckerKind::Tcp);
+    assert_eq!(
+        ck.connect_timeout.as_ref().map(|t| t.value),
+        Some(Secs::from_secs(3))
+    );
+    assert_eq!(ck.connect_port.as_ref().map(|t| t.value), Some(80));
+    assert_eq!(
+        ck.delay_before_retry.as_ref().map(|t| t.value),
+        Some(Secs::from_secs(3))
+    );
+    assert_eq!(
+        ck.retry, None,
+        "nb_get_retry in TCP_CHECK is unknown to keepalived 2.2"
+    );
+}
+
+#[test]
+fn seed_ipvs_rules() {
+    let c = parse_str("m", MASTER).config.unwrap_or_default();
+    let rules = c.ipvs_rules();
+    assert_eq!(rules.len(), 1);
+    let (svc, dests) = &rules[0];
+    assert_eq!(
+        svc.key,
+        ServiceKey::Inet {
+            proto: Protocol::Tcp,
+            addr: ip("223.202.22.118"),
+            port: 80
+        }
+    );
+    assert_eq!(svc.scheduler, "wrr");
+    assert_eq!(svc.persistence, Some(20));
+    assert_eq!(
+        svc.netmask_prefix, 32,
+        "nat_mask is not persistence_granularity"
+    );
+    let d: Vec<(IpAddr, u16, FwdMethod, i32)> = dests
+        .iter()
+        .map(|d| (d.addr, d.port, d.fwd, d.weight))
+        .collect();
+    assert_eq!(
+        d,
+        vec![
+            (ip("223.202.22.116"), 80, FwdMethod::Route, 100),
+            (ip("223.202.22.117"), 80, FwdMethod::Route, 100)
+        ]
+    );
+}
+
+#[test]
+fn keepalived_defaults_in_rules() {
+    let p = parse_str(
+        "d",
+        "virtual_server 10.0.0.1 53 {\n real_server 10.0.0.2 53 {\n }\n real_server 10.0.0.3 {\n  weight 0\n  lvs_method TUN\n  uthreshold 9\n }\n}\n\
+         virtual_server fwmark 7 {\n lvs_sched sh\n sh-port\n lb_kind NAT\n persistence_timeout\n persistence_granularity 255.255.255.0\n real_server 10.0.0.4 80 {\n }\n}\n",
+    );
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let msgs: Vec<&str> = p.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "virtual server has no protocol set - defaulting to UDP",
+            "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
+            "virtual server has no scheduler set (lb_algo/lvs_sched), using 'wlc'"
+        ]
+    );
+    let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
+    assert_eq!(rules.len(), 2);
+    let (s0, d0) = &rules[0];
+    assert_eq!(
+        s0.key,
+        ServiceKey::Inet {
+            proto: Protocol::Udp,
+            addr: ip("10.0.0.1"),
+            port: 53
+        }
+    );
+    assert_eq!(
+        (s0.scheduler.as_str(), s0.persistence, s0.netmask_prefix),
+        ("wlc", None, 32)
+    );
+    assert_eq!(
+        (d0[0].fwd, d0[0].weight, d0[0].port),
+        (FwdMethod::Masq, 1, 53)
+    );
+    assert_eq!(
+        (d0[1].fwd, d0[1].weight, d0[1].port, d0[1].u_threshold),
+        (FwdMethod::Tunnel(crate::ipvs::TunnelType::Ipip), 0, 53, 9)
+    );
+    let (s1, d1) = &rules[1];
+    assert_eq!(
+        s1.key,
+        ServiceKey::Fwmark {
+            mark: 7,
+            ipv6: false
+        }
+    );
+    assert_eq!(
+        (
+            s1.scheduler.as_str(),
+            s1.persistence,
+            s1.netmask_prefix,
+            s1.flags.port
+        ),
+        ("sh", Some(360), 24, true)
+    );
+    assert_eq!(d1[0].fwd, FwdMethod::Masq);
+}
+
+#[test]
+fn virtual_server_group_expands_ranges() {
+    let p = parse_str(
+        "g",
+        "virtual_server_group web {\n 10.0.0.1-3 80\n fwmark 5\n}\nvirtual_server group web {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.1.1 80 {\n }\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
+    let keys: Vec<String> = p
+        .config
+        .map(|c| c.ipvs_rules())
+        .unwrap_or_default()
+        .iter()
+        .map(|(s, _)| s.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "TCP  10.0.0.1:80",
+            "TCP  10.0.0.2:80",
+            "TCP  10.0.0.3:80",
+            "FWM  5"
+        ]
+    );
+}
+
+#[test]
+fn granularity_alone_makes_the_service_persistent() {
+    let p = parse_str(
+        "g",
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n persistence_granularity 255.255.0.0\n real_server 10.0.0.2 80 {\n }\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
+    let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
+    assert_eq!(
+        rules
+            .iter()
+            .map(|(s, _)| (s.persistence, s.netmask_prefix))
+            .collect::<Vec<_>>(),
+        vec![(Some(360), 16)]
+    );
+}
+
+/// Every line keepalived 2.2 `-t` reports a problem on (other than unknown keywords, which
+/// the seed test covers, and host interface lookups) gets a diagnostic from us too.
+#[test]
+fn flags_the_lines_keepalived_flags() {
+    let cases = [
+        (
+            include_str!("../../../fixtures/keepalived-t/errors.conf"),
+            include_str!("../../../fixtures/keepalived-t/errors.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/unknown-block.conf"),
+            include_str!("../../../fixtures/keepalived-t/unknown-block.txt"),
+        ),
+    ];
+    for (conf, reference) in cases {
+        let p = parse_str("t", conf);
+        let ours: Vec<u32> = p.diagnostics.iter().map(|d| d.span.line).collect();
+        let theirs: Vec<u32> = reference
+            .lines()
+            .filter(|l| !l.contains("Unknown keyword") && !l.contains("loopback interface"))
+            .filter_map(|l| {
+                l.split_once(": Line ")
+                    .and_then(|(_, r)| r.split_once(')'))
+                    .and_then(|(n, _)| n.parse().ok())
+            })
+            .collect();
+        assert!(!theirs.is_empty());
+        for line in theirs {
+            assert!(
+                ours.contains(&line),
+                "keepalived flags line {line}; we say {:#?}",
+                rendered(&p)
+            );
+        }
+    }
+}
+
+#[test]
+fn service_checks_keepalived_makes() {
+    let p = parse_str(
+        "s",
+        "virtual_server 10.0.0.1 0 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n ops\n real_server 10.0.0.2 {\n }\n real_server 2001:db8::2 80 {\n }\n real_server 2001:db8::3 80 {\n  lvs_method TUN\n }\n}\n\
+         virtual_server fwmark 3 {\n protocol UDP\n lb_algo rr\n lb_kind DR\n ops\n real_server 10.0.0.4 80 {\n }\n}\n",
+    );
+    let msgs: Vec<String> = p
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.span, d.message))
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "s:1:16: zero port only valid for persistent services - making it persistent (360 s)",
+            "s:5:2: one packet scheduling requires UDP - ignored",
+            "s:8:14: address family of virtual server and real server don't match - real server skipped",
+            "s:15:11: protocol specified for fwmark - protocol will be ignored",
+        ]
+    );
+    let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
+    let summary: Vec<(Option<u32>, bool, usize)> = rules
+        .iter()
+        .map(|(s, d)| (s.persistence, s.one_packet, d.len()))
+        .collect();
+    assert_eq!(summary, vec![(Some(360), false, 2), (None, true, 1)]);
+}
+
+#[test]
+fn unbalanced_braces() {
+    assert_eq!(
+        errors("global_defs {\n  router_id a\n}\n}\n"),
+        vec!["t.conf:4:1: error: extra '}' found\n    }\n    ^\n"]
+    );
+    assert_eq!(
+        errors("global_defs {\n  router_id a\n"),
+        vec!["t.conf:1:13: error: missing '}': this block is never closed\n    global_defs {\n                ^\n"]
+    );
+}
+
+#[test]
+fn bad_addresses() {
+    assert_eq!(
+        errors("vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.300/24 dev eth0\n  10.0.0.1/33\n }\n}\n"),
+        vec![
+            "t.conf:5:3: error: invalid IP address '10.0.0.300/24'\n      10.0.0.300/24 dev eth0\n      ^^^^^^^^^^^^^\n",
+            "t.conf:6:3: error: invalid prefix length '/33': must be 0 to 32\n      10.0.0.1/33\n      ^^^^^^^^^^^\n",
+        ]
+    );
+    assert_eq!(
+        errors("virtual_server 1.2.3 80 {\n}\nvirtual_server 1.2.3.4 80 {\n real_server 10.0.0.x 80 {\n }\n}\n"),
+        vec![
+            "t.conf:1:16: error: invalid IP address '1.2.3'\n    virtual_server 1.2.3 80 {\n                   ^^^^^\n",
+            "t.conf:4:14: error: invalid IP address '10.0.0.x'\n     real_server 10.0.0.x 80 {\n                 ^^^^^^^^\n",
+        ]
+    );
+}
+
+#[test]
+fn priority_and_vrid_ranges() {
+    let inst = |k: &str, v: &str| {
+        format!("vrrp_instance A {{\n interface eth0\n virtual_router_id 7\n {k} {v}\n}}\n")
+    };
+    assert_eq!(
+        errors(&inst("priority", "0")),
+        vec!["t.conf:4:11: error: priority '0' out of range: must be between 1 and 255\n     priority 0\n              ^\n"]
+    );
+    assert_eq!(errors(&inst("priority", "256")).len(), 1);
+    assert!(errors(&inst("priority", "255")).is_empty());
+    assert!(errors(&inst("priority", "1")).is_empty());
+    assert_eq!(
+        errors(&inst("priority", "high")),
+        vec!["t.conf:4:11: error: priority 'high' is not a number\n     priority high\n              ^^^^\n"]
+    );
+    let vrid =
+        |v: &str| format!("vrrp_instance A {{\n interface eth0\n virtual_router_id {v}\n}}\n");
+    assert_eq!(
+        errors(&vrid("256")),
+        vec![
+            "t.conf:1:15: error: (A) the virtual router id must be set\n    vrrp_instance A {\n                  ^\n",
+            "t.conf:3:20: error: virtual_router_id '256' out of range: must be between 1 and 255\n     virtual_router_id 256\n                       ^^^\n",
+        ]
+    );
+    assert_eq!(errors(&vrid("0")).len(), 2);
+    assert!(errors(&vrid("255")).is_empty());
+}
+
+#[test]
+fn duplicate_vrid_on_one_interface() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 9\n}\nvrrp_instance B {\n interface eth1\n virtual_router_id 9\n}\nvrrp_instance C {\n interface eth0\n virtual_router_id 9\n}\n";
+    assert_eq!(
+        errors(text),
+        vec!["t.conf:11:20: error: (C) virtual_router_id 9 is already used on interface eth0 by vrrp_instance A (t.conf:3:20)\n     virtual_router_id 9\n                       ^\n"]
+    );
+}
+
+#[test]
+fn ipv4_and_ipv6_instances_may_share_a_vrid() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n\
+                vrrp_instance B {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  fe80::1\n }\n}\n";
+    assert!(errors(text).is_empty());
+}
+
+#[test]
+fn missing_interface_unless_default_interface() {
+    let text = "vrrp_instance A {\n virtual_router_id 9\n}\n";
+    assert_eq!(
+        errors(text),
+        vec!["t.conf:1:15: error: (A) no interface set (and no default_interface in global_defs)\n    vrrp_instance A {\n                  ^\n"]
+    );
+    assert!(errors(&format!(
+        "global_defs {{\n default_interface eth3\n}}\n{text}"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn bad_values() {
+    assert_eq!(
+        errors("virtual_server 1.2.3.4 80 {\n lb_kind FOO\n lb_algo best\n protocol TCP\n real_server 1.2.3.5 80 {\n }\n}\n"),
+        vec![
+            "t.conf:2:10: error: unknown lb_kind 'FOO': must be NAT, DR or TUN\n     lb_kind FOO\n             ^^^\n",
+            "t.conf:3:10: error: invalid lvs_scheduler 'best'\n     lb_algo best\n             ^^^^\n",
+        ]
+    );
+    assert_eq!(
+        errors("global_defs {\n router_id \"abc\n}\n"),
+        vec![
+            "t.conf:2:12: error: unterminated quote\n     router_id \"abc\n               ^^^^\n",
+            "t.conf:2:2: error: 'router_id' needs a value\n     router_id \"abc\n     ^^^^^^^^^\n"
+        ]
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        errors("vrrp_instance A {\n interface e\n virtual_router_id 1\n advert_int 0.001\n state SLAVE\n}\n"),
+        vec![
+            "t.conf:4:13: error: advert_int '0.001' out of range: must be between 0.01 and 255 seconds\n     advert_int 0.001\n                ^^^^^\n",
+            "t.conf:5:8: error: unknown state 'SLAVE': must be MASTER or BACKUP\n     state SLAVE\n           ^^^^^\n",
+        ]
+    );
+}
+
+#[test]
+fn fractional_advert_int_and_vip_options() {
+    let p = parse_str(
+        "f",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n version 3\n advert_int 0.25\n virtual_ipaddress {\n  192.0.2.1/24 dev eth0 label eth0:1 brd 192.0.2.255\n }\n track_script {\n  chk weight -20\n }\n}\nvrrp_script chk {\n script \"/bin/check --fast\"\n interval 2\n weight 10\n rise 2\n fall 3\n}\n",
+    );
+    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
+    let c = p.config.unwrap_or_default();
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.advert_int(), Secs { micros: 250_000 });
+    assert_eq!(
+        v.effective_advert_int(&c.global_defs),
+        Secs { micros: 250_000 }
+    );
+    let vip = &v.virtual_ipaddress[0];
+    assert_eq!(vip.prefix, Some(24));
+    assert_eq!(vip.dev.as_ref().map(|d| d.value.as_str()), Some("eth0"));
+    assert_eq!(vip.label.as_ref().map(|d| d.value.as_str()), Some("eth0:1"));
+    assert_eq!(vip.other.len(), 2);
+    assert_eq!(
+        v.track_script[0].weight.as_ref().map(|w| w.value),
+        Some(-20)
+    );
+    assert_eq!(
+        c.vrrp_scripts[0].script.as_ref().map(|s| s.value.as_str()),
+        Some("/bin/check --fast")
+    );
+    assert_eq!(c.vrrp_scripts[0].fall.as_ref().map(|s| s.value), Some(3));
+}
+
+#[test]
+fn advert_int_as_keepalived_uses_it() {
+    let inst = |extra: &str| {
+        format!("vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {{\n  10.0.0.1\n }}\n {extra}\n}}\n")
+    };
+    let used = |extra: &str| {
+        let p = parse_str("t", &inst(extra));
+        let c = p.config.unwrap_or_default();
+        let v = c
+            .vrrp_instances
+            .first()
+            .map(|v| v.effective_advert_int(&c.global_defs));
+        (
+            v.map(|s| s.display()),
+            p.diagnostics
+                .iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(used("advert_int 3"), (Some("3".into()), vec![]));
+    assert_eq!(
+        used("advert_int 0.4"),
+        (
+            Some("1".into()),
+            vec![
+                "(A) advert_int 0.4s: VRRPv2 advertises whole seconds from 1 to 255; using 1s"
+                    .to_string()
+            ]
+        )
+    );
+    assert_eq!(used("advert_int 2.5").0, Some("3".into()));
+    assert_eq!(used("version 3\n advert_int 0.125").0, Some("0.13".into()));
+    assert_eq!(used("version 3\n advert_int 100").0, Some("40.95".into()));
+    assert_eq!(
+        used("version 3\n advert_int 0.5"),
+        (Some("0.5".into()), vec![])
+    );
+}
+
+#[test]
+fn instance_completion_warnings() {
+    let p = parse_str(
+        "t",
+        "vrrp_script unused {\n script /bin/true\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 255\n nopreempt\n authentication {\n  auth_type PASS\n }\n}\n",
+    );
+    assert!(!p.has_errors());
+    let msgs: Vec<&str> = p.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "script unused is not used",
+            "(A) no VIP specified; at least one is sensible",
+            "(A) nopreempt is incompatible with priority 255; ignored",
+            "(A) authentication specified but no password given; ignored",
+        ]
+    );
+}
+
+#[test]
+fn deprecated_aliases() {
+    let with = |a: &str, b: &str, c: &str| {
+        format!(
+            "virtual_server 1.2.3.4 80 {{\n protocol TCP\n {a} rr\n {b} DR\n real_server 1.2.3.5 80 {{\n  HTTP_GET {{\n   url {{\n    path /\n    status_code 200\n   }}\n   {c} 4\n  }}\n }}\n}}\n"
+        )
+    };
+    let old = parse_str("t", &with("lb_algo", "lb_kind", "nb_get_retry"));
+    let new = parse_str("t", &with("lvs_sched", "lvs_method", "retry"));
+    assert_eq!(
+        rendered(&old),
+        vec!["t:11:4: warning: nb_get_retry is deprecated - please use 'retry'\n       nb_get_retry 4\n       ^^^^^^^^^^^^\n"]
+    );
+    assert!(new.diagnostics.is_empty());
+    let (o, n) = (
+        old.config.unwrap_or_default(),
+        new.config.unwrap_or_default(),
+    );
+    assert_eq!(o.ipvs_rules(), n.ipvs_rules());
+    let ck = |c: &Config| {
+        c.virtual_servers[0].real_servers[0].checkers[0]
+            .retry
+            .as_ref()
+            .map(|r| r.value)
+    };
+    assert_eq!((ck(&o), ck(&n)), (Some(4), Some(4)));
+    assert_eq!(
+        o.virtual_servers[0].real_servers[0].checkers[0].urls[0]
+            .status_code
+            .as_ref()
+            .map(|s| s.value),
+        Some(200)
+    );
+
+    let p = parse_str(
+        "t",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n lvs_sync_daemon_interface eth1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+    );
+    assert_eq!(p.diagnostics.len(), 1);
+    assert!(p.diagnostics[0].message.contains("deprecated"));
+    let c = p.config.unwrap_or_default();
+    assert_eq!(
+        c.vrrp_instances[0]
+            .lvs_sync_daemon_interface
+            .as_ref()
+            .map(|i| i.value.as_str()),
+        Some("eth1")
+    );
+}
+
+#[test]
+fn unknown_block_is_skipped_with_its_braces() {
+    // keepalived 2.2 would read `bar` at global_defs level and let the inner `}` close
+    // global_defs (fixtures/keepalived-t/unknown-block.txt); we skip the whole block.
+    let p = parse_str(
+        "t",
+        "global_defs {\n foo_block {\n  bar {\n  }\n }\n router_id X\n}\n",
+    );
+    assert_eq!(
+        rendered(&p),
+        vec!["t:2:2: warning: unknown keyword 'foo_block' in global_defs; skipped with its block\n     foo_block {\n     ^^^^^^^^^\n"]
+    );
+    let c = p.config.unwrap_or_default();
+    assert_eq!(
+        c.global_defs.router_id.map(|r| r.value),
+        Some("X".to_string())
+    );
+}
+
+#[test]
+fn brace_on_its_own_line_and_same_line_blocks() {
+    let p = parse_str("t", "global_defs\n{\n notification_email { a@b c@d }\n}\n");
+    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
+    assert_eq!(
+        p.config
+            .unwrap_or_default()
+            .global_defs
+            .notification_email
+            .len(),
+        2
+    );
+}
+
+/// Files in memory; `*` and `?` in the last path component.
+struct MemLoader(BTreeMap<String, String>);
+
+fn glob_match(p: &[char], s: &[char]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some('*'), _) => glob_match(&p[1..], s) || (!s.is_empty() && glob_match(p, &s[1..])),
+        (Some('?'), Some(_)) => glob_match(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob_match(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// Resolve `.` and `..` the way the file system would.
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl Loader for MemLoader {
+    fn read(&self, path: &str) -> Result<String, String> {
+        self.0
+            .get(&normalize(path))
+            .cloned()
+            .ok_or_else(|| "No such file or directory".to_string())
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
+        let p: Vec<char> = normalize(pattern).chars().collect();
+        Ok(self
+            .0
+            .keys()
+            .filter(|k| glob_match(&p, &k.chars().collect::<Vec<_>>()))
+            .cloned()
+            .collect())
+    }
+}
+
+#[test]
+fn include_with_globs_relative_to_the_including_file() {
+    let files = MemLoader(
+        [
+            (
+                "/etc/k/keepalived.conf",
+                "global_defs {\n router_id R\n}\ninclude conf.d/*.conf\ninclude /none/*.conf\n",
+            ),
+            (
+                "/etc/k/conf.d/a.conf",
+                "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n bogus 1\n}\n",
+            ),
+            ("/etc/k/conf.d/b.conf", "include ../more/c.inc\n"),
+            (
+                "/etc/k/more/c.inc",
+                "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n}\n",
+            ),
+            ("/etc/k/conf.d/skip.txt", "this is not included\n"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
+    );
+    let mut p = parse("/etc/k/keepalived.conf", &files);
+    p.diagnostics
+        .retain(|d| !d.message.contains("no VIP specified"));
+    assert_eq!(
+        rendered(&p),
+        vec![
+            "/etc/k/keepalived.conf:5:9: error: config files missing '/none/*.conf'\n    include /none/*.conf\n            ^^^^^^^^^^^^\n",
+            "/etc/k/conf.d/a.conf:4:2: warning: unknown keyword 'bogus' in vrrp_instance; ignored\n     bogus 1\n     ^^^^^\n",
+        ]
+    );
+    assert!(p.config.is_none());
+    let files = MemLoader(
+        files
+            .0
+            .into_iter()
+            .map(|(k, v)| (k, v.replace("include /none/*.conf\n", "")))
+            .collect(),
+    );
+    let c = parse("/etc/k/keepalived.conf", &files)
+        .config
+        .unwrap_or_default();
+    let names: Vec<&str> = c
+        .vrrp_instances
+        .iter()
+        .map(|v| v.name.value.as_str())
+        .collect();
+    assert_eq!(names, vec!["A", "B"]);
+    assert_eq!(
+        c.vrrp_instances[1].name.span.to_string(),
+        "/etc/k/more/c.inc:1:15"
+    );
+}
+
+#[test]
+fn include_loop_is_bounded() {
+    let files = MemLoader(
+        [("/a.conf".to_string(), "include a.conf\n".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    let p = parse("/a.conf", &files);
+    assert_eq!(
+        p.diagnostics
+            .iter()
+            .filter(|d| d.message.contains("nested more than"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let p = parse("/nope.conf", &MemLoader(BTreeMap::new()));
+    assert_eq!(p.diagnostics.len(), 1);
+    assert!(p.diagnostics[0]
+        .render()
+        .starts_with("/nope.conf:0:0: error: cannot read config file: No such file"));
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "{",
+        "}",
+        "\"",
+        "#",
+        "!",
+        "include x",
+        "global_defs",
+        "vrrp_instance",
+        "virtual_server",
+        "real_server",
+        "TCP_CHECK",
+        "HTTP_GET",
+        "url",
+        "virtual_ipaddress",
+        "priority",
+        "virtual_router_id",
+        "256",
+        "0",
+        "1.2.3.4",
+        "80",
+        "-1",
+        "fwmark",
+        "group",
+        "é",
+        "\t",
+        "\n",
+        " ",
+        "lb_kind",
+        "TUN",
+        "persistence_granularity",
+        "::1",
+        "1.2.3.4-9",
+        "\n$A=1 {",
+        "$A",
+        "${A}",
+        "\n@x",
+        "\n@^x",
+        "\\",
+        "virtual_server_group",
+        "authentication",
+        "auth_pass",
+        "advert_int",
+        "0.5",
+        "track_script",
+    ];
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        let p = parse_str("p", text);
+        prop_assert_eq!(p.config.is_none(), p.has_errors());
+        for d in &p.diagnostics {
+            let r = d.render();
+            prop_assert!(r.starts_with("p:"));
+        }
+        if let Some(c) = &p.config {
+            let _ = crate::ipvs::save::ipvsadm_save(&c.ipvs_rules());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn keyword_soup_never_panics(words in proptest::collection::vec(proptest::sample::select(WORDS), 0..120)) {
+            check(&words.join(" "))?;
+        }
+
+        #[test]
+        fn mutated_seed_never_panics(cuts in proptest::collection::vec((0usize..MASTER.len(), 0usize..40, proptest::sample::select(WORDS)), 1..6)) {
+            let mut text = MASTER.to_string();
+            for (at, len, insert) in cuts {
+                let mut start = at.min(text.len());
+                while !text.is_char_boundary(start) { start -= 1; }
+                let mut end = (start + len).min(text.len());
+                while !text.is_char_boundary(end) { end -= 1; }
+                text.replace_range(start..end, insert);
+            }
+            check(&text)?;
+        }
+    }
+}

@@ -13,7 +13,9 @@ pub fn validate(c: &Config, s: &mut Sources) {
         .as_ref()
         .map(|d| d.value.clone());
     // (interface, vrid) -> instance that claimed it first.
-    let mut vrids: BTreeMap<(String, u8), (String, String)> = BTreeMap::new();
+    // (interface, vrid, IPv6) -> instance that claimed it first: IPv4 and IPv6 instances are
+    // separate VRRP routers and may share a VRID on one link.
+    let mut vrids: BTreeMap<(String, u8, bool), (String, String)> = BTreeMap::new();
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
     for v in &c.vrrp_instances {
         if let Some(prev) = names.insert(&v.name.value, &v.name.value) {
@@ -43,8 +45,12 @@ pub fn validate(c: &Config, s: &mut Sources) {
             );
         }
         if let (Some(iface), Some(vrid)) = (iface, &v.virtual_router_id) {
+            let v6 = v.native_ipv6.is_some()
+                || v.virtual_ipaddress
+                    .first()
+                    .is_some_and(|a| a.addr.value.is_ipv6());
             let here = (v.name.value.clone(), vrid.span.to_string());
-            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value)) {
+            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value, v6)) {
                 s.error(
                     &vrid.span,
                     format!(
@@ -53,7 +59,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
                     ),
                 );
             } else {
-                vrids.insert((iface, vrid.value), here);
+                vrids.insert((iface, vrid.value, v6), here);
             }
         }
         for t in &v.track_script {
@@ -85,6 +91,21 @@ pub fn validate(c: &Config, s: &mut Sources) {
                     ),
                 );
             }
+        }
+    }
+    for v in &c.vrrp_instances {
+        instance_checks(c, v, s);
+    }
+    for sc in &c.vrrp_scripts {
+        let used = c
+            .vrrp_instances
+            .iter()
+            .any(|v| v.track_script.iter().any(|t| t.name.value == sc.name.value));
+        if !used {
+            s.warn(
+                &sc.name.span,
+                format!("script {} is not used", sc.name.value),
+            );
         }
     }
     let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
@@ -144,6 +165,11 @@ pub fn validate(c: &Config, s: &mut Sources) {
         }
     }
     for vs in &c.virtual_servers {
+        if vs.real_servers.is_empty() {
+            // keepalived 2.2 drops such a service before any other check.
+            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
+            continue;
+        }
         let fwmark = match &vs.key.value {
             VsKey::Group(name) => {
                 match c
@@ -167,6 +193,34 @@ pub fn validate(c: &Config, s: &mut Sources) {
             VsKey::Fwmark(_) => true,
             VsKey::Inet { .. } => false,
         };
+        if fwmark {
+            if let Some(p) = &vs.protocol {
+                s.warn(
+                    &p.span,
+                    "protocol specified for fwmark - protocol will be ignored",
+                );
+            }
+        }
+        if vs.flags.iter().any(|f| f.value == "ops") && !vs.one_packet() {
+            if let Some(f) = vs.flags.iter().find(|f| f.value == "ops") {
+                s.warn(&f.span, "one packet scheduling requires UDP - ignored");
+            }
+        }
+        if matches!(vs.key.value, VsKey::Inet { port: 0, .. })
+            && vs.persistence_timeout.is_none()
+            && vs.persistence_granularity.is_none()
+        {
+            s.warn(
+                &vs.key.span,
+                "zero port only valid for persistent services - making it persistent (360 s)",
+            );
+        }
+        for rs in vs.real_servers.iter().filter(|rs| vs.family_mismatch(rs)) {
+            s.warn(
+                &rs.addr.span,
+                "address family of virtual server and real server don't match - real server skipped",
+            );
+        }
         if !fwmark && vs.protocol.is_none() {
             // keepalived 2.2: the kernel treats protocol 0 as UDP, so keepalived sets it.
             s.warn(
@@ -174,10 +228,11 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 "virtual server has no protocol set - defaulting to UDP",
             );
         }
-        if vs.real_servers.is_empty() {
-            // keepalived 2.2 drops such a service before any other check.
-            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
-            continue;
+        if vs.lvs_method.is_none() && vs.real_servers.iter().any(|r| r.lvs_method.is_none()) {
+            s.warn(
+                &vs.key.span,
+                "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
+            );
         }
         if vs.lvs_sched.is_none() {
             s.warn(
@@ -215,5 +270,59 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 );
             }
         }
+    }
+}
+
+/// Checks keepalived makes when it completes an instance (vrrp.c `vrrp_complete_instance`).
+fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
+    let name = &v.name.value;
+    let version = v.vrrp_version(&c.global_defs);
+    if let Some(a) = &v.advert_int {
+        let used = v.effective_advert_int(&c.global_defs);
+        if used != a.value {
+            let why = if version == 2 {
+                "VRRPv2 advertises whole seconds from 1 to 255"
+            } else {
+                "VRRPv3 advertises in units of 10 ms, at most 40.95 s"
+            };
+            s.warn(
+                &a.span,
+                format!(
+                    "({name}) advert_int {}s: {why}; using {}s",
+                    a.value.display(),
+                    used.display()
+                ),
+            );
+        }
+    }
+    if v.virtual_ipaddress.is_empty() {
+        s.warn(
+            &v.name.span,
+            format!("({name}) no VIP specified; at least one is sensible"),
+        );
+    }
+    if let Some(auth) = &v.authentication {
+        let at = auth.auth_type.as_ref().map(|t| t.span.clone());
+        if version == 3 {
+            if let Some(at) = &at {
+                s.warn(
+                    at,
+                    format!("({name}) VRRP version 3 does not support authentication; ignored"),
+                );
+            }
+        } else if auth.auth_pass.is_none() {
+            if let Some(at) = &at {
+                s.warn(
+                    at,
+                    format!("({name}) authentication specified but no password given; ignored"),
+                );
+            }
+        }
+    }
+    if let (Some(np), 255) = (&v.nopreempt, v.priority()) {
+        s.warn(
+            np,
+            format!("({name}) nopreempt is incompatible with priority 255; ignored"),
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::check::checker::{CheckerConfig, CheckerKind, ConnectOpts, UrlCheck};
 use crate::check::healthcheckers::HealthCheckersConfig;
 use crate::check::virtual_server::{RealServerConfig, SorryServerConfig, VirtualServerConfig};
 use crate::config::model::{self, Config, Secs};
-use crate::ipvs::FwdMethod;
+use crate::config::rules::fwd;
 use crate::vrrp::instance::InitialState;
 use crate::vrrp::wire::{Auth, Version};
 use crate::vrrp::{
@@ -44,14 +44,6 @@ fn secs<T: Copy + Into<u64>>(
     v: &Option<crate::config::diagnostic::Spanned<T>>,
 ) -> Option<Duration> {
     v.as_ref().map(|x| Duration::from_secs(x.value.into()))
-}
-
-fn fwd(kind: model::LbKind) -> FwdMethod {
-    match kind {
-        model::LbKind::Nat => FwdMethod::Masq,
-        model::LbKind::Dr => FwdMethod::Route,
-        model::LbKind::Tun => FwdMethod::Tunnel(Default::default()),
-    }
 }
 
 impl DirectorConfig {
@@ -118,7 +110,7 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
             model::State::Backup => InitialState::Backup,
         });
         ic.priority = vi.priority.as_ref().map_or(0, |p| p.value);
-        ic.advert_int = dur(vi.advert_int());
+        ic.advert_int = dur(vi.effective_advert_int(g));
         ic.auth = match &vi.authentication {
             Some(model::Authentication {
                 auth_type: Some(t),
