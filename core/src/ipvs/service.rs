@@ -1,12 +1,15 @@
 //! Virtual services and their destinations (kernel `ip_vs_ctl.c`).
 //!
-//! CONTRACT (skeleton): the public signatures below are what conn.rs, the
-//! Director and the CLI build on; the scheduler helper fills the bodies.
+//! The public signatures below are what conn.rs, the Director and the CLI
+//! build on. Destinations are kept in the kernel's list order: `ipvsadm -a`
+//! links the new destination at the head of `svc->destinations`
+//! (`__ip_vs_update_dest`), and every scheduler walks the list in that order.
 
 use std::net::IpAddr;
 
 use super::sched::{SchedError, SchedFlags, Scheduler};
 use super::{FwdMethod, ServiceKey};
+use crate::time::Instant;
 
 /// What `ipvsadm -A/-E` sets on a service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +56,8 @@ pub struct Dest {
     pub fwd: FwdMethod,
     /// Weight (0 = quiescent: no new connections).
     pub weight: i32,
+    /// Latest non-zero weight (kernel `last_weight`; mh builds its table from it).
+    pub last_weight: i32,
     /// Upper connection threshold (0 = none).
     pub u_threshold: u32,
     /// Lower connection threshold (0 = none).
@@ -75,6 +80,7 @@ impl Dest {
             port: spec.port,
             fwd: spec.fwd,
             weight: spec.weight,
+            last_weight: spec.weight,
             u_threshold: spec.u_threshold,
             l_threshold: spec.l_threshold,
             overloaded: false,
@@ -114,6 +120,8 @@ pub struct Service {
     spec: ServiceSpec,
     dests: Vec<Dest>,
     sched: Scheduler,
+    /// Time of the latest call that brought one, for [`Service::schedule`].
+    now: Instant,
 }
 
 /// The packet fields a scheduler may look at.
@@ -132,17 +140,33 @@ pub struct SchedPacket {
 impl Service {
     /// `ipvsadm -A`.
     pub fn new(spec: ServiceSpec) -> Result<Self, IpvsError> {
-        let sched = Scheduler::new(&spec.scheduler, spec.flags)?;
+        Self::new_at(spec, Instant::ZERO)
+    }
+
+    /// `ipvsadm -A` at `now` (lblc/lblcr arm their 60 s GC timer from here).
+    pub fn new_at(spec: ServiceSpec, now: Instant) -> Result<Self, IpvsError> {
+        let sched = Scheduler::new_at(&spec.scheduler, spec.flags, now)?;
         Ok(Service {
             spec,
             dests: Vec::new(),
             sched,
+            now,
         })
     }
 
     /// The service's settings.
     pub fn spec(&self) -> &ServiceSpec {
         &self.spec
+    }
+
+    /// The scheduler and its state.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// The scheduler, mutably (e.g. to set the lblc expiration sysctl).
+    pub fn scheduler_mut(&mut self) -> &mut Scheduler {
+        &mut self.sched
     }
 
     /// Destinations in the kernel's list order (newest first).
@@ -164,6 +188,10 @@ impl Service {
 
     /// `ipvsadm -a`: the new destination goes to the head of the list.
     pub fn add_dest(&mut self, spec: &DestSpec) -> Result<(), IpvsError> {
+        // ip_vs_add_dest: "server weight less than zero" -> -ERANGE.
+        if spec.weight < 0 {
+            return Err(IpvsError::BadWeight(spec.weight));
+        }
         if self.dest(spec.addr, spec.port).is_some() {
             return Err(IpvsError::DestExists);
         }
@@ -172,39 +200,80 @@ impl Service {
         Ok(())
     }
 
-    /// `ipvsadm -e`.
+    /// `ipvsadm -e`, with `__ip_vs_update_dest`'s side effects: `last_weight`
+    /// keeps the latest non-zero weight, and raising (or clearing) the upper
+    /// threshold clears the overload flag.
     pub fn edit_dest(&mut self, spec: &DestSpec) -> Result<(), IpvsError> {
+        if spec.weight < 0 {
+            return Err(IpvsError::BadWeight(spec.weight));
+        }
         let idx = self
             .dests
             .iter()
             .position(|d| d.addr == spec.addr && d.port == spec.port)
             .ok_or(IpvsError::NoSuchDest)?;
         let d = &mut self.dests[idx];
-        d.fwd = spec.fwd;
+        if spec.weight != 0 {
+            d.last_weight = spec.weight;
+        }
         d.weight = spec.weight;
+        d.fwd = spec.fwd;
+        if spec.u_threshold == 0 || spec.u_threshold > d.u_threshold {
+            d.overloaded = false;
+        }
         d.u_threshold = spec.u_threshold;
         d.l_threshold = spec.l_threshold;
         self.sched.upd_dest(&self.dests, idx);
         Ok(())
     }
 
-    /// `ipvsadm -d`.
+    /// `ipvsadm -d`: unlink, then tell the scheduler (as `__ip_vs_unlink_dest`).
     pub fn del_dest(&mut self, addr: IpAddr, port: u16) -> Result<Dest, IpvsError> {
         let idx = self
             .dests
             .iter()
             .position(|d| d.addr == addr && d.port == port)
             .ok_or(IpvsError::NoSuchDest)?;
-        self.sched.del_dest(&self.dests, idx);
-        Ok(self.dests.remove(idx))
+        let removed = self.dests.remove(idx);
+        self.sched.del_dest(&self.dests, &removed, idx);
+        Ok(removed)
     }
 
     /// Pick a destination for a new connection; an index into [`Service::dests`].
+    ///
+    /// Uses the time of the latest [`Service::schedule_at`] /
+    /// [`Service::handle_timeout`] call; only lblc and lblcr look at time.
     pub fn schedule(
         &mut self,
         pkt: &SchedPacket,
         rng: &mut dyn rand_core::RngCore,
     ) -> Option<usize> {
-        self.sched.schedule(&self.dests, pkt, rng)
+        let now = self.now;
+        self.schedule_at(now, pkt, rng)
+    }
+
+    /// Pick a destination for a new connection at `now`; runs any overdue
+    /// scheduler timer first, as the kernel's would have fired on time.
+    pub fn schedule_at(
+        &mut self,
+        now: Instant,
+        pkt: &SchedPacket,
+        rng: &mut dyn rand_core::RngCore,
+    ) -> Option<usize> {
+        self.handle_timeout(now);
+        self.sched.schedule(&self.dests, now, pkt, rng)
+    }
+
+    /// Run scheduler timers due at or before `now` (lblc/lblcr table GC).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.sched.handle_timeout(self.now);
+    }
+
+    /// The next scheduler timer deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sched.poll_timeout()
     }
 }

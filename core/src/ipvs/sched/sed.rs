@@ -1,0 +1,91 @@
+//! Shortest expected delay (`ip_vs_sed.c`).
+//!
+//! Like wlc, but the overhead is `activeconns + 1` (inactive connections do
+//! not count) and the products are `(u64)`.
+
+use super::Dest;
+
+fn overhead(d: &Dest) -> u64 {
+    u64::from(d.activeconns.wrapping_add(1))
+}
+
+/// `ip_vs_sed_schedule`.
+pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {
+    let first = dests.iter().position(|d| !d.overloaded && d.weight > 0)?;
+    let mut least = first;
+    let mut loh = overhead(&dests[first]);
+    for (i, d) in dests.iter().enumerate().skip(first + 1) {
+        if d.overloaded {
+            continue;
+        }
+        let doh = overhead(d);
+        // (__u64)loh * weight: the weight is converted to u64 too.
+        if loh.wrapping_mul(d.weight as u64) > doh.wrapping_mul(dests[least].weight as u64) {
+            least = i;
+            loh = doh;
+        }
+    }
+    Some(least)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn kernel_trace_expected_delay() {
+        // list [2(w3), 1(w1)].
+        let mut s = service("sed", &[(1, 1), (2, 3)]);
+        // (0+1)/3 < (0+1)/1 -> 2.
+        assert_eq!(pick(&mut s), Some(2));
+        // 2 has 2 active: 3/3 = 1 vs 1/1 = 1: tie, earlier (2) stays.
+        counters(&mut s, 2, 2, 0);
+        assert_eq!(pick(&mut s), Some(2));
+        // 3 active: 4/3 > 1 -> 1. Inactive connections are ignored.
+        counters(&mut s, 2, 3, 0);
+        counters(&mut s, 1, 0, 50);
+        assert_eq!(pick(&mut s), Some(1));
+        edit(&mut s, 1, 0);
+        assert_eq!(pick(&mut s), Some(2));
+        overload(&mut s, 2, true);
+        assert_eq!(pick(&mut s), None);
+    }
+
+    struct RefSed;
+    impl Reference for RefSed {
+        fn schedule(
+            &mut self,
+            list: &[Dest],
+            _: &Ctx,
+            _: &mut dyn rand_core::RngCore,
+        ) -> Option<usize> {
+            let oh = |d: &Dest| i128::from(d.activeconns) + 1;
+            let mut best: Option<usize> = None;
+            for (i, d) in list
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.overloaded && d.weight > 0)
+            {
+                best = match best {
+                    Some(b)
+                        if oh(d) * i128::from(list[b].weight)
+                            >= oh(&list[b]) * i128::from(d.weight) =>
+                    {
+                        Some(b)
+                    }
+                    _ => Some(i),
+                };
+            }
+            best
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
+            check("sed", Default::default(), &ops, RefSed)?;
+        }
+    }
+}
