@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod fwd;
+pub mod list;
 pub mod sched;
 pub mod service;
 pub mod sync;
