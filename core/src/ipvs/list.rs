@@ -133,7 +133,7 @@ pub fn list_numeric<'a>(services: impl IntoIterator<Item = &'a Service>) -> Stri
         out.push_str(&service_line(svc));
         out.push('\n');
         let mut dests: Vec<&Dest> = svc.dests().iter().collect();
-        dests.sort_by(|a, b| (a.addr, a.port).cmp(&(b.addr, b.port)));
+        dests.sort_by_key(|d| (d.addr, d.port));
         for d in dests {
             out.push_str(&dest_line(d));
             out.push('\n');
