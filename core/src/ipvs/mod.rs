@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod fwd;
+pub mod list;
 pub mod save;
 pub mod sched;
 pub mod service;

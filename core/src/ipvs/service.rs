@@ -277,3 +277,71 @@ impl Service {
         self.sched.poll_timeout()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::Protocol;
+
+    fn spec(w: i32, u: u32) -> DestSpec {
+        DestSpec {
+            addr: "10.0.0.11".parse().expect("ip"),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: w,
+            u_threshold: u,
+            l_threshold: 0,
+        }
+    }
+
+    fn svc() -> Service {
+        Service::new(ServiceSpec {
+            key: ServiceKey::Inet {
+                proto: Protocol::Tcp,
+                addr: "10.0.0.1".parse().expect("ip"),
+                port: 80,
+            },
+            scheduler: "wrr".into(),
+            flags: SchedFlags::default(),
+            persistence: None,
+            netmask_prefix: 32,
+            one_packet: false,
+        })
+        .expect("wrr")
+    }
+
+    #[test]
+    fn add_edit_del_follow_ip_vs_ctl() {
+        let mut s = svc();
+        assert_eq!(s.add_dest(&spec(-1, 0)), Err(IpvsError::BadWeight(-1)));
+        s.add_dest(&spec(5, 10)).expect("add");
+        assert_eq!(s.add_dest(&spec(5, 10)), Err(IpvsError::DestExists));
+        let a = spec(0, 0).addr;
+        // Weight 0 keeps last_weight (mh builds on it).
+        s.edit_dest(&spec(0, 10)).expect("edit");
+        let d = s.dest(a, 80).expect("dest");
+        assert_eq!((d.weight, d.last_weight), (0, 5));
+        // Lowering the upper threshold keeps the overload flag...
+        s.dest_mut(a, 80).expect("dest").overloaded = true;
+        s.edit_dest(&spec(3, 8)).expect("edit");
+        assert!(s.dest(a, 80).expect("dest").overloaded);
+        // ...raising it (or clearing it) clears the flag.
+        s.edit_dest(&spec(3, 9)).expect("edit");
+        assert!(!s.dest(a, 80).expect("dest").overloaded);
+        assert_eq!(s.dest(a, 80).expect("dest").last_weight, 3);
+        let gone = s.del_dest(a, 80).expect("del");
+        assert_eq!(gone.weight, 3);
+        assert_eq!(s.del_dest(a, 80), Err(IpvsError::NoSuchDest));
+        assert_eq!(s.edit_dest(&spec(1, 0)), Err(IpvsError::NoSuchDest));
+    }
+
+    #[test]
+    fn unknown_scheduler_is_refused() {
+        let mut spec = svc().spec().clone();
+        spec.scheduler = "foo".into();
+        assert_eq!(
+            Service::new(spec).err(),
+            Some(IpvsError::Sched(SchedError::Unknown("foo".into())))
+        );
+    }
+}

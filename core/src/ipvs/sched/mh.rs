@@ -306,6 +306,25 @@ mod tests {
     }
 
     #[test]
+    fn large_weights_are_shifted_to_six_bits() {
+        // list [2(w1), 1(w1000)]: gcd 1, max/gcd = 1000, fls(1000) = 10,
+        // rshift = 10 - 6 = 4: turns 1000 >> 4 = 62 and 1 >> 4 = 0 -> 1.
+        // Rounds of 63 slots: 64 full rounds (4032), then 2 takes one and 1
+        // the remaining 60.
+        let s = service("mh", &[(1, 1000), (2, 1)]);
+        let MhRef(mh) = mh_of(&s);
+        let count = |id: u8| {
+            mh.lookup
+                .iter()
+                .flatten()
+                .filter(|&&i| id_of(&s.dests()[i]) == id)
+                .count()
+        };
+        assert_eq!(count(2), 65);
+        assert_eq!(count(1), 64 * 62 + 60);
+    }
+
+    #[test]
     fn consistent_when_a_server_leaves() {
         let mut s = service("mh", &[(1, 1), (2, 1), (3, 1), (4, 1)]);
         let now = crate::time::Instant::ZERO;
@@ -438,6 +457,12 @@ mod tests {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(6, 4), fallback: bool, port: bool) {
             check("mh", SchedFlags { fallback, port }, &ops, RefMh)?;
+        }
+
+        /// Weights up to 1000 make `rshift` > 0 (max/gcd above 63).
+        #[test]
+        fn same_choices_with_shifted_weights(ops in ops_strategy(5, 1000), fallback: bool) {
+            check("mh", SchedFlags { fallback, port: true }, &ops, RefMh)?;
         }
     }
 }

@@ -32,6 +32,8 @@ mod wrr;
 
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod traces;
 
 pub use lblc::DEFAULT_EXPIRATION;
 

@@ -14,15 +14,17 @@ pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {
     let first = dests.iter().position(|d| !d.overloaded && d.weight > 0)?;
     let mut least = first;
     let mut loh = overhead(&dests[first]);
+    let mut lw = dests[first].weight as u64;
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
         if d.overloaded {
             continue;
         }
         let doh = overhead(d);
         // (__u64)loh * weight: the weight is converted to u64 too.
-        if loh.wrapping_mul(d.weight as u64) > doh.wrapping_mul(dests[least].weight as u64) {
+        if loh.wrapping_mul(d.weight as u64) > doh.wrapping_mul(lw) {
             least = i;
             loh = doh;
+            lw = d.weight as u64;
         }
     }
     Some(least)

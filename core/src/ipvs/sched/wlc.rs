@@ -18,14 +18,16 @@ pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {
 pub(crate) fn least_from(dests: &[Dest], first: usize) -> usize {
     let mut least = first;
     let mut loh = i64::from(conn_overhead(&dests[first]));
+    let mut lw = i64::from(dests[first].weight);
     for (i, d) in dests.iter().enumerate().skip(first + 1) {
         if d.overloaded {
             continue;
         }
         let doh = i64::from(conn_overhead(d));
-        if loh * i64::from(d.weight) > doh * i64::from(dests[least].weight) {
+        if loh * i64::from(d.weight) > doh * lw {
             least = i;
             loh = doh;
+            lw = i64::from(d.weight);
         }
     }
     least
