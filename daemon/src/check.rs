@@ -81,17 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(stdout)?;
     }
     if args.ipvsadm {
-        // The kernel puts each new destination at the head of the service's list, so
-        // ipvsadm-save on a director shows the real servers in reverse config order.
-        let rules: Vec<_> = cfg
-            .ipvs_rules()
-            .into_iter()
-            .map(|(svc, mut dests)| {
-                dests.reverse();
-                (svc, dests)
-            })
-            .collect();
-        stdout.write_all(ipvsadm_save(&rules).as_bytes())?;
+        stdout.write_all(ipvsadm_save(&cfg.ipvs_rules()).as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,9 @@ impl DirectorNode for Director {
     fn poll_timeout(&self) -> Option<Instant> {
         Director::poll_timeout(self)
     }
+    fn ipvsadm_list(&self) -> Option<String> {
+        Some(Director::ipvsadm_list(self))
+    }
 }
 
 /// What a director process can learn about its host when it starts (what the daemon reads

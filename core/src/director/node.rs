@@ -511,6 +511,11 @@ impl Director {
         &self.ipvs
     }
 
+    /// The IPVS table as `ipvsadm -L -n` prints it.
+    pub fn ipvsadm_list(&self) -> String {
+        crate::ipvs::list::list_numeric(self.ipvs.services())
+    }
+
     fn log(&mut self, source: LogSource, text: String) {
         self.out.push_back(Output::Log { source, text });
     }

@@ -211,4 +211,7 @@ fn seed_master_installs_the_virtual_service_and_probes_both_real_servers() {
         "{targets:?}"
     );
     let _ = now;
+    // The guide's table: newest destination first, wrr, persistence 20 (nat_mask is
+    // unknown to keepalived 2.2, so persistence is per client address).
+    insta::assert_snapshot!(d.ipvsadm_list());
 }

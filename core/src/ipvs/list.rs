@@ -13,7 +13,6 @@
 //! only differs from numeric order for addresses 2^31 or more apart; this
 //! module uses numeric order.
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -48,18 +47,12 @@ fn family(key: &ServiceKey) -> u16 {
     }
 }
 
-/// `ipvs_cmp_services`.
-fn cmp_services(a: &Service, b: &Service) -> Ordering {
-    let parts = |s: &Service| {
-        let k = &s.spec().key;
-        match *k {
-            ServiceKey::Inet { proto, addr, port } => {
-                (0, family(k), proto.number(), Some(addr), port)
-            }
-            ServiceKey::Fwmark { mark, .. } => (mark, family(k), 0, None, 0),
-        }
-    };
-    parts(a).cmp(&parts(b))
+/// The order ipvsadm lists services in (libipvs `ipvs_cmp_services`).
+pub fn service_order(k: &ServiceKey) -> impl Ord {
+    match *k {
+        ServiceKey::Inet { proto, addr, port } => (0, family(k), proto.number(), Some(addr), port),
+        ServiceKey::Fwmark { mark, .. } => (mark, family(k), 0, None, 0),
+    }
 }
 
 /// The `-b` flags as ipvsadm's `print_sched_flags` names them.
@@ -127,7 +120,7 @@ pub fn dest_line(d: &Dest) -> String {
 /// The whole `ipvsadm -L -n` output for `services`, sorted as ipvsadm sorts.
 pub fn list_numeric<'a>(services: impl IntoIterator<Item = &'a Service>) -> String {
     let mut svcs: Vec<&Service> = services.into_iter().collect();
-    svcs.sort_by(|a, b| cmp_services(a, b));
+    svcs.sort_by_key(|s| service_order(&s.spec().key));
     let mut out = format!("{VERSION_LINE}\n{TITLE}");
     for svc in svcs {
         out.push_str(&service_line(svc));

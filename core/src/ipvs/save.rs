@@ -91,12 +91,18 @@ pub fn dest_line(key: &ServiceKey, d: &DestSpec) -> String {
     out
 }
 
-/// `ipvsadm-save -n` text: each service's `-A` line followed by its `-a` lines, in the order given.
+/// `ipvsadm-save -n` text: each service's `-A` line followed by its `-a` lines, sorted as
+/// ipvsadm sorts them unless `--nosort` (services by `ipvs_cmp_services`, destinations by
+/// address then port).
 pub fn ipvsadm_save(rules: &[(ServiceSpec, Vec<DestSpec>)]) -> String {
     let mut out = String::new();
+    let mut rules: Vec<_> = rules.iter().collect();
+    rules.sort_by_key(|(svc, _)| super::list::service_order(&svc.key));
     for (svc, dests) in rules {
         out.push_str(&service_line(svc));
         out.push('\n');
+        let mut dests: Vec<_> = dests.iter().collect();
+        dests.sort_by_key(|d| (d.addr, d.port));
         for d in dests {
             out.push_str(&dest_line(&svc.key, d));
             out.push('\n');
