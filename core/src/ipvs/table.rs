@@ -527,6 +527,11 @@ impl Ipvs {
         })
     }
 
+    /// Remember the state a sync decision was made in (`cp->old_state`).
+    pub fn mark_synced_state(&mut self, id: ConnId) {
+        self.conns.mark_synced_state(id);
+    }
+
     /// Every entry, sorted, with destinations resolved (`ipvsadm -L -c`).
     pub fn conn_infos(&self) -> Vec<ConnInfo> {
         self.conns
