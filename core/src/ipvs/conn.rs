@@ -1406,4 +1406,88 @@ mod tests {
             Err(ConnError::MixedFamily)
         );
     }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u8, u32),
+        Touch(u8),
+        Remove(u8),
+        Advance(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..24, 1u32..30).prop_map(|(k, t)| Op::Insert(k, t)),
+            (0u8..24).prop_map(Op::Touch),
+            (0u8..24).prop_map(Op::Remove),
+            (0u64..20_000).prop_map(Op::Advance),
+        ]
+    }
+
+    fn model_key(k: u8) -> ConnKey {
+        if matches!(k % 3, 0) {
+            ConnKey {
+                caddr: format!("2001:db8::{k}").parse().unwrap(),
+                vaddr: "2001:db8::1".parse().unwrap(),
+                ..key("192.0.2.1", u16::from(k))
+            }
+        } else {
+            key(&format!("192.0.2.{k}"), u16::from(k) % 4)
+        }
+    }
+
+    proptest::proptest! {
+        /// The slab, chains and lazy expiry index agree with a plain map of deadlines.
+        #[test]
+        fn table_matches_a_map_of_deadlines(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut ct = ConnTable::new(5);
+            let mut model: BTreeMap<u8, (u64, u32)> = BTreeMap::new();
+            let mut now = Instant::ZERO;
+            let mut out = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Insert(k, t) => {
+                        let r = ct.insert(now, conn(model_key(k), t));
+                        proptest::prop_assert_eq!(r.is_ok(), !model.contains_key(&k));
+                        if r.is_ok() {
+                            model.insert(k, (now.as_nanos() + u64::from(t) * 1_000_000_000, t));
+                        }
+                    }
+                    Op::Touch(k) => {
+                        if let Some(id) = ct.lookup(&model_key(k)) {
+                            ct.touch(id, now);
+                            let e = model.get_mut(&k).unwrap();
+                            e.0 = now.as_nanos() + u64::from(e.1) * 1_000_000_000;
+                        }
+                    }
+                    Op::Remove(k) => {
+                        let got = ct.lookup(&model_key(k)).and_then(|id| ct.remove(id));
+                        proptest::prop_assert_eq!(got.is_some(), model.remove(&k).is_some());
+                    }
+                    Op::Advance(ms) => {
+                        now += Duration::from_millis(ms);
+                        out.clear();
+                        ct.handle_timeout(now, &mut out);
+                        let mut gone: Vec<ConnKey> = out.iter().map(|x| x.conn.key).collect();
+                        gone.sort();
+                        let mut want: Vec<ConnKey> = model
+                            .iter()
+                            .filter(|(_, (d, _))| *d <= now.as_nanos())
+                            .map(|(k, _)| model_key(*k))
+                            .collect();
+                        want.sort();
+                        model.retain(|_, (d, _)| *d > now.as_nanos());
+                        proptest::prop_assert_eq!(gone, want);
+                    }
+                }
+                proptest::prop_assert_eq!(ct.len(), model.len());
+                for k in 0u8..24 {
+                    proptest::prop_assert_eq!(ct.lookup(&model_key(k)).is_some(), model.contains_key(&k));
+                }
+                let next = model.values().map(|(d, _)| *d).min().map(Instant::from_nanos);
+                proptest::prop_assert_eq!(ct.poll_timeout(), next);
+            }
+        }
+    }
 }
