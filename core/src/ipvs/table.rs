@@ -11,14 +11,14 @@ use std::net::IpAddr;
 
 use super::conn::{
     flags, Conn, ConnError, ConnId, ConnKey, ConnTable, DestId, Direction, Expired, NewConn,
-    TcpFlags, Timeouts, NO_DEST,
+    TcpFlags, TcpState, Timeouts, NO_DEST,
 };
 use super::service::{Dest, DestSpec, IpvsError, SchedPacket, Service, ServiceSpec};
 use super::{FwdMethod, IpvsChange, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
 
 /// The sysctls under `net.ipv4.vs` this model honours.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct IpvsOptions {
     /// `expire_nodest_conn`: a packet for a connection whose destination is
     /// gone expires the connection (and is scheduled anew) instead of being dropped.
@@ -29,6 +29,21 @@ pub struct IpvsOptions {
     pub secure_tcp: bool,
     /// `sloppy_tcp`: schedule a new connection on any TCP packet, not only SYN.
     pub sloppy_tcp: bool,
+    /// `conn_reuse_mode` (default 1): a SYN on an uncontrolled connection in
+    /// TIME_WAIT or CLOSE (bit 2: also FIN_WAIT without output) is scheduled anew.
+    pub conn_reuse_mode: u8,
+}
+
+impl Default for IpvsOptions {
+    fn default() -> Self {
+        IpvsOptions {
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            secure_tcp: false,
+            sloppy_tcp: false,
+            conn_reuse_mode: 1,
+        }
+    }
 }
 
 /// The connection-relevant fields of a packet.
@@ -584,6 +599,17 @@ impl Ipvs {
             vport: pkt.dport,
         };
         let mut found = self.conns.lookup(&key);
+        if let (Some(id), true) = (found, self.is_new_conn_on_old(pkt)) {
+            if let Some(c) = self.conns.get(id) {
+                let weight0 = c.dest != NO_DEST && self.available(c.dest) == Some(0);
+                if (self.opts.expire_nodest_conn && weight0) || self.new_conn_expected(&c) {
+                    if let Some(x) = self.conns.remove(id) {
+                        self.drop_entry(&x);
+                        found = None;
+                    }
+                }
+            }
+        }
         if let Some(id) = found {
             let dest = self.conns.get(id).map_or(NO_DEST, |c| c.dest);
             if dest != NO_DEST && self.available(dest).is_none() {
@@ -629,6 +655,24 @@ impl Ipvs {
             }),
             _ => Verdict::Drop(DropReason::NoDest),
         }
+    }
+
+    /// `conn_reuse_mode && is_new_conn`: a TCP SYN (the kernel keeps no conntrack here).
+    fn is_new_conn_on_old(&self, pkt: &PacketInfo) -> bool {
+        self.opts.conn_reuse_mode != 0 && pkt.proto == Protocol::Tcp && pkt.tcp.syn
+    }
+
+    /// `is_new_conn_expected`.
+    fn new_conn_expected(&self, c: &Conn) -> bool {
+        if c.control.is_some() || c.key.proto != 6 {
+            return false;
+        }
+        let st = c.state;
+        st == TcpState::TimeWait as u8
+            || st == TcpState::Close as u8
+            || (self.opts.conn_reuse_mode & 2 != 0
+                && st == TcpState::FinWait as u8
+                && c.flags & flags::NOOUTPUT != 0)
     }
 
     /// A reply from a real server toward a client (`ip_vs_out`, NAT only).
@@ -1015,7 +1059,6 @@ impl Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::conn::TcpState;
     use crate::ipvs::sched::SchedFlags;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -1104,6 +1147,42 @@ mod tests {
         ipvs.handle_timeout(Instant::from_secs(120));
         assert_eq!(counts(&ipvs, 11), (0, 0, 0, false));
         assert!(ipvs.conns().is_empty());
+    }
+
+    #[test]
+    fn syn_reusing_a_closed_port_is_scheduled_anew() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut ipvs = Ipvs::default();
+        ipvs.add_service(spec(None, 32)).unwrap();
+        let mut d = dest(11, 0, 0);
+        d.fwd = FwdMethod::Masq;
+        ipvs.add_dest(&skey(), &d).unwrap();
+        ipvs.add_dest(&skey(), &{
+            let mut d = dest(12, 0, 0);
+            d.fwd = FwdMethod::Masq;
+            d
+        })
+        .unwrap();
+        let p = |f| pkt("192.0.2.7", 1, f);
+        let a = dest_of(ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng)).unwrap();
+        // (A RST in SYN_RECV keeps SYN_RECV on input; from ESTABLISHED it closes.)
+        ipvs.process(Instant::ZERO, &p(TcpFlags::ACK), &mut rng);
+        ipvs.process(Instant::ZERO, &p(TcpFlags::RST), &mut rng);
+        assert_eq!(ipvs.conn_infos()[0].conn.state, TcpState::Close as u8);
+        // CLOSE + SYN with conn_reuse_mode 1: a new connection, rr moves on.
+        let b = ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng);
+        assert!(matches!(b, Verdict::Forward(Forward { new: true, .. })));
+        assert_ne!(Some(a), dest_of(b));
+        assert_eq!(ipvs.conns().len(), 1);
+        // With the mode off the old entry is reused.
+        ipvs.set_options(IpvsOptions {
+            conn_reuse_mode: 0,
+            ..IpvsOptions::default()
+        });
+        ipvs.process(Instant::ZERO, &p(TcpFlags::ACK), &mut rng);
+        ipvs.process(Instant::ZERO, &p(TcpFlags::RST), &mut rng);
+        let c = ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng);
+        assert!(matches!(c, Verdict::Forward(Forward { new: false, .. })));
     }
 
     #[test]
