@@ -102,6 +102,14 @@ fn conntrack(c: &mut Criterion) {
                 found
             })
         });
+        let mut answers = Vec::with_capacity(BATCH);
+        g.bench_function("lookup_batch_hit_1M", |b| {
+            b.iter(|| {
+                off = (off + BATCH) % probes.len();
+                table.lookup_batch(black_box(&probes[off..off + BATCH]), &mut answers);
+                answers.iter().filter(|x| x.is_some()).count()
+            })
+        });
         let misses: Vec<ConnKey> = (0..BATCH).map(|_| key(&mut rng)).collect();
         g.bench_function("lookup_miss_1M", |b| {
             b.iter(|| {
@@ -109,6 +117,22 @@ fn conntrack(c: &mut Criterion) {
                     .iter()
                     .filter(|k| table.lookup(black_box(k)).is_some())
                     .count()
+            })
+        });
+        // Machine baseline: one random 8-byte read per element over an array
+        // the size of the slab, i.e. the floor for any design with one miss per lookup.
+        let words: Vec<u64> = (0..N * 6).map(|i| i as u64).collect();
+        let idx: Vec<usize> = (0..BATCH * 64)
+            .map(|_| rng.gen_range(0..words.len()))
+            .collect();
+        let mut off2 = 0;
+        g.bench_function("baseline_random_read_48MB", |b| {
+            b.iter(|| {
+                off2 = (off2 + BATCH) % idx.len();
+                idx[off2..off2 + BATCH]
+                    .iter()
+                    .map(|&i| black_box(words[i]))
+                    .sum::<u64>()
             })
         });
         g.finish();
