@@ -643,16 +643,22 @@ impl Ipvs {
         let in_pkts = self.conns.count_in_packet(id);
         match self.conn_info(id) {
             Some(ConnInfo {
-                dest: Some(dest),
+                dest: Some(mut dest),
                 fwd: Some(fwd),
                 ..
-            }) => Verdict::Forward(Forward {
-                conn: id,
-                new,
-                dest,
-                fwd,
-                in_pkts,
-            }),
+            }) => {
+                // A destination on port 0 takes the packet's own port (port-zero services).
+                if dest.1 == 0 {
+                    dest.1 = pkt.dport;
+                }
+                Verdict::Forward(Forward {
+                    conn: id,
+                    new,
+                    dest,
+                    fwd,
+                    in_pkts,
+                })
+            }
             _ => Verdict::Drop(DropReason::NoDest),
         }
     }
