@@ -128,6 +128,20 @@ struct Counters {
     inact: u32,
     persist: u32,
     overloaded: bool,
+    u_threshold: u32,
+    l_threshold: u32,
+}
+
+/// `ip_vs_unbind_dest`'s rule: below the lower threshold (or 3/4 of the
+/// upper one when there is no lower one) the destination is no longer overloaded.
+fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
+    if l != 0 {
+        total < l
+    } else if u != 0 {
+        u64::from(total) * 4 < u64::from(u) * 3
+    } else {
+        true
+    }
 }
 
 /// A connection with its destination resolved, for listings and sync.
@@ -302,6 +316,8 @@ impl Ipvs {
             inact: d.inactconns,
             persist: d.persistconns,
             overloaded: d.overloaded,
+            u_threshold: d.u_threshold,
+            l_threshold: d.l_threshold,
         };
         for s in self.slots.iter_mut() {
             if s.refs > 0 && s.svc == key && s.addr == d.addr && s.port == d.port {
@@ -330,7 +346,9 @@ impl Ipvs {
             d.activeconns = c.active;
             d.inactconns = c.inact;
             d.persistconns = c.persist;
-            d.overloaded = c.overloaded && spec.u_threshold != 0;
+            // __ip_vs_update_dest: OVERLOAD survives unless the upper threshold went away or up.
+            d.overloaded =
+                c.overloaded && spec.u_threshold != 0 && spec.u_threshold <= c.u_threshold;
         }
         Ok(())
     }
@@ -416,6 +434,8 @@ impl Ipvs {
                 inact: d.inactconns,
                 persist: d.persistconns,
                 overloaded: d.overloaded,
+                u_threshold: d.u_threshold,
+                l_threshold: d.l_threshold,
             },
             None => slot.saved.unwrap_or_default(),
         };
@@ -435,7 +455,12 @@ impl Ipvs {
                     d.overloaded = true;
                 }
             }
-            None => slot.saved = Some(c),
+            None => {
+                if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
+                    c.overloaded = true;
+                }
+                slot.saved = Some(c);
+            }
         }
     }
 
@@ -455,16 +480,7 @@ impl Ipvs {
                 } else {
                     d.activeconns = d.activeconns.saturating_sub(1);
                 }
-                let total = d.activeconns + d.inactconns;
-                if d.l_threshold != 0 {
-                    if total < d.l_threshold {
-                        d.overloaded = false;
-                    }
-                } else if d.u_threshold != 0 {
-                    if u64::from(total) * 4 < u64::from(d.u_threshold) * 3 {
-                        d.overloaded = false;
-                    }
-                } else {
+                if overload_cleared(d.activeconns + d.inactconns, d.u_threshold, d.l_threshold) {
                     d.overloaded = false;
                 }
             }
@@ -476,6 +492,9 @@ impl Ipvs {
                         c.inact = c.inact.saturating_sub(1);
                     } else {
                         c.active = c.active.saturating_sub(1);
+                    }
+                    if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
+                        c.overloaded = false;
                     }
                 }
             }
@@ -1420,5 +1439,91 @@ mod tests {
         ipvs.install_synced(Instant::from_secs(1), &s2).unwrap();
         assert_eq!(counts(&ipvs, 11), (0, 1, 0, false));
         assert_eq!(ipvs.poll_timeout(), Some(Instant::from_secs(121)));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Syn(u8, u16),
+        Ack(u8, u16),
+        Fin(u8, u16),
+        Rst(u8, u16),
+        Wait(u16),
+        Weight(u8, i32),
+        Del(u8),
+        Add(u8),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Syn(c, p)),
+            3 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Ack(c, p)),
+            2 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Fin(c, p)),
+            1 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Rst(c, p)),
+            2 => (0u16..400).prop_map(Step::Wait),
+            1 => (11u8..14, 0i32..3).prop_map(|(d, w)| Step::Weight(d, w)),
+            1 => (11u8..14).prop_map(Step::Del),
+            1 => (11u8..14).prop_map(Step::Add),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Destination counters always equal a recount of the connection
+        /// table, whatever packets, timeouts and ipvsadm edits happen.
+        #[test]
+        fn counters_match_a_recount(
+            persistent in proptest::bool::ANY,
+            nodest in proptest::bool::ANY,
+            steps in proptest::collection::vec(step(), 1..80),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let opts = IpvsOptions { expire_nodest_conn: nodest, ..IpvsOptions::default() };
+            let mut ipvs = Ipvs::new(opts, 3);
+            ipvs.add_service(spec(persistent.then_some(100), 32)).unwrap();
+            for d in 11..14 {
+                ipvs.add_dest(&skey(), &dest(d, 3, 0)).unwrap();
+            }
+            let mut now = Instant::ZERO;
+            for st in steps {
+                let client = |c: u8| format!("192.0.2.{c}");
+                match st {
+                    Step::Syn(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::SYN), &mut rng); }
+                    Step::Ack(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::ACK), &mut rng); }
+                    Step::Fin(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::FIN_ACK), &mut rng); }
+                    Step::Rst(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::RST), &mut rng); }
+                    Step::Wait(s) => { now += std::time::Duration::from_secs(u64::from(s)); ipvs.handle_timeout(now); }
+                    Step::Weight(d, w) => {
+                        let mut sp = dest(d, 3, 0);
+                        sp.weight = w;
+                        let _ = ipvs.edit_dest(&skey(), &sp);
+                    }
+                    Step::Del(d) => { let _ = ipvs.del_dest(&skey(), format!("10.0.0.{d}").parse().unwrap(), 80); }
+                    Step::Add(d) => { let _ = ipvs.add_dest(&skey(), &dest(d, 3, 0)); }
+                }
+                let mut want: BTreeMap<IpAddr, (u32, u32, u32)> = BTreeMap::new();
+                for c in ipvs.conn_infos() {
+                    let Some(SockAddr(a, _)) = c.dest else { continue };
+                    let e = want.entry(a).or_default();
+                    if c.conn.template {
+                        e.2 += 1;
+                    } else if c.conn.flags & flags::INACTIVE != 0 {
+                        e.1 += 1;
+                    } else {
+                        e.0 += 1;
+                    }
+                }
+                for d in ipvs.service(&skey()).unwrap().dests() {
+                    let w = want.get(&d.addr).copied().unwrap_or_default();
+                    proptest::prop_assert_eq!((d.activeconns, d.inactconns, d.persistconns), w, "{}", d.addr);
+                    proptest::prop_assert!(!d.overloaded || d.activeconns + d.inactconns >= 2);
+                }
+            }
+            // Everything expires in the end, and every counter returns to zero.
+            ipvs.handle_timeout(now + std::time::Duration::from_secs(100_000));
+            proptest::prop_assert!(ipvs.conns().is_empty());
+            for d in ipvs.service(&skey()).unwrap().dests() {
+                proptest::prop_assert_eq!((d.activeconns, d.inactconns, d.persistconns), (0, 0, 0));
+            }
+        }
     }
 }
