@@ -986,7 +986,7 @@ impl Ipvs {
                 ipv6: s.key.vaddr.is_ipv6(),
             })
         } else {
-            Protocol::from_number(s.key.proto).and_then(|proto| {
+            protocol_from_number(s.key.proto).and_then(|proto| {
                 let k = ServiceKey::Inet {
                     proto,
                     addr: s.key.vaddr,
@@ -1069,15 +1069,13 @@ struct Picked {
     fwd: FwdMethod,
 }
 
-impl Protocol {
-    /// The protocol with IP number `n`.
-    pub fn from_number(n: u8) -> Option<Protocol> {
-        match n {
-            6 => Some(Protocol::Tcp),
-            17 => Some(Protocol::Udp),
-            132 => Some(Protocol::Sctp),
-            _ => None,
-        }
+/// The protocol with IP number `n`.
+fn protocol_from_number(n: u8) -> Option<Protocol> {
+    match n {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        132 => Some(Protocol::Sctp),
+        _ => None,
     }
 }
 
