@@ -757,6 +757,49 @@ impl ConnTable {
         self.find_raw(key, false)
     }
 
+    /// Look up many connections at once: `out` gets one answer per key, as
+    /// [`ConnTable::lookup`] gives it. A data plane handles packets in
+    /// batches; here the bucket and first-entry loads of a whole chunk are
+    /// issued before any chain is walked, so their cache misses overlap.
+    pub fn lookup_batch(&self, keys: &[ConnKey], out: &mut Vec<Option<ConnId>>) {
+        const CHUNK: usize = 16;
+        out.clear();
+        for chunk in keys.chunks(CHUNK) {
+            let mut heads = [NIL; CHUNK];
+            for (h, k) in heads.iter_mut().zip(chunk) {
+                if let (IpAddr::V4(c), IpAddr::V4(_)) = (k.caddr, k.vaddr) {
+                    *h = self.v4.buckets[self.v4.bucket(u16::from(k.proto), u32::from(c), k.cport)];
+                }
+            }
+            let mut touch = 0u32;
+            for &h in &heads[..chunk.len()] {
+                if let Some(e) = self.v4.slab.get(h as usize) {
+                    touch ^= e.caddr;
+                }
+            }
+            std::hint::black_box(touch);
+            for (&h, k) in heads.iter().zip(chunk) {
+                let found = match (k.caddr, k.vaddr) {
+                    (IpAddr::V4(c), IpAddr::V4(v)) => {
+                        let (c, v) = (u32::from(c), u32::from(v));
+                        let mut i = h;
+                        loop {
+                            let Some(e) = self.v4.slab.get(i as usize) else {
+                                break None;
+                            };
+                            if e.matches(u16::from(k.proto), c, k.cport, v, k.vport) {
+                                break Some(ConnId(i));
+                            }
+                            i = e.next;
+                        }
+                    }
+                    _ => self.lookup(k),
+                };
+                out.push(found);
+            }
+        }
+    }
+
     /// The (valid) template with this key (`ip_vs_ct_in_get`).
     pub fn lookup_template(&self, key: &ConnKey) -> Option<ConnId> {
         self.find_raw(key, true)
@@ -1395,6 +1438,30 @@ mod tests {
     }
 
     #[test]
+    fn batch_lookup_answers_like_single_lookups() {
+        let mut ct = ConnTable::new(3);
+        let mut keys = Vec::new();
+        for p in 0..300u16 {
+            let k = key(&format!("192.0.2.{}", p % 200), p);
+            if p % 3 != 0 {
+                ct.insert(Instant::ZERO, conn(k, 10)).unwrap();
+            }
+            keys.push(k);
+        }
+        keys.push(ConnKey {
+            caddr: "2001:db8::1".parse().unwrap(),
+            vaddr: "2001:db8::2".parse().unwrap(),
+            ..keys[0]
+        });
+        ct.insert(Instant::ZERO, conn(keys[300], 10)).unwrap();
+        let mut out = Vec::new();
+        ct.lookup_batch(&keys, &mut out);
+        let single: Vec<Option<ConnId>> = keys.iter().map(|k| ct.lookup(k)).collect();
+        assert_eq!(out, single);
+        assert_eq!(out.iter().filter(|x| x.is_some()).count(), 201);
+    }
+
+    #[test]
     fn mixed_family_key_is_refused() {
         let mut ct = ConnTable::new(1);
         let k = ConnKey {
@@ -1405,5 +1472,89 @@ mod tests {
             ct.insert(Instant::ZERO, conn(k, 1)),
             Err(ConnError::MixedFamily)
         );
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u8, u32),
+        Touch(u8),
+        Remove(u8),
+        Advance(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..24, 1u32..30).prop_map(|(k, t)| Op::Insert(k, t)),
+            (0u8..24).prop_map(Op::Touch),
+            (0u8..24).prop_map(Op::Remove),
+            (0u64..20_000).prop_map(Op::Advance),
+        ]
+    }
+
+    fn model_key(k: u8) -> ConnKey {
+        if matches!(k % 3, 0) {
+            ConnKey {
+                caddr: format!("2001:db8::{k}").parse().unwrap(),
+                vaddr: "2001:db8::1".parse().unwrap(),
+                ..key("192.0.2.1", u16::from(k))
+            }
+        } else {
+            key(&format!("192.0.2.{k}"), u16::from(k) % 4)
+        }
+    }
+
+    proptest::proptest! {
+        /// The slab, chains and lazy expiry index agree with a plain map of deadlines.
+        #[test]
+        fn table_matches_a_map_of_deadlines(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut ct = ConnTable::new(5);
+            let mut model: BTreeMap<u8, (u64, u32)> = BTreeMap::new();
+            let mut now = Instant::ZERO;
+            let mut out = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Insert(k, t) => {
+                        let r = ct.insert(now, conn(model_key(k), t));
+                        proptest::prop_assert_eq!(r.is_ok(), !model.contains_key(&k));
+                        if r.is_ok() {
+                            model.insert(k, (now.as_nanos() + u64::from(t) * 1_000_000_000, t));
+                        }
+                    }
+                    Op::Touch(k) => {
+                        if let Some(id) = ct.lookup(&model_key(k)) {
+                            ct.touch(id, now);
+                            let e = model.get_mut(&k).unwrap();
+                            e.0 = now.as_nanos() + u64::from(e.1) * 1_000_000_000;
+                        }
+                    }
+                    Op::Remove(k) => {
+                        let got = ct.lookup(&model_key(k)).and_then(|id| ct.remove(id));
+                        proptest::prop_assert_eq!(got.is_some(), model.remove(&k).is_some());
+                    }
+                    Op::Advance(ms) => {
+                        now += Duration::from_millis(ms);
+                        out.clear();
+                        ct.handle_timeout(now, &mut out);
+                        let mut gone: Vec<ConnKey> = out.iter().map(|x| x.conn.key).collect();
+                        gone.sort();
+                        let mut want: Vec<ConnKey> = model
+                            .iter()
+                            .filter(|(_, (d, _))| *d <= now.as_nanos())
+                            .map(|(k, _)| model_key(*k))
+                            .collect();
+                        want.sort();
+                        model.retain(|_, (d, _)| *d > now.as_nanos());
+                        proptest::prop_assert_eq!(gone, want);
+                    }
+                }
+                proptest::prop_assert_eq!(ct.len(), model.len());
+                for k in 0u8..24 {
+                    proptest::prop_assert_eq!(ct.lookup(&model_key(k)).is_some(), model.contains_key(&k));
+                }
+                let next = model.values().map(|(d, _)| *d).min().map(Instant::from_nanos);
+                proptest::prop_assert_eq!(ct.poll_timeout(), next);
+            }
+        }
     }
 }

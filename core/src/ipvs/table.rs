@@ -11,14 +11,14 @@ use std::net::IpAddr;
 
 use super::conn::{
     flags, Conn, ConnError, ConnId, ConnKey, ConnTable, DestId, Direction, Expired, NewConn,
-    TcpFlags, Timeouts, NO_DEST,
+    TcpFlags, TcpState, Timeouts, NO_DEST,
 };
 use super::service::{Dest, DestSpec, IpvsError, SchedPacket, Service, ServiceSpec};
 use super::{FwdMethod, IpvsChange, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
 
 /// The sysctls under `net.ipv4.vs` this model honours.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct IpvsOptions {
     /// `expire_nodest_conn`: a packet for a connection whose destination is
     /// gone expires the connection (and is scheduled anew) instead of being dropped.
@@ -29,6 +29,21 @@ pub struct IpvsOptions {
     pub secure_tcp: bool,
     /// `sloppy_tcp`: schedule a new connection on any TCP packet, not only SYN.
     pub sloppy_tcp: bool,
+    /// `conn_reuse_mode` (default 1): a SYN on an uncontrolled connection in
+    /// TIME_WAIT or CLOSE (bit 2: also FIN_WAIT without output) is scheduled anew.
+    pub conn_reuse_mode: u8,
+}
+
+impl Default for IpvsOptions {
+    fn default() -> Self {
+        IpvsOptions {
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            secure_tcp: false,
+            sloppy_tcp: false,
+            conn_reuse_mode: 1,
+        }
+    }
 }
 
 /// The connection-relevant fields of a packet.
@@ -113,6 +128,20 @@ struct Counters {
     inact: u32,
     persist: u32,
     overloaded: bool,
+    u_threshold: u32,
+    l_threshold: u32,
+}
+
+/// `ip_vs_unbind_dest`'s rule: below the lower threshold (or 3/4 of the
+/// upper one when there is no lower one) the destination is no longer overloaded.
+fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
+    if l != 0 {
+        total < l
+    } else if u != 0 {
+        u64::from(total) * 4 < u64::from(u) * 3
+    } else {
+        true
+    }
 }
 
 /// A connection with its destination resolved, for listings and sync.
@@ -287,6 +316,8 @@ impl Ipvs {
             inact: d.inactconns,
             persist: d.persistconns,
             overloaded: d.overloaded,
+            u_threshold: d.u_threshold,
+            l_threshold: d.l_threshold,
         };
         for s in self.slots.iter_mut() {
             if s.refs > 0 && s.svc == key && s.addr == d.addr && s.port == d.port {
@@ -315,7 +346,9 @@ impl Ipvs {
             d.activeconns = c.active;
             d.inactconns = c.inact;
             d.persistconns = c.persist;
-            d.overloaded = c.overloaded && spec.u_threshold != 0;
+            // __ip_vs_update_dest: OVERLOAD survives unless the upper threshold went away or up.
+            d.overloaded =
+                c.overloaded && spec.u_threshold != 0 && spec.u_threshold <= c.u_threshold;
         }
         Ok(())
     }
@@ -401,6 +434,8 @@ impl Ipvs {
                 inact: d.inactconns,
                 persist: d.persistconns,
                 overloaded: d.overloaded,
+                u_threshold: d.u_threshold,
+                l_threshold: d.l_threshold,
             },
             None => slot.saved.unwrap_or_default(),
         };
@@ -420,7 +455,12 @@ impl Ipvs {
                     d.overloaded = true;
                 }
             }
-            None => slot.saved = Some(c),
+            None => {
+                if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
+                    c.overloaded = true;
+                }
+                slot.saved = Some(c);
+            }
         }
     }
 
@@ -440,16 +480,7 @@ impl Ipvs {
                 } else {
                     d.activeconns = d.activeconns.saturating_sub(1);
                 }
-                let total = d.activeconns + d.inactconns;
-                if d.l_threshold != 0 {
-                    if total < d.l_threshold {
-                        d.overloaded = false;
-                    }
-                } else if d.u_threshold != 0 {
-                    if u64::from(total) * 4 < u64::from(d.u_threshold) * 3 {
-                        d.overloaded = false;
-                    }
-                } else {
+                if overload_cleared(d.activeconns + d.inactconns, d.u_threshold, d.l_threshold) {
                     d.overloaded = false;
                 }
             }
@@ -461,6 +492,9 @@ impl Ipvs {
                         c.inact = c.inact.saturating_sub(1);
                     } else {
                         c.active = c.active.saturating_sub(1);
+                    }
+                    if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
+                        c.overloaded = false;
                     }
                 }
             }
@@ -527,6 +561,11 @@ impl Ipvs {
         })
     }
 
+    /// Remember the state a sync decision was made in (`cp->old_state`).
+    pub fn mark_synced_state(&mut self, id: ConnId) {
+        self.conns.mark_synced_state(id);
+    }
+
     /// Every entry, sorted, with destinations resolved (`ipvsadm -L -c`).
     pub fn conn_infos(&self) -> Vec<ConnInfo> {
         self.conns
@@ -579,6 +618,17 @@ impl Ipvs {
             vport: pkt.dport,
         };
         let mut found = self.conns.lookup(&key);
+        if let (Some(id), true) = (found, self.is_new_conn_on_old(pkt)) {
+            if let Some(c) = self.conns.get(id) {
+                let weight0 = c.dest != NO_DEST && self.available(c.dest) == Some(0);
+                if (self.opts.expire_nodest_conn && weight0) || self.new_conn_expected(&c) {
+                    if let Some(x) = self.conns.remove(id) {
+                        self.drop_entry(&x);
+                        found = None;
+                    }
+                }
+            }
+        }
         if let Some(id) = found {
             let dest = self.conns.get(id).map_or(NO_DEST, |c| c.dest);
             if dest != NO_DEST && self.available(dest).is_none() {
@@ -612,18 +662,42 @@ impl Ipvs {
         let in_pkts = self.conns.count_in_packet(id);
         match self.conn_info(id) {
             Some(ConnInfo {
-                dest: Some(dest),
+                dest: Some(mut dest),
                 fwd: Some(fwd),
                 ..
-            }) => Verdict::Forward(Forward {
-                conn: id,
-                new,
-                dest,
-                fwd,
-                in_pkts,
-            }),
+            }) => {
+                // A destination on port 0 takes the packet's own port (port-zero services).
+                if dest.1 == 0 {
+                    dest.1 = pkt.dport;
+                }
+                Verdict::Forward(Forward {
+                    conn: id,
+                    new,
+                    dest,
+                    fwd,
+                    in_pkts,
+                })
+            }
             _ => Verdict::Drop(DropReason::NoDest),
         }
+    }
+
+    /// `conn_reuse_mode && is_new_conn`: a TCP SYN (the kernel keeps no conntrack here).
+    fn is_new_conn_on_old(&self, pkt: &PacketInfo) -> bool {
+        self.opts.conn_reuse_mode != 0 && pkt.proto == Protocol::Tcp && pkt.tcp.syn
+    }
+
+    /// `is_new_conn_expected`.
+    fn new_conn_expected(&self, c: &Conn) -> bool {
+        if c.control.is_some() || c.key.proto != 6 {
+            return false;
+        }
+        let st = c.state;
+        st == TcpState::TimeWait as u8
+            || st == TcpState::Close as u8
+            || (self.opts.conn_reuse_mode & 2 != 0
+                && st == TcpState::FinWait as u8
+                && c.flags & flags::NOOUTPUT != 0)
     }
 
     /// A reply from a real server toward a client (`ip_vs_out`, NAT only).
@@ -912,7 +986,7 @@ impl Ipvs {
                 ipv6: s.key.vaddr.is_ipv6(),
             })
         } else {
-            Protocol::from_number(s.key.proto).and_then(|proto| {
+            protocol_from_number(s.key.proto).and_then(|proto| {
                 let k = ServiceKey::Inet {
                     proto,
                     addr: s.key.vaddr,
@@ -995,22 +1069,19 @@ struct Picked {
     fwd: FwdMethod,
 }
 
-impl Protocol {
-    /// The protocol with IP number `n`.
-    pub fn from_number(n: u8) -> Option<Protocol> {
-        match n {
-            6 => Some(Protocol::Tcp),
-            17 => Some(Protocol::Udp),
-            132 => Some(Protocol::Sctp),
-            _ => None,
-        }
+/// The protocol with IP number `n`.
+fn protocol_from_number(n: u8) -> Option<Protocol> {
+    match n {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        132 => Some(Protocol::Sctp),
+        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::conn::TcpState;
     use crate::ipvs::sched::SchedFlags;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -1099,6 +1170,42 @@ mod tests {
         ipvs.handle_timeout(Instant::from_secs(120));
         assert_eq!(counts(&ipvs, 11), (0, 0, 0, false));
         assert!(ipvs.conns().is_empty());
+    }
+
+    #[test]
+    fn syn_reusing_a_closed_port_is_scheduled_anew() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut ipvs = Ipvs::default();
+        ipvs.add_service(spec(None, 32)).unwrap();
+        let mut d = dest(11, 0, 0);
+        d.fwd = FwdMethod::Masq;
+        ipvs.add_dest(&skey(), &d).unwrap();
+        ipvs.add_dest(&skey(), &{
+            let mut d = dest(12, 0, 0);
+            d.fwd = FwdMethod::Masq;
+            d
+        })
+        .unwrap();
+        let p = |f| pkt("192.0.2.7", 1, f);
+        let a = dest_of(ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng)).unwrap();
+        // (A RST in SYN_RECV keeps SYN_RECV on input; from ESTABLISHED it closes.)
+        ipvs.process(Instant::ZERO, &p(TcpFlags::ACK), &mut rng);
+        ipvs.process(Instant::ZERO, &p(TcpFlags::RST), &mut rng);
+        assert_eq!(ipvs.conn_infos()[0].conn.state, TcpState::Close as u8);
+        // CLOSE + SYN with conn_reuse_mode 1: a new connection, rr moves on.
+        let b = ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng);
+        assert!(matches!(b, Verdict::Forward(Forward { new: true, .. })));
+        assert_ne!(Some(a), dest_of(b));
+        assert_eq!(ipvs.conns().len(), 1);
+        // With the mode off the old entry is reused.
+        ipvs.set_options(IpvsOptions {
+            conn_reuse_mode: 0,
+            ..IpvsOptions::default()
+        });
+        ipvs.process(Instant::ZERO, &p(TcpFlags::ACK), &mut rng);
+        ipvs.process(Instant::ZERO, &p(TcpFlags::RST), &mut rng);
+        let c = ipvs.process(Instant::ZERO, &p(TcpFlags::SYN), &mut rng);
+        assert!(matches!(c, Verdict::Forward(Forward { new: false, .. })));
     }
 
     #[test]
@@ -1330,5 +1437,91 @@ mod tests {
         ipvs.install_synced(Instant::from_secs(1), &s2).unwrap();
         assert_eq!(counts(&ipvs, 11), (0, 1, 0, false));
         assert_eq!(ipvs.poll_timeout(), Some(Instant::from_secs(121)));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Syn(u8, u16),
+        Ack(u8, u16),
+        Fin(u8, u16),
+        Rst(u8, u16),
+        Wait(u16),
+        Weight(u8, i32),
+        Del(u8),
+        Add(u8),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Syn(c, p)),
+            3 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Ack(c, p)),
+            2 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Fin(c, p)),
+            1 => (0u8..6, 0u16..4).prop_map(|(c, p)| Step::Rst(c, p)),
+            2 => (0u16..400).prop_map(Step::Wait),
+            1 => (11u8..14, 0i32..3).prop_map(|(d, w)| Step::Weight(d, w)),
+            1 => (11u8..14).prop_map(Step::Del),
+            1 => (11u8..14).prop_map(Step::Add),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Destination counters always equal a recount of the connection
+        /// table, whatever packets, timeouts and ipvsadm edits happen.
+        #[test]
+        fn counters_match_a_recount(
+            persistent in proptest::bool::ANY,
+            nodest in proptest::bool::ANY,
+            steps in proptest::collection::vec(step(), 1..80),
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let opts = IpvsOptions { expire_nodest_conn: nodest, ..IpvsOptions::default() };
+            let mut ipvs = Ipvs::new(opts, 3);
+            ipvs.add_service(spec(persistent.then_some(100), 32)).unwrap();
+            for d in 11..14 {
+                ipvs.add_dest(&skey(), &dest(d, 3, 0)).unwrap();
+            }
+            let mut now = Instant::ZERO;
+            for st in steps {
+                let client = |c: u8| format!("192.0.2.{c}");
+                match st {
+                    Step::Syn(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::SYN), &mut rng); }
+                    Step::Ack(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::ACK), &mut rng); }
+                    Step::Fin(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::FIN_ACK), &mut rng); }
+                    Step::Rst(c, p) => { ipvs.process(now, &pkt(&client(c), p, TcpFlags::RST), &mut rng); }
+                    Step::Wait(s) => { now += std::time::Duration::from_secs(u64::from(s)); ipvs.handle_timeout(now); }
+                    Step::Weight(d, w) => {
+                        let mut sp = dest(d, 3, 0);
+                        sp.weight = w;
+                        let _ = ipvs.edit_dest(&skey(), &sp);
+                    }
+                    Step::Del(d) => { let _ = ipvs.del_dest(&skey(), format!("10.0.0.{d}").parse().unwrap(), 80); }
+                    Step::Add(d) => { let _ = ipvs.add_dest(&skey(), &dest(d, 3, 0)); }
+                }
+                let mut want: BTreeMap<IpAddr, (u32, u32, u32)> = BTreeMap::new();
+                for c in ipvs.conn_infos() {
+                    let Some(SockAddr(a, _)) = c.dest else { continue };
+                    let e = want.entry(a).or_default();
+                    if c.conn.template {
+                        e.2 += 1;
+                    } else if c.conn.flags & flags::INACTIVE != 0 {
+                        e.1 += 1;
+                    } else {
+                        e.0 += 1;
+                    }
+                }
+                for d in ipvs.service(&skey()).unwrap().dests() {
+                    let w = want.get(&d.addr).copied().unwrap_or_default();
+                    proptest::prop_assert_eq!((d.activeconns, d.inactconns, d.persistconns), w, "{}", d.addr);
+                    proptest::prop_assert!(!d.overloaded || d.activeconns + d.inactconns >= 2);
+                }
+            }
+            // Everything expires in the end, and every counter returns to zero.
+            ipvs.handle_timeout(now + std::time::Duration::from_secs(100_000));
+            proptest::prop_assert!(ipvs.conns().is_empty());
+            for d in ipvs.service(&skey()).unwrap().dests() {
+                proptest::prop_assert_eq!((d.activeconns, d.inactconns, d.persistconns), (0, 0, 0));
+            }
+        }
     }
 }

@@ -1,0 +1,102 @@
+//! `lvsd schedule` on every trace under fixtures/traces, and on malformed traces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lvsd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lvsd"))
+        .args(args)
+        .output()
+        .expect("run lvsd")
+}
+
+fn traces_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces")
+}
+
+#[test]
+fn every_trace_replays_to_its_snapshot() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(traces_dir())
+        .expect("fixtures/traces")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for f in files {
+        let out = lvsd(&["schedule", f.to_str().expect("utf-8 path")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {stderr}", f.display());
+        let name = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("stem")
+            .to_string();
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let f = traces_dir().join("conn-rr-basic.trace");
+    let a = lvsd(&["schedule", "--seed", "7", f.to_str().expect("utf-8")]);
+    let b = lvsd(&["schedule", "--seed", "7", f.to_str().expect("utf-8")]);
+    assert_eq!(a.stdout, b.stdout);
+}
+
+fn run_text(name: &str, text: &str) -> (i32, String) {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.trace"));
+    std::fs::write(&path, text).expect("write trace");
+    let out = lvsd(&["schedule", path.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr).replace(path.to_str().expect("utf-8"), "TRACE");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn malformed_traces_name_the_line_and_exit_2() {
+    let cases = [
+        ("no-service", "# nothing yet\ndest 10.0.0.11:80\n", "TRACE:2: no `service` line"),
+        ("bad-addr", "service tcp 10.0.0.1 rr\n", "TRACE:1: `10.0.0.1` is not ADDR:PORT"),
+        ("bad-proto", "service icmp 10.0.0.1:80 rr\n", "TRACE:1: unknown protocol `icmp`"),
+        ("bad-sched", "service tcp 10.0.0.1:80 nosuch\n", "TRACE:1: service: Scheduler not found: nosuch"),
+        (
+            "bad-weight",
+            "service tcp 10.0.0.1:80 rr\ndest 10.0.0.11:80 weight x\n",
+            "TRACE:2: `weight` wants a number, got `x`",
+        ),
+        (
+            "dup-dest",
+            "service tcp 10.0.0.1:80 rr\ndest 10.0.0.11:80\ndest 10.0.0.11:80\n",
+            "TRACE:3: dest: Destination already exists",
+        ),
+        ("bad-time", "time 5s\n", "TRACE:1: time wants +N[ms|s|m|h], got `5s`"),
+        ("unknown", "service tcp 10.0.0.1:80 rr\n\nfrobnicate\n", "TRACE:3: unknown or incomplete command `frobnicate`"),
+        (
+            "bad-to",
+            "service tcp 10.0.0.1:80 rr\nconn 192.0.2.1:1 to 10.9.9.9:80\n",
+            "TRACE:2: no service 10.9.9.9:80",
+        ),
+        ("bad-mask", "service tcp 10.0.0.1:80 rr persistent 30 netmask 255.0.255.0\n", "not contiguous"),
+        (
+            "family",
+            "service tcp 10.0.0.1:80 rr\ndest 10.0.0.11:80\nconn [2001:db8::1]:5 \n",
+            "TRACE:3: client [2001:db8::1]:5 and service 10.0.0.1 are of different address families",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let (code, err) = run_text(name, text);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(want),
+            "{name}: stderr was {err:?}, wanted {want:?}"
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_trace_format() {
+    let out = lvsd(&["schedule", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("to VIP:PORT"), "{text}");
+    assert!(text.contains("--seed"), "{text}");
+}
