@@ -435,6 +435,10 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                 .map_err(sim_err)?;
         }
     }
+    let grace = split_brain_grace(s);
+    let inv = sim.invariant_config_mut();
+    inv.split_brain_grace = inv.split_brain_grace.max(grace);
+    inv.vip_grace = inv.vip_grace.max(grace);
     let mut links = Links::new(s);
     for f in &s.faults {
         for sf in map_fault(s, &f.action, &mut links) {
@@ -442,6 +446,25 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
         }
     }
     Ok(sim)
+}
+
+/// How long two MASTERs (and two VIP holders) may legitimately coexist in one part: when a
+/// partition heals, the lower-priority master steps down on the better one's next advert, up
+/// to one `advert_int` later; 1 s more covers delivery.
+pub fn split_brain_grace(s: &Scenario) -> Duration {
+    s.directors()
+        .filter_map(|(_, d)| {
+            let file = d.keepalived_conf.file_name.display().to_string();
+            lvs_core::config::parse_str(&file, &d.keepalived_conf.text).config
+        })
+        .flat_map(|c| {
+            c.vrrp_instances
+                .iter()
+                .map(|i| Duration::from_micros(i.advert_int().micros))
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .map_or(Duration::ZERO, |a| a + Duration::from_secs(1))
 }
 
 /// Current and file-given parameters of every link, to turn link faults and heals into
