@@ -1,6 +1,6 @@
 //! `lvsd sim`: run a scenario on the deterministic simulator and check its expectations.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,9 +58,33 @@ fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>, String> {
 
 /// Runs `lvsd sim`: 0 when every expectation holds, 1 otherwise (errors exit 2 in main).
 pub fn run(args: Args) -> Result<ExitCode> {
+    let mut out = Quiet(io::stdout().lock());
+    execute(&args, &mut out)
+}
+
+/// Stdout that ignores a closed pipe (`lvsd sim ... | head`): the exit code still tells.
+struct Quiet<W>(W);
+
+impl<W: Write> Write for Quiet<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            r => r,
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        }
+    }
+}
+
+/// `lvsd sim` writing its report to `out`.
+fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
     let scenario = Scenario::load(&args.scenario)?;
     if let Some(seeds) = args.seeds.clone() {
-        return run_seeds(&args, &scenario, seeds);
+        return run_seeds(args, &scenario, seeds, out);
     }
     let opts = RunOptions {
         seed: args.seed,
@@ -69,7 +93,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         svg: args.svg.is_some(),
     };
     let report = run_scenario(&scenario, &opts)?;
-    print!("{}", report.render_text());
+    out.write_all(report.render_text().as_bytes())?;
+    out.flush()?;
     if let (Some(path), Some(json)) = (&args.json, &report.trace_json) {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -83,7 +108,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-fn run_seeds(args: &Args, scenario: &Scenario, seeds: RangeInclusive<u64>) -> Result<ExitCode> {
+fn run_seeds(
+    args: &Args,
+    scenario: &Scenario,
+    seeds: RangeInclusive<u64>,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
     let count = seeds.end() - seeds.start() + 1;
     if count == 0 {
         bail!("no seed to run");
@@ -122,16 +152,21 @@ fn run_seeds(args: &Args, scenario: &Scenario, seeds: RangeInclusive<u64>) -> Re
             .collect();
         if !broken.is_empty() {
             failing += 1;
-            bar.suspend(|| {
-                println!("seed {seed}: {}", broken.join("; "));
-                println!("  replay: lvsd sim {path} --seed {seed}{until}");
-            });
+            bar.suspend(|| -> io::Result<()> {
+                writeln!(out, "seed {seed}: {}", broken.join("; "))?;
+                writeln!(out, "  replay: lvsd sim {path} --seed {seed}{until}")?;
+                out.flush()
+            })?;
         }
         bar.set_message(failing.to_string());
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!("{failing} of {count} seeds broke an expectation or invariant");
+    writeln!(
+        out,
+        "{failing} of {count} seeds broke an expectation or invariant"
+    )?;
+    out.flush()?;
     Ok(if failing == 0 {
         ExitCode::SUCCESS
     } else {
@@ -142,6 +177,103 @@ fn run_seeds(args: &Args, scenario: &Scenario, seeds: RangeInclusive<u64>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scratch directory holding the seed configs and a copy of 01-start with `expect`.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str, expect: &str) -> Scratch {
+            let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/seed");
+            let dir = std::env::temp_dir().join(format!("lvsd-sim-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in ["keepalived.conf.master", "keepalived.conf.backup"] {
+                std::fs::copy(seed.join(f), dir.join(f)).unwrap();
+            }
+            let text = std::fs::read_to_string(seed.join("01-start.toml")).unwrap();
+            let head = text.split("[expect]").next().unwrap();
+            std::fs::write(dir.join("s.toml"), format!("{head}[expect]\n{expect}\n")).unwrap();
+            Scratch(dir)
+        }
+
+        fn args(&self, seeds: Option<RangeInclusive<u64>>) -> Args {
+            Args {
+                scenario: self.0.join("s.toml"),
+                seed: None,
+                until: None,
+                json: None,
+                svg: None,
+                seeds,
+            }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn exec(args: &Args) -> (Result<ExitCode>, String) {
+        let mut out = Vec::new();
+        let r = execute(args, &mut out);
+        (r, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn passing_scenario_prints_logs_tables_verdicts_and_exits_0() {
+        let s = Scratch::new(
+            "pass",
+            "vrrp_state = { director1 = \"MASTER\", director2 = \"BACKUP\" }",
+        );
+        let (r, out) = exec(&s.args(None));
+        assert_eq!(r.unwrap(), ExitCode::SUCCESS, "{out}");
+        assert!(out.contains("==> director1 keepalived log <=="), "{out}");
+        assert!(out.contains("(LAN) Entering MASTER STATE"), "{out}");
+        assert!(
+            out.contains("==> director2 ipvsadm -L -n at 45.000s <=="),
+            "{out}"
+        );
+        assert!(out.contains("PASS vrrp_state director1"), "{out}");
+    }
+
+    #[test]
+    fn failing_seeds_are_listed_with_their_replay_command() {
+        let s = Scratch::new("fail", "vip_owner = { \"223.202.22.118\" = \"director2\" }");
+        let (r, out) = exec(&s.args(None));
+        assert_eq!(r.unwrap(), ExitCode::from(1), "{out}");
+        assert!(out.contains("FAIL vip_owner 223.202.22.118"), "{out}");
+        let (r, out) = exec(&s.args(Some(3..=4)));
+        assert_eq!(r.unwrap(), ExitCode::from(1), "{out}");
+        let path = s.0.join("s.toml");
+        for seed in [3, 4] {
+            let replay = format!("replay: lvsd sim {} --seed {seed}\n", path.display());
+            assert!(out.contains(&replay), "{out}");
+        }
+        assert!(
+            out.ends_with("2 of 2 seeds broke an expectation or invariant\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bad_scenario_is_an_error_naming_the_place() {
+        let dir = std::env::temp_dir().join(format!("lvsd-sim-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "name = \"x\"\nduration = \"10q\"\n").unwrap();
+        let args = Args {
+            scenario: file.clone(),
+            seed: None,
+            until: None,
+            json: None,
+            svg: None,
+            seeds: None,
+        };
+        let (r, _) = exec(&args);
+        let _ = std::fs::remove_dir_all(&dir);
+        let msg = format!("{:#}", r.unwrap_err());
+        assert!(msg.contains("bad.toml:2:12"), "{msg}");
+    }
 
     #[test]
     fn seeds_range_parses_and_rejects_nonsense() {
