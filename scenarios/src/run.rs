@@ -836,18 +836,22 @@ fn instance_states(sim: &Sim, host: &str) -> BTreeMap<String, &'static str> {
     states
 }
 
+/// The `-> addr:port` destinations of an `ipvsadm -L -n` listing (header line excluded).
+pub fn table_destinations(table: &str) -> BTreeSet<String> {
+    table
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("->"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|a| a.parse::<SocketAddrV4>().is_ok() || a.starts_with('['))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Real servers in a director's table: read from its `ipvsadm -L -n` when it shows one,
 /// otherwise rebuilt from the IPVS changes it issued since its process started.
 fn destinations(sim: &Sim, host: lvs_sim::HostId) -> (BTreeSet<String>, &'static str) {
     if let Some(table) = sim.ipvsadm_list(host) {
-        let set = table
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix("->"))
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|a| a.parse::<SocketAddrV4>().is_ok() || a.starts_with('['))
-            .map(str::to_string)
-            .collect();
-        return (set, "ipvsadm -L -n");
+        return (table_destinations(&table), "ipvsadm -L -n");
     }
     if !sim.director_alive(host) {
         return (BTreeSet::new(), "no process");
@@ -1068,4 +1072,166 @@ fn evaluate(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(name: &str) -> Scenario {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("seed")
+            .join(format!("{name}.toml"));
+        Scenario::load(path).expect("seed scenario loads")
+    }
+
+    fn id(s: &Scenario, name: &str) -> HostId {
+        s.host(name).expect("host exists").id
+    }
+
+    #[test]
+    fn two_links_lose_what_the_segment_states() {
+        for loss in [0.0, 0.1, 0.5, 0.99, 1.0] {
+            let p = per_link_loss(loss);
+            let through = (1.0 - p) * (1.0 - p);
+            assert!((1.0 - through - loss).abs() < 1e-12, "{loss}: {p}");
+        }
+    }
+
+    #[test]
+    fn ipvsadm_listing_yields_its_destinations() {
+        let table = "IP Virtual Server version 1.2.1 (size=4096)\n\
+            Prot LocalAddress:Port Scheduler Flags\n  \
+            -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+            TCP  223.202.22.118:80 wrr persistent 20\n  \
+            -> 223.202.22.117:80            Route   100    0          0\n  \
+            -> 223.202.22.116:80            Route   100    0          0\n";
+        let got: Vec<String> = table_destinations(table).into_iter().collect();
+        assert_eq!(got, ["223.202.22.116:80", "223.202.22.117:80"]);
+        assert!(table_destinations("IP Virtual Server version 1.2.1\n").is_empty());
+    }
+
+    #[test]
+    fn partitions_link_faults_and_heal_map_per_link() {
+        let s = seed("01-start");
+        let (d1, d2, w1) = (id(&s, "director1"), id(&s, "director2"), id(&s, "web1"));
+        let mut links = Links::new(&s);
+        let three = FaultAction::Partition {
+            groups: vec![vec![d1], vec![d2], vec![w1]],
+            one_way: false,
+        };
+        assert_eq!(map_fault(&s, &three, &mut links).len(), 3, "one per pair");
+        let one_way = FaultAction::Partition {
+            groups: vec![vec![d1], vec![d2]],
+            one_way: true,
+        };
+        assert_eq!(
+            map_fault(&s, &one_way, &mut links),
+            vec![SimFault::Partition {
+                from: vec![sim_host(d1)],
+                to: vec![sim_host(d2)],
+                symmetric: false
+            }]
+        );
+        let lan = seg(&s, "lan");
+        let lossy = FaultAction::LinkLoss {
+            target: LinkTarget::Segment(lan),
+            loss: 0.19,
+        };
+        let out = map_fault(&s, &lossy, &mut links);
+        // Directors and real servers have a LAN interface; the gateway and clients do not.
+        assert_eq!(out.len(), 4);
+        for f in &out {
+            let SimFault::LinkParams { params, .. } = f else {
+                panic!("{f:?}")
+            };
+            assert!((params.loss - 0.1).abs() < 1e-9, "{}", params.loss);
+        }
+        let slow = FaultAction::Latency {
+            target: LinkTarget::Iface(IfaceRef { host: d1, index: 0 }),
+            latency: Duration::from_millis(30),
+            jitter: None,
+        };
+        let out = map_fault(&s, &slow, &mut links);
+        let [SimFault::LinkParams { params, iface, .. }] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(iface, "eth0");
+        // The WAN's 100 us are split 50/50; the peer keeps its half.
+        assert_eq!(
+            params.latency,
+            Duration::from_millis(30) - Duration::from_micros(50)
+        );
+        let healed = map_fault(&s, &FaultAction::Heal, &mut links);
+        assert_eq!(healed.first(), Some(&SimFault::Heal));
+        assert_eq!(
+            healed.len(),
+            1 + 4 + 1,
+            "heal restores exactly the changed links"
+        );
+        assert_eq!(
+            map_fault(&s, &FaultAction::Heal, &mut links),
+            vec![SimFault::Heal]
+        );
+    }
+
+    fn seg(s: &Scenario, name: &str) -> crate::SegmentId {
+        let i = s.segments.iter().position(|x| x.name == name);
+        crate::SegmentId(i.expect("segment exists"))
+    }
+
+    #[test]
+    fn real_server_process_faults_stop_and_start_its_services() {
+        let s = seed("01-start");
+        let w1 = id(&s, "web1");
+        let mut links = Links::new(&s);
+        let stop = map_fault(&s, &FaultAction::Kill { host: w1 }, &mut links);
+        assert_eq!(
+            stop,
+            vec![SimFault::Service {
+                host: sim_host(w1),
+                port: 80,
+                running: false
+            }]
+        );
+        let start = map_fault(&s, &FaultAction::Restart { host: w1 }, &mut links);
+        assert_eq!(
+            start,
+            vec![SimFault::Service {
+                host: sim_host(w1),
+                port: 80,
+                running: true
+            }]
+        );
+    }
+
+    #[test]
+    fn directors_start_at_their_start_at() {
+        let s = seed("01-start");
+        let (d1, d2) = (id(&s, "director1"), id(&s, "director2"));
+        let mut sim = build(&s, 7).expect("builds");
+        sim.run_until(Instant::from_millis(2_999));
+        assert!(sim.director_alive(sim_host(d1)));
+        assert!(!sim.director_alive(sim_host(d2)), "backup starts at 3 s");
+        sim.run_until(Instant::from_secs(3));
+        assert!(sim.director_alive(sim_host(d2)));
+    }
+
+    #[test]
+    fn until_cuts_the_run_and_its_snapshots() {
+        let s = seed("01-start");
+        let opts = RunOptions {
+            until: Some(Duration::from_secs(30)),
+            ..RunOptions::default()
+        };
+        let r = run(&s, &opts).expect("runs");
+        assert_eq!(r.end, Duration::from_secs(30));
+        assert!(r.snapshots.iter().all(|x| x.at <= r.end));
+        assert_eq!(
+            r.snapshots.len(),
+            2,
+            "only the 20 s snapshot, on both directors"
+        );
+        assert!(r.trace_json.is_none() && r.svg.is_none());
+    }
 }
