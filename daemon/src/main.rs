@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod schedule;
+mod sim;
 
 /// LVS + keepalived in Rust.
 #[derive(Parser, Debug)]
@@ -21,6 +22,8 @@ enum Command {
     Check(check::Args),
     /// Replay a scheduler trace without root or kernel IPVS.
     Schedule(schedule::Args),
+    /// Run a scenario on the deterministic simulator and check its expectations.
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@ mod model;
 pub mod netns;
 mod raw;
 mod resolve;
+pub mod run;
 
 use std::path::Path;
 

@@ -363,6 +363,17 @@ impl Sim {
         ifaces: Vec<IfaceSpec>,
         factory: DirectorFactory,
     ) -> Result<HostId, SimError> {
+        self.add_director_at(name, ifaces, factory, Instant::ZERO)
+    }
+
+    /// As [`Sim::add_director`], the process first started at `start` (keepalived launched later).
+    pub fn add_director_at(
+        &mut self,
+        name: &str,
+        ifaces: Vec<IfaceSpec>,
+        factory: DirectorFactory,
+        start: Instant,
+    ) -> Result<HostId, SimError> {
         let proc = DirectorProc {
             factory,
             proc: None,
@@ -375,7 +386,7 @@ impl Sim {
             clock: Clock::default(),
         };
         let id = self.add_host(name, Stack::new(ifaces), Model::Director(Box::new(proc)))?;
-        self.queue.push(Instant::ZERO, Ev::Start { host: id.0 });
+        self.queue.push(start, Ev::Start { host: id.0 });
         Ok(id)
     }
 
@@ -516,6 +527,15 @@ impl Sim {
     /// True when the host's director process exists (running or paused).
     pub fn director_alive(&self, host: HostId) -> bool {
         matches!(self.hosts.get(host.0).map(|h| &h.model), Some(Model::Director(d)) if d.proc.is_some())
+    }
+
+    /// The running director's IPVS table as `ipvsadm -L -n` prints it (None: no process, or
+    /// the process keeps no table).
+    pub fn ipvsadm_list(&self, host: HostId) -> Option<String> {
+        match &self.hosts.get(host.0)?.model {
+            Model::Director(d) => d.proc.as_ref()?.ipvsadm_list(),
+            _ => None,
+        }
     }
 
     /// Hosts holding `vip` on an interface.

@@ -1,0 +1,70 @@
+//! Shared by the scenario suites: where the seed scenarios are, and verdict helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use lvs_scenarios::run::{Report, Verdict};
+use lvs_scenarios::Scenario;
+
+/// The seed walkthrough's scenario files, 01..10, in order.
+pub const SEED: [&str; 10] = [
+    "01-start",
+    "02-startup-logs",
+    "03-traffic-spread",
+    "04-realserver-down",
+    "05-realserver-back",
+    "06-backup-killed",
+    "07-master-killed",
+    "08-master-back",
+    "09-realserver-nic-down",
+    "10-master-wan-nic-down",
+];
+
+/// Path of `scenarios/seed/NAME.toml`.
+pub fn seed_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/seed")
+        .join(format!("{name}.toml"))
+}
+
+/// Loads a seed scenario, failing the test with the scenario error's text.
+pub fn load(name: &str) -> Scenario {
+    match Scenario::load(seed_path(name)) {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+/// Verdicts about VRRP: who is MASTER, who holds the VIPs, how fast they move, and safety.
+/// These need no IPVS data plane.
+pub fn is_vrrp_verdict(v: &Verdict) -> bool {
+    ["vrrp_state", "vip_owner", "failover_within", "invariants"]
+        .iter()
+        .any(|p| v.name.starts_with(p))
+}
+
+/// Asserts every verdict whose name starts with one of `prefixes` passed, and that there is
+/// at least one such verdict.
+pub fn assert_pass(r: &Report, prefixes: &[&str]) {
+    let chosen: Vec<&Verdict> = r
+        .verdicts
+        .iter()
+        .filter(|v| prefixes.iter().any(|p| v.name.starts_with(p)))
+        .collect();
+    assert!(
+        !chosen.is_empty(),
+        "{}: no verdict named {prefixes:?}",
+        r.scenario
+    );
+    for v in chosen {
+        assert!(
+            v.pass,
+            "{}: {} expected {}, observed {}\n{}",
+            r.scenario,
+            v.name,
+            v.expected,
+            v.observed,
+            r.render_text()
+        );
+    }
+}
