@@ -1164,7 +1164,7 @@ impl Sim {
         }) else {
             return timeout;
         };
-        let Some((rtt, loss)) = self.path(host, t) else {
+        let Some((rtt, loss)) = self.path(host, t, ip) else {
             return timeout;
         };
         // SYN and SYN-ACK each cross both links once.
@@ -1191,7 +1191,9 @@ impl Sim {
     }
 
     /// Round trip time and one-way loss between two hosts sharing a segment, if they can talk.
-    fn path(&self, a: usize, b: usize) -> Option<(Duration, f64)> {
+    /// Round trip and loss from host `a` to the interface of host `b` that holds `ip`: a probe
+    /// to an address whose interface is down fails even if another of `b`'s links is up.
+    fn path(&self, a: usize, b: usize, ip: Ipv4Addr) -> Option<(Duration, f64)> {
         if self.blocked.contains(&(a, b)) || self.blocked.contains(&(b, a)) {
             return None;
         }
@@ -1200,6 +1202,9 @@ impl Sim {
                 continue;
             };
             for (ib, j) in self.hosts[b].stack.ifaces.iter().enumerate() {
+                if !j.spec.addrs.iter().any(|x| x.0 == ip) {
+                    continue;
+                }
                 let Some(eb) = j.link.filter(|_| self.iface_carrier(b, ib)) else {
                     continue;
                 };
