@@ -92,7 +92,8 @@ pub fn replay(text: &str, seed: u64, opts: IpvsOptions) -> anyhow::Result<String
     }
     st.ipvs.handle_timeout(st.now);
     st.out.push('\n');
-    st.out.push_str(&ipvsadm_list(&st.ipvs));
+    st.out
+        .push_str(&lvs_core::ipvs::list::list_numeric(st.ipvs.services()));
     Ok(st.out)
 }
 
@@ -398,47 +399,6 @@ fn duration(s: &str) -> anyhow::Result<Duration> {
 
 /// The table as `ipvsadm -L -n` prints it.
 ///
-/// INTERIM: a private formatter until `lvs_core::ipvs::list` lands; the lead
-/// swaps this one function for it. Scheduler flags are not printed yet.
-fn ipvsadm_list(ipvs: &Ipvs) -> String {
-    let mut s = String::new();
-    s.push_str("IP Virtual Server version 1.2.1 (size=4096)\n");
-    s.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    s.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
-    for svc in ipvs.services() {
-        let spec = svc.spec();
-        s.push_str(&format!("{} {}", spec.key, spec.scheduler));
-        if let Some(t) = spec.persistence {
-            s.push_str(&format!(" persistent {t}"));
-            if let ServiceKey::Inet {
-                addr: IpAddr::V4(_),
-                ..
-            } = spec.key
-            {
-                if spec.netmask_prefix < 32 {
-                    let m = u32::MAX
-                        .checked_shl(32 - u32::from(spec.netmask_prefix))
-                        .unwrap_or(0);
-                    s.push_str(&format!(" mask {}", std::net::Ipv4Addr::from(m)));
-                }
-            }
-        }
-        s.push('\n');
-        for d in svc.dests() {
-            let addr = lvs_core::ipvs::SockAddr(d.addr, d.port).to_string();
-            s.push_str(&format!(
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}\n",
-                addr,
-                d.fwd.ipvsadm_name(),
-                d.weight,
-                d.activeconns,
-                d.inactconns
-            ));
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

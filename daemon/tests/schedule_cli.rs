@@ -32,7 +32,38 @@ fn every_trace_replays_to_its_snapshot() {
             .and_then(|s| s.to_str())
             .expect("stem")
             .to_string();
-        insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stdout));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        check_annotations(&f, &stdout);
+        insta::assert_snapshot!(name, stdout);
+    }
+}
+
+/// Every `conn CLIENT ... # -> DEST` annotation (worked out by hand from the kernel code, or
+/// by the verified implementation where marked) matches the `CLIENT -> DEST` line printed.
+fn check_annotations(trace: &Path, stdout: &str) {
+    let text = std::fs::read_to_string(trace).expect("trace");
+    let printed: Vec<&str> = stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.contains(" -> "))
+        .collect();
+    let conns: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("conn "))
+        .collect();
+    assert_eq!(conns.len(), printed.len(), "{}", trace.display());
+    for (line, out) in conns.iter().zip(&printed) {
+        let Some((_, want)) = line.split_once("# ->") else {
+            continue;
+        };
+        let client = line.split_whitespace().nth(1).expect("client");
+        let want = want.split_whitespace().next().expect("dest");
+        assert_eq!(
+            *out,
+            format!("{client} -> {want}"),
+            "{}: {line}",
+            trace.display()
+        );
     }
 }
 
