@@ -15,7 +15,7 @@ use crate::vrrp::{
     VirtualAddress,
 };
 
-use super::node::{DirectorConfig, NodeEnv};
+use super::node::{DirectorConfig, NodeEnv, SyncDaemonConfig};
 
 /// Why a parsed config cannot run on this host.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,8 +63,40 @@ impl DirectorConfig {
                 })
                 .collect::<BTreeMap<_, _>>(),
             checkers: checkers_config(cfg),
+            sync_daemon: sync_daemon(cfg),
         })
     }
+}
+
+/// keepalived starts the sync daemon for global `lvs_sync_daemon IFACE INSTANCE [id N]`, or
+/// for the first instance with the deprecated `lvs_sync_daemon_interface IFACE`. A misspelt
+/// keyword (the seed's `lvs_sync_daemon_inteface`) was skipped as unknown: no sync daemon.
+fn sync_daemon(cfg: &Config) -> Option<SyncDaemonConfig> {
+    let vrid_of = |name: &str| {
+        cfg.vrrp_instances
+            .iter()
+            .find(|i| i.name.value == name)
+            .and_then(|i| i.virtual_router_id.as_ref())
+            .map_or(0, |v| v.value)
+    };
+    if let Some(d) = &cfg.global_defs.lvs_sync_daemon {
+        return Some(SyncDaemonConfig {
+            iface: d.interface.value.clone(),
+            instance: d.instance.value.clone(),
+            syncid: d
+                .id
+                .as_ref()
+                .map_or_else(|| vrid_of(&d.instance.value), |i| i.value),
+        });
+    }
+    cfg.vrrp_instances.iter().find_map(|i| {
+        let iface = i.lvs_sync_daemon_interface.as_ref()?;
+        Some(SyncDaemonConfig {
+            iface: iface.value.clone(),
+            instance: i.name.value.clone(),
+            syncid: vrid_of(&i.name.value),
+        })
+    })
 }
 
 fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError> {

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
-use crate::ipvs::table::{Ipvs, IpvsOptions};
+use crate::director::VrrpState;
+use crate::ipvs::sync::{self, SyncConfig, SyncReceiver, SyncSender};
+use crate::ipvs::table::{Ipvs, IpvsOptions, Verdict};
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
@@ -61,6 +63,25 @@ pub struct DirectorConfig {
     pub script_commands: BTreeMap<String, String>,
     /// Virtual servers and their checkers.
     pub checkers: HealthCheckersConfig,
+    /// The IPVS connection sync daemon, when keepalived would start one.
+    pub sync_daemon: Option<SyncDaemonConfig>,
+}
+
+/// `lvs_sync_daemon IFACE INSTANCE [id N]`: the sync daemon follows INSTANCE's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncDaemonConfig {
+    /// Interface the sync messages go out on and come in from.
+    pub iface: String,
+    /// The VRRP instance whose MASTER/BACKUP state picks the role.
+    pub instance: String,
+    /// Sync id (default: the instance's VRID).
+    pub syncid: u8,
+}
+
+/// Which half of the sync daemon runs.
+enum SyncRole {
+    Master(SyncSender),
+    Backup(SyncReceiver),
 }
 
 /// Per-instance receive expectations and transmit counters.
@@ -84,6 +105,8 @@ pub struct Director {
     neighbours: Neighbours,
     ipvs: Ipvs,
     held_vips: BTreeSet<IpAddr>,
+    sync_cfg: Option<SyncDaemonConfig>,
+    sync: Option<SyncRole>,
     rng: Box<dyn rand_core::RngCore + Send>,
     out: VecDeque<Output>,
     stopped: bool,
@@ -143,6 +166,8 @@ impl Director {
             neighbours: Neighbours::default(),
             ipvs: Ipvs::new(IpvsOptions::default(), rng.next_u64()),
             held_vips: BTreeSet::new(),
+            sync_cfg: cfg.sync_daemon,
+            sync: None,
             rng,
             out: VecDeque::new(),
             stopped: false,
@@ -227,6 +252,9 @@ impl Director {
         self.start(now);
         self.vrrp_input(now, None);
         self.ipvs.handle_timeout(now);
+        if let Some(SyncRole::Master(tx)) = &mut self.sync {
+            tx.handle_timeout(now);
+        }
         self.checks.handle_timeout(now);
         self.drain(now);
     }
@@ -248,6 +276,10 @@ impl Director {
             self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
             self.checks.poll_timeout(),
             self.ipvs.poll_timeout(),
+            match &self.sync {
+                Some(SyncRole::Master(tx)) => tx.poll_timeout(),
+                _ => None,
+            },
         ]
         .into_iter()
         .flatten()
@@ -313,10 +345,17 @@ impl Director {
         let Some(pkt) = dataplane::packet_info(frame) else {
             return;
         };
+        if pkt.dst == IpAddr::V4(sync::SYNC_GROUP_V4) && pkt.dport == sync::SYNC_PORT {
+            self.sync_datagram(now, iface, frame);
+            return;
+        }
         if !self.held_vips.contains(&pkt.dst) {
             return;
         }
         let verdict = self.ipvs.process(now, &pkt, &mut *self.rng);
+        if let (Verdict::Forward(f), Some(SyncRole::Master(tx))) = (&verdict, &mut self.sync) {
+            tx.on_packet(now, &mut self.ipvs, f.conn, f.in_pkts);
+        }
         let env = &self.env;
         let our = |name: &str| {
             env.iface(name).map(|i| {
@@ -337,6 +376,66 @@ impl Director {
                 format!("userspace data plane cannot forward with {fwd:?} yet"),
             ),
         }
+    }
+
+    /// A sync message from the master director: install its connections (backup only).
+    fn sync_datagram(&mut self, now: Instant, iface: &str, frame: &[u8]) {
+        let Some(SyncRole::Backup(rx)) = &mut self.sync else {
+            return;
+        };
+        if self.sync_cfg.as_ref().is_some_and(|c| c.iface != iface) {
+            return;
+        }
+        let Some(payload) = sync::udp_payload(frame) else {
+            return;
+        };
+        if let Err(e) = rx.handle_datagram(now, &mut self.ipvs, payload) {
+            self.log(LogSource::Main, format!("IPVS sync: dropped message: {e}"));
+        }
+    }
+
+    /// Queue the sync sender's finished messages as frames.
+    fn flush_sync(&mut self) {
+        let Some(SyncRole::Master(tx)) = &mut self.sync else {
+            return;
+        };
+        let Some(cfg) = &self.sync_cfg else {
+            return;
+        };
+        let Some(ifc) = self.env.iface(&cfg.iface) else {
+            return;
+        };
+        let Some(IpAddr::V4(src)) = self.env.primary(&cfg.iface, false) else {
+            return;
+        };
+        while let Some(msg) = tx.poll_transmit() {
+            if let Some(frame) = sync::udp_frame(ifc.mac, src, &msg) {
+                self.out.push_back(Output::Transmit {
+                    iface: cfg.iface.clone(),
+                    frame,
+                });
+            }
+        }
+    }
+
+    /// keepalived starts the sync daemon's master half when the instance becomes MASTER
+    /// and its backup half otherwise (`ipvs_syncd_master` / `ipvs_syncd_backup`).
+    fn follow_sync_instance(&mut self, name: &str, state: VrrpState) {
+        let Some(cfg) = &self.sync_cfg else {
+            return;
+        };
+        if cfg.instance != name {
+            return;
+        }
+        let syncid = cfg.syncid;
+        self.sync = match state {
+            VrrpState::Master => Some(SyncRole::Master(SyncSender::new(SyncConfig {
+                syncid,
+                ..SyncConfig::default()
+            }))),
+            VrrpState::Backup => Some(SyncRole::Backup(SyncReceiver::new(syncid))),
+            _ => None,
+        };
     }
 
     /// Feed VRRP an input (None: its timers) once it runs.
@@ -366,6 +465,7 @@ impl Director {
                 break;
             }
         }
+        self.flush_sync();
     }
 
     fn vrrp_output(&mut self, _now: Instant, o: VrrpOutput) {
@@ -432,7 +532,12 @@ impl Director {
                     timeout: std::time::Duration::from_secs(1),
                 }));
             }
-            VrrpOutput::Notify(change) => self.out.push_back(Output::Notify(change)),
+            VrrpOutput::Notify(change) => {
+                if change.kind == "INSTANCE" {
+                    self.follow_sync_instance(&change.name, change.state);
+                }
+                self.out.push_back(Output::Notify(change));
+            }
             VrrpOutput::Log { text } => self.log(LogSource::Vrrp, text),
         }
     }

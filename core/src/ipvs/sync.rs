@@ -410,6 +410,30 @@ impl Default for SyncConfig {
     }
 }
 
+/// A sync message as the kernel's sync thread sends it: UDP from `src` to
+/// 224.0.0.81:8848 (TTL 1), in an Ethernet frame to the group's multicast MAC.
+pub fn udp_frame(src_mac: [u8; 6], src: Ipv4Addr, msg: &[u8]) -> Option<Vec<u8>> {
+    let g = SYNC_GROUP_V4.octets();
+    let dst_mac = [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]];
+    let builder = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src.octets(), g, 1)
+        .udp(SYNC_PORT, SYNC_PORT);
+    let mut out = Vec::with_capacity(builder.size(msg.len()));
+    builder.write(&mut out, msg).ok()?;
+    Some(out)
+}
+
+/// The UDP payload of a frame, if it is UDP over IPv4 or IPv6.
+pub fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
+    match etherparse::SlicedPacket::from_ethernet(frame)
+        .ok()?
+        .transport?
+    {
+        etherparse::TransportSlice::Udp(u) => Some(u.payload()),
+        _ => None,
+    }
+}
+
 /// A partial message waits at most this long (`IPVS_SYNC_FLUSH_TIME`).
 pub const SYNC_FLUSH_TIME: Duration = Duration::from_secs(2);
 
