@@ -103,3 +103,43 @@ fn a_stopped_service_is_removed_and_gets_no_new_connections() {
     );
     assert!(w.sim.violations().is_empty(), "{:?}", w.sim.violations());
 }
+
+#[test]
+fn a_failing_track_script_lowers_the_priority_and_the_backup_preempts() {
+    let tracked = |state: &str, priority: u8| {
+        conf(state, priority).replace(
+            "    virtual_ipaddress {",
+            "    track_script { chk_web }\n    virtual_ipaddress {",
+        )
+    };
+    let script = "vrrp_script chk_web {\n    script \"/usr/local/bin/chk_web\"\n    interval 1\n    weight -60\n}\n";
+    let f1 = factory("d1.conf", &format!("{script}{}", tracked("MASTER", 150))).expect("valid");
+    let f2 = factory("d2.conf", &format!("{script}{}", tracked("BACKUP", 100))).expect("valid");
+    let mut w = world_with(
+        Opts::default(),
+        f1,
+        f2,
+        Default::default(),
+        Default::default(),
+    );
+    for h in [w.d1, w.d2] {
+        w.sim.set_script_exit(h, "/usr/local/bin/chk_web", Some(0));
+    }
+    w.sim.run_until(Instant::from_secs(20));
+    assert_eq!(w.sim.vip_holders(VIP), vec![w.d1]);
+    // 150 - 60 = 90 < 100: the backup's higher-priority adverts take the VIP.
+    w.sim
+        .set_script_exit(w.d1, "/usr/local/bin/chk_web", Some(1));
+    w.sim.run_until(Instant::from_secs(40));
+    assert_eq!(
+        w.sim.vip_holders(VIP),
+        vec![w.d2],
+        "{}",
+        w.sim.log_text(w.d1)
+    );
+    assert!(
+        w.sim.log_text(w.d1).contains("chk_web"),
+        "{}",
+        w.sim.log_text(w.d1)
+    );
+}

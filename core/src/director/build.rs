@@ -15,7 +15,7 @@ use crate::vrrp::{
     VirtualAddress,
 };
 
-use super::node::{DirectorConfig, NodeEnv, SyncDaemonConfig};
+use super::node::{DirectorConfig, NodeEnv, ScriptCommand, SyncDaemonConfig};
 
 /// Why a parsed config cannot run on this host.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,14 +51,22 @@ impl DirectorConfig {
     pub fn from_keepalived(cfg: &Config, env: &NodeEnv) -> Result<Self, BuildError> {
         Ok(DirectorConfig {
             vrrp: router_config(cfg, env)?,
-            script_commands: cfg
+            scripts: cfg
                 .vrrp_scripts
                 .iter()
                 .map(|s| {
-                    let cmd = s
-                        .script
+                    let interval = s
+                        .interval
                         .as_ref()
-                        .map_or_else(String::new, |c| c.value.clone());
+                        .map_or(Duration::from_secs(1), |i| dur(i.value));
+                    let cmd = ScriptCommand {
+                        command: s
+                            .script
+                            .as_ref()
+                            .map_or_else(String::new, |c| c.value.clone()),
+                        // keepalived: `timeout` defaults to the script's interval.
+                        timeout: s.timeout.as_ref().map_or(interval, |t| dur(t.value)),
+                    };
                     (s.name.value.clone(), cmd)
                 })
                 .collect::<BTreeMap<_, _>>(),

@@ -18,7 +18,7 @@ use crate::ipvs::IpvsChange;
 mod tests;
 
 pub use build::BuildError;
-pub use node::{Director, DirectorConfig, Iface, NodeEnv, SyncDaemonConfig};
+pub use node::{Director, DirectorConfig, Iface, NodeEnv, ScriptCommand, SyncDaemonConfig};
 
 /// Something that happened to the director.
 #[derive(Clone, Debug, PartialEq, Eq)]

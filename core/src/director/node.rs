@@ -60,11 +60,20 @@ pub struct DirectorConfig {
     /// VRRP instances, sync groups, scripts.
     pub vrrp: RouterConfig,
     /// `vrrp_script` name → command line.
-    pub script_commands: BTreeMap<String, String>,
+    pub scripts: BTreeMap<String, ScriptCommand>,
     /// Virtual servers and their checkers.
     pub checkers: HealthCheckersConfig,
     /// The IPVS connection sync daemon, when keepalived would start one.
     pub sync_daemon: Option<SyncDaemonConfig>,
+}
+
+/// How to run one `vrrp_script`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScriptCommand {
+    /// `script`: the command line.
+    pub command: String,
+    /// `timeout`: a run taking longer counts as a failure.
+    pub timeout: std::time::Duration,
 }
 
 /// `lvs_sync_daemon IFACE INSTANCE [id N]`: the sync daemon follows INSTANCE's state.
@@ -99,7 +108,7 @@ pub struct Director {
     pending: Option<RouterConfig>,
     checks: HealthCheckers,
     wires: Vec<Wire>,
-    script_commands: BTreeMap<String, String>,
+    scripts: BTreeMap<String, ScriptCommand>,
     script_probes: BTreeMap<ProbeId, String>,
     next_script_probe: u64,
     neighbours: Neighbours,
@@ -160,7 +169,7 @@ impl Director {
             checks: HealthCheckers::new(&cfg.checkers),
             pending: Some(cfg.vrrp),
             wires,
-            script_commands: cfg.script_commands,
+            scripts: cfg.scripts,
             script_probes: BTreeMap::new(),
             next_script_probe: SCRIPT_PROBE_BASE,
             neighbours: Neighbours::default(),
@@ -518,18 +527,16 @@ impl Director {
                 }
             }
             VrrpOutput::RunScript { script } => {
-                let command = self
-                    .script_commands
-                    .get(&script)
-                    .cloned()
-                    .unwrap_or_default();
+                let run = self.scripts.get(&script).cloned().unwrap_or_default();
                 let id = ProbeId(self.next_script_probe);
                 self.next_script_probe += 1;
                 self.script_probes.insert(id, script);
                 self.out.push_back(Output::StartProbe(Probe {
                     id,
-                    kind: ProbeKind::Script { command },
-                    timeout: std::time::Duration::from_secs(1),
+                    kind: ProbeKind::Script {
+                        command: run.command,
+                    },
+                    timeout: run.timeout,
                 }));
             }
             VrrpOutput::Notify(change) => {
