@@ -33,6 +33,8 @@ struct Row {
     events: u64,
     ok: u64,
     failed: u64,
+    /// Events still queued at the end (the event heap's size).
+    pending: usize,
 }
 
 impl Row {
@@ -64,17 +66,18 @@ fn measure(name: &str, s: &Scenario, trace_requests: bool, from: Duration, to: D
         events: sim.events_processed() - e0,
         ok: m1.requests_ok - m0.requests_ok,
         failed: m1.requests_failed - m0.requests_failed,
+        pending: sim.pending_events(),
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<44} {:>8} {:>9} {:>12} {:>12} {:>9} {:>10} {:>7}",
-        "run", "sim s", "wall s", "events", "events/s", "sim/wall", "req ok", "failed"
+        "{:<44} {:>8} {:>9} {:>12} {:>12} {:>9} {:>10} {:>7} {:>8}",
+        "run", "sim s", "wall s", "events", "events/s", "sim/wall", "req ok", "failed", "queued"
     );
     for r in rows {
         println!(
-            "{:<44} {:>8.0} {:>9.3} {:>12} {:>12.0} {:>9.1} {:>10} {:>7}",
+            "{:<44} {:>8.0} {:>9.3} {:>12} {:>12.0} {:>9.1} {:>10} {:>7} {:>8}",
             r.name,
             r.sim.as_secs_f64(),
             r.wall.as_secs_f64(),
@@ -83,6 +86,7 @@ fn print_table(rows: &[Row]) {
             r.speedup(),
             r.ok,
             r.failed,
+            r.pending,
         );
     }
     if let Some(r) = rows.first() {
