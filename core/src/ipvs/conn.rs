@@ -620,6 +620,9 @@ pub struct ConnTable {
     v6: Store<V6>,
     /// Expiry buckets: second -> slab references filed there.
     wheel: BTreeMap<u32, Vec<u32>>,
+    /// Per bucket, a lower bound of its entries' deadlines, so that `poll_timeout` need not
+    /// read the entries (it runs after every packet).
+    bounds: BTreeMap<u32, u64>,
 }
 
 fn sec_of(nanos: u64) -> u32 {
@@ -715,6 +718,7 @@ impl ConnTable {
             v4: Store::new(hash_seed, capacity),
             v6: Store::new(hash_seed.rotate_left(32), 0),
             wheel: BTreeMap::new(),
+            bounds: BTreeMap::new(),
         }
     }
 
@@ -893,6 +897,7 @@ impl ConnTable {
             _ => return Err(ConnError::MixedFamily),
         };
         self.wheel.entry(wheel_at).or_default().push(id);
+        self.lower_bound(wheel_at, deadline.as_nanos());
         Ok(ConnId(id))
     }
 
@@ -926,13 +931,16 @@ impl ConnTable {
             // earlier one needs filing anew.
             if sec < e.wheel_at {
                 e.wheel_at = sec;
-                Some(sec)
+                Some((sec, d, true))
             } else {
-                None
+                Some((e.wheel_at, d, false))
             }
         });
-        if let Some(sec) = filed {
-            self.wheel.entry(sec).or_default().push(raw);
+        if let Some((sec, d, new_bucket)) = filed {
+            if new_bucket {
+                self.wheel.entry(sec).or_default().push(raw);
+            }
+            self.lower_bound(sec, d);
         }
     }
 
@@ -1074,25 +1082,21 @@ impl ConnTable {
         Some(Expired { conn: c })
     }
 
-    /// The earliest deadline of any entry, if any.
+    /// When to call `handle_timeout` next: no later than the earliest deadline of any entry.
+    /// It may be earlier (an entry whose timer was pushed back, or removed), never later;
+    /// such a wakeup finds nothing due and moves the bound on.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut best: Option<u64> = None;
-        for (sec, refs) in &self.wheel {
-            // Entries filed under a later second all have deadlines at or after its start.
-            if best.is_some_and(|b| b <= u64::from(*sec) * 1_000_000_000) {
-                break;
-            }
-            for &r in refs {
-                let d = with_store_ref!(self, r, |s, i| s
-                    .live(i)
-                    .filter(|e| e.wheel_at == *sec)
-                    .map(|e| e.deadline));
-                if let Some(d) = d {
-                    best = Some(best.map_or(d, |b| b.min(d)));
-                }
-            }
-        }
-        best.map(Instant::from_nanos)
+        let (&sec, _) = self.wheel.iter().next()?;
+        let start = u64::from(sec) * 1_000_000_000;
+        Some(Instant::from_nanos(
+            self.bounds.get(&sec).copied().unwrap_or(start).max(start),
+        ))
+    }
+
+    /// Note that bucket `sec` holds an entry due at `deadline`.
+    fn lower_bound(&mut self, sec: u32, deadline: u64) {
+        let b = self.bounds.entry(sec).or_insert(deadline);
+        *b = (*b).min(deadline);
     }
 
     /// File `r` under the second of its current deadline.
@@ -1115,7 +1119,9 @@ impl ConnTable {
                 return;
             }
             let refs = self.wheel.remove(&sec).unwrap_or_default();
+            self.bounds.remove(&sec);
             let mut keep = Vec::new();
+            let mut keep_bound = u64::MAX;
             for r in refs {
                 let state = with_store_ref!(self, r, |s, i| s
                     .live(i)
@@ -1138,15 +1144,19 @@ impl ConnTable {
                     continue;
                 }
                 let ds = self.refile(r);
+                let d = with_store_ref!(self, r, |s, i| s.live(i).map_or(u64::MAX, |e| e.deadline));
                 if ds == sec {
                     keep.push(r);
+                    keep_bound = keep_bound.min(d);
                 } else {
                     self.wheel.entry(ds).or_default().push(r);
+                    self.lower_bound(ds, d);
                 }
             }
             if !keep.is_empty() {
                 // Only deadlines later in the current second remain here.
                 self.wheel.insert(sec, keep);
+                self.bounds.insert(sec, keep_bound);
                 return;
             }
         }
@@ -1552,8 +1562,23 @@ mod tests {
                 for k in 0u8..24 {
                     proptest::prop_assert_eq!(ct.lookup(&model_key(k)).is_some(), model.contains_key(&k));
                 }
+                // The wakeup is never later than the earliest deadline; an early one (a
+                // timer pushed back, an entry removed) finds nothing due and moves on, so a
+                // few calls reach the deadline itself.
                 let next = model.values().map(|(d, _)| *d).min().map(Instant::from_nanos);
-                proptest::prop_assert_eq!(ct.poll_timeout(), next);
+                if let Some(n) = next {
+                    let mut wake = ct.poll_timeout();
+                    let mut steps = 0;
+                    while let Some(t) = wake.filter(|t| *t < n) {
+                        proptest::prop_assert!(steps < 4, "no progress towards {:?}", n);
+                        out.clear();
+                        ct.handle_timeout(t.max(now), &mut out);
+                        proptest::prop_assert!(out.is_empty(), "expired early at {:?}", t);
+                        wake = ct.poll_timeout();
+                        steps += 1;
+                    }
+                    proptest::prop_assert_eq!(wake, Some(n));
+                }
             }
         }
     }
