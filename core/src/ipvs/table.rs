@@ -132,6 +132,31 @@ struct Counters {
     l_threshold: u32,
 }
 
+impl Counters {
+    /// A destination's counters and thresholds, as the trash keeps them.
+    fn of(d: &Dest) -> Counters {
+        Counters {
+            active: d.activeconns,
+            inact: d.inactconns,
+            persist: d.persistconns,
+            overloaded: d.overloaded,
+            u_threshold: d.u_threshold,
+            l_threshold: d.l_threshold,
+        }
+    }
+
+    /// The counter an entry of this kind is counted in.
+    fn count_of(&mut self, template: bool, inactive: bool) -> &mut u32 {
+        if template {
+            &mut self.persist
+        } else if inactive {
+            &mut self.inact
+        } else {
+            &mut self.active
+        }
+    }
+}
+
 /// `ip_vs_unbind_dest`'s rule: below the lower threshold (or 3/4 of the
 /// upper one when there is no lower one) the destination is no longer overloaded.
 fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
@@ -311,14 +336,7 @@ impl Ipvs {
     }
 
     fn save_counters(&mut self, key: ServiceKey, d: &Dest) {
-        let c = Counters {
-            active: d.activeconns,
-            inact: d.inactconns,
-            persist: d.persistconns,
-            overloaded: d.overloaded,
-            u_threshold: d.u_threshold,
-            l_threshold: d.l_threshold,
-        };
+        let c = Counters::of(d);
         for s in self.slots.iter_mut() {
             if s.refs > 0 && s.svc == key && s.addr == d.addr && s.port == d.port {
                 s.saved = Some(c);
@@ -422,83 +440,62 @@ impl Ipvs {
         Some((slot, dest))
     }
 
-    /// `ip_vs_bind_dest`: count the entry on its destination and set OVERLOAD.
-    fn bind(&mut self, id: DestId, template: bool, inactive: bool) {
+    /// Apply `f` to a binding's counters: its destination's while the destination is in its
+    /// service, else the ones saved in the trash (`create`: from zero when none were saved).
+    fn update_counters(&mut self, id: DestId, create: bool, f: impl FnOnce(&mut Counters)) {
         let Some((slot, dest)) = self.dest_of(id) else {
             return;
         };
-        slot.refs += 1;
-        let mut c = match &dest {
-            Some(d) => Counters {
-                active: d.activeconns,
-                inact: d.inactconns,
-                persist: d.persistconns,
-                overloaded: d.overloaded,
-                u_threshold: d.u_threshold,
-                l_threshold: d.l_threshold,
-            },
-            None => slot.saved.unwrap_or_default(),
-        };
-        if template {
-            c.persist += 1;
-        } else if inactive {
-            c.inact += 1;
-        } else {
-            c.active += 1;
-        }
         match dest {
             Some(d) => {
+                let mut c = Counters::of(d);
+                f(&mut c);
                 d.activeconns = c.active;
                 d.inactconns = c.inact;
                 d.persistconns = c.persist;
-                if d.u_threshold != 0 && d.activeconns + d.inactconns >= d.u_threshold {
-                    d.overloaded = true;
-                }
+                d.overloaded = c.overloaded;
+            }
+            None if create => {
+                let mut c = slot.saved.unwrap_or_default();
+                f(&mut c);
+                slot.saved = Some(c);
             }
             None => {
-                if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
-                    c.overloaded = true;
+                if let Some(c) = slot.saved.as_mut() {
+                    f(c);
                 }
-                slot.saved = Some(c);
             }
         }
     }
 
+    /// `ip_vs_bind_dest`: count the entry on its destination and set OVERLOAD.
+    fn bind(&mut self, id: DestId, template: bool, inactive: bool) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        slot.refs += 1;
+        self.update_counters(id, true, |c| {
+            *c.count_of(template, inactive) += 1;
+            if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
+                c.overloaded = true;
+            }
+        });
+    }
+
     /// `ip_vs_unbind_dest`: uncount and clear OVERLOAD per the lower threshold.
     fn unbind(&mut self, id: DestId, template: bool, inactive: bool) {
-        let Some((slot, dest)) = self.dest_of(id) else {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.refs = slot.refs.saturating_sub(1);
         let refs = slot.refs;
-        match dest {
-            Some(d) => {
-                if template {
-                    d.persistconns = d.persistconns.saturating_sub(1);
-                } else if inactive {
-                    d.inactconns = d.inactconns.saturating_sub(1);
-                } else {
-                    d.activeconns = d.activeconns.saturating_sub(1);
-                }
-                if overload_cleared(d.activeconns + d.inactconns, d.u_threshold, d.l_threshold) {
-                    d.overloaded = false;
-                }
+        self.update_counters(id, false, |c| {
+            let n = c.count_of(template, inactive);
+            *n = n.saturating_sub(1);
+            if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
+                c.overloaded = false;
             }
-            None => {
-                if let Some(c) = slot.saved.as_mut() {
-                    if template {
-                        c.persist = c.persist.saturating_sub(1);
-                    } else if inactive {
-                        c.inact = c.inact.saturating_sub(1);
-                    } else {
-                        c.active = c.active.saturating_sub(1);
-                    }
-                    if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
-                        c.overloaded = false;
-                    }
-                }
-            }
-        }
+        });
         if refs == 0 {
             let s = &self.slots[id as usize];
             self.slot_index.remove(&(s.svc, s.addr, s.port, s.fwd));
@@ -507,29 +504,15 @@ impl Ipvs {
     }
 
     fn move_activity(&mut self, id: DestId, became_active: bool) {
-        if let Some((slot, dest)) = self.dest_of(id) {
-            match dest {
-                Some(d) if became_active => {
-                    d.activeconns += 1;
-                    d.inactconns = d.inactconns.saturating_sub(1);
-                }
-                Some(d) => {
-                    d.activeconns = d.activeconns.saturating_sub(1);
-                    d.inactconns += 1;
-                }
-                None => {
-                    if let Some(c) = slot.saved.as_mut() {
-                        if became_active {
-                            c.active += 1;
-                            c.inact = c.inact.saturating_sub(1);
-                        } else {
-                            c.active = c.active.saturating_sub(1);
-                            c.inact += 1;
-                        }
-                    }
-                }
+        self.update_counters(id, false, |c| {
+            if became_active {
+                c.active += 1;
+                c.inact = c.inact.saturating_sub(1);
+            } else {
+                c.active = c.active.saturating_sub(1);
+                c.inact += 1;
             }
-        }
+        });
     }
 
     fn drop_entry(&mut self, x: &Expired) {
