@@ -653,6 +653,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A `keyword NAME { ... }` block parsed by `parse`; `None` (after the error) without a block.
+    fn named_block<T>(
+        &mut self,
+        node: &Node,
+        parse: impl FnOnce(&mut Self, Spanned<String>, &Block) -> T,
+    ) -> Option<T> {
+        let name = self.name(node);
+        let b = self.need_block(node)?;
+        Some(parse(self, name, b))
+    }
+
     /// The whole file.
     pub fn config(&mut self, nodes: &[Node]) -> Config {
         let mut c = Config::default();
@@ -663,35 +674,19 @@ impl<'a> Builder<'a> {
                         self.global_defs(b, &mut c.global_defs);
                     }
                 }
-                "vrrp_script" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_scripts.push(self.vrrp_script(name, b));
-                    }
-                }
-                "vrrp_sync_group" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_sync_groups.push(self.sync_group(name, b));
-                    }
-                }
-                "vrrp_instance" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_instances.push(self.instance(name, b));
-                    }
-                }
-                "virtual_server_group" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.virtual_server_groups.push(self.vs_group(name, b));
-                    }
-                }
-                "virtual_server" => {
-                    if let Some(vs) = self.virtual_server(node) {
-                        c.virtual_servers.push(vs);
-                    }
-                }
+                "vrrp_script" => c
+                    .vrrp_scripts
+                    .extend(self.named_block(node, Self::vrrp_script)),
+                "vrrp_sync_group" => c
+                    .vrrp_sync_groups
+                    .extend(self.named_block(node, Self::sync_group)),
+                "vrrp_instance" => c
+                    .vrrp_instances
+                    .extend(self.named_block(node, Self::instance)),
+                "virtual_server_group" => c
+                    .virtual_server_groups
+                    .extend(self.named_block(node, Self::vs_group)),
+                "virtual_server" => c.virtual_servers.extend(self.virtual_server(node)),
                 k if ROOT_OTHER.contains(&k) => {
                     let kw = node.keyword();
                     self.s.warn(
