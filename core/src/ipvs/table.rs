@@ -1129,6 +1129,20 @@ mod tests {
         }
     }
 
+    /// An `rr` service (`persistence`, netmask `prefix`) with real servers 10.0.0.11 and .12.
+    fn two_servers(opts: IpvsOptions, persistence: Option<u32>, prefix: u8) -> Ipvs {
+        let mut ipvs = Ipvs::new(opts, 0);
+        ipvs.add_service(spec(persistence, prefix)).unwrap();
+        ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
+        ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
+        ipvs
+    }
+
+    /// The real server a SYN from `client:sport` at time zero is forwarded to.
+    fn syn_dest(ipvs: &mut Ipvs, client: &str, sport: u16, rng: &mut ChaCha8Rng) -> Option<IpAddr> {
+        dest_of(ipvs.process(Instant::ZERO, &pkt(client, sport, TcpFlags::SYN), rng))
+    }
+
     #[test]
     fn syn_is_inactive_until_established_then_dr_close_waits_fin_timeout() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -1251,24 +1265,12 @@ mod tests {
     #[test]
     fn persistence_template_pins_a_masked_client_and_expires() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut ipvs = Ipvs::default();
-        ipvs.add_service(spec(Some(300), 24)).unwrap();
-        ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-        ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-        let first =
-            dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng));
+        let mut ipvs = two_servers(IpvsOptions::default(), Some(300), 24);
+        let first = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng);
         // Same /24, another client: same destination although rr would move on.
-        let second = dest_of(ipvs.process(
-            Instant::ZERO,
-            &pkt("192.0.2.99", 2, TcpFlags::SYN),
-            &mut rng,
-        ));
+        let second = syn_dest(&mut ipvs, "192.0.2.99", 2, &mut rng);
         assert_eq!(first, second);
-        let other = dest_of(ipvs.process(
-            Instant::ZERO,
-            &pkt("198.51.100.1", 3, TcpFlags::SYN),
-            &mut rng,
-        ));
+        let other = syn_dest(&mut ipvs, "198.51.100.1", 3, &mut rng);
         assert_ne!(first, other);
         let last = match first.unwrap() {
             IpAddr::V4(a) => a.octets()[3],
@@ -1290,20 +1292,13 @@ mod tests {
                 expire_quiescent_template: expire,
                 ..IpvsOptions::default()
             };
-            let mut ipvs = Ipvs::new(opts, 0);
-            ipvs.add_service(spec(Some(300), 32)).unwrap();
-            ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-            ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-            let a =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let mut ipvs = two_servers(opts, Some(300), 32);
+            let a = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng).unwrap();
             let IpAddr::V4(a4) = a else { unreachable!() };
             let mut d = dest(a4.octets()[3], 0, 0);
             d.weight = 0;
             ipvs.edit_dest(&skey(), &d).unwrap();
-            let b =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 2, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let b = syn_dest(&mut ipvs, "192.0.2.7", 2, &mut rng).unwrap();
             assert_eq!(a == b, !expire);
         }
     }
@@ -1316,13 +1311,8 @@ mod tests {
                 expire_nodest_conn: expire,
                 ..IpvsOptions::default()
             };
-            let mut ipvs = Ipvs::new(opts, 0);
-            ipvs.add_service(spec(None, 32)).unwrap();
-            ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-            ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-            let a =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let mut ipvs = two_servers(opts, None, 32);
+            let a = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng).unwrap();
             ipvs.del_dest(&skey(), a, 80).unwrap();
             let v = ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng);
             if expire {
