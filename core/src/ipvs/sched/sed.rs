@@ -63,24 +63,8 @@ mod tests {
             _: &Ctx,
             _: &mut dyn rand_core::RngCore,
         ) -> Option<usize> {
-            let oh = |d: &Dest| i128::from(d.activeconns) + 1;
-            let mut best: Option<usize> = None;
-            for (i, d) in list
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| !d.overloaded && d.weight > 0)
-            {
-                best = match best {
-                    Some(b)
-                        if oh(d) * i128::from(list[b].weight)
-                            >= oh(&list[b]) * i128::from(d.weight) =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            best
+            // Overhead activeconns + 1, no inactive term.
+            ref_least_ratio(list, |d| i128::from(d.activeconns) + 1)
         }
     }
 

@@ -164,6 +164,34 @@ pub trait Reference {
     ) -> Option<usize>;
 }
 
+/// Reference for the wlc family: the first eligible destination (weight > 0, not
+/// overloaded) with the smallest `oh / weight`; a later one wins only when strictly smaller.
+pub fn ref_least_ratio(list: &[Dest], oh: impl Fn(&Dest) -> i128) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, d) in list.iter().enumerate() {
+        if d.overloaded || d.weight <= 0 {
+            continue;
+        }
+        // Compare the ratios by cross-multiplying.
+        best = match best {
+            Some(b)
+                if oh(d) * i128::from(list[b].weight) >= oh(&list[b]) * i128::from(d.weight) =>
+            {
+                Some(b)
+            }
+            _ => Some(i),
+        };
+    }
+    best
+}
+
+/// Reference wlc (also lblc's and lblcr's fallback): overhead `active * 256 + inactive`.
+pub fn ref_wlc(list: &[Dest]) -> Option<usize> {
+    ref_least_ratio(list, |d| {
+        i128::from(d.activeconns) * 256 + i128::from(d.inactconns)
+    })
+}
+
 /// One step of a random operation sequence.
 #[derive(Clone, Debug)]
 pub enum Op {

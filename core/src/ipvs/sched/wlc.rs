@@ -81,24 +81,7 @@ mod tests {
             _: &Ctx,
             _: &mut dyn rand_core::RngCore,
         ) -> Option<usize> {
-            let oh = |d: &Dest| i128::from(d.activeconns) * 256 + i128::from(d.inactconns);
-            let mut best: Option<usize> = None;
-            for (i, d) in list.iter().enumerate() {
-                if d.overloaded || d.weight <= 0 {
-                    continue;
-                }
-                // Strictly smaller ratio oh/w wins; compare by cross-multiplying.
-                best = match best {
-                    Some(b)
-                        if oh(d) * i128::from(list[b].weight)
-                            >= oh(&list[b]) * i128::from(d.weight) =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            best
+            ref_wlc(list)
         }
     }
 
