@@ -164,6 +164,27 @@ pub trait Reference {
     ) -> Option<usize>;
 }
 
+/// A reference model that keeps no state: the pick depends on the list alone.
+pub struct Stateless(pub fn(&[Dest]) -> Option<usize>);
+
+impl Reference for Stateless {
+    fn schedule(
+        &mut self,
+        list: &[Dest],
+        _: &Ctx,
+        _: &mut dyn rand_core::RngCore,
+    ) -> Option<usize> {
+        (self.0)(list)
+    }
+}
+
+/// Reference for fo and ovf: the first destination `ok` accepts among those of the
+/// highest weight it accepts.
+pub fn ref_first_of_max_weight(list: &[Dest], ok: impl Fn(&Dest) -> bool) -> Option<usize> {
+    let max = list.iter().filter(|d| ok(d)).map(|d| d.weight).max()?;
+    list.iter().position(|d| ok(d) && d.weight == max)
+}
+
 /// Reference for the wlc family: the first eligible destination (weight > 0, not
 /// overloaded) with the smallest `oh / weight`; a later one wins only when strictly smaller.
 pub fn ref_least_ratio(list: &[Dest], oh: impl Fn(&Dest) -> i128) -> Option<usize> {

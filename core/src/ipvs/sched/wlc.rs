@@ -36,7 +36,6 @@ pub(crate) fn least_from(dests: &[Dest], first: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::*;
     use proptest::prelude::*;
 
     #[test]
@@ -73,22 +72,10 @@ mod tests {
         assert_eq!(pick(&mut s), Some(1));
     }
 
-    struct RefWlc;
-    impl Reference for RefWlc {
-        fn schedule(
-            &mut self,
-            list: &[Dest],
-            _: &Ctx,
-            _: &mut dyn rand_core::RngCore,
-        ) -> Option<usize> {
-            ref_wlc(list)
-        }
-    }
-
     proptest! {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
-            check("wlc", Default::default(), &ops, RefWlc)?;
+            check("wlc", Default::default(), &ops, Stateless(ref_wlc))?;
         }
     }
 }
