@@ -664,6 +664,17 @@ impl<'a> Builder<'a> {
         Some(parse(self, name, b))
     }
 
+    /// A block of bare words (`notification_email { ... }`, `group { ... }`): every word of
+    /// every line, in order.
+    fn word_block(&mut self, node: &Node, out: &mut Vec<Spanned<String>>) {
+        if let Some(b) = self.need_block(node) {
+            for line in &b.nodes {
+                self.no_block(line);
+                out.extend(line.words.iter().map(spanned));
+            }
+        }
+    }
+
     /// The whole file.
     pub fn config(&mut self, nodes: &[Node]) -> Config {
         let mut c = Config::default();
@@ -704,14 +715,7 @@ impl<'a> Builder<'a> {
         for n in &b.nodes {
             match n.keyword().text.as_str() {
                 "router_id" => g.router_id = self.str_arg(n),
-                "notification_email" => {
-                    if let Some(b) = self.need_block(n) {
-                        for e in &b.nodes {
-                            self.no_block(e);
-                            g.notification_email.extend(e.words.iter().map(spanned));
-                        }
-                    }
-                }
+                "notification_email" => self.word_block(n, &mut g.notification_email),
                 "notification_email_from" => g.notification_email_from = self.str_arg(n),
                 "smtp_server" => {
                     g.smtp_server = self.str_arg(n);
@@ -826,14 +830,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             match n.keyword().text.as_str() {
-                "group" => {
-                    if let Some(b) = self.need_block(n) {
-                        for m in &b.nodes {
-                            self.no_block(m);
-                            g.group.extend(m.words.iter().map(spanned));
-                        }
-                    }
-                }
+                "group" => self.word_block(n, &mut g.group),
                 _ => {
                     if !self.other(n, SYNC_GROUP_OTHER, &mut g.other) {
                         self.unknown(
