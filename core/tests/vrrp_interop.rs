@@ -159,6 +159,21 @@ fn check_garps(arps: &[Vec<u8>], vips: &[Ipv4Addr]) {
     assert_eq!(garps, 10 * vips.len(), "no other gratuitous ARP");
 }
 
+/// What an instance configured like the capture's sender expects: its version, vrid, auth,
+/// interval and addresses, with the address check on and the RFC unicast checksum.
+fn expect_like(advert: &Advert, unicast: bool) -> Expect {
+    Expect {
+        version: advert.version,
+        vrid: advert.vrid,
+        auth: advert.auth.clone(),
+        advert_int_cs: advert.advert_int_cs,
+        addrs: advert.addrs.clone(),
+        check_addrs: true,
+        unicast,
+        unicast_checksum: UnicastChecksum::Rfc,
+    }
+}
+
 fn v4(a: [u8; 4]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(a))
 }
@@ -175,18 +190,9 @@ fn v2_pass_auth_ipv4() {
         priority: 200,
         advert_int_cs: 100,
         auth: Auth::Pass(pw),
-        addrs: addrs.clone(),
-    };
-    let expect = Expect {
-        version: Version::V2,
-        vrid: 51,
-        auth: Auth::Pass(pw),
-        advert_int_cs: 100,
         addrs,
-        check_addrs: true,
-        unicast: false,
-        unicast_checksum: UnicastChecksum::Rfc,
     };
+    let expect = expect_like(&advert, false);
     check_adverts(
         &cap.adverts,
         &expect,
@@ -291,18 +297,12 @@ fn v3_ipv4_multicast() {
         priority: 150,
         advert_int_cs: 50,
         auth: Auth::None,
-        addrs: addrs.clone(),
+        addrs,
     };
     let expect = Expect {
-        version: Version::V3,
-        vrid: 52,
-        auth: Auth::None,
         // v3 does not compare intervals: a backup adopts the master's.
         advert_int_cs: 100,
-        addrs,
-        check_addrs: true,
-        unicast: false,
-        unicast_checksum: UnicastChecksum::Rfc,
+        ..expect_like(&advert, false)
     };
     check_adverts(
         &cap.adverts,
@@ -341,18 +341,9 @@ fn v3_ipv4_unicast_peer() {
         priority: 120,
         advert_int_cs: 100,
         auth: Auth::None,
-        addrs: addrs.clone(),
-    };
-    let expect = Expect {
-        version: Version::V3,
-        vrid: 54,
-        auth: Auth::None,
-        advert_int_cs: 100,
         addrs,
-        check_addrs: true,
-        unicast: true,
-        unicast_checksum: UnicastChecksum::Rfc,
     };
+    let expect = expect_like(&advert, true);
     let params = FrameParams::unicast(MAC_A, IpAddr::V4(IP_A), MAC_B, IpAddr::V4(IP_B));
     check_adverts(&cap.adverts, &expect, &advert, &params);
     check_garps(&cap.arps, &[Ipv4Addr::new(198, 18, 0, 105)]);
@@ -406,18 +397,9 @@ fn v3_ipv6_multicast() {
         priority: 100,
         advert_int_cs: 100,
         auth: Auth::None,
-        addrs: addrs.clone(),
-    };
-    let expect = Expect {
-        version: Version::V3,
-        vrid: 53,
-        auth: Auth::None,
-        advert_int_cs: 100,
         addrs,
-        check_addrs: true,
-        unicast: false,
-        unicast_checksum: UnicastChecksum::Rfc,
     };
+    let expect = expect_like(&advert, false);
     let src: Ipv6Addr = "fe80::a".parse().unwrap();
     check_adverts(
         &cap.adverts,
@@ -456,18 +438,9 @@ fn v2_use_vmac_sends_from_the_virtual_mac() {
         priority: 110,
         advert_int_cs: 100,
         auth: Auth::None,
-        addrs: addrs.clone(),
-    };
-    let expect = Expect {
-        version: Version::V2,
-        vrid: 55,
-        auth: Auth::None,
-        advert_int_cs: 100,
         addrs,
-        check_addrs: true,
-        unicast: false,
-        unicast_checksum: UnicastChecksum::Rfc,
     };
+    let expect = expect_like(&advert, false);
     // The source address stays the parent interface's primary address.
     check_adverts(
         &cap.adverts,
@@ -493,17 +466,11 @@ fn v3_ipv4_unicast_old_checksum() {
         priority: 120,
         advert_int_cs: 100,
         auth: Auth::None,
-        addrs: addrs.clone(),
+        addrs,
     };
     let expect = Expect {
-        version: Version::V3,
-        vrid: 56,
-        auth: Auth::None,
-        advert_int_cs: 100,
-        addrs,
-        check_addrs: true,
-        unicast: true,
         unicast_checksum: UnicastChecksum::Old,
+        ..expect_like(&advert, true)
     };
     let mut params = FrameParams::unicast(MAC_A, IpAddr::V4(IP_A), MAC_B, IpAddr::V4(IP_B));
     params.old_unicast_checksum = true;

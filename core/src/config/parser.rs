@@ -653,6 +653,28 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A `keyword NAME { ... }` block parsed by `parse`; `None` (after the error) without a block.
+    fn named_block<T>(
+        &mut self,
+        node: &Node,
+        parse: impl FnOnce(&mut Self, Spanned<String>, &Block) -> T,
+    ) -> Option<T> {
+        let name = self.name(node);
+        let b = self.need_block(node)?;
+        Some(parse(self, name, b))
+    }
+
+    /// A block of bare words (`notification_email { ... }`, `group { ... }`): every word of
+    /// every line, in order.
+    fn word_block(&mut self, node: &Node, out: &mut Vec<Spanned<String>>) {
+        if let Some(b) = self.need_block(node) {
+            for line in &b.nodes {
+                self.no_block(line);
+                out.extend(line.words.iter().map(spanned));
+            }
+        }
+    }
+
     /// The whole file.
     pub fn config(&mut self, nodes: &[Node]) -> Config {
         let mut c = Config::default();
@@ -663,35 +685,19 @@ impl<'a> Builder<'a> {
                         self.global_defs(b, &mut c.global_defs);
                     }
                 }
-                "vrrp_script" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_scripts.push(self.vrrp_script(name, b));
-                    }
-                }
-                "vrrp_sync_group" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_sync_groups.push(self.sync_group(name, b));
-                    }
-                }
-                "vrrp_instance" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.vrrp_instances.push(self.instance(name, b));
-                    }
-                }
-                "virtual_server_group" => {
-                    let name = self.name(node);
-                    if let Some(b) = self.need_block(node) {
-                        c.virtual_server_groups.push(self.vs_group(name, b));
-                    }
-                }
-                "virtual_server" => {
-                    if let Some(vs) = self.virtual_server(node) {
-                        c.virtual_servers.push(vs);
-                    }
-                }
+                "vrrp_script" => c
+                    .vrrp_scripts
+                    .extend(self.named_block(node, Self::vrrp_script)),
+                "vrrp_sync_group" => c
+                    .vrrp_sync_groups
+                    .extend(self.named_block(node, Self::sync_group)),
+                "vrrp_instance" => c
+                    .vrrp_instances
+                    .extend(self.named_block(node, Self::instance)),
+                "virtual_server_group" => c
+                    .virtual_server_groups
+                    .extend(self.named_block(node, Self::vs_group)),
+                "virtual_server" => c.virtual_servers.extend(self.virtual_server(node)),
                 k if ROOT_OTHER.contains(&k) => {
                     let kw = node.keyword();
                     self.s.warn(
@@ -709,14 +715,7 @@ impl<'a> Builder<'a> {
         for n in &b.nodes {
             match n.keyword().text.as_str() {
                 "router_id" => g.router_id = self.str_arg(n),
-                "notification_email" => {
-                    if let Some(b) = self.need_block(n) {
-                        for e in &b.nodes {
-                            self.no_block(e);
-                            g.notification_email.extend(e.words.iter().map(spanned));
-                        }
-                    }
-                }
+                "notification_email" => self.word_block(n, &mut g.notification_email),
                 "notification_email_from" => g.notification_email_from = self.str_arg(n),
                 "smtp_server" => {
                     g.smtp_server = self.str_arg(n);
@@ -831,14 +830,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             match n.keyword().text.as_str() {
-                "group" => {
-                    if let Some(b) = self.need_block(n) {
-                        for m in &b.nodes {
-                            self.no_block(m);
-                            g.group.extend(m.words.iter().map(spanned));
-                        }
-                    }
-                }
+                "group" => self.word_block(n, &mut g.group),
                 _ => {
                     if !self.other(n, SYNC_GROUP_OTHER, &mut g.other) {
                         self.unknown(

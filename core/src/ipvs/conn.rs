@@ -595,6 +595,22 @@ impl<A: Addr> Store<A> {
         Ok(i)
     }
 
+    /// Allocate and hash `e`; a connection whose controlling template `ctl` (an index in this
+    /// store) is live links to it and counts toward its `n_control`.
+    fn place(&mut self, mut e: Entry<A>, ctl: Option<u32>) -> Result<u32, ConnError> {
+        let link = ctl.filter(|&t| self.live(t).is_some());
+        let template = e.is_template();
+        if !template {
+            e.link = link.unwrap_or(NIL);
+        }
+        let i = self.alloc(e)?;
+        self.link(i);
+        if let (false, Some(t)) = (template, link) {
+            self.slab[t as usize].link += 1;
+        }
+        Ok(i)
+    }
+
     fn release(&mut self, i: u32) {
         if self.slab[i as usize].flags & flags::UNHASHED == 0 {
             self.unlink(i);
@@ -684,6 +700,35 @@ fn view<A: Addr>(id: u32, tag: u32, e: &Entry<A>) -> Conn {
             Some(ConnId(e.link | tag))
         },
         in_pkts: e.in_pkts,
+    }
+}
+
+/// A fresh slab record for `new` (not yet linked to a template: a template's
+/// `n_control` starts at 0, a connection's controlling template at NIL).
+fn new_entry<A: Addr>(
+    new: &NewConn,
+    caddr: A,
+    vaddr: A,
+    flags: u8,
+    wheel_at: u32,
+    deadline: Instant,
+) -> Entry<A> {
+    Entry {
+        caddr,
+        vaddr,
+        cport: new.key.cport,
+        vport: new.key.vport,
+        proto: new.key.proto,
+        state: new.state,
+        old_state: new.state,
+        flags,
+        dest: new.dest,
+        link: if new.template { 0 } else { NIL },
+        next: NIL,
+        wheel_at,
+        timeout: new.timeout,
+        in_pkts: 0,
+        deadline: deadline.as_nanos(),
     }
 }
 
@@ -833,66 +878,16 @@ impl ConnTable {
         let ctl_raw = new.control.map(|c| c.0);
         let id = match (new.key.caddr, new.key.vaddr) {
             (IpAddr::V4(c), IpAddr::V4(v)) => {
-                let link = match ctl_raw {
-                    Some(r) if r & V6_BIT == 0 && self.v4.live(r).is_some() => r,
-                    _ => NIL,
-                };
-                let e = Entry {
-                    caddr: u32::from(c),
-                    vaddr: u32::from(v),
-                    cport: new.key.cport,
-                    vport: new.key.vport,
-                    proto: new.key.proto,
-                    state: new.state,
-                    old_state: new.state,
-                    flags: fl,
-                    dest: new.dest,
-                    link: if new.template { 0 } else { link },
-                    next: NIL,
-                    wheel_at,
-                    timeout: new.timeout,
-                    in_pkts: 0,
-                    deadline: deadline.as_nanos(),
-                };
-                let i = self.v4.alloc(e)?;
-                self.v4.link(i);
-                if !new.template && link != NIL {
-                    self.v4.slab[link as usize].link += 1;
-                }
-                i
+                let e = new_entry(&new, u32::from(c), u32::from(v), fl, wheel_at, deadline);
+                let ctl = ctl_raw.filter(|r| r & V6_BIT == 0);
+                self.v4.place(e, ctl)?
             }
             (IpAddr::V6(_), IpAddr::V6(_)) => {
                 let c = V6::from_ip(new.key.caddr).ok_or(ConnError::MixedFamily)?;
                 let v = V6::from_ip(new.key.vaddr).ok_or(ConnError::MixedFamily)?;
-                let link = match ctl_raw {
-                    Some(r) if r & V6_BIT != 0 && self.v6.live(r & !V6_BIT).is_some() => {
-                        r & !V6_BIT
-                    }
-                    _ => NIL,
-                };
-                let e = Entry {
-                    caddr: c,
-                    vaddr: v,
-                    cport: new.key.cport,
-                    vport: new.key.vport,
-                    proto: new.key.proto,
-                    state: new.state,
-                    old_state: new.state,
-                    flags: fl,
-                    dest: new.dest,
-                    link: if new.template { 0 } else { link },
-                    next: NIL,
-                    wheel_at,
-                    timeout: new.timeout,
-                    in_pkts: 0,
-                    deadline: deadline.as_nanos(),
-                };
-                let i = self.v6.alloc(e)?;
-                self.v6.link(i);
-                if !new.template && link != NIL {
-                    self.v6.slab[link as usize].link += 1;
-                }
-                i | V6_BIT
+                let e = new_entry(&new, c, v, fl, wheel_at, deadline);
+                let ctl = ctl_raw.filter(|r| r & V6_BIT != 0).map(|r| r & !V6_BIT);
+                self.v6.place(e, ctl)? | V6_BIT
             }
             _ => return Err(ConnError::MixedFamily),
         };

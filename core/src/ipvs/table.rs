@@ -132,6 +132,31 @@ struct Counters {
     l_threshold: u32,
 }
 
+impl Counters {
+    /// A destination's counters and thresholds, as the trash keeps them.
+    fn of(d: &Dest) -> Counters {
+        Counters {
+            active: d.activeconns,
+            inact: d.inactconns,
+            persist: d.persistconns,
+            overloaded: d.overloaded,
+            u_threshold: d.u_threshold,
+            l_threshold: d.l_threshold,
+        }
+    }
+
+    /// The counter an entry of this kind is counted in.
+    fn count_of(&mut self, template: bool, inactive: bool) -> &mut u32 {
+        if template {
+            &mut self.persist
+        } else if inactive {
+            &mut self.inact
+        } else {
+            &mut self.active
+        }
+    }
+}
+
 /// `ip_vs_unbind_dest`'s rule: below the lower threshold (or 3/4 of the
 /// upper one when there is no lower one) the destination is no longer overloaded.
 fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
@@ -311,14 +336,7 @@ impl Ipvs {
     }
 
     fn save_counters(&mut self, key: ServiceKey, d: &Dest) {
-        let c = Counters {
-            active: d.activeconns,
-            inact: d.inactconns,
-            persist: d.persistconns,
-            overloaded: d.overloaded,
-            u_threshold: d.u_threshold,
-            l_threshold: d.l_threshold,
-        };
+        let c = Counters::of(d);
         for s in self.slots.iter_mut() {
             if s.refs > 0 && s.svc == key && s.addr == d.addr && s.port == d.port {
                 s.saved = Some(c);
@@ -422,83 +440,62 @@ impl Ipvs {
         Some((slot, dest))
     }
 
-    /// `ip_vs_bind_dest`: count the entry on its destination and set OVERLOAD.
-    fn bind(&mut self, id: DestId, template: bool, inactive: bool) {
+    /// Apply `f` to a binding's counters: its destination's while the destination is in its
+    /// service, else the ones saved in the trash (`create`: from zero when none were saved).
+    fn update_counters(&mut self, id: DestId, create: bool, f: impl FnOnce(&mut Counters)) {
         let Some((slot, dest)) = self.dest_of(id) else {
             return;
         };
-        slot.refs += 1;
-        let mut c = match &dest {
-            Some(d) => Counters {
-                active: d.activeconns,
-                inact: d.inactconns,
-                persist: d.persistconns,
-                overloaded: d.overloaded,
-                u_threshold: d.u_threshold,
-                l_threshold: d.l_threshold,
-            },
-            None => slot.saved.unwrap_or_default(),
-        };
-        if template {
-            c.persist += 1;
-        } else if inactive {
-            c.inact += 1;
-        } else {
-            c.active += 1;
-        }
         match dest {
             Some(d) => {
+                let mut c = Counters::of(d);
+                f(&mut c);
                 d.activeconns = c.active;
                 d.inactconns = c.inact;
                 d.persistconns = c.persist;
-                if d.u_threshold != 0 && d.activeconns + d.inactconns >= d.u_threshold {
-                    d.overloaded = true;
-                }
+                d.overloaded = c.overloaded;
+            }
+            None if create => {
+                let mut c = slot.saved.unwrap_or_default();
+                f(&mut c);
+                slot.saved = Some(c);
             }
             None => {
-                if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
-                    c.overloaded = true;
+                if let Some(c) = slot.saved.as_mut() {
+                    f(c);
                 }
-                slot.saved = Some(c);
             }
         }
     }
 
+    /// `ip_vs_bind_dest`: count the entry on its destination and set OVERLOAD.
+    fn bind(&mut self, id: DestId, template: bool, inactive: bool) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        slot.refs += 1;
+        self.update_counters(id, true, |c| {
+            *c.count_of(template, inactive) += 1;
+            if c.u_threshold != 0 && c.active + c.inact >= c.u_threshold {
+                c.overloaded = true;
+            }
+        });
+    }
+
     /// `ip_vs_unbind_dest`: uncount and clear OVERLOAD per the lower threshold.
     fn unbind(&mut self, id: DestId, template: bool, inactive: bool) {
-        let Some((slot, dest)) = self.dest_of(id) else {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.refs = slot.refs.saturating_sub(1);
         let refs = slot.refs;
-        match dest {
-            Some(d) => {
-                if template {
-                    d.persistconns = d.persistconns.saturating_sub(1);
-                } else if inactive {
-                    d.inactconns = d.inactconns.saturating_sub(1);
-                } else {
-                    d.activeconns = d.activeconns.saturating_sub(1);
-                }
-                if overload_cleared(d.activeconns + d.inactconns, d.u_threshold, d.l_threshold) {
-                    d.overloaded = false;
-                }
+        self.update_counters(id, false, |c| {
+            let n = c.count_of(template, inactive);
+            *n = n.saturating_sub(1);
+            if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
+                c.overloaded = false;
             }
-            None => {
-                if let Some(c) = slot.saved.as_mut() {
-                    if template {
-                        c.persist = c.persist.saturating_sub(1);
-                    } else if inactive {
-                        c.inact = c.inact.saturating_sub(1);
-                    } else {
-                        c.active = c.active.saturating_sub(1);
-                    }
-                    if overload_cleared(c.active + c.inact, c.u_threshold, c.l_threshold) {
-                        c.overloaded = false;
-                    }
-                }
-            }
-        }
+        });
         if refs == 0 {
             let s = &self.slots[id as usize];
             self.slot_index.remove(&(s.svc, s.addr, s.port, s.fwd));
@@ -507,29 +504,15 @@ impl Ipvs {
     }
 
     fn move_activity(&mut self, id: DestId, became_active: bool) {
-        if let Some((slot, dest)) = self.dest_of(id) {
-            match dest {
-                Some(d) if became_active => {
-                    d.activeconns += 1;
-                    d.inactconns = d.inactconns.saturating_sub(1);
-                }
-                Some(d) => {
-                    d.activeconns = d.activeconns.saturating_sub(1);
-                    d.inactconns += 1;
-                }
-                None => {
-                    if let Some(c) = slot.saved.as_mut() {
-                        if became_active {
-                            c.active += 1;
-                            c.inact = c.inact.saturating_sub(1);
-                        } else {
-                            c.active = c.active.saturating_sub(1);
-                            c.inact += 1;
-                        }
-                    }
-                }
+        self.update_counters(id, false, |c| {
+            if became_active {
+                c.active += 1;
+                c.inact = c.inact.saturating_sub(1);
+            } else {
+                c.active = c.active.saturating_sub(1);
+                c.inact += 1;
             }
-        }
+        });
     }
 
     fn drop_entry(&mut self, x: &Expired) {
@@ -1146,6 +1129,20 @@ mod tests {
         }
     }
 
+    /// An `rr` service (`persistence`, netmask `prefix`) with real servers 10.0.0.11 and .12.
+    fn two_servers(opts: IpvsOptions, persistence: Option<u32>, prefix: u8) -> Ipvs {
+        let mut ipvs = Ipvs::new(opts, 0);
+        ipvs.add_service(spec(persistence, prefix)).unwrap();
+        ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
+        ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
+        ipvs
+    }
+
+    /// The real server a SYN from `client:sport` at time zero is forwarded to.
+    fn syn_dest(ipvs: &mut Ipvs, client: &str, sport: u16, rng: &mut ChaCha8Rng) -> Option<IpAddr> {
+        dest_of(ipvs.process(Instant::ZERO, &pkt(client, sport, TcpFlags::SYN), rng))
+    }
+
     #[test]
     fn syn_is_inactive_until_established_then_dr_close_waits_fin_timeout() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -1275,24 +1272,12 @@ mod tests {
     #[test]
     fn persistence_template_pins_a_masked_client_and_expires() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut ipvs = Ipvs::default();
-        ipvs.add_service(spec(Some(300), 24)).unwrap();
-        ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-        ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-        let first =
-            dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng));
+        let mut ipvs = two_servers(IpvsOptions::default(), Some(300), 24);
+        let first = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng);
         // Same /24, another client: same destination although rr would move on.
-        let second = dest_of(ipvs.process(
-            Instant::ZERO,
-            &pkt("192.0.2.99", 2, TcpFlags::SYN),
-            &mut rng,
-        ));
+        let second = syn_dest(&mut ipvs, "192.0.2.99", 2, &mut rng);
         assert_eq!(first, second);
-        let other = dest_of(ipvs.process(
-            Instant::ZERO,
-            &pkt("198.51.100.1", 3, TcpFlags::SYN),
-            &mut rng,
-        ));
+        let other = syn_dest(&mut ipvs, "198.51.100.1", 3, &mut rng);
         assert_ne!(first, other);
         let last = match first.unwrap() {
             IpAddr::V4(a) => a.octets()[3],
@@ -1314,20 +1299,13 @@ mod tests {
                 expire_quiescent_template: expire,
                 ..IpvsOptions::default()
             };
-            let mut ipvs = Ipvs::new(opts, 0);
-            ipvs.add_service(spec(Some(300), 32)).unwrap();
-            ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-            ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-            let a =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let mut ipvs = two_servers(opts, Some(300), 32);
+            let a = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng).unwrap();
             let IpAddr::V4(a4) = a else { unreachable!() };
             let mut d = dest(a4.octets()[3], 0, 0);
             d.weight = 0;
             ipvs.edit_dest(&skey(), &d).unwrap();
-            let b =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 2, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let b = syn_dest(&mut ipvs, "192.0.2.7", 2, &mut rng).unwrap();
             assert_eq!(a == b, !expire);
         }
     }
@@ -1340,13 +1318,8 @@ mod tests {
                 expire_nodest_conn: expire,
                 ..IpvsOptions::default()
             };
-            let mut ipvs = Ipvs::new(opts, 0);
-            ipvs.add_service(spec(None, 32)).unwrap();
-            ipvs.add_dest(&skey(), &dest(11, 0, 0)).unwrap();
-            ipvs.add_dest(&skey(), &dest(12, 0, 0)).unwrap();
-            let a =
-                dest_of(ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng))
-                    .unwrap();
+            let mut ipvs = two_servers(opts, None, 32);
+            let a = syn_dest(&mut ipvs, "192.0.2.7", 1, &mut rng).unwrap();
             ipvs.del_dest(&skey(), a, 80).unwrap();
             let v = ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 1, TcpFlags::SYN), &mut rng);
             if expire {

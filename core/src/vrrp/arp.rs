@@ -167,16 +167,22 @@ pub fn gratuitous_arp(src_mac: [u8; 6], vip: Ipv4Addr) -> Vec<u8> {
     )
 }
 
-/// Decode an Ethernet/IPv4 ARP frame (trailing Ethernet padding is ignored).
-pub fn decode_arp(frame: &[u8]) -> Result<ArpFrame, ArpError> {
+/// The Ethernet header of `frame` and what follows it, when it carries `want`.
+fn ethernet(frame: &[u8], want: EtherType) -> Result<(Ethernet2Header, &[u8]), ArpError> {
     let (eth, rest) = Ethernet2Header::from_slice(frame).map_err(|_| ArpError::Truncated {
         layer: "Ethernet header",
         needed: Ethernet2Header::LEN,
         got: frame.len(),
     })?;
-    if eth.ether_type != EtherType::ARP {
+    if eth.ether_type != want {
         return Err(ArpError::WrongEtherType(eth.ether_type.0));
     }
+    Ok((eth, rest))
+}
+
+/// Decode an Ethernet/IPv4 ARP frame (trailing Ethernet padding is ignored).
+pub fn decode_arp(frame: &[u8]) -> Result<ArpFrame, ArpError> {
+    let (eth, rest) = ethernet(frame, EtherType::ARP)?;
     let body: &[u8; ARP_LEN] = rest.first_chunk::<ARP_LEN>().ok_or(ArpError::Truncated {
         layer: "ARP message",
         needed: ARP_LEN,
@@ -284,14 +290,7 @@ pub fn unsolicited_na(src_mac: [u8; 6], vip: Ipv6Addr, router: bool) -> Vec<u8> 
 
 /// Decode an Ethernet/IPv6 neighbour advertisement, checking hop limit and checksum.
 pub fn decode_na(frame: &[u8]) -> Result<NeighbourAdvert, ArpError> {
-    let (eth, rest) = Ethernet2Header::from_slice(frame).map_err(|_| ArpError::Truncated {
-        layer: "Ethernet header",
-        needed: Ethernet2Header::LEN,
-        got: frame.len(),
-    })?;
-    if eth.ether_type != EtherType::IPV6 {
-        return Err(ArpError::WrongEtherType(eth.ether_type.0));
-    }
+    let (eth, rest) = ethernet(frame, EtherType::IPV6)?;
     let ip = etherparse::Ipv6Slice::from_slice(rest).map_err(|e| match &e {
         etherparse::err::ipv6::SliceError::Len(l) => ArpError::Truncated {
             layer: "IPv6 packet",

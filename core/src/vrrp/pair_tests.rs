@@ -48,6 +48,23 @@ fn node(host: u8, prio: u8, tweak: impl FnOnce(&mut InstanceConfig)) -> RouterCo
     }
 }
 
+/// Host 1 tracking `vrrp_script chk` of weight -60: a failing script costs it 60 points.
+fn tracking_chk(prio: u8, tweak: impl FnOnce(&mut InstanceConfig)) -> RouterConfig {
+    let mut a = node(1, prio, |c| {
+        c.track_scripts = vec![TrackScript {
+            script: "chk".into(),
+            weight: None,
+            reverse: false,
+        }];
+        tweak(c);
+    });
+    a.scripts = vec![ScriptConfig {
+        weight: -60,
+        ..ScriptConfig::new("chk")
+    }];
+    a
+}
+
 fn seed_net() -> Net {
     Net::new(
         vec![
@@ -306,17 +323,7 @@ fn preempt_delay_holds_back_preemption() {
 // drops A from 100 to 40 below B's 80, B preempts; recovery gives it back.
 #[test]
 fn track_script_weight_changes_the_winner() {
-    let mut a = node(1, 100, |c| {
-        c.track_scripts = vec![TrackScript {
-            script: "chk".into(),
-            weight: None,
-            reverse: false,
-        }];
-    });
-    a.scripts = vec![ScriptConfig {
-        weight: -60,
-        ..ScriptConfig::new("chk")
-    }];
+    let a = tracking_chk(100, |_| {});
     let b = node(2, 80, |_| {});
     let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
     net.run_until(at_us(20_500_000));
@@ -717,18 +724,7 @@ fn keepalived_lines_parses_reference_logs() {
 // MASTER, B preempts, the script recovers and A preempts back after its delay.
 #[test]
 fn script_failure_and_preempt_delay_match_keepalived() {
-    let mut a = node(1, 150, |c| {
-        c.preempt_delay = Duration::from_secs(8);
-        c.track_scripts = vec![TrackScript {
-            script: "chk".into(),
-            weight: None,
-            reverse: false,
-        }];
-    });
-    a.scripts = vec![ScriptConfig {
-        weight: -60,
-        ..ScriptConfig::new("chk")
-    }];
+    let a = tracking_chk(150, |c| c.preempt_delay = Duration::from_secs(8));
     let b = node(2, 100, |_| {});
     let mut net = Net::new(vec![("A", a), ("B", b)], LATENCY);
     net.run_until(at_us(7_500_000));

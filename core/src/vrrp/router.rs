@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::director::{StateChange, VrrpState};
 use crate::time::Instant;
 
-use super::instance::{Instance, InstanceConfig, MCAST_V4, MCAST_V6, PRIO_OWNER, PRIO_STOP};
+use super::instance::{
+    Instance, InstanceConfig, VirtualAddress, MCAST_V4, MCAST_V6, PRIO_OWNER, PRIO_STOP,
+};
 use super::sync_group::{SyncGroup, SyncGroupConfig};
 use super::track::{Script, ScriptConfig};
 use super::wire::{Advert, Version};
@@ -470,6 +472,30 @@ impl VrrpRouter {
         }
     }
 
+    /// One AddVip (`add`) or DelVip output per VIP of instance `i`.
+    fn vip_changes(&self, i: usize, add: bool) -> Vec<VrrpOutput> {
+        let cfg = &self.inst[i].cfg;
+        cfg.vips
+            .iter()
+            .map(|v| {
+                let (iface, addr, prefix) = (vip_iface(v, cfg), v.addr, v.prefix);
+                if add {
+                    VrrpOutput::AddVip {
+                        iface,
+                        addr,
+                        prefix,
+                    }
+                } else {
+                    VrrpOutput::DelVip {
+                        iface,
+                        addr,
+                        prefix,
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// vrrp.c `vrrp_send_link_update`: `rep` rounds of one GARP / unsolicited NA per VIP,
     /// logged as vrrp_send_update (first round) and send_gratuitous_arp (every packet) log them.
     fn send_link_update(&mut self, i: usize, rep: u32) {
@@ -482,7 +508,7 @@ impl VrrpRouter {
             .cfg
             .vips
             .iter()
-            .map(|v| (v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone()), v.addr))
+            .map(|v| (vip_iface(v, &x.cfg), v.addr))
             .collect();
         for round in 0..rep {
             for (dev, addr) in &vips {
@@ -527,17 +553,7 @@ impl VrrpRouter {
         if !self.inst[i].cfg.vips.is_empty() {
             self.detail(i, format!("({name}) setting VIPs."));
         }
-        let x = &self.inst[i];
-        let adds: Vec<VrrpOutput> = x
-            .cfg
-            .vips
-            .iter()
-            .map(|v| VrrpOutput::AddVip {
-                iface: v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone()),
-                addr: v.addr,
-                prefix: v.prefix,
-            })
-            .collect();
+        let adds = self.vip_changes(i, true);
         self.out.extend(adds);
         self.inst[i].vipset = true;
         let rep = self.inst[i].cfg.garp_master_repeat;
@@ -595,17 +611,7 @@ impl VrrpRouter {
             if !self.inst[i].cfg.vips.is_empty() {
                 self.detail(i, format!("({name}) removing VIPs."));
             }
-            let x = &self.inst[i];
-            let dels: Vec<VrrpOutput> = x
-                .cfg
-                .vips
-                .iter()
-                .map(|v| VrrpOutput::DelVip {
-                    iface: v.dev.clone().unwrap_or_else(|| x.cfg.iface.clone()),
-                    addr: v.addr,
-                    prefix: v.prefix,
-                })
-                .collect();
+            let dels = self.vip_changes(i, false);
             self.out.extend(dels);
             self.inst[i].vipset = false;
             // keepalived leaves its delayed-GARP thread queued but it finds no VIPs; dropping
@@ -1280,4 +1286,9 @@ impl VrrpRouter {
         }
         self.stopped = true;
     }
+}
+
+/// The interface a VIP goes on: its own `dev`, else the instance's.
+fn vip_iface(v: &VirtualAddress, cfg: &InstanceConfig) -> String {
+    v.dev.clone().unwrap_or_else(|| cfg.iface.clone())
 }

@@ -61,6 +61,13 @@ fn adverts(out: &[VrrpOutput]) -> Vec<(IpAddr, u8)> {
         .collect()
 }
 
+/// How many gratuitous ARPs `out` sends.
+fn garps(out: &[VrrpOutput]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
+        .count()
+}
+
 fn advert_from(prio: u8, int_s: u16) -> Advert {
     Advert {
         version: Version::V2,
@@ -253,11 +260,6 @@ fn master_forces_new_election_on_lower_priority() {
     );
     assert_eq!(adverts(&out), vec![(MCAST_V4, 220)]);
     // garp_lower_prio_repeat defaults to garp_master_repeat: 5 GARPs now, 5 more after 5 s.
-    let garps = |out: &[VrrpOutput]| {
-        out.iter()
-            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
-            .count()
-    };
     assert_eq!(garps(&out), 5);
     // The advert timer restarts from this advert.
     assert_eq!(r.poll_timeout(), Some(t2 + Duration::from_secs(1)));
@@ -361,11 +363,6 @@ fn v3_backup_adopts_master_interval() {
 fn garp_bursts_on_becoming_master() {
     let mut r = router(inst(255, InitialState::Master));
     let t = until_master(&mut r);
-    let garps = |out: &[VrrpOutput]| {
-        out.iter()
-            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
-            .count()
-    };
     let out = drain(&mut r);
     assert_eq!(garps(&out), 5);
     assert!(logs(&out)
@@ -664,11 +661,6 @@ fn garp_refresh_rides_on_adverts() {
     let mut r = router(c);
     let t = until_master(&mut r);
     drain(&mut r);
-    let garps = |out: &[VrrpOutput]| {
-        out.iter()
-            .filter(|o| matches!(o, VrrpOutput::SendGarp { .. }))
-            .count()
-    };
     let mut seen = Vec::new();
     for k in 1..=6 {
         r.handle_timeout(t + Duration::from_secs(k));

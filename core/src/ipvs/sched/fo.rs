@@ -44,24 +44,15 @@ mod tests {
         assert_eq!(pick(&mut s), Some(2));
     }
 
-    struct RefFo;
-    impl Reference for RefFo {
-        fn schedule(
-            &mut self,
-            list: &[Dest],
-            _: &Ctx,
-            _: &mut dyn rand_core::RngCore,
-        ) -> Option<usize> {
-            let ok = |i: &usize| !list[*i].overloaded && list[*i].weight > 0;
-            let max = (0..list.len()).filter(ok).map(|i| list[i].weight).max()?;
-            (0..list.len()).filter(ok).find(|&i| list[i].weight == max)
-        }
+    /// The first eligible destination of the highest weight.
+    fn ref_fo(list: &[Dest]) -> Option<usize> {
+        ref_first_of_max_weight(list, |d| !d.overloaded && d.weight > 0)
     }
 
     proptest! {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
-            check("fo", Default::default(), &ops, RefFo)?;
+            check("fo", Default::default(), &ops, Stateless(ref_fo))?;
         }
     }
 }

@@ -364,27 +364,6 @@ pub(crate) mod tests {
         counter: u32,
     }
 
-    pub(crate) fn ref_wlc(list: &[Dest]) -> Option<usize> {
-        let oh = |d: &Dest| i128::from(d.activeconns) * 256 + i128::from(d.inactconns);
-        let mut best: Option<usize> = None;
-        for (i, d) in list
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| !d.overloaded && d.weight > 0)
-        {
-            best = match best {
-                Some(b)
-                    if oh(d) * i128::from(list[b].weight)
-                        >= oh(&list[b]) * i128::from(d.weight) =>
-                {
-                    Some(b)
-                }
-                _ => Some(i),
-            };
-        }
-        best
-    }
-
     pub(crate) fn ref_overloaded(d: &Dest, list: &[Dest]) -> bool {
         i64::from(d.activeconns) > i64::from(d.weight)
             && list

@@ -284,7 +284,7 @@ mod tests {
             ctx: &Ctx,
             _: &mut dyn rand_core::RngCore,
         ) -> Option<usize> {
-            use super::super::lblc::tests::{ref_overloaded, ref_wlc};
+            use super::super::lblc::tests::ref_overloaded;
             let j = ctx.now.as_nanos() / 4_000_000;
             let pos = |id: DestId| list.iter().position(|d| (d.addr, d.port) == id);
             let oh = |d: &Dest| i128::from(d.activeconns) * 256 + i128::from(d.inactconns);

@@ -59,41 +59,17 @@ mod tests {
         assert_eq!(pick(&mut s), Some(2));
     }
 
-    struct RefNq;
-    impl Reference for RefNq {
-        fn schedule(
-            &mut self,
-            list: &[Dest],
-            _: &Ctx,
-            _: &mut dyn rand_core::RngCore,
-        ) -> Option<usize> {
-            let ok: Vec<usize> = (0..list.len())
-                .filter(|&i| !list[i].overloaded && list[i].weight > 0)
-                .collect();
-            if let Some(&i) = ok.iter().find(|&&i| list[i].activeconns == 0) {
-                return Some(i);
-            }
-            let oh = |i: usize| i128::from(list[i].activeconns) + 1;
-            let mut best: Option<usize> = None;
-            for &i in &ok {
-                best = match best {
-                    Some(b)
-                        if oh(i) * i128::from(list[b].weight)
-                            >= oh(b) * i128::from(list[i].weight) =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            best
-        }
+    /// The first idle eligible destination, else sed's choice.
+    fn ref_nq(list: &[Dest]) -> Option<usize> {
+        list.iter()
+            .position(|d| !d.overloaded && d.weight > 0 && d.activeconns == 0)
+            .or_else(|| ref_least_ratio(list, |d| i128::from(d.activeconns) + 1))
     }
 
     proptest! {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
-            check("nq", Default::default(), &ops, RefNq)?;
+            check("nq", Default::default(), &ops, Stateless(ref_nq))?;
         }
     }
 }

@@ -55,39 +55,15 @@ mod tests {
         assert_eq!(pick(&mut s), None);
     }
 
-    struct RefSed;
-    impl Reference for RefSed {
-        fn schedule(
-            &mut self,
-            list: &[Dest],
-            _: &Ctx,
-            _: &mut dyn rand_core::RngCore,
-        ) -> Option<usize> {
-            let oh = |d: &Dest| i128::from(d.activeconns) + 1;
-            let mut best: Option<usize> = None;
-            for (i, d) in list
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| !d.overloaded && d.weight > 0)
-            {
-                best = match best {
-                    Some(b)
-                        if oh(d) * i128::from(list[b].weight)
-                            >= oh(&list[b]) * i128::from(d.weight) =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            best
-        }
+    /// Overhead activeconns + 1, no inactive term.
+    fn ref_sed(list: &[Dest]) -> Option<usize> {
+        ref_least_ratio(list, |d| i128::from(d.activeconns) + 1)
     }
 
     proptest! {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
-            check("sed", Default::default(), &ops, RefSed)?;
+            check("sed", Default::default(), &ops, Stateless(ref_sed))?;
         }
     }
 }

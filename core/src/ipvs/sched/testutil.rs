@@ -164,6 +164,55 @@ pub trait Reference {
     ) -> Option<usize>;
 }
 
+/// A reference model that keeps no state: the pick depends on the list alone.
+pub struct Stateless(pub fn(&[Dest]) -> Option<usize>);
+
+impl Reference for Stateless {
+    fn schedule(
+        &mut self,
+        list: &[Dest],
+        _: &Ctx,
+        _: &mut dyn rand_core::RngCore,
+    ) -> Option<usize> {
+        (self.0)(list)
+    }
+}
+
+/// Reference for fo and ovf: the first destination `ok` accepts among those of the
+/// highest weight it accepts.
+pub fn ref_first_of_max_weight(list: &[Dest], ok: impl Fn(&Dest) -> bool) -> Option<usize> {
+    let max = list.iter().filter(|d| ok(d)).map(|d| d.weight).max()?;
+    list.iter().position(|d| ok(d) && d.weight == max)
+}
+
+/// Reference for the wlc family: the first eligible destination (weight > 0, not
+/// overloaded) with the smallest `oh / weight`; a later one wins only when strictly smaller.
+pub fn ref_least_ratio(list: &[Dest], oh: impl Fn(&Dest) -> i128) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, d) in list.iter().enumerate() {
+        if d.overloaded || d.weight <= 0 {
+            continue;
+        }
+        // Compare the ratios by cross-multiplying.
+        best = match best {
+            Some(b)
+                if oh(d) * i128::from(list[b].weight) >= oh(&list[b]) * i128::from(d.weight) =>
+            {
+                Some(b)
+            }
+            _ => Some(i),
+        };
+    }
+    best
+}
+
+/// Reference wlc (also lblc's and lblcr's fallback): overhead `active * 256 + inactive`.
+pub fn ref_wlc(list: &[Dest]) -> Option<usize> {
+    ref_least_ratio(list, |d| {
+        i128::from(d.activeconns) * 256 + i128::from(d.inactconns)
+    })
+}
+
 /// One step of a random operation sequence.
 #[derive(Clone, Debug)]
 pub enum Op {

@@ -36,7 +36,6 @@ pub(crate) fn least_from(dests: &[Dest], first: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::*;
     use proptest::prelude::*;
 
     #[test]
@@ -73,39 +72,10 @@ mod tests {
         assert_eq!(pick(&mut s), Some(1));
     }
 
-    struct RefWlc;
-    impl Reference for RefWlc {
-        fn schedule(
-            &mut self,
-            list: &[Dest],
-            _: &Ctx,
-            _: &mut dyn rand_core::RngCore,
-        ) -> Option<usize> {
-            let oh = |d: &Dest| i128::from(d.activeconns) * 256 + i128::from(d.inactconns);
-            let mut best: Option<usize> = None;
-            for (i, d) in list.iter().enumerate() {
-                if d.overloaded || d.weight <= 0 {
-                    continue;
-                }
-                // Strictly smaller ratio oh/w wins; compare by cross-multiplying.
-                best = match best {
-                    Some(b)
-                        if oh(d) * i128::from(list[b].weight)
-                            >= oh(&list[b]) * i128::from(d.weight) =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
-            }
-            best
-        }
-    }
-
     proptest! {
         #[test]
         fn same_choices_as_reference(ops in ops_strategy(8, 4)) {
-            check("wlc", Default::default(), &ops, RefWlc)?;
+            check("wlc", Default::default(), &ops, Stateless(ref_wlc))?;
         }
     }
 }
