@@ -1110,7 +1110,8 @@ impl ConnTable {
         let now_ns = now.as_nanos();
         let now_sec = sec_of(now_ns);
         while let Some((&sec, _)) = self.wheel.iter().next() {
-            if sec > now_sec {
+            // Nothing in the bucket is due before its lower bound.
+            if sec > now_sec || self.bounds.get(&sec).is_some_and(|&b| b > now_ns) {
                 return;
             }
             let refs = self.wheel.remove(&sec).unwrap_or_default();
