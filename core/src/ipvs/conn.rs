@@ -8,7 +8,7 @@
 //! bucket answers both the inbound lookup (client -> virtual) and the
 //! outbound one (real server -> client). Unlike the kernel, entries live in a
 //! slab of fixed-size records (48 bytes for IPv4) linked by `u32` indices, and
-//! expiry runs from a map of one-second buckets of slab indices, checked
+//! expiry runs from a map of 1/64-second buckets of slab indices, checked
 //! lazily: a deadline moving later costs nothing until its bucket comes up.
 //! No iteration order of this table depends on a hash: listings are sorted.
 
@@ -458,7 +458,7 @@ struct Entry<A> {
     link: u32,
     /// Next in the hash chain, or in the free list.
     next: u32,
-    /// The one-second expiry bucket this entry is filed under.
+    /// The expiry bucket (1/64 s) this entry is filed under.
     wheel_at: u32,
     timeout: u32,
     in_pkts: u32,
@@ -634,15 +634,20 @@ impl<A: Addr> Store<A> {
 pub struct ConnTable {
     v4: Store<u32>,
     v6: Store<V6>,
-    /// Expiry buckets: second -> slab references filed there.
+    /// Expiry buckets: bucket (1/64 s) -> slab references filed there.
     wheel: BTreeMap<u32, Vec<u32>>,
     /// Per bucket, a lower bound of its entries' deadlines, so that `poll_timeout` need not
     /// read the entries (it runs after every packet).
     bounds: BTreeMap<u32, u64>,
 }
 
+/// Width of one expiry bucket: 1/64 s, so a busy second is not rescanned for every
+/// deadline in it (u32 buckets still cover two years).
+const TICK_NS: u64 = 1_000_000_000 / 64;
+
+/// The expiry bucket of a deadline.
 fn sec_of(nanos: u64) -> u32 {
-    u32::try_from(nanos / 1_000_000_000).unwrap_or(u32::MAX)
+    u32::try_from(nanos / TICK_NS).unwrap_or(u32::MAX)
 }
 
 macro_rules! with_store {
@@ -1082,7 +1087,7 @@ impl ConnTable {
     /// such a wakeup finds nothing due and moves the bound on.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let (&sec, _) = self.wheel.iter().next()?;
-        let start = u64::from(sec) * 1_000_000_000;
+        let start = u64::from(sec) * TICK_NS;
         Some(Instant::from_nanos(
             self.bounds.get(&sec).copied().unwrap_or(start).max(start),
         ))
@@ -1094,7 +1099,7 @@ impl ConnTable {
         *b = (*b).min(deadline);
     }
 
-    /// File `r` under the second of its current deadline.
+    /// File `r` under the bucket of its current deadline.
     fn refile(&mut self, r: u32) -> u32 {
         with_store!(self, r, |s, i| {
             let e = &mut s.slab[i as usize];
