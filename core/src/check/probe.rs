@@ -1,6 +1,6 @@
 //! What a driver must run for a checker, and what it reports back.
 //!
-//! CONTRACT: the simulator and the daemon execute [`Probe`]s and answer with [`ProbeResult`]s.
+//! The simulator and the daemon execute [`Probe`]s and answer with [`ProbeResult`]s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
