@@ -8,7 +8,7 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
 use crate::ipvs::conn::TcpFlags;
 use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
-use crate::ipvs::{FwdMethod, Protocol};
+use crate::ipvs::{fwd, FwdMethod, Protocol};
 use crate::vrrp::arp::{self, ArpOp, ArpPacket};
 
 /// What the data plane did with one frame.
@@ -113,17 +113,6 @@ impl Neighbours {
     }
 }
 
-/// Direct routing: the same IP packet, re-addressed at layer 2 to the real server.
-pub fn dr_rewrite(frame: &[u8], src_mac: [u8; 6], dst_mac: [u8; 6]) -> Option<Vec<u8>> {
-    if frame.len() < 14 {
-        return None;
-    }
-    let mut out = frame.to_vec();
-    out[0..6].copy_from_slice(&dst_mac);
-    out[6..12].copy_from_slice(&src_mac);
-    Some(out)
-}
-
 /// An ARP who-has for `target` from `(mac, ip)`.
 pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     arp::encode_arp(
@@ -161,12 +150,12 @@ pub fn forward(
             let Some((our_mac, _)) = our(iface) else {
                 return Handled::NotOurs;
             };
-            match dr_rewrite(frame, our_mac, mac) {
-                Some(frame) => Handled::Forward {
+            match fwd::dr(frame, our_mac, mac) {
+                Ok(frame) => Handled::Forward {
                     iface: iface.to_string(),
                     frame,
                 },
-                None => Handled::NotOurs,
+                Err(_) => Handled::NotOurs,
             }
         }
         None => {
