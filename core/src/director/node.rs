@@ -8,7 +8,7 @@ use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, Heal
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
 use crate::director::VrrpState;
 use crate::ipvs::sync::{self, SyncConfig, SyncReceiver, SyncSender};
-use crate::ipvs::table::{Ipvs, IpvsOptions, Verdict};
+use crate::ipvs::table::{Ipvs, IpvsOptions, PacketInfo, Verdict};
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
@@ -301,6 +301,11 @@ impl Director {
                 .learn(iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
             return;
         }
+        // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
+        if let Some(pkt) = dataplane::packet_info(frame) {
+            self.traffic(now, iface, frame, pkt);
+            return;
+        }
         let mut ours = None;
         for w in self.wires.iter().filter(|w| w.iface == iface) {
             match wire::decode_frame(frame, &w.expect) {
@@ -309,19 +314,12 @@ impl Director {
                     break;
                 }
                 Err(wire::DecodeError::VridNotOurs { .. }) => {}
-                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => {
-                    self.traffic(now, iface, frame);
-                    return;
-                }
+                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => return,
                 Err(e) => {
                     ours = Some(Err((w.expect.vrid, e)));
                     break;
                 }
             }
-        }
-        if self.wires.iter().all(|w| w.iface != iface) {
-            self.traffic(now, iface, frame);
-            return;
         }
         match ours {
             Some(Ok(rx)) => {
@@ -350,10 +348,7 @@ impl Director {
     }
 
     /// A client packet: through IPVS when it is for a VIP we hold.
-    fn traffic(&mut self, now: Instant, iface: &str, frame: &[u8]) {
-        let Some(pkt) = dataplane::packet_info(frame) else {
-            return;
-        };
+    fn traffic(&mut self, now: Instant, iface: &str, frame: &[u8], pkt: PacketInfo) {
         if pkt.dst == IpAddr::V4(sync::SYNC_GROUP_V4) && pkt.dport == sync::SYNC_PORT {
             self.sync_datagram(now, iface, frame);
             return;
