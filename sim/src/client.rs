@@ -2,7 +2,8 @@
 //! small TCP model — SYN, request, response+FIN, retransmission with exponential backoff,
 //! give-up after a number of tries — so a connection a failover breaks is counted.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::stack::{Fx, Stack};
 
 /// Timer token that starts new connections.
 const START: u64 = 1 << 62;
+/// Timer token of the retransmission check: one pending timer serves every connection, so
+/// a request that finishes in time leaves no timer event behind.
+const RETRANSMIT: u64 = START + 1;
 
 /// How requests are generated.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -126,6 +130,11 @@ pub struct Client {
     by_port: BTreeMap<u16, u64>,
     next_id: u64,
     next_port: u16,
+    /// Retransmission deadlines (deadline, connection id); an entry whose connection is
+    /// gone or has moved its deadline is stale and skipped when it comes up.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// When the pending RETRANSMIT timer fires.
+    check_at: Option<Instant>,
     /// Requests started.
     pub sent: u64,
 }
@@ -142,6 +151,8 @@ impl Client {
             by_port: BTreeMap::new(),
             next_id: 1,
             next_port: 32768,
+            deadlines: BinaryHeap::new(),
+            check_at: None,
             sent: 0,
         }
     }
@@ -154,6 +165,26 @@ impl Client {
     /// Connections in flight.
     pub fn in_flight(&self) -> usize {
         self.conns.len()
+    }
+
+    /// File a connection's deadline; the RETRANSMIT timer moves earlier if it must.
+    fn arm(&mut self, deadline: Instant, id: u64, fx: &mut Fx) {
+        self.deadlines.push(Reverse((deadline, id)));
+        if self.check_at.is_none_or(|c| deadline < c) {
+            self.check_at = Some(deadline);
+            fx.timers.push((deadline, RETRANSMIT));
+        }
+    }
+
+    /// The earliest deadline still live, dropping stale entries ahead of it.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.conns.get(&id).is_some_and(|c| c.deadline == at) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
     }
 
     fn send(&self, now: Instant, stack: &mut Stack, fx: &mut Fx, seg: TcpSeg<'_>) {
@@ -217,8 +248,9 @@ impl Client {
             b"",
         );
         self.send(now, stack, fx, syn);
-        fx.timers.push((conn.deadline, id));
+        let deadline = conn.deadline;
         self.conns.insert(id, conn);
+        self.arm(deadline, id, fx);
         self.by_port.insert(port, id);
     }
 
@@ -282,19 +314,42 @@ impl Client {
             }
             return;
         }
-        let Some(c) = self.conns.get_mut(&token) else {
+        if token != RETRANSMIT || self.check_at != Some(now) {
+            return; // superseded by an earlier check
+        }
+        // check_at stays `now` while expiring, so the deadlines filed meanwhile (all later)
+        // do not each push a timer; one is pushed for the earliest afterwards.
+        while self.next_deadline().is_some_and(|at| at <= now) {
+            let Some(Reverse((_, id))) = self.deadlines.pop() else {
+                break;
+            };
+            self.expire(now, id, stack, fx, out);
+        }
+        self.check_at = self.next_deadline();
+        if let Some(at) = self.check_at {
+            fx.timers.push((at, RETRANSMIT));
+        }
+    }
+
+    /// A connection's deadline passed: retransmit, or give up after the last try.
+    fn expire(
+        &mut self,
+        now: Instant,
+        id: u64,
+        stack: &mut Stack,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if now < c.deadline {
-            return; // superseded by a later retransmission timer
-        }
         if c.tries >= self.spec.max_tries {
             let (reason, broken) = if c.established {
                 (FailReason::Timeout, true)
             } else {
                 (FailReason::ConnectTimeout, false)
             };
-            self.finish(now, token, Outcome::Failed { reason, broken }, fx, out);
+            self.finish(now, id, Outcome::Failed { reason, broken }, fx, out);
             return;
         }
         c.tries += 1;
@@ -327,7 +382,7 @@ impl Client {
             )
         };
         self.send(now, stack, fx, seg);
-        fx.timers.push((c.deadline, token));
+        self.arm(c.deadline, id, fx);
     }
 
     /// A TCP segment for this host arrived.
@@ -369,9 +424,12 @@ impl Client {
                 c.tries = 1;
                 c.rto = self.spec.rto;
                 c.deadline = now + c.rto;
-                fx.timers.push((c.deadline, id));
+                let deadline = c.deadline;
+                self.arm(deadline, id, fx);
             }
-            let c = c.clone();
+            let Some(c) = self.conns.get(&id).cloned() else {
+                return;
+            };
             let f = TcpFlags {
                 ack: true,
                 psh: true,

@@ -16,6 +16,9 @@ const LINGER: Duration = Duration::from_secs(30);
 
 /// Timer token of the reaper (request timers are `id << 1` with ids from 1).
 const REAP: u64 = 1;
+/// The reaper waits at least this long between rounds, so it wakes once per batch of
+/// lingering connections instead of once per connection.
+const REAP_BATCH: Duration = Duration::from_secs(1);
 
 /// One listening TCP service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -323,7 +326,7 @@ impl RealServer {
         if token == REAP {
             while let Some(&(at, id)) = self.lingering.front() {
                 if at > now {
-                    fx.timers.push((at, REAP));
+                    fx.timers.push((at.max(now + REAP_BATCH), REAP));
                     break;
                 }
                 self.lingering.pop_front();

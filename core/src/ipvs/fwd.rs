@@ -9,7 +9,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpNumber, Ipv4Header, NetHeaders, PacketHeaders, TransportHeader,
+    EtherType, Ethernet2Header, IpNumber, Ipv4Header, NetHeaders, NetSlice, PacketHeaders,
+    SlicedPacket, TransportHeader,
 };
 
 use super::TunnelType;
@@ -51,16 +52,19 @@ fn eth(src: [u8; 6], dst: [u8; 6], ether_type: EtherType) -> [u8; 14] {
 }
 
 /// DR (`ip_vs_dr_xmit`): the same IP packet, addressed at layer 2 to the real server.
+///
+/// The frame is sliced, not copied into owned headers: DR rewrites nothing above layer 2,
+/// it only needs to know the frame is a well-formed untagged IP packet.
 pub fn dr(frame: &[u8], director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
-    let h = parse(frame)?;
-    let ip = match h.net {
-        Some(NetHeaders::Ipv4(..)) => EtherType::IPV4,
-        Some(NetHeaders::Ipv6(..)) => EtherType::IPV6,
-        None => return Err(FwdError::NotIp),
-    };
-    if h.vlan.is_some() {
+    let p = SlicedPacket::from_ethernet(frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
+    if p.vlan.is_some() {
         return Err(FwdError::NotIp);
     }
+    let ip = match p.net {
+        Some(NetSlice::Ipv4(_)) => EtherType::IPV4,
+        Some(NetSlice::Ipv6(_)) => EtherType::IPV6,
+        None => return Err(FwdError::NotIp),
+    };
     let mut out = Vec::with_capacity(frame.len());
     out.extend_from_slice(&eth(director_mac, rs_mac, ip));
     out.extend_from_slice(frame.get(14..).ok_or(FwdError::NotIp)?);
