@@ -190,7 +190,8 @@ struct Segment {
     name: String,
     node: NodeIndex,
     learn: bool,
-    fdb: BTreeMap<Mac, EdgeIndex>,
+    /// Learnt MAC -> port; a segment has a handful of ports, so a list beats a map.
+    fdb: Vec<(Mac, EdgeIndex)>,
     rng: ChaCha8Rng,
 }
 
@@ -330,7 +331,7 @@ impl Sim {
             name: name.to_string(),
             node,
             learn,
-            fdb: BTreeMap::new(),
+            fdb: Vec::new(),
             rng,
         });
         SegId(id)
@@ -895,28 +896,34 @@ impl Sim {
         let seg = &mut self.segs[seg_id];
         self.targets.clear();
         if seg.learn {
-            seg.fdb.insert(src, e);
+            match seg.fdb.iter_mut().find(|(m, _)| *m == src) {
+                Some(entry) => entry.1 = e,
+                None => seg.fdb.push((src, e)),
+            }
         }
-        match seg
-            .fdb
-            .get(&dst)
-            .filter(|_| seg.learn && !packet::is_group(dst))
-        {
-            Some(&e2) if e2 != e => self.targets.push(e2),
+        let known = if seg.learn && !packet::is_group(dst) {
+            seg.fdb.iter().find(|(m, _)| *m == dst).map(|(_, p)| *p)
+        } else {
+            None
+        };
+        match known {
+            Some(e2) if e2 != e => self.targets.push(e2),
             Some(_) => {}
-            None => self.targets.extend(
-                self.graph
-                    .edges(seg.node)
-                    .map(|r| r.id())
-                    .filter(|x| *x != e),
-            ),
+            None => {
+                self.targets.extend(
+                    self.graph
+                        .edges(seg.node)
+                        .map(|r| r.id())
+                        .filter(|x| *x != e),
+                );
+                // Deterministic order regardless of adjacency-list layout.
+                self.targets.sort_unstable();
+            }
         }
-        // Deterministic order regardless of adjacency-list layout.
-        self.targets.sort_unstable();
         let l1 = &self.graph[e];
         for &e2 in &self.targets {
             let l2 = &self.graph[e2];
-            if !l2.up || self.blocked.contains(&(host, l2.host)) {
+            if !l2.up || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host))) {
                 continue;
             }
             if self

@@ -101,6 +101,13 @@ struct Wire {
     ip_id: u16,
 }
 
+/// Where a received frame went: IPVS alone, or VRRP / neighbours (whose timers may move).
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Plane {
+    Data,
+    Control,
+}
+
 /// One director node.
 pub struct Director {
     env: NodeEnv,
@@ -119,6 +126,9 @@ pub struct Director {
     rng: Box<dyn rand_core::RngCore + Send>,
     out: VecDeque<Output>,
     stopped: bool,
+    /// Earliest VRRP or checker deadline, recomputed after any input that reaches them:
+    /// client traffic never does, and asking them after every packet is the hot path.
+    control_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Director {
@@ -180,6 +190,7 @@ impl Director {
             rng,
             out: VecDeque::new(),
             stopped: false,
+            control_deadline: None,
         })
     }
 
@@ -199,6 +210,7 @@ impl Director {
         for change in rules {
             self.apply_ipvs(change);
         }
+        self.refresh_control_deadline();
     }
 
     /// The host this director runs on.
@@ -223,7 +235,12 @@ impl Director {
         }
         self.start(now);
         match input {
-            Input::Frame { iface, frame } => self.frame(now, &iface, &frame),
+            Input::Frame { iface, frame } => {
+                if self.frame(now, &iface, &frame) == Plane::Data {
+                    self.drain(now);
+                    return;
+                }
+            }
             Input::ProbeDone { id, result } => {
                 if let Some(script) = self.script_probes.remove(&id) {
                     let status = match result {
@@ -251,6 +268,17 @@ impl Director {
             }
         }
         self.drain(now);
+        self.refresh_control_deadline();
+    }
+
+    fn refresh_control_deadline(&mut self) {
+        self.control_deadline = [
+            self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
+            self.checks.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
     }
 
     /// Timers due at or before `now` fire; a spurious call is a no-op.
@@ -266,6 +294,7 @@ impl Director {
         }
         self.checks.handle_timeout(now);
         self.drain(now);
+        self.refresh_control_deadline();
     }
 
     /// Next output to execute.
@@ -281,9 +310,19 @@ impl Director {
         if self.pending.is_some() {
             return Some(Instant::ZERO);
         }
+        debug_assert_eq!(
+            self.control_deadline,
+            [
+                self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
+                self.checks.poll_timeout()
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+            "cached VRRP/checker deadline is stale"
+        );
         [
-            self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
-            self.checks.poll_timeout(),
+            self.control_deadline,
             self.ipvs.poll_timeout(),
             match &self.sync {
                 Some(SyncRole::Master(tx)) => tx.poll_timeout(),
@@ -295,16 +334,17 @@ impl Director {
         .min()
     }
 
-    fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) {
+    /// Which plane a frame went to.
+    fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) -> Plane {
         if let Ok(a) = arp::decode_arp(frame) {
             self.neighbours
                 .learn(iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
-            return;
+            return Plane::Control;
         }
         // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
         if let Some(pkt) = dataplane::packet_info(frame) {
             self.traffic(now, iface, frame, pkt);
-            return;
+            return Plane::Data;
         }
         let mut ours = None;
         for w in self.wires.iter().filter(|w| w.iface == iface) {
@@ -314,7 +354,9 @@ impl Director {
                     break;
                 }
                 Err(wire::DecodeError::VridNotOurs { .. }) => {}
-                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => return,
+                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => {
+                    return Plane::Control
+                }
                 Err(e) => {
                     ours = Some(Err((w.expect.vrid, e)));
                     break;
@@ -345,6 +387,7 @@ impl Director {
             }
             None => {}
         }
+        Plane::Control
     }
 
     /// A client packet: through IPVS when it is for a VIP we hold.

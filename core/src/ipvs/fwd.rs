@@ -9,8 +9,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpNumber, Ipv4Header, NetHeaders, NetSlice, PacketHeaders,
-    SlicedPacket, TransportHeader,
+    EtherType, Ethernet2Header, Ethernet2HeaderSlice, IpNumber, Ipv4Header, NetHeaders,
+    PacketHeaders, TransportHeader,
 };
 
 use super::TunnelType;
@@ -53,21 +53,24 @@ fn eth(src: [u8; 6], dst: [u8; 6], ether_type: EtherType) -> [u8; 14] {
 
 /// DR (`ip_vs_dr_xmit`): the same IP packet, addressed at layer 2 to the real server.
 ///
-/// The frame is sliced, not copied into owned headers: DR rewrites nothing above layer 2,
-/// it only needs to know the frame is a well-formed untagged IP packet.
+/// Nothing above layer 2 is read or rewritten (IPVS parsed the packet before choosing the
+/// real server), so only the Ethernet header is checked: untagged, carrying IPv4 or IPv6.
 pub fn dr(frame: &[u8], director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
-    let p = SlicedPacket::from_ethernet(frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
-    if p.vlan.is_some() {
+    let header =
+        Ethernet2HeaderSlice::from_slice(frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
+    let ip_packet = &frame[Ethernet2Header::LEN..];
+    let ip = header.ether_type();
+    if ip != EtherType::IPV4 && ip != EtherType::IPV6 {
         return Err(FwdError::NotIp);
     }
-    let ip = match p.net {
-        Some(NetSlice::Ipv4(_)) => EtherType::IPV4,
-        Some(NetSlice::Ipv6(_)) => EtherType::IPV6,
-        None => return Err(FwdError::NotIp),
-    };
+    if ip_packet.is_empty() {
+        return Err(FwdError::Malformed(
+            "no IP packet after the Ethernet header".into(),
+        ));
+    }
     let mut out = Vec::with_capacity(frame.len());
     out.extend_from_slice(&eth(director_mac, rs_mac, ip));
-    out.extend_from_slice(frame.get(14..).ok_or(FwdError::NotIp)?);
+    out.extend_from_slice(ip_packet);
     Ok(out)
 }
 
