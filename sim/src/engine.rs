@@ -252,6 +252,11 @@ struct ProbeDone {
     result: ProbeResult,
 }
 
+/// The frame's bytes, taken without a copy when this delivery holds the only reference.
+fn owned(frame: Rc<Vec<u8>>) -> Vec<u8> {
+    Rc::try_unwrap(frame).unwrap_or_else(|shared| shared.as_ref().clone())
+}
+
 /// The simulated world.
 pub struct Sim {
     seed: u64,
@@ -731,7 +736,7 @@ impl Sim {
     fn dispatch(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { host, iface, frame } => {
-                self.deliver(host as usize, iface as usize, &frame)
+                self.deliver(host as usize, iface as usize, frame)
             }
             Ev::Timer { host, token } => self.timer(host, token),
             Ev::Wake { host, gen } => {
@@ -814,13 +819,18 @@ impl Sim {
         i.up && i.link.is_some_and(|e| self.graph[e].up)
     }
 
-    fn deliver(&mut self, host: usize, iface: usize, frame: &[u8]) {
+    fn deliver(&mut self, host: usize, iface: usize, frame: Rc<Vec<u8>>) {
         if !self.iface_carrier(host, iface) {
             return;
         }
         let now = self.now;
         let h = &mut self.hosts[host];
-        let rx = h.stack.receive(now, iface, frame, &mut self.fx);
+        let rx = h.stack.receive(now, iface, &frame, &mut self.fx);
+        if let Rx::Forward(dst) = rx {
+            h.stack.forward(now, dst, owned(frame), &mut self.fx);
+            self.flush_fx(host);
+            return;
+        }
         match &mut h.model {
             Model::Director(_) => {
                 if rx != Rx::Ignored {
@@ -830,7 +840,7 @@ impl Sim {
                         host,
                         Input::Frame {
                             iface: name,
-                            frame: frame.to_vec(),
+                            frame: owned(frame),
                         },
                     );
                     return;
@@ -838,14 +848,14 @@ impl Sim {
             }
             Model::Server(s) => {
                 if rx == Rx::Local {
-                    if let Ok(seg) = packet::parse_tcp(frame) {
+                    if let Ok(seg) = packet::parse_tcp(&frame) {
                         s.on_segment(now, &seg, &mut h.stack, &mut self.fx);
                     }
                 }
             }
             Model::Client(c) => {
                 if rx == Rx::Local {
-                    if let Ok(seg) = packet::parse_tcp(frame) {
+                    if let Ok(seg) = packet::parse_tcp(&frame) {
                         c.on_segment(now, &seg, &mut h.stack, &mut self.fx, &mut self.reqs);
                     }
                 }

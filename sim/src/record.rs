@@ -174,7 +174,12 @@ impl Metrics {
         match &r.outcome {
             Outcome::Ok { server } => {
                 self.requests_ok += 1;
-                *self.per_server.entry(server.clone()).or_insert(0) += 1;
+                match self.per_server.get_mut(server) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.per_server.insert(server.clone(), 1);
+                    }
+                }
                 let lat = (r.finished - r.started).as_nanos() as u64;
                 self.latency_sum_ns += lat;
                 self.latency_max_ns = self.latency_max_ns.max(lat);

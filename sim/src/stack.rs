@@ -122,8 +122,9 @@ pub enum Rx {
     Arp,
     /// An IPv4 packet for a local address (interface, VIP or lo).
     Local,
-    /// Routed on (routers only).
-    Forwarded,
+    /// To be routed on towards this address (routers only): the caller hands the frame to
+    /// [`Stack::forward`], which can then reuse the buffer instead of copying it.
+    Forward(Ipv4Addr),
     /// IPv4 for an address this host does not hold: dropped.
     NotLocal,
     /// Addressed to this host but neither ARP nor unicast IPv4 (VRRP multicast, other ethertypes).
@@ -247,9 +248,7 @@ impl Stack {
                 } else if self.is_local(dst_ip) {
                     Rx::Local
                 } else if self.forward && dst == my_mac {
-                    self.stats.forwarded += 1;
-                    self.route(now, None, dst_ip, frame.to_vec(), fx);
-                    Rx::Forwarded
+                    Rx::Forward(dst_ip)
                 } else {
                     self.stats.dropped_not_local += 1;
                     Rx::NotLocal
@@ -307,6 +306,12 @@ impl Stack {
                 fx.tx.push((p.iface, f));
             }
         }
+    }
+
+    /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`].
+    pub fn forward(&mut self, now: Instant, dst: Ipv4Addr, frame: Vec<u8>, fx: &mut Fx) {
+        self.stats.forwarded += 1;
+        self.route(now, None, dst, frame, fx);
     }
 
     /// Send an IPv4 frame towards `dst`, resolving the next hop; the frame's Ethernet
