@@ -100,5 +100,35 @@ mod tests {
             expected.sort();
             prop_assert_eq!(out, expected);
         }
+
+        /// Interleaved pushes (never before the last pop, as the simulator does) and pops
+        /// come out in the order a sorted reference gives.
+        #[test]
+        fn interleaved_matches_a_sorted_reference(
+            ops in proptest::collection::vec((0u64..3, 0u64..1_000_000), 0..400)
+        ) {
+            let mut q = EventQueue::new();
+            let mut reference: Vec<(u64, usize)> = Vec::new();
+            let mut now = 0u64;
+            for (i, (op, delay)) in ops.iter().enumerate() {
+                if *op == 0 {
+                    let got = q.pop();
+                    reference.sort();
+                    let want = if reference.is_empty() { None } else { Some(reference.remove(0)) };
+                    prop_assert_eq!(got.map(|(t, v)| (t.as_nanos(), v)), want);
+                    if let Some((t, _)) = want {
+                        now = t;
+                    }
+                } else {
+                    // Many equal times: delays are often zero or repeat.
+                    let at = now + if *op == 1 { delay % 4 } else { *delay };
+                    q.push(Instant::from_nanos(at), i);
+                    reference.push((at, i));
+                }
+                reference.sort();
+                prop_assert_eq!(q.peek_time().map(|t| t.as_nanos()), reference.first().map(|r| r.0));
+                prop_assert_eq!(q.len(), reference.len());
+            }
+        }
     }
 }

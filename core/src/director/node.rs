@@ -287,14 +287,23 @@ impl Director {
             return;
         }
         self.start(now);
-        self.vrrp_input(now, None);
+        // VRRP and the checkers are only woken when one of their deadlines is due: most
+        // wakeups are the connection table's expiry, and a spurious call is a no-op anyway.
+        let control_due = self.control_deadline.is_some_and(|d| d <= now);
+        if control_due {
+            self.vrrp_input(now, None);
+        }
         self.ipvs.handle_timeout(now);
         if let Some(SyncRole::Master(tx)) = &mut self.sync {
             tx.handle_timeout(now);
         }
-        self.checks.handle_timeout(now);
+        if control_due {
+            self.checks.handle_timeout(now);
+        }
         self.drain(now);
-        self.refresh_control_deadline();
+        if control_due {
+            self.refresh_control_deadline();
+        }
     }
 
     /// Next output to execute.
