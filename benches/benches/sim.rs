@@ -7,6 +7,10 @@
 //!
 //! Wall time comes from `std::time::Instant`: fine here, benches are not lvs-core.
 
+/// The allocator `lvsd` uses, so the bench measures what `lvsd sim` runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant as WallInstant};
 
 use lvs_benches::{load_seed, set_open_load};

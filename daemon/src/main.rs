@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the simulator allocates a frame per packet hop, and the system allocator
+/// costs it about 5 % (BENCHMARKS.md, "Simulator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod check;
 mod schedule;
 mod sim;
