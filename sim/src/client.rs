@@ -3,7 +3,9 @@
 //! give-up after a number of tries — so a connection a failover breaks is counted.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -126,8 +128,9 @@ pub struct Client {
     /// Configuration.
     pub spec: ClientSpec,
     local: Ipv4Addr,
-    conns: BTreeMap<u64, Conn>,
-    by_port: BTreeMap<u16, u64>,
+    // Hash maps: looked up per segment, never iterated into an output.
+    conns: FxHashMap<u64, Conn>,
+    by_port: FxHashMap<u16, u64>,
     next_id: u64,
     next_port: u16,
     /// Retransmission deadlines (deadline, connection id); an entry whose connection is
@@ -147,8 +150,8 @@ impl Client {
         Client {
             spec,
             local,
-            conns: BTreeMap::new(),
-            by_port: BTreeMap::new(),
+            conns: FxHashMap::default(),
+            by_port: FxHashMap::default(),
             next_id: 1,
             next_port: 32768,
             deadlines: BinaryHeap::new(),

@@ -223,26 +223,34 @@ struct Host {
 }
 
 enum Ev {
+    /// A frame reaches the host end of `link`.
     Deliver {
-        host: u32,
-        iface: u32,
+        link: EdgeIndex,
         frame: Rc<Vec<u8>>,
     },
     Timer {
-        host: usize,
+        host: u32,
         token: u64,
     },
     Wake {
-        host: usize,
+        host: u32,
         gen: u32,
     },
     // Rare, large payloads are boxed: heap entries are moved on every push and pop.
     ProbeDone(Box<ProbeDone>),
     Start {
-        host: usize,
+        host: u32,
     },
     Fault(Box<Fault>),
     Check,
+}
+
+// Heap entries are (time, seq, Ev) and move on every sift: keep Ev two words.
+const _: () = assert!(std::mem::size_of::<Ev>() == 16);
+
+/// A host index as events carry it.
+fn host_u32(host: usize) -> u32 {
+    u32::try_from(host).expect("more than 2^32 hosts")
 }
 
 struct ProbeDone {
@@ -392,7 +400,12 @@ impl Sim {
             clock: Clock::default(),
         };
         let id = self.add_host(name, Stack::new(ifaces), Model::Director(Box::new(proc)))?;
-        self.queue.push(start, Ev::Start { host: id.0 });
+        self.queue.push(
+            start,
+            Ev::Start {
+                host: host_u32(id.0),
+            },
+        );
         Ok(id)
     }
 
@@ -438,7 +451,13 @@ impl Sim {
         let client = Client::new(spec, local);
         let (at, token) = client.first_timer();
         let id = self.add_host(name, stack, Model::Client(client))?;
-        self.queue.push(at, Ev::Timer { host: id.0, token });
+        self.queue.push(
+            at,
+            Ev::Timer {
+                host: host_u32(id.0),
+                token,
+            },
+        );
         Ok(id)
     }
 
@@ -735,11 +754,13 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver { host, iface, frame } => {
-                self.deliver(host as usize, iface as usize, frame)
+            Ev::Deliver { link, frame } => {
+                let l = &self.graph[link];
+                self.deliver(l.host, l.iface, frame)
             }
-            Ev::Timer { host, token } => self.timer(host, token),
+            Ev::Timer { host, token } => self.timer(host as usize, token),
             Ev::Wake { host, gen } => {
+                let host = host as usize;
                 let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model)
                 else {
                     return;
@@ -774,7 +795,7 @@ impl Sim {
                     }
                 }
             }
-            Ev::Start { host } => self.start(host),
+            Ev::Start { host } => self.start(host as usize),
             Ev::Fault(f) => self.apply_inner(*f),
             Ev::Check => {}
         }
@@ -796,7 +817,13 @@ impl Sim {
     fn flush_fx(&mut self, host: usize) {
         let mut fx = std::mem::take(&mut self.fx);
         for (at, token) in fx.timers.drain(..) {
-            self.queue.push(at.max(self.now), Ev::Timer { host, token });
+            self.queue.push(
+                at.max(self.now),
+                Ev::Timer {
+                    host: host_u32(host),
+                    token,
+                },
+            );
         }
         for (iface, frame) in fx.tx.drain(..) {
             self.transmit(host, iface, Rc::new(frame));
@@ -971,8 +998,7 @@ impl Sim {
                 self.queue.push(
                     self.now + delay,
                     Ev::Deliver {
-                        host: l2.host as u32,
-                        iface: l2.iface as u32,
+                        link: e2,
                         frame: frame.clone(),
                     },
                 );
@@ -1022,7 +1048,13 @@ impl Sim {
             let at = d.clock.global(local).max(now);
             if d.wake != Some(at) {
                 d.wake = Some(at);
-                self.queue.push(at, Ev::Wake { host, gen: d.gen });
+                self.queue.push(
+                    at,
+                    Ev::Wake {
+                        host: host_u32(host),
+                        gen: d.gen,
+                    },
+                );
             }
         } else {
             d.wake = None;

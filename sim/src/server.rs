@@ -2,11 +2,12 @@
 //! concurrency limit, VIPs on lo (answered by `arp_ignore`/`arp_announce` in the stack),
 //! replies straight to the client through the default gateway.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use lvs_core::Instant;
+use rustc_hash::FxHashMap;
 
 use crate::packet::{TcpFlags, TcpSeg};
 use crate::stack::{Fx, Stack};
@@ -120,8 +121,9 @@ pub struct RealServer {
     name: Vec<u8>,
     /// Services with their state.
     pub services: Vec<(ServiceSpec, u32)>,
-    conns: BTreeMap<Key, Conn>,
-    by_id: BTreeMap<u64, Key>,
+    // Hash maps: looked up per segment, never iterated into an output.
+    conns: FxHashMap<Key, Conn>,
+    by_id: FxHashMap<u64, Key>,
     lingering: VecDeque<(Instant, u64)>,
     next_id: u64,
     /// Counters.
@@ -134,8 +136,8 @@ impl RealServer {
         RealServer {
             name: name.as_bytes().to_vec(),
             services: services.into_iter().map(|s| (s, 0)).collect(),
-            conns: BTreeMap::new(),
-            by_id: BTreeMap::new(),
+            conns: FxHashMap::default(),
+            by_id: FxHashMap::default(),
             lingering: VecDeque::new(),
             next_id: 1,
             stats: ServerStats::default(),
