@@ -12,6 +12,7 @@
 //! lazily: a deadline moving later costs nothing until its bucket comes up.
 //! No iteration order of this table depends on a hash: listings are sorted.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -635,10 +636,17 @@ pub struct ConnTable {
     v4: Store<u32>,
     v6: Store<V6>,
     /// Expiry buckets: bucket (1/64 s) -> slab references filed there.
-    wheel: BTreeMap<u32, Vec<u32>>,
-    /// Per bucket, a lower bound of its entries' deadlines, so that `poll_timeout` need not
-    /// read the entries (it runs after every packet).
-    bounds: BTreeMap<u32, u64>,
+    wheel: BTreeMap<u32, Bucket>,
+}
+
+/// One expiry bucket.
+#[derive(Debug)]
+struct Bucket {
+    /// Slab references filed here (some may be stale: freed, or refiled elsewhere).
+    refs: Vec<u32>,
+    /// A lower bound of the deadlines filed here, so that `poll_timeout` need not read the
+    /// entries (it runs after every packet).
+    bound: u64,
 }
 
 /// Width of one expiry bucket: 1/64 s, so a busy second is not rescanned for every
@@ -768,7 +776,6 @@ impl ConnTable {
             v4: Store::new(hash_seed, capacity),
             v6: Store::new(hash_seed.rotate_left(32), 0),
             wheel: BTreeMap::new(),
-            bounds: BTreeMap::new(),
         }
     }
 
@@ -896,8 +903,7 @@ impl ConnTable {
             }
             _ => return Err(ConnError::MixedFamily),
         };
-        self.wheel.entry(wheel_at).or_default().push(id);
-        self.lower_bound(wheel_at, deadline.as_nanos());
+        self.file(wheel_at, Some(id), deadline.as_nanos());
         Ok(ConnId(id))
     }
 
@@ -928,19 +934,20 @@ impl ConnTable {
             e.deadline = d;
             let sec = sec_of(d);
             // Later deadlines are found when the old bucket comes up; only an
-            // earlier one needs filing anew.
-            if sec < e.wheel_at {
-                e.wheel_at = sec;
-                Some((sec, d, true))
-            } else {
-                Some((e.wheel_at, d, false))
+            // earlier one needs filing anew. A deadline past the bucket it is filed in
+            // leaves that bucket's lower bound true (the bound is at most the deadline
+            // the entry was filed with, which lies inside the bucket).
+            match sec.cmp(&e.wheel_at) {
+                Ordering::Less => {
+                    e.wheel_at = sec;
+                    Some((sec, d, true))
+                }
+                Ordering::Equal => Some((sec, d, false)),
+                Ordering::Greater => None,
             }
         });
         if let Some((sec, d, new_bucket)) = filed {
-            if new_bucket {
-                self.wheel.entry(sec).or_default().push(raw);
-            }
-            self.lower_bound(sec, d);
+            self.file(sec, new_bucket.then_some(raw), d);
         }
     }
 
@@ -1086,17 +1093,18 @@ impl ConnTable {
     /// It may be earlier (an entry whose timer was pushed back, or removed), never later;
     /// such a wakeup finds nothing due and moves the bound on.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let (&sec, _) = self.wheel.iter().next()?;
-        let start = u64::from(sec) * TICK_NS;
-        Some(Instant::from_nanos(
-            self.bounds.get(&sec).copied().unwrap_or(start).max(start),
-        ))
+        let (&sec, b) = self.wheel.first_key_value()?;
+        Some(Instant::from_nanos(b.bound.max(u64::from(sec) * TICK_NS)))
     }
 
-    /// Note that bucket `sec` holds an entry due at `deadline`.
-    fn lower_bound(&mut self, sec: u32, deadline: u64) {
-        let b = self.bounds.entry(sec).or_insert(deadline);
-        *b = (*b).min(deadline);
+    /// Note that bucket `sec` holds an entry due at `deadline`, filing `r` there if given.
+    fn file(&mut self, sec: u32, r: Option<u32>, deadline: u64) {
+        let b = self.wheel.entry(sec).or_insert_with(|| Bucket {
+            refs: Vec::new(),
+            bound: deadline,
+        });
+        b.bound = b.bound.min(deadline);
+        b.refs.extend(r);
     }
 
     /// File `r` under the bucket of its current deadline.
@@ -1114,13 +1122,12 @@ impl ConnTable {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Expired>) {
         let now_ns = now.as_nanos();
         let now_sec = sec_of(now_ns);
-        while let Some((&sec, _)) = self.wheel.iter().next() {
+        while let Some((&sec, b)) = self.wheel.first_key_value() {
             // Nothing in the bucket is due before its lower bound.
-            if sec > now_sec || self.bounds.get(&sec).is_some_and(|&b| b > now_ns) {
+            if sec > now_sec || b.bound > now_ns {
                 return;
             }
-            let refs = self.wheel.remove(&sec).unwrap_or_default();
-            self.bounds.remove(&sec);
+            let refs = self.wheel.remove(&sec).map(|b| b.refs).unwrap_or_default();
             let mut keep = Vec::new();
             let mut keep_bound = u64::MAX;
             for r in refs {
@@ -1150,14 +1157,18 @@ impl ConnTable {
                     keep.push(r);
                     keep_bound = keep_bound.min(d);
                 } else {
-                    self.wheel.entry(ds).or_default().push(r);
-                    self.lower_bound(ds, d);
+                    self.file(ds, Some(r), d);
                 }
             }
             if !keep.is_empty() {
                 // Only deadlines later in the current second remain here.
-                self.wheel.insert(sec, keep);
-                self.bounds.insert(sec, keep_bound);
+                self.wheel.insert(
+                    sec,
+                    Bucket {
+                        refs: keep,
+                        bound: keep_bound,
+                    },
+                );
                 return;
             }
         }
@@ -1216,7 +1227,11 @@ impl ConnTable {
 
     /// Bytes the table has allocated for its slabs, buckets and expiry index.
     pub fn heap_bytes(&self) -> usize {
-        let wheel: usize = self.wheel.values().map(|v| v.capacity() * 4 + 48).sum();
+        let wheel: usize = self
+            .wheel
+            .values()
+            .map(|b| b.refs.capacity() * 4 + std::mem::size_of::<(u32, Bucket)>() + 8)
+            .sum();
         self.v4.slab.capacity() * Self::ENTRY_SIZE_V4
             + self.v6.slab.capacity() * Self::ENTRY_SIZE_V6
             + (self.v4.buckets.capacity() + self.v6.buckets.capacity()) * 4
