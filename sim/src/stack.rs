@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use lvs_core::Instant;
+use rustc_hash::FxHashMap;
 
 use crate::packet::{self, Arp, ArpOp, Mac, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR};
 
@@ -162,8 +163,8 @@ pub struct Stack {
     pub arp_timeout: Duration,
     /// Non-gratuitous ARP does not replace an entry younger than this (Linux `locktime`).
     pub locktime: Duration,
-    /// ARP cache.
-    pub neigh: BTreeMap<Ipv4Addr, Neigh>,
+    /// ARP cache (looked up on every routed packet, never iterated into an output).
+    pub neigh: FxHashMap<Ipv4Addr, Neigh>,
     pending: BTreeMap<Ipv4Addr, Pending>,
     /// Counters.
     pub stats: StackStats,
@@ -189,7 +190,7 @@ impl Stack {
             gateway: None,
             arp_timeout: Duration::from_secs(60),
             locktime: Duration::from_secs(1),
-            neigh: BTreeMap::new(),
+            neigh: FxHashMap::default(),
             pending: BTreeMap::new(),
             stats: StackStats::default(),
         }
