@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
-use lvs_core::director::{Admin, Input, LogSource, Output};
+use lvs_core::director::{Admin, Input, LogSource, Output, Vip};
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, NodeIndex, UnGraph};
 use petgraph::visit::EdgeRef;
@@ -1072,11 +1072,11 @@ impl Sim {
                 self.check_syn(host, &frame);
                 self.transmit(host, idx, Rc::new(frame));
             }
-            Output::AddVip {
+            Output::AddVip(Vip {
                 iface,
                 addr,
                 prefix,
-            } => {
+            }) => {
                 if let IpAddr::V4(a) = addr {
                     if self.hosts[host].stack.add_vip(&iface, a, prefix) {
                         self.inv.vip(HostId(host), a, true);
@@ -1090,7 +1090,7 @@ impl Sim {
                     },
                 );
             }
-            Output::DelVip { iface, addr, .. } => {
+            Output::DelVip(Vip { iface, addr, .. }) => {
                 if let IpAddr::V4(a) = addr {
                     self.hosts[host].stack.del_vip(&iface, a);
                     let still = self.hosts[host].stack.vips().any(|v| v == a);

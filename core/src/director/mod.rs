@@ -9,10 +9,9 @@ mod build;
 mod dataplane;
 mod node;
 
-use std::net::IpAddr;
-
 use crate::check::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::IpvsChange;
+pub use crate::vrrp::Vip;
 
 #[cfg(test)]
 mod tests;
@@ -105,23 +104,9 @@ pub enum Output {
         frame: Vec<u8>,
     },
     /// Add a virtual address to `iface`.
-    AddVip {
-        /// Interface name.
-        iface: String,
-        /// Address.
-        addr: IpAddr,
-        /// Prefix length.
-        prefix: u8,
-    },
+    AddVip(Vip),
     /// Remove a virtual address from `iface`.
-    DelVip {
-        /// Interface name.
-        iface: String,
-        /// Address.
-        addr: IpAddr,
-        /// Prefix length.
-        prefix: u8,
-    },
+    DelVip(Vip),
     /// Apply an IPVS change (kernel IPVS; the userspace data plane already has it).
     Ipvs(IpvsChange),
     /// Run a probe and report with [`Input::ProbeDone`].

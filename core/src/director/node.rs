@@ -534,29 +534,13 @@ impl Director {
             } => {
                 self.send_advert(&iface, src, dst, &advert);
             }
-            VrrpOutput::AddVip {
-                iface,
-                addr,
-                prefix,
-            } => {
-                self.held_vips.insert(addr);
-                self.out.push_back(Output::AddVip {
-                    iface,
-                    addr,
-                    prefix,
-                });
+            VrrpOutput::AddVip(vip) => {
+                self.held_vips.insert(vip.addr);
+                self.out.push_back(Output::AddVip(vip));
             }
-            VrrpOutput::DelVip {
-                iface,
-                addr,
-                prefix,
-            } => {
-                self.held_vips.remove(&addr);
-                self.out.push_back(Output::DelVip {
-                    iface,
-                    addr,
-                    prefix,
-                });
+            VrrpOutput::DelVip(vip) => {
+                self.held_vips.remove(&vip.addr);
+                self.out.push_back(Output::DelVip(vip));
             }
             VrrpOutput::SendGarp { iface, addrs } => {
                 let Some(mac) = self.env.iface(&iface).map(|i| i.mac) else {

@@ -21,6 +21,6 @@ pub mod track;
 pub mod wire;
 
 pub use instance::{InitialState, Instance, InstanceConfig, VirtualAddress};
-pub use router::{RouterConfig, RouterError, VrrpInput, VrrpOutput, VrrpRouter};
+pub use router::{RouterConfig, RouterError, Vip, VrrpInput, VrrpOutput, VrrpRouter};
 pub use sync_group::{SyncGroup, SyncGroupConfig};
 pub use track::{ScriptConfig, TrackInterface, TrackScript};

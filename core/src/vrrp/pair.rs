@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::director::VrrpState;
 use crate::time::Instant;
 
-use super::router::{RouterConfig, VrrpInput, VrrpOutput, VrrpRouter};
+use super::router::{RouterConfig, Vip, VrrpInput, VrrpOutput, VrrpRouter};
 
 /// One simulated director.
 pub(crate) struct Node {
@@ -195,10 +195,10 @@ impl Net {
                         }
                     }
                 }
-                VrrpOutput::AddVip { iface, addr, .. } => {
+                VrrpOutput::AddVip(Vip { iface, addr, .. }) => {
                     self.nodes[n].vips.insert((iface.clone(), *addr));
                 }
-                VrrpOutput::DelVip { iface, addr, .. } => {
+                VrrpOutput::DelVip(Vip { iface, addr, .. }) => {
                     self.nodes[n].vips.remove(&(iface.clone(), *addr));
                 }
                 VrrpOutput::RunScript { script } => {

@@ -88,6 +88,17 @@ pub enum VrrpInput {
     Stop,
 }
 
+/// A virtual address on an interface, as VRRP installs and removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    /// Interface name.
+    pub iface: String,
+    /// Address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
 /// What the node wants done.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VrrpOutput {
@@ -103,23 +114,9 @@ pub enum VrrpOutput {
         advert: Advert,
     },
     /// Install a virtual address.
-    AddVip {
-        /// Interface.
-        iface: String,
-        /// Address.
-        addr: IpAddr,
-        /// Prefix length.
-        prefix: u8,
-    },
+    AddVip(Vip),
     /// Remove a virtual address.
-    DelVip {
-        /// Interface.
-        iface: String,
-        /// Address.
-        addr: IpAddr,
-        /// Prefix length.
-        prefix: u8,
-    },
+    DelVip(Vip),
     /// One gratuitous ARP (IPv4) or unsolicited neighbour advert (IPv6) per address.
     SendGarp {
         /// Interface.
@@ -478,19 +475,15 @@ impl VrrpRouter {
         cfg.vips
             .iter()
             .map(|v| {
-                let (iface, addr, prefix) = (vip_iface(v, cfg), v.addr, v.prefix);
+                let vip = Vip {
+                    iface: vip_iface(v, cfg),
+                    addr: v.addr,
+                    prefix: v.prefix,
+                };
                 if add {
-                    VrrpOutput::AddVip {
-                        iface,
-                        addr,
-                        prefix,
-                    }
+                    VrrpOutput::AddVip(vip)
                 } else {
-                    VrrpOutput::DelVip {
-                        iface,
-                        addr,
-                        prefix,
-                    }
+                    VrrpOutput::DelVip(vip)
                 }
             })
             .collect()

@@ -8,7 +8,7 @@ use crate::director::VrrpState;
 use crate::time::Instant;
 
 use super::instance::{InitialState, InstanceConfig, VirtualAddress, MCAST_V4};
-use super::router::{RouterConfig, VrrpInput, VrrpOutput, VrrpRouter};
+use super::router::{RouterConfig, Vip, VrrpInput, VrrpOutput, VrrpRouter};
 use super::track::{ScriptConfig, TrackInterface, TrackScript};
 use super::wire::{Advert, Auth, Version};
 
@@ -114,11 +114,11 @@ fn backup_waits_master_down_interval_then_takes_over() {
         logs(&out),
         vec!["(VI) removing VIPs.", "(VI) Entering BACKUP STATE (init)"]
     );
-    assert!(out.contains(&VrrpOutput::DelVip {
+    assert!(out.contains(&VrrpOutput::DelVip(Vip {
         iface: "eth0".into(),
         addr: ip(100),
         prefix: 32
-    }));
+    })));
     // 3 * 1 s + (256 - 100) / 256 s.
     assert_eq!(r.poll_timeout(), Some(at_us(3_609_375)));
     // A spurious timeout is a no-op.
@@ -136,11 +136,11 @@ fn backup_waits_master_down_interval_then_takes_over() {
             "(VI) Entering MASTER STATE".into()
         ]
     );
-    assert!(out.contains(&VrrpOutput::AddVip {
+    assert!(out.contains(&VrrpOutput::AddVip(Vip {
         iface: "eth0".into(),
         addr: ip(100),
         prefix: 32
-    }));
+    })));
     assert!(r.instances()[0].vips_set());
 }
 
@@ -294,11 +294,11 @@ fn master_yields_to_higher_priority() {
         ]
     );
     assert!(adverts(&out).is_empty());
-    assert!(out.contains(&VrrpOutput::DelVip {
+    assert!(out.contains(&VrrpOutput::DelVip(Vip {
         iface: "eth0".into(),
         addr: ip(100),
         prefix: 32
-    }));
+    })));
     assert_eq!(r.instances()[0].state(), VrrpState::Backup);
 }
 
@@ -572,11 +572,11 @@ fn stop_sends_priority_zero_and_releases() {
     r.handle_input(t, VrrpInput::Stop);
     let out = drain(&mut r);
     assert_eq!(adverts(&out), vec![(MCAST_V4, 0)]);
-    assert!(out.contains(&VrrpOutput::DelVip {
+    assert!(out.contains(&VrrpOutput::DelVip(Vip {
         iface: "eth0".into(),
         addr: ip(100),
         prefix: 32
-    }));
+    })));
     assert!(out
         .iter()
         .any(|o| matches!(o, VrrpOutput::Notify(c) if c.state == VrrpState::Stop)));
@@ -643,11 +643,11 @@ fn v3_ipv6_adverts_go_to_ff02_12() {
     );
     assert!(logs(&out)
         .contains(&"Sending unsolicited Neighbour Advert on eth0 for fd00::64".to_string()));
-    assert!(out.contains(&VrrpOutput::AddVip {
+    assert!(out.contains(&VrrpOutput::AddVip(Vip {
         iface: "eth0".into(),
         addr: v6(100),
         prefix: 128
-    }));
+    })));
 }
 
 // vrrp.c vrrp_state_master_tx: with garp_master_refresh, the first advert sent after the refresh

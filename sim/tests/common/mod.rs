@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeResult};
-use lvs_core::director::{Admin, Input, LogSource, Output, StateChange, VrrpState};
+use lvs_core::director::{Admin, Input, LogSource, Output, StateChange, Vip, VrrpState};
 use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
 use lvs_sim::client::{ClientSpec, Workload};
@@ -154,11 +154,11 @@ impl DirectorNode for Fake {
             Input::Admin(Admin::Stop) => {
                 self.seen.borrow_mut().stops += 1;
                 if self.master {
-                    self.out.push_back(Output::DelVip {
+                    self.out.push_back(Output::DelVip(Vip {
                         iface: "eth0".into(),
                         addr: IpAddr::V4(VIP),
                         prefix: 32,
-                    });
+                    }));
                 }
                 self.notify(VrrpState::Stop);
                 self.out.push_back(Output::Log {
@@ -194,11 +194,11 @@ impl DirectorNode for Fake {
                 text: "(VI_1) Entering MASTER STATE".into(),
             });
             self.notify(VrrpState::Master);
-            self.out.push_back(Output::AddVip {
+            self.out.push_back(Output::AddVip(Vip {
                 iface: "eth0".into(),
                 addr: IpAddr::V4(VIP),
                 prefix: 32,
-            });
+            }));
             if self.cfg.garp {
                 let f = Arp::gratuitous(self.cfg.mac, VIP).to_frame(self.cfg.mac, BROADCAST);
                 self.out.push_back(Output::Transmit {
