@@ -471,3 +471,170 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::node_rng;
+    use crate::stack::IfaceSpec;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 50);
+
+    struct Rig {
+        client: Client,
+        stack: Stack,
+        rng: ChaCha8Rng,
+        fx: Fx,
+        out: Vec<RequestRecord>,
+    }
+
+    impl Rig {
+        /// One connection at a time (closed loop, no think time), 1 s first RTO, 3 tries.
+        fn new() -> Self {
+            let mut spec = ClientSpec::new(
+                SocketAddrV4::new(VIP, 80),
+                Workload::Closed {
+                    concurrency: 1,
+                    think: Duration::from_secs(3600),
+                },
+            );
+            spec.start = Instant::ZERO;
+            Rig {
+                client: Client::new(spec, ME),
+                stack: Stack::new(vec![IfaceSpec::new("eth0", [2; 6], ME, 24)]),
+                rng: node_rng(1, 1),
+                fx: Fx::default(),
+                out: Vec::new(),
+            }
+        }
+
+        fn timer(&mut self, at_ms: u64, token: u64) {
+            let now = Instant::from_nanos(at_ms * 1_000_000);
+            self.client.on_timer(
+                now,
+                token,
+                &mut self.rng,
+                &mut self.stack,
+                &mut self.fx,
+                &mut self.out,
+            );
+        }
+
+        fn segment(&mut self, at_ms: u64, flags: TcpFlags, payload: &[u8]) {
+            let now = Instant::from_nanos(at_ms * 1_000_000);
+            let seg = TcpSeg {
+                src: VIP,
+                dst: ME,
+                sport: 80,
+                dport: 32768,
+                seq: 7,
+                ack: 0,
+                flags,
+                payload,
+            };
+            self.client
+                .on_segment(now, &seg, &mut self.stack, &mut self.fx, &mut self.out);
+        }
+
+        /// Retransmission timers armed since the last call, in ms.
+        fn armed(&mut self) -> Vec<u64> {
+            let armed = self
+                .fx
+                .timers
+                .iter()
+                .filter(|(_, t)| *t == RETRANSMIT)
+                .map(|(at, _)| at.as_nanos() / 1_000_000)
+                .collect();
+            self.fx = Fx::default();
+            armed
+        }
+    }
+
+    #[test]
+    fn unanswered_syn_is_retried_with_backoff_then_given_up() {
+        let mut r = Rig::new();
+        r.timer(0, START);
+        assert_eq!(r.armed(), [1000]);
+        r.timer(1000, RETRANSMIT);
+        assert_eq!(r.armed(), [3000], "second try, RTO doubled");
+        r.timer(3000, RETRANSMIT);
+        assert_eq!(r.armed(), [7000], "third try");
+        assert!(r.out.is_empty());
+        r.timer(7000, RETRANSMIT);
+        assert_eq!(r.armed(), Vec::<u64>::new());
+        assert_eq!(r.out.len(), 1);
+        assert_eq!(r.out[0].finished, Instant::from_secs(7));
+        assert_eq!(
+            r.out[0].outcome,
+            Outcome::Failed {
+                reason: FailReason::ConnectTimeout,
+                broken: false
+            }
+        );
+    }
+
+    #[test]
+    fn answered_request_leaves_one_harmless_check() {
+        let mut r = Rig::new();
+        r.timer(0, START);
+        assert_eq!(r.armed(), [1000]);
+        let syn_ack = TcpFlags {
+            syn: true,
+            ack: true,
+            ..TcpFlags::default()
+        };
+        r.segment(10, syn_ack, b"");
+        // Its new deadline (1.01 s) is later than the pending check: no new engine timer.
+        assert_eq!(r.armed(), Vec::<u64>::new());
+        let response = TcpFlags {
+            ack: true,
+            psh: true,
+            fin: true,
+            ..TcpFlags::default()
+        };
+        r.segment(25, response, b"web1");
+        assert_eq!(
+            r.out.last().map(|o| o.outcome.clone()),
+            Some(Outcome::Ok {
+                server: "web1".into()
+            })
+        );
+        // The check still fires at 1 s, finds nothing due and arms nothing.
+        r.timer(1000, RETRANSMIT);
+        assert_eq!(r.armed(), Vec::<u64>::new());
+        assert_eq!(r.out.len(), 1);
+        assert_eq!(r.client.in_flight(), 0);
+    }
+
+    #[test]
+    fn established_connection_without_response_counts_as_broken() {
+        let mut r = Rig::new();
+        r.timer(0, START);
+        r.armed();
+        let syn_ack = TcpFlags {
+            syn: true,
+            ack: true,
+            ..TcpFlags::default()
+        };
+        r.segment(10, syn_ack, b"");
+        // The pending check at 1 s finds the connection's deadline moved to 1.01 s.
+        r.timer(1000, RETRANSMIT);
+        assert_eq!(r.armed(), [1010]);
+        r.timer(1010, RETRANSMIT);
+        assert_eq!(r.armed(), [3010], "request resent, RTO doubled");
+        // A stale check (superseded) does nothing.
+        r.timer(2000, RETRANSMIT);
+        assert_eq!(r.armed(), Vec::<u64>::new());
+        r.timer(3010, RETRANSMIT);
+        assert_eq!(r.armed(), [7010]);
+        r.timer(7010, RETRANSMIT);
+        assert_eq!(
+            r.out[0].outcome,
+            Outcome::Failed {
+                reason: FailReason::Timeout,
+                broken: true
+            }
+        );
+    }
+}
