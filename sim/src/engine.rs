@@ -1139,6 +1139,10 @@ impl Sim {
 
     /// A SYN a director forwards goes to the host owning the destination MAC.
     fn check_syn(&mut self, host: usize, frame: &[u8]) {
+        // Most forwarded frames are not SYNs: read the flags byte before parsing.
+        if !packet::is_tcp_syn(frame) {
+            return;
+        }
         let Ok(seg) = packet::parse_tcp(frame) else {
             return;
         };

@@ -295,6 +295,22 @@ pub fn ipv4_addrs(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8)> {
     ))
 }
 
+/// True when `frame` looks like an IPv4 TCP SYN without ACK (a connection attempt), read
+/// straight from the flags byte; [`parse_tcp`] is the check that validates.
+pub fn is_tcp_syn(frame: &[u8]) -> bool {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    if ethertype(frame) != Some(ETHERTYPE_IPV4) || frame.get(ETH_HDR + 9) != Some(&6) {
+        return false;
+    }
+    let Some(ihl) = frame.get(ETH_HDR).map(|b| usize::from(b & 0x0f) * 4) else {
+        return false;
+    };
+    frame
+        .get(ETH_HDR + ihl + 13)
+        .is_some_and(|f| f & (SYN | ACK) == SYN)
+}
+
 /// Read the TCP segment of an IPv4 frame.
 pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
     match ethertype(frame) {
@@ -385,5 +401,32 @@ mod tests {
             Some((Ipv4Addr::new(1, 2, 3, 4), Ipv4Addr::new(5, 6, 7, 8), 6))
         );
         assert!(parse_tcp(&f[..30]).is_err());
+    }
+
+    proptest::proptest! {
+        /// The fast SYN test agrees with a full parse, for every flag combination and for
+        /// any bytes at all.
+        #[test]
+        fn syn_test_agrees_with_parse(
+            syn: bool, ack: bool, fin: bool, rst: bool, psh: bool,
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            let seg = TcpSeg {
+                src: Ipv4Addr::new(1, 2, 3, 4),
+                dst: Ipv4Addr::new(5, 6, 7, 8),
+                sport: 40000,
+                dport: 80,
+                seq: 7,
+                ack: 9,
+                flags: TcpFlags { syn, ack, fin, rst, psh },
+                payload: b"",
+            };
+            let f = seg.to_frame([2; 6], [4; 6]);
+            proptest::prop_assert_eq!(is_tcp_syn(&f), syn && !ack);
+            let parsed = parse_tcp(&junk).map(|s| s.flags.syn && !s.flags.ack);
+            if let Ok(is_syn) = parsed {
+                proptest::prop_assert_eq!(is_tcp_syn(&junk), is_syn);
+            }
+        }
     }
 }
