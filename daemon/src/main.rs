@@ -41,8 +41,48 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lvsd: {e:#}");
+            eprintln!("lvsd: {}", report(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes on one line. Library errors often name their cause in their
+/// own message already (`file: cannot read the scenario: No such file...`); a cause the
+/// line already ends with is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.ends_with(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("a.toml: cannot read the scenario: {source}")]
+    struct Wrapped {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Wrapped { source: io });
+        assert_eq!(report(&e), "a.toml: cannot read the scenario: no such file");
+    }
+
+    #[test]
+    fn context_and_cause_are_both_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(io).context("writing trace.json");
+        assert_eq!(report(&e), "writing trace.json: no such file");
     }
 }
