@@ -271,14 +271,19 @@ impl Director {
         self.refresh_control_deadline();
     }
 
-    fn refresh_control_deadline(&mut self) {
-        self.control_deadline = [
+    /// The earliest VRRP or checker deadline, asked of them.
+    fn control_deadline_now(&self) -> Option<Instant> {
+        [
             self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
             self.checks.poll_timeout(),
         ]
         .into_iter()
         .flatten()
-        .min();
+        .min()
+    }
+
+    fn refresh_control_deadline(&mut self) {
+        self.control_deadline = self.control_deadline_now();
     }
 
     /// Timers due at or before `now` fire; a spurious call is a no-op.
@@ -321,13 +326,7 @@ impl Director {
         }
         debug_assert_eq!(
             self.control_deadline,
-            [
-                self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
-                self.checks.poll_timeout()
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
+            self.control_deadline_now(),
             "cached VRRP/checker deadline is stale"
         );
         [
