@@ -854,7 +854,7 @@ impl Sim {
         let h = &mut self.hosts[host];
         let rx = h.stack.receive(now, iface, &frame, &mut self.fx);
         if let Rx::Forward(dst) = rx {
-            h.stack.forward(now, dst, owned(frame), &mut self.fx);
+            h.stack.forward_frame(now, dst, owned(frame), &mut self.fx);
             self.flush_fx(host);
             return;
         }

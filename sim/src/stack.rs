@@ -124,7 +124,7 @@ pub enum Rx {
     /// An IPv4 packet for a local address (interface, VIP or lo).
     Local,
     /// To be routed on towards this address (routers only): the caller hands the frame to
-    /// [`Stack::forward`], which can then reuse the buffer instead of copying it.
+    /// [`Stack::forward_frame`], which can then reuse the buffer instead of copying it.
     Forward(Ipv4Addr),
     /// IPv4 for an address this host does not hold: dropped.
     NotLocal,
@@ -310,7 +310,7 @@ impl Stack {
     }
 
     /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`].
-    pub fn forward(&mut self, now: Instant, dst: Ipv4Addr, frame: Vec<u8>, fx: &mut Fx) {
+    pub fn forward_frame(&mut self, now: Instant, dst: Ipv4Addr, frame: Vec<u8>, fx: &mut Fx) {
         self.stats.forwarded += 1;
         self.route(now, None, dst, frame, fx);
     }
