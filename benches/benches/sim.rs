@@ -2,7 +2,7 @@
 //! four clients) under 1,000 requests/s, and one simulated hour of it.
 //!
 //! `cargo bench -p lvs-benches --bench sim` runs the loaded window; add `-- hour` (or set
-//! `LVS_BENCH_HOUR=1`) for the simulated hour. Without `--bench` (as `cargo test --benches`
+//! `LVS_BENCH_HOUR=1`) for the simulated hour, and `trace-off` to skip its traced run. Without `--bench` (as `cargo test --benches`
 //! runs it) a short smoke run checks that the workload is served, and nothing is timed.
 //!
 //! Wall time comes from `std::time::Instant`: fine here, benches are not lvs-core.
@@ -170,13 +170,15 @@ fn main() {
             Duration::ZERO,
             hour,
         ));
-        rows.push(measure(
-            "seed 1 h @1000 req/s, trace on",
-            &s,
-            true,
-            Duration::ZERO,
-            hour,
-        ));
+        if !args.iter().any(|a| a == "trace-off") {
+            rows.push(measure(
+                "seed 1 h @1000 req/s, trace on",
+                &s,
+                true,
+                Duration::ZERO,
+                hour,
+            ));
+        }
     } else {
         println!("(simulated hour skipped: pass `-- hour` or set LVS_BENCH_HOUR=1)");
     }

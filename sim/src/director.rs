@@ -84,6 +84,12 @@ impl Clock {
 
     /// Earliest global time whose local time is at or after `l`.
     pub fn global(&self, l: Instant) -> Instant {
+        if self.ppm == 0 {
+            return Instant::from_nanos(
+                self.global_anchor
+                    .saturating_add(l.as_nanos().saturating_sub(self.local_anchor)),
+            );
+        }
         let dl = i128::from(l.as_nanos().saturating_sub(self.local_anchor));
         let rate = MILLION + i128::from(self.ppm);
         let dg = (dl * MILLION + rate - 1) / rate;
@@ -119,5 +125,24 @@ mod tests {
         assert!(c.local(g) >= Instant::from_secs(21));
         c.set_drift(Instant::from_secs(20), -500_000); // then half speed
         assert_eq!(c.local(Instant::from_secs(30)), Instant::from_secs(26));
+    }
+
+    proptest::proptest! {
+        /// `global` is the earliest global time whose local time reaches `l`, with or
+        /// without drift (no drift takes a shortcut).
+        #[test]
+        fn global_is_the_earliest_time_reaching_local(
+            at in 0u64..1_000_000_000_000,
+            ppm in proptest::prop_oneof![proptest::strategy::Just(0i64), -999_999i64..1_000_000],
+            ahead in 1u64..1_000_000_000_000,
+        ) {
+            let mut c = Clock::default();
+            c.set_drift(Instant::from_nanos(at), 250);
+            c.set_drift(Instant::from_nanos(at.saturating_mul(2)), ppm);
+            let l = Instant::from_nanos(c.local(Instant::from_nanos(at * 2)).as_nanos() + ahead);
+            let g = c.global(l);
+            proptest::prop_assert!(c.local(g) >= l);
+            proptest::prop_assert!(c.local(Instant::from_nanos(g.as_nanos() - 1)) < l);
+        }
     }
 }

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
-use lvs_core::director::{Admin, Input, LogSource, Output, Vip};
+use lvs_core::director::{Admin, IfaceName, Input, LogSource, Output, Vip};
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, NodeIndex, UnGraph};
 use petgraph::visit::EdgeRef;
@@ -205,6 +205,8 @@ struct DirectorProc {
     scripts: BTreeMap<String, Option<i32>>,
     keep_vips_on_kill: bool,
     clock: Clock,
+    /// Interface names by stack index, shared with every frame handed to the director.
+    iface_names: Vec<IfaceName>,
 }
 
 enum Model {
@@ -398,6 +400,10 @@ impl Sim {
             scripts: BTreeMap::new(),
             keep_vips_on_kill: false,
             clock: Clock::default(),
+            iface_names: ifaces
+                .iter()
+                .map(|i| IfaceName::from(i.name.as_str()))
+                .collect(),
         };
         let id = self.add_host(name, Stack::new(ifaces), Model::Director(Box::new(proc)))?;
         self.queue.push(
@@ -815,28 +821,35 @@ impl Sim {
     }
 
     fn flush_fx(&mut self, host: usize) {
-        let mut fx = std::mem::take(&mut self.fx);
-        for (at, token) in fx.timers.drain(..) {
+        let now = self.now;
+        for &(at, token) in &self.fx.timers {
             self.queue.push(
-                at.max(self.now),
+                at.max(now),
                 Ev::Timer {
                     host: host_u32(host),
                     token,
                 },
             );
         }
-        for (iface, frame) in fx.tx.drain(..) {
-            self.transmit(host, iface, Rc::new(frame));
-        }
-        self.fx = fx;
-        let mut reqs = std::mem::take(&mut self.reqs);
-        for r in reqs.drain(..) {
-            self.metrics.record(&r);
-            if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
-                self.trace_push(host, TraceEvent::Request { record: r });
+        self.fx.timers.clear();
+        if !self.fx.tx.is_empty() {
+            // `transmit` never adds effects, so the buffer can be lent out meanwhile.
+            let mut tx = std::mem::take(&mut self.fx.tx);
+            for (iface, frame) in tx.drain(..) {
+                self.transmit(host, iface, Rc::new(frame));
             }
+            self.fx.tx = tx;
         }
-        self.reqs = reqs;
+        if !self.reqs.is_empty() {
+            let mut reqs = std::mem::take(&mut self.reqs);
+            for r in reqs.drain(..) {
+                self.metrics.record(&r);
+                if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
+                    self.trace_push(host, TraceEvent::Request { record: r });
+                }
+            }
+            self.reqs = reqs;
+        }
     }
 
     fn iface_carrier(&self, host: usize, iface: usize) -> bool {
@@ -859,9 +872,11 @@ impl Sim {
             return;
         }
         match &mut h.model {
-            Model::Director(_) => {
+            Model::Director(d) => {
                 if rx != Rx::Ignored {
-                    let name = h.stack.ifaces[iface].spec.name.clone();
+                    let Some(name) = d.iface_names.get(iface).cloned() else {
+                        return;
+                    };
                     self.flush_fx(host);
                     self.director_input(
                         host,

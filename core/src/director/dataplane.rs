@@ -11,6 +11,8 @@ use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
 use crate::ipvs::{fwd, FwdMethod, Protocol};
 use crate::vrrp::arp::{self, ArpOp, ArpPacket};
 
+use super::IfaceName;
+
 /// What the data plane did with one frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
@@ -19,7 +21,7 @@ pub enum Handled {
     /// Sent on toward a real server: the frame to transmit, and on which interface.
     Forward {
         /// Interface to send on.
-        iface: String,
+        iface: IfaceName,
         /// Rewritten frame.
         frame: Vec<u8>,
     },
@@ -27,7 +29,7 @@ pub enum Handled {
     /// (the client retransmits, as it would while the kernel resolves a neighbour).
     Resolve {
         /// Interface to send on.
-        iface: String,
+        iface: IfaceName,
         /// ARP who-has frame.
         frame: Vec<u8>,
     },
@@ -91,25 +93,27 @@ pub struct Neighbour {
 /// Learnt IP → MAC bindings per interface (the director's neighbour table).
 #[derive(Clone, Debug, Default)]
 pub struct Neighbours {
-    table: BTreeMap<(String, IpAddr), Neighbour>,
+    table: BTreeMap<IpAddr, BTreeMap<IfaceName, Neighbour>>,
 }
 
 impl Neighbours {
     /// Remember that `ip` is at `mac` on `iface`.
-    pub fn learn(&mut self, iface: &str, ip: IpAddr, mac: [u8; 6]) {
+    pub fn learn(&mut self, iface: &IfaceName, ip: IpAddr, mac: [u8; 6]) {
         if ip.is_unspecified() || mac == [0; 6] || mac == [0xff; 6] {
             return;
         }
         self.table
-            .insert((iface.to_string(), ip), Neighbour { mac });
+            .entry(ip)
+            .or_default()
+            .insert(iface.clone(), Neighbour { mac });
     }
 
-    /// The MAC of `ip` on any interface, with the interface.
-    pub fn lookup(&self, ip: IpAddr) -> Option<(&str, [u8; 6])> {
+    /// The MAC of `ip`, with the interface it was seen on (the first by name if several).
+    pub fn lookup(&self, ip: IpAddr) -> Option<(&IfaceName, [u8; 6])> {
         self.table
-            .iter()
-            .find(|((_, a), _)| *a == ip)
-            .map(|((i, _), n)| (i.as_str(), n.mac))
+            .get(&ip)?
+            .first_key_value()
+            .map(|(i, n)| (i, n.mac))
     }
 }
 
@@ -131,8 +135,8 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 /// The IPVS verdict turned into what to put on the wire.
 pub fn forward(
     verdict: Verdict,
-    frame: &[u8],
-    arrived_on: &str,
+    frame: Vec<u8>,
+    arrived_on: &IfaceName,
     our: impl Fn(&str) -> Option<([u8; 6], Option<Ipv4Addr>)>,
     neighbours: &Neighbours,
 ) -> Handled {
@@ -152,7 +156,7 @@ pub fn forward(
             };
             match fwd::dr(frame, our_mac, mac) {
                 Ok(frame) => Handled::Forward {
-                    iface: iface.to_string(),
+                    iface: iface.clone(),
                     frame,
                 },
                 Err(_) => Handled::NotOurs,
@@ -163,7 +167,7 @@ pub fn forward(
                 return Handled::NotOurs;
             };
             Handled::Resolve {
-                iface: arrived_on.to_string(),
+                iface: arrived_on.clone(),
                 frame: arp_request(mac, ip, target),
             }
         }

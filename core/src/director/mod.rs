@@ -19,13 +19,17 @@ mod tests;
 pub use build::BuildError;
 pub use node::{Director, DirectorConfig, Iface, NodeEnv, ScriptCommand, SyncDaemonConfig};
 
+/// An interface name (`eth0`) as frames carry it in and out: shared, so that per-packet
+/// inputs and outputs do not allocate.
+pub type IfaceName = std::sync::Arc<str>;
+
 /// Something that happened to the director.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// An Ethernet frame received on `iface` (VRRP, ARP, or traffic for a virtual service).
     Frame {
         /// Interface name as in keepalived.conf (`eth0`).
-        iface: String,
+        iface: IfaceName,
         /// The whole Ethernet frame.
         frame: Vec<u8>,
     },
@@ -99,7 +103,7 @@ pub enum Output {
     /// Send an Ethernet frame on `iface`.
     Transmit {
         /// Interface name.
-        iface: String,
+        iface: IfaceName,
         /// The whole frame.
         frame: Vec<u8>,
     },

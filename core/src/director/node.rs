@@ -15,7 +15,7 @@ use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
 use crate::vrrp::{arp, RouterConfig, RouterError, VrrpInput, VrrpOutput, VrrpRouter};
 
 use super::dataplane::{self, Handled, Neighbours};
-use super::{Admin, Input, LogSource, Output};
+use super::{Admin, IfaceName, Input, LogSource, Output};
 
 /// Script probes get ids from here up, so they never collide with checker probes.
 const SCRIPT_PROBE_BASE: u64 = 1 << 62;
@@ -236,7 +236,7 @@ impl Director {
         self.start(now);
         match input {
             Input::Frame { iface, frame } => {
-                if self.frame(now, &iface, &frame) == Plane::Data {
+                if self.frame(now, &iface, frame) == Plane::Data {
                     self.drain(now);
                     return;
                 }
@@ -343,20 +343,20 @@ impl Director {
     }
 
     /// Which plane a frame went to.
-    fn frame(&mut self, now: Instant, iface: &str, frame: &[u8]) -> Plane {
-        if let Ok(a) = arp::decode_arp(frame) {
+    fn frame(&mut self, now: Instant, iface: &IfaceName, frame: Vec<u8>) -> Plane {
+        if let Ok(a) = arp::decode_arp(&frame) {
             self.neighbours
                 .learn(iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
             return Plane::Control;
         }
         // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
-        if let Some(pkt) = dataplane::packet_info(frame) {
+        if let Some(pkt) = dataplane::packet_info(&frame) {
             self.traffic(now, iface, frame, pkt);
             return Plane::Data;
         }
         let mut ours = None;
-        for w in self.wires.iter().filter(|w| w.iface == iface) {
-            match wire::decode_frame(frame, &w.expect) {
+        for w in self.wires.iter().filter(|w| *w.iface == **iface) {
+            match wire::decode_frame(&frame, &w.expect) {
                 Ok(rx) => {
                     ours = Some(Ok(rx));
                     break;
@@ -389,7 +389,7 @@ impl Director {
                     .vrrp
                     .iter()
                     .flat_map(|r| r.instances())
-                    .find(|i| i.config().iface == iface && i.config().vrid == vrid)
+                    .find(|i| *i.config().iface == **iface && i.config().vrid == vrid)
                     .map_or_else(String::new, |i| i.name().to_string());
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
             }
@@ -399,9 +399,9 @@ impl Director {
     }
 
     /// A client packet: through IPVS when it is for a VIP we hold.
-    fn traffic(&mut self, now: Instant, iface: &str, frame: &[u8], pkt: PacketInfo) {
+    fn traffic(&mut self, now: Instant, iface: &IfaceName, frame: Vec<u8>, pkt: PacketInfo) {
         if pkt.dst == IpAddr::V4(sync::SYNC_GROUP_V4) && pkt.dport == sync::SYNC_PORT {
-            self.sync_datagram(now, iface, frame);
+            self.sync_datagram(now, iface, &frame);
             return;
         }
         if !self.held_vips.contains(&pkt.dst) {
@@ -466,7 +466,7 @@ impl Director {
         while let Some(msg) = tx.poll_transmit() {
             if let Some(frame) = sync::udp_frame(ifc.mac, src, &msg) {
                 self.out.push_back(Output::Transmit {
-                    iface: cfg.iface.clone(),
+                    iface: IfaceName::from(cfg.iface.as_str()),
                     frame,
                 });
             }
@@ -551,7 +551,7 @@ impl Director {
                         IpAddr::V6(a) => arp::unsolicited_na(mac, a, false),
                     };
                     self.out.push_back(Output::Transmit {
-                        iface: iface.clone(),
+                        iface: IfaceName::from(iface.as_str()),
                         frame,
                     });
                 }
@@ -620,7 +620,7 @@ impl Director {
         }
         match wire::encode_frame(&params, advert) {
             Ok(frame) => self.out.push_back(Output::Transmit {
-                iface: iface.to_string(),
+                iface: IfaceName::from(iface),
                 frame,
             }),
             Err(e) => self.log(

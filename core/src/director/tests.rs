@@ -71,7 +71,7 @@ impl Pair {
                     Output::Transmit { iface, frame } => queue.push((i, iface, frame)),
                     Output::StartProbe(p) => {
                         if let ProbeKind::Tcp { .. } = p.kind {
-                            queue.push((i, String::new(), p.id.0.to_be_bytes().to_vec()));
+                            queue.push((i, IfaceName::from(""), p.id.0.to_be_bytes().to_vec()));
                         }
                     }
                     Output::Log { text, .. } => self.logs.push((i, self.now, text)),

@@ -493,6 +493,11 @@ fn mix(x: u64, seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Hash buckets kept per live entry: chains stay short (a quarter entry on average) because
+/// the misses that matter are cold ones, a lookup of a new key walking a whole chain and an
+/// expiring entry, the oldest of its chain, being unlinked from its end.
+const BUCKETS_PER_ENTRY: usize = 4;
+
 /// One address family's slab and hash index.
 #[derive(Debug)]
 struct Store<A> {
@@ -505,7 +510,7 @@ struct Store<A> {
 
 impl<A: Addr> Store<A> {
     fn new(seed: u64, capacity: usize) -> Self {
-        let nb = capacity.next_power_of_two().max(16);
+        let nb = (capacity * BUCKETS_PER_ENTRY).next_power_of_two().max(16);
         Store {
             slab: Vec::with_capacity(capacity),
             buckets: vec![NIL; nb],
@@ -576,7 +581,7 @@ impl<A: Addr> Store<A> {
 
     fn alloc(&mut self, e: Entry<A>) -> Result<u32, ConnError> {
         // Grow before placing the entry: the caller links it.
-        if self.len + 1 > self.buckets.len() {
+        if (self.len + 1) * BUCKETS_PER_ENTRY > self.buckets.len() {
             self.grow();
         }
         let i = if self.free != NIL {

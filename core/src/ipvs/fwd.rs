@@ -55,23 +55,21 @@ fn eth(src: [u8; 6], dst: [u8; 6], ether_type: EtherType) -> [u8; 14] {
 ///
 /// Nothing above layer 2 is read or rewritten (IPVS parsed the packet before choosing the
 /// real server), so only the Ethernet header is checked: untagged, carrying IPv4 or IPv6.
-pub fn dr(frame: &[u8], director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
+/// The frame's buffer is reused: only its Ethernet addresses change.
+pub fn dr(mut frame: Vec<u8>, director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
     let header =
-        Ethernet2HeaderSlice::from_slice(frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
-    let ip_packet = &frame[Ethernet2Header::LEN..];
+        Ethernet2HeaderSlice::from_slice(&frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
     let ip = header.ether_type();
     if ip != EtherType::IPV4 && ip != EtherType::IPV6 {
         return Err(FwdError::NotIp);
     }
-    if ip_packet.is_empty() {
+    if frame.len() == Ethernet2Header::LEN {
         return Err(FwdError::Malformed(
             "no IP packet after the Ethernet header".into(),
         ));
     }
-    let mut out = Vec::with_capacity(frame.len());
-    out.extend_from_slice(&eth(director_mac, rs_mac, ip));
-    out.extend_from_slice(ip_packet);
-    Ok(out)
+    frame[..Ethernet2Header::LEN].copy_from_slice(&eth(director_mac, rs_mac, ip));
+    Ok(frame)
 }
 
 /// The IPv4 header and TCP/UDP header + payload of a frame, for NAT.
@@ -318,7 +316,7 @@ mod tests {
     #[test]
     fn dr_changes_only_the_macs() {
         let f = tcp_frame();
-        let out = dr(&f, DIR_MAC, RS_MAC).unwrap();
+        let out = dr(f.clone(), DIR_MAC, RS_MAC).unwrap();
         assert_eq!(&out[0..6], &RS_MAC);
         assert_eq!(&out[6..12], &DIR_MAC);
         assert_eq!(&out[12..], &f[12..]);
@@ -422,7 +420,7 @@ mod tests {
             )
             .is_err());
         }
-        assert!(dr(&f[..10], DIR_MAC, RS_MAC).is_err());
+        assert!(dr(f[..10].to_vec(), DIR_MAC, RS_MAC).is_err());
         // IPv4 total length lying beyond the frame.
         let mut lie = f.clone();
         lie[16] = 0xff;
@@ -443,7 +441,7 @@ mod tests {
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
             let rs: SocketAddrV4 = "10.0.0.11:80".parse().unwrap();
-            let _ = dr(&b, DIR_MAC, RS_MAC);
+            let _ = dr(b.clone(), DIR_MAC, RS_MAC);
             let _ = nat_in(&b, rs, DIR_MAC, RS_MAC);
             let _ = nat_out(&b, rs, DIR_MAC, RS_MAC);
             let _ = tun(&b, TunnelType::Gue { port: 1 }, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, DIR_MAC, RS_MAC);
