@@ -1112,7 +1112,7 @@ impl ConnTable {
         b.refs.extend(r);
     }
 
-    /// Load the entries of `refs` and their hash-chain heads before any is handled: an
+    /// Load the entries of `refs` and their hash-bucket slots before any is handled: an
     /// expiring entry was last used minutes ago, so each load misses the cache, and issued
     /// together (no load depends on another) the misses overlap instead of queueing.
     fn preload(&self, refs: &[u32]) {
