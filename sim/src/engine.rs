@@ -32,6 +32,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::client::{Client, ClientSpec, RequestRecord};
+use crate::cut::{Cut, Cuts};
 use crate::director::{Clock, DirectorFactory, DirectorNode, HostEnv};
 use crate::invariants::{InvariantConfig, Invariants, Violation, NO_PART};
 use crate::packet::{self, Mac};
@@ -230,6 +231,11 @@ enum Ev {
         link: EdgeIndex,
         frame: Rc<Vec<u8>>,
     },
+    /// A frame a gateway forwarded ahead of time (`cut`) reaches the host end of `link`.
+    Onward {
+        link: EdgeIndex,
+        cut: u32,
+    },
     Timer {
         host: u32,
         token: u64,
@@ -283,6 +289,13 @@ pub struct Sim {
     trace: Vec<TraceEntry>,
     /// Record every finished request in the trace (off for long runs).
     pub trace_requests: bool,
+    /// Forward frames through gateways without a gateway event (see `cut`); on by default.
+    pub cut_through: bool,
+    cuts: Cuts,
+    /// Gateway deliveries found by `send`: (arrival, reserved sequence number, link).
+    gateway_bound: Vec<(Instant, u64, EdgeIndex)>,
+    /// Key (time, sequence number) of the event handled last.
+    cur: (Instant, u64),
     fx: Fx,
     check_at: Option<Instant>,
     reqs: Vec<RequestRecord>,
@@ -307,6 +320,10 @@ impl Sim {
             logs: Vec::new(),
             trace: Vec::new(),
             trace_requests: true,
+            cut_through: true,
+            cuts: Cuts::default(),
+            gateway_bound: Vec::new(),
+            cur: (Instant::ZERO, 0),
             fx: Fx::default(),
             check_at: None,
             reqs: Vec::new(),
@@ -488,6 +505,7 @@ impl Sim {
         seg: SegId,
         params: LinkParams,
     ) -> Result<(), SimError> {
+        self.revert_cuts();
         let s = self.segs.get(seg.0).ok_or(SimError::NoSegment(seg.0))?.node;
         let h = self.hosts.get(host.0).ok_or(SimError::NoHost(host.0))?;
         let no_iface = || SimError::NoIface {
@@ -536,6 +554,7 @@ impl Sim {
 
     /// A host's IP stack, to change sysctls (`arp_timeout`, `arp_ignore`...).
     pub fn stack_mut(&mut self, host: HostId) -> Option<&mut Stack> {
+        self.revert_cuts();
         self.hosts.get_mut(host.0).map(|h| &mut h.stack)
     }
 
@@ -727,10 +746,11 @@ impl Sim {
 
     /// Process the next event; false when none is left.
     pub fn step(&mut self) -> bool {
-        let Some((t, ev)) = self.queue.pop() else {
+        let Some((t, seq, ev)) = self.queue.pop_keyed() else {
             return false;
         };
         self.now = t;
+        self.cur = (t, seq);
         self.events += 1;
         self.dispatch(ev);
         // Safety can only change when the checker was told of a change (VRRP state, VIPs,
@@ -763,6 +783,12 @@ impl Sim {
             Ev::Deliver { link, frame } => {
                 let l = &self.graph[link];
                 self.deliver(l.host, l.iface, frame)
+            }
+            Ev::Onward { link, cut } => {
+                if let Some(frame) = self.cuts.onward(cut) {
+                    let l = &self.graph[link];
+                    self.deliver(l.host, l.iface, frame)
+                }
             }
             Ev::Timer { host, token } => self.timer(host as usize, token),
             Ev::Wake { host, gen } => {
@@ -864,6 +890,12 @@ impl Sim {
             return;
         }
         let now = self.now;
+        if matches!(self.hosts[host].model, Model::Gateway)
+            && self.hosts[host].stack.classify(iface, &frame) == Rx::Arp
+        {
+            // The gateway's ARP cache may change under frames forwarded ahead of time.
+            self.revert_cuts();
+        }
         let h = &mut self.hosts[host];
         let rx = h.stack.receive(now, iface, &frame, &mut self.fx);
         if let Rx::Forward(dst) = rx {
@@ -931,10 +963,25 @@ impl Sim {
         self.flush_fx(host);
     }
 
-    /// Put a frame on the wire: every other port of the segment (or the learnt one) gets a copy
-    /// after both links' latency and jitter, unless a link is down, a partition blocks the pair,
-    /// or the segment's dice say lost; some copies are duplicated or held back.
+    /// Put a frame on the wire now.
     fn transmit(&mut self, host: usize, iface: usize, frame: Rc<Vec<u8>>) {
+        self.send(host, iface, frame, self.now, None);
+    }
+
+    /// Put a frame on the wire at `at` (now, or later for a gateway's cut-through): every
+    /// other port of the segment (or the learnt one) gets a copy after both links' latency
+    /// and jitter, unless a link is down, a partition blocks the pair, or the segment's dice
+    /// say lost; some copies are duplicated or held back. Copies for a gateway are forwarded
+    /// through it at once when they can be (`cut_or_deliver`); the onward copies of such a
+    /// forwarding (`cut`) are queued against it.
+    fn send(
+        &mut self,
+        host: usize,
+        iface: usize,
+        frame: Rc<Vec<u8>>,
+        at: Instant,
+        cut: Option<u32>,
+    ) {
         if !self.iface_carrier(host, iface) {
             return;
         }
@@ -947,10 +994,17 @@ impl Sim {
         let seg_id = self.graph[e].seg;
         let seg = &mut self.segs[seg_id];
         self.targets.clear();
+        let mut relearnt = false;
         if seg.learn {
             match seg.fdb.iter_mut().find(|(m, _)| *m == src) {
-                Some(entry) => entry.1 = e,
-                None => seg.fdb.push((src, e)),
+                Some(entry) => {
+                    relearnt = entry.1 != e;
+                    entry.1 = e;
+                }
+                None => {
+                    relearnt = true;
+                    seg.fdb.push((src, e));
+                }
             }
         }
         let known = if seg.learn && !packet::is_group(dst) {
@@ -971,6 +1025,10 @@ impl Sim {
                 // Deterministic order regardless of adjacency-list layout.
                 self.targets.sort_unstable();
             }
+        }
+        if relearnt {
+            // Where a switch sends a MAC decides where forwarded-ahead frames go.
+            self.revert_cuts();
         }
         let l1 = &self.graph[e];
         for &e2 in &self.targets {
@@ -1010,14 +1068,124 @@ impl Sim {
                     let hold = p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64;
                     delay += Duration::from_nanos(rng.gen_range(0..=hold));
                 }
-                self.queue.push(
-                    self.now + delay,
-                    Ev::Deliver {
-                        link: e2,
-                        frame: frame.clone(),
-                    },
-                );
+                let arrive = at + delay;
+                if let Some(c) = cut {
+                    self.queue.push(arrive, Ev::Onward { link: e2, cut: c });
+                    self.cuts.add_pending(c);
+                } else if self.cut_through && matches!(self.hosts[l2.host].model, Model::Gateway) {
+                    let seq = self.queue.reserve();
+                    self.gateway_bound.push((arrive, seq, e2));
+                } else {
+                    self.queue.push(
+                        arrive,
+                        Ev::Deliver {
+                            link: e2,
+                            frame: frame.clone(),
+                        },
+                    );
+                }
             }
+        }
+        if self.gateway_bound.is_empty() {
+            return;
+        }
+        let mut bound = std::mem::take(&mut self.gateway_bound);
+        let last = bound.len() - 1;
+        let mut frame = Some(frame);
+        for (k, (arrive, seq, link)) in bound.drain(..).enumerate() {
+            // The last copy takes this reference, so a frame sent to the gateway alone is
+            // forwarded in its own buffer.
+            let f = if k == last {
+                frame.take()
+            } else {
+                frame.clone()
+            };
+            if let Some(f) = f {
+                self.cut_or_deliver(arrive, seq, link, f);
+            }
+        }
+        self.gateway_bound = bound;
+    }
+
+    /// A frame reaches gateway link `link` at `arrive` (queue position `seq`): forward it
+    /// through the gateway now if what the gateway will do is already certain (see `cut`),
+    /// else queue the delivery.
+    fn cut_or_deliver(&mut self, arrive: Instant, seq: u64, link: EdgeIndex, frame: Rc<Vec<u8>>) {
+        let l = &self.graph[link];
+        let (gw, at_iface) = (l.host, l.iface);
+        let Some((out, src, dst)) = self.gateway_plan(gw, at_iface, &frame, arrive) else {
+            self.queue
+                .push_reserved(arrive, seq, Ev::Deliver { link, frame });
+            return;
+        };
+        let mut buf = Rc::try_unwrap(frame).unwrap_or_else(|f| f.as_ref().clone());
+        let (Some(was_dst), Some(was_src)) = (packet::dst_mac(&buf), packet::src_mac(&buf)) else {
+            return;
+        };
+        buf[0..6].copy_from_slice(&dst);
+        buf[6..12].copy_from_slice(&src);
+        self.hosts[gw].stack.stats.forwarded += 1;
+        let buf = Rc::new(buf);
+        let id = self.cuts.start(
+            Cut {
+                at: arrive,
+                seq,
+                link,
+                frame: Some(buf.clone()),
+                arrived: (was_dst, was_src),
+                pending: 0,
+                reverted: false,
+            },
+            self.cur,
+        );
+        self.send(gw, out, buf, arrive, Some(id));
+    }
+
+    /// What gateway `gw` will do, at `at`, with `frame` arriving on `iface`, when that is
+    /// certain now: forward it on interface `out` with new (source, destination) MACs,
+    /// with no ARP to ask and nothing a switch would learn from it. `None` otherwise.
+    fn gateway_plan(
+        &self,
+        gw: usize,
+        iface: usize,
+        frame: &[u8],
+        at: Instant,
+    ) -> Option<(usize, Mac, Mac)> {
+        if !self.iface_carrier(gw, iface) {
+            return None;
+        }
+        let stack = &self.hosts[gw].stack;
+        let Rx::Forward(dst) = stack.classify(iface, frame) else {
+            return None;
+        };
+        let (out, src, next) = stack.resolved_forward(at, dst)?;
+        // The switch must already know the gateway on that port, or sending ahead of time
+        // would teach it early.
+        let link = stack.ifaces.get(out)?.link?;
+        let seg = &self.segs[self.graph[link].seg];
+        if seg.learn && !seg.fdb.iter().any(|&(m, p)| m == src && p == link) {
+            return None;
+        }
+        Some((out, src, next))
+    }
+
+    /// Revert the frames forwarded ahead of time that have not reached their gateway yet
+    /// (something their forwarding depended on is about to change): they are delivered to
+    /// the gateway as usual, where and when they would have been.
+    fn revert_cuts(&mut self) {
+        for r in self.cuts.revert_after(self.cur) {
+            let gw = self.graph[r.link].host;
+            if let Some(h) = self.hosts.get_mut(gw) {
+                h.stack.stats.forwarded = h.stack.stats.forwarded.saturating_sub(1);
+            }
+            self.queue.push_reserved(
+                r.at,
+                r.seq,
+                Ev::Deliver {
+                    link: r.link,
+                    frame: Rc::new(r.frame),
+                },
+            );
         }
     }
 
@@ -1405,6 +1573,7 @@ impl Sim {
     }
 
     fn apply_inner(&mut self, fault: Fault) {
+        self.revert_cuts();
         let fault_text = self.describe(&fault);
         let host_of = match &fault {
             Fault::Kill(h)

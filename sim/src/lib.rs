@@ -7,6 +7,7 @@
 //! real servers, clients and a gateway are modelled here. Same seed, same bytes.
 
 pub mod client;
+pub mod cut;
 pub mod director;
 pub mod engine;
 pub mod invariants;

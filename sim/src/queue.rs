@@ -52,10 +52,22 @@ impl<E> EventQueue<E> {
 
     /// Schedule `event` at `at`; returns its sequence number.
     pub fn push(&mut self, at: Instant, event: E) -> u64 {
-        let seq = self.seq;
-        self.seq += 1;
+        let seq = self.reserve();
         self.heap.push(Entry { at, seq, event });
         seq
+    }
+
+    /// Take the next sequence number without scheduling anything yet: an event pushed
+    /// later with [`EventQueue::push_reserved`] runs where one pushed now would have.
+    pub fn reserve(&mut self) -> u64 {
+        let seq = self.seq;
+        self.seq += 1;
+        seq
+    }
+
+    /// Schedule `event` at `at` under a sequence number from [`EventQueue::reserve`].
+    pub fn push_reserved(&mut self, at: Instant, seq: u64, event: E) {
+        self.heap.push(Entry { at, seq, event });
     }
 
     /// Time of the earliest event.
@@ -65,7 +77,12 @@ impl<E> EventQueue<E> {
 
     /// Remove the earliest event.
     pub fn pop(&mut self) -> Option<(Instant, E)> {
-        self.heap.pop().map(|e| (e.at, e.event))
+        self.pop_keyed().map(|(at, _, e)| (at, e))
+    }
+
+    /// Remove the earliest event, with its sequence number.
+    pub fn pop_keyed(&mut self) -> Option<(Instant, u64, E)> {
+        self.heap.pop().map(|e| (e.at, e.seq, e.event))
     }
 
     /// Number of pending events.
@@ -83,6 +100,17 @@ impl<E> EventQueue<E> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_reserved_number_orders_the_event_as_if_pushed_then() {
+        let mut q = EventQueue::new();
+        let t = Instant::from_nanos(5);
+        let early = q.reserve();
+        q.push(t, "pushed after the reservation");
+        q.push_reserved(t, early, "reserved first");
+        assert_eq!(q.pop(), Some((t, "reserved first")));
+        assert_eq!(q.pop_keyed(), Some((t, 1, "pushed after the reservation")));
+    }
 
     proptest! {
         #[test]

@@ -224,6 +224,21 @@ impl Stack {
 
     /// Process a received frame; ARP answers and forwarded packets go into `fx`.
     pub fn receive(&mut self, now: Instant, iface: usize, frame: &[u8], fx: &mut Fx) -> Rx {
+        let rx = self.classify(iface, frame);
+        match rx {
+            Rx::Arp => {
+                if let Ok(arp) = Arp::parse_frame(frame) {
+                    self.receive_arp(now, iface, &arp, fx);
+                }
+            }
+            Rx::NotLocal => self.stats.dropped_not_local += 1,
+            _ => {}
+        }
+        rx
+    }
+
+    /// What [`Stack::receive`] would make of `frame` on `iface`, without doing it.
+    pub fn classify(&self, iface: usize, frame: &[u8]) -> Rx {
         let Some(my_mac) = self.ifaces.get(iface).map(|i| i.spec.mac) else {
             return Rx::Ignored;
         };
@@ -234,12 +249,7 @@ impl Stack {
             return Rx::Ignored;
         }
         match packet::ethertype(frame) {
-            Some(ETHERTYPE_ARP) => {
-                if let Ok(arp) = Arp::parse_frame(frame) {
-                    self.receive_arp(now, iface, &arp, fx);
-                }
-                Rx::Arp
-            }
+            Some(ETHERTYPE_ARP) => Rx::Arp,
             Some(ETHERTYPE_IPV4) => {
                 let Some((_, dst_ip, _)) = packet::ipv4_addrs(frame) else {
                     return Rx::Ignored;
@@ -251,7 +261,6 @@ impl Stack {
                 } else if self.forward && dst == my_mac {
                     Rx::Forward(dst_ip)
                 } else {
-                    self.stats.dropped_not_local += 1;
                     Rx::NotLocal
                 }
             }
@@ -309,6 +318,26 @@ impl Stack {
         }
     }
 
+    /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
+    /// `dst` itself on a connected subnet, else the default gateway.
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+        if let Some(i) = self.ifaces.iter().position(|i| i.up && i.on_link(dst)) {
+            return Some((i, dst));
+        }
+        let gw = self.gateway?;
+        let i = self.ifaces.iter().position(|i| i.up && i.on_link(gw))?;
+        Some((i, gw))
+    }
+
+    /// Where [`Stack::forward_frame`] would send a packet for `dst` at `at` when the ARP
+    /// cache already knows the next hop: the interface and the frame's new (source,
+    /// destination) MACs. `None` when it would drop the packet or first ask ARP.
+    pub fn resolved_forward(&self, at: Instant, dst: Ipv4Addr) -> Option<(usize, Mac, Mac)> {
+        let (iface, hop) = self.next_hop(dst)?;
+        let n = self.lookup(at, hop)?;
+        Some((iface, self.ifaces[iface].spec.mac, n.mac))
+    }
+
     /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`].
     pub fn forward_frame(&mut self, now: Instant, dst: Ipv4Addr, frame: Vec<u8>, fx: &mut Fx) {
         self.stats.forwarded += 1;
@@ -329,20 +358,9 @@ impl Stack {
         if frame.len() < ETH_HDR {
             return;
         }
-        let direct = self.ifaces.iter().position(|i| i.up && i.on_link(dst));
-        let (iface, hop) = match (direct, self.gateway) {
-            (Some(i), _) => (i, dst),
-            (None, Some(gw)) => match self.ifaces.iter().position(|i| i.up && i.on_link(gw)) {
-                Some(i) => (i, gw),
-                None => {
-                    self.stats.dropped_unresolved += 1;
-                    return;
-                }
-            },
-            (None, None) => {
-                self.stats.dropped_unresolved += 1;
-                return;
-            }
+        let Some((iface, hop)) = self.next_hop(dst) else {
+            self.stats.dropped_unresolved += 1;
+            return;
         };
         let my_mac = self.ifaces[iface].spec.mac;
         if let Some(n) = self.lookup(now, hop) {
