@@ -191,8 +191,9 @@ struct Segment {
     name: String,
     node: NodeIndex,
     learn: bool,
-    /// Learnt MAC -> port; a segment has a handful of ports, so a list beats a map.
-    fdb: Vec<(Mac, EdgeIndex)>,
+    /// Learnt MAC (as `mac_key`) -> port; a segment has a handful of ports, so a list
+    /// beats a map.
+    fdb: Vec<(u64, EdgeIndex)>,
     rng: ChaCha8Rng,
 }
 
@@ -255,6 +256,12 @@ enum Ev {
 
 // Heap entries are (time, seq, Ev) and move on every sift: keep Ev two words.
 const _: () = assert!(std::mem::size_of::<Ev>() == 16);
+
+/// A MAC as one integer, for the switches' address lists.
+fn mac_key(m: Mac) -> u64 {
+    let [a, b, c, d, e, f] = m;
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+}
 
 /// A host index as events carry it.
 fn host_u32(host: usize) -> u32 {
@@ -996,6 +1003,7 @@ impl Sim {
         self.targets.clear();
         let mut relearnt = false;
         if seg.learn {
+            let src = mac_key(src);
             match seg.fdb.iter_mut().find(|(m, _)| *m == src) {
                 Some(entry) => {
                     relearnt = entry.1 != e;
@@ -1008,6 +1016,7 @@ impl Sim {
             }
         }
         let known = if seg.learn && !packet::is_group(dst) {
+            let dst = mac_key(dst);
             seg.fdb.iter().find(|(m, _)| *m == dst).map(|(_, p)| *p)
         } else {
             None
@@ -1163,7 +1172,7 @@ impl Sim {
         // would teach it early.
         let link = stack.ifaces.get(out)?.link?;
         let seg = &self.segs[self.graph[link].seg];
-        if seg.learn && !seg.fdb.iter().any(|&(m, p)| m == src && p == link) {
+        if seg.learn && !seg.fdb.contains(&(mac_key(src), link)) {
             return None;
         }
         Some((out, src, next))

@@ -136,7 +136,7 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 pub fn forward(
     verdict: Verdict,
     frame: Vec<u8>,
-    arrived_on: &IfaceName,
+    arrived_on: IfaceName,
     our: impl Fn(&str) -> Option<([u8; 6], Option<Ipv4Addr>)>,
     neighbours: &Neighbours,
 ) -> Handled {
@@ -156,18 +156,23 @@ pub fn forward(
             };
             match fwd::dr(frame, our_mac, mac) {
                 Ok(frame) => Handled::Forward {
-                    iface: iface.clone(),
+                    // Usually out where it came in: the name moves on, no count changes.
+                    iface: if **iface == *arrived_on {
+                        arrived_on
+                    } else {
+                        iface.clone()
+                    },
                     frame,
                 },
                 Err(_) => Handled::NotOurs,
             }
         }
         None => {
-            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, our(arrived_on)) else {
+            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, our(&arrived_on)) else {
                 return Handled::NotOurs;
             };
             Handled::Resolve {
-                iface: arrived_on.clone(),
+                iface: arrived_on,
                 frame: arp_request(mac, ip, target),
             }
         }

@@ -236,7 +236,7 @@ impl Director {
         self.start(now);
         match input {
             Input::Frame { iface, frame } => {
-                if self.frame(now, &iface, frame) == Plane::Data {
+                if self.frame(now, iface, frame) == Plane::Data {
                     self.drain(now);
                     return;
                 }
@@ -343,10 +343,10 @@ impl Director {
     }
 
     /// Which plane a frame went to.
-    fn frame(&mut self, now: Instant, iface: &IfaceName, frame: Vec<u8>) -> Plane {
+    fn frame(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>) -> Plane {
         if let Ok(a) = arp::decode_arp(&frame) {
             self.neighbours
-                .learn(iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+                .learn(&iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
             return Plane::Control;
         }
         // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
@@ -355,7 +355,7 @@ impl Director {
             return Plane::Data;
         }
         let mut ours = None;
-        for w in self.wires.iter().filter(|w| *w.iface == **iface) {
+        for w in self.wires.iter().filter(|w| *w.iface == *iface) {
             match wire::decode_frame(&frame, &w.expect) {
                 Ok(rx) => {
                     ours = Some(Ok(rx));
@@ -373,7 +373,7 @@ impl Director {
         }
         match ours {
             Some(Ok(rx)) => {
-                self.neighbours.learn(iface, rx.src_ip, rx.src_mac);
+                self.neighbours.learn(&iface, rx.src_ip, rx.src_mac);
                 self.vrrp_input(
                     now,
                     Some(VrrpInput::Advert {
@@ -389,7 +389,7 @@ impl Director {
                     .vrrp
                     .iter()
                     .flat_map(|r| r.instances())
-                    .find(|i| *i.config().iface == **iface && i.config().vrid == vrid)
+                    .find(|i| *i.config().iface == *iface && i.config().vrid == vrid)
                     .map_or_else(String::new, |i| i.name().to_string());
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
             }
@@ -399,9 +399,9 @@ impl Director {
     }
 
     /// A client packet: through IPVS when it is for a VIP we hold.
-    fn traffic(&mut self, now: Instant, iface: &IfaceName, frame: Vec<u8>, pkt: PacketInfo) {
+    fn traffic(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>, pkt: PacketInfo) {
         if pkt.dst == IpAddr::V4(sync::SYNC_GROUP_V4) && pkt.dport == sync::SYNC_PORT {
-            self.sync_datagram(now, iface, &frame);
+            self.sync_datagram(now, &iface, &frame);
             return;
         }
         if !self.held_vips.contains(&pkt.dst) {
