@@ -641,7 +641,7 @@ pub struct ConnTable {
     v4: Store<u32>,
     v6: Store<V6>,
     /// Expiry buckets: bucket (1/64 s) -> slab references filed there.
-    wheel: BTreeMap<u32, Bucket>,
+    wheel: Wheel,
 }
 
 /// One expiry bucket.
@@ -652,6 +652,80 @@ struct Bucket {
     /// A lower bound of the deadlines filed here, so that `poll_timeout` need not read the
     /// entries (it runs after every packet).
     bound: u64,
+}
+
+/// Expiry buckets by tick: a map, except that the bucket filed into last is kept out of it,
+/// since filings come in runs for one tick (new connections due 60 s from now, connections
+/// refiled at their first visit due about then too) and each would otherwise walk the tree.
+#[derive(Debug, Default)]
+struct Wheel {
+    map: BTreeMap<u32, Bucket>,
+    /// The bucket filed into last. The map may hold the same tick too (filed before another
+    /// tick took the place); those references are older.
+    hot: Option<(u32, Bucket)>,
+}
+
+impl Wheel {
+    /// Note that tick `sec` holds an entry due at `deadline`, filing `r` there if given.
+    fn file(&mut self, sec: u32, r: Option<u32>, deadline: u64) {
+        if let Some((s, b)) = &mut self.hot {
+            if *s == sec {
+                b.bound = b.bound.min(deadline);
+                b.refs.extend(r);
+                return;
+            }
+        }
+        if let Some((s, b)) = self.hot.take() {
+            self.merge(s, b);
+        }
+        let bucket = Bucket {
+            refs: r.into_iter().collect(),
+            bound: deadline,
+        };
+        self.hot = Some((sec, bucket));
+    }
+
+    /// Add `b`'s references after those already in the map at `sec`.
+    fn merge(&mut self, sec: u32, b: Bucket) {
+        match self.map.entry(sec) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(b);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let m = o.get_mut();
+                m.bound = m.bound.min(b.bound);
+                m.refs.extend(b.refs);
+            }
+        }
+    }
+
+    /// The earliest tick filed, with the lower bound of its deadlines.
+    fn first(&self) -> Option<(u32, u64)> {
+        let m = self.map.first_key_value().map(|(&s, b)| (s, b.bound));
+        let h = self.hot.as_ref().map(|(s, b)| (*s, b.bound));
+        match (m, h) {
+            (Some(a), Some(b)) if a.0 == b.0 => Some((a.0, a.1.min(b.1))),
+            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Take every reference filed at `sec`, in filing order.
+    fn take(&mut self, sec: u32) -> Vec<u32> {
+        let mut refs = self.map.remove(&sec).map(|b| b.refs).unwrap_or_default();
+        if self.hot.as_ref().is_some_and(|(s, _)| *s == sec) {
+            if let Some((_, b)) = self.hot.take() {
+                refs.extend(b.refs);
+            }
+        }
+        refs
+    }
+
+    /// Bytes allocated.
+    fn heap_bytes(&self) -> usize {
+        let per = |b: &Bucket| b.refs.capacity() * 4 + std::mem::size_of::<(u32, Bucket)>() + 8;
+        self.map.values().map(per).sum::<usize>() + self.hot.as_ref().map_or(0, |(_, b)| per(b))
+    }
 }
 
 /// Width of one expiry bucket: 1/64 s, so a busy second is not rescanned for every
@@ -780,7 +854,7 @@ impl ConnTable {
         ConnTable {
             v4: Store::new(hash_seed, capacity),
             v6: Store::new(hash_seed.rotate_left(32), 0),
-            wheel: BTreeMap::new(),
+            wheel: Wheel::default(),
         }
     }
 
@@ -908,7 +982,7 @@ impl ConnTable {
             }
             _ => return Err(ConnError::MixedFamily),
         };
-        self.file(wheel_at, Some(id), deadline.as_nanos());
+        self.wheel.file(wheel_at, Some(id), deadline.as_nanos());
         Ok(ConnId(id))
     }
 
@@ -952,7 +1026,7 @@ impl ConnTable {
             }
         });
         if let Some((sec, d, new_bucket)) = filed {
-            self.file(sec, new_bucket.then_some(raw), d);
+            self.wheel.file(sec, new_bucket.then_some(raw), d);
         }
     }
 
@@ -1098,18 +1172,8 @@ impl ConnTable {
     /// It may be earlier (an entry whose timer was pushed back, or removed), never later;
     /// such a wakeup finds nothing due and moves the bound on.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let (&sec, b) = self.wheel.first_key_value()?;
-        Some(Instant::from_nanos(b.bound.max(u64::from(sec) * TICK_NS)))
-    }
-
-    /// Note that bucket `sec` holds an entry due at `deadline`, filing `r` there if given.
-    fn file(&mut self, sec: u32, r: Option<u32>, deadline: u64) {
-        let b = self.wheel.entry(sec).or_insert_with(|| Bucket {
-            refs: Vec::new(),
-            bound: deadline,
-        });
-        b.bound = b.bound.min(deadline);
-        b.refs.extend(r);
+        let (sec, bound) = self.wheel.first()?;
+        Some(Instant::from_nanos(bound.max(u64::from(sec) * TICK_NS)))
     }
 
     /// Load the entries of `refs` and their hash-bucket slots before any is handled: an
@@ -1140,12 +1204,12 @@ impl ConnTable {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Expired>) {
         let now_ns = now.as_nanos();
         let now_sec = sec_of(now_ns);
-        while let Some((&sec, b)) = self.wheel.first_key_value() {
+        while let Some((sec, bound)) = self.wheel.first() {
             // Nothing in the bucket is due before its lower bound.
-            if sec > now_sec || b.bound > now_ns {
+            if sec > now_sec || bound > now_ns {
                 return;
             }
-            let refs = self.wheel.remove(&sec).map(|b| b.refs).unwrap_or_default();
+            let refs = self.wheel.take(sec);
             self.preload(&refs);
             let mut keep = Vec::new();
             let mut keep_bound = u64::MAX;
@@ -1176,12 +1240,12 @@ impl ConnTable {
                     keep.push(r);
                     keep_bound = keep_bound.min(d);
                 } else {
-                    self.file(ds, Some(r), d);
+                    self.wheel.file(ds, Some(r), d);
                 }
             }
             if !keep.is_empty() {
-                // Only deadlines later in the current second remain here.
-                self.wheel.insert(
+                // Only deadlines later in the current tick remain here.
+                self.wheel.merge(
                     sec,
                     Bucket {
                         refs: keep,
@@ -1246,11 +1310,7 @@ impl ConnTable {
 
     /// Bytes the table has allocated for its slabs, buckets and expiry index.
     pub fn heap_bytes(&self) -> usize {
-        let wheel: usize = self
-            .wheel
-            .values()
-            .map(|b| b.refs.capacity() * 4 + std::mem::size_of::<(u32, Bucket)>() + 8)
-            .sum();
+        let wheel = self.wheel.heap_bytes();
         self.v4.slab.capacity() * Self::ENTRY_SIZE_V4
             + self.v6.slab.capacity() * Self::ENTRY_SIZE_V6
             + (self.v4.buckets.capacity() + self.v6.buckets.capacity()) * 4
