@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lvs_core::Instant;
@@ -86,8 +87,8 @@ pub enum FailReason {
 pub enum Outcome {
     /// Answered by this real server.
     Ok {
-        /// The server's name (the response body).
-        server: String,
+        /// The server's name (the response body), shared by every answer it gave.
+        server: Arc<str>,
     },
     /// Failed.
     Failed {
@@ -140,11 +141,26 @@ pub struct Client {
     check_at: Option<Instant>,
     /// Requests started.
     pub sent: u64,
+    /// Response bodies seen, so that an answer names its server without an allocation.
+    servers: Vec<Arc<str>>,
 }
 
 const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
 
 impl Client {
+    /// The shared name for a response body.
+    fn server_named(&mut self, body: &[u8]) -> Arc<str> {
+        if let Some(s) = self.servers.iter().find(|s| s.as_bytes() == body) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(String::from_utf8_lossy(body).as_ref());
+        // A few real servers answer; a body that keeps changing is not worth remembering.
+        if self.servers.len() < 64 {
+            self.servers.push(s.clone());
+        }
+        s
+    }
+
     /// A client sending from `local`.
     pub fn new(spec: ClientSpec, local: Ipv4Addr) -> Self {
         Client {
@@ -157,6 +173,7 @@ impl Client {
             deadlines: BinaryHeap::new(),
             check_at: None,
             sent: 0,
+            servers: Vec::new(),
         }
     }
 
@@ -450,7 +467,7 @@ impl Client {
         }
         if c.established && !seg.payload.is_empty() {
             let (port, isn) = (c.port, c.isn);
-            let server = String::from_utf8_lossy(seg.payload).into_owned();
+            let server = self.server_named(seg.payload);
             let ack = seg
                 .seq
                 .wrapping_add(seg.payload.len() as u32 + u32::from(seg.flags.fin));

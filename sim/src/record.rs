@@ -174,10 +174,10 @@ impl Metrics {
         match &r.outcome {
             Outcome::Ok { server } => {
                 self.requests_ok += 1;
-                match self.per_server.get_mut(server) {
+                match self.per_server.get_mut(&**server) {
                     Some(n) => *n += 1,
                     None => {
-                        self.per_server.insert(server.clone(), 1);
+                        self.per_server.insert(server.to_string(), 1);
                     }
                 }
                 let lat = (r.finished - r.started).as_nanos() as u64;
