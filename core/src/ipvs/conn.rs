@@ -663,11 +663,14 @@ struct Wheel {
     /// The bucket filed into last. The map may hold the same tick too (filed before another
     /// tick took the place); those references are older.
     hot: Option<(u32, Bucket)>,
+    /// The earliest tick and its bound (`poll_timeout` asks after every packet).
+    earliest: Option<(u32, u64)>,
 }
 
 impl Wheel {
     /// Note that tick `sec` holds an entry due at `deadline`, filing `r` there if given.
     fn file(&mut self, sec: u32, r: Option<u32>, deadline: u64) {
+        self.lower(sec, deadline);
         if let Some((s, b)) = &mut self.hot {
             if *s == sec {
                 b.bound = b.bound.min(deadline);
@@ -685,8 +688,18 @@ impl Wheel {
         self.hot = Some((sec, bucket));
     }
 
+    /// Keep `earliest` true after tick `sec` got a deadline `bound`.
+    fn lower(&mut self, sec: u32, bound: u64) {
+        self.earliest = match self.earliest {
+            Some((s, b)) if s < sec => Some((s, b)),
+            Some((s, b)) if s == sec => Some((s, b.min(bound))),
+            _ => Some((sec, bound)),
+        };
+    }
+
     /// Add `b`'s references after those already in the map at `sec`.
     fn merge(&mut self, sec: u32, b: Bucket) {
+        self.lower(sec, b.bound);
         match self.map.entry(sec) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(b);
@@ -701,6 +714,11 @@ impl Wheel {
 
     /// The earliest tick filed, with the lower bound of its deadlines.
     fn first(&self) -> Option<(u32, u64)> {
+        debug_assert_eq!(self.earliest, self.find_earliest(), "stale earliest bucket");
+        self.earliest
+    }
+
+    fn find_earliest(&self) -> Option<(u32, u64)> {
         let m = self.map.first_key_value().map(|(&s, b)| (s, b.bound));
         let h = self.hot.as_ref().map(|(s, b)| (*s, b.bound));
         match (m, h) {
@@ -718,6 +736,7 @@ impl Wheel {
                 refs.extend(b.refs);
             }
         }
+        self.earliest = self.find_earliest();
         refs
     }
 
