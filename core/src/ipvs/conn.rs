@@ -964,6 +964,11 @@ impl ConnTable {
         self.find_raw(key, true)
     }
 
+    /// A live entry's destination binding (what `get` gives as `dest`, without the copy).
+    pub fn dest(&self, id: ConnId) -> Option<DestId> {
+        with_store_ref!(self, id.0, |s, i| s.live(i).map(|e| e.dest))
+    }
+
     /// A copy of a live entry.
     pub fn get(&self, id: ConnId) -> Option<Conn> {
         with_store_ref!(self, id.0, |s, i| s.live(i).map(|e| view(

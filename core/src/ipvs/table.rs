@@ -613,7 +613,7 @@ impl Ipvs {
             }
         }
         if let Some(id) = found {
-            let dest = self.conns.get(id).map_or(NO_DEST, |c| c.dest);
+            let dest = self.conns.dest(id).unwrap_or(NO_DEST);
             if dest != NO_DEST && self.available(dest).is_none() {
                 if !self.opts.expire_nodest_conn {
                     return Verdict::Drop(DropReason::DestGone);
@@ -643,12 +643,13 @@ impl Ipvs {
         };
         self.transition(id, now, Direction::Input, pkt.proto, pkt.tcp);
         let in_pkts = self.conns.count_in_packet(id);
-        match self.conn_info(id) {
-            Some(ConnInfo {
-                dest: Some(mut dest),
-                fwd: Some(fwd),
-                ..
-            }) => {
+        let slot = self
+            .conns
+            .dest(id)
+            .filter(|&d| d != NO_DEST)
+            .and_then(|d| self.slots.get(d as usize));
+        match slot.map(|s| (SockAddr(s.addr, s.port), s.fwd)) {
+            Some((mut dest, fwd)) => {
                 // A destination on port 0 takes the packet's own port (port-zero services).
                 if dest.1 == 0 {
                     dest.1 = pkt.dport;
@@ -724,8 +725,8 @@ impl Ipvs {
                     self.conns
                         .tcp_segment(id, now, dir, tcp, self.opts.secure_tcp, &self.timeouts);
                 if let Some((_, _, Some(active))) = r {
-                    if let Some(c) = self.conns.get(id) {
-                        self.move_activity(c.dest, active);
+                    if let Some(dest) = self.conns.dest(id) {
+                        self.move_activity(dest, active);
                     }
                 }
             }
