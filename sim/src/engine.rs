@@ -1122,15 +1122,15 @@ impl Sim {
     fn cut_or_deliver(&mut self, arrive: Instant, seq: u64, link: EdgeIndex, frame: Rc<Vec<u8>>) {
         let l = &self.graph[link];
         let (gw, at_iface) = (l.host, l.iface);
-        let Some((out, src, dst)) = self.gateway_plan(gw, at_iface, &frame, arrive) else {
+        let plan = self.gateway_plan(gw, at_iface, &frame, arrive);
+        let (Some((out, src, dst)), Some(was_dst), Some(was_src)) =
+            (plan, packet::dst_mac(&frame), packet::src_mac(&frame))
+        else {
             self.queue
                 .push_reserved(arrive, seq, Ev::Deliver { link, frame });
             return;
         };
         let mut buf = Rc::try_unwrap(frame).unwrap_or_else(|f| f.as_ref().clone());
-        let (Some(was_dst), Some(was_src)) = (packet::dst_mac(&buf), packet::src_mac(&buf)) else {
-            return;
-        };
         buf[0..6].copy_from_slice(&dst);
         buf[6..12].copy_from_slice(&src);
         self.hosts[gw].stack.stats.forwarded += 1;
