@@ -4,10 +4,12 @@
 //! out at once what the gateway will do with it when it arrives (route, ARP cache, onward
 //! transmission) and queue the onward deliveries directly, saving the gateway's own event.
 //! That answer stays right only while nothing it read changes before the frame arrives, so
-//! each such frame is kept here until then; when something does change (a frame or timer
-//! for the gateway, a fault, a switch learning an address anew), the frames still on their
-//! way are reverted: their onward deliveries are dropped and they reach the gateway as
-//! ordinary deliveries, at the time and in the queue order they would have had.
+//! each such frame is kept here until then; when something does change (an ARP frame
+//! reaching the gateway, a fault, a switch learning an address anew, the harness reaching
+//! into a stack or the topology), the frames still on their way are reverted: their onward
+//! deliveries are dropped and they reach the gateway as ordinary deliveries, at the time and
+//! in the queue order they would have had. The gateway's own timers (ARP retries) change
+//! nothing a forwarding decision reads: a decision is only made from an ARP entry in hand.
 
 use std::rc::Rc;
 
