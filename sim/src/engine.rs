@@ -184,7 +184,37 @@ struct Link {
     iface: usize,
     seg: usize,
     params: LinkParams,
+    /// `params` as `send` uses them on every frame (see `Timing`).
+    timing: Timing,
     up: bool,
+}
+
+impl Link {
+    fn set_params(&mut self, params: LinkParams) {
+        self.timing = Timing::of(&params);
+        self.params = params;
+    }
+}
+
+/// A link's latency and jitter in nanoseconds, and whether it draws nothing but jitter (no
+/// loss, duplication or reordering): most links, whose frames `send` handles without
+/// converting durations or testing probabilities.
+#[derive(Clone, Copy)]
+struct Timing {
+    latency: u64,
+    jitter: u64,
+    plain: bool,
+}
+
+impl Timing {
+    fn of(p: &LinkParams) -> Timing {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Timing {
+            latency: ns(p.latency),
+            jitter: ns(p.jitter),
+            plain: p.loss <= 0.0 && p.duplicate <= 0.0 && p.reorder <= 0.0,
+        }
+    }
 }
 
 struct Segment {
@@ -534,6 +564,7 @@ impl Sim {
                 host: host.0,
                 iface: idx,
                 seg: seg.0,
+                timing: Timing::of(&params),
                 params,
                 up: true,
             },
@@ -1039,9 +1070,9 @@ impl Sim {
             // Where a switch sends a MAC decides where forwarded-ahead frames go.
             self.revert_cuts();
         }
-        let l1 = &self.graph[e];
-        for &e2 in &self.targets {
-            let l2 = &self.graph[e2];
+        let targets = std::mem::take(&mut self.targets);
+        for &e2 in &targets {
+            let (l1, l2) = (&self.graph[e], &self.graph[e2]);
             if !l2.up || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host))) {
                 continue;
             }
@@ -1054,6 +1085,17 @@ impl Sim {
                 continue;
             }
             let rng = &mut self.segs[seg_id].rng;
+            let (t1, t2) = (l1.timing, l2.timing);
+            if t1.plain && t2.plain {
+                // The draws the general path below makes for such links, without its tests.
+                let jitter = t1.jitter + t2.jitter;
+                let mut delay = t1.latency + t2.latency;
+                if jitter > 0 {
+                    delay += rng.gen_range(0..=jitter);
+                }
+                self.schedule_copy(at + Duration::from_nanos(delay), e2, &frame, cut);
+                continue;
+            }
             let (p1, p2) = (&l1.params, &l2.params);
             if (p1.loss > 0.0 && rng.gen::<f64>() < p1.loss)
                 || (p2.loss > 0.0 && rng.gen::<f64>() < p2.loss)
@@ -1066,35 +1108,24 @@ impl Sim {
             } else {
                 1
             };
+            let (reorder, hold) = (
+                p1.reorder.max(p2.reorder),
+                p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64,
+            );
             for _ in 0..copies {
-                let mut delay = p1.latency + p2.latency;
-                let jitter = (p1.jitter + p2.jitter).as_nanos() as u64;
+                let rng = &mut self.segs[seg_id].rng;
+                let mut delay = t1.latency + t2.latency;
+                let jitter = t1.jitter + t2.jitter;
                 if jitter > 0 {
-                    delay += Duration::from_nanos(rng.gen_range(0..=jitter));
+                    delay += rng.gen_range(0..=jitter);
                 }
-                let reorder = p1.reorder.max(p2.reorder);
                 if reorder > 0.0 && rng.gen::<f64>() < reorder {
-                    let hold = p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64;
-                    delay += Duration::from_nanos(rng.gen_range(0..=hold));
+                    delay += rng.gen_range(0..=hold);
                 }
-                let arrive = at + delay;
-                if let Some(c) = cut {
-                    self.queue.push(arrive, Ev::Onward { link: e2, cut: c });
-                    self.cuts.add_pending(c);
-                } else if self.cut_through && matches!(self.hosts[l2.host].model, Model::Gateway) {
-                    let seq = self.queue.reserve();
-                    self.gateway_bound.push((arrive, seq, e2));
-                } else {
-                    self.queue.push(
-                        arrive,
-                        Ev::Deliver {
-                            link: e2,
-                            frame: frame.clone(),
-                        },
-                    );
-                }
+                self.schedule_copy(at + Duration::from_nanos(delay), e2, &frame, cut);
             }
         }
+        self.targets = targets;
         if self.gateway_bound.is_empty() {
             return;
         }
@@ -1114,6 +1145,35 @@ impl Sim {
             }
         }
         self.gateway_bound = bound;
+    }
+
+    /// Queue one copy of a frame `send` puts on the wire, arriving over `link` at `arrive`:
+    /// an onward copy of a forwarding done ahead of time (`cut`), a copy for a gateway to
+    /// forward through it once `send` is done, or an ordinary delivery.
+    fn schedule_copy(
+        &mut self,
+        arrive: Instant,
+        link: EdgeIndex,
+        frame: &Rc<Vec<u8>>,
+        cut: Option<u32>,
+    ) {
+        if let Some(c) = cut {
+            self.queue.push(arrive, Ev::Onward { link, cut: c });
+            self.cuts.add_pending(c);
+        } else if self.cut_through
+            && matches!(self.hosts[self.graph[link].host].model, Model::Gateway)
+        {
+            let seq = self.queue.reserve();
+            self.gateway_bound.push((arrive, seq, link));
+        } else {
+            self.queue.push(
+                arrive,
+                Ev::Deliver {
+                    link,
+                    frame: frame.clone(),
+                },
+            );
+        }
     }
 
     /// A frame reaches gateway link `link` at `arrive` (queue position `seq`): forward it
@@ -1682,7 +1742,7 @@ impl Sim {
                         .and_then(|i| x.stack.ifaces[i].link)
                 });
                 if let Some(e) = e {
-                    self.graph[e].params = params;
+                    self.graph[e].set_params(params);
                 }
             }
             Fault::Partition {

@@ -120,6 +120,9 @@ struct DestSlot {
     refs: u32,
     /// Counters of the destination while it is deleted (the kernel's trash).
     saved: Option<Counters>,
+    /// The destination's weight while it is in its service (what `available` answers for
+    /// every packet), kept by `refresh_weights` after every service or destination change.
+    weight: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -294,6 +297,7 @@ impl Ipvs {
         let key = spec.key;
         let svc = Service::new(spec)?;
         self.services.insert(key, svc);
+        self.refresh_weights();
         Ok(())
     }
 
@@ -323,6 +327,7 @@ impl Ipvs {
             }
         }
         self.services.insert(spec.key, svc);
+        self.refresh_weights();
         Ok(())
     }
 
@@ -332,6 +337,7 @@ impl Ipvs {
         for d in svc.dests() {
             self.save_counters(*key, d);
         }
+        self.refresh_weights();
         Ok(())
     }
 
@@ -368,6 +374,7 @@ impl Ipvs {
             d.overloaded =
                 c.overloaded && spec.u_threshold != 0 && spec.u_threshold <= c.u_threshold;
         }
+        self.refresh_weights();
         Ok(())
     }
 
@@ -388,6 +395,7 @@ impl Ipvs {
                 d.overloaded = false;
             }
         }
+        self.refresh_weights();
         Ok(())
     }
 
@@ -396,6 +404,7 @@ impl Ipvs {
         let svc = self.services.get_mut(key).ok_or(IpvsError::NoSuchService)?;
         let d = svc.del_dest(addr, port)?;
         self.save_counters(*key, &d);
+        self.refresh_weights();
         Ok(())
     }
 
@@ -418,6 +427,7 @@ impl Ipvs {
             fwd,
             refs: 0,
             saved: None,
+            weight: None,
         };
         let id = if let Some(id) = self.free_slots.pop() {
             self.slots[id as usize] = slot;
@@ -427,7 +437,23 @@ impl Ipvs {
             (self.slots.len() - 1) as DestId
         };
         self.slot_index.insert((svc, addr, port, fwd), id);
+        self.slots[id as usize].weight = self.lookup_weight(id);
         id
+    }
+
+    /// Whether a binding's destination is in its service, and its weight, from the services.
+    fn lookup_weight(&self, id: DestId) -> Option<i32> {
+        let s = self.slots.get(id as usize)?;
+        self.services
+            .get(&s.svc)?
+            .dest(s.addr, s.port)
+            .map(|d| d.weight)
+    }
+
+    fn refresh_weights(&mut self) {
+        for id in 0..self.slots.len() {
+            self.slots[id].weight = self.lookup_weight(id as DestId);
+        }
     }
 
     /// The destination a binding names, with its availability (present in its service).
@@ -522,11 +548,9 @@ impl Ipvs {
 
     /// Whether a binding's destination is in its service (`IP_VS_DEST_F_AVAILABLE`), and its weight.
     fn available(&self, id: DestId) -> Option<i32> {
-        let s = self.slots.get(id as usize)?;
-        self.services
-            .get(&s.svc)?
-            .dest(s.addr, s.port)
-            .map(|d| d.weight)
+        let w = self.slots.get(id as usize)?.weight;
+        debug_assert_eq!(w, self.lookup_weight(id), "stale destination weight");
+        w
     }
 
     /// A connection with its destination resolved.
@@ -752,7 +776,7 @@ impl Ipvs {
         let Some(svc) = self.services.get(&skey) else {
             return Err(Verdict::Pass);
         };
-        let spec = svc.spec().clone();
+        let (persistence, netmask_prefix) = (svc.spec().persistence, svc.spec().netmask_prefix);
         let svc_port = match skey {
             ServiceKey::Inet { port, .. } => port,
             ServiceKey::Fwmark { .. } => 0,
@@ -764,7 +788,7 @@ impl Ipvs {
             vaddr: pkt.dst,
             vport: pkt.dport,
         };
-        let Some(ptimeout) = spec.persistence else {
+        let Some(ptimeout) = persistence else {
             if matches!(skey, ServiceKey::Inet { .. }) && pkt.dport != svc_port {
                 // Port zero is only supported in persistent services.
                 return Err(Verdict::Drop(DropReason::NoDest));
@@ -774,7 +798,7 @@ impl Ipvs {
         };
 
         // Persistent service: look for the client's template.
-        let snet = mask_addr(pkt.src, spec.netmask_prefix);
+        let snet = mask_addr(pkt.src, netmask_prefix);
         let (tproto, tvaddr, tvport) = if pkt.dport == svc_port {
             // FTP control port templates drop the virtual port.
             (
@@ -796,7 +820,7 @@ impl Ipvs {
         };
         let mut tmpl = self.conns.lookup_template(&tkey);
         if let Some(t) = tmpl {
-            let tdest = self.conns.get(t).map_or(NO_DEST, |c| c.dest);
+            let tdest = self.conns.dest(t).unwrap_or(NO_DEST);
             let ok = match self.available(tdest) {
                 None => false,
                 Some(w) => !(self.opts.expire_quiescent_template && w == 0),
@@ -830,16 +854,18 @@ impl Ipvs {
                 t
             }
         };
-        let Some(tinfo) = self.conn_info(tmpl) else {
-            return Err(Verdict::Drop(DropReason::NoDest));
-        };
-        let (Some(SockAddr(daddr, dport)), Some(fwd)) = (tinfo.dest, tinfo.fwd) else {
+        let Some(slot) = self
+            .conns
+            .dest(tmpl)
+            .filter(|&d| d != NO_DEST)
+            .and_then(|d| self.slots.get(d as usize))
+        else {
             return Err(Verdict::Drop(DropReason::NoDest));
         };
         let d = Picked {
-            addr: daddr,
-            port: dport,
-            fwd,
+            addr: slot.addr,
+            port: slot.port,
+            fwd: slot.fwd,
         };
         let id = self.new_conn(now, skey, d, conn_key, Some(tmpl))?;
         // ip_vs_conn_put(ct): using the template restarts its timer.
