@@ -1,9 +1,12 @@
 //! Frame codecs the modelled hosts need: Ethernet II, ARP (etherparse 0.16 has no ARP
-//! packet type, so a small codec lives here) and IPv4/TCP through etherparse.
+//! packet type, so a small codec lives here) and IPv4/TCP. IPv4/TCP frames are built and
+//! read by hand on the hot path (etherparse's header structs and checks cost several
+//! hundred instructions a frame); etherparse reads the rare frames the fast reader leaves
+//! to it, and the tests check both directions against etherparse.
 
 use std::net::Ipv4Addr;
 
-use etherparse::{IpNumber, Ipv4Header, Ipv4Slice, TcpHeader, TcpSlice};
+use etherparse::{Ipv4Slice, TcpSlice};
 
 /// A MAC address.
 pub type Mac = [u8; 6];
@@ -18,6 +21,15 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// Length of an Ethernet II header.
 pub const ETH_HDR: usize = 14;
+
+/// Length of an IPv4 header without options.
+const IPV4_HDR: usize = 20;
+/// Length of a TCP header without options.
+const TCP_HDR: usize = 20;
+/// IP protocol number of TCP.
+const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of the IPsec authentication header, which etherparse looks through.
+const IPPROTO_AH: u8 = 51;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -211,6 +223,51 @@ pub struct TcpFlags {
     pub psh: bool,
 }
 
+impl TcpFlags {
+    /// The flags byte of a TCP header (byte 13).
+    fn wire_bits(self) -> u8 {
+        u8::from(self.fin)
+            | u8::from(self.syn) << 1
+            | u8::from(self.rst) << 2
+            | u8::from(self.psh) << 3
+            | u8::from(self.ack) << 4
+    }
+
+    /// Decoded from the flags byte of a TCP header.
+    fn from_wire(b: u8) -> TcpFlags {
+        TcpFlags {
+            fin: b & 0x01 != 0,
+            syn: b & 0x02 != 0,
+            rst: b & 0x04 != 0,
+            psh: b & 0x08 != 0,
+            ack: b & 0x10 != 0,
+        }
+    }
+}
+
+/// Adds `bytes` as big-endian 16-bit words (an odd last byte padded with zero) to the
+/// running sum of the Internet checksum (RFC 1071). Summing 32-bit words and folding later
+/// gives the same ones-complement result, since 2^16 = 1 modulo 0xffff.
+fn sum_be_words(mut sum: u64, bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(4);
+    for w in &mut words {
+        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let mut last = [0u8; 4];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    sum + u64::from(u32::from_be_bytes(last))
+}
+
+/// The Internet checksum of a running sum: folded to 16 bits with end-around carry, then
+/// complemented (RFC 793/1071; 0 stays 0, as etherparse writes it for TCP).
+fn internet_checksum(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // The loop leaves at most 16 bits.
+    !(sum as u16)
+}
+
 /// The fields of one TCP/IPv4 segment the models look at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpSeg<'a> {
@@ -236,36 +293,60 @@ impl TcpSeg<'_> {
     /// An Ethernet frame carrying this segment with the MAC addresses left zero (the stack
     /// fills them in once the next hop is resolved).
     pub fn to_unaddressed_frame(&self) -> Vec<u8> {
-        // Headers are built directly: etherparse's PacketBuilder moves large header structs
-        // at every step, which dominated the simulator's profile.
-        let mut tcp = TcpHeader::new(self.sport, self.dport, self.seq, 65535);
-        tcp.syn = self.flags.syn;
-        tcp.ack = self.flags.ack;
-        tcp.fin = self.flags.fin;
-        tcp.rst = self.flags.rst;
-        tcp.psh = self.flags.psh;
+        // Headers are written by hand: etherparse's header structs and checksum helpers cost
+        // several hundred instructions a frame, which showed in the simulator's profile.
+        let mut h = [0u8; ETH_HDR + IPV4_HDR + TCP_HDR];
+        h[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let tcp_len = TCP_HDR + self.payload.len();
+
+        let t = &mut h[ETH_HDR + IPV4_HDR..];
+        t[0..2].copy_from_slice(&self.sport.to_be_bytes());
+        t[2..4].copy_from_slice(&self.dport.to_be_bytes());
+        t[4..8].copy_from_slice(&self.seq.to_be_bytes());
         if self.flags.ack {
-            tcp.acknowledgment_number = self.ack;
+            t[8..12].copy_from_slice(&self.ack.to_be_bytes());
         }
-        let tcp_len = tcp.header_len() + self.payload.len();
-        let ip_payload = u16::try_from(tcp_len).unwrap_or(u16::MAX);
-        let mut f = Vec::with_capacity(ETH_HDR + 20 + tcp_len);
-        f.extend_from_slice(&[0u8; 12]);
-        f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        // Modelled payloads are far below the IPv4 limit; an oversized one is sent truncated-length
-        // rather than panicking.
-        if let Ok(mut ip) = Ipv4Header::new(
-            ip_payload,
-            64,
-            IpNumber::TCP,
-            self.src.octets(),
-            self.dst.octets(),
-        ) {
-            ip.dont_fragment = true;
-            tcp.checksum = tcp.calc_checksum_ipv4(&ip, self.payload).unwrap_or(0);
-            let _ = ip.write(&mut f);
-        }
-        let _ = tcp.write(&mut f);
+        // Data offset 5 (no options), flags, window 65535; the checksum (16..18) is filled
+        // in below and the urgent pointer (18..20) stays zero.
+        t[12] = 5 << 4;
+        t[13] = self.flags.wire_bits();
+        t[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
+
+        let Ok(total_len) = u16::try_from(IPV4_HDR + tcp_len) else {
+            // Payload over u16::MAX - 40 bytes: like the etherparse code this replaced, no
+            // IPv4 header and a zero TCP checksum (never happens in the models; no panic).
+            let mut f = Vec::with_capacity(ETH_HDR + tcp_len);
+            f.extend_from_slice(&h[..ETH_HDR]);
+            f.extend_from_slice(&h[ETH_HDR + IPV4_HDR..]);
+            f.extend_from_slice(self.payload);
+            return f;
+        };
+
+        let (src, dst) = (self.src.octets(), self.dst.octets());
+        let ip = &mut h[ETH_HDR..ETH_HDR + IPV4_HDR];
+        ip[0] = 0x45; // version 4, IHL 5
+        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
+        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
+        ip[8] = 64; // TTL
+        ip[9] = IPPROTO_TCP;
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        let ip_sum = internet_checksum(sum_be_words(0, ip));
+        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+
+        // Pseudo-header: addresses, zero, protocol, TCP length (fits: it is below total_len).
+        let tcp_len_be = (total_len - IPV4_HDR as u16).to_be_bytes();
+        let mut pseudo = [0u8; 12];
+        pseudo[0..4].copy_from_slice(&src);
+        pseudo[4..8].copy_from_slice(&dst);
+        pseudo[9] = IPPROTO_TCP;
+        pseudo[10..12].copy_from_slice(&tcp_len_be);
+        let t = &mut h[ETH_HDR + IPV4_HDR..];
+        let sum = sum_be_words(sum_be_words(sum_be_words(0, &pseudo), t), self.payload);
+        t[16..18].copy_from_slice(&internet_checksum(sum).to_be_bytes());
+
+        let mut f = Vec::with_capacity(h.len() + self.payload.len());
+        f.extend_from_slice(&h);
         f.extend_from_slice(self.payload);
         f
     }
@@ -313,6 +394,62 @@ pub fn is_tcp_syn(frame: &[u8]) -> bool {
 
 /// Read the TCP segment of an IPv4 frame.
 pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+    match parse_tcp_fast(frame) {
+        Some(r) => r,
+        None => parse_tcp_etherparse(frame),
+    }
+}
+
+/// [`parse_tcp`] by direct byte reads for the frames the models exchange: `None` leaves the
+/// frame to [`parse_tcp_etherparse`] (every rejection except a plain non-TCP protocol, and
+/// IPsec AH). The checks are those of etherparse 0.16's `Ipv4Slice::from_slice` and
+/// `TcpSlice::from_slice`; like them, it ignores the fragment fields and reads what follows
+/// the IPv4 header as TCP.
+fn parse_tcp_fast(frame: &[u8]) -> Option<Result<TcpSeg<'_>, PacketError>> {
+    if ethertype(frame)? != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let ip = &frame[ETH_HDR..];
+    let ih = ip.get(..IPV4_HDR)?;
+    let ip_hdr_len = usize::from(ih[0] & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([ih[2], ih[3]]));
+    // Version 4, IHL >= 5, header <= total length <= bytes present.
+    if ih[0] >> 4 != 4 || ip_hdr_len < IPV4_HDR || total_len < ip_hdr_len || total_len > ip.len() {
+        return None;
+    }
+    match ih[9] {
+        IPPROTO_TCP => {}
+        IPPROTO_AH => return None,
+        proto => {
+            return Some(Err(PacketError::Unsupported {
+                what: "IP protocol",
+                value: proto.into(),
+            }))
+        }
+    }
+    let tcp = &ip[ip_hdr_len..total_len];
+    let th = tcp.get(..TCP_HDR)?;
+    let tcp_hdr_len = usize::from(th[12] >> 4) * 4;
+    // Data offset >= 5, header <= bytes the IPv4 total length leaves.
+    if tcp_hdr_len < TCP_HDR || tcp_hdr_len > tcp.len() {
+        return None;
+    }
+    let be32 = |i: usize| u32::from_be_bytes([th[i], th[i + 1], th[i + 2], th[i + 3]]);
+    Some(Ok(TcpSeg {
+        src: Ipv4Addr::new(ih[12], ih[13], ih[14], ih[15]),
+        dst: Ipv4Addr::new(ih[16], ih[17], ih[18], ih[19]),
+        sport: u16::from_be_bytes([th[0], th[1]]),
+        dport: u16::from_be_bytes([th[2], th[3]]),
+        seq: be32(4),
+        ack: be32(8),
+        flags: TcpFlags::from_wire(th[13]),
+        payload: &tcp[tcp_hdr_len..],
+    }))
+}
+
+/// [`parse_tcp`] through etherparse: the frames [`parse_tcp_fast`] leaves, and the
+/// reference the tests compare it with.
+fn parse_tcp_etherparse(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
     match ethertype(frame) {
         Some(ETHERTYPE_IPV4) => {}
         Some(t) => {
@@ -358,6 +495,163 @@ pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The etherparse-based reader `parse_tcp` used before the fast path; it is kept as the
+    /// fallback, so the fast path must agree with it wherever it answers.
+    fn parse_tcp_reference(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+        parse_tcp_etherparse(frame)
+    }
+
+    /// Same `Ok` value, or errors of the same variant (Malformed messages may differ).
+    fn same_outcome(
+        a: &Result<TcpSeg<'_>, PacketError>,
+        b: &Result<TcpSeg<'_>, PacketError>,
+    ) -> bool {
+        match (a, b) {
+            (Ok(x), Ok(y)) => x == y,
+            (Err(PacketError::Malformed(_)), Err(PacketError::Malformed(_))) => true,
+            (Err(x), Err(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// etherparse's `PacketBuilder` frame for `seg` (zero MACs).
+    fn builder_frame(seg: &TcpSeg<'_>) -> Vec<u8> {
+        let mut b = etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4(seg.src.octets(), seg.dst.octets(), 64)
+            .tcp(seg.sport, seg.dport, seg.seq, 65535);
+        if seg.flags.syn {
+            b = b.syn();
+        }
+        if seg.flags.ack {
+            b = b.ack(seg.ack);
+        }
+        if seg.flags.fin {
+            b = b.fin();
+        }
+        if seg.flags.rst {
+            b = b.rst();
+        }
+        if seg.flags.psh {
+            b = b.psh();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, seg.payload).unwrap();
+        out
+    }
+
+    fn flags_strategy() -> impl Strategy<Value = TcpFlags> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(syn, ack, fin, rst, psh)| TcpFlags {
+                syn,
+                ack,
+                fin,
+                rst,
+                psh,
+            })
+    }
+
+    #[test]
+    fn largest_payload_matches_builder_and_oversized_is_headerless() {
+        let payload = vec![0xa5u8; usize::from(u16::MAX) - 40];
+        let mut seg = TcpSeg {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(10, 0, 0, 2),
+            sport: 1234,
+            dport: 80,
+            seq: 1,
+            ack: 2,
+            flags: TcpFlags {
+                ack: true,
+                ..TcpFlags::default()
+            },
+            payload: &payload,
+        };
+        let f = seg.to_unaddressed_frame();
+        assert_eq!(f, builder_frame(&seg));
+        assert_eq!(parse_tcp(&f), Ok(seg.clone()));
+
+        // One byte more: what the etherparse-based builder wrote (its Ipv4Header::new
+        // refused the length): Ethernet header, TCP header with checksum 0, payload.
+        let big = vec![0xa5u8; usize::from(u16::MAX) - 39];
+        seg.payload = &big;
+        let mut tcp = etherparse::TcpHeader::new(1234, 80, 1, 65535);
+        tcp.ack = true;
+        tcp.acknowledgment_number = 2;
+        let mut expected = vec![0u8; 12];
+        expected.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        tcp.write(&mut expected).unwrap();
+        expected.extend_from_slice(&big);
+        assert_eq!(seg.to_unaddressed_frame(), expected);
+    }
+
+    /// A segment from 1.2.3.4:40000 to 5.6.7.8:80 with ACK (and PSH if `psh`).
+    fn sample_seg(psh: bool, payload: &[u8]) -> TcpSeg<'_> {
+        TcpSeg {
+            src: Ipv4Addr::new(1, 2, 3, 4),
+            dst: Ipv4Addr::new(5, 6, 7, 8),
+            sport: 40000,
+            dport: 80,
+            seq: 7,
+            ack: 9,
+            flags: TcpFlags {
+                ack: true,
+                psh,
+                ..TcpFlags::default()
+            },
+            payload,
+        }
+    }
+
+    #[test]
+    fn unusual_headers_parse_like_etherparse() {
+        let seg = sample_seg(false, b"0123456789abcdef");
+        let f = seg.to_unaddressed_frame();
+        let mut cases = Vec::new();
+        // Fragments: more-fragments set, and a non-zero offset.
+        for (b20, b21) in [(0x20, 0), (0x00, 0x10), (0x3f, 0xff)] {
+            let mut g = f.clone();
+            g[20] = b20;
+            g[21] = b21;
+            cases.push(g);
+        }
+        // IHL 6 (four payload bytes taken as IPv4 options), IHL 15, IHL 0 to 4, version 6.
+        for ihl in [0x46, 0x4f, 0x40, 0x41, 0x42, 0x43, 0x44, 0x65] {
+            let mut g = f.clone();
+            g[14] = ihl;
+            cases.push(g);
+        }
+        // TCP data offset 6 and 15, and 4 (too small).
+        for off in [0x60, 0xf0, 0x40] {
+            let mut g = f.clone();
+            g[46] = off;
+            cases.push(g);
+        }
+        // IPsec AH, UDP, total length cutting the TCP header, and cutting the payload (the
+        // bytes past it are not payload).
+        for (i, v) in [(23, 51), (23, 17), (17, 30), (17, 50)] {
+            let mut g = f.clone();
+            g[i] = v;
+            cases.push(g);
+        }
+        let mut g = f.clone();
+        g.extend_from_slice(b"trailer");
+        cases.push(g);
+        for g in &cases {
+            let (fast, reference) = (parse_tcp(g), parse_tcp_reference(g));
+            assert!(
+                same_outcome(&fast, &reference),
+                "{g:02x?}: {fast:?} vs {reference:?}"
+            );
+        }
+    }
 
     #[test]
     fn arp_round_trips_and_rejects_short() {
@@ -371,20 +665,7 @@ mod tests {
 
     #[test]
     fn tcp_round_trips() {
-        let seg = TcpSeg {
-            src: Ipv4Addr::new(1, 2, 3, 4),
-            dst: Ipv4Addr::new(5, 6, 7, 8),
-            sport: 40000,
-            dport: 80,
-            seq: 7,
-            ack: 9,
-            flags: TcpFlags {
-                ack: true,
-                psh: true,
-                ..TcpFlags::default()
-            },
-            payload: b"GET",
-        };
+        let seg = sample_seg(true, b"GET");
         let f = seg.to_frame([2; 6], [4; 6]);
         assert_eq!(parse_tcp(&f), Ok(seg));
         // Byte for byte what etherparse's builder makes (checksums included).
@@ -403,13 +684,93 @@ mod tests {
         assert!(parse_tcp(&f[..30]).is_err());
     }
 
-    proptest::proptest! {
+    proptest! {
+        /// Built frames are byte for byte etherparse's, and read back to the same segment.
+        #[test]
+        fn built_frames_match_builder_and_round_trip(
+            src: u32, dst: u32, sport: u16, dport: u16, seq: u32, ack: u32,
+            flags in flags_strategy(),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let seg = TcpSeg {
+                src: Ipv4Addr::from(src),
+                dst: Ipv4Addr::from(dst),
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                payload: &payload,
+            };
+            let f = seg.to_unaddressed_frame();
+            prop_assert_eq!(&f, &builder_frame(&seg));
+            prop_assert_eq!(f.len(), f.capacity());
+            let back = TcpSeg { ack: if flags.ack { ack } else { 0 }, ..seg.clone() };
+            prop_assert_eq!(parse_tcp(&f), Ok(back.clone()));
+            prop_assert_eq!(parse_tcp_reference(&f), Ok(back));
+        }
+
+        /// Any bytes at all, with the Ethernet/IPv4 start forced or not, read the same as
+        /// through etherparse.
+        #[test]
+        fn parse_agrees_with_reference_on_junk(
+            mut junk in proptest::collection::vec(any::<u8>(), 0..120),
+            shape in 0u8..3,
+        ) {
+            if shape >= 1 && junk.len() >= ETH_HDR {
+                junk[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+            }
+            if shape >= 2 && junk.len() >= ETH_HDR + IPV4_HDR {
+                junk[ETH_HDR] = 0x45;
+                junk[ETH_HDR + 9] = IPPROTO_TCP;
+            }
+            let (fast, reference) = (parse_tcp(&junk), parse_tcp_reference(&junk));
+            prop_assert!(same_outcome(&fast, &reference), "{:?} vs {:?}", fast, reference);
+        }
+
+        /// Valid frames with a few bytes of the headers overwritten and perhaps cut short
+        /// read the same as through etherparse.
+        #[test]
+        fn parse_agrees_with_reference_on_damaged_frames(
+            seq: u32, ack: u32,
+            flags in flags_strategy(),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            damage in proptest::collection::vec((0usize..60, any::<u8>(), 0u8..3), 0..4),
+            cut in proptest::option::of(0usize..260),
+        ) {
+            let seg = TcpSeg {
+                src: Ipv4Addr::new(10, 1, 2, 3),
+                dst: Ipv4Addr::new(10, 4, 5, 6),
+                sport: 40000,
+                dport: 80,
+                seq,
+                ack,
+                flags,
+                payload: &payload,
+            };
+            let mut f = seg.to_unaddressed_frame();
+            // A whole byte, or one nibble of it (version/IHL and data offset are nibbles).
+            for (i, v, part) in damage {
+                let i = i % f.len();
+                f[i] = match part {
+                    0 => v,
+                    1 => (f[i] & 0x0f) | (v & 0xf0),
+                    _ => (f[i] & 0xf0) | (v & 0x0f),
+                };
+            }
+            if let Some(n) = cut {
+                f.truncate(n);
+            }
+            let (fast, reference) = (parse_tcp(&f), parse_tcp_reference(&f));
+            prop_assert!(same_outcome(&fast, &reference), "{:?} vs {:?}", fast, reference);
+        }
+
         /// The fast SYN test agrees with a full parse, for every flag combination and for
         /// any bytes at all.
         #[test]
         fn syn_test_agrees_with_parse(
             syn: bool, ack: bool, fin: bool, rst: bool, psh: bool,
-            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            junk in proptest::collection::vec(any::<u8>(), 0..80),
         ) {
             let seg = TcpSeg {
                 src: Ipv4Addr::new(1, 2, 3, 4),
@@ -422,10 +783,10 @@ mod tests {
                 payload: b"",
             };
             let f = seg.to_frame([2; 6], [4; 6]);
-            proptest::prop_assert_eq!(is_tcp_syn(&f), syn && !ack);
+            prop_assert_eq!(is_tcp_syn(&f), syn && !ack);
             let parsed = parse_tcp(&junk).map(|s| s.flags.syn && !s.flags.ack);
             if let Ok(is_syn) = parsed {
-                proptest::prop_assert_eq!(is_tcp_syn(&junk), is_syn);
+                prop_assert_eq!(is_tcp_syn(&junk), is_syn);
             }
         }
     }
