@@ -22,6 +22,8 @@ pub trait DirectorNode {
     fn ipvsadm_list(&self) -> Option<String> {
         None
     }
+    /// `frame` will be handed over soon: a hint to start loading what handling it reads.
+    fn prefetch(&self, _frame: &[u8]) {}
 }
 
 impl DirectorNode for Director {
@@ -39,6 +41,9 @@ impl DirectorNode for Director {
     }
     fn ipvsadm_list(&self) -> Option<String> {
         Some(Director::ipvsadm_list(self))
+    }
+    fn prefetch(&self, frame: &[u8]) {
+        Director::prefetch(self, frame)
     }
 }
 

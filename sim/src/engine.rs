@@ -1157,6 +1157,13 @@ impl Sim {
         frame: &Rc<Vec<u8>>,
         cut: Option<u32>,
     ) {
+        if let Model::Director(d) = &self.hosts[self.graph[link].host].model {
+            // A new connection's lookup misses the cache (the table is large and the key
+            // new): start the load now, a few events before the SYN is handled.
+            if let (Some(p), true) = (&d.proc, packet::is_tcp_syn(frame)) {
+                p.prefetch(frame);
+            }
+        }
         if let Some(c) = cut {
             self.queue.push(arrive, Ev::Onward { link, cut: c });
             self.cuts.add_pending(c);

@@ -316,6 +316,14 @@ impl Director {
         self.out.pop_front()
     }
 
+    /// `frame` will arrive soon: start loading what handling it will read (a hint for a
+    /// driver that queues frames, as the simulator does; nothing changes).
+    pub fn prefetch(&self, frame: &[u8]) {
+        if let Some(key) = dataplane::lookup_key_hint(frame) {
+            self.ipvs.prefetch(&key);
+        }
+    }
+
     /// Next deadline, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.stopped {

@@ -948,6 +948,12 @@ impl Ipvs {
         &self.expired
     }
 
+    /// A packet of connection `key` is coming: start loading what its lookup reads (see
+    /// [`ConnTable::prefetch`]).
+    pub fn prefetch(&self, key: &ConnKey) {
+        self.conns.prefetch(key);
+    }
+
     /// The next connection deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.conns.poll_timeout()
