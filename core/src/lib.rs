@@ -7,6 +7,7 @@
 pub mod check;
 pub mod config;
 pub mod director;
+pub mod fuzz;
 pub mod ipvs;
 pub mod time;
 pub mod vrrp;

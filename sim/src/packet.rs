@@ -749,15 +749,7 @@ mod tests {
                 payload: &payload,
             };
             let mut f = seg.to_unaddressed_frame();
-            // A whole byte, or one nibble of it (version/IHL and data offset are nibbles).
-            for (i, v, part) in damage {
-                let i = i % f.len();
-                f[i] = match part {
-                    0 => v,
-                    1 => (f[i] & 0x0f) | (v & 0xf0),
-                    _ => (f[i] & 0xf0) | (v & 0x0f),
-                };
-            }
+            lvs_core::fuzz::damage(&mut f, &damage);
             if let Some(n) = cut {
                 f.truncate(n);
             }
