@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
@@ -187,6 +188,19 @@ struct Link {
     /// `params` as `send` uses them on every frame (see `Timing`).
     timing: Timing,
     up: bool,
+    /// The host end's interface state and host kind, mirrored here so that `send` reads
+    /// one small record per port instead of the hosts' (large, often evicted) structs.
+    /// `iface_up` follows `Iface::up`: set by the faults, resynced after `stack_mut`.
+    iface_up: bool,
+    kind: Kind,
+}
+
+/// What kind of host a link ends at, as `send` tells them apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Director,
+    Gateway,
+    Other,
 }
 
 impl Link {
@@ -329,6 +343,8 @@ pub struct Sim {
     /// Forward frames through gateways without a gateway event (see `cut`); on by default.
     pub cut_through: bool,
     cuts: Cuts,
+    /// A stack was lent out (`stack_mut`): the links' interface mirrors may be stale.
+    links_stale: bool,
     /// Gateway deliveries found by `send`: (arrival, reserved sequence number, link).
     gateway_bound: Vec<(Instant, u64, EdgeIndex)>,
     /// Key (time, sequence number) of the event handled last.
@@ -359,6 +375,7 @@ impl Sim {
             trace_requests: true,
             cut_through: true,
             cuts: Cuts::default(),
+            links_stale: false,
             gateway_bound: Vec::new(),
             cur: (Instant::ZERO, 0),
             fx: Fx::default(),
@@ -567,6 +584,12 @@ impl Sim {
                 timing: Timing::of(&params),
                 params,
                 up: true,
+                iface_up: h.stack.ifaces[idx].up,
+                kind: match h.model {
+                    Model::Director(_) => Kind::Director,
+                    Model::Gateway => Kind::Gateway,
+                    Model::Server(_) | Model::Client(_) => Kind::Other,
+                },
             },
         );
         self.hosts[host.0].stack.ifaces[idx].link = Some(e);
@@ -593,6 +616,8 @@ impl Sim {
     /// A host's IP stack, to change sysctls (`arp_timeout`, `arp_ignore`...).
     pub fn stack_mut(&mut self, host: HostId) -> Option<&mut Stack> {
         self.revert_cuts();
+        // The caller may change interface state: read it back before the next frame moves.
+        self.links_stale = true;
         self.hosts.get_mut(host.0).map(|h| &mut h.stack)
     }
 
@@ -784,6 +809,7 @@ impl Sim {
 
     /// Process the next event; false when none is left.
     pub fn step(&mut self) -> bool {
+        self.sync_links();
         let Some((t, seq, ev)) = self.queue.pop_keyed() else {
             return false;
         };
@@ -913,6 +939,21 @@ impl Sim {
                 }
             }
             self.reqs = reqs;
+        }
+    }
+
+    /// Read the interfaces' state back into the links after `stack_mut` lent a stack out.
+    fn sync_links(&mut self) {
+        if !self.links_stale {
+            return;
+        }
+        self.links_stale = false;
+        for l in self.graph.edge_weights_mut() {
+            l.iface_up = self
+                .hosts
+                .get(l.host)
+                .and_then(|h| h.stack.ifaces.get(l.iface))
+                .is_some_and(|i| i.up);
         }
     }
 
@@ -1073,14 +1114,9 @@ impl Sim {
         let targets = std::mem::take(&mut self.targets);
         for &e2 in &targets {
             let (l1, l2) = (&self.graph[e], &self.graph[e2]);
-            if !l2.up || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host))) {
-                continue;
-            }
-            if self
-                .hosts
-                .get(l2.host)
-                .and_then(|h| h.stack.ifaces.get(l2.iface))
-                .is_none_or(|i| !i.up)
+            if !l2.up
+                || !l2.iface_up
+                || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host)))
             {
                 continue;
             }
@@ -1157,19 +1193,20 @@ impl Sim {
         frame: &Rc<Vec<u8>>,
         cut: Option<u32>,
     ) {
-        if let Model::Director(d) = &self.hosts[self.graph[link].host].model {
+        let to = self.graph[link].kind;
+        if to == Kind::Director && packet::is_tcp_syn(frame) {
             // A new connection's lookup misses the cache (the table is large and the key
             // new): start the load now, a few events before the SYN is handled.
-            if let (Some(p), true) = (&d.proc, packet::is_tcp_syn(frame)) {
-                p.prefetch(frame);
+            if let Model::Director(d) = &self.hosts[self.graph[link].host].model {
+                if let Some(p) = &d.proc {
+                    p.prefetch(frame);
+                }
             }
         }
         if let Some(c) = cut {
             self.queue.push(arrive, Ev::Onward { link, cut: c });
             self.cuts.add_pending(c);
-        } else if self.cut_through
-            && matches!(self.hosts[self.graph[link].host].model, Model::Gateway)
-        {
+        } else if self.cut_through && to == Kind::Gateway {
             let seq = self.queue.reserve();
             self.gateway_bound.push((arrive, seq, link));
         } else {
@@ -1323,7 +1360,13 @@ impl Sim {
     fn execute(&mut self, host: usize, out: Output) {
         match out {
             Output::Transmit { iface, frame } => {
-                let Some(idx) = self.hosts[host].stack.iface_index(&iface) else {
+                // Usually the very name handed over with a frame: found by pointer.
+                let shared = match &self.hosts[host].model {
+                    Model::Director(d) => d.iface_names.iter().position(|n| Arc::ptr_eq(n, &iface)),
+                    _ => None,
+                };
+                let Some(idx) = shared.or_else(|| self.hosts[host].stack.iface_index(&iface))
+                else {
                     let line = format!("lvs-sim: transmit on unknown interface {iface}");
                     self.trace_push(host, TraceEvent::Log { line });
                     return;
@@ -1642,6 +1685,7 @@ impl Sim {
 
     /// Inject a fault now.
     pub fn apply(&mut self, fault: Fault) {
+        self.sync_links();
         self.apply_inner(fault);
         if self.inv.needs_check() {
             self.check_invariants();
@@ -1722,6 +1766,9 @@ impl Sim {
                 };
                 let before = self.iface_carrier(host.0, i);
                 self.hosts[host.0].stack.ifaces[i].up = up;
+                if let Some(e) = self.hosts[host.0].stack.ifaces[i].link {
+                    self.graph[e].iface_up = up;
+                }
                 self.carrier_changed(host.0, i, before);
             }
             Fault::Link { host, iface, up } => {

@@ -163,3 +163,34 @@ fn the_core_director_plugs_in_unchanged() {
     assert_eq!(envs[0].ifaces[0].mac, D1_MAC);
     assert!(sim.director_alive(d));
 }
+
+#[test]
+fn an_interface_downed_through_stack_mut_acts_like_the_nic_fault() {
+    // With jitter, a frame sent towards a down interface must not draw its delay: a
+    // stack changed by hand has to be seen by the sender exactly as a fault is.
+    let jittery = || Opts {
+        link: LinkParams {
+            jitter: Duration::from_micros(30),
+            ..LinkParams::default()
+        },
+        ..Opts::default()
+    };
+    let (mut a, mut b) = (world(jittery()), world(jittery()));
+    for w in [&mut a, &mut b] {
+        w.sim.run_until(Instant::from_secs(5));
+    }
+    let iface = a.sim.stack(a.rs2).unwrap().ifaces[0].spec.name.clone();
+    a.sim.apply(Fault::Nic {
+        host: a.rs2,
+        iface,
+        up: false,
+    });
+    b.sim.stack_mut(b.rs2).unwrap().ifaces[0].up = false;
+    for w in [&mut a, &mut b] {
+        w.sim.run_until(Instant::from_secs(12));
+    }
+    assert_eq!(a.sim.metrics(), b.sim.metrics());
+    assert_eq!(a.sim.events_processed(), b.sim.events_processed());
+    let accepted = a.sim.server(a.rs2).unwrap().stats.accepted;
+    assert_eq!(b.sim.server(b.rs2).unwrap().stats.accepted, accepted);
+}
