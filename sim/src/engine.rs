@@ -1072,7 +1072,6 @@ impl Sim {
         };
         let seg_id = self.graph[e].seg;
         let seg = &mut self.segs[seg_id];
-        self.targets.clear();
         let mut relearnt = false;
         if seg.learn {
             let src = mac_key(src);
@@ -1093,75 +1092,30 @@ impl Sim {
         } else {
             None
         };
-        match known {
-            Some(e2) if e2 != e => self.targets.push(e2),
-            Some(_) => {}
-            None => {
-                self.targets.extend(
-                    self.graph
-                        .edges(seg.node)
-                        .map(|r| r.id())
-                        .filter(|x| *x != e),
-                );
-                // Deterministic order regardless of adjacency-list layout.
-                self.targets.sort_unstable();
-            }
-        }
         if relearnt {
             // Where a switch sends a MAC decides where forwarded-ahead frames go.
             self.revert_cuts();
         }
-        let targets = std::mem::take(&mut self.targets);
-        for &e2 in &targets {
-            let (l1, l2) = (&self.graph[e], &self.graph[e2]);
-            if !l2.up
-                || !l2.iface_up
-                || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host)))
-            {
-                continue;
-            }
-            let rng = &mut self.segs[seg_id].rng;
-            let (t1, t2) = (l1.timing, l2.timing);
-            if t1.plain && t2.plain {
-                // The draws the general path below makes for such links, without its tests.
-                let jitter = t1.jitter + t2.jitter;
-                let mut delay = t1.latency + t2.latency;
-                if jitter > 0 {
-                    delay += rng.gen_range(0..=jitter);
+        match known {
+            Some(e2) if e2 != e => self.send_over(host, e, e2, at, &frame, cut),
+            Some(_) => {}
+            None => {
+                let mut targets = std::mem::take(&mut self.targets);
+                targets.clear();
+                targets.extend(
+                    self.graph
+                        .edges(self.segs[seg_id].node)
+                        .map(|r| r.id())
+                        .filter(|x| *x != e),
+                );
+                // Deterministic order regardless of adjacency-list layout.
+                targets.sort_unstable();
+                for &e2 in &targets {
+                    self.send_over(host, e, e2, at, &frame, cut);
                 }
-                self.schedule_copy(at + Duration::from_nanos(delay), e2, &frame, cut);
-                continue;
-            }
-            let (p1, p2) = (&l1.params, &l2.params);
-            if (p1.loss > 0.0 && rng.gen::<f64>() < p1.loss)
-                || (p2.loss > 0.0 && rng.gen::<f64>() < p2.loss)
-            {
-                continue;
-            }
-            let dup = p1.duplicate.max(p2.duplicate);
-            let copies = if dup > 0.0 && rng.gen::<f64>() < dup {
-                2
-            } else {
-                1
-            };
-            let (reorder, hold) = (
-                p1.reorder.max(p2.reorder),
-                p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64,
-            );
-            for _ in 0..copies {
-                let rng = &mut self.segs[seg_id].rng;
-                let mut delay = t1.latency + t2.latency;
-                let jitter = t1.jitter + t2.jitter;
-                if jitter > 0 {
-                    delay += rng.gen_range(0..=jitter);
-                }
-                if reorder > 0.0 && rng.gen::<f64>() < reorder {
-                    delay += rng.gen_range(0..=hold);
-                }
-                self.schedule_copy(at + Duration::from_nanos(delay), e2, &frame, cut);
+                self.targets = targets;
             }
         }
-        self.targets = targets;
         if self.gateway_bound.is_empty() {
             return;
         }
@@ -1181,6 +1135,69 @@ impl Sim {
             }
         }
         self.gateway_bound = bound;
+    }
+
+    /// The copies of a frame `host` sends at `at` from link `e` that reach link `e2` of the
+    /// same segment: none if `e2` or its interface is down, a partition blocks the pair or
+    /// the dice say lost; two if duplicated; each after both links' latency and jitter.
+    fn send_over(
+        &mut self,
+        host: usize,
+        e: EdgeIndex,
+        e2: EdgeIndex,
+        at: Instant,
+        frame: &Rc<Vec<u8>>,
+        cut: Option<u32>,
+    ) {
+        let (l1, l2) = (&self.graph[e], &self.graph[e2]);
+        if !l2.up
+            || !l2.iface_up
+            || (!self.blocked.is_empty() && self.blocked.contains(&(host, l2.host)))
+        {
+            return;
+        }
+        let seg_id = l1.seg;
+        let rng = &mut self.segs[seg_id].rng;
+        let (t1, t2) = (l1.timing, l2.timing);
+        let arrive = |delay: u64| Instant::from_nanos(at.as_nanos().saturating_add(delay));
+        if t1.plain && t2.plain {
+            // The draws the general path below makes for such links, without its tests.
+            let jitter = t1.jitter + t2.jitter;
+            let mut delay = t1.latency + t2.latency;
+            if jitter > 0 {
+                delay += rng.gen_range(0..=jitter);
+            }
+            self.schedule_copy(arrive(delay), e2, frame, cut);
+            return;
+        }
+        let (p1, p2) = (&l1.params, &l2.params);
+        if (p1.loss > 0.0 && rng.gen::<f64>() < p1.loss)
+            || (p2.loss > 0.0 && rng.gen::<f64>() < p2.loss)
+        {
+            return;
+        }
+        let dup = p1.duplicate.max(p2.duplicate);
+        let copies = if dup > 0.0 && rng.gen::<f64>() < dup {
+            2
+        } else {
+            1
+        };
+        let (reorder, hold) = (
+            p1.reorder.max(p2.reorder),
+            p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64,
+        );
+        for _ in 0..copies {
+            let rng = &mut self.segs[seg_id].rng;
+            let mut delay = t1.latency + t2.latency;
+            let jitter = t1.jitter + t2.jitter;
+            if jitter > 0 {
+                delay += rng.gen_range(0..=jitter);
+            }
+            if reorder > 0.0 && rng.gen::<f64>() < reorder {
+                delay += rng.gen_range(0..=hold);
+            }
+            self.schedule_copy(arrive(delay), e2, frame, cut);
+        }
     }
 
     /// Queue one copy of a frame `send` puts on the wire, arriving over `link` at `arrive`:
