@@ -1251,11 +1251,13 @@ impl Sim {
                 .push_reserved(arrive, seq, Ev::Deliver { link, frame });
             return;
         };
-        let mut buf = Rc::try_unwrap(frame).unwrap_or_else(|f| f.as_ref().clone());
-        buf[0..6].copy_from_slice(&dst);
-        buf[6..12].copy_from_slice(&src);
+        // Rewritten in place when this is the only reference (the usual case): no new
+        // allocation for the forwarded copy.
+        let mut buf = frame;
+        let bytes = Rc::make_mut(&mut buf);
+        bytes[0..6].copy_from_slice(&dst);
+        bytes[6..12].copy_from_slice(&src);
         self.hosts[gw].stack.stats.forwarded += 1;
-        let buf = Rc::new(buf);
         let id = self.cuts.start(
             Cut {
                 at: arrive,
