@@ -794,7 +794,8 @@ impl Ipvs {
                 return Err(Verdict::Drop(DropReason::NoDest));
             }
             let d = self.pick(skey, &sp, rng)?;
-            return self.new_conn(now, skey, d, conn_key, None);
+            let slot = self.slot_for(skey, d.addr, d.port, d.fwd);
+            return self.new_conn(now, slot, d.fwd, conn_key, None);
         };
 
         // Persistent service: look for the client's template.
@@ -854,20 +855,23 @@ impl Ipvs {
                 t
             }
         };
-        let Some(slot) = self
+        let Some((tslot, slot)) = self
             .conns
             .dest(tmpl)
             .filter(|&d| d != NO_DEST)
-            .and_then(|d| self.slots.get(d as usize))
+            .and_then(|d| Some((d, self.slots.get(d as usize)?)))
         else {
             return Err(Verdict::Drop(DropReason::NoDest));
         };
-        let d = Picked {
-            addr: slot.addr,
-            port: slot.port,
-            fwd: slot.fwd,
+        let (svc, addr, port, fwd) = (slot.svc, slot.addr, slot.port, slot.fwd);
+        // The connection binds to the template's destination: the same binding when the
+        // template was made for this service, as it is unless services were rebuilt.
+        let cslot = if svc == skey {
+            tslot
+        } else {
+            self.slot_for(skey, addr, port, fwd)
         };
-        let id = self.new_conn(now, skey, d, conn_key, Some(tmpl))?;
+        let id = self.new_conn(now, cslot, fwd, conn_key, Some(tmpl))?;
         // ip_vs_conn_put(ct): using the template restarts its timer.
         self.conns.touch(tmpl, now);
         Ok(id)
@@ -894,18 +898,18 @@ impl Ipvs {
         })
     }
 
+    /// A connection bound to destination binding `slot` (forwarding method `fwd`).
     fn new_conn(
         &mut self,
         now: Instant,
-        skey: ServiceKey,
-        d: Picked,
+        slot: DestId,
+        fwd: FwdMethod,
         key: ConnKey,
         control: Option<ConnId>,
     ) -> Result<ConnId, Verdict> {
-        let slot = self.slot_for(skey, d.addr, d.port, d.fwd);
         // The destination's conn_flags: always INACTIVE, NOOUTPUT unless NAT.
         let mut fl = flags::INACTIVE;
-        if d.fwd != FwdMethod::Masq {
+        if fwd != FwdMethod::Masq {
             fl |= flags::NOOUTPUT;
         }
         let state = 0;
