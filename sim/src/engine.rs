@@ -429,7 +429,7 @@ impl Sim {
         }
         let id = self.hosts.len();
         let node = self.graph.add_node(Node::Host);
-        for i in &stack.ifaces {
+        for i in stack.ifaces() {
             self.macs.insert(i.spec.mac, id);
         }
         let rng = node_rng(self.seed, node.index() as u64);
@@ -494,10 +494,10 @@ impl Sim {
         spec: RealServerSpec,
     ) -> Result<HostId, SimError> {
         let mut stack = Stack::new(ifaces);
-        stack.lo = spec.lo_vips.clone();
+        stack.set_lo(spec.lo_vips.clone());
         stack.arp_ignore = spec.arp_ignore;
         stack.arp_announce = spec.arp_announce;
-        stack.gateway = spec.gateway;
+        stack.set_gateway(spec.gateway);
         let initial: Vec<(u16, bool)> = spec.services.iter().map(|s| (s.port, s.running)).collect();
         let id = self.add_host(
             name,
@@ -524,7 +524,7 @@ impl Sim {
             .map(|a| a.0)
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
         let mut stack = Stack::new(vec![iface]);
-        stack.gateway = Some(gateway);
+        stack.set_gateway(Some(gateway));
         let client = Client::new(spec, local);
         let (at, token) = client.first_timer();
         let id = self.add_host(name, stack, Model::Client(client))?;
@@ -567,7 +567,7 @@ impl Sim {
             iface: iface.to_string(),
         };
         let idx = h.stack.iface_index(iface).ok_or_else(no_iface)?;
-        if h.stack.ifaces[idx].link.is_some() {
+        if h.stack.ifaces()[idx].link.is_some() {
             return Err(SimError::AlreadyConnected {
                 host: h.name.clone(),
                 iface: iface.to_string(),
@@ -584,7 +584,7 @@ impl Sim {
                 timing: Timing::of(&params),
                 params,
                 up: true,
-                iface_up: h.stack.ifaces[idx].up,
+                iface_up: h.stack.ifaces()[idx].up,
                 kind: match h.model {
                     Model::Director(_) => Kind::Director,
                     Model::Gateway => Kind::Gateway,
@@ -592,7 +592,7 @@ impl Sim {
                 },
             },
         );
-        self.hosts[host.0].stack.ifaces[idx].link = Some(e);
+        self.hosts[host.0].stack.set_link(idx, Some(e));
         Ok(())
     }
 
@@ -952,13 +952,17 @@ impl Sim {
             l.iface_up = self
                 .hosts
                 .get(l.host)
-                .and_then(|h| h.stack.ifaces.get(l.iface))
+                .and_then(|h| h.stack.ifaces().get(l.iface))
                 .is_some_and(|i| i.up);
         }
     }
 
     fn iface_carrier(&self, host: usize, iface: usize) -> bool {
-        let Some(i) = self.hosts.get(host).and_then(|h| h.stack.ifaces.get(iface)) else {
+        let Some(i) = self
+            .hosts
+            .get(host)
+            .and_then(|h| h.stack.ifaces().get(iface))
+        else {
             return false;
         };
         i.up && i.link.is_some_and(|e| self.graph[e].up)
@@ -1064,7 +1068,7 @@ impl Sim {
         if !self.iface_carrier(host, iface) {
             return;
         }
-        let Some(e) = self.hosts[host].stack.ifaces[iface].link else {
+        let Some(e) = self.hosts[host].stack.ifaces()[iface].link else {
             return;
         };
         let (Some(src), Some(dst)) = (packet::src_mac(&frame), packet::dst_mac(&frame)) else {
@@ -1293,7 +1297,7 @@ impl Sim {
         let (out, src, next) = stack.resolved_forward(at, dst)?;
         // The switch must already know the gateway on that port, or sending ahead of time
         // would teach it early.
-        let link = stack.ifaces.get(out)?.link?;
+        let link = stack.ifaces().get(out)?.link?;
         let seg = &self.segs[self.graph[link].seg];
         if seg.learn && !seg.fdb.contains(&(mac_key(src), link)) {
             return None;
@@ -1475,7 +1479,7 @@ impl Sim {
         };
         let addrs: Vec<Ipv4Addr> = self.hosts[target]
             .stack
-            .ifaces
+            .ifaces()
             .iter()
             .flat_map(|i| i.spec.addrs.iter().map(|a| a.0))
             .collect();
@@ -1532,7 +1536,7 @@ impl Sim {
         let IpAddr::V4(ip) = ip else { return timeout };
         let Some(t) = self.hosts.iter().position(|h| {
             h.stack
-                .ifaces
+                .ifaces()
                 .iter()
                 .any(|i| i.spec.addrs.iter().any(|a| a.0 == ip))
         }) else {
@@ -1571,11 +1575,11 @@ impl Sim {
         if self.blocked.contains(&(a, b)) || self.blocked.contains(&(b, a)) {
             return None;
         }
-        for (ia, i) in self.hosts[a].stack.ifaces.iter().enumerate() {
+        for (ia, i) in self.hosts[a].stack.ifaces().iter().enumerate() {
             let Some(ea) = i.link.filter(|_| self.iface_carrier(a, ia)) else {
                 continue;
             };
-            for (ib, j) in self.hosts[b].stack.ifaces.iter().enumerate() {
+            for (ib, j) in self.hosts[b].stack.ifaces().iter().enumerate() {
                 if !j.spec.addrs.iter().any(|x| x.0 == ip) {
                     continue;
                 }
@@ -1596,9 +1600,9 @@ impl Sim {
     fn start(&mut self, host: usize) {
         let now = self.now;
         let down: Vec<String> = match self.hosts.get(host) {
-            Some(h) => (0..h.stack.ifaces.len())
+            Some(h) => (0..h.stack.ifaces().len())
                 .filter(|i| !self.iface_carrier(host, *i))
-                .map(|i| h.stack.ifaces[i].spec.name.clone())
+                .map(|i| h.stack.ifaces()[i].spec.name.clone())
                 .collect(),
             None => return,
         };
@@ -1612,7 +1616,7 @@ impl Sim {
         d.wake = None;
         let env = HostEnv {
             hostname: h.name.clone(),
-            ifaces: h.stack.ifaces.iter().map(|i| i.spec.clone()).collect(),
+            ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
         };
         let mut p = (d.factory)(&env, &mut h.rng);
         let local = d.clock.local(now);
@@ -1784,8 +1788,8 @@ impl Sim {
                     return;
                 };
                 let before = self.iface_carrier(host.0, i);
-                self.hosts[host.0].stack.ifaces[i].up = up;
-                if let Some(e) = self.hosts[host.0].stack.ifaces[i].link {
+                self.hosts[host.0].stack.set_up(i, up);
+                if let Some(e) = self.hosts[host.0].stack.ifaces()[i].link {
                     self.graph[e].iface_up = up;
                 }
                 self.carrier_changed(host.0, i, before);
@@ -1799,7 +1803,7 @@ impl Sim {
                     return;
                 };
                 let before = self.iface_carrier(host.0, i);
-                if let Some(e) = self.hosts[host.0].stack.ifaces[i].link {
+                if let Some(e) = self.hosts[host.0].stack.ifaces()[i].link {
                     self.graph[e].up = up;
                 }
                 self.carrier_changed(host.0, i, before);
@@ -1812,7 +1816,7 @@ impl Sim {
                 let e = self.hosts.get(host.0).and_then(|x| {
                     x.stack
                         .iface_index(&iface)
-                        .and_then(|i| x.stack.ifaces[i].link)
+                        .and_then(|i| x.stack.ifaces()[i].link)
                 });
                 if let Some(e) = e {
                     self.graph[e].set_params(params);
@@ -1860,7 +1864,7 @@ impl Sim {
     fn carrier_changed(&mut self, host: usize, iface: usize, before: bool) {
         let after = self.iface_carrier(host, iface);
         if before != after {
-            let name = self.hosts[host].stack.ifaces[iface].spec.name.clone();
+            let name = self.hosts[host].stack.ifaces()[iface].spec.name.clone();
             self.director_input(
                 host,
                 Input::Link {
@@ -1926,7 +1930,7 @@ impl Sim {
             let holders = self.inv.vip_holders(vip);
             let macs: Vec<Mac> = holders
                 .iter()
-                .flat_map(|h| self.hosts[h.0].stack.ifaces.iter().map(|i| i.spec.mac))
+                .flat_map(|h| self.hosts[h.0].stack.ifaces().iter().map(|i| i.spec.mac))
                 .collect();
             for h in &self.hosts {
                 if !h.stack.forward {

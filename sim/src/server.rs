@@ -398,7 +398,7 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 11),
             24,
         )]);
-        stack.lo.push(Ipv4Addr::new(10, 0, 0, 100));
+        stack.set_lo(vec![Ipv4Addr::new(10, 0, 0, 100)]);
         let mut rs = RealServer::new("rs1", vec![ServiceSpec::new(80, Duration::from_millis(5))]);
         let mut fx = Fx::default();
         let t0 = Instant::from_secs(1);

@@ -60,11 +60,6 @@ impl Iface {
     fn holds(&self, ip: Ipv4Addr) -> bool {
         self.spec.addrs.iter().any(|(a, _)| *a == ip) || self.vips.iter().any(|(a, _)| *a == ip)
     }
-
-    fn on_link(&self, ip: Ipv4Addr) -> bool {
-        let on = |&(a, p): &(Ipv4Addr, u8)| same_subnet(a, ip, p);
-        self.spec.addrs.iter().any(on) || self.vips.iter().any(on)
-    }
 }
 
 /// Fill in a frame's Ethernet addresses.
@@ -75,13 +70,13 @@ fn address(frame: &mut [u8], src: Mac, dst: Mac) {
     }
 }
 
-fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
+/// The netmask of a prefix length (at most 32).
+fn prefix_mask(prefix: u8) -> u32 {
+    if prefix == 0 {
         0
     } else {
         u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    u32::from(a) & mask == u32::from(b) & mask
+    }
 }
 
 /// One neighbour (ARP cache) entry.
@@ -140,20 +135,32 @@ pub struct StackStats {
     pub forwarded: u64,
 }
 
+/// What routing decisions read, flattened from the interfaces, lo and the gateway (and
+/// rebuilt whenever one of them changes): every frame a host sends or receives asks which
+/// interface a destination is on and whether an address is its own.
+#[derive(Debug, Default)]
+struct Routes {
+    /// (network, mask, interface) of every address on an up interface, in interface order.
+    on_link: Vec<(u32, u32, usize)>,
+    /// Every address of the host: interfaces (up or not), their VIPs, lo.
+    local: Vec<u32>,
+    /// The next hop off every connected subnet: the gateway, through the first up
+    /// interface it is on.
+    via_gateway: Option<(usize, Ipv4Addr)>,
+}
+
 /// The IPv4 stack of one host.
 pub struct Stack {
-    /// Interfaces by index.
-    pub ifaces: Vec<Iface>,
-    /// Addresses on lo (a real server's VIPs).
-    pub lo: Vec<Ipv4Addr>,
+    ifaces: Vec<Iface>,
+    lo: Vec<Ipv4Addr>,
     /// `arp_ignore`: 0 answers for any local address, 1 only for addresses on the receiving interface.
     pub arp_ignore: u8,
     /// `arp_announce`: 2 always uses the outgoing interface's address as ARP sender, 0 the packet's source.
     pub arp_announce: u8,
     /// Route packets not addressed to us (a router).
     pub forward: bool,
-    /// Default gateway.
-    pub gateway: Option<Ipv4Addr>,
+    gateway: Option<Ipv4Addr>,
+    routes: Routes,
     /// How long an ARP entry is used before it is resolved again.
     pub arp_timeout: Duration,
     /// Non-gratuitous ARP does not replace an entry younger than this (Linux `locktime`).
@@ -168,7 +175,7 @@ pub struct Stack {
 impl Stack {
     /// A stack with these interfaces, Linux defaults otherwise (no forwarding).
     pub fn new(ifaces: Vec<IfaceSpec>) -> Self {
-        Stack {
+        let mut s = Stack {
             ifaces: ifaces
                 .into_iter()
                 .map(|spec| Iface {
@@ -188,7 +195,75 @@ impl Stack {
             neigh: FxHashMap::default(),
             pending: BTreeMap::new(),
             stats: StackStats::default(),
+            routes: Routes::default(),
+        };
+        s.reroute();
+        s
+    }
+
+    /// Rebuild `routes` after an interface, address, lo or gateway change.
+    fn reroute(&mut self) {
+        let mut r = Routes::default();
+        for (n, i) in self.ifaces.iter().enumerate() {
+            for &(a, p) in i.spec.addrs.iter().chain(&i.vips) {
+                r.local.push(u32::from(a));
+                if i.up {
+                    let mask = prefix_mask(p);
+                    r.on_link.push((u32::from(a) & mask, mask, n));
+                }
+            }
         }
+        r.local.extend(self.lo.iter().map(|a| u32::from(*a)));
+        r.via_gateway = self.gateway.and_then(|gw| {
+            let g = u32::from(gw);
+            r.on_link
+                .iter()
+                .find(|(net, mask, _)| g & mask == *net)
+                .map(|&(_, _, n)| (n, gw))
+        });
+        self.routes = r;
+    }
+
+    /// Interfaces by index.
+    pub fn ifaces(&self) -> &[Iface] {
+        &self.ifaces
+    }
+
+    /// `ip link set dev IFACE up/down` (by index).
+    pub fn set_up(&mut self, iface: usize, up: bool) {
+        if let Some(i) = self.ifaces.get_mut(iface) {
+            i.up = up;
+            self.reroute();
+        }
+    }
+
+    /// Record the link an interface is plugged into.
+    pub fn set_link(&mut self, iface: usize, link: Option<petgraph::graph::EdgeIndex>) {
+        if let Some(i) = self.ifaces.get_mut(iface) {
+            i.link = link;
+        }
+    }
+
+    /// Addresses on lo (a real server's VIPs).
+    pub fn lo(&self) -> &[Ipv4Addr] {
+        &self.lo
+    }
+
+    /// Replace the addresses on lo.
+    pub fn set_lo(&mut self, addrs: Vec<Ipv4Addr>) {
+        self.lo = addrs;
+        self.reroute();
+    }
+
+    /// Default gateway.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.gateway
+    }
+
+    /// Set the default gateway.
+    pub fn set_gateway(&mut self, gateway: Option<Ipv4Addr>) {
+        self.gateway = gateway;
+        self.reroute();
     }
 
     /// Index of the interface called `name`.
@@ -198,7 +273,7 @@ impl Stack {
 
     /// True when `ip` is one of this host's addresses (interfaces, VIPs, lo).
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.lo.contains(&ip) || self.ifaces.iter().any(|i| i.holds(ip))
+        self.routes.local.contains(&u32::from(ip))
     }
 
     /// The cache entry for `ip` if it has not expired.
@@ -316,12 +391,16 @@ impl Stack {
     /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
     /// `dst` itself on a connected subnet, else the default gateway.
     fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
-        if let Some(i) = self.ifaces.iter().position(|i| i.up && i.on_link(dst)) {
-            return Some((i, dst));
+        let d = u32::from(dst);
+        match self
+            .routes
+            .on_link
+            .iter()
+            .find(|(net, mask, _)| d & mask == *net)
+        {
+            Some(&(_, _, n)) => Some((n, dst)),
+            None => self.routes.via_gateway,
         }
-        let gw = self.gateway?;
-        let i = self.ifaces.iter().position(|i| i.up && i.on_link(gw))?;
-        Some((i, gw))
     }
 
     /// Where [`Stack::forward_frame`] would send a packet for `dst` at `at` when the ARP
@@ -429,6 +508,7 @@ impl Stack {
                 if !i.vips.iter().any(|(a, _)| *a == addr) {
                     i.vips.push((addr, prefix));
                 }
+                self.reroute();
                 true
             }
             None => false,
@@ -439,6 +519,7 @@ impl Stack {
     pub fn del_vip(&mut self, iface: &str, addr: Ipv4Addr) {
         if let Some(i) = self.ifaces.iter_mut().find(|i| i.spec.name == iface) {
             i.vips.retain(|(a, _)| *a != addr);
+            self.reroute();
         }
     }
 
@@ -452,11 +533,84 @@ impl Stack {
         for i in &mut self.ifaces {
             i.vips.clear();
         }
+        self.reroute();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    /// `next_hop` and `is_local` read straight from the interfaces, as they were before
+    /// `Routes` flattened them.
+    fn reference(st: &Stack, dst: Ipv4Addr) -> (Option<(usize, Ipv4Addr)>, bool) {
+        let on_link = |i: &Iface, ip: Ipv4Addr| {
+            i.spec
+                .addrs
+                .iter()
+                .chain(&i.vips)
+                .any(|&(a, p)| u32::from(a) & prefix_mask(p) == u32::from(ip) & prefix_mask(p))
+        };
+        let hop = match st.ifaces().iter().position(|i| i.up && on_link(i, dst)) {
+            Some(n) => Some((n, dst)),
+            None => st.gateway().and_then(|gw| {
+                let n = st.ifaces().iter().position(|i| i.up && on_link(i, gw))?;
+                Some((n, gw))
+            }),
+        };
+        let local = st.lo().contains(&dst) || st.ifaces().iter().any(|i| i.holds(dst));
+        (hop, local)
+    }
+
+    proptest! {
+        /// Whatever the interfaces, VIPs, lo, gateway and link states, and after changes to
+        /// them, the flattened routes answer as a direct reading of the interfaces does.
+        #[test]
+        fn routes_answer_like_the_interfaces(
+            ifaces in proptest::collection::vec((0u8..4, 0u8..33, any::<bool>()), 1..4),
+            vips in proptest::collection::vec((0usize..4, 0u8..4, 0u8..33), 0..4),
+            lo in proptest::collection::vec(0u8..4, 0..2),
+            gw in proptest::option::of(0u8..4),
+            downs in proptest::collection::vec(0usize..4, 0..3),
+            dsts in proptest::collection::vec(0u8..6, 1..8),
+        ) {
+            // Few distinct addresses in two /24s, so that subnets and addresses collide.
+            let addr = |n: u8| Ipv4Addr::new(10, 0, n / 2, n);
+            let specs = ifaces.iter().enumerate().map(|(k, &(a, p, _))| {
+                IfaceSpec::new(&format!("eth{k}"), [2, 0, 0, 0, 0, k as u8], addr(a), p)
+            }).collect();
+            let mut st = Stack::new(specs);
+            for (k, &(_, _, up)) in ifaces.iter().enumerate() {
+                st.set_up(k, up);
+            }
+            st.set_lo(lo.iter().map(|&n| addr(n)).collect());
+            st.set_gateway(gw.map(addr));
+            let check = |st: &Stack| -> Result<(), TestCaseError> {
+                for &d in &dsts {
+                    let (hop, local) = reference(st, addr(d));
+                    prop_assert_eq!(st.next_hop(addr(d)), hop);
+                    prop_assert_eq!(st.is_local(addr(d)), local);
+                }
+                Ok(())
+            };
+            check(&st)?;
+            for &(k, a, p) in &vips {
+                st.add_vip(&format!("eth{k}"), addr(a), p);
+            }
+            check(&st)?;
+            for &k in &downs {
+                st.set_up(k, false);
+            }
+            check(&st)?;
+            if let Some(&(k, a, _)) = vips.first() {
+                st.del_vip(&format!("eth{k}"), addr(a));
+            }
+            check(&st)?;
+            st.clear_vips();
+            check(&st)?;
+        }
+    }
+
     use super::*;
 
     const A: Mac = [2, 0, 0, 0, 0, 0xa];
@@ -549,7 +703,7 @@ mod tests {
     #[test]
     fn arp_ignore_hides_lo_addresses() {
         let mut s = stack();
-        s.lo.push(ip(100));
+        s.set_lo(vec![ip(100)]);
         let ask = Arp {
             op: ArpOp::Request,
             sha: B,

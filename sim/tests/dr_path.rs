@@ -179,13 +179,13 @@ fn an_interface_downed_through_stack_mut_acts_like_the_nic_fault() {
     for w in [&mut a, &mut b] {
         w.sim.run_until(Instant::from_secs(5));
     }
-    let iface = a.sim.stack(a.rs2).unwrap().ifaces[0].spec.name.clone();
+    let iface = a.sim.stack(a.rs2).unwrap().ifaces()[0].spec.name.clone();
     a.sim.apply(Fault::Nic {
         host: a.rs2,
         iface,
         up: false,
     });
-    b.sim.stack_mut(b.rs2).unwrap().ifaces[0].up = false;
+    b.sim.stack_mut(b.rs2).unwrap().set_up(0, false);
     for w in [&mut a, &mut b] {
         w.sim.run_until(Instant::from_secs(12));
     }
