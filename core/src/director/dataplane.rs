@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use rustc_hash::FxHashMap;
 
 use crate::ipvs::conn::{ConnKey, TcpFlags};
 use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
@@ -195,7 +196,8 @@ pub struct Neighbour {
 /// Learnt IP → MAC bindings per interface (the director's neighbour table).
 #[derive(Clone, Debug, Default)]
 pub struct Neighbours {
-    table: BTreeMap<IpAddr, BTreeMap<IfaceName, Neighbour>>,
+    // Hashed by address: looked up for every forwarded packet, never iterated.
+    table: FxHashMap<IpAddr, BTreeMap<IfaceName, Neighbour>>,
 }
 
 impl Neighbours {
@@ -259,7 +261,7 @@ pub fn forward(
             match fwd::dr(frame, our_mac, mac) {
                 Ok(frame) => Handled::Forward {
                     // Usually out where it came in: the name moves on, no count changes.
-                    iface: if **iface == *arrived_on {
+                    iface: if std::sync::Arc::ptr_eq(iface, &arrived_on) || **iface == *arrived_on {
                         arrived_on
                     } else {
                         iface.clone()
