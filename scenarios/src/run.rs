@@ -752,7 +752,7 @@ fn vip_gaps(sim: &Sim, since: Option<Duration>, end: Duration) -> Vec<Gap> {
         };
         let set = holders.entry(vip).or_default();
         if add {
-            set.insert(e.host.clone());
+            set.insert(e.host.to_string());
             if let Some(from) = open.remove(&vip) {
                 gaps.push(Gap {
                     vip,
@@ -761,7 +761,7 @@ fn vip_gaps(sim: &Sim, since: Option<Duration>, end: Duration) -> Vec<Gap> {
                 });
             }
         } else {
-            set.remove(&e.host);
+            set.remove(&*e.host);
             if set.is_empty() && t >= since {
                 open.entry(vip).or_insert(t);
             }
@@ -822,7 +822,7 @@ fn core_state_name(s: CoreState) -> &'static str {
 /// Each VRRP instance's last reported state on `host` (empty when the process is gone).
 fn instance_states(sim: &Sim, host: &str) -> BTreeMap<String, &'static str> {
     let mut states = BTreeMap::new();
-    for e in sim.trace().iter().filter(|e| e.host == host) {
+    for e in sim.trace().iter().filter(|e| *e.host == *host) {
         match &e.event {
             TraceEvent::Notify {
                 kind, name, state, ..
@@ -858,7 +858,7 @@ fn destinations(sim: &Sim, host: lvs_sim::HostId) -> (BTreeSet<String>, &'static
     }
     let name = sim.host_name(host);
     let mut table: BTreeMap<ServiceKey, BTreeSet<SockAddr>> = BTreeMap::new();
-    for e in sim.trace().iter().filter(|e| e.host == name) {
+    for e in sim.trace().iter().filter(|e| *e.host == *name) {
         match &e.event {
             TraceEvent::Process { .. } => table.clear(),
             TraceEvent::Ipvs { change } => match change {

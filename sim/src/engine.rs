@@ -264,6 +264,8 @@ enum Model {
 
 struct Host {
     name: String,
+    /// `name`, shared by the trace entries of the host.
+    label: Arc<str>,
     node: NodeIndex,
     stack: Stack,
     model: Model,
@@ -435,6 +437,7 @@ impl Sim {
         let rng = node_rng(self.seed, node.index() as u64);
         self.hosts.push(Host {
             name: name.to_string(),
+            label: Arc::from(name),
             node,
             stack,
             model,
@@ -898,11 +901,10 @@ impl Sim {
     }
 
     fn trace_push(&mut self, host: usize, event: TraceEvent) {
-        let host = self
-            .hosts
-            .get(host)
-            .map(|h| h.name.clone())
-            .unwrap_or_default();
+        let host = match self.hosts.get(host) {
+            Some(h) => h.label.clone(),
+            None => Arc::from(""),
+        };
         self.trace.push(TraceEntry {
             t: self.now.as_nanos(),
             host,

@@ -1,6 +1,7 @@
 //! What a run leaves behind: log lines, a JSON trace, request metrics.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lvs_core::director::{LogSource, VrrpState};
@@ -62,8 +63,8 @@ pub fn pid(host: usize, restarts: u32, source: LogSource) -> u32 {
 pub struct TraceEntry {
     /// Virtual time in nanoseconds.
     pub t: u64,
-    /// Host concerned (empty for network-wide events).
-    pub host: String,
+    /// Host concerned (empty for network-wide events); shared with every entry of the host.
+    pub host: Arc<str>,
     /// What happened.
     pub event: TraceEvent,
 }

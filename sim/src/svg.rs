@@ -48,14 +48,14 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
             TraceEvent::AddVip { addr, .. } => {
                 lanes.entry(format!("vip {addr}")).or_default().push((
                     e.t,
-                    e.host.clone(),
+                    e.host.to_string(),
                     "#4682b4",
                 ));
             }
             TraceEvent::DelVip { addr, .. } => {
                 let lane = lanes.entry(format!("vip {addr}")).or_default();
                 // Only clear the lane if the host removing it is the one shown.
-                if lane.last().is_some_and(|l| l.1 == e.host) {
+                if lane.last().is_some_and(|l| *l.1 == *e.host) {
                     lane.push((e.t, String::new(), ""));
                 }
             }

@@ -279,10 +279,9 @@ fn clock_drift_moves_a_directors_deadlines() {
         vec![s(10)],
         "local time seen by the director"
     );
-    let t =
-        w.sim.trace().iter().find(|e| {
-            e.host == "d2" && matches!(e.event, lvs_sim::record::TraceEvent::AddVip { .. })
-        });
+    let t = w.sim.trace().iter().find(|e| {
+        &*e.host == "d2" && matches!(e.event, lvs_sim::record::TraceEvent::AddVip { .. })
+    });
     assert_eq!(
         t.map(|e| e.t),
         Some(5_000_000_000),
