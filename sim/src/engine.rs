@@ -1165,44 +1165,41 @@ impl Sim {
         let seg_id = l1.seg;
         let rng = &mut self.segs[seg_id].rng;
         let (t1, t2) = (l1.timing, l2.timing);
-        let arrive = |delay: u64| Instant::from_nanos(at.as_nanos().saturating_add(delay));
-        if t1.plain && t2.plain {
-            // The draws the general path below makes for such links, without its tests.
-            let jitter = t1.jitter + t2.jitter;
-            let mut delay = t1.latency + t2.latency;
-            if jitter > 0 {
-                delay += rng.gen_range(0..=jitter);
-            }
-            self.schedule_copy(arrive(delay), e2, frame, cut);
-            return;
-        }
+        // Most links have no loss, duplication or reordering: they skip those draws' tests.
+        let plain = t1.plain && t2.plain;
         let (p1, p2) = (&l1.params, &l2.params);
-        if (p1.loss > 0.0 && rng.gen::<f64>() < p1.loss)
-            || (p2.loss > 0.0 && rng.gen::<f64>() < p2.loss)
+        if !plain
+            && ((p1.loss > 0.0 && rng.gen::<f64>() < p1.loss)
+                || (p2.loss > 0.0 && rng.gen::<f64>() < p2.loss))
         {
             return;
         }
-        let dup = p1.duplicate.max(p2.duplicate);
+        let (dup, reorder, hold) = if plain {
+            (0.0, 0.0, 0)
+        } else {
+            (
+                p1.duplicate.max(p2.duplicate),
+                p1.reorder.max(p2.reorder),
+                p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64,
+            )
+        };
         let copies = if dup > 0.0 && rng.gen::<f64>() < dup {
             2
         } else {
             1
         };
-        let (reorder, hold) = (
-            p1.reorder.max(p2.reorder),
-            p1.reorder_delay.max(p2.reorder_delay).as_nanos() as u64,
-        );
+        let (latency, jitter) = (t1.latency + t2.latency, t1.jitter + t2.jitter);
         for _ in 0..copies {
             let rng = &mut self.segs[seg_id].rng;
-            let mut delay = t1.latency + t2.latency;
-            let jitter = t1.jitter + t2.jitter;
+            let mut delay = latency;
             if jitter > 0 {
                 delay += rng.gen_range(0..=jitter);
             }
             if reorder > 0.0 && rng.gen::<f64>() < reorder {
                 delay += rng.gen_range(0..=hold);
             }
-            self.schedule_copy(arrive(delay), e2, frame, cut);
+            let arrive = Instant::from_nanos(at.as_nanos().saturating_add(delay));
+            self.schedule_copy(arrive, e2, frame, cut);
         }
     }
 
