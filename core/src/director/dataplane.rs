@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use rustc_hash::FxHashMap;
 
-use crate::ipvs::conn::{ConnKey, TcpFlags};
+use crate::ipvs::conn::TcpFlags;
 use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
 use crate::ipvs::{fwd, FwdMethod, Protocol};
 use crate::vrrp::arp::{self, ArpOp, ArpPacket};
@@ -161,28 +161,6 @@ fn packet_info_etherparse(frame: &[u8]) -> Option<PacketInfo> {
         dport,
         tcp,
         fwmark: 0,
-    })
-}
-
-/// The connection key of an IPv4 TCP or UDP frame, read straight from the headers with
-/// bounds checks only: good for a hint ([`crate::ipvs::conn::ConnTable::prefetch`]), never
-/// for a decision (`packet_info` validates).
-pub fn lookup_key_hint(frame: &[u8]) -> Option<ConnKey> {
-    let ip = frame.get(14..)?;
-    if frame.get(12..14)? != [0x08, 0x00] || ip.first()? >> 4 != 4 {
-        return None;
-    }
-    let ports = ip.get(usize::from(ip[0] & 0x0f) * 4..)?.get(..4)?;
-    let addr = |i: usize| -> Option<IpAddr> {
-        let b: [u8; 4] = ip.get(i..i + 4)?.try_into().ok()?;
-        Some(IpAddr::V4(Ipv4Addr::from(b)))
-    };
-    Some(ConnKey {
-        proto: *ip.get(9)?,
-        caddr: addr(12)?,
-        cport: u16::from_be_bytes([ports[0], ports[1]]),
-        vaddr: addr(16)?,
-        vport: u16::from_be_bytes([ports[2], ports[3]]),
     })
 }
 
@@ -533,32 +511,6 @@ mod tests {
     }
 
     proptest! {
-        /// The hint reads the key `packet_info` gives for any IPv4 TCP or UDP frame, and
-        /// never panics on other bytes.
-        #[test]
-        fn hint_key_matches_the_validated_parse(
-            src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, udp: bool,
-            payload in proptest::collection::vec(any::<u8>(), 0..40),
-            junk in proptest::collection::vec(any::<u8>(), 0..80),
-        ) {
-            let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
-            let mut frame = Vec::new();
-            if udp {
-                b.udp(sport, dport).write(&mut frame, &payload).unwrap();
-            } else {
-                b.tcp(sport, dport, 1, 100).syn().write(&mut frame, &payload).unwrap();
-            }
-            let pkt = packet_info(&frame).unwrap();
-            let want = ConnKey {
-                proto: pkt.proto.number(),
-                caddr: pkt.src,
-                cport: pkt.sport,
-                vaddr: pkt.dst,
-                vport: pkt.dport,
-            };
-            prop_assert_eq!(lookup_key_hint(&frame), Some(want));
-            let _ = lookup_key_hint(&junk);
-        }
 
         /// Built IPv4 TCP and UDP frames are read by the fast path, as etherparse reads them.
         #[test]

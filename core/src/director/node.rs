@@ -319,8 +319,8 @@ impl Director {
     /// `frame` will arrive soon: start loading what handling it will read (a hint for a
     /// driver that queues frames, as the simulator does; nothing changes).
     pub fn prefetch(&self, frame: &[u8]) {
-        if let Some(key) = dataplane::lookup_key_hint(frame) {
-            self.ipvs.prefetch(&key);
+        if let Some(pkt) = dataplane::packet_info(frame) {
+            self.ipvs.prefetch(&pkt);
         }
     }
 

@@ -65,6 +65,19 @@ pub struct PacketInfo {
     pub fwmark: u32,
 }
 
+impl PacketInfo {
+    /// The key of the connection the packet belongs to, client to virtual service.
+    pub fn conn_key(&self) -> ConnKey {
+        ConnKey {
+            proto: self.proto.number(),
+            caddr: self.src,
+            cport: self.sport,
+            vaddr: self.dst,
+            vport: self.dport,
+        }
+    }
+}
+
 /// Why a packet for a virtual service is dropped.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum DropReason {
@@ -617,13 +630,7 @@ impl Ipvs {
         rng: &mut dyn rand_core::RngCore,
     ) -> Verdict {
         self.handle_timeout(now);
-        let key = ConnKey {
-            proto: pkt.proto.number(),
-            caddr: pkt.src,
-            cport: pkt.sport,
-            vaddr: pkt.dst,
-            vport: pkt.dport,
-        };
+        let key = pkt.conn_key();
         let mut found = self.conns.lookup(&key);
         if let (Some(id), true) = (found, self.is_new_conn_on_old(pkt)) {
             if let Some(c) = self.conns.get(id) {
@@ -781,13 +788,7 @@ impl Ipvs {
             ServiceKey::Inet { port, .. } => port,
             ServiceKey::Fwmark { .. } => 0,
         };
-        let conn_key = ConnKey {
-            proto: pkt.proto.number(),
-            caddr: pkt.src,
-            cport: pkt.sport,
-            vaddr: pkt.dst,
-            vport: pkt.dport,
-        };
+        let conn_key = pkt.conn_key();
         let Some(ptimeout) = persistence else {
             if matches!(skey, ServiceKey::Inet { .. }) && pkt.dport != svc_port {
                 // Port zero is only supported in persistent services.
@@ -952,10 +953,10 @@ impl Ipvs {
         &self.expired
     }
 
-    /// A packet of connection `key` is coming: start loading what its lookup reads (see
+    /// A packet like `pkt` is coming: start loading what its connection lookup reads (see
     /// [`ConnTable::prefetch`]).
-    pub fn prefetch(&self, key: &ConnKey) {
-        self.conns.prefetch(key);
+    pub fn prefetch(&self, pkt: &PacketInfo) {
+        self.conns.prefetch(&pkt.conn_key());
     }
 
     /// The next connection deadline.
