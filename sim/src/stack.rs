@@ -55,8 +55,6 @@ pub struct Iface {
 }
 
 impl Iface {
-    // Two plain loops rather than a chained iterator: these run for every frame a host
-    // sends or receives, and the chain compiles to a slower loop.
     fn holds(&self, ip: Ipv4Addr) -> bool {
         self.spec.addrs.iter().any(|(a, _)| *a == ip) || self.vips.iter().any(|(a, _)| *a == ip)
     }
@@ -149,6 +147,17 @@ struct Routes {
     via_gateway: Option<(usize, Ipv4Addr)>,
 }
 
+impl Routes {
+    /// The first up interface with a subnet holding `ip`.
+    fn on_link(&self, ip: Ipv4Addr) -> Option<usize> {
+        let ip = u32::from(ip);
+        self.on_link
+            .iter()
+            .find(|(net, mask, _)| ip & mask == *net)
+            .map(|&(_, _, n)| n)
+    }
+}
+
 /// The IPv4 stack of one host.
 pub struct Stack {
     ifaces: Vec<Iface>,
@@ -214,13 +223,7 @@ impl Stack {
             }
         }
         r.local.extend(self.lo.iter().map(|a| u32::from(*a)));
-        r.via_gateway = self.gateway.and_then(|gw| {
-            let g = u32::from(gw);
-            r.on_link
-                .iter()
-                .find(|(net, mask, _)| g & mask == *net)
-                .map(|&(_, _, n)| (n, gw))
-        });
+        r.via_gateway = self.gateway.and_then(|gw| r.on_link(gw).map(|n| (n, gw)));
         self.routes = r;
     }
 
@@ -391,14 +394,8 @@ impl Stack {
     /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
     /// `dst` itself on a connected subnet, else the default gateway.
     fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
-        let d = u32::from(dst);
-        match self
-            .routes
-            .on_link
-            .iter()
-            .find(|(net, mask, _)| d & mask == *net)
-        {
-            Some(&(_, _, n)) => Some((n, dst)),
+        match self.routes.on_link(dst) {
+            Some(n) => Some((n, dst)),
             None => self.routes.via_gateway,
         }
     }
