@@ -23,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lvs_core::director::StateChangeKind;
 use lvs_core::director::VrrpState as CoreState;
 use lvs_core::ipvs::{IpvsChange, ServiceKey, SockAddr};
 use lvs_core::Instant;
@@ -826,7 +827,7 @@ fn instance_states(sim: &Sim, host: &str) -> BTreeMap<String, &'static str> {
         match &e.event {
             TraceEvent::Notify {
                 kind, name, state, ..
-            } if kind == "INSTANCE" => {
+            } if *kind == StateChangeKind::Instance => {
                 states.insert(name.clone(), core_state_name(*state));
             }
             TraceEvent::Process { .. } => states.clear(),

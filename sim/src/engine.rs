@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
-use lvs_core::director::{Admin, IfaceName, Input, LogSource, Output, Vip};
+use lvs_core::director::{Admin, IfaceName, Input, LogSource, Output, StateChangeKind, Vip};
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, NodeIndex, UnGraph};
 use petgraph::visit::EdgeRef;
@@ -1434,11 +1434,11 @@ impl Sim {
             }
             Output::StartProbe(probe) => self.start_probe(host, probe),
             Output::Notify(sc) => {
-                if sc.kind == "INSTANCE" {
+                if sc.kind == StateChangeKind::Instance {
                     self.inv.vrrp_state(HostId(host), &sc.name, sc.state);
                 }
                 let ev = TraceEvent::Notify {
-                    kind: sc.kind.to_string(),
+                    kind: sc.kind,
                     name: sc.name,
                     state: sc.state,
                     priority: sc.priority,

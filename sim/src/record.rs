@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_core::director::{LogSource, VrrpState};
+use lvs_core::director::{LogSource, StateChangeKind, VrrpState};
 use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
 
@@ -81,7 +81,7 @@ pub enum TraceEvent {
     /// A VRRP transition (Output::Notify).
     Notify {
         /// INSTANCE or GROUP.
-        kind: String,
+        kind: StateChangeKind,
         /// Its name.
         name: String,
         /// New state.

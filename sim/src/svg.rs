@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use lvs_core::director::VrrpState;
+use lvs_core::director::{StateChangeKind, VrrpState};
 use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
 
@@ -32,7 +32,7 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
         match &e.event {
             TraceEvent::Notify {
                 kind, name, state, ..
-            } if kind == "INSTANCE" => {
+            } if *kind == StateChangeKind::Instance => {
                 let colour = match state {
                     VrrpState::Master => "#2e8b57",
                     VrrpState::Backup => "#b0c4de",

@@ -11,7 +11,7 @@ mod node;
 
 use crate::check::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::IpvsChange;
-pub use crate::vrrp::Vip;
+pub use crate::vrrp::{StateChange, StateChangeKind, Vip, VrrpState};
 
 #[cfg(test)]
 mod tests;
@@ -67,34 +67,6 @@ pub enum LogSource {
     Vrrp,
     /// `Keepalived_healthcheckers`.
     Healthcheckers,
-}
-
-/// A VRRP state, as notify scripts and logs name it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum VrrpState {
-    /// Not started yet.
-    Init,
-    /// BACKUP.
-    Backup,
-    /// MASTER.
-    Master,
-    /// FAULT.
-    Fault,
-    /// Stopping.
-    Stop,
-}
-
-/// A transition for notify scripts (`notify_master` ...).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct StateChange {
-    /// `INSTANCE` or `GROUP`.
-    pub kind: &'static str,
-    /// Instance or group name.
-    pub name: String,
-    /// New state.
-    pub state: VrrpState,
-    /// Priority at the time.
-    pub priority: u8,
 }
 
 /// What the director wants done.

@@ -6,13 +6,14 @@ use std::net::IpAddr;
 
 use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
-use crate::director::VrrpState;
 use crate::ipvs::sync::{self, SyncConfig, SyncReceiver, SyncSender};
 use crate::ipvs::table::{Ipvs, IpvsOptions, PacketInfo, Verdict};
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
-use crate::vrrp::{arp, RouterConfig, RouterError, VrrpInput, VrrpOutput, VrrpRouter};
+use crate::vrrp::{
+    arp, RouterConfig, RouterError, StateChangeKind, VrrpInput, VrrpOutput, VrrpRouter, VrrpState,
+};
 
 use super::dataplane::{self, Handled, Neighbours};
 use super::{Admin, IfaceName, Input, LogSource, Output};
@@ -578,7 +579,7 @@ impl Director {
                 }));
             }
             VrrpOutput::Notify(change) => {
-                if change.kind == "INSTANCE" {
+                if change.kind == StateChangeKind::Instance {
                     self.follow_sync_instance(&change.name, change.state);
                 }
                 self.out.push_back(Output::Notify(change));

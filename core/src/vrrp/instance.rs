@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::director::VrrpState;
+use super::state::VrrpState;
 use crate::time::Instant;
 
 use super::track::{TrackInterface, TrackScript};

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::director::VrrpState;
+use super::state::{StateChangeKind, VrrpState};
 use crate::time::Instant;
 
 use super::router::{RouterConfig, Vip, VrrpInput, VrrpOutput, VrrpRouter};
@@ -69,7 +69,9 @@ impl Node {
             .iter()
             .filter_map(|(t, o)| match o {
                 VrrpOutput::Notify(c)
-                    if c.kind == "INSTANCE" && c.name == name && c.state == state =>
+                    if c.kind == StateChangeKind::Instance
+                        && c.name == name
+                        && c.state == state =>
                 {
                     Some(*t)
                 }

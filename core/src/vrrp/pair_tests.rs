@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::director::VrrpState;
+use super::state::{StateChangeKind, VrrpState};
 use crate::time::Instant;
 
 use super::instance::{InitialState, InstanceConfig, VirtualAddress};
@@ -114,7 +114,7 @@ fn seed_election_at_start() {
     assert_eq!(m.vips.len(), 2);
     // Notify order (vrrp_state_become_master, then vrrp_sync_master): the group's BACKUP at
     // start, each instance, then the group's MASTER.
-    let notes: Vec<(&str, String, VrrpState)> = m
+    let notes: Vec<(StateChangeKind, String, VrrpState)> = m
         .trace
         .iter()
         .filter_map(|(_, o)| match o {
@@ -122,16 +122,16 @@ fn seed_election_at_start() {
             _ => None,
         })
         .collect();
-    let n = |k: &'static str, name: &str, s: VrrpState| (k, name.to_string(), s);
+    let n = |k: StateChangeKind, name: &str, s: VrrpState| (k, name.to_string(), s);
     assert_eq!(
         notes,
         vec![
-            n("GROUP", "VGM", VrrpState::Backup),
-            n("INSTANCE", "WAN", VrrpState::Backup),
-            n("INSTANCE", "LAN", VrrpState::Backup),
-            n("INSTANCE", "LAN", VrrpState::Master),
-            n("INSTANCE", "WAN", VrrpState::Master),
-            n("GROUP", "VGM", VrrpState::Master),
+            n(StateChangeKind::Group, "VGM", VrrpState::Backup),
+            n(StateChangeKind::Instance, "WAN", VrrpState::Backup),
+            n(StateChangeKind::Instance, "LAN", VrrpState::Backup),
+            n(StateChangeKind::Instance, "LAN", VrrpState::Master),
+            n(StateChangeKind::Instance, "WAN", VrrpState::Master),
+            n(StateChangeKind::Group, "VGM", VrrpState::Master),
         ]
     );
     let b = &net.nodes[1];

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::director::{StateChange, VrrpState};
 use crate::time::Instant;
 
 use super::instance::{
     Instance, InstanceConfig, VirtualAddress, MCAST_V4, MCAST_V6, PRIO_OWNER, PRIO_STOP,
 };
+use super::state::{StateChange, StateChangeKind, VrrpState};
 use super::sync_group::{SyncGroup, SyncGroupConfig};
 use super::track::{Script, ScriptConfig};
 use super::wire::{Advert, Version};
@@ -427,7 +427,7 @@ impl VrrpRouter {
     fn notify(&mut self, i: usize) {
         let x = &self.inst[i];
         self.out.push_back(VrrpOutput::Notify(StateChange {
-            kind: "INSTANCE",
+            kind: StateChangeKind::Instance,
             name: x.cfg.name.clone(),
             state: x.state,
             priority: x.effective_priority,
@@ -437,7 +437,7 @@ impl VrrpRouter {
     pub(crate) fn group_notify(&mut self, g: usize) {
         let grp = &self.groups[g];
         self.out.push_back(VrrpOutput::Notify(StateChange {
-            kind: "GROUP",
+            kind: StateChangeKind::Group,
             name: grp.name.clone(),
             state: grp.state,
             priority: 0,

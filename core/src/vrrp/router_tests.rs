@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::director::VrrpState;
+use super::state::VrrpState;
 use crate::time::Instant;
 
 use super::instance::{InitialState, InstanceConfig, VirtualAddress, MCAST_V4};

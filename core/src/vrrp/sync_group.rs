@@ -1,6 +1,6 @@
 //! `vrrp_sync_group`: instances that change state together (keepalived's vrrp_sync.c).
 
-use crate::director::VrrpState;
+use super::state::VrrpState;
 use crate::time::Instant;
 
 use super::router::VrrpRouter;

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeResult};
-use lvs_core::director::{Admin, Input, LogSource, Output, StateChange, Vip, VrrpState};
+use lvs_core::director::{
+    Admin, Input, LogSource, Output, StateChange, StateChangeKind, Vip, VrrpState,
+};
 use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
 use lvs_sim::client::{ClientSpec, Workload};
@@ -101,7 +103,7 @@ impl Fake {
 
     fn notify(&mut self, state: VrrpState) {
         self.out.push_back(Output::Notify(StateChange {
-            kind: "INSTANCE",
+            kind: StateChangeKind::Instance,
             name: "VI_1".into(),
             state,
             priority: 100,
