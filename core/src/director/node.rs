@@ -112,8 +112,9 @@ enum Plane {
 /// One director node.
 pub struct Director {
     env: NodeEnv,
-    vrrp: Option<VrrpRouter>,
-    pending: Option<RouterConfig>,
+    vrrp: VrrpRouter,
+    /// Whether the first `handle_*` call started VRRP and the checkers.
+    started: bool,
     checks: HealthCheckers,
     wires: Vec<Wire>,
     scripts: BTreeMap<String, ScriptCommand>,
@@ -172,13 +173,14 @@ impl Director {
                 ip_id: 0,
             })
             .collect();
-        // Validate now (duplicate VRIDs, unknown group members...); run from the first call.
-        VrrpRouter::new(cfg.vrrp.clone(), Instant::ZERO)?;
+        // Built (and so validated: duplicate VRIDs, unknown group members...) now; it starts
+        // at the first call.
+        let vrrp = VrrpRouter::new(cfg.vrrp)?;
         Ok(Director {
             env,
-            vrrp: None,
+            vrrp,
             checks: HealthCheckers::new(&cfg.checkers),
-            pending: Some(cfg.vrrp),
+            started: false,
             wires,
             scripts: cfg.scripts,
             script_probes: BTreeMap::new(),
@@ -196,17 +198,15 @@ impl Director {
     }
 
     fn start(&mut self, now: Instant) {
-        let Some(cfg) = self.pending.take() else {
+        if self.started {
             return;
-        };
+        }
+        self.started = true;
         self.log(
             LogSource::Main,
             "Starting Keepalived v2.2.7 (lvsd)".to_string(),
         );
-        match VrrpRouter::new(cfg, now) {
-            Ok(r) => self.vrrp = Some(r),
-            Err(e) => self.log(LogSource::Vrrp, format!("Stopping: {e}")),
-        }
+        self.vrrp.start(now);
         let rules = self.checks.start(now, &mut *self.rng);
         for change in rules {
             self.apply_ipvs(change);
@@ -221,7 +221,7 @@ impl Director {
 
     /// The VRRP side (instances, groups, states), once started.
     pub fn vrrp(&self) -> Option<&VrrpRouter> {
-        self.vrrp.as_ref()
+        self.started.then_some(&self.vrrp)
     }
 
     /// The health-checker side (virtual servers, real server states).
@@ -274,13 +274,10 @@ impl Director {
 
     /// The earliest VRRP or checker deadline, asked of them.
     fn control_deadline_now(&self) -> Option<Instant> {
-        [
-            self.vrrp.as_ref().and_then(VrrpRouter::poll_timeout),
-            self.checks.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.vrrp.poll_timeout(), self.checks.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn refresh_control_deadline(&mut self) {
@@ -330,7 +327,7 @@ impl Director {
         if self.stopped {
             return None;
         }
-        if self.pending.is_some() {
+        if !self.started {
             return Some(Instant::ZERO);
         }
         debug_assert_eq!(
@@ -396,8 +393,8 @@ impl Director {
             Some(Err((vrid, e))) => {
                 let name = self
                     .vrrp
+                    .instances()
                     .iter()
-                    .flat_map(|r| r.instances())
                     .find(|i| *i.config().iface == *iface && i.config().vrid == vrid)
                     .map_or_else(String::new, |i| i.name().to_string());
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
@@ -504,12 +501,9 @@ impl Director {
 
     /// Feed VRRP an input (None: its timers) once it runs.
     fn vrrp_input(&mut self, now: Instant, input: Option<VrrpInput>) {
-        let Some(r) = self.vrrp.as_mut() else {
-            return;
-        };
         match input {
-            Some(i) => r.handle_input(now, i),
-            None => r.handle_timeout(now),
+            Some(i) => self.vrrp.handle_input(now, i),
+            None => self.vrrp.handle_timeout(now),
         }
     }
 
@@ -517,7 +511,7 @@ impl Director {
     fn drain(&mut self, now: Instant) {
         loop {
             let mut progressed = false;
-            while let Some(o) = self.vrrp.as_mut().and_then(VrrpRouter::poll_output) {
+            while let Some(o) = self.vrrp.poll_output() {
                 progressed = true;
                 self.vrrp_output(now, o);
             }

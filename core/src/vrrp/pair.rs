@@ -121,7 +121,8 @@ impl Net {
             cut: BTreeSet::new(),
         };
         for (name, cfg) in nodes {
-            let router = VrrpRouter::new(cfg.clone(), Instant::ZERO).expect("valid test config");
+            let mut router = VrrpRouter::new(cfg.clone()).expect("valid test config");
+            router.start(Instant::ZERO);
             net.nodes.push(Node {
                 name: name.to_string(),
                 cfg,
@@ -306,7 +307,8 @@ impl Net {
 
     /// Start the node again with its configuration.
     pub(crate) fn restart(&mut self, n: usize) {
-        let r = VrrpRouter::new(self.nodes[n].cfg.clone(), self.now).expect("valid test config");
+        let mut r = VrrpRouter::new(self.nodes[n].cfg.clone()).expect("valid test config");
+        r.start(self.now);
         self.nodes[n].router = Some(r);
         self.drain(n);
     }

@@ -611,7 +611,8 @@ proptest::proptest! {
             c.track_scripts = vec![TrackScript { script: "chk".into(), weight: Some(-90), reverse: false }];
         });
         cfg.scripts = vec![ScriptConfig { rise: 2, fall: 2, ..ScriptConfig::new("chk") }];
-        let mut r = VrrpRouter::new(cfg, Instant::ZERO).unwrap();
+        let mut r = VrrpRouter::new(cfg).unwrap();
+        r.start(Instant::ZERO);
         let mut now = Instant::ZERO;
         for (dt, kind, byte, int_cs, flag) in inputs {
             now += Duration::from_millis(dt);

@@ -164,6 +164,7 @@ pub struct VrrpRouter {
     track_scripts: Vec<Vec<Tracked<usize>>>,
     links: BTreeMap<String, bool>,
     out: VecDeque<VrrpOutput>,
+    started: bool,
     stopped: bool,
     timer_seq: u64,
 }
@@ -189,12 +190,14 @@ fn state_num(s: VrrpState) -> u8 {
     }
 }
 
-const MAX_TIMER_STEPS: usize = 100_000;
+/// The most timers one [`VrrpRouter::handle_timeout`] call runs (see there).
+pub const MAX_TIMER_STEPS: usize = 100_000;
 
 impl VrrpRouter {
-    /// Build the node and start it at `now`, as keepalived's VRRP process does at start-up
-    /// (vrrp_sync_set_group, initialise_tracking_priorities, vrrp_init_state, vrrp_init_sands).
-    pub fn new(cfg: RouterConfig, now: Instant) -> Result<Self, RouterError> {
+    /// Build the node from `cfg`, refusing what keepalived refuses (duplicate VRIDs, unknown
+    /// or shared sync-group members, unknown `track_script`s). It does nothing until
+    /// [`VrrpRouter::start`].
+    pub fn new(cfg: RouterConfig) -> Result<Self, RouterError> {
         let RouterConfig {
             instances,
             sync_groups,
@@ -279,7 +282,7 @@ impl VrrpRouter {
             }
             track_scripts.push(scs);
         }
-        let mut r = VrrpRouter {
+        Ok(VrrpRouter {
             inst,
             groups,
             scripts,
@@ -287,28 +290,38 @@ impl VrrpRouter {
             track_scripts,
             links: BTreeMap::new(),
             out: VecDeque::new(),
+            started: false,
             stopped: false,
             timer_seq: 0,
-        };
-        r.initialise_tracking_priorities();
-        r.start_in_backup_unless_all_owners();
-        // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left behind.
-        for i in 0..r.inst.len() {
-            r.inst[i].vipset = true;
-            r.restore_interface(i, false);
+        })
+    }
+
+    /// Start at `now`, as keepalived's VRRP process does at start-up (vrrp_sync_set_group,
+    /// initialise_tracking_priorities, vrrp_init_state, vrrp_init_sands). A second call does
+    /// nothing.
+    pub fn start(&mut self, now: Instant) {
+        if self.started {
+            return;
         }
-        r.init_state(now);
-        for i in 0..r.inst.len() {
-            r.inst[i].init_sands(now);
+        self.started = true;
+        self.initialise_tracking_priorities();
+        self.start_in_backup_unless_all_owners();
+        // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left behind.
+        for i in 0..self.inst.len() {
+            self.inst[i].vipset = true;
+            self.restore_interface(i, false);
+        }
+        self.init_state(now);
+        for i in 0..self.inst.len() {
+            self.inst[i].init_sands(now);
         }
         // vrrp_init_script: every tracked script runs at once, then every `interval`.
-        for s in 0..r.scripts.len() {
-            if r.track_scripts.iter().flatten().any(|t| t.what == s) {
-                r.scripts[s].next_run = Some(now);
+        for s in 0..self.scripts.len() {
+            if self.track_scripts.iter().flatten().any(|t| t.what == s) {
+                self.scripts[s].next_run = Some(now);
             }
         }
-        r.run_scripts(now);
-        Ok(r)
+        self.run_scripts(now);
     }
 
     /// The instances, in configuration order.
@@ -328,7 +341,7 @@ impl VrrpRouter {
 
     /// Feed an input.
     pub fn handle_input(&mut self, now: Instant, input: VrrpInput) {
-        if self.stopped {
+        if !self.started || self.stopped {
             return;
         }
         match input {
@@ -344,8 +357,18 @@ impl VrrpRouter {
         }
     }
 
-    /// Run every timer due at or before `now`; a spurious call is a no-op.
+    /// Run every timer due at or before `now`, earliest first; a spurious call is a no-op.
+    ///
+    /// The work of one call is bounded by [`MAX_TIMER_STEPS`] timer runs, for a configuration
+    /// whose timers re-arm at the instant they ran (a `vrrp_script` with a zero `interval`
+    /// does; keepalived's parser turns that into 1 s, a hand-built [`ScriptConfig`] may not).
+    /// When the bound is reached a log line says so and the timers still due stay due:
+    /// [`VrrpRouter::poll_timeout`] returns a deadline at or before `now`, so the driver calls
+    /// again at once and nothing is skipped.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.started {
+            return;
+        }
         for _ in 0..MAX_TIMER_STEPS {
             if self.stopped {
                 return;
@@ -373,6 +396,11 @@ impl VrrpRouter {
                 Timer::Script(_) => self.run_scripts(now),
             }
         }
+        if !self.stopped && self.next_timer().is_some_and(|(at, _)| at <= now) {
+            self.log(format!(
+                "VRRP: {MAX_TIMER_STEPS} timers ran at once and more are due; running them at the next wakeup"
+            ));
+        }
     }
 
     /// Next output to execute.
@@ -382,7 +410,7 @@ impl VrrpRouter {
 
     /// Next deadline, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.stopped {
+        if !self.started || self.stopped {
             return None;
         }
         self.next_timer().map(|(t, _)| t)
@@ -1278,6 +1306,129 @@ impl VrrpRouter {
             s.next_run = None;
         }
         self.stopped = true;
+    }
+}
+
+/// Sync groups: keepalived's vrrp_sync.c.
+impl VrrpRouter {
+    pub(crate) fn others(&self, i: usize) -> Vec<usize> {
+        match self.inst[i].sync {
+            Some(g) => self.groups[g]
+                .members
+                .iter()
+                .copied()
+                .filter(|&m| m != i)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// vrrp_sync.c `vrrp_sync_can_goto_master`: only go MASTER when every other member wants
+    /// to, preferring BACKUP to thrashing; otherwise re-arm a full Master_Down_Interval.
+    pub(crate) fn sync_can_goto_master(&mut self, i: usize, now: Instant) -> bool {
+        let Some(g) = self.inst[i].sync else {
+            return true;
+        };
+        if self.groups[g].state == VrrpState::Master {
+            return true;
+        }
+        for m in self.others(i) {
+            if self.inst[m].wantstate != VrrpState::Master {
+                let inst = &mut self.inst[i];
+                inst.ms_down_timer = inst.ms_down();
+                inst.init_sands(now);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// vrrp_sync.c `vrrp_sync_backup`.
+    pub(crate) fn sync_backup(&mut self, i: usize, now: Instant) {
+        let Some(g) = self.inst[i].sync else { return };
+        if self.groups[g].state == VrrpState::Backup {
+            return;
+        }
+        self.log(format!(
+            "VRRP_Group({}) Syncing instances to BACKUP state",
+            self.groups[g].name
+        ));
+        for m in self.others(i) {
+            if self.inst[m].state == VrrpState::Backup {
+                continue;
+            }
+            self.inst[m].wantstate = VrrpState::Backup;
+            if matches!(self.inst[m].state, VrrpState::Fault | VrrpState::Init) {
+                self.leave_fault(m, now);
+            } else {
+                self.leave_master(m, now, false);
+            }
+        }
+        self.groups[g].state = VrrpState::Backup;
+        self.group_notify(g);
+    }
+
+    /// vrrp_sync.c `vrrp_sync_master`.
+    pub(crate) fn sync_master(&mut self, i: usize, now: Instant) {
+        let Some(g) = self.inst[i].sync else { return };
+        if self.groups[g].state == VrrpState::Master || !self.sync_can_goto_master(i, now) {
+            return;
+        }
+        self.log(format!(
+            "VRRP_Group({}) Syncing instances to MASTER state",
+            self.groups[g].name
+        ));
+        for m in self.others(i) {
+            if self.inst[m].state != VrrpState::Master {
+                self.inst[m].wantstate = VrrpState::Master;
+                self.goto_master(m, now);
+            }
+        }
+        self.groups[g].state = VrrpState::Master;
+        self.group_notify(g);
+    }
+
+    /// vrrp_sync.c `vrrp_sync_fault`.
+    pub(crate) fn sync_fault(&mut self, i: usize, now: Instant) {
+        let Some(g) = self.inst[i].sync else { return };
+        if self.groups[g].state == VrrpState::Fault {
+            return;
+        }
+        self.log(format!(
+            "VRRP_Group({}) Syncing instances to FAULT state",
+            self.groups[g].name
+        ));
+        for m in self.others(i) {
+            if self.inst[m].state == VrrpState::Fault {
+                continue;
+            }
+            self.inst[m].wantstate = VrrpState::Fault;
+            match self.inst[m].state {
+                VrrpState::Master => self.leave_master(m, now, false),
+                VrrpState::Backup | VrrpState::Init => {
+                    // keepalived sets FAULT first, so no "Entering FAULT STATE" line here.
+                    self.inst[m].state = VrrpState::Fault;
+                    self.leave_fault(m, now);
+                }
+                _ => {}
+            }
+        }
+        self.groups[g].state = VrrpState::Fault;
+        self.group_notify(g);
+    }
+
+    /// vrrp_scheduler.c `VRRP_TSM_HANDLE`: the transition matrix run after each event.
+    pub(crate) fn tsm_handle(&mut self, prev: VrrpState, i: usize, now: Instant) {
+        if self.inst[i].sync.is_none() {
+            return;
+        }
+        match (prev, self.inst[i].state) {
+            (VrrpState::Backup | VrrpState::Master | VrrpState::Fault, VrrpState::Master) => {
+                self.sync_master(i, now)
+            }
+            (VrrpState::Master, VrrpState::Backup) => self.sync_backup(i, now),
+            _ => {}
+        }
     }
 }
 

@@ -29,14 +29,17 @@ fn inst(prio: u8, state: InitialState) -> InstanceConfig {
 }
 
 fn router(c: InstanceConfig) -> VrrpRouter {
-    VrrpRouter::new(
-        RouterConfig {
-            instances: vec![c],
-            ..Default::default()
-        },
-        Instant::ZERO,
-    )
-    .unwrap()
+    started(RouterConfig {
+        instances: vec![c],
+        ..Default::default()
+    })
+}
+
+/// A router built from `cfg` and started at 0.
+fn started(cfg: RouterConfig) -> VrrpRouter {
+    let mut r = VrrpRouter::new(cfg).unwrap();
+    r.start(Instant::ZERO);
+    r
 }
 
 fn drain(r: &mut VrrpRouter) -> Vec<VrrpOutput> {
@@ -504,7 +507,7 @@ fn track_script_weights_and_fault() {
         ],
         ..Default::default()
     };
-    let mut r = VrrpRouter::new(cfg, Instant::ZERO).unwrap();
+    let mut r = started(cfg);
     let out = drain(&mut r);
     // The weight-0 script has not run yet: FAULT until it reports (vrrp_init_state logs
     // nothing for it, and sends no notify).
@@ -597,7 +600,7 @@ fn bad_configs_are_refused() {
         ..Default::default()
     };
     assert!(matches!(
-        VrrpRouter::new(cfg, Instant::ZERO),
+        VrrpRouter::new(cfg),
         Err(RouterError::DuplicateVrid(..))
     ));
     let cfg = RouterConfig {
@@ -608,7 +611,7 @@ fn bad_configs_are_refused() {
         }],
         ..Default::default()
     };
-    let err = VrrpRouter::new(cfg, Instant::ZERO).unwrap_err();
+    let err = VrrpRouter::new(cfg).unwrap_err();
     assert_eq!(
         err.to_string(),
         "virtual router NOPE specified in sync group G doesn't exist"
@@ -668,4 +671,40 @@ fn garp_refresh_rides_on_adverts() {
     }
     // Refresh due at t+2.5 s: sent with the t+3 s advert, next due t+5.5 s: sent at t+6 s.
     assert_eq!(seen, vec![0, 0, 2, 0, 0, 2]);
+}
+
+// A zero-interval vrrp_script re-arms at the instant it ran: one handle_timeout runs at most
+// MAX_TIMER_STEPS timers, says so, and leaves the rest due (nothing is dropped silently).
+#[test]
+fn timer_work_is_bounded_and_said() {
+    use super::router::MAX_TIMER_STEPS;
+    let mut c = inst(100, InitialState::Backup);
+    c.track_scripts = vec![TrackScript {
+        script: "spin".into(),
+        weight: Some(10),
+        reverse: false,
+    }];
+    let mut r = started(RouterConfig {
+        instances: vec![c],
+        scripts: vec![ScriptConfig {
+            interval: Duration::ZERO,
+            ..ScriptConfig::new("spin")
+        }],
+        ..Default::default()
+    });
+    drain(&mut r);
+    r.handle_timeout(Instant::ZERO);
+    let out = drain(&mut r);
+    let runs = out
+        .iter()
+        .filter(|o| matches!(o, VrrpOutput::RunScript { .. }))
+        .count();
+    assert_eq!(runs, MAX_TIMER_STEPS);
+    let said = format!(
+        "VRRP: {MAX_TIMER_STEPS} timers ran at once and more are due; running them at the next wakeup"
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, VrrpOutput::Log { text } if *text == said)));
+    assert_eq!(r.poll_timeout(), Some(Instant::ZERO));
 }
