@@ -1,0 +1,411 @@
+//! `virtual_server_group`, `virtual_server` and `real_server` (keepalived's `check_parser.c`,
+//! its virtual and real server half).
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use super::{spanned, Builder, SCHEDULERS};
+use crate::config::diagnostic::Spanned;
+use crate::config::lexer::Word;
+use crate::config::model::*;
+use crate::config::rules::DEFAULT_PERSISTENCE_TIMEOUT;
+use crate::config::tree::{Block, Node};
+use crate::ipvs::Protocol;
+
+const VS: &[&str] = &[
+    "ip_family",
+    "delay_loop",
+    "lb_algo",
+    "lvs_sched",
+    "ops",
+    "flag-1",
+    "flag-2",
+    "flag-3",
+    "sh-port",
+    "sh-fallback",
+    "mh-port",
+    "mh-fallback",
+    "lb_kind",
+    "lvs_method",
+    "persistence_timeout",
+    "persistence_granularity",
+    "protocol",
+    "quorum",
+    "hysteresis",
+    "quorum_up",
+    "quorum_down",
+    "sorry_server",
+    "alpha",
+    "omega",
+    "ha_suspend",
+    "virtualhost",
+    "real_server",
+];
+const VS_OTHER: &[&str] = &[
+    "retry",
+    "delay_before_retry",
+    "warmup",
+    "connect_timeout",
+    "inhibit_on_failure",
+    "hashed",
+    "persistence_engine",
+    "smtp_alert",
+    "snmp_name",
+    "weight",
+    "sorry_server_inhibit",
+    "sorry_server_lvs_method",
+];
+const RS: &[&str] = &[
+    "weight",
+    "lvs_method",
+    "inhibit_on_failure",
+    "uthreshold",
+    "lthreshold",
+    "notify_up",
+    "notify_down",
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+];
+const RS_OTHER: &[&str] = &[
+    "alpha",
+    "retry",
+    "delay_before_retry",
+    "warmup",
+    "connect_timeout",
+    "delay_loop",
+    "smtp_alert",
+    "virtualhost",
+    "snmp_name",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "BFD_CHECK",
+    "FILE_CHECK",
+    "PING_CHECK",
+    "UDP_CHECK",
+];
+
+impl Builder<'_> {
+    pub(super) fn vs_group(&mut self, name: Spanned<String>, b: &Block) -> VirtualServerGroup {
+        let mut g = VirtualServerGroup {
+            name,
+            entries: Vec::new(),
+        };
+        for n in &b.nodes {
+            self.no_block(n);
+            let w = n.keyword();
+            if w.text == "fwmark" {
+                if let Some(v) = self.arg(n, 1) {
+                    if let Some(m) = self.int(v, 1, i64::from(u32::MAX), "fwmark") {
+                        g.entries.push(VsgEntry::Fwmark(m));
+                    }
+                }
+                continue;
+            }
+            let (addr_text, range) = match w.text.rsplit_once('-') {
+                Some((a, r)) => (a, Some(r)),
+                None => (w.text.as_str(), None),
+            };
+            let Ok(addr) = IpAddr::from_str(addr_text) else {
+                self.s
+                    .error(&w.span, format!("invalid IP address '{}'", w.text));
+                continue;
+            };
+            let range_end = match range {
+                None => None,
+                Some(r) => {
+                    let parsed = if addr.is_ipv4() {
+                        r.parse::<u8>().ok().map(u16::from)
+                    } else {
+                        u16::from_str_radix(r, 16).ok()
+                    };
+                    match parsed {
+                        Some(v) => Some(v),
+                        None => {
+                            self.s
+                                .error(&w.span, format!("invalid address range end '{r}'"));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(pw) = self.arg(n, 1) else { continue };
+            let Some(port) = self.port(pw) else { continue };
+            g.entries.push(VsgEntry::Inet {
+                addr: Spanned::new(addr, w.span.clone()),
+                range_end,
+                port,
+            });
+        }
+        g
+    }
+
+    fn lb_kind(&mut self, n: &Node) -> Option<Spanned<LbKind>> {
+        self.no_block(n);
+        let w = self.arg(n, 1)?;
+        let k = match w.text.as_str() {
+            "NAT" => LbKind::Nat,
+            "DR" => LbKind::Dr,
+            "TUN" => LbKind::Tun,
+            _ => {
+                self.s.error(
+                    &w.span,
+                    format!(
+                        "unknown {} '{}': must be NAT, DR or TUN",
+                        n.keyword().text,
+                        w.text
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(Spanned::new(k, w.span.clone()))
+    }
+
+    pub(super) fn virtual_server(&mut self, node: &Node) -> Option<VirtualServer> {
+        let kw = node.keyword();
+        let Some(first) = node.words.get(1) else {
+            self.s.error(
+                &kw.span,
+                "'virtual_server' needs ADDRESS PORT, 'fwmark N' or 'group NAME'",
+            );
+            return None;
+        };
+        let key = match first.text.as_str() {
+            "fwmark" => {
+                let w = self.arg(node, 2)?;
+                let m: Spanned<u32> = self.int(w, 1, i64::from(u32::MAX), "fwmark")?;
+                Spanned::new(VsKey::Fwmark(m.value), first.span.clone())
+            }
+            "group" => {
+                let w = self.arg(node, 2)?;
+                Spanned::new(VsKey::Group(w.text.clone()), w.span.clone())
+            }
+            _ => {
+                let addr = self.ip(first);
+                let port = match node.words.get(2) {
+                    Some(p) => self.port(p),
+                    None => {
+                        self.s.error(
+                            &first.span,
+                            "'virtual_server ADDRESS' needs a PORT after the address",
+                        );
+                        None
+                    }
+                };
+                let (addr, port) = (addr?, port?);
+                Spanned::new(
+                    VsKey::Inet {
+                        addr: addr.value,
+                        port: port.value,
+                    },
+                    addr.span,
+                )
+            }
+        };
+        let b = self.need_block(node)?;
+        let mut vs = VirtualServer {
+            key,
+            ipv6: None,
+            delay_loop: None,
+            lvs_sched: None,
+            flags: Vec::new(),
+            lvs_method: None,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            protocol: None,
+            quorum: None,
+            hysteresis: None,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            alpha: None,
+            omega: None,
+            ha_suspend: None,
+            virtualhost: None,
+            real_servers: Vec::new(),
+            other: Vec::new(),
+        };
+        for n in &b.nodes {
+            let k = n.keyword().text.as_str();
+            match k {
+                "ip_family" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        match w.text.as_str() {
+                            "inet" => vs.ipv6 = Some(Spanned::new(false, w.span.clone())),
+                            "inet6" => vs.ipv6 = Some(Spanned::new(true, w.span.clone())),
+                            _ => self.s.error(
+                                &w.span,
+                                format!("unknown ip_family '{}': must be inet or inet6", w.text),
+                            ),
+                        }
+                    }
+                }
+                "delay_loop" => vs.delay_loop = self.secs_arg(n, 1, u64::MAX / 2),
+                "lb_algo" | "lvs_sched" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        if SCHEDULERS.contains(&w.text.as_str()) {
+                            vs.lvs_sched = Some(spanned(w));
+                        } else {
+                            self.s
+                                .error(&w.span, format!("invalid lvs_scheduler '{}'", w.text));
+                        }
+                    }
+                }
+                "ops" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
+                | "mh-fallback" => {
+                    self.no_block(n);
+                    vs.flags.push(spanned(n.keyword()));
+                }
+                "lb_kind" | "lvs_method" => vs.lvs_method = self.lb_kind(n),
+                // With no value keepalived uses 360 s (IPVS_SVC_PERSISTENT_TIMEOUT).
+                "persistence_timeout" => {
+                    self.no_block(n);
+                    vs.persistence_timeout = match n.words.get(1) {
+                        Some(w) => self.int(w, 1, i64::from(u32::MAX), "persistence_timeout"),
+                        None => Some(Spanned::new(
+                            DEFAULT_PERSISTENCE_TIMEOUT,
+                            n.keyword().span.clone(),
+                        )),
+                    };
+                }
+                "persistence_granularity" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        vs.persistence_granularity = self.granularity(w);
+                    }
+                }
+                "protocol" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        let p = match w.text.as_str() {
+                            "TCP" => Some(Protocol::Tcp),
+                            "UDP" => Some(Protocol::Udp),
+                            "SCTP" => Some(Protocol::Sctp),
+                            _ => None,
+                        };
+                        match p {
+                            Some(p) => vs.protocol = Some(Spanned::new(p, w.span.clone())),
+                            None => self.s.error(
+                                &w.span,
+                                format!("unknown protocol '{}': must be TCP, UDP or SCTP", w.text),
+                            ),
+                        }
+                    }
+                }
+                "quorum" => vs.quorum = self.int_arg(n, 1, i64::from(u32::MAX)),
+                "hysteresis" => vs.hysteresis = self.int_arg(n, 0, i64::from(u32::MAX)),
+                "quorum_up" => vs.quorum_up = self.cmd_arg(n),
+                "quorum_down" => vs.quorum_down = self.cmd_arg(n),
+                "sorry_server" => {
+                    self.no_block(n);
+                    if let (Some(a), Some(p)) = (self.arg(n, 1), self.arg(n, 2)) {
+                        if let (Some(a), Some(p)) = (self.ip(a), self.port(p)) {
+                            vs.sorry_server = Some(Spanned::new((a.value, p.value), a.span));
+                        }
+                    }
+                }
+                "alpha" => vs.alpha = Some(self.flag(n)),
+                "omega" => vs.omega = Some(self.flag(n)),
+                "ha_suspend" => vs.ha_suspend = Some(self.flag(n)),
+                "virtualhost" => vs.virtualhost = self.str_arg(n),
+                "real_server" => {
+                    if let Some(rs) = self.real_server(n) {
+                        vs.real_servers.push(rs);
+                    }
+                }
+                _ => {
+                    if !self.other(n, VS_OTHER, &mut vs.other) {
+                        self.unknown(n, "virtual_server", &[VS, VS_OTHER]);
+                    }
+                }
+            }
+        }
+        Some(vs)
+    }
+
+    /// `persistence_granularity`: a solid IPv4 netmask or an IPv6 prefix length.
+    fn granularity(&mut self, w: &Word) -> Option<Spanned<u8>> {
+        if let Ok(std::net::Ipv4Addr { .. }) = std::net::Ipv4Addr::from_str(&w.text) {
+            let bits = u32::from(std::net::Ipv4Addr::from_str(&w.text).ok()?);
+            let ones = bits.leading_ones();
+            if bits.checked_shl(ones).unwrap_or(0) != 0 {
+                // keepalived and the kernel take any mask; ServiceSpec holds a prefix length.
+                self.s.error(
+                    &w.span,
+                    format!("persistence_granularity netmask '{}' is not contiguous (not supported by lvsd)", w.text),
+                );
+                return None;
+            }
+            return u8::try_from(ones)
+                .ok()
+                .map(|p| Spanned::new(p, w.span.clone()));
+        }
+        match w.text.parse::<u8>() {
+            Ok(p) if (1..=128).contains(&p) => Some(Spanned::new(p, w.span.clone())),
+            _ => {
+                self.s.error(
+                    &w.span,
+                    format!("invalid persistence_granularity '{}'", w.text),
+                );
+                None
+            }
+        }
+    }
+
+    fn real_server(&mut self, node: &Node) -> Option<RealServer> {
+        let w = self.arg(node, 1)?;
+        let addr = self.ip(w)?;
+        let port = match node.words.get(2) {
+            Some(p) => Some(self.port(p)?),
+            None => None,
+        };
+        let b = self.need_block(node)?;
+        let mut rs = RealServer {
+            addr,
+            port,
+            weight: None,
+            lvs_method: None,
+            inhibit_on_failure: None,
+            uthreshold: None,
+            lthreshold: None,
+            notify_up: None,
+            notify_down: None,
+            checkers: Vec::new(),
+            other: Vec::new(),
+        };
+        for n in &b.nodes {
+            match n.keyword().text.as_str() {
+                // keepalived: "Real server weight %s is outside range 0-%d" (IPVS_WEIGHT_LIMIT = INT_MAX).
+                "weight" => rs.weight = self.int_arg(n, 0, i64::from(i32::MAX)),
+                "lvs_method" => rs.lvs_method = self.lb_kind(n),
+                "inhibit_on_failure" => rs.inhibit_on_failure = Some(self.flag(n)),
+                "uthreshold" => rs.uthreshold = self.int_arg(n, 0, i64::from(u32::MAX)),
+                "lthreshold" => rs.lthreshold = self.int_arg(n, 0, i64::from(u32::MAX)),
+                "notify_up" => rs.notify_up = self.cmd_arg(n),
+                "notify_down" => rs.notify_down = self.cmd_arg(n),
+                k @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK") => {
+                    let kind = match k {
+                        "TCP_CHECK" => CheckerKind::Tcp,
+                        "HTTP_GET" => CheckerKind::Http,
+                        "SSL_GET" => CheckerKind::Ssl,
+                        _ => CheckerKind::Misc,
+                    };
+                    if let Some(b) = self.need_block(n) {
+                        let c = self.checker(Spanned::new(kind, n.keyword().span.clone()), b);
+                        rs.checkers.push(c);
+                    }
+                }
+                _ => {
+                    if !self.other(n, RS_OTHER, &mut rs.other) {
+                        self.unknown(n, "real_server", &[RS, RS_OTHER]);
+                    }
+                }
+            }
+        }
+        Some(rs)
+    }
+}
