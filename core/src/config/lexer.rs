@@ -7,7 +7,33 @@
 use std::collections::BTreeMap;
 
 use super::diagnostic::{Diagnostic, Severity, Span};
-use super::Loader;
+
+/// Reads config files for the parser (the daemon implements it with std::fs and glob).
+pub trait Loader {
+    /// The text of the file at `path`.
+    fn read(&self, path: &str) -> Result<String, String>;
+    /// The files matching a glob `pattern`, sorted; empty when none match.
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// The id `@ID` conditional lines are matched against (keepalived: `-i`, else the short
+    /// host name); None keeps only `@^ID` lines.
+    fn config_id(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A loader with no files: `include` in text given to [`parse_str`] finds nothing.
+#[derive(Debug, Default)]
+pub struct NoFiles;
+
+impl Loader for NoFiles {
+    fn read(&self, path: &str) -> Result<String, String> {
+        Err(format!("no file system: cannot read {path}"))
+    }
+
+    fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+}
 
 /// How deep includes may nest before we assume a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
