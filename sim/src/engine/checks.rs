@@ -1,0 +1,144 @@
+//! Connected parts (partitions) and the invariant checks run against them.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::invariants::{Violation, NO_PART};
+use crate::packet::{self, Mac};
+use crate::record::TraceEvent;
+use crate::HostId;
+
+use super::hosts::Model;
+use super::{Ev, Sim};
+
+/// How often convergence is re-evaluated while a liveness bound is pending.
+const LIVENESS_POLL: Duration = Duration::from_millis(10);
+impl Sim {
+    /// A SYN a director forwards goes to the host owning the destination MAC.
+    pub(super) fn check_syn(&mut self, host: usize, frame: &[u8]) {
+        // Most forwarded frames are not SYNs: read the flags byte before parsing.
+        if !packet::is_tcp_syn(frame) {
+            return;
+        }
+        let Ok(seg) = packet::parse_tcp(frame) else {
+            return;
+        };
+        if !seg.flags.syn || seg.flags.ack {
+            return;
+        }
+        let Some(target) = packet::dst_mac(frame).and_then(|m| self.macs.get(&m).copied()) else {
+            return;
+        };
+        let addrs: Vec<Ipv4Addr> = self.hosts[target]
+            .stack
+            .ifaces()
+            .iter()
+            .flat_map(|i| i.spec.addrs.iter().map(|a| a.0))
+            .collect();
+        let before = self.inv.violations.len();
+        self.inv
+            .syn_forwarded(self.now, HostId(host), seg.dst, seg.dport, &addrs);
+        let new: Vec<Violation> = self.inv.violations[before..].to_vec();
+        for v in new {
+            self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });
+        }
+    }
+
+    /// Connected part of every host: running directors that share a segment through live links
+    /// with no partition in either direction are joined (transitively, director to director —
+    /// VRRP adverts are not routed); every other host is a part of its own; dead or paused
+    /// directors are in none.
+    pub fn parts(&self) -> Vec<usize> {
+        let n = self.hosts.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        let participates = |h: usize| match &self.hosts[h].model {
+            Model::Director(d) => d.proc.is_some() && !d.paused,
+            _ => true,
+        };
+        let is_director = |h: usize| matches!(self.hosts[h].model, Model::Director(_));
+        for seg in &self.segs {
+            let members: Vec<usize> = self
+                .graph
+                .edges(seg.node)
+                .filter(|r| self.iface_carrier(r.weight().host, r.weight().iface))
+                .map(|r| r.weight().host)
+                .filter(|h| is_director(*h) && participates(*h))
+                .collect();
+            for (i, &a) in members.iter().enumerate() {
+                for &b in &members[i + 1..] {
+                    if !self.blocked.contains(&(a, b)) && !self.blocked.contains(&(b, a)) {
+                        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                        parent[ra.max(rb)] = ra.min(rb);
+                    }
+                }
+            }
+        }
+        (0..n)
+            .map(|h| {
+                if participates(h) {
+                    find(&mut parent, h)
+                } else {
+                    NO_PART
+                }
+            })
+            .collect()
+    }
+
+    /// Every gateway ARP entry for a held VIP points at a holder's interface.
+    pub(super) fn gateways_agree(&self) -> bool {
+        for vip in self.inv.vips() {
+            let holders = self.inv.vip_holders(vip);
+            let macs: Vec<Mac> = holders
+                .iter()
+                .flat_map(|h| self.hosts[h.0].stack.ifaces().iter().map(|i| i.spec.mac))
+                .collect();
+            for h in &self.hosts {
+                if !h.stack.forward {
+                    continue;
+                }
+                if let Some(n) = h.stack.lookup(self.now, vip) {
+                    if !macs.contains(&n.mac) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    pub(super) fn check_invariants(&mut self) {
+        let parts = self.parts();
+        let extra = self.gateways_agree();
+        let before = self.inv.violations.len();
+        self.inv.check(self.now, &parts, extra);
+        let new: Vec<Violation> = self.inv.violations[before..].to_vec();
+        for v in new {
+            self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });
+        }
+        if self.check_at.is_some_and(|c| c <= self.now) {
+            self.check_at = None;
+        }
+        // Convergence also depends on ARP caches the checker is not told about: poll it.
+        let poll = self
+            .inv
+            .liveness_pending()
+            .then(|| self.now + LIVENESS_POLL);
+        let next = match (self.inv.next_deadline(), poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            if self.check_at.is_none_or(|c| at < c) {
+                self.check_at = Some(at);
+                self.queue.push(at, Ev::Check);
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Faults: what can be injected, how it is described in the trace, and what it does.
+
+use lvs_core::director::{Admin, Input};
+
+use crate::record::TraceEvent;
+use crate::HostId;
+
+use super::hosts::Model;
+use super::topology::LinkParams;
+use super::Sim;
+
+/// A fault to inject, now or at a scheduled time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Fault {
+    /// SIGKILL the director: its state is dropped and it goes silent.
+    Kill(HostId),
+    /// SIGTERM the director: `Admin::Stop`, its outputs run, then silence.
+    Stop(HostId),
+    /// SIGSTOP: inputs queue up, timers do not fire.
+    Pause(HostId),
+    /// SIGCONT: queued inputs are handed over at the resume time.
+    Resume(HostId),
+    /// Start a fresh director from its factory (stopping a running one first).
+    Restart(HostId),
+    /// `ip link set dev IFACE up/down` on the host.
+    Nic {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// New state.
+        up: bool,
+    },
+    /// Cable plugged / pulled between the interface and its segment.
+    Link {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// New state.
+        up: bool,
+    },
+    /// New latency/loss/... for an interface's link.
+    LinkParams {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// The parameters.
+        params: LinkParams,
+    },
+    /// Frames from every host in `from` to every host in `to` are dropped (both ways if symmetric).
+    Partition {
+        /// Senders.
+        from: Vec<HostId>,
+        /// Receivers.
+        to: Vec<HostId>,
+        /// Also drop `to` → `from`.
+        symmetric: bool,
+    },
+    /// Remove every partition.
+    Heal,
+    /// Start or stop a real server's service.
+    Service {
+        /// Host.
+        host: HostId,
+        /// Port.
+        port: u16,
+        /// New state.
+        running: bool,
+    },
+    /// The host's clock runs at `1 + ppm/1e6` from now on.
+    ClockDrift {
+        /// Host.
+        host: HostId,
+        /// Parts per million (100_000 = 10 % fast).
+        ppm: i64,
+    },
+}
+impl Sim {
+    fn describe(&self, f: &Fault) -> String {
+        let n = |h: &HostId| self.host_name(*h).to_string();
+        let names = |v: &[HostId]| v.iter().map(n).collect::<Vec<_>>().join(",");
+        match f {
+            Fault::Kill(h) => format!("kill {}", n(h)),
+            Fault::Stop(h) => format!("stop {}", n(h)),
+            Fault::Pause(h) => format!("pause {}", n(h)),
+            Fault::Resume(h) => format!("resume {}", n(h)),
+            Fault::Restart(h) => format!("restart {}", n(h)),
+            Fault::Nic { host, iface, up } => format!(
+                "nic {} {iface} {}",
+                n(host),
+                if *up { "up" } else { "down" }
+            ),
+            Fault::Link { host, iface, up } => format!(
+                "link {} {iface} {}",
+                n(host),
+                if *up { "up" } else { "down" }
+            ),
+            Fault::LinkParams {
+                host,
+                iface,
+                params,
+            } => format!("link params {} {iface} {params:?}", n(host)),
+            Fault::Partition {
+                from,
+                to,
+                symmetric,
+            } => {
+                format!(
+                    "partition [{}] {} [{}]",
+                    names(from),
+                    if *symmetric { "<->" } else { "->" },
+                    names(to)
+                )
+            }
+            Fault::Heal => "heal".to_string(),
+            Fault::Service {
+                host,
+                port,
+                running,
+            } => {
+                format!(
+                    "service {} :{port} {}",
+                    n(host),
+                    if *running { "start" } else { "stop" }
+                )
+            }
+            Fault::ClockDrift { host, ppm } => format!("clock drift {} {ppm} ppm", n(host)),
+        }
+    }
+
+    /// Inject a fault now.
+    pub fn apply(&mut self, fault: Fault) {
+        self.sync_links();
+        self.apply_inner(fault);
+        if self.inv.needs_check() {
+            self.check_invariants();
+        }
+    }
+
+    pub(super) fn apply_inner(&mut self, fault: Fault) {
+        self.revert_cuts();
+        let fault_text = self.describe(&fault);
+        let host_of = match &fault {
+            Fault::Kill(h)
+            | Fault::Stop(h)
+            | Fault::Pause(h)
+            | Fault::Resume(h)
+            | Fault::Restart(h) => h.0,
+            Fault::Nic { host, .. }
+            | Fault::Link { host, .. }
+            | Fault::LinkParams { host, .. }
+            | Fault::Service { host, .. }
+            | Fault::ClockDrift { host, .. } => host.0,
+            Fault::Partition { .. } | Fault::Heal => usize::MAX,
+        };
+        self.trace_push(host_of, TraceEvent::Fault { fault: fault_text });
+        self.inv.touch();
+        let now = self.now;
+        match fault {
+            Fault::Kill(h) => self.kill(h.0),
+            Fault::Stop(h) => {
+                let Some(d) = self.dir(h.0) else { return };
+                d.paused = false;
+                let local = d.clock.local(now);
+                if let Some(p) = d.proc.as_mut() {
+                    p.handle_input(local, Input::Admin(Admin::Stop));
+                    self.drain(h.0);
+                    if let Some(d) = self.dir(h.0) {
+                        d.proc = None;
+                        d.wake = None;
+                        d.queued.clear();
+                    }
+                    self.inv.process_gone(h);
+                    self.trace_push(h.0, TraceEvent::Process { running: false });
+                }
+            }
+            Fault::Pause(h) => {
+                if let Some(d) = self.dir(h.0).filter(|d| d.proc.is_some()) {
+                    d.paused = true;
+                }
+            }
+            Fault::Resume(h) => {
+                let Some(d) = self.dir(h.0).filter(|d| d.paused) else {
+                    return;
+                };
+                d.paused = false;
+                let local = d.clock.local(now);
+                let queued = std::mem::take(&mut d.queued);
+                if let Some(p) = d.proc.as_mut() {
+                    for i in queued {
+                        p.handle_input(local, i);
+                    }
+                    p.handle_timeout(local);
+                }
+                d.wake = None;
+                self.drain(h.0);
+            }
+            Fault::Restart(h) => {
+                if self.director_alive(h) {
+                    self.apply_inner(Fault::Stop(h));
+                }
+                self.start(h.0);
+            }
+            Fault::Nic { host, iface, up } => {
+                let Some(i) = self
+                    .hosts
+                    .get(host.0)
+                    .and_then(|x| x.stack.iface_index(&iface))
+                else {
+                    return;
+                };
+                let before = self.iface_carrier(host.0, i);
+                self.hosts[host.0].stack.set_up(i, up);
+                if let Some(e) = self.hosts[host.0].stack.ifaces()[i].link {
+                    self.graph[e].iface_up = up;
+                }
+                self.carrier_changed(host.0, i, before);
+            }
+            Fault::Link { host, iface, up } => {
+                let Some(i) = self
+                    .hosts
+                    .get(host.0)
+                    .and_then(|x| x.stack.iface_index(&iface))
+                else {
+                    return;
+                };
+                let before = self.iface_carrier(host.0, i);
+                if let Some(e) = self.hosts[host.0].stack.ifaces()[i].link {
+                    self.graph[e].up = up;
+                }
+                self.carrier_changed(host.0, i, before);
+            }
+            Fault::LinkParams {
+                host,
+                iface,
+                params,
+            } => {
+                let e = self.hosts.get(host.0).and_then(|x| {
+                    x.stack
+                        .iface_index(&iface)
+                        .and_then(|i| x.stack.ifaces()[i].link)
+                });
+                if let Some(e) = e {
+                    self.graph[e].set_params(params);
+                }
+            }
+            Fault::Partition {
+                from,
+                to,
+                symmetric,
+            } => {
+                for a in &from {
+                    for b in &to {
+                        if a != b {
+                            self.blocked.insert((a.0, b.0));
+                            if symmetric {
+                                self.blocked.insert((b.0, a.0));
+                            }
+                        }
+                    }
+                }
+            }
+            Fault::Heal => self.blocked.clear(),
+            Fault::Service {
+                host,
+                port,
+                running,
+            } => {
+                if let Some(Model::Server(s)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
+                    if s.set_running(port, running) {
+                        self.trace_push(host.0, TraceEvent::Service { port, running });
+                    }
+                }
+            }
+            Fault::ClockDrift { host, ppm } => {
+                if let Some(d) = self.dir(host.0) {
+                    d.clock.set_drift(now, ppm);
+                    // The pending wake-up was computed with the old rate.
+                    d.wake = None;
+                    self.drain(host.0);
+                }
+            }
+        }
+    }
+
+    fn carrier_changed(&mut self, host: usize, iface: usize, before: bool) {
+        let after = self.iface_carrier(host, iface);
+        if before != after {
+            let name = self.hosts[host].stack.ifaces()[iface].spec.name.clone();
+            self.director_input(
+                host,
+                Input::Link {
+                    iface: name,
+                    up: after,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Host processes: what a host does with a frame or timer that reaches it, and the director
+//! processes' lifecycle (start, kill), inputs, outputs and logs.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use lvs_core::director::{IfaceName, Input, LogSource, Output, StateChangeKind, Vip};
+use lvs_core::Instant;
+use petgraph::graph::NodeIndex;
+use rand_chacha::ChaCha8Rng;
+
+use crate::client::Client;
+use crate::director::{Clock, DirectorFactory, DirectorNode, HostEnv};
+use crate::packet;
+use crate::record::{self, LogLine, TraceEvent};
+use crate::server::RealServer;
+use crate::stack::{Rx, Stack, STACK_TOKEN};
+use crate::HostId;
+
+use super::topology::host_u32;
+use super::{Ev, Sim};
+
+pub(super) struct DirectorProc {
+    pub(super) factory: DirectorFactory,
+    pub(super) proc: Option<Box<dyn DirectorNode>>,
+    pub(super) paused: bool,
+    pub(super) queued: Vec<Input>,
+    pub(super) gen: u32,
+    pub(super) wake: Option<Instant>,
+    pub(super) scripts: BTreeMap<String, Option<i32>>,
+    pub(super) keep_vips_on_kill: bool,
+    pub(super) clock: Clock,
+    /// Interface names by stack index, shared with every frame handed to the director.
+    pub(super) iface_names: Vec<IfaceName>,
+}
+
+pub(super) enum Model {
+    Director(Box<DirectorProc>),
+    Server(RealServer),
+    Client(Client),
+    Gateway,
+}
+
+pub(super) struct Host {
+    pub(super) name: String,
+    /// `name`, shared by the trace entries of the host.
+    pub(super) label: Arc<str>,
+    pub(super) node: NodeIndex,
+    pub(super) stack: Stack,
+    pub(super) model: Model,
+    pub(super) rng: ChaCha8Rng,
+}
+/// The frame's bytes, taken without a copy when this delivery holds the only reference.
+fn owned(frame: Rc<Vec<u8>>) -> Vec<u8> {
+    Rc::try_unwrap(frame).unwrap_or_else(|shared| shared.as_ref().clone())
+}
+impl Sim {
+    pub(super) fn deliver(&mut self, host: usize, iface: usize, frame: Rc<Vec<u8>>) {
+        if !self.iface_carrier(host, iface) {
+            return;
+        }
+        let now = self.now;
+        if matches!(self.hosts[host].model, Model::Gateway)
+            && self.hosts[host].stack.classify(iface, &frame) == Rx::Arp
+        {
+            // The gateway's ARP cache may change under frames forwarded ahead of time.
+            self.revert_cuts();
+        }
+        let h = &mut self.hosts[host];
+        let rx = h.stack.receive(now, iface, &frame, &mut self.fx);
+        if let Rx::Forward(dst) = rx {
+            h.stack.forward_frame(now, dst, owned(frame), &mut self.fx);
+            self.flush_fx(host);
+            return;
+        }
+        match &mut h.model {
+            Model::Director(d) => {
+                if rx != Rx::Ignored {
+                    let Some(name) = d.iface_names.get(iface).cloned() else {
+                        return;
+                    };
+                    self.flush_fx(host);
+                    self.director_input(
+                        host,
+                        Input::Frame {
+                            iface: name,
+                            frame: owned(frame),
+                        },
+                    );
+                    return;
+                }
+            }
+            Model::Server(s) => {
+                if rx == Rx::Local {
+                    if let Ok(seg) = packet::parse_tcp(&frame) {
+                        s.on_segment(now, &seg, &mut h.stack, &mut self.fx);
+                    }
+                }
+            }
+            Model::Client(c) => {
+                if rx == Rx::Local {
+                    if let Ok(seg) = packet::parse_tcp(&frame) {
+                        c.on_segment(now, &seg, &mut h.stack, &mut self.fx, &mut self.reqs);
+                    }
+                }
+            }
+            Model::Gateway => {}
+        }
+        self.flush_fx(host);
+    }
+
+    pub(super) fn timer(&mut self, host: usize, token: u64) {
+        let now = self.now;
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
+        if token & STACK_TOKEN != 0 {
+            h.stack.timer(now, token, &mut self.fx);
+        } else {
+            match &mut h.model {
+                Model::Server(s) => s.on_timer(now, token, &mut h.stack, &mut self.fx),
+                Model::Client(c) => c.on_timer(
+                    now,
+                    token,
+                    &mut h.rng,
+                    &mut h.stack,
+                    &mut self.fx,
+                    &mut self.reqs,
+                ),
+                Model::Director(_) | Model::Gateway => {}
+            }
+        }
+        self.flush_fx(host);
+    }
+
+    pub(super) fn dir(&mut self, host: usize) -> Option<&mut DirectorProc> {
+        match self.hosts.get_mut(host).map(|h| &mut h.model) {
+            Some(Model::Director(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub(super) fn director_input(&mut self, host: usize, input: Input) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        if d.paused {
+            if d.proc.is_some() {
+                d.queued.push(input);
+            }
+            return;
+        }
+        let local = d.clock.local(now);
+        let Some(p) = d.proc.as_mut() else { return };
+        p.handle_input(local, input);
+        self.drain(host);
+    }
+
+    /// Execute the director's outputs, then (re)arm its wake-up.
+    pub(super) fn drain(&mut self, host: usize) {
+        let Some(mut p) = self.dir(host).and_then(|d| d.proc.take()) else {
+            return;
+        };
+        while let Some(out) = p.poll_output() {
+            self.execute(host, out);
+        }
+        let next = p.poll_timeout();
+        let now = self.now;
+        let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model) else {
+            return;
+        };
+        d.proc = Some(p);
+        if let Some(local) = next {
+            let at = d.clock.global(local).max(now);
+            if d.wake != Some(at) {
+                d.wake = Some(at);
+                self.queue.push(
+                    at,
+                    Ev::Wake {
+                        host: host_u32(host),
+                        gen: d.gen,
+                    },
+                );
+            }
+        } else {
+            d.wake = None;
+        }
+    }
+
+    fn execute(&mut self, host: usize, out: Output) {
+        match out {
+            Output::Transmit { iface, frame } => {
+                // Usually the very name handed over with a frame: found by pointer.
+                let shared = match &self.hosts[host].model {
+                    Model::Director(d) => d.iface_names.iter().position(|n| Arc::ptr_eq(n, &iface)),
+                    _ => None,
+                };
+                let Some(idx) = shared.or_else(|| self.hosts[host].stack.iface_index(&iface))
+                else {
+                    let line = format!("lvs-sim: transmit on unknown interface {iface}");
+                    self.trace_push(host, TraceEvent::Log { line });
+                    return;
+                };
+                self.check_syn(host, &frame);
+                self.transmit(host, idx, Rc::new(frame));
+            }
+            Output::AddVip(Vip {
+                iface,
+                addr,
+                prefix,
+            }) => {
+                if let IpAddr::V4(a) = addr {
+                    if self.hosts[host].stack.add_vip(&iface, a, prefix) {
+                        self.inv.vip(HostId(host), a, true);
+                    }
+                }
+                self.trace_push(
+                    host,
+                    TraceEvent::AddVip {
+                        iface,
+                        addr: addr.to_string(),
+                    },
+                );
+            }
+            Output::DelVip(Vip { iface, addr, .. }) => {
+                if let IpAddr::V4(a) = addr {
+                    self.hosts[host].stack.del_vip(&iface, a);
+                    let still = self.hosts[host].stack.vips().any(|v| v == a);
+                    self.inv.vip(HostId(host), a, still);
+                }
+                self.trace_push(
+                    host,
+                    TraceEvent::DelVip {
+                        iface,
+                        addr: addr.to_string(),
+                    },
+                );
+            }
+            Output::Ipvs(change) => {
+                self.inv.ipvs(HostId(host), &change);
+                self.trace_push(host, TraceEvent::Ipvs { change });
+            }
+            Output::StartProbe(probe) => self.start_probe(host, probe),
+            Output::Notify(sc) => {
+                if sc.kind == StateChangeKind::Instance {
+                    self.inv.vrrp_state(HostId(host), &sc.name, sc.state);
+                }
+                let ev = TraceEvent::Notify {
+                    kind: sc.kind,
+                    name: sc.name,
+                    state: sc.state,
+                    priority: sc.priority,
+                };
+                self.trace_push(host, ev);
+            }
+            Output::Log { source, text } => self.log(host, source, &text),
+        }
+    }
+
+    pub(super) fn log(&mut self, host: usize, source: LogSource, text: &str) {
+        let gen = self.dir(host).map_or(0, |d| d.gen.saturating_sub(1));
+        let name = &self.hosts[host].name;
+        let line = record::format_log(self.now, name, source, record::pid(host, gen, source), text);
+        self.logs.push(LogLine {
+            t: self.now,
+            host: name.clone(),
+            line: line.clone(),
+        });
+        self.trace_push(host, TraceEvent::Log { line });
+    }
+
+    pub(super) fn start(&mut self, host: usize) {
+        let now = self.now;
+        let down: Vec<String> = match self.hosts.get(host) {
+            Some(h) => (0..h.stack.ifaces().len())
+                .filter(|i| !self.iface_carrier(host, *i))
+                .map(|i| h.stack.ifaces()[i].spec.name.clone())
+                .collect(),
+            None => return,
+        };
+        let h = &mut self.hosts[host];
+        let Model::Director(d) = &mut h.model else {
+            return;
+        };
+        d.gen += 1;
+        d.paused = false;
+        d.queued.clear();
+        d.wake = None;
+        let env = HostEnv {
+            hostname: h.name.clone(),
+            ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
+        };
+        let mut p = (d.factory)(&env, &mut h.rng);
+        let local = d.clock.local(now);
+        for iface in down {
+            p.handle_input(local, Input::Link { iface, up: false });
+        }
+        p.handle_timeout(local);
+        d.proc = Some(p);
+        self.trace_push(host, TraceEvent::Process { running: true });
+        self.drain(host);
+    }
+
+    pub(super) fn kill(&mut self, host: usize) {
+        let Some(d) = self.dir(host) else { return };
+        d.proc = None;
+        d.wake = None;
+        d.paused = false;
+        d.queued.clear();
+        let keep = d.keep_vips_on_kill;
+        if !keep {
+            let vips: Vec<Ipv4Addr> = self.hosts[host].stack.vips().collect();
+            self.hosts[host].stack.clear_vips();
+            for v in vips {
+                self.inv.vip(HostId(host), v, false);
+                self.trace_push(
+                    host,
+                    TraceEvent::DelVip {
+                        iface: "*".into(),
+                        addr: v.to_string(),
+                    },
+                );
+            }
+        }
+        self.inv.process_gone(HostId(host));
+        self.trace_push(host, TraceEvent::Process { running: false });
+    }
+}

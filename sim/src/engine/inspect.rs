@@ -1,0 +1,220 @@
+//! Reading the world: hosts, stacks, models, VIP holders, logs, metrics, trace, invariants;
+//! and the few per-host settings tests poke.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use lvs_core::Instant;
+
+use crate::client::Client;
+use crate::invariants::{InvariantConfig, Invariants, Violation};
+use crate::record::{LogLine, Metrics, TraceEntry};
+use crate::server::RealServer;
+use crate::stack::Stack;
+use crate::HostId;
+
+use super::hosts::Model;
+use super::Sim;
+
+impl Sim {
+    /// Host id by name.
+    pub fn host_id(&self, name: &str) -> Option<HostId> {
+        self.hosts.iter().position(|h| h.name == name).map(HostId)
+    }
+
+    /// A host's name.
+    pub fn host_name(&self, host: HostId) -> &str {
+        self.hosts.get(host.0).map_or("?", |h| h.name.as_str())
+    }
+
+    /// A host's IP stack (addresses, VIPs, ARP cache, counters).
+    pub fn stack(&self, host: HostId) -> Option<&Stack> {
+        self.hosts.get(host.0).map(|h| &h.stack)
+    }
+
+    /// A host's IP stack, to change sysctls (`arp_timeout`, `arp_ignore`...).
+    pub fn stack_mut(&mut self, host: HostId) -> Option<&mut Stack> {
+        self.revert_cuts();
+        // The caller may change interface state: read it back before the next frame moves.
+        self.links_stale = true;
+        self.hosts.get_mut(host.0).map(|h| &mut h.stack)
+    }
+
+    /// A real server's model.
+    pub fn server(&self, host: HostId) -> Option<&RealServer> {
+        match &self.hosts.get(host.0)?.model {
+            Model::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A client's model.
+    pub fn client(&self, host: HostId) -> Option<&Client> {
+        match &self.hosts.get(host.0)?.model {
+            Model::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// True when the host's director process exists (running or paused).
+    pub fn director_alive(&self, host: HostId) -> bool {
+        matches!(self.hosts.get(host.0).map(|h| &h.model), Some(Model::Director(d)) if d.proc.is_some())
+    }
+
+    /// The running director's IPVS table as `ipvsadm -L -n` prints it (None: no process, or
+    /// the process keeps no table).
+    pub fn ipvsadm_list(&self, host: HostId) -> Option<String> {
+        match &self.hosts.get(host.0)?.model {
+            Model::Director(d) => d.proc.as_ref()?.ipvsadm_list(),
+            _ => None,
+        }
+    }
+
+    /// Hosts holding `vip` on an interface.
+    pub fn vip_holders(&self, vip: Ipv4Addr) -> Vec<HostId> {
+        (0..self.hosts.len())
+            .filter(|h| self.hosts[*h].stack.vips().any(|v| v == vip))
+            .map(HostId)
+            .collect()
+    }
+
+    /// Hosts whose director reports MASTER for `instance`.
+    pub fn masters(&self, instance: &str) -> Vec<HostId> {
+        self.inv.masters(instance)
+    }
+
+    /// Request metrics; every real server is listed in the per-server share.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        m.requests_sent = self
+            .hosts
+            .iter()
+            .map(|h| {
+                if let Model::Client(c) = &h.model {
+                    c.sent
+                } else {
+                    0
+                }
+            })
+            .sum();
+        for h in &self.hosts {
+            if let Model::Server(_) = h.model {
+                m.per_server.entry(h.name.clone()).or_insert(0);
+            }
+        }
+        m
+    }
+
+    /// All log lines, in time order.
+    pub fn logs(&self) -> &[LogLine] {
+        &self.logs
+    }
+
+    /// One host's log, one line each.
+    pub fn log_text(&self, host: HostId) -> String {
+        let name = self.host_name(host);
+        let mut s = String::new();
+        for l in self.logs.iter().filter(|l| l.host == name) {
+            s.push_str(&l.line);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Safety and liveness violations so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.inv.violations
+    }
+
+    /// The invariant checker (tolerances, liveness results).
+    pub fn invariants(&self) -> &Invariants {
+        &self.inv
+    }
+
+    /// Tolerances of the safety checks.
+    pub fn invariant_config_mut(&mut self) -> &mut InvariantConfig {
+        &mut self.inv.config
+    }
+
+    /// State a liveness bound: converged (one MASTER per instance per part, one holder per VIP,
+    /// every gateway's ARP entry for a VIP pointing at its holder) within `within` after `after`.
+    pub fn expect_converged(&mut self, after: Instant, within: Duration) {
+        self.inv.expect_converged(after, within);
+    }
+
+    /// True when the cluster is converged now: one MASTER per instance in every connected
+    /// part, one holder per VIP, gateways' ARP entries for VIPs pointing at the holder.
+    pub fn converged(&self) -> bool {
+        self.gateways_agree() && self.inv.converged(&self.parts())
+    }
+
+    /// Run until [`Sim::converged`] holds or `within` has passed; the time it took, if it did.
+    pub fn run_until_converged(&mut self, within: Duration) -> Option<Duration> {
+        let start = self.now;
+        let deadline = start + within;
+        loop {
+            if self.converged() {
+                return Some(self.now - start);
+            }
+            match self.queue.peek_time() {
+                Some(t) if t <= deadline => {
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(deadline);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The trace entries.
+    pub fn trace(&self) -> &[TraceEntry] {
+        &self.trace
+    }
+
+    /// The trace as JSON: `{"seed":..,"end_ns":..,"events":[..],"metrics":{..},"violations":[..]}`.
+    pub fn trace_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            seed: u64,
+            end_ns: u64,
+            events: &'a [TraceEntry],
+            metrics: Metrics,
+            jain_index: Option<f64>,
+            failover_ns: Option<u128>,
+            violations: &'a [Violation],
+        }
+        let m = self.metrics();
+        let doc = Doc {
+            seed: self.seed,
+            end_ns: self.now.as_nanos(),
+            events: &self.trace,
+            jain_index: m.jain_index(),
+            failover_ns: m.failover_time().map(|d| d.as_nanos()),
+            metrics: m,
+            violations: &self.inv.violations,
+        };
+        serde_json::to_string(&doc).unwrap_or_default()
+    }
+
+    /// An SVG timeline of the run so far.
+    pub fn svg(&self) -> String {
+        crate::svg::render(&self.trace, self.now)
+    }
+
+    /// Exit status the simulator reports for a script probe `command` on director `host`.
+    pub fn set_script_exit(&mut self, host: HostId, command: &str, status: Option<i32>) {
+        if let Some(Model::Director(d)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
+            d.scripts.insert(command.to_string(), status);
+        }
+    }
+
+    /// Keep VIPs on the interfaces when the director is SIGKILLed (Linux keeps addresses;
+    /// the default drops them with the process so a dead node cannot keep a VIP).
+    pub fn set_keep_vips_on_kill(&mut self, host: HostId, keep: bool) {
+        if let Some(Model::Director(d)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
+            d.keep_vips_on_kill = keep;
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The simulator: the `Sim` and its event loop (here), split by concern as turmoil splits
+//! its own: `topology` (segments, hosts, links: building the world), `links` (frames on
+//! the wire, switching, cut-through), `hosts` (what a host does with a frame or timer;
+//! director processes and their outputs), `probes` (health checks evaluated against the
+//! network), `faults` (injection), `checks` (connected parts and the invariant checks),
+//! `inspect` (reading the world).
+//!
+//! Modelling choices (each one a place where the model is simpler than Linux):
+//! - A director process sees every frame addressed to its interface's MAC or to a group
+//!   address (what an AF_PACKET socket sees), after the kernel stack has answered ARP for
+//!   the host's addresses and VIPs. Traffic for a VIP the director does not hold is still
+//!   handed over: deciding not to forward it is the director's job.
+//! - SIGKILL drops the process and, by default, its VIPs (see `set_keep_vips_on_kill` for
+//!   Linux's behaviour, where addresses outlive keepalived). SIGTERM hands `Admin::Stop`
+//!   to the process, executes what it outputs, then drops it; a stop of a paused process
+//!   acts at once. A pause keeps the kernel running (ARP still answered).
+//! - Clock drift applies to director processes; other models run on simulator time.
+//! - Probes are evaluated, not simulated packet by packet: a TCP/HTTP probe connects iff
+//!   the target shares a segment with the director through live interfaces and links, no
+//!   partition blocks either direction, a per-link loss draw spares SYN and SYN-ACK, and
+//!   the service runs (RST otherwise); it answers after one RTT or times out.
+//! - Jitter is uniform per frame and may reorder close frames; `reorder` holds a frame back
+//!   further. ARP entries expire after `arp_timeout` (no STALE/DELAY/PROBE states).
+//! - IPv4 only: IPv6 VIPs are traced but not installed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lvs_core::director::Input;
+use lvs_core::Instant;
+use petgraph::graph::{EdgeIndex, UnGraph};
+
+use crate::client::RequestRecord;
+use crate::cut::Cuts;
+use crate::invariants::Invariants;
+use crate::packet::Mac;
+use crate::record::{LogLine, Metrics, TraceEntry, TraceEvent};
+use crate::stack::Fx;
+
+mod checks;
+mod faults;
+mod hosts;
+mod inspect;
+mod links;
+mod probes;
+mod topology;
+
+pub use faults::Fault;
+pub use topology::{LinkParams, SimError};
+
+use hosts::{Host, Model};
+use probes::ProbeDone;
+use topology::{host_u32, Link, Node, Segment};
+
+enum Ev {
+    /// A frame reaches the host end of `link`.
+    Deliver {
+        link: EdgeIndex,
+        frame: Rc<Vec<u8>>,
+    },
+    /// A frame a gateway forwarded ahead of time (`cut`) reaches the host end of `link`.
+    Onward {
+        link: EdgeIndex,
+        cut: u32,
+    },
+    Timer {
+        host: u32,
+        token: u64,
+    },
+    Wake {
+        host: u32,
+        gen: u32,
+    },
+    // Rare, large payloads are boxed: heap entries are moved on every push and pop.
+    ProbeDone(Box<ProbeDone>),
+    Start {
+        host: u32,
+    },
+    Fault(Box<Fault>),
+    Check,
+}
+
+// Heap entries are (time, seq, Ev) and move on every sift: keep Ev two words.
+const _: () = assert!(std::mem::size_of::<Ev>() == 16);
+
+/// The simulated world.
+pub struct Sim {
+    seed: u64,
+    now: Instant,
+    queue: crate::queue::EventQueue<Ev>,
+    graph: UnGraph<Node, Link>,
+    hosts: Vec<Host>,
+    segs: Vec<Segment>,
+    macs: BTreeMap<Mac, usize>,
+    blocked: BTreeSet<(usize, usize)>,
+    inv: Invariants,
+    metrics: Metrics,
+    logs: Vec<LogLine>,
+    trace: Vec<TraceEntry>,
+    /// Record every finished request in the trace (off for long runs).
+    pub trace_requests: bool,
+    /// Forward frames through gateways without a gateway event (see `cut`); on by default.
+    pub cut_through: bool,
+    cuts: Cuts,
+    /// A stack was lent out (`stack_mut`): the links' interface mirrors may be stale.
+    links_stale: bool,
+    /// Gateway deliveries found by `send`: (arrival, reserved sequence number, link).
+    gateway_bound: Vec<(Instant, u64, EdgeIndex)>,
+    /// Key (time, sequence number) of the event handled last.
+    cur: (Instant, u64),
+    fx: Fx,
+    check_at: Option<Instant>,
+    reqs: Vec<RequestRecord>,
+    targets: Vec<EdgeIndex>,
+    events: u64,
+}
+
+impl Sim {
+    /// An empty world seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            seed,
+            now: Instant::ZERO,
+            queue: crate::queue::EventQueue::new(),
+            graph: UnGraph::default(),
+            hosts: Vec::new(),
+            segs: Vec::new(),
+            macs: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            inv: Invariants::default(),
+            metrics: Metrics::default(),
+            logs: Vec::new(),
+            trace: Vec::new(),
+            trace_requests: true,
+            cut_through: true,
+            cuts: Cuts::default(),
+            links_stale: false,
+            gateway_bound: Vec::new(),
+            cur: (Instant::ZERO, 0),
+            fx: Fx::default(),
+            check_at: None,
+            reqs: Vec::new(),
+            targets: Vec::new(),
+            events: 0,
+        }
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Events processed so far.
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
+    /// Events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Schedule a fault at `at`.
+    pub fn schedule(&mut self, at: Instant, fault: Fault) {
+        self.queue
+            .push(at.max(self.now), Ev::Fault(Box::new(fault)));
+    }
+
+    /// Process the next event; false when none is left.
+    pub fn step(&mut self) -> bool {
+        self.sync_links();
+        let Some((t, seq, ev)) = self.queue.pop_keyed() else {
+            return false;
+        };
+        self.now = t;
+        self.cur = (t, seq);
+        self.events += 1;
+        self.dispatch(ev);
+        // Safety can only change when the checker was told of a change (VRRP state, VIPs,
+        // faults); tolerances running out and liveness polling come as Check events.
+        if self.inv.needs_check() || self.check_at.is_some_and(|c| c <= self.now) {
+            self.check_invariants();
+        }
+        true
+    }
+
+    /// Run every event up to and including `until`; the clock ends at `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while self.queue.peek_time().is_some_and(|t| t <= until) {
+            self.step();
+        }
+        self.now = self.now.max(until);
+        if self.inv.needs_check() {
+            self.check_invariants();
+        }
+        self.inv.finish(self.now);
+    }
+
+    /// Run for `d` more.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { link, frame } => {
+                let l = &self.graph[link];
+                self.deliver(l.host, l.iface, frame)
+            }
+            Ev::Onward { link, cut } => {
+                if let Some(frame) = self.cuts.onward(cut) {
+                    let l = &self.graph[link];
+                    self.deliver(l.host, l.iface, frame)
+                }
+            }
+            Ev::Timer { host, token } => self.timer(host as usize, token),
+            Ev::Wake { host, gen } => {
+                let host = host as usize;
+                let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model)
+                else {
+                    return;
+                };
+                if d.gen != gen || d.paused || d.wake != Some(self.now) {
+                    return;
+                }
+                d.wake = None;
+                let local = d.clock.local(self.now);
+                if let Some(p) = d.proc.as_mut() {
+                    p.handle_timeout(local);
+                }
+                self.drain(host);
+            }
+            Ev::ProbeDone(p) => {
+                let ProbeDone {
+                    host,
+                    gen,
+                    id,
+                    result,
+                } = *p;
+                if let Some(Model::Director(d)) = self.hosts.get(host).map(|h| &h.model) {
+                    if d.gen == gen {
+                        self.trace_push(
+                            host,
+                            TraceEvent::Probe {
+                                id: id.0,
+                                result: format!("{result:?}"),
+                            },
+                        );
+                        self.director_input(host, Input::ProbeDone { id, result });
+                    }
+                }
+            }
+            Ev::Start { host } => self.start(host as usize),
+            Ev::Fault(f) => self.apply_inner(*f),
+            Ev::Check => {}
+        }
+    }
+
+    fn trace_push(&mut self, host: usize, event: TraceEvent) {
+        let host = match self.hosts.get(host) {
+            Some(h) => h.label.clone(),
+            None => Arc::from(""),
+        };
+        self.trace.push(TraceEntry {
+            t: self.now.as_nanos(),
+            host,
+            event,
+        });
+    }
+
+    fn flush_fx(&mut self, host: usize) {
+        let now = self.now;
+        for &(at, token) in &self.fx.timers {
+            self.queue.push(
+                at.max(now),
+                Ev::Timer {
+                    host: host_u32(host),
+                    token,
+                },
+            );
+        }
+        self.fx.timers.clear();
+        if !self.fx.tx.is_empty() {
+            // `transmit` never adds effects, so the buffer can be lent out meanwhile.
+            let mut tx = std::mem::take(&mut self.fx.tx);
+            for (iface, frame) in tx.drain(..) {
+                self.transmit(host, iface, Rc::new(frame));
+            }
+            self.fx.tx = tx;
+        }
+        if !self.reqs.is_empty() {
+            let mut reqs = std::mem::take(&mut self.reqs);
+            for r in reqs.drain(..) {
+                self.metrics.record(&r);
+                if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
+                    self.trace_push(host, TraceEvent::Request { record: r });
+                }
+            }
+            self.reqs = reqs;
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        // Heap entries are moved on every push/pop; big payloads must stay boxed.
+        assert!(
+            std::mem::size_of::<Ev>() <= 24,
+            "{}",
+            std::mem::size_of::<Ev>()
+        );
+    }
+}
