@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use super::script::Script;
+use super::stats::{CheckerStats, CheckerType};
 use crate::time::Instant;
 
 /// keepalived's `BOOTSTRAP_DELAY` (`lib/scheduler.h`): checkers start 1 s after the daemon.
@@ -201,12 +203,18 @@ enum Kind {
     },
     Http {
         target: SocketAddr,
+        /// `bindto`: not passed to the probe, but part of what a reload compares.
+        bind: Option<SocketAddr>,
         tls: bool,
         vhost: Option<String>,
         urls: Vec<UrlCheck>,
     },
     Misc {
         command: String,
+        /// `args[0]`, which keepalived's log lines name.
+        program: String,
+        /// The words keepalived compares on reload (`notify_script_compare`).
+        argv: Vec<String>,
         timeout: Duration,
         dynamic: bool,
     },
@@ -235,6 +243,8 @@ pub struct Checker {
     last_ran: Instant,
     next_run: Option<Instant>,
     in_flight: Option<ProbeId>,
+    successes: u64,
+    failures: u64,
 }
 
 fn bind_addr(c: &ConnectOpts) -> Option<SocketAddr> {
@@ -244,16 +254,6 @@ fn bind_addr(c: &ConnectOpts) -> Option<SocketAddr> {
 
 fn target_addr(c: &ConnectOpts, rs: SocketAddr) -> SocketAddr {
     SocketAddr::new(c.ip.unwrap_or(rs.ip()), c.port.unwrap_or(rs.port()))
-}
-
-/// `args[0]` of a command line as keepalived splits it (quotes removed).
-fn first_word(command: &str) -> &str {
-    let t = command.trim_start();
-    if let Some(rest) = t.strip_prefix('"').or_else(|| t.strip_prefix('\'')) {
-        let q = &t[..1];
-        return rest.split(q).next().unwrap_or(rest);
-    }
-    t.split_whitespace().next().unwrap_or("")
 }
 
 impl Checker {
@@ -281,6 +281,7 @@ impl Checker {
             } => Kind::Http {
                 // ProbeKind::Http has no source address: `bindto` is not passed on.
                 target: target_addr(conn, rs),
+                bind: bind_addr(conn),
                 tls: *tls,
                 vhost: virtualhost.clone(),
                 urls: urls.clone(),
@@ -289,11 +290,16 @@ impl Checker {
                 command,
                 timeout,
                 dynamic,
-            } => Kind::Misc {
-                command: command.clone(),
-                timeout: timeout.unwrap_or(timing.vs_delay_loop),
-                dynamic: *dynamic,
-            },
+            } => {
+                let argv = Script::parse(command).map(|s| s.argv).unwrap_or_default();
+                Kind::Misc {
+                    command: command.clone(),
+                    program: argv.first().cloned().unwrap_or_default(),
+                    argv,
+                    timeout: timeout.unwrap_or(timing.vs_delay_loop),
+                    dynamic: *dynamic,
+                }
+            }
         };
         let alpha = timing.alpha;
         let retry = timing.retry;
@@ -317,6 +323,8 @@ impl Checker {
             last_ran: Instant::ZERO,
             next_run: None,
             in_flight: None,
+            successes: 0,
+            failures: 0,
         }
     }
 
@@ -360,6 +368,154 @@ impl Checker {
         self.in_flight = None;
     }
 
+    /// Whether `result` is a success for this checker as it stands (TCP connected, HTTP
+    /// status and digest accepted for the current url, MISC exit 0 or a `misc_dynamic` weight).
+    fn succeeded(&self, result: &ProbeResult) -> bool {
+        match &self.kind {
+            Kind::Tcp { .. } => matches!(result, ProbeResult::Connected),
+            Kind::Http { urls, .. } => urls
+                .get(self.url_it.unwrap_or(0))
+                .is_some_and(|u| http_failure(u, result).is_none()),
+            Kind::Misc { dynamic, .. } => match result {
+                ProbeResult::Exit(Some(code)) => misc_success((*code & 0xff) as u32, *dynamic),
+                _ => false,
+            },
+        }
+    }
+
+    /// keepalived's checker type name.
+    pub fn checker_type(&self) -> CheckerType {
+        match &self.kind {
+            Kind::Tcp { .. } => CheckerType::TcpCheck,
+            Kind::Http { tls: false, .. } => CheckerType::HttpGet,
+            Kind::Http { tls: true, .. } => CheckerType::SslGet,
+            Kind::Misc { .. } => CheckerType::MiscCheck,
+        }
+    }
+
+    /// Counters and state, as `dump_checker` shows them plus the result counts.
+    pub fn stats(&self) -> CheckerStats {
+        CheckerStats {
+            checker_type: self.checker_type(),
+            enabled: self.enabled,
+            up: self.is_up,
+            has_run: self.has_run,
+            current_weight: self.cur_weight,
+            retry_it: self.retry_it,
+            successes: self.successes,
+            failures: self.failures,
+        }
+    }
+
+    /// A freshly parsed checker as keepalived has it on a reload: `queue_checker`'s `is_up`
+    /// and `retry_it`, untouched by `validate_check_config`'s start-up-only alpha / retry
+    /// settings (`migrate_checkers` and `check_new_rs_state` set those).
+    pub(crate) fn reload_defaults(&mut self) {
+        self.is_up = true;
+        self.retry_it = 0;
+    }
+
+    /// The type's `compare` function (`compare_tcp_check`, `compare_http_check` — shared by
+    /// HTTP_GET and SSL_GET, which have the same type — `compare_misc_check`): whether
+    /// `self` (new) is the same check as `old`, so it takes over `old`'s state on reload.
+    pub(crate) fn same_check(&self, old: &Checker) -> bool {
+        let conn_same = self.timing.connect_timeout == old.timing.connect_timeout;
+        match (&self.kind, &old.kind) {
+            (
+                Kind::Tcp { target, bind },
+                Kind::Tcp {
+                    target: t2,
+                    bind: b2,
+                },
+            ) => conn_same && target == t2 && bind == b2,
+            (
+                Kind::Http {
+                    target,
+                    bind,
+                    vhost,
+                    urls,
+                    ..
+                },
+                Kind::Http {
+                    target: t2,
+                    bind: b2,
+                    vhost: v2,
+                    urls: u2,
+                    ..
+                },
+            ) => {
+                conn_same
+                    && target == t2
+                    && bind == b2
+                    && vhost == v2
+                    && urls.len() == u2.len()
+                    && urls.iter().zip(u2).all(|(a, b)| same_url(a, b))
+            }
+            (
+                Kind::Misc { argv, dynamic, .. },
+                Kind::Misc {
+                    argv: a2,
+                    dynamic: d2,
+                    ..
+                },
+            ) => dynamic == d2 && argv == a2,
+            _ => false,
+        }
+    }
+
+    /// `migrate_checkers` for one matched pair: take over `old`'s state (its result counts
+    /// too). The real server recounts its failed checkers afterwards.
+    pub(crate) fn migrate_from(&mut self, old: &Checker) {
+        if old.has_run {
+            self.set_state(old.is_up);
+        }
+        self.has_run = old.has_run;
+        // "If we have already had sufficient retries for the new retry value, we hadn't
+        // already failed, so just require one more failure to trigger failed state."
+        if old.retry_it > 0 && self.timing.retry > 0 {
+            self.retry_it = if old.retry_it >= self.timing.retry {
+                self.timing.retry - 1
+            } else {
+                old.retry_it
+            };
+        }
+        if let (Kind::Misc { dynamic, .. }, Kind::Misc { .. }) = (&self.kind, &old.kind) {
+            // migrate_misc_check.
+            self.last_exit_code = old.last_exit_code;
+            self.last_ran = old.last_ran;
+            if *dynamic && old.last_exit_code != 1 {
+                // As keepalived 2.2.7 computes it: an exit code of 0 gives -iweight, not 0.
+                let code = i64::from(self.last_exit_code);
+                self.cur_weight = code - if code != 0 { 2 } else { 0 } - self.iweight;
+            }
+        }
+        self.successes = old.successes;
+        self.failures = old.failures;
+    }
+
+    /// The checker's `alpha`.
+    pub(crate) fn alpha(&self) -> bool {
+        self.timing.alpha
+    }
+
+    /// `checker->cur_weight` (misc_dynamic's contribution to the real server's weight).
+    pub(crate) fn cur_weight(&self) -> i64 {
+        self.cur_weight
+    }
+
+    /// `set_checker_state`'s checker half: returns whether `is_up` changed (the real server
+    /// then counts one failed checker more or less).
+    pub(crate) fn set_state(&mut self, up: bool) -> bool {
+        let changed = self.is_up != up;
+        self.is_up = up;
+        changed
+    }
+
+    /// "One failure is enough" (`migrate_checkers` for a checker that has not run).
+    pub(crate) fn fail_on_first(&mut self) {
+        self.retry_it = self.timing.retry;
+    }
+
     /// Launch time reached: the probe to run, or `None` when the checker is disabled
     /// (then it just re-arms after `delay_loop`, as `tcp_connect_thread` does).
     pub(crate) fn launch(&mut self, now: Instant, id: ProbeId) -> Option<Probe> {
@@ -381,6 +537,7 @@ impl Checker {
                 tls,
                 vhost,
                 urls,
+                ..
             } => {
                 let idx = self.url_it.unwrap_or(0);
                 let url = urls.get(idx)?;
@@ -435,6 +592,11 @@ impl Checker {
             return Vec::new();
         }
         self.in_flight = None;
+        if self.succeeded(result) {
+            self.successes += 1;
+        } else {
+            self.failures += 1;
+        }
         let mut out = Vec::new();
         let delay = match self.kind {
             Kind::Tcp { .. } => self.tcp_result(result, &mut out),
@@ -510,25 +672,7 @@ impl Checker {
         let Some(url) = urls.get(idx) else {
             return self.timing.delay_loop;
         };
-        let failure: Option<&str> = match result {
-            ProbeResult::Http { status, digest } => {
-                if !url.accepts_status(*status) {
-                    Some("HTTP status code error to")
-                } else if url
-                    .digest
-                    .as_deref()
-                    .is_some_and(|d| !d.eq_ignore_ascii_case(digest))
-                {
-                    Some("MD5 digest error to")
-                } else {
-                    None
-                }
-            }
-            ProbeResult::Timeout => Some("Timeout connecting"),
-            ProbeResult::ConnectFailed => Some("Connection failed"),
-            ProbeResult::Connected | ProbeResult::Exit(_) => Some("Read, no data received from "),
-        };
-        match failure {
+        match http_failure(url, result) {
             Some(msg) => {
                 // timeout_epilog
                 if self.is_up || !self.has_run {
@@ -625,13 +769,13 @@ impl Checker {
     /// check_misc.c: `misc_check_child_thread`. Returns the delay from the script's start.
     fn misc_result(&mut self, result: &ProbeResult, out: &mut Vec<Action>) -> Duration {
         let Kind::Misc {
-            command, dynamic, ..
+            program, dynamic, ..
         } = &self.kind
         else {
             return self.timing.delay_loop;
         };
         let dynamic = *dynamic;
-        let script = first_word(command).to_string();
+        let script = program.clone();
         let mut exit_type: Option<&str> = None;
         let mut success = false;
         let mut reason: Option<u32> = None;
@@ -640,7 +784,7 @@ impl Checker {
             ProbeResult::Exit(Some(code)) => {
                 // WEXITSTATUS: the low 8 bits.
                 let status = (*code & 0xff) as u32;
-                if status == 0 || (dynamic && status >= 2) {
+                if misc_success(status, dynamic) {
                     if status != self.last_exit_code {
                         let new_cur = if status != 0 {
                             i64::from(status) - 2 - self.iweight
@@ -731,6 +875,47 @@ impl Checker {
             self.timing.delay_loop
         }
     }
+}
+
+/// `http_handle_response` / `timeout_epilog`: why an HTTP probe of `url` failed (the start
+/// of keepalived's log line), or `None` for a success.
+fn http_failure(url: &UrlCheck, result: &ProbeResult) -> Option<&'static str> {
+    match result {
+        ProbeResult::Http { status, digest } => {
+            if !url.accepts_status(*status) {
+                Some("HTTP status code error to")
+            } else if url
+                .digest
+                .as_deref()
+                .is_some_and(|d| !d.eq_ignore_ascii_case(digest))
+            {
+                Some("MD5 digest error to")
+            } else {
+                None
+            }
+        }
+        ProbeResult::Timeout => Some("Timeout connecting"),
+        ProbeResult::ConnectFailed => Some("Connection failed"),
+        ProbeResult::Connected | ProbeResult::Exit(_) => Some("Read, no data received from "),
+    }
+}
+
+/// `misc_check_child_thread`: whether an exit status (low 8 bits) counts as a success.
+fn misc_success(status: u32, dynamic: bool) -> bool {
+    status == 0 || (dynamic && status >= 2)
+}
+
+/// `compare_http_check` on one url: the same path, digest, accepted status codes and
+/// virtualhost.
+fn same_url(a: &UrlCheck, b: &UrlCheck) -> bool {
+    a.path == b.path
+        && match (&a.digest, &b.digest) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            (None, None) => true,
+            _ => false,
+        }
+        && (100..=599).all(|s| a.accepts_status(s) == b.accepts_status(s))
+        && a.virtualhost == b.virtualhost
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -1,14 +1,18 @@
 //! All virtual servers of one node: keepalived's `Keepalived_healthcheckers` process as a
 //! sans-IO state machine (the part the Director holds).
 //!
-//! Drive it with [`HealthCheckers::start`] once, then `handle_input` / `handle_timeout`, draining
-//! `poll_output` after each call and sleeping until `poll_timeout`.
+//! Drive it with [`HealthCheckers::start`] once, then `handle_input` / `handle_timeout` /
+//! [`HealthCheckers::reload`], draining `poll_output` after each call and sleeping until
+//! `poll_timeout`.
 //! Reference: keepalived 2.2.7 `check/check_daemon.c` (`start_check`: `init_services`, then
-//! `register_checkers_thread`) and `check/ipwrapper.c` (`clear_services` on shutdown).
+//! `register_checkers_thread`; `reload_check_thread`) and `check/ipwrapper.c`
+//! (`clear_diff_services` on reload, `clear_services` on shutdown).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::probe::{Probe, ProbeId, ProbeResult};
+pub use super::output::{CheckOutput, NotifyEvent};
+use super::probe::{ProbeId, ProbeResult};
+use super::stats::CheckStats;
 use super::virtual_server::{VirtualServer, VirtualServerConfig};
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
@@ -37,56 +41,6 @@ pub enum CheckInput {
     },
     /// Shut down (SIGTERM): remove every rule; omega runs the down scripts.
     Stop,
-}
-
-/// Which notify script runs and why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum NotifyEvent {
-    /// `notify_up` of a real server.
-    RealServerUp {
-        /// `FMT_VS`.
-        vs: String,
-        /// `FMT_RS`.
-        rs: String,
-    },
-    /// `notify_down` of a real server.
-    RealServerDown {
-        /// `FMT_VS`.
-        vs: String,
-        /// `FMT_RS`.
-        rs: String,
-    },
-    /// `quorum_up` of a virtual server.
-    QuorumUp {
-        /// `FMT_VS`.
-        vs: String,
-    },
-    /// `quorum_down` of a virtual server.
-    QuorumDown {
-        /// `FMT_VS`.
-        vs: String,
-    },
-}
-
-/// Something the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum CheckOutput {
-    /// Run this probe and answer with [`CheckInput::ProbeDone`].
-    StartProbe(Probe),
-    /// Apply this change to IPVS.
-    Ipvs(IpvsChange),
-    /// A `Keepalived_healthcheckers` log line, worded as keepalived 2.2 words it.
-    Log {
-        /// The message.
-        text: String,
-    },
-    /// Run a notify script.
-    Notify {
-        /// The command line as configured.
-        command: String,
-        /// Why.
-        event: NotifyEvent,
-    },
 }
 
 /// The checkers of one node.
@@ -129,13 +83,7 @@ impl HealthCheckers {
         for vs in &mut self.vss {
             vs.start(&mut q);
         }
-        for vs in &mut self.vss {
-            vs.arm(now, rng, &mut q);
-        }
-        // register_checkers_thread, in keepalived built with BFD as Debian's is.
-        q.push_back(CheckOutput::Log {
-            text: "Activating BFD healthchecker".to_string(),
-        });
+        Self::register_checkers(&mut self.vss, now, rng, &mut q);
         let mut rules = Vec::new();
         for o in q {
             match o {
@@ -144,6 +92,100 @@ impl HealthCheckers {
             }
         }
         rules
+    }
+
+    /// `register_checkers_thread`: arm every checker (first probe after 1 s plus a warmup drawn
+    /// from `rng`), with keepalived's log lines.
+    fn register_checkers(
+        vss: &mut [VirtualServer],
+        now: Instant,
+        rng: &mut dyn rand_core::RngCore,
+        q: &mut VecDeque<CheckOutput>,
+    ) {
+        for vs in vss.iter_mut() {
+            vs.arm(now, rng, q);
+        }
+        // register_checkers_thread, in keepalived built with BFD as Debian's is.
+        q.push_back(CheckOutput::Log {
+            text: "Activating BFD healthchecker".to_string(),
+        });
+    }
+
+    /// Reload with a new configuration (SIGHUP: `reload_check_thread` → `start_check`), the
+    /// running state diffed against it as keepalived 2.2.7 does (`clear_diff_services`):
+    ///
+    /// - a virtual server (same protocol/address/port or fwmark) or real server (same
+    ///   address and port) in both keeps its state: alive / in IPVS, quorum, effective weight;
+    ///   each of its checkers that compares equal to a running one (same type, target,
+    ///   `bindto`, `connect_timeout`; urls for HTTP/SSL_GET; command and `misc_dynamic` for
+    ///   MISC_CHECK) takes over that one's up / has-run state and retry count
+    ///   (`migrate_checkers`), and counters carry on. No IPVS change unless something the
+    ///   kernel holds changed: scheduling (`-E`), a real server's weight or forwarding
+    ///   method (`-e`, with "Changing weight from … to …").
+    /// - a virtual or real server that is gone is torn down ("Removing Virtual Server …",
+    ///   "service … no longer exist", its destinations and service deleted, notify_down /
+    ///   quorum_down run).
+    /// - a new one starts as at start-up, except that a new real server needs `retry + 1`
+    ///   failures to go down (keepalived does not set "one failure is enough" on reload) and
+    ///   starts down if it has alpha checkers (`check_new_rs_state`).
+    ///
+    /// keepalived destroys every timer and running check on reload, so no probe started before
+    /// it counts: their results are ignored, and every checker is armed again as at start-up
+    /// (`register_checkers_thread`: "Activating healthchecker …", first probe after 1 s plus
+    /// a warmup drawn from `rng`). Output goes to `poll_output` ("Reloading" first), IPVS
+    /// changes included. Before [`HealthCheckers::start`] this only replaces the
+    /// configuration; after [`CheckInput::Stop`] it does nothing.
+    pub fn reload(
+        &mut self,
+        now: Instant,
+        cfg: &HealthCheckersConfig,
+        rng: &mut dyn rand_core::RngCore,
+    ) {
+        if self.stopped {
+            return;
+        }
+        let mut new: Vec<VirtualServer> = cfg
+            .virtual_servers
+            .iter()
+            .map(|v| VirtualServer::new(v, cfg.log_all_failures))
+            .collect();
+        self.next_id = self.next_id.max(cfg.probe_id_base.saturating_add(1));
+        if !self.started {
+            self.vss = new;
+            return;
+        }
+        let q = &mut self.out;
+        q.push_back(CheckOutput::Log {
+            text: "Reloading".to_string(),
+        });
+        // start_check: the configuration is read and validated before anything is diffed.
+        for vs in &mut new {
+            vs.emit_warnings(q);
+            vs.reload_defaults();
+        }
+        // Every running check and timer is gone (thread_cleanup_master).
+        self.probes.clear();
+        for mut old in std::mem::take(&mut self.vss) {
+            match new.iter_mut().find(|n| n.key() == old.key()) {
+                Some(n) => n.take_over(old, q),
+                None => old.remove(q),
+            }
+        }
+        for vs in &mut new {
+            vs.settle_reloaded();
+        }
+        for vs in &mut new {
+            vs.init_reloaded(q);
+        }
+        Self::register_checkers(&mut new, now, rng, q);
+        self.vss = new;
+    }
+
+    /// Counters and state of every virtual server, real server and checker, in config order.
+    pub fn stats(&self) -> CheckStats {
+        CheckStats {
+            virtual_servers: self.vss.iter().map(VirtualServer::stats).collect(),
+        }
     }
 
     /// The virtual servers, in config order.

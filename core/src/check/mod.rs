@@ -45,8 +45,13 @@
 
 pub mod checker;
 pub mod healthcheckers;
+pub mod output;
 pub mod probe;
+pub mod script;
+pub mod stats;
 pub mod virtual_server;
 
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;

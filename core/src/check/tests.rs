@@ -22,19 +22,19 @@ use crate::ipvs::service::ServiceSpec;
 use crate::ipvs::{FwdMethod, IpvsChange, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
 
-const VIP: &str = "223.202.22.118";
-const RS1: &str = "223.202.22.116";
-const RS2: &str = "223.202.22.117";
+pub(super) const VIP: &str = "223.202.22.118";
+pub(super) const RS1: &str = "223.202.22.116";
+pub(super) const RS2: &str = "223.202.22.117";
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn secs(s: u64) -> Duration {
+pub(super) fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn spec() -> ServiceSpec {
+pub(super) fn spec() -> ServiceSpec {
     ServiceSpec {
         key: ServiceKey::Inet {
             proto: Protocol::Tcp,
@@ -51,7 +51,7 @@ fn spec() -> ServiceSpec {
 
 /// The seed's TCP_CHECK (connect_timeout 3, delay_before_retry 3, connect_port 80) with an
 /// explicit retry count and no warmup, under `delay_loop 6`.
-fn seed_tcp(retry: Option<u32>) -> CheckerConfig {
+pub(super) fn seed_tcp(retry: Option<u32>) -> CheckerConfig {
     let mut c = CheckerConfig::new(CheckerKind::Tcp(ConnectOpts {
         port: Some(80),
         ..Default::default()
@@ -63,7 +63,7 @@ fn seed_tcp(retry: Option<u32>) -> CheckerConfig {
     c
 }
 
-fn seed_vs(retry: Option<u32>) -> VirtualServerConfig {
+pub(super) fn seed_vs(retry: Option<u32>) -> VirtualServerConfig {
     let mut vs = VirtualServerConfig::new(spec(), FwdMethod::Route);
     vs.delay_loop = Some(secs(6));
     for a in [RS1, RS2] {
@@ -76,26 +76,28 @@ fn seed_vs(retry: Option<u32>) -> VirtualServerConfig {
 }
 
 /// How a real server answers, as a function of time.
-type Responder = Box<dyn FnMut(&Probe, Instant) -> (Duration, ProbeResult)>;
+pub(super) type Responder = Box<dyn FnMut(&Probe, Instant) -> (Duration, ProbeResult)>;
 
-struct Harness {
-    hc: HealthCheckers,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) hc: HealthCheckers,
+    pub(super) now: Instant,
     /// The model IPVS table: dest -> weight.
-    ipvs: BTreeMap<(ServiceKey, SockAddr), i32>,
-    services: std::collections::BTreeSet<ServiceKey>,
-    logs: Vec<(Instant, String)>,
+    pub(super) ipvs: BTreeMap<(ServiceKey, SockAddr), i32>,
+    pub(super) services: std::collections::BTreeSet<ServiceKey>,
+    pub(super) logs: Vec<(Instant, String)>,
     /// Every IPVS change, in `ipvsadm`-like shorthand.
-    ops: Vec<String>,
-    notifies: Vec<(Instant, NotifyEvent)>,
-    probes: Vec<(Instant, Probe)>,
-    pending: Vec<(Instant, u64, super::probe::ProbeId, ProbeResult)>,
-    seq: u64,
-    responder: Responder,
+    pub(super) ops: Vec<String>,
+    pub(super) notifies: Vec<(Instant, NotifyEvent)>,
+    /// The argv of each notify, in order.
+    pub(super) notify_argv: Vec<Vec<String>>,
+    pub(super) probes: Vec<(Instant, Probe)>,
+    pub(super) pending: Vec<(Instant, u64, super::probe::ProbeId, ProbeResult)>,
+    pub(super) seq: u64,
+    pub(super) responder: Responder,
 }
 
 impl Harness {
-    fn new(vss: Vec<VirtualServerConfig>, seed: u64, responder: Responder) -> Self {
+    pub(super) fn new(vss: Vec<VirtualServerConfig>, seed: u64, responder: Responder) -> Self {
         Self::with_config(
             HealthCheckersConfig {
                 virtual_servers: vss,
@@ -106,7 +108,7 @@ impl Harness {
         )
     }
 
-    fn with_config(cfg: HealthCheckersConfig, seed: u64, responder: Responder) -> Self {
+    pub(super) fn with_config(cfg: HealthCheckersConfig, seed: u64, responder: Responder) -> Self {
         let mut hc = HealthCheckers::new(&cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let rules = hc.start(Instant::ZERO, &mut rng);
@@ -118,6 +120,7 @@ impl Harness {
             logs: Vec::new(),
             ops: Vec::new(),
             notifies: Vec::new(),
+            notify_argv: Vec::new(),
             probes: Vec::new(),
             pending: Vec::new(),
             seq: 0,
@@ -131,7 +134,7 @@ impl Harness {
     }
 
     /// Apply one change as the kernel would, refusing impossible ones.
-    fn apply(&mut self, c: IpvsChange) {
+    pub(super) fn apply(&mut self, c: IpvsChange) {
         self.ops.push(match &c {
             IpvsChange::AddService(_) => "-A".to_string(),
             IpvsChange::EditService(_) => "-E".to_string(),
@@ -167,7 +170,7 @@ impl Harness {
         }
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         while let Some(o) = self.hc.poll_output() {
             match o {
                 CheckOutput::StartProbe(p) => {
@@ -178,13 +181,16 @@ impl Harness {
                 }
                 CheckOutput::Ipvs(c) => self.apply(c),
                 CheckOutput::Log { text } => self.logs.push((self.now, text)),
-                CheckOutput::Notify { event, .. } => self.notifies.push((self.now, event)),
+                CheckOutput::Notify { event, argv, .. } => {
+                    self.notifies.push((self.now, event));
+                    self.notify_argv.push(argv);
+                }
             }
         }
     }
 
     /// Run the event loop until `until` (inclusive).
-    fn run_until(&mut self, until: Instant) {
+    pub(super) fn run_until(&mut self, until: Instant) {
         for _ in 0..100_000 {
             let next_pending = self.pending.iter().map(|p| (p.0, p.1)).min();
             let next_timer = self.hc.poll_timeout();
@@ -220,7 +226,7 @@ impl Harness {
         self.now = until;
     }
 
-    fn logs_between(&self, from: u64, to: u64) -> Vec<String> {
+    pub(super) fn logs_between(&self, from: u64, to: u64) -> Vec<String> {
         self.logs
             .iter()
             .filter(|(t, _)| *t >= Instant::from_secs(from) && *t <= Instant::from_secs(to))
@@ -228,7 +234,7 @@ impl Harness {
             .collect()
     }
 
-    fn dests(&self) -> Vec<(String, i32)> {
+    pub(super) fn dests(&self) -> Vec<(String, i32)> {
         self.ipvs
             .iter()
             .map(|((_, a), w)| (a.to_string(), *w))
@@ -237,7 +243,7 @@ impl Harness {
 }
 
 /// A TCP service on RS1 that is down during `[down_from, down_to)`; RS2 always up.
-fn tcp_responder(down_from: u64, down_to: u64, refused: bool) -> Responder {
+pub(super) fn tcp_responder(down_from: u64, down_to: u64, refused: bool) -> Responder {
     Box::new(move |p, now| {
         let ProbeKind::Tcp { target, .. } = &p.kind else {
             panic!("not tcp")
@@ -840,6 +846,13 @@ fn matches_captured_keepalived_alpha_omega_sorry_inhibit() {
         .map(|(t, n)| ((t - ORIGIN).round() as i64, n.clone()))
         .collect();
     assert_eq!(ours, real);
+    // note.sh logged its argument: keepalived ran the configured words and nothing more.
+    let argv: Vec<Vec<String>> = cap
+        .notifies
+        .iter()
+        .map(|(_, n)| vec!["/tmp/kashim/note.sh".to_string(), n.clone()])
+        .collect();
+    assert_eq!(h.notify_argv, argv);
 }
 
 // check_data.c validate_check_config: retry_it starts at retry, so a server failing its very

@@ -12,8 +12,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::checker::{Action, Checker, CheckerConfig, CheckerKind, Timing};
-use super::healthcheckers::{CheckOutput, NotifyEvent};
+use super::output::{CheckOutput, NotifyEvent};
 use super::probe::{Probe, ProbeId, ProbeResult};
+use super::script::Script;
+use super::stats::{RealServerStats, SorryServerStats, VirtualServerStats};
 use crate::ipvs::service::{DestSpec, ServiceSpec};
 use crate::ipvs::{FwdMethod, IpvsChange, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
@@ -194,15 +196,23 @@ struct Rs {
     fwd: FwdMethod,
     u_threshold: u32,
     l_threshold: u32,
+    /// `iweight`: the configured weight.
+    iweight: i64,
     effective_weight: i64,
+    /// `peffective_weight`: the effective weight before a reload.
+    peffective_weight: i64,
+    /// Kept across a reload (`reloaded`).
+    reloaded: bool,
     inhibit: bool,
     alive: bool,
     set: bool,
     num_failed: u32,
-    notify_up: Option<String>,
-    notify_down: Option<String>,
+    notify_up: Option<Script>,
+    notify_down: Option<Script>,
     name: String,
     checkers: Vec<Checker>,
+    went_up: u64,
+    went_down: u64,
 }
 
 /// What one real server looks like from outside.
@@ -231,11 +241,49 @@ pub struct VirtualServer {
     hysteresis: u32,
     quorum_state_up: bool,
     omega: bool,
-    quorum_up: Option<String>,
-    quorum_down: Option<String>,
+    quorum_up: Option<Script>,
+    quorum_down: Option<Script>,
     sorry: Option<Rs>,
     rss: Vec<Rs>,
     config_warnings: Vec<String>,
+    /// keepalived's `vs->alive`: the IPVS service is installed.
+    service_set: bool,
+    quorum_gained: u64,
+    quorum_lost: u64,
+}
+
+/// A configured script as keepalived keeps it: `None` (with keepalived's warning) when its
+/// command line cannot be split (`notify_script_init`: "Unable to parse script").
+fn script(command: Option<&String>, warnings: &mut Vec<String>) -> Option<Script> {
+    let command = command?;
+    match Script::parse(command) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warnings.push(e.to_string());
+            if !matches!(e, super::script::ScriptError::Empty(_)) {
+                warnings.push(format!("Unable to parse script '{command}' - ignoring"));
+            }
+            None
+        }
+    }
+}
+
+impl Rs {
+    fn stats(&self) -> RealServerStats {
+        RealServerStats {
+            name: self.name.clone(),
+            addr: self.addr,
+            port: self.port,
+            alive: self.alive,
+            set: self.set,
+            initial_weight: self.iweight,
+            effective_weight: self.effective_weight,
+            failed_checkers: self.num_failed,
+            went_up: self.went_up,
+            went_down: self.went_down,
+            checkers: self.checkers.iter().map(Checker::stats).collect(),
+        }
+    }
 }
 
 impl VirtualServer {
@@ -316,21 +364,28 @@ impl VirtualServer {
             let num_failed =
                 u32::try_from(checkers.iter().filter(|c| !c.is_up).count()).unwrap_or(u32::MAX);
             weight_sum += iweight;
+            let notify_up = script(r.notify_up.as_ref(), &mut config_warnings);
+            let notify_down = script(r.notify_down.as_ref(), &mut config_warnings);
             rss.push(Rs {
                 addr: r.addr,
                 port,
                 fwd,
                 u_threshold: r.u_threshold,
                 l_threshold: r.l_threshold,
+                iweight,
                 effective_weight: iweight,
+                peffective_weight: 0,
+                reloaded: false,
                 inhibit: r.inhibit_on_failure.unwrap_or(cfg.inhibit_on_failure),
                 alive: false,
                 set: false,
                 num_failed,
-                notify_up: r.notify_up.clone(),
-                notify_down: r.notify_down.clone(),
+                notify_up,
+                notify_down,
                 name: rname,
                 checkers,
+                went_up: 0,
+                went_down: 0,
             });
         }
         let sorry = cfg.sorry_server.as_ref().map(|s| {
@@ -342,7 +397,10 @@ impl VirtualServer {
                 fwd,
                 u_threshold: 0,
                 l_threshold: 0,
+                iweight: 1,
                 effective_weight: 1,
+                peffective_weight: 0,
+                reloaded: false,
                 inhibit: s.inhibit,
                 alive: false,
                 set: false,
@@ -351,6 +409,8 @@ impl VirtualServer {
                 notify_down: None,
                 name: format_trio(s.addr, rs_proto, port),
                 checkers: Vec::new(),
+                went_up: 0,
+                went_down: 0,
             }
         });
         let mut quorum = cfg.quorum.max(1);
@@ -363,6 +423,8 @@ impl VirtualServer {
             ));
             quorum = ws;
         }
+        let quorum_up = script(cfg.quorum_up.as_ref(), &mut config_warnings);
+        let quorum_down = script(cfg.quorum_down.as_ref(), &mut config_warnings);
         if hysteresis >= quorum {
             let h = quorum.saturating_sub(1);
             config_warnings.push(format!(
@@ -378,11 +440,14 @@ impl VirtualServer {
             // set_quorum_states runs before any real server is alive.
             quorum_state_up: 0 >= i64::from(quorum) + i64::from(hysteresis),
             omega: cfg.omega,
-            quorum_up: cfg.quorum_up.clone(),
-            quorum_down: cfg.quorum_down.clone(),
+            quorum_up,
+            quorum_down,
             sorry,
             rss,
             config_warnings,
+            service_set: false,
+            quorum_gained: 0,
+            quorum_lost: 0,
         }
     }
 
@@ -474,7 +539,7 @@ impl VirtualServer {
         } else {
             &rs.notify_down
         };
-        if let Some(command) = script {
+        if let Some(script) = script {
             let event = if rs.alive {
                 NotifyEvent::RealServerUp {
                     vs: self.name.clone(),
@@ -486,10 +551,7 @@ impl VirtualServer {
                     rs: rs.name.clone(),
                 }
             };
-            out.push_back(CheckOutput::Notify {
-                command: command.clone(),
-                event,
-            });
+            out.push_back(CheckOutput::notify(script, event));
         }
     }
 
@@ -502,7 +564,7 @@ impl VirtualServer {
         } else {
             &self.quorum_down
         };
-        if let Some(command) = script {
+        if let Some(script) = script {
             let event = if self.quorum_state_up {
                 NotifyEvent::QuorumUp {
                     vs: self.name.clone(),
@@ -512,22 +574,46 @@ impl VirtualServer {
                     vs: self.name.clone(),
                 }
             };
-            out.push_back(CheckOutput::Notify {
-                command: command.clone(),
-                event,
-            });
+            out.push_back(CheckOutput::notify(script, event));
         }
     }
 
-    /// `init_service_vs`: add the service and its real servers, then settle the quorum.
+    /// Start-up (`validate_check_config`'s warnings, then `init_service_vs`).
     pub(crate) fn start(&mut self, out: &mut VecDeque<CheckOutput>) {
+        self.emit_warnings(out);
+        self.init_service_vs(out);
+    }
+
+    /// The configuration warnings keepalived logs while reading this block (once).
+    pub(crate) fn emit_warnings(&mut self, out: &mut VecDeque<CheckOutput>) {
         for w in std::mem::take(&mut self.config_warnings) {
             Self::log(out, w);
         }
+    }
+
+    /// `init_service_vs`: add the service (unless a reload kept it) and its real servers,
+    /// then settle the quorum.
+    fn init_service_vs(&mut self, out: &mut VecDeque<CheckOutput>) {
         let key = self.spec.key;
-        out.push_back(CheckOutput::Ipvs(IpvsChange::AddService(self.spec.clone())));
+        if !self.service_set {
+            out.push_back(CheckOutput::Ipvs(IpvsChange::AddService(self.spec.clone())));
+            self.service_set = true;
+        }
         // init_service_rs: alpha servers (failed checkers) stay out unless inhibited.
-        for rs in &mut self.rss {
+        for i in 0..self.rss.len() {
+            let Some(rs) = self.rss.get_mut(i) else {
+                continue;
+            };
+            if rs.reloaded {
+                if rs.effective_weight != rs.peffective_weight {
+                    // "We need to force a change from the previous weight".
+                    let new_weight = rs.effective_weight;
+                    rs.effective_weight = rs.peffective_weight;
+                    self.update_svr_wgt(i, new_weight, false, out);
+                }
+                // "Do not re-add failed RS instantly on reload".
+                continue;
+            }
             if (rs.num_failed == 0 && !rs.alive) || (rs.inhibit && !rs.set) {
                 let c = Self::ipvs_cmd(key, rs, true, false);
                 out.push_back(CheckOutput::Ipvs(c));
@@ -577,6 +663,7 @@ impl VirtualServer {
         let key = self.spec.key;
         if !self.quorum_state_up && weight_sum >= threshold {
             self.quorum_state_up = true;
+            self.quorum_gained += 1;
             Self::log(
                 out,
                 format!(
@@ -604,6 +691,7 @@ impl VirtualServer {
             || (init && !self.quorum_state_up && self.sorry.as_ref().is_some_and(|s| !s.alive))
         {
             self.quorum_state_up = false;
+            self.quorum_lost += 1;
             Self::log(
                 out,
                 format!(
@@ -693,6 +781,11 @@ impl VirtualServer {
             out.push_back(CheckOutput::Ipvs(c));
         }
         rs.alive = alive;
+        if alive {
+            rs.went_up += 1;
+        } else {
+            rs.went_down += 1;
+        }
         self.rs_notifies(i, out);
         self.update_quorum_state(false, out);
     }
@@ -843,8 +936,15 @@ impl VirtualServer {
         }
     }
 
-    /// `clear_service_vs(vs, stopping = true)` with the default `lvs_flush_on_stop` off.
+    /// Shut down: `clear_service_vs(vs, stopping = true)` with the default
+    /// `lvs_flush_on_stop` off.
     pub(crate) fn stop(&mut self, out: &mut VecDeque<CheckOutput>) {
+        self.clear_service_vs(true, out);
+    }
+
+    /// `clear_service_vs`: remove the sorry server, every real server and the service. The
+    /// checkers stop.
+    fn clear_service_vs(&mut self, stopping: bool, out: &mut VecDeque<CheckOutput>) {
         let key = self.spec.key;
         for rs in &mut self.rss {
             for c in &mut rs.checkers {
@@ -857,11 +957,28 @@ impl VirtualServer {
             s.alive = false;
         }
         for i in 0..self.rss.len() {
-            let Some(rs) = self.rss.get_mut(i) else {
-                continue;
-            };
+            self.clear_service_rs(i, stopping, out);
+        }
+        self.update_vs_notifies(stopping, out);
+        out.push_back(CheckOutput::Ipvs(IpvsChange::DelService(key)));
+        self.service_set = false;
+    }
+
+    /// `clear_service_rs`: remove real server `i` from IPVS (inhibit_on_failure or not); its
+    /// notify_down runs unless shutting down without omega.
+    fn clear_service_rs(&mut self, i: usize, stopping: bool, out: &mut VecDeque<CheckOutput>) {
+        let key = self.spec.key;
+        let Some(rs) = self.rss.get_mut(i) else {
+            return;
+        };
+        if rs.set || stopping {
             let text = format!(
-                "Shutting down {}service {} from VS {}",
+                "{} {}service {} from VS {}",
+                if stopping {
+                    "Shutting down"
+                } else {
+                    "Removing"
+                },
                 if rs.inhibit && !rs.alive {
                     "(inhibited) "
                 } else {
@@ -871,24 +988,221 @@ impl VirtualServer {
                 self.name
             );
             out.push_back(CheckOutput::Log { text });
-            if !rs.set {
+        }
+        if !rs.set {
+            return;
+        }
+        let c = Self::ipvs_cmd(key, rs, false, true);
+        out.push_back(CheckOutput::Ipvs(c));
+        if !rs.alive {
+            return;
+        }
+        rs.alive = false;
+        // "In Omega mode we call VS and RS down notifiers all the way down the exit".
+        if !self.omega && stopping {
+            return;
+        }
+        self.rs_notifies(i, out);
+    }
+
+    /// `update_vs_notifies`: quorum is lost when shutting down or when the live weight no
+    /// longer meets it (no log line, no sorry server: "the regression is intended").
+    fn update_vs_notifies(&mut self, stopping: bool, out: &mut VecDeque<CheckOutput>) {
+        let threshold = i64::from(self.quorum) - i64::from(self.hysteresis);
+        let weight_sum = self.weigh_live();
+        if stopping || (self.quorum_state_up && (weight_sum == 0 || weight_sum < threshold)) {
+            self.quorum_state_up = false;
+            self.vs_notifies(stopping, out);
+        }
+    }
+
+    /// `clear_diff_services` for a virtual server the new configuration no longer has.
+    pub(crate) fn remove(&mut self, out: &mut VecDeque<CheckOutput>) {
+        Self::log(out, format!("Removing Virtual Server {}", self.name));
+        self.clear_service_vs(false, out);
+    }
+
+    /// `clear_diff_services` for a virtual server the new configuration keeps (`self` is the
+    /// new one, `old` the running one): copy its state, edit the service if its scheduling
+    /// changed, then `clear_diff_rs` and `clear_diff_s_srv`.
+    pub(crate) fn take_over(&mut self, mut old: VirtualServer, out: &mut VecDeque<CheckOutput>) {
+        self.service_set = old.service_set;
+        self.quorum_state_up = old.quorum_state_up;
+        self.quorum_gained = old.quorum_gained;
+        self.quorum_lost = old.quorum_lost;
+        let (a, b) = (&self.spec, &old.spec);
+        if a.scheduler != b.scheduler
+            || a.flags != b.flags
+            || a.persistence != b.persistence
+            || a.netmask_prefix != b.netmask_prefix
+            || a.one_packet != b.one_packet
+        {
+            out.push_back(CheckOutput::Ipvs(IpvsChange::EditService(
+                self.spec.clone(),
+            )));
+        }
+        self.clear_diff_rs(&mut old, out);
+        self.clear_diff_s_srv(&mut old, out);
+    }
+
+    /// `clear_diff_rs`: remove the real servers that are gone, carry the state of those that
+    /// stay over to their new selves.
+    fn clear_diff_rs(&mut self, old: &mut VirtualServer, out: &mut VecDeque<CheckOutput>) {
+        if old.rss.is_empty() {
+            return;
+        }
+        let key = self.spec.key;
+        for oi in 0..old.rss.len() {
+            let Some(o) = old.rss.get(oi) else { continue };
+            let Some(ni) = self
+                .rss
+                .iter()
+                .position(|n| n.addr == o.addr && n.port == o.port)
+            else {
+                Self::log(out, format!("service {} no longer exist", o.name));
+                old.clear_service_rs(oi, false, out);
                 continue;
-            }
-            let c = Self::ipvs_cmd(key, rs, false, true);
-            out.push_back(CheckOutput::Ipvs(c));
-            if !rs.alive {
+            };
+            let Some(n) = self.rss.get_mut(ni) else {
                 continue;
-            }
-            rs.alive = false;
-            // "In Omega mode we call VS and RS down notifiers all the way down the exit".
-            if self.omega {
-                self.rs_notifies(i, out);
+            };
+            n.alive = o.alive;
+            n.set = o.set;
+            n.effective_weight = o.effective_weight;
+            n.peffective_weight = o.effective_weight;
+            n.reloaded = true;
+            n.went_up = o.went_up;
+            n.went_down = o.went_down;
+            let Some(o) = old.rss.get(oi) else { continue };
+            self.migrate_checkers(ni, o, out);
+            let Some(n) = self.rss.get(ni) else { continue };
+            if n.fwd != o.fwd {
+                let d = Self::dest(n, real_weight(n.effective_weight));
+                out.push_back(CheckOutput::Ipvs(IpvsChange::EditDest(key, d)));
             }
         }
-        // update_vs_notifies(vs, stopping)
-        self.quorum_state_up = false;
-        self.vs_notifies(true, out);
-        out.push_back(CheckOutput::Ipvs(IpvsChange::DelService(key)));
+        old.update_vs_notifies(false, out);
+    }
+
+    /// `migrate_checkers`: each new checker takes over the state of the first old checker it
+    /// compares equal to; then the real server's failed checkers are recounted and it is put
+    /// in or out of the pool accordingly.
+    fn migrate_checkers(&mut self, ni: usize, old: &Rs, out: &mut VecDeque<CheckOutput>) {
+        let key = self.spec.key;
+        let Some(n) = self.rss.get_mut(ni) else {
+            return;
+        };
+        for c in &mut n.checkers {
+            if let Some(o) = old.checkers.iter().find(|o| c.same_check(o)) {
+                c.migrate_from(o);
+            }
+        }
+        let mut failed = u32::try_from(n.checkers.iter().filter(|c| c.has_run && !c.is_up).count())
+            .unwrap_or(u32::MAX);
+        let any_run = n.checkers.iter().any(|c| c.has_run);
+        // "If a checker has failed, set new alpha checkers to be down until they have run."
+        if failed > 0 || (!n.alive && !any_run) {
+            for c in n.checkers.iter_mut().filter(|c| !c.has_run) {
+                if c.alpha() && c.set_state(false) {
+                    failed += 1;
+                }
+                c.fail_on_first();
+            }
+        }
+        n.num_failed = failed;
+        if failed == 0 && !n.alive {
+            // "If there are no failed checkers, the RS needs to be up".
+            self.perform_svr_state(ni, true, out);
+        } else if failed > 0 && n.set != n.inhibit {
+            let add = n.inhibit;
+            let c = Self::ipvs_cmd(key, n, add, false);
+            out.push_back(CheckOutput::Ipvs(c));
+        }
+    }
+
+    /// `clear_diff_s_srv`: keep the sorry server's state if it is the same one, else take the
+    /// old one out of the pool.
+    fn clear_diff_s_srv(&mut self, old: &mut VirtualServer, out: &mut VecDeque<CheckOutput>) {
+        let Some(o) = old.sorry.as_mut() else { return };
+        match self.sorry.as_mut() {
+            Some(n) if n.addr == o.addr && n.port == o.port => {
+                n.alive = o.alive;
+                n.set = o.set;
+                n.effective_weight = n.iweight;
+                n.reloaded = true;
+            }
+            _ => {
+                if o.inhibit {
+                    if !o.alive && o.set {
+                        o.alive = true;
+                    }
+                    o.inhibit = false;
+                }
+                if o.alive {
+                    Self::log(
+                        out,
+                        format!("Removing sorry server {} from VS {}", o.name, old.name),
+                    );
+                    let c = Self::ipvs_cmd(old.spec.key, o, false, false);
+                    out.push_back(CheckOutput::Ipvs(c));
+                }
+            }
+        }
+    }
+
+    /// Reload, before the diff: every checker as freshly parsed on a reload
+    /// (`Checker::reload_defaults`), no real server counting a failed checker yet.
+    pub(crate) fn reload_defaults(&mut self) {
+        for rs in &mut self.rss {
+            for c in &mut rs.checkers {
+                c.reload_defaults();
+            }
+            rs.num_failed = 0;
+        }
+    }
+
+    /// Reload, after the diff: `set_effective_weights` (configured weight plus each checker's
+    /// `misc_dynamic` weight) and `check_new_rs_state` (a new real server with alpha checkers
+    /// starts down).
+    pub(crate) fn settle_reloaded(&mut self) {
+        for rs in &mut self.rss {
+            rs.effective_weight =
+                rs.iweight + rs.checkers.iter().map(Checker::cur_weight).sum::<i64>();
+            if rs.reloaded {
+                continue;
+            }
+            for c in rs.checkers.iter_mut().filter(|c| c.alpha()) {
+                if c.set_state(false) {
+                    rs.num_failed += 1;
+                }
+                rs.alive = false;
+            }
+        }
+    }
+
+    /// Reload, last: `init_service_vs` on the new configuration.
+    pub(crate) fn init_reloaded(&mut self, out: &mut VecDeque<CheckOutput>) {
+        self.init_service_vs(out);
+    }
+
+    /// Counters and state.
+    pub fn stats(&self) -> VirtualServerStats {
+        VirtualServerStats {
+            name: self.name.clone(),
+            key: self.spec.key,
+            quorum: self.quorum,
+            hysteresis: self.hysteresis,
+            quorum_up: self.quorum_state_up,
+            live_weight: self.weigh_live(),
+            quorum_gained: self.quorum_gained,
+            quorum_lost: self.quorum_lost,
+            sorry_server: self.sorry.as_ref().map(|s| SorryServerStats {
+                name: s.name.clone(),
+                alive: s.alive,
+                set: s.set,
+            }),
+            real_servers: self.rss.iter().map(Rs::stats).collect(),
+        }
     }
 }
 
