@@ -8,7 +8,7 @@ use crate::packet::{self, Mac};
 use crate::record::TraceEvent;
 use crate::HostId;
 
-use super::hosts::Model;
+use super::world::Model;
 use super::{Ev, Sim};
 
 /// How often convergence is re-evaluated while a liveness bound is pending.

@@ -5,78 +5,9 @@ use lvs_core::director::{Admin, Input};
 use crate::record::TraceEvent;
 use crate::HostId;
 
-use super::hosts::Model;
-use super::topology::LinkParams;
-use super::Sim;
+use super::world::Model;
+use super::{Fault, Sim};
 
-/// A fault to inject, now or at a scheduled time.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub enum Fault {
-    /// SIGKILL the director: its state is dropped and it goes silent.
-    Kill(HostId),
-    /// SIGTERM the director: `Admin::Stop`, its outputs run, then silence.
-    Stop(HostId),
-    /// SIGSTOP: inputs queue up, timers do not fire.
-    Pause(HostId),
-    /// SIGCONT: queued inputs are handed over at the resume time.
-    Resume(HostId),
-    /// Start a fresh director from its factory (stopping a running one first).
-    Restart(HostId),
-    /// `ip link set dev IFACE up/down` on the host.
-    Nic {
-        /// Host.
-        host: HostId,
-        /// Interface.
-        iface: String,
-        /// New state.
-        up: bool,
-    },
-    /// Cable plugged / pulled between the interface and its segment.
-    Link {
-        /// Host.
-        host: HostId,
-        /// Interface.
-        iface: String,
-        /// New state.
-        up: bool,
-    },
-    /// New latency/loss/... for an interface's link.
-    LinkParams {
-        /// Host.
-        host: HostId,
-        /// Interface.
-        iface: String,
-        /// The parameters.
-        params: LinkParams,
-    },
-    /// Frames from every host in `from` to every host in `to` are dropped (both ways if symmetric).
-    Partition {
-        /// Senders.
-        from: Vec<HostId>,
-        /// Receivers.
-        to: Vec<HostId>,
-        /// Also drop `to` → `from`.
-        symmetric: bool,
-    },
-    /// Remove every partition.
-    Heal,
-    /// Start or stop a real server's service.
-    Service {
-        /// Host.
-        host: HostId,
-        /// Port.
-        port: u16,
-        /// New state.
-        running: bool,
-    },
-    /// The host's clock runs at `1 + ppm/1e6` from now on.
-    ClockDrift {
-        /// Host.
-        host: HostId,
-        /// Parts per million (100_000 = 10 % fast).
-        ppm: i64,
-    },
-}
 impl Sim {
     fn describe(&self, f: &Fault) -> String {
         let n = |h: &HostId| self.host_name(*h).to_string();

@@ -1,57 +1,21 @@
 //! Host processes: what a host does with a frame or timer that reaches it, and the director
 //! processes' lifecycle (start, kill), inputs, outputs and logs.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use lvs_core::director::{IfaceName, Input, LogSource, Output, StateChangeKind, Vip};
-use lvs_core::Instant;
-use petgraph::graph::NodeIndex;
-use rand_chacha::ChaCha8Rng;
+use lvs_core::director::{Input, LogSource, Output, StateChangeKind, Vip};
 
-use crate::client::Client;
-use crate::director::{Clock, DirectorFactory, DirectorNode, HostEnv};
+use crate::director::HostEnv;
 use crate::packet;
 use crate::record::{self, LogLine, TraceEvent};
-use crate::server::RealServer;
-use crate::stack::{Rx, Stack, STACK_TOKEN};
+use crate::stack::{Rx, STACK_TOKEN};
 use crate::HostId;
 
-use super::topology::host_u32;
+use super::world::{host_u32, DirectorProc, Model};
 use super::{Ev, Sim};
 
-pub(super) struct DirectorProc {
-    pub(super) factory: DirectorFactory,
-    pub(super) proc: Option<Box<dyn DirectorNode>>,
-    pub(super) paused: bool,
-    pub(super) queued: Vec<Input>,
-    pub(super) gen: u32,
-    pub(super) wake: Option<Instant>,
-    pub(super) scripts: BTreeMap<String, Option<i32>>,
-    pub(super) keep_vips_on_kill: bool,
-    pub(super) clock: Clock,
-    /// Interface names by stack index, shared with every frame handed to the director.
-    pub(super) iface_names: Vec<IfaceName>,
-}
-
-pub(super) enum Model {
-    Director(Box<DirectorProc>),
-    Server(RealServer),
-    Client(Client),
-    Gateway,
-}
-
-pub(super) struct Host {
-    pub(super) name: String,
-    /// `name`, shared by the trace entries of the host.
-    pub(super) label: Arc<str>,
-    pub(super) node: NodeIndex,
-    pub(super) stack: Stack,
-    pub(super) model: Model,
-    pub(super) rng: ChaCha8Rng,
-}
 /// The frame's bytes, taken without a copy when this delivery holds the only reference.
 fn owned(frame: Rc<Vec<u8>>) -> Vec<u8> {
     Rc::try_unwrap(frame).unwrap_or_else(|shared| shared.as_ref().clone())

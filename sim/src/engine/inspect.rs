@@ -13,7 +13,7 @@ use crate::server::RealServer;
 use crate::stack::Stack;
 use crate::HostId;
 
-use super::hosts::Model;
+use super::world::Model;
 use super::Sim;
 
 impl Sim {

@@ -12,8 +12,8 @@ use crate::cut::Cut;
 use crate::packet::{self, Mac};
 use crate::stack::Rx;
 
-use super::hosts::Model;
-use super::topology::{mac_key, Kind};
+use super::world::Model;
+use super::world::{mac_key, Kind};
 use super::{Ev, Sim};
 
 impl Sim {

@@ -1,9 +1,11 @@
 //! The simulator: the `Sim` and its event loop (here), split by concern as turmoil splits
-//! its own: `topology` (segments, hosts, links: building the world), `links` (frames on
+//! its own: `world` (what segments, links and hosts are made of: state only, reading no
+//! sibling), `topology` (segments, hosts, links: building the world), `links` (frames on
 //! the wire, switching, cut-through), `hosts` (what a host does with a frame or timer;
 //! director processes and their outputs), `probes` (health checks evaluated against the
 //! network), `faults` (injection), `checks` (connected parts and the invariant checks),
-//! `inspect` (reading the world).
+//! `inspect` (reading the world). The children add `impl Sim` blocks and read `world` and
+//! this module; none reads another, and this module reads only `world`.
 //!
 //! Modelling choices (each one a place where the model is simpler than Linux):
 //! - A director process sees every frame addressed to its interface's MAC or to a group
@@ -28,6 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lvs_core::check::probe::{ProbeId, ProbeResult};
 use lvs_core::director::Input;
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, UnGraph};
@@ -38,6 +41,7 @@ use crate::invariants::Invariants;
 use crate::packet::Mac;
 use crate::record::{LogLine, Metrics, TraceEntry, TraceEvent};
 use crate::stack::Fx;
+use crate::HostId;
 
 mod checks;
 mod faults;
@@ -46,13 +50,117 @@ mod inspect;
 mod links;
 mod probes;
 mod topology;
+mod world;
 
-pub use faults::Fault;
-pub use topology::{LinkParams, SimError};
+pub use world::LinkParams;
 
-use hosts::{Host, Model};
-use probes::ProbeDone;
-use topology::{host_u32, Link, Node, Segment};
+use world::{host_u32, Host, Link, Model, Node, Segment};
+
+/// Errors from building or poking the simulated network.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SimError {
+    /// No such host.
+    #[error("no host with id {0}")]
+    NoHost(usize),
+    /// No such segment.
+    #[error("no segment with id {0}")]
+    NoSegment(usize),
+    /// The host has no interface of that name.
+    #[error("host {host} has no interface {iface}")]
+    NoIface {
+        /// Host name.
+        host: String,
+        /// Interface name.
+        iface: String,
+    },
+    /// The interface is already connected.
+    #[error("interface {iface} of {host} is already connected")]
+    AlreadyConnected {
+        /// Host name.
+        host: String,
+        /// Interface name.
+        iface: String,
+    },
+    /// A host name is used twice.
+    #[error("duplicate host name {0}")]
+    DuplicateHost(String),
+}
+
+/// A fault to inject, now or at a scheduled time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Fault {
+    /// SIGKILL the director: its state is dropped and it goes silent.
+    Kill(HostId),
+    /// SIGTERM the director: `Admin::Stop`, its outputs run, then silence.
+    Stop(HostId),
+    /// SIGSTOP: inputs queue up, timers do not fire.
+    Pause(HostId),
+    /// SIGCONT: queued inputs are handed over at the resume time.
+    Resume(HostId),
+    /// Start a fresh director from its factory (stopping a running one first).
+    Restart(HostId),
+    /// `ip link set dev IFACE up/down` on the host.
+    Nic {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// New state.
+        up: bool,
+    },
+    /// Cable plugged / pulled between the interface and its segment.
+    Link {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// New state.
+        up: bool,
+    },
+    /// New latency/loss/... for an interface's link.
+    LinkParams {
+        /// Host.
+        host: HostId,
+        /// Interface.
+        iface: String,
+        /// The parameters.
+        params: LinkParams,
+    },
+    /// Frames from every host in `from` to every host in `to` are dropped (both ways if symmetric).
+    Partition {
+        /// Senders.
+        from: Vec<HostId>,
+        /// Receivers.
+        to: Vec<HostId>,
+        /// Also drop `to` → `from`.
+        symmetric: bool,
+    },
+    /// Remove every partition.
+    Heal,
+    /// Start or stop a real server's service.
+    Service {
+        /// Host.
+        host: HostId,
+        /// Port.
+        port: u16,
+        /// New state.
+        running: bool,
+    },
+    /// The host's clock runs at `1 + ppm/1e6` from now on.
+    ClockDrift {
+        /// Host.
+        host: HostId,
+        /// Parts per million (100_000 = 10 % fast).
+        ppm: i64,
+    },
+}
+
+pub(super) struct ProbeDone {
+    pub(super) host: usize,
+    pub(super) gen: u32,
+    pub(super) id: ProbeId,
+    pub(super) result: ProbeResult,
+}
 
 enum Ev {
     /// A frame reaches the host end of `link`.

@@ -3,18 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use lvs_core::check::probe::{Probe, ProbeKind, ProbeResult};
 use rand::Rng;
 
-use super::hosts::Model;
-use super::{Ev, Sim};
+use super::world::Model;
+use super::{Ev, ProbeDone, Sim};
 
-pub(super) struct ProbeDone {
-    pub(super) host: usize,
-    pub(super) gen: u32,
-    pub(super) id: ProbeId,
-    pub(super) result: ProbeResult,
-}
 impl Sim {
     /// Evaluate a probe against the modelled network and schedule its result.
     pub(super) fn start_probe(&mut self, host: usize, probe: Probe) {

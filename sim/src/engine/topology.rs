@@ -8,154 +8,20 @@ use std::time::Duration;
 
 use lvs_core::director::IfaceName;
 use lvs_core::Instant;
-use petgraph::graph::{EdgeIndex, NodeIndex};
-use rand_chacha::ChaCha8Rng;
 
 use crate::client::{Client, ClientSpec};
 use crate::director::{Clock, DirectorFactory};
-use crate::packet::Mac;
 use crate::record::TraceEvent;
 use crate::rng::node_rng;
 use crate::server::{RealServer, RealServerSpec};
 use crate::stack::{IfaceSpec, Stack};
 use crate::{HostId, SegId};
 
-use super::hosts::{DirectorProc, Host, Model};
-use super::{Ev, Sim};
+use super::world::{
+    host_u32, DirectorProc, Host, Kind, Link, LinkParams, Model, Node, Segment, Timing,
+};
+use super::{Ev, Sim, SimError};
 
-/// Properties of one host-interface-to-segment link (one direction's share of the path).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct LinkParams {
-    /// One-way latency contributed by this link.
-    pub latency: Duration,
-    /// Up to this much extra delay, uniform per frame (can reorder close frames).
-    pub jitter: Duration,
-    /// Probability a frame crossing this link is lost.
-    pub loss: f64,
-    /// Probability a frame crossing this link is delivered twice.
-    pub duplicate: f64,
-    /// Probability a frame is held back by up to `reorder_delay` (overtaken by later ones).
-    pub reorder: f64,
-    /// Hold-back for reordered frames.
-    pub reorder_delay: Duration,
-}
-
-impl Default for LinkParams {
-    fn default() -> Self {
-        LinkParams {
-            latency: Duration::from_micros(50),
-            jitter: Duration::ZERO,
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            reorder_delay: Duration::from_millis(1),
-        }
-    }
-}
-/// Errors from building or poking the simulated network.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SimError {
-    /// No such host.
-    #[error("no host with id {0}")]
-    NoHost(usize),
-    /// No such segment.
-    #[error("no segment with id {0}")]
-    NoSegment(usize),
-    /// The host has no interface of that name.
-    #[error("host {host} has no interface {iface}")]
-    NoIface {
-        /// Host name.
-        host: String,
-        /// Interface name.
-        iface: String,
-    },
-    /// The interface is already connected.
-    #[error("interface {iface} of {host} is already connected")]
-    AlreadyConnected {
-        /// Host name.
-        host: String,
-        /// Interface name.
-        iface: String,
-    },
-    /// A host name is used twice.
-    #[error("duplicate host name {0}")]
-    DuplicateHost(String),
-}
-pub(super) enum Node {
-    Host,
-    Segment,
-}
-
-pub(super) struct Link {
-    pub(super) host: usize,
-    pub(super) iface: usize,
-    pub(super) seg: usize,
-    pub(super) params: LinkParams,
-    /// `params` as `send` uses them on every frame (see `Timing`).
-    pub(super) timing: Timing,
-    pub(super) up: bool,
-    /// The host end's interface state and host kind, mirrored here so that `send` reads
-    /// one small record per port instead of the hosts' (large, often evicted) structs.
-    /// `iface_up` follows `Iface::up`: set by the faults, resynced after `stack_mut`.
-    pub(super) iface_up: bool,
-    pub(super) kind: Kind,
-}
-
-/// What kind of host a link ends at, as `send` tells them apart.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Director,
-    Gateway,
-    Other,
-}
-
-impl Link {
-    pub(super) fn set_params(&mut self, params: LinkParams) {
-        self.timing = Timing::of(&params);
-        self.params = params;
-    }
-}
-
-/// A link's latency and jitter in nanoseconds, and whether it draws nothing but jitter (no
-/// loss, duplication or reordering): most links, whose frames `send` handles without
-/// converting durations or testing probabilities.
-#[derive(Clone, Copy)]
-pub(super) struct Timing {
-    pub(super) latency: u64,
-    pub(super) jitter: u64,
-    pub(super) plain: bool,
-}
-
-impl Timing {
-    pub(super) fn of(p: &LinkParams) -> Timing {
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Timing {
-            latency: ns(p.latency),
-            jitter: ns(p.jitter),
-            plain: p.loss <= 0.0 && p.duplicate <= 0.0 && p.reorder <= 0.0,
-        }
-    }
-}
-
-pub(super) struct Segment {
-    pub(super) name: String,
-    pub(super) node: NodeIndex,
-    pub(super) learn: bool,
-    /// Learnt MAC (as `mac_key`) -> port; a segment has a handful of ports, so a list
-    /// beats a map.
-    pub(super) fdb: Vec<(u64, EdgeIndex)>,
-    pub(super) rng: ChaCha8Rng,
-}
-/// A MAC as one integer, for the switches' address lists.
-pub(super) fn mac_key(m: Mac) -> u64 {
-    let [a, b, c, d, e, f] = m;
-    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
-}
-
-/// A host index as events carry it.
-pub(super) fn host_u32(host: usize) -> u32 {
-    u32::try_from(host).expect("more than 2^32 hosts")
-}
 impl Sim {
     /// Add an L2 segment; `learn` makes it a learning switch, otherwise it floods like a hub.
     pub fn add_segment(&mut self, name: &str, learn: bool) -> SegId {
