@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use lvs_core::ipvs::sched::{SchedFlags, SCHEDULER_NAMES};
+use lvs_core::ipvs::sched::{SchedFlags, SchedKind};
 use lvs_core::ipvs::service::{DestSpec, SchedPacket, Service, ServiceSpec};
 use lvs_core::ipvs::{FwdMethod, Protocol, ServiceKey};
 use lvs_core::Instant;
@@ -12,14 +12,14 @@ use rand_chacha::ChaCha8Rng;
 
 const DESTS: u32 = 1000;
 
-fn service(name: &str) -> Service {
+fn service(kind: SchedKind) -> Service {
     let spec = ServiceSpec {
         key: ServiceKey::Inet {
             proto: Protocol::Tcp,
             addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             port: 80,
         },
-        scheduler: name.to_string(),
+        scheduler: kind,
         flags: SchedFlags {
             fallback: true,
             port: false,
@@ -28,7 +28,7 @@ fn service(name: &str) -> Service {
         netmask_prefix: 32,
         one_packet: false,
     };
-    let mut svc = Service::new(spec).expect("known scheduler");
+    let mut svc = Service::new(spec);
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     for i in 0..DESTS {
         let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
@@ -52,11 +52,11 @@ fn service(name: &str) -> Service {
 
 fn picks(c: &mut Criterion) {
     let mut group = c.benchmark_group("sched_pick_1000_dests");
-    for name in SCHEDULER_NAMES {
-        let mut svc = service(name);
+    for kind in SchedKind::ALL {
+        let mut svc = service(kind);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut n: u32 = 0;
-        group.bench_function(name, |b| {
+        group.bench_function(kind.name(), |b| {
             b.iter(|| {
                 n = n.wrapping_add(1);
                 // Vary client and target so hash and locality schedulers do

@@ -213,7 +213,7 @@ impl Replay {
         };
         let mut spec = ServiceSpec {
             key,
-            scheduler: (*sched).to_string(),
+            scheduler: sched.parse().map_err(|e| anyhow::anyhow!("service: {e}"))?,
             flags: SchedFlags::default(),
             persistence: None,
             netmask_prefix: if a.is_ipv4() { 32 } else { 128 },

@@ -11,14 +11,14 @@
 //! use lvs_core::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
 //! use lvs_core::check::probe::ProbeResult;
 //! use lvs_core::check::virtual_server::{RealServerConfig, VirtualServerConfig};
-//! use lvs_core::ipvs::{service::ServiceSpec, sched::SchedFlags, FwdMethod, Protocol, ServiceKey};
+//! use lvs_core::ipvs::{service::ServiceSpec, sched::{SchedFlags, SchedKind}, FwdMethod, Protocol, ServiceKey};
 //! use lvs_core::time::Instant;
 //! use rand_chacha::rand_core::SeedableRng;
 //!
 //! let key = ServiceKey::Inet { proto: Protocol::Tcp, addr: "10.0.0.1".parse().unwrap(), port: 80 };
 //! let service = ServiceSpec {
 //!     key,
-//!     scheduler: "rr".into(),
+//!     scheduler: SchedKind::Rr,
 //!     flags: SchedFlags::default(),
 //!     persistence: None,
 //!     netmask_prefix: 32,

@@ -41,7 +41,7 @@ pub(super) fn spec() -> ServiceSpec {
             addr: ip(VIP),
             port: 80,
         },
-        scheduler: "wrr".into(),
+        scheduler: crate::ipvs::sched::SchedKind::Wrr,
         flags: SchedFlags::default(),
         persistence: Some(20),
         netmask_prefix: 28,

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::diagnostic::{Span, Spanned};
+use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
 
 /// A time written in seconds, possibly fractional (`advert_int 0.5`), kept in microseconds
@@ -360,7 +361,7 @@ pub struct VirtualServer {
     /// `delay_loop` (seconds, default 60).
     pub delay_loop: Option<Spanned<Secs>>,
     /// `lvs_sched` / `lb_algo`.
-    pub lvs_sched: Option<Spanned<String>>,
+    pub lvs_sched: Option<Spanned<SchedKind>>,
     /// Scheduler flags: `ops`, `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`, `flag-1..3`.
     pub flags: Vec<Spanned<String>>,
     /// `lvs_method` / `lb_kind` (default NAT).

@@ -3,12 +3,12 @@
 use std::net::IpAddr;
 
 use super::model::{Config, LbKind, RealServer, VirtualServer, VsKey, VsgEntry};
-use crate::ipvs::sched::SchedFlags;
+use crate::ipvs::sched::{SchedFlags, SchedKind};
 use crate::ipvs::service::{DestSpec, ServiceSpec};
 use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
 
 /// keepalived's scheduler when none is set (`IPVS_DEF_SCHED`).
-pub const DEFAULT_SCHEDULER: &str = "wlc";
+pub const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
 
 /// keepalived's persistence timeout when none is given (`IPVS_SVC_PERSISTENT_TIMEOUT`, seconds).
 pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 360;
@@ -130,11 +130,7 @@ impl Config {
             };
             let spec = ServiceSpec {
                 key,
-                scheduler: vs
-                    .lvs_sched
-                    .as_ref()
-                    .map_or(DEFAULT_SCHEDULER, |s| s.value.as_str())
-                    .to_string(),
+                scheduler: vs.lvs_sched.as_ref().map_or(DEFAULT_SCHEDULER, |s| s.value),
                 flags,
                 persistence: vs.persistence(),
                 netmask_prefix: vs

@@ -150,7 +150,10 @@ fn master_seed_typed_model() {
             port: 80
         }
     );
-    assert_eq!(vs.lvs_sched.as_ref().map(|s| s.value.as_str()), Some("wrr"));
+    assert_eq!(
+        vs.lvs_sched.as_ref().map(|s| s.value),
+        Some(crate::ipvs::sched::SchedKind::Wrr)
+    );
     assert_eq!(vs.lvs_method.as_ref().map(|s| s.value), Some(LbKind::Dr));
     assert_eq!(vs.persistence_timeout.as_ref().map(|s| s.value), Some(20));
     assert_eq!(vs.protocol.as_ref().map(|s| s.value), Some(Protocol::Tcp));
@@ -194,7 +197,7 @@ fn seed_ipvs_rules() {
             port: 80
         }
     );
-    assert_eq!(svc.scheduler, "wrr");
+    assert_eq!(svc.scheduler, crate::ipvs::sched::SchedKind::Wrr);
     assert_eq!(svc.persistence, Some(20));
     assert_eq!(
         svc.netmask_prefix, 32,
@@ -242,7 +245,7 @@ fn keepalived_defaults_in_rules() {
         }
     );
     assert_eq!(
-        (s0.scheduler.as_str(), s0.persistence, s0.netmask_prefix),
+        (s0.scheduler.name(), s0.persistence, s0.netmask_prefix),
         ("wlc", None, 32)
     );
     assert_eq!(
@@ -263,7 +266,7 @@ fn keepalived_defaults_in_rules() {
     );
     assert_eq!(
         (
-            s1.scheduler.as_str(),
+            s1.scheduler.name(),
             s1.persistence,
             s1.netmask_prefix,
             s1.flags.port

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use super::lexer::Sources;
 use super::model::{Config, VsKey};
+use super::rules::DEFAULT_SCHEDULER;
+use crate::ipvs::sched::SchedKind;
 
 /// Report cross-block problems: missing VRID/interface, duplicate VRIDs, dangling names.
 pub fn validate(c: &Config, s: &mut Sources) {
@@ -253,10 +255,10 @@ pub fn validate(c: &Config, s: &mut Sources) {
             }
         }
         for f in &vs.flags {
-            let sched = vs.lvs_sched.as_ref().map_or("wlc", |x| x.value.as_str());
+            let sched = vs.lvs_sched.as_ref().map_or(DEFAULT_SCHEDULER, |x| x.value);
             let ok = match f.value.as_str() {
-                "sh-port" | "sh-fallback" => sched == "sh",
-                "mh-port" | "mh-fallback" => sched == "mh",
+                "sh-port" | "sh-fallback" => sched == SchedKind::Sh,
+                "mh-port" | "mh-fallback" => sched == SchedKind::Mh,
                 _ => true,
             };
             if !ok {

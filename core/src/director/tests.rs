@@ -192,7 +192,7 @@ fn seed_master_installs_the_virtual_service_and_probes_both_real_servers() {
         }
     }
     assert!(
-        matches!(adds.first(), Some(crate::ipvs::IpvsChange::AddService(s)) if s.scheduler == "wrr" && s.persistence == Some(20))
+        matches!(adds.first(), Some(crate::ipvs::IpvsChange::AddService(s)) if s.scheduler == crate::ipvs::sched::SchedKind::Wrr && s.persistence == Some(20))
     );
     assert_eq!(adds.len(), 3, "one service and two real servers: {adds:?}");
     let targets: Vec<_> = probes

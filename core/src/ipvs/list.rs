@@ -58,11 +58,7 @@ pub fn service_order(k: &ServiceKey) -> impl Ord {
 /// The `-b` flags as ipvsadm's `print_sched_flags` names them.
 fn sched_flags(svc: &Service) -> Option<String> {
     let f = svc.spec().flags;
-    let (one, two) = match svc.spec().scheduler.as_str() {
-        "sh" => ("sh-fallback", "sh-port"),
-        "mh" => ("mh-fallback", "mh-port"),
-        _ => ("flag-1", "flag-2"),
-    };
+    let (one, two) = svc.spec().scheduler.flag_names();
     let names: Vec<&str> = [(f.fallback, one), (f.port, two)]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -145,7 +141,7 @@ mod tests {
     fn svc(key: ServiceKey, sched: &str) -> ServiceSpec {
         ServiceSpec {
             key,
-            scheduler: sched.into(),
+            scheduler: sched.parse().expect("scheduler"),
             flags: SchedFlags::default(),
             persistence: None,
             netmask_prefix: 32,
@@ -178,8 +174,7 @@ mod tests {
         let mut s = Service::new(ServiceSpec {
             persistence: Some(50),
             ..svc(tcp("223.202.22.118", 80), "wlc")
-        })
-        .expect("service");
+        });
         s.add_dest(&dest("223.202.22.116", 80, FwdMethod::Route, 3))
             .expect("add");
         s.add_dest(&dest("223.202.22.117", 80, FwdMethod::Route, 3))
@@ -209,8 +204,7 @@ TCP  223.202.22.118:80 wlc persistent 50\n\
                 },
                 "rr",
             )
-        })
-        .expect("fwm");
+        });
         fwm.add_dest(&dest("10.0.0.3", 0, FwdMethod::Tunnel(TunnelType::Ipip), 1))
             .expect("add");
         let sh = Service::new(ServiceSpec {
@@ -227,16 +221,14 @@ TCP  223.202.22.118:80 wlc persistent 50\n\
                 },
                 "sh",
             )
-        })
-        .expect("sh");
+        });
         let mut wrr = Service::new(ServiceSpec {
             flags: SchedFlags {
                 fallback: false,
                 port: true,
             },
             ..svc(tcp("10.0.0.1", 443), "wrr")
-        })
-        .expect("wrr");
+        });
         // Added 9 then 10: the kernel lists 10 first, ipvsadm sorts.
         wrr.add_dest(&dest("10.0.0.9", 443, FwdMethod::Masq, 0))
             .expect("add");
@@ -246,8 +238,7 @@ TCP  223.202.22.118:80 wlc persistent 50\n\
             persistence: Some(10),
             netmask_prefix: 64,
             ..svc(tcp("2001:db8::1", 80), "mh")
-        })
-        .expect("v6");
+        });
         let out = list_numeric([&fwm, &v6, &sh, &wrr]);
         let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
 Prot LocalAddress:Port Scheduler Flags\n\

@@ -2,6 +2,7 @@
 //! connection table and the forwarding transforms (Linux 6.1 `net/netfilter/ipvs`).
 
 pub mod conn;
+pub mod dest;
 pub mod fwd;
 pub mod list;
 pub mod save;
@@ -9,6 +10,8 @@ pub mod sched;
 pub mod service;
 pub mod sync;
 pub mod table;
+
+pub use service::IpvsChange;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -142,21 +145,4 @@ pub enum TunnelType {
     },
     /// GRE.
     Gre,
-}
-
-/// A change to the IPVS table, as a driver applies it to the kernel (`ipvsadm` verbs).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum IpvsChange {
-    /// `-A`.
-    AddService(service::ServiceSpec),
-    /// `-E`.
-    EditService(service::ServiceSpec),
-    /// `-D`.
-    DelService(ServiceKey),
-    /// `-a`.
-    AddDest(ServiceKey, service::DestSpec),
-    /// `-e`.
-    EditDest(ServiceKey, service::DestSpec),
-    /// `-d`.
-    DelDest(ServiceKey, SockAddr),
 }

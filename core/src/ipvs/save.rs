@@ -27,11 +27,7 @@ pub fn service_arg(key: &ServiceKey) -> String {
 
 /// The `-b` flag names ipvsadm prints for a scheduler (`sh-*`, `mh-*`, else `flag-N`).
 fn sched_flags(spec: &ServiceSpec) -> Option<String> {
-    let (one, two) = match spec.scheduler.as_str() {
-        "sh" => ("sh-fallback", "sh-port"),
-        "mh" => ("mh-fallback", "mh-port"),
-        _ => ("flag-1", "flag-2"),
-    };
+    let (one, two) = spec.scheduler.flag_names();
     let mut names = Vec::new();
     if spec.flags.fallback {
         names.push(one);
@@ -120,7 +116,7 @@ mod tests {
     fn svc(key: ServiceKey, sched: &str, p: Option<u32>, prefix: u8) -> ServiceSpec {
         ServiceSpec {
             key,
-            scheduler: sched.into(),
+            scheduler: sched.parse().expect("scheduler"),
             flags: SchedFlags::default(),
             persistence: p,
             netmask_prefix: prefix,

@@ -7,8 +7,10 @@
 
 use std::net::IpAddr;
 
-use super::sched::{SchedError, SchedFlags, Scheduler};
-use super::{FwdMethod, ServiceKey};
+pub use super::dest::{Dest, DestSpec};
+pub use super::sched::SchedPacket;
+use super::sched::{SchedFlags, SchedKind, Scheduler};
+use super::{ServiceKey, SockAddr};
 use crate::time::Instant;
 
 /// What `ipvsadm -A/-E` sets on a service.
@@ -16,8 +18,8 @@ use crate::time::Instant;
 pub struct ServiceSpec {
     /// Protocol/address/port or fwmark.
     pub key: ServiceKey,
-    /// Scheduler name as ipvsadm takes it (`rr`, `wrr`, `sh`, ...).
-    pub scheduler: String,
+    /// Scheduler (`-s`).
+    pub scheduler: SchedKind,
     /// `-b` scheduler flags (sh-fallback, sh-port, mh-fallback, mh-port).
     pub flags: SchedFlags,
     /// Persistence timeout in seconds (`-p`), if persistent.
@@ -28,67 +30,21 @@ pub struct ServiceSpec {
     pub one_packet: bool,
 }
 
-/// What `ipvsadm -a/-e` sets on a destination.
+/// A change to the IPVS table, as a driver applies it to the kernel (`ipvsadm` verbs).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct DestSpec {
-    /// Real server address.
-    pub addr: IpAddr,
-    /// Real server port.
-    pub port: u16,
-    /// Forwarding method.
-    pub fwd: FwdMethod,
-    /// Weight (0 = quiescent).
-    pub weight: i32,
-    /// Upper connection threshold (0 = none).
-    pub u_threshold: u32,
-    /// Lower connection threshold (0 = none).
-    pub l_threshold: u32,
-}
-
-/// A destination (real server) as the kernel keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Dest {
-    /// Real server address.
-    pub addr: IpAddr,
-    /// Real server port.
-    pub port: u16,
-    /// Forwarding method.
-    pub fwd: FwdMethod,
-    /// Weight (0 = quiescent: no new connections).
-    pub weight: i32,
-    /// Latest non-zero weight (kernel `last_weight`; mh builds its table from it).
-    pub last_weight: i32,
-    /// Upper connection threshold (0 = none).
-    pub u_threshold: u32,
-    /// Lower connection threshold (0 = none).
-    pub l_threshold: u32,
-    /// `IP_VS_DEST_F_OVERLOAD`: set when active+inactive reach u_threshold.
-    pub overloaded: bool,
-    /// Active connections (ESTABLISHED for TCP).
-    pub activeconns: u32,
-    /// Inactive connections.
-    pub inactconns: u32,
-    /// Persistence templates pointing at this destination.
-    pub persistconns: u32,
-}
-
-impl Dest {
-    /// A destination built from its spec, with zero counters.
-    pub fn new(spec: &DestSpec) -> Self {
-        Dest {
-            addr: spec.addr,
-            port: spec.port,
-            fwd: spec.fwd,
-            weight: spec.weight,
-            last_weight: spec.weight,
-            u_threshold: spec.u_threshold,
-            l_threshold: spec.l_threshold,
-            overloaded: false,
-            activeconns: 0,
-            inactconns: 0,
-            persistconns: 0,
-        }
-    }
+pub enum IpvsChange {
+    /// `-A`.
+    AddService(ServiceSpec),
+    /// `-E`.
+    EditService(ServiceSpec),
+    /// `-D`.
+    DelService(ServiceKey),
+    /// `-a`.
+    AddDest(ServiceKey, DestSpec),
+    /// `-e`.
+    EditDest(ServiceKey, DestSpec),
+    /// `-d`.
+    DelDest(ServiceKey, SockAddr),
 }
 
 /// Errors from service and destination changes, worded like ipvsadm's.
@@ -109,9 +65,6 @@ pub enum IpvsError {
     /// Weight out of range.
     #[error("Zero or negative weight is not allowed here: {0}")]
     BadWeight(i32),
-    /// Scheduler problems (unknown name, bad flags).
-    #[error(transparent)]
-    Sched(#[from] SchedError),
 }
 
 /// A virtual service: its spec, its destinations in kernel list order, its scheduler.
@@ -124,34 +77,21 @@ pub struct Service {
     now: Instant,
 }
 
-/// The packet fields a scheduler may look at.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct SchedPacket {
-    /// Client address.
-    pub src: IpAddr,
-    /// Client port.
-    pub sport: u16,
-    /// Virtual address.
-    pub dst: IpAddr,
-    /// Virtual port.
-    pub dport: u16,
-}
-
 impl Service {
     /// `ipvsadm -A`.
-    pub fn new(spec: ServiceSpec) -> Result<Self, IpvsError> {
+    pub fn new(spec: ServiceSpec) -> Self {
         Self::new_at(spec, Instant::ZERO)
     }
 
     /// `ipvsadm -A` at `now` (lblc/lblcr arm their 60 s GC timer from here).
-    pub fn new_at(spec: ServiceSpec, now: Instant) -> Result<Self, IpvsError> {
-        let sched = Scheduler::new_at(&spec.scheduler, spec.flags, now)?;
-        Ok(Service {
+    pub fn new_at(spec: ServiceSpec, now: Instant) -> Self {
+        let sched = Scheduler::new_at(spec.scheduler, spec.flags, now);
+        Service {
             spec,
             dests: Vec::new(),
             sched,
             now,
-        })
+        }
     }
 
     /// The service's settings.
@@ -281,7 +221,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::Protocol;
+    use crate::ipvs::{FwdMethod, Protocol};
 
     fn spec(w: i32, u: u32) -> DestSpec {
         DestSpec {
@@ -301,13 +241,12 @@ mod tests {
                 addr: "10.0.0.1".parse().expect("ip"),
                 port: 80,
             },
-            scheduler: "wrr".into(),
+            scheduler: SchedKind::Wrr,
             flags: SchedFlags::default(),
             persistence: None,
             netmask_prefix: 32,
             one_packet: false,
         })
-        .expect("wrr")
     }
 
     #[test]
@@ -333,15 +272,5 @@ mod tests {
         assert_eq!(gone.weight, 3);
         assert_eq!(s.del_dest(a, 80), Err(IpvsError::NoSuchDest));
         assert_eq!(s.edit_dest(&spec(1, 0)), Err(IpvsError::NoSuchDest));
-    }
-
-    #[test]
-    fn unknown_scheduler_is_refused() {
-        let mut spec = svc().spec().clone();
-        spec.scheduler = "foo".into();
-        assert_eq!(
-            Service::new(spec).err(),
-            Some(IpvsError::Sched(SchedError::Unknown("foo".into())))
-        );
     }
 }

@@ -810,7 +810,7 @@ mod tests {
             let mut ipvs = Ipvs::default();
             ipvs.add_service(ServiceSpec {
                 key,
-                scheduler: "rr".into(),
+                scheduler: crate::ipvs::sched::SchedKind::Rr,
                 flags: SchedFlags::default(),
                 persistence: Some(60),
                 netmask_prefix: 32,

@@ -21,11 +21,6 @@ use super::lexer::{Sources, Word};
 use super::model::*;
 use super::tree::{Block, Node};
 
-/// The schedulers keepalived 2.2 accepts for `lvs_sched` / `lb_algo`.
-pub const SCHEDULERS: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos",
-];
-
 const ROOT: &[&str] = &[
     "global_defs",
     "vrrp_script",

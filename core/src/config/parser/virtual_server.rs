@@ -4,12 +4,13 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{spanned, Builder, SCHEDULERS};
+use super::{spanned, Builder};
 use crate::config::diagnostic::Spanned;
 use crate::config::lexer::Word;
 use crate::config::model::*;
 use crate::config::rules::DEFAULT_PERSISTENCE_TIMEOUT;
 use crate::config::tree::{Block, Node};
+use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
 
 const VS: &[&str] = &[
@@ -247,8 +248,8 @@ impl Builder<'_> {
                 "lb_algo" | "lvs_sched" => {
                     self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
-                        if SCHEDULERS.contains(&w.text.as_str()) {
-                            vs.lvs_sched = Some(spanned(w));
+                        if let Some(k) = SchedKind::from_name(&w.text) {
+                            vs.lvs_sched = Some(Spanned::new(k, w.span.clone()));
                         } else {
                             self.s
                                 .error(&w.span, format!("invalid lvs_scheduler '{}'", w.text));

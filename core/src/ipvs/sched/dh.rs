@@ -9,7 +9,8 @@
 
 use std::net::IpAddr;
 
-use super::{addr_fold, is_unavailable, Dest, GOLDEN_RATIO_PRIME};
+use super::common::{addr_fold, is_unavailable, GOLDEN_RATIO_PRIME};
+use crate::ipvs::dest::Dest;
 
 /// `IP_VS_DH_TAB_SIZE`.
 pub(crate) const DH_TAB_SIZE: usize = 1 << 8;

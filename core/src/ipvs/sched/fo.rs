@@ -4,7 +4,7 @@
 //! (strict, starting from 0) keeps the earliest of equal weights and never
 //! picks weight 0.
 
-use super::Dest;
+use crate::ipvs::dest::Dest;
 
 /// `ip_vs_fo_schedule`.
 pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {

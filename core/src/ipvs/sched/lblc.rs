@@ -19,7 +19,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{addr_fold, find, wlc, Dest};
+use super::common::{addr_fold, find};
+use super::wlc;
+use crate::ipvs::dest::Dest;
 use crate::time::Instant;
 
 /// `DEFAULT_EXPIRATION` of lblc/lblcr entries (24 h).

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::common::{conn_overhead, find};
 use super::lblc::{is_overloaded, jiffies, least_conn, Entry, Table};
-use super::{conn_overhead, find, Dest};
+use crate::ipvs::dest::Dest;
 use crate::time::Instant;
 
 type DestId = (IpAddr, u16);

@@ -5,7 +5,8 @@
 //! (`(activeconns << 8) + inactconns`, compared as `unsigned int`; a later
 //! destination replaces the current least only when strictly smaller).
 
-use super::{conn_overhead, Dest};
+use super::common::conn_overhead;
+use crate::ipvs::dest::Dest;
 
 /// `ip_vs_lc_schedule`.
 pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {

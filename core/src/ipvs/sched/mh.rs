@@ -17,8 +17,9 @@
 //! lookup, so `mh-fallback` moves their clients elsewhere. A lookup hashes
 //! the client address (plus source port with `mh-port`) with key 1.
 
-use super::{addr_fold, gcd, is_unavailable, Dest, SchedFlags};
-use crate::ipvs::service::SchedPacket;
+use super::common::SchedPacket;
+use super::common::{addr_fold, gcd, is_unavailable, SchedFlags};
+use crate::ipvs::dest::Dest;
 use std::net::IpAddr;
 
 /// `IP_VS_MH_TAB_SIZE` with the default `CONFIG_IP_VS_MH_TAB_INDEX=12`.

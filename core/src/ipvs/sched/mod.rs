@@ -9,12 +9,14 @@
 //! destination was linked at the head, `upd_dest` after an edit, `del_dest`
 //! after the destination was unlinked (as `__ip_vs_unlink_dest` does).
 
-use std::net::IpAddr;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use super::service::{Dest, SchedPacket};
+use crate::ipvs::dest::Dest;
 use crate::time::Instant;
 
+mod common;
 mod dh;
 mod fo;
 mod lblc;
@@ -35,23 +37,118 @@ mod testutil;
 #[cfg(test)]
 mod traces;
 
+pub use common::{SchedFlags, SchedPacket};
 pub use lblc::DEFAULT_EXPIRATION;
 
-/// Every scheduler name the kernel registers, in `ipvsadm --help` order.
-pub const SCHEDULER_NAMES: [&str; 14] = [
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
-
-/// `-b` scheduler flags (kernel IP_VS_SVC_F_SCHED1..3).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SchedFlags {
-    /// `sh-fallback` / `mh-fallback` (SCHED1).
-    pub fallback: bool,
-    /// `sh-port` / `mh-port` (SCHED2).
-    pub port: bool,
+/// One of the 14 schedulers the kernel registers, named as ipvsadm and keepalived name them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchedKind {
+    /// Round robin (`ip_vs_rr.c`).
+    Rr,
+    /// Weighted round robin (`ip_vs_wrr.c`).
+    Wrr,
+    /// Least connection (`ip_vs_lc.c`).
+    Lc,
+    /// Weighted least connection (`ip_vs_wlc.c`), keepalived's default.
+    Wlc,
+    /// Locality-based least connection (`ip_vs_lblc.c`).
+    Lblc,
+    /// Locality-based least connection with replication (`ip_vs_lblcr.c`).
+    Lblcr,
+    /// Destination hashing (`ip_vs_dh.c`).
+    Dh,
+    /// Source hashing (`ip_vs_sh.c`).
+    Sh,
+    /// Shortest expected delay (`ip_vs_sed.c`).
+    Sed,
+    /// Never queue (`ip_vs_nq.c`).
+    Nq,
+    /// Weighted failover (`ip_vs_fo.c`).
+    Fo,
+    /// Weighted overflow (`ip_vs_ovf.c`).
+    Ovf,
+    /// Maglev hashing (`ip_vs_mh.c`).
+    Mh,
+    /// Weighted random twos choice (`ip_vs_twos.c`).
+    Twos,
 }
 
-/// Scheduler construction errors.
+impl SchedKind {
+    /// Every scheduler, in `ipvsadm --help` order.
+    pub const ALL: [SchedKind; 14] = [
+        SchedKind::Rr,
+        SchedKind::Wrr,
+        SchedKind::Lc,
+        SchedKind::Wlc,
+        SchedKind::Lblc,
+        SchedKind::Lblcr,
+        SchedKind::Dh,
+        SchedKind::Sh,
+        SchedKind::Sed,
+        SchedKind::Nq,
+        SchedKind::Fo,
+        SchedKind::Ovf,
+        SchedKind::Mh,
+        SchedKind::Twos,
+    ];
+
+    /// The name the kernel registers (`ipvsadm -s`, `ipvsadm -L`, keepalived's `lb_algo`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedKind::Rr => "rr",
+            SchedKind::Wrr => "wrr",
+            SchedKind::Lc => "lc",
+            SchedKind::Wlc => "wlc",
+            SchedKind::Lblc => "lblc",
+            SchedKind::Lblcr => "lblcr",
+            SchedKind::Dh => "dh",
+            SchedKind::Sh => "sh",
+            SchedKind::Sed => "sed",
+            SchedKind::Nq => "nq",
+            SchedKind::Fo => "fo",
+            SchedKind::Ovf => "ovf",
+            SchedKind::Mh => "mh",
+            SchedKind::Twos => "twos",
+        }
+    }
+
+    /// The scheduler of that name, if the kernel has one.
+    pub fn from_name(name: &str) -> Option<SchedKind> {
+        SchedKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The names of the `-b` flags SCHED1 and SCHED2 for this scheduler, as ipvsadm prints
+    /// them (`print_sched_flags`): `sh-*` / `mh-*`, else `flag-1` / `flag-2`.
+    pub fn flag_names(self) -> (&'static str, &'static str) {
+        match self {
+            SchedKind::Sh => ("sh-fallback", "sh-port"),
+            SchedKind::Mh => ("mh-fallback", "mh-port"),
+            _ => ("flag-1", "flag-2"),
+        }
+    }
+}
+
+impl fmt::Display for SchedKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SchedKind {
+    type Err = SchedError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SchedKind::from_name(s).ok_or_else(|| SchedError::Unknown(s.to_string()))
+    }
+}
+
+impl serde::Serialize for SchedKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A scheduler name that is not one of the kernel's.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SchedError {
     /// No scheduler by that name.
@@ -85,52 +182,56 @@ enum Kind {
 }
 
 impl Scheduler {
-    /// A scheduler by ipvsadm name, created at time zero.
-    pub fn new(name: &str, flags: SchedFlags) -> Result<Self, SchedError> {
-        Self::new_at(name, flags, Instant::ZERO)
+    /// A scheduler of `kind`, created at time zero.
+    pub fn new(kind: SchedKind, flags: SchedFlags) -> Self {
+        Self::new_at(kind, flags, Instant::ZERO)
     }
 
-    /// A scheduler by ipvsadm name, created at `now` (lblc/lblcr arm their
+    /// A scheduler of `kind`, created at `now` (lblc/lblcr arm their
     /// garbage-collection timer 60 s after creation, as `init_service` does).
-    pub fn new_at(name: &str, flags: SchedFlags, now: Instant) -> Result<Self, SchedError> {
-        let kind = match name {
-            "rr" => Kind::Rr(rr::Rr::default()),
-            "wrr" => Kind::Wrr(wrr::Wrr::new(&[])),
-            "lc" => Kind::Lc,
-            "wlc" => Kind::Wlc,
-            "lblc" => Kind::Lblc(lblc::Lblc::new(now)),
-            "lblcr" => Kind::Lblcr(lblcr::Lblcr::new(now)),
-            "dh" => Kind::Dh(dh::Dh::default()),
-            "sh" => Kind::Sh(sh::Sh::default()),
-            "sed" => Kind::Sed,
-            "nq" => Kind::Nq,
-            "fo" => Kind::Fo,
-            "ovf" => Kind::Ovf,
-            "mh" => Kind::Mh(mh::Mh::default()),
-            "twos" => Kind::Twos,
-            other => return Err(SchedError::Unknown(other.to_string())),
+    pub fn new_at(kind: SchedKind, flags: SchedFlags, now: Instant) -> Self {
+        let kind = match kind {
+            SchedKind::Rr => Kind::Rr(rr::Rr::default()),
+            SchedKind::Wrr => Kind::Wrr(wrr::Wrr::new(&[])),
+            SchedKind::Lc => Kind::Lc,
+            SchedKind::Wlc => Kind::Wlc,
+            SchedKind::Lblc => Kind::Lblc(lblc::Lblc::new(now)),
+            SchedKind::Lblcr => Kind::Lblcr(lblcr::Lblcr::new(now)),
+            SchedKind::Dh => Kind::Dh(dh::Dh::default()),
+            SchedKind::Sh => Kind::Sh(sh::Sh::default()),
+            SchedKind::Sed => Kind::Sed,
+            SchedKind::Nq => Kind::Nq,
+            SchedKind::Fo => Kind::Fo,
+            SchedKind::Ovf => Kind::Ovf,
+            SchedKind::Mh => Kind::Mh(mh::Mh::default()),
+            SchedKind::Twos => Kind::Twos,
         };
-        Ok(Scheduler { flags, kind })
+        Scheduler { flags, kind }
+    }
+
+    /// Which scheduler this is.
+    pub fn kind(&self) -> SchedKind {
+        match self.kind {
+            Kind::Rr(_) => SchedKind::Rr,
+            Kind::Wrr(_) => SchedKind::Wrr,
+            Kind::Lc => SchedKind::Lc,
+            Kind::Wlc => SchedKind::Wlc,
+            Kind::Lblc(_) => SchedKind::Lblc,
+            Kind::Lblcr(_) => SchedKind::Lblcr,
+            Kind::Dh(_) => SchedKind::Dh,
+            Kind::Sh(_) => SchedKind::Sh,
+            Kind::Sed => SchedKind::Sed,
+            Kind::Nq => SchedKind::Nq,
+            Kind::Fo => SchedKind::Fo,
+            Kind::Ovf => SchedKind::Ovf,
+            Kind::Mh(_) => SchedKind::Mh,
+            Kind::Twos => SchedKind::Twos,
+        }
     }
 
     /// The ipvsadm name.
     pub fn name(&self) -> &'static str {
-        match self.kind {
-            Kind::Rr(_) => "rr",
-            Kind::Wrr(_) => "wrr",
-            Kind::Lc => "lc",
-            Kind::Wlc => "wlc",
-            Kind::Lblc(_) => "lblc",
-            Kind::Lblcr(_) => "lblcr",
-            Kind::Dh(_) => "dh",
-            Kind::Sh(_) => "sh",
-            Kind::Sed => "sed",
-            Kind::Nq => "nq",
-            Kind::Fo => "fo",
-            Kind::Ovf => "ovf",
-            Kind::Mh(_) => "mh",
-            Kind::Twos => "twos",
-        }
+        self.kind().name()
     }
 
     /// The `-b` flags this scheduler was created with.
@@ -231,66 +332,29 @@ impl Scheduler {
     }
 }
 
-/// `ip_vs_dest_conn_overhead`: `(activeconns << 8) + inactconns`, in the
-/// kernel's `int` arithmetic (wrapping, as the kernel builds with
-/// `-fno-strict-overflow`).
-pub(crate) fn conn_overhead(d: &Dest) -> i32 {
-    (d.activeconns as i32)
-        .wrapping_shl(8)
-        .wrapping_add(d.inactconns as i32)
-}
-
-/// `IP_VS_DEST_F_OVERLOAD` or a non-positive weight: the test most
-/// schedulers use to skip a destination.
-pub(crate) fn is_unavailable(d: &Dest) -> bool {
-    d.weight <= 0 || d.overloaded
-}
-
-/// The kernel's address fold for hashing: the IPv4 address in host order,
-/// or the XOR of the four 32-bit words of an IPv6 address.
-pub(crate) fn addr_fold(addr: IpAddr) -> u32 {
-    match addr {
-        IpAddr::V4(a) => u32::from(a),
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-            w(0) ^ w(4) ^ w(8) ^ w(12)
-        }
-    }
-}
-
-/// The multiplier of the dh/sh hashes (2^32 / golden ratio).
-pub(crate) const GOLDEN_RATIO_PRIME: u64 = 2_654_435_761;
-
-/// Kernel `gcd()` on positive ints.
-pub(crate) fn gcd(mut a: i32, mut b: i32) -> i32 {
-    while b != 0 {
-        let r = a % b;
-        a = b;
-        b = r;
-    }
-    a
-}
-
-/// Index of the destination `addr:port`, if it is in the list.
-pub(crate) fn find(dests: &[Dest], id: (IpAddr, u16)) -> Option<usize> {
-    dests.iter().position(|d| d.addr == id.0 && d.port == id.1)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::common::{addr_fold, conn_overhead};
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn every_kernel_scheduler_is_known_and_reports_its_name() {
-        for name in SCHEDULER_NAMES {
-            let s = Scheduler::new(name, SchedFlags::default()).expect("known");
-            assert_eq!(s.name(), name);
+        let names = [
+            "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+            "twos",
+        ];
+        for (name, kind) in names.into_iter().zip(SchedKind::ALL) {
+            assert_eq!(name.parse::<SchedKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), name);
+            let s = Scheduler::new(kind, SchedFlags::default());
+            assert_eq!((s.kind(), s.name()), (kind, name));
         }
         assert_eq!(
-            Scheduler::new("foo", SchedFlags::default()).err(),
-            Some(SchedError::Unknown("foo".into()))
+            "foo".parse::<SchedKind>(),
+            Err(SchedError::Unknown("foo".into()))
         );
+        assert_eq!(SchedKind::from_name("RR"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! active connection wins at once; otherwise sed's rule: smallest
 //! `(activeconns + 1) / weight`, ties to the earlier destination.
 
-use super::Dest;
+use crate::ipvs::dest::Dest;
 
 /// `ip_vs_nq_schedule`.
 pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {

@@ -4,7 +4,7 @@
 //! its weight (`activeconns > w` skips it), weight 0 and overloaded ones
 //! excluded; the earliest wins among equal weights.
 
-use super::Dest;
+use crate::ipvs::dest::Dest;
 
 /// `ip_vs_ovf_schedule`.
 pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {

@@ -6,7 +6,7 @@
 //! overload flag; the cursor then points at it. When the cursor's destination
 //! is deleted, the cursor moves to its predecessor (`p->next->prev`).
 
-use super::Dest;
+use crate::ipvs::dest::Dest;
 
 /// Round-robin cursor: `None` is the list head, `Some(i)` the destination at `i`.
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@
 //! Like wlc, but the overhead is `activeconns + 1` (inactive connections do
 //! not count) and the products are `(u64)`.
 
-use super::Dest;
+use crate::ipvs::dest::Dest;
 
 fn overhead(d: &Dest) -> u64 {
     u64::from(d.activeconns.wrapping_add(1))

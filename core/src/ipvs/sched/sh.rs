@@ -10,8 +10,9 @@
 //! probed again with offsets `(ihash + k) % 256` for k = 0..255, stopping at
 //! an empty bucket.
 
-use super::{addr_fold, is_unavailable, Dest, SchedFlags, GOLDEN_RATIO_PRIME};
-use crate::ipvs::service::SchedPacket;
+use super::common::SchedPacket;
+use super::common::{addr_fold, is_unavailable, SchedFlags, GOLDEN_RATIO_PRIME};
+use crate::ipvs::dest::Dest;
 use std::net::IpAddr;
 
 /// `IP_VS_SH_TAB_SIZE`.

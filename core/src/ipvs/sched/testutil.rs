@@ -51,13 +51,13 @@ pub fn service_with(name: &str, flags: SchedFlags, dests: &[(u8, i32)]) -> Servi
             addr: addr(100),
             port: 80,
         },
-        scheduler: name.to_string(),
+        scheduler: name.parse().expect("scheduler"),
         flags,
         persistence: None,
         netmask_prefix: 32,
         one_packet: false,
     };
-    let mut s = Service::new(spec).expect("known scheduler");
+    let mut s = Service::new(spec);
     for &(id, w) in dests {
         add(&mut s, id, w);
     }

@@ -97,7 +97,7 @@ fn replay(text: &str) -> (Vec<String>, Vec<String>) {
                         addr: a.ip(),
                         port: a.port(),
                     },
-                    scheduler: words[3].to_string(),
+                    scheduler: words[3].parse().expect("scheduler"),
                     flags: SchedFlags {
                         fallback: flags.contains("fallback"),
                         port: flags.contains("-port"),
@@ -106,7 +106,7 @@ fn replay(text: &str) -> (Vec<String>, Vec<String>) {
                     netmask_prefix: 32,
                     one_packet: false,
                 };
-                svc = Some(Service::new(spec).expect("service"));
+                svc = Some(Service::new(spec));
             }
             "dest" => svc
                 .as_mut()

@@ -10,7 +10,8 @@
 //! arithmetic). Choice 1 starts as the last eligible destination found while
 //! summing; `rweight1 <= sum` always reaches 0, so that is only a default.
 
-use super::{conn_overhead, Dest};
+use super::common::conn_overhead;
+use crate::ipvs::dest::Dest;
 
 /// The kernel's `__get_random_u32_below`: Lemire's multiply-shift with
 /// rejection of the biased low part, drawing `get_random_u32()` from `rng`.

@@ -5,7 +5,8 @@
 //! `(s64)loh * dest->weight > (s64)doh * least->weight`, i.e. when its
 //! overhead/weight ratio is strictly smaller. Ties keep the earlier one.
 
-use super::{conn_overhead, Dest};
+use super::common::conn_overhead;
+use crate::ipvs::dest::Dest;
 
 /// `ip_vs_wlc_schedule`.
 pub(crate) fn schedule(dests: &[Dest]) -> Option<usize> {

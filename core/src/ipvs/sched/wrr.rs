@@ -8,7 +8,8 @@
 //! below 1. Any add/edit/delete resets `cl` to the head and rescales `cw`
 //! (`ip_vs_wrr_dest_changed`).
 
-use super::{gcd, Dest};
+use super::common::gcd;
+use crate::ipvs::dest::Dest;
 
 /// WRR mark. `cl == None` is the list head.
 #[derive(Debug)]

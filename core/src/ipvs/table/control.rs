@@ -31,7 +31,7 @@ impl Ipvs {
             return Err(IpvsError::ServiceExists);
         }
         let key = spec.key;
-        let svc = Service::new(spec)?;
+        let svc = Service::new(spec);
         self.services.insert(key, svc);
         self.refresh_weights();
         Ok(())
@@ -44,7 +44,7 @@ impl Ipvs {
             .services
             .get(&spec.key)
             .ok_or(IpvsError::NoSuchService)?;
-        let mut svc = Service::new(spec.clone())?;
+        let mut svc = Service::new(spec.clone());
         let dests: Vec<Dest> = old.dests().to_vec();
         for d in dests.iter().rev() {
             svc.add_dest(&DestSpec {

@@ -20,7 +20,7 @@ fn skey() -> ServiceKey {
 fn spec(persistence: Option<u32>, prefix: u8) -> ServiceSpec {
     ServiceSpec {
         key: skey(),
-        scheduler: "rr".into(),
+        scheduler: crate::ipvs::sched::SchedKind::Rr,
         flags: SchedFlags::default(),
         persistence,
         netmask_prefix: prefix,
