@@ -95,7 +95,7 @@ impl HealthCheckers {
     }
 
     /// `register_checkers_thread`: arm every checker (first probe after 1 s plus a warmup drawn
-    /// from `rng`), with keepalived's log lines.
+    /// from `rng`), with keepalived's "Activating healthchecker" lines.
     fn register_checkers(
         vss: &mut [VirtualServer],
         now: Instant,
@@ -105,10 +105,9 @@ impl HealthCheckers {
         for vs in vss.iter_mut() {
             vs.arm(now, rng, q);
         }
-        // register_checkers_thread, in keepalived built with BFD as Debian's is.
-        q.push_back(CheckOutput::Log {
-            text: "Activating BFD healthchecker".to_string(),
-        });
+        // Here keepalived built with BFD (Debian's is) logs "Activating BFD healthchecker" for
+        // every configuration and starts reading its BFD process's pipe (check_api.c,
+        // `#ifdef _WITH_BFD_`). lvsd has no BFD, so it says nothing.
     }
 
     /// Reload with a new configuration (SIGHUP: `reload_check_thread` → `start_check`), the

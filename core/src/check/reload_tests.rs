@@ -54,10 +54,10 @@ impl Harness {
     }
 }
 
-/// The lines `register_checkers_thread` logs for `rss`' TCP checkers.
+/// The lines `register_checkers_thread` logs for `rss`' TCP checkers (lvsd, having no BFD, not
+/// the BFD build's "Activating BFD healthchecker").
 fn activating(rss: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = rss
-        .iter()
+    rss.iter()
         .map(|a| {
             format!(
                 "Activating healthchecker for service {} for VS {}",
@@ -65,9 +65,7 @@ fn activating(rss: &[&str]) -> Vec<String> {
                 fmt_vs()
             )
         })
-        .collect();
-    v.push("Activating BFD healthchecker".into());
-    v
+        .collect()
 }
 
 // reload_check_thread → start_check → clear_diff_services: an unchanged configuration keeps

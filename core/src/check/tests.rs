@@ -277,7 +277,6 @@ fn start_installs_service_and_all_real_servers() {
             "0.000 Gained quorum 1+0=1 <= 200 for VS [223.202.22.118]:tcp:80",
             "0.000 Activating healthchecker for service [223.202.22.116]:tcp:80 for VS [223.202.22.118]:tcp:80",
             "0.000 Activating healthchecker for service [223.202.22.117]:tcp:80 for VS [223.202.22.118]:tcp:80",
-            "0.000 Activating BFD healthchecker",
         ]
     );
 }
@@ -380,6 +379,11 @@ fn tcp_default_retry_is_one() {
     );
 }
 
+/// What Debian's keepalived 2.2.7, built with BFD, logs after the checkers' "Activating
+/// healthchecker" lines for any configuration (check_api.c `register_checkers_thread`). lvsd has
+/// no BFD and does not log it, so comparisons with captures leave this line out.
+const BFD_ONLY: &str = "Activating BFD healthchecker";
+
 /// A log line of the fixture: (seconds, message).
 fn fixture_lines() -> Vec<(f64, String)> {
     include_str!("fixtures/keepalived-2.2.7-seed-tcp-check.log")
@@ -432,6 +436,7 @@ fn matches_captured_keepalived_2_2_7() {
         .iter()
         .map(|(_, m)| m.as_str())
         .filter(|m| m.starts_with("Gained") || m.starts_with("Activating"))
+        .filter(|m| *m != BFD_ONLY)
         .collect();
     let ours: Vec<&str> = h
         .logs
@@ -556,7 +561,7 @@ fn assert_same_as_capture(h: &Harness, cap: &Capture, origin: f64) {
     let real_at_start: Vec<&str> = cap
         .logs
         .iter()
-        .filter(|(t, m)| *t < origin + 0.5 && checker_line(m))
+        .filter(|(t, m)| *t < origin + 0.5 && checker_line(m) && m != BFD_ONLY)
         .map(|(_, m)| m.as_str())
         .collect();
     assert_eq!(ours_at_start, real_at_start);
