@@ -11,8 +11,8 @@ use crate::config::rules::fwd;
 use crate::vrrp::instance::InitialState;
 use crate::vrrp::wire::{Auth, Version};
 use crate::vrrp::{
-    InstanceConfig, RouterConfig, ScriptConfig, SyncGroupConfig, TrackInterface, TrackScript,
-    VirtualAddress,
+    InstanceConfig, NotifyScripts, RouterConfig, ScriptConfig, SyncGroupConfig, TrackInterface,
+    TrackScript, VirtualAddress,
 };
 
 use super::node::{DirectorConfig, NodeEnv, ScriptCommand, SyncDaemonConfig};
@@ -72,6 +72,7 @@ impl DirectorConfig {
                 .collect::<BTreeMap<_, _>>(),
             checkers: checkers_config(cfg),
             sync_daemon: sync_daemon(cfg),
+            data_plane: Default::default(),
         })
     }
 }
@@ -105,6 +106,20 @@ fn sync_daemon(cfg: &Config) -> Option<SyncDaemonConfig> {
             syncid: vrid_of(&i.name.value),
         })
     })
+}
+
+/// The notify scripts of an instance or sync group block.
+fn notify_scripts(n: &model::Notify) -> NotifyScripts {
+    let cmd = |s: &Option<crate::config::diagnostic::Spanned<String>>| {
+        s.as_ref().map(|c| c.value.clone())
+    };
+    NotifyScripts {
+        master: cmd(&n.master),
+        backup: cmd(&n.backup),
+        fault: cmd(&n.fault),
+        stop: cmd(&n.stop),
+        generic: cmd(&n.any),
+    }
 }
 
 fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError> {
@@ -229,6 +244,7 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
             })
             .collect();
         ic.dont_track_primary = vi.dont_track_primary.is_some();
+        ic.notify = notify_scripts(&vi.notify);
         instances.push(ic);
     }
     let sync_groups = cfg
@@ -237,6 +253,7 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
         .map(|s| SyncGroupConfig {
             name: s.name.value.clone(),
             members: s.group.iter().map(|m| m.value.clone()).collect(),
+            notify: notify_scripts(&s.notify),
         })
         .collect();
     let scripts = cfg

@@ -9,15 +9,24 @@ mod build;
 mod dataplane;
 mod node;
 
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::check::output::NotifyEvent;
 use crate::check::probe::{Probe, ProbeId, ProbeResult};
 use crate::ipvs::IpvsChange;
 pub use crate::vrrp::{StateChange, StateChangeKind, Vip, VrrpState};
 
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod tests;
 
 pub use build::BuildError;
-pub use node::{Director, DirectorConfig, Iface, NodeEnv, ScriptCommand, SyncDaemonConfig};
+pub use node::{
+    DataPlane, Director, DirectorConfig, DirectorStats, Iface, NodeEnv, ScriptCommand,
+    SyncDaemonConfig,
+};
 
 /// An interface name (`eth0`) as frames carry it in and out: shared, so that per-packet
 /// inputs and outputs do not allocate.
@@ -47,8 +56,80 @@ pub enum Input {
         /// New state.
         up: bool,
     },
+    /// An interface or one of its addresses appeared, went or changed (what rtnetlink's
+    /// monitor reports); [`Director::env`] follows.
+    Iface(IfaceEvent),
+    /// An output the driver could not apply. The driver reports it before its next other
+    /// input or timeout, so the director undoes what it recorded for that output.
+    Failed {
+        /// The output.
+        what: Applied,
+        /// Why.
+        error: ApplyError,
+    },
     /// An operator command.
     Admin(Admin),
+}
+
+/// An interface change, as rtnetlink's `RTM_NEWLINK` / `RTM_DELLINK` / `RTM_NEWADDR` /
+/// `RTM_DELADDR` report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfaceEvent {
+    /// A new interface (or one known again), with its carrier.
+    Added {
+        /// The interface.
+        iface: Iface,
+        /// Carrier up.
+        up: bool,
+    },
+    /// An interface went away (VRRP sees its carrier go down).
+    Removed {
+        /// Its name.
+        name: String,
+    },
+    /// An interface changed name (VRRP sees the old name go down and the new one come up).
+    Renamed {
+        /// The old name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// An address was added to an interface.
+    AddressAdded {
+        /// Interface name.
+        iface: String,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// An address was removed from an interface.
+    AddressRemoved {
+        /// Interface name.
+        iface: String,
+        /// The address.
+        addr: IpAddr,
+    },
+}
+
+/// An output that can fail to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// An [`Output::Ipvs`].
+    Ipvs(IpvsChange),
+    /// An [`Output::AddVip`].
+    AddVip(Vip),
+    /// An [`Output::DelVip`].
+    DelVip(Vip),
+    /// An [`Output::SyncDaemon`].
+    SyncDaemon(SyncDaemon),
+}
+
+/// Why an output failed: the OS error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyError {
+    /// `errno`, when the OS gave one.
+    pub errno: Option<i32>,
+    /// `strerror` of it, or the driver's own words.
+    pub message: String,
 }
 
 /// Operator commands.
@@ -56,6 +137,62 @@ pub enum Input {
 pub enum Admin {
     /// SIGTERM: send priority-0 adverts, release VIPs, clear IPVS rules.
     Stop,
+    /// SIGHUP with a new configuration: keep what did not change, tear down what went, start
+    /// what is new ([`Director`] says how); refused, with a log line, when it cannot run.
+    Reload(Box<DirectorConfig>),
+}
+
+/// The IPVS connection sync daemon's role.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum SyncDaemonRole {
+    /// Sends the connection table (`--start-daemon master`).
+    Master,
+    /// Receives it (`--start-daemon backup`).
+    Backup,
+}
+
+/// Start or stop the kernel's sync daemon (keepalived's `ipvs_syncd_cmd`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyncDaemon {
+    /// Start (`IPVS_STARTDAEMON`) or stop (`IPVS_STOPDAEMON`).
+    pub start: bool,
+    /// `mcast_ifn`.
+    pub iface: String,
+    /// `syncid`.
+    pub syncid: u8,
+    /// Which half.
+    pub role: SyncDaemonRole,
+}
+
+/// What caused a notify.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum NotifyCause {
+    /// A VRRP instance or sync group changed state.
+    Vrrp(StateChange),
+    /// A real server went up or down, or a virtual server's quorum did.
+    Checker(NotifyEvent),
+}
+
+/// One script to execute, as keepalived would: `argv[0]` with `argv`, not waited for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ScriptExec {
+    /// The command line as configured.
+    pub command: String,
+    /// What `execve` gets: the words of `command` (split as keepalived splits them) and the
+    /// arguments keepalived appends.
+    pub argv: Vec<String>,
+    /// Kill it when it is still running after this long (keepalived gives `notify_stop` and
+    /// the generic notify of a STOP one second), else let it run.
+    pub kill_after: Option<Duration>,
+}
+
+/// A notification and the scripts keepalived runs for it, in its order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Notification {
+    /// What happened.
+    pub cause: NotifyCause,
+    /// The scripts (empty when none are configured, or keepalived skips them).
+    pub scripts: Vec<ScriptExec>,
 }
 
 /// Which keepalived process would have logged a line.
@@ -85,10 +222,12 @@ pub enum Output {
     DelVip(Vip),
     /// Apply an IPVS change (kernel IPVS; the userspace data plane already has it).
     Ipvs(IpvsChange),
+    /// Start or stop the kernel's IPVS sync daemon ([`DataPlane::Kernel`] only).
+    SyncDaemon(SyncDaemon),
     /// Run a probe and report with [`Input::ProbeDone`].
     StartProbe(Probe),
-    /// Run notify scripts for a transition.
-    Notify(StateChange),
+    /// A VRRP transition or a checker event, with the notify scripts to run for it.
+    Notify(Notification),
     /// A keepalived-style log line.
     Log {
         /// Which keepalived process would log it.

@@ -6,17 +6,23 @@ use std::net::IpAddr;
 
 use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, HealthCheckersConfig};
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use crate::check::script::Script;
+use crate::check::stats::CheckStats;
 use crate::ipvs::sync::{self, SyncConfig, SyncReceiver, SyncSender};
 use crate::ipvs::table::{Ipvs, IpvsOptions, PacketInfo, Verdict};
-use crate::ipvs::IpvsChange;
+use crate::ipvs::{IpvsChange, Protocol, ServiceKey};
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
 use crate::vrrp::{
-    arp, RouterConfig, RouterError, StateChangeKind, VrrpInput, VrrpOutput, VrrpRouter, VrrpState,
+    arp, InstanceStats, NotifyScript, RouterConfig, RouterError, RxError, StateChangeKind,
+    VrrpInput, VrrpOutput, VrrpRouter, VrrpState,
 };
 
 use super::dataplane::{self, Handled, Neighbours};
-use super::{Admin, IfaceName, Input, LogSource, Output};
+use super::{
+    Admin, Applied, ApplyError, IfaceEvent, IfaceName, Input, LogSource, Notification, NotifyCause,
+    Output, ScriptExec, SyncDaemon, SyncDaemonRole,
+};
 
 /// Script probes get ids from here up, so they never collide with checker probes.
 const SCRIPT_PROBE_BASE: u64 = 1 << 62;
@@ -55,8 +61,57 @@ impl NodeEnv {
     }
 }
 
+/// Who forwards client traffic: chosen by the driver.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub enum DataPlane {
+    /// The director's own IPVS table forwards the frames it is given (the simulator).
+    #[default]
+    Userspace,
+    /// The kernel's IPVS forwards: the director emits [`Output::Ipvs`] and
+    /// [`Output::SyncDaemon`], keeps a mirror of the table as applied, and neither runs
+    /// connections nor forwards frames.
+    Kernel,
+}
+
+/// Counters and states of a director, as data (what `lvsd status --stats` reads).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DirectorStats {
+    /// Per VRRP instance, in configuration order (keepalived's `vrrp_stats`).
+    pub vrrp: Vec<InstanceStats>,
+    /// Per virtual / real server: the checkers' results.
+    pub checkers: CheckStats,
+    /// Per IPVS service, from the table ([`DataPlane::Userspace`]; in kernel mode the mirror
+    /// has no connections).
+    pub ipvs: Vec<ServiceStats>,
+}
+
+/// One IPVS service's connection counts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceStats {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its destinations, in kernel list order.
+    pub dests: Vec<DestStats>,
+}
+
+/// One destination's connection counts (`ipvsadm -L -n`'s ActiveConn / InActConn and the
+/// persistence templates).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DestStats {
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port.
+    pub port: u16,
+    /// Active connections.
+    pub active_conns: u32,
+    /// Inactive connections.
+    pub inactive_conns: u32,
+    /// Persistence templates.
+    pub persistent_conns: u32,
+}
+
 /// Everything a director runs, already mapped from keepalived.conf.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirectorConfig {
     /// VRRP instances, sync groups, scripts.
     pub vrrp: RouterConfig,
@@ -66,6 +121,8 @@ pub struct DirectorConfig {
     pub checkers: HealthCheckersConfig,
     /// The IPVS connection sync daemon, when keepalived would start one.
     pub sync_daemon: Option<SyncDaemonConfig>,
+    /// Who forwards client traffic (a reload keeps the running one).
+    pub data_plane: DataPlane,
 }
 
 /// How to run one `vrrp_script`.
@@ -109,7 +166,40 @@ enum Plane {
     Control,
 }
 
-/// One director node.
+/// One director node: keepalived's VRRP and checker processes and, in
+/// [`DataPlane::Userspace`], the IPVS data plane, as a sans-IO state machine.
+///
+/// The director never reads a clock, a socket or a file: the driver owns time and I/O, and
+/// talks to it through four calls, all taking the driver's `now` (which must never go back):
+///
+/// - [`Director::handle_input`] for everything that happened: a frame received, a probe or
+///   `vrrp_script` finished, a carrier / interface / address change, an output that could
+///   not be applied, an operator command.
+/// - [`Director::handle_timeout`] when the deadline from [`Director::poll_timeout`] is
+///   reached. Calling it early, late or twice is harmless: only timers due at `now` fire, and
+///   a call with nothing due changes nothing and emits nothing.
+/// - [`Director::poll_output`], until it returns `None`, after **every** `handle_*` call:
+///   frames to send, VIPs and IPVS rules to apply, probes and notify scripts to run, log
+///   lines. Outputs are in the order keepalived would act and must be executed in that
+///   order; they are not dropped if left, but inputs that follow see a world the driver has
+///   not caught up with yet.
+/// - [`Director::poll_timeout`] after draining, to learn when to call `handle_timeout` next:
+///   every `handle_*` call may move it, so ask again after each; `None` means no timer.
+///
+/// The first `handle_*` call starts the node as keepalived starts (VRRP instances enter their
+/// initial state, the checkers install the virtual services); until then `poll_timeout`
+/// returns [`Instant::ZERO`] so a driver that only waits on it starts it at once.
+///
+/// An output that can fail ([`Output::Ipvs`] in kernel mode, [`Output::AddVip`],
+/// [`Output::DelVip`], [`Output::SyncDaemon`]) and does is reported with [`Input::Failed`]
+/// right after draining, before any other input or timeout: the director logs it as
+/// keepalived does and takes back what it recorded (its IPVS mirror, the VIPs it forwards
+/// for, the sync daemon role). Success needs no report.
+///
+/// [`Admin::Reload`] applies a new configuration as keepalived's SIGHUP does (what is kept,
+/// torn down and started is on [`VrrpRouter::reload`] and `HealthCheckers::reload`); one that
+/// VRRP refuses is refused whole. After [`Admin::Stop`] every call is a no-op and
+/// `poll_timeout` is `None`.
 pub struct Director {
     env: NodeEnv,
     vrrp: VrrpRouter,
@@ -131,6 +221,12 @@ pub struct Director {
     /// Earliest VRRP or checker deadline, recomputed after any input that reaches them:
     /// client traffic never does, and asking them after every packet is the hot path.
     control_deadline: Option<Instant>,
+    data_plane: DataPlane,
+    /// The kernel sync daemon role started ([`DataPlane::Kernel`]).
+    kernel_sync: Option<SyncDaemonRole>,
+    /// Outputs of the last call that can fail, with what undoes each in the mirror
+    /// (IPVS changes) — cleared by the next call that is not an [`Input::Failed`].
+    undo: Vec<(Applied, Vec<IpvsChange>)>,
 }
 
 impl std::fmt::Debug for Director {
@@ -154,25 +250,7 @@ impl Director {
         env: NodeEnv,
         mut rng: Box<dyn rand_core::RngCore + Send>,
     ) -> Result<Self, RouterError> {
-        let wires = cfg
-            .vrrp
-            .instances
-            .iter()
-            .map(|i| Wire {
-                iface: i.iface.clone(),
-                expect: Expect {
-                    version: i.version,
-                    vrid: i.vrid,
-                    auth: i.auth.clone(),
-                    advert_int_cs: u16::try_from(i.advert_int.as_millis() / 10).unwrap_or(u16::MAX),
-                    addrs: i.vips.iter().map(|v| v.addr).collect(),
-                    check_addrs: true,
-                    unicast: !i.unicast_peers.is_empty(),
-                    unicast_checksum: UnicastChecksum::Rfc,
-                },
-                ip_id: 0,
-            })
-            .collect();
+        let wires = wires_for(&cfg.vrrp);
         // Built (and so validated: duplicate VRIDs, unknown group members...) now; it starts
         // at the first call.
         let vrrp = VrrpRouter::new(cfg.vrrp)?;
@@ -194,6 +272,9 @@ impl Director {
             out: VecDeque::new(),
             stopped: false,
             control_deadline: None,
+            data_plane: cfg.data_plane,
+            kernel_sync: None,
+            undo: Vec::new(),
         })
     }
 
@@ -212,6 +293,39 @@ impl Director {
             self.apply_ipvs(change);
         }
         self.refresh_control_deadline();
+    }
+
+    /// Per VRRP instance keepalived's counters, per virtual / real server the checkers'
+    /// results, per IPVS destination its connections.
+    pub fn stats(&self) -> DirectorStats {
+        let ipvs = self
+            .ipvs
+            .services()
+            .map(|s| ServiceStats {
+                key: s.spec().key,
+                dests: s
+                    .dests()
+                    .iter()
+                    .map(|d| DestStats {
+                        addr: d.addr,
+                        port: d.port,
+                        active_conns: d.activeconns,
+                        inactive_conns: d.inactconns,
+                        persistent_conns: d.persistconns,
+                    })
+                    .collect(),
+            })
+            .collect();
+        DirectorStats {
+            vrrp: self.vrrp.stats(),
+            checkers: self.checks.stats(),
+            ipvs,
+        }
+    }
+
+    /// Who forwards client traffic.
+    pub fn data_plane(&self) -> DataPlane {
+        self.data_plane
     }
 
     /// The host this director runs on.
@@ -233,6 +347,9 @@ impl Director {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         if self.stopped {
             return;
+        }
+        if !matches!(input, Input::Failed { .. }) {
+            self.undo.clear();
         }
         self.start(now);
         match input {
@@ -256,6 +373,9 @@ impl Director {
                 }
             }
             Input::Link { iface, up } => self.vrrp_input(now, Some(VrrpInput::Link { iface, up })),
+            Input::Iface(ev) => self.iface_event(now, ev),
+            Input::Failed { what, error } => self.failed(what, &error),
+            Input::Admin(Admin::Reload(cfg)) => self.reload(now, *cfg),
             Input::Admin(Admin::Stop) => {
                 self.vrrp_input(now, Some(VrrpInput::Stop));
                 self.checks.handle_input(now, CheckInput::Stop);
@@ -289,6 +409,7 @@ impl Director {
         if self.stopped {
             return;
         }
+        self.undo.clear();
         self.start(now);
         // VRRP and the checkers are only woken when one of their deadlines is due: most
         // wakeups are the connection table's expiry, and a spurious call is a no-op anyway.
@@ -397,6 +518,9 @@ impl Director {
                     .iter()
                     .find(|i| *i.config().iface == *iface && i.config().vrid == vrid)
                     .map_or_else(String::new, |i| i.name().to_string());
+                if let Some(r) = RxError::of(&e) {
+                    self.vrrp.count_rx_error(&iface, vrid, r);
+                }
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
             }
             None => {}
@@ -406,6 +530,9 @@ impl Director {
 
     /// A client packet: through IPVS when it is for a VIP we hold.
     fn traffic(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>, pkt: PacketInfo) {
+        if self.data_plane == DataPlane::Kernel {
+            return;
+        }
         if pkt.dst == IpAddr::V4(sync::SYNC_GROUP_V4) && pkt.dport == sync::SYNC_PORT {
             self.sync_datagram(now, &iface, &frame);
             return;
@@ -488,6 +615,15 @@ impl Director {
         if cfg.instance != name {
             return;
         }
+        if self.data_plane == DataPlane::Kernel {
+            let want = match state {
+                VrrpState::Master => Some(SyncDaemonRole::Master),
+                VrrpState::Backup => Some(SyncDaemonRole::Backup),
+                _ => None,
+            };
+            self.kernel_sync_daemon(want);
+            return;
+        }
         let syncid = cfg.syncid;
         self.sync = match state {
             VrrpState::Master => Some(SyncRole::Master(SyncSender::new(SyncConfig {
@@ -538,10 +674,12 @@ impl Director {
             }
             VrrpOutput::AddVip(vip) => {
                 self.held_vips.insert(vip.addr);
+                self.undo.push((Applied::AddVip(vip.clone()), Vec::new()));
                 self.out.push_back(Output::AddVip(vip));
             }
             VrrpOutput::DelVip(vip) => {
                 self.held_vips.remove(&vip.addr);
+                self.undo.push((Applied::DelVip(vip.clone()), Vec::new()));
                 self.out.push_back(Output::DelVip(vip));
             }
             VrrpOutput::SendGarp { iface, addrs } => {
@@ -572,11 +710,21 @@ impl Director {
                     timeout: run.timeout,
                 }));
             }
-            VrrpOutput::Notify(change) => {
+            VrrpOutput::Notify { change, scripts } => {
                 if change.kind == StateChangeKind::Instance {
                     self.follow_sync_instance(&change.name, change.state);
                 }
-                self.out.push_back(Output::Notify(change));
+                // keepalived gives STOP scripts one second (system_call_script, TIMER_HZ).
+                let kill_after =
+                    (change.state == VrrpState::Stop).then_some(std::time::Duration::from_secs(1));
+                let scripts = scripts
+                    .iter()
+                    .filter_map(|s| script_exec(s, kill_after))
+                    .collect();
+                self.out.push_back(Output::Notify(Notification {
+                    cause: NotifyCause::Vrrp(change),
+                    scripts,
+                }));
             }
             VrrpOutput::Log { text } => self.log(LogSource::Vrrp, text),
         }
@@ -638,15 +786,30 @@ impl Director {
             CheckOutput::StartProbe(p) => self.out.push_back(Output::StartProbe(p)),
             CheckOutput::Ipvs(change) => self.apply_ipvs(change),
             CheckOutput::Log { text } => self.log(LogSource::Healthcheckers, text),
-            CheckOutput::Notify { command, .. } => {
-                self.log(LogSource::Healthcheckers, format!("Executing [{command}]"))
+            CheckOutput::Notify {
+                command,
+                argv,
+                event,
+            } => {
+                self.log(LogSource::Healthcheckers, format!("Executing [{command}]"));
+                self.out.push_back(Output::Notify(Notification {
+                    cause: NotifyCause::Checker(event),
+                    scripts: vec![ScriptExec {
+                        command,
+                        argv,
+                        kill_after: None,
+                    }],
+                }));
             }
         }
     }
 
     fn apply_ipvs(&mut self, change: IpvsChange) {
+        let undo = undo_of(&self.ipvs, &change);
         if let Err(e) = self.ipvs.apply(&change) {
             self.log(LogSource::Healthcheckers, format!("IPVS: {e} ({change:?})"));
+        } else if self.data_plane == DataPlane::Kernel {
+            self.undo.push((Applied::Ipvs(change.clone()), undo));
         }
         self.out.push_back(Output::Ipvs(change));
     }
@@ -663,5 +826,315 @@ impl Director {
 
     fn log(&mut self, source: LogSource, text: String) {
         self.out.push_back(Output::Log { source, text });
+    }
+}
+
+/// Link and address events, failures to apply, reload.
+impl Director {
+    /// An rtnetlink event: [`NodeEnv`] follows, VRRP is told what keepalived's netlink
+    /// monitor tells it (a removed interface is a carrier down, a renamed one a down of the
+    /// old name and an up of the new one). Events about the VIPs this director holds are its
+    /// own doing and ignored.
+    fn iface_event(&mut self, now: Instant, ev: IfaceEvent) {
+        match ev {
+            IfaceEvent::Added { iface, up } => {
+                let name = iface.name.clone();
+                match self.env.ifaces.iter_mut().find(|i| i.name == name) {
+                    Some(i) => *i = iface,
+                    None => self.env.ifaces.push(iface),
+                }
+                self.vrrp_input(now, Some(VrrpInput::Link { iface: name, up }));
+            }
+            IfaceEvent::Removed { name } => {
+                self.env.ifaces.retain(|i| i.name != name);
+                self.vrrp_input(
+                    now,
+                    Some(VrrpInput::Link {
+                        iface: name,
+                        up: false,
+                    }),
+                );
+            }
+            IfaceEvent::Renamed { from, to } => {
+                if let Some(i) = self.env.ifaces.iter_mut().find(|i| i.name == from) {
+                    i.name.clone_from(&to);
+                }
+                self.vrrp_input(
+                    now,
+                    Some(VrrpInput::Link {
+                        iface: from,
+                        up: false,
+                    }),
+                );
+                self.vrrp_input(
+                    now,
+                    Some(VrrpInput::Link {
+                        iface: to,
+                        up: true,
+                    }),
+                );
+            }
+            IfaceEvent::AddressAdded { iface, addr } => {
+                if self.held_vips.contains(&addr) {
+                    return;
+                }
+                if let Some(i) = self.env.ifaces.iter_mut().find(|i| i.name == iface) {
+                    if !i.addrs.contains(&addr) {
+                        i.addrs.push(addr);
+                    }
+                }
+                self.vrrp_input(now, Some(VrrpInput::AddressAdded { iface, addr }));
+            }
+            IfaceEvent::AddressRemoved { iface, addr } => {
+                if self.held_vips.contains(&addr) {
+                    return;
+                }
+                let mut replacement = None;
+                if let Some(i) = self.env.ifaces.iter_mut().find(|i| i.name == iface) {
+                    let family = |a: &IpAddr| a.is_ipv4() == addr.is_ipv4();
+                    let primary = i.addrs.iter().find(|a| family(a)) == Some(&addr);
+                    i.addrs.retain(|a| *a != addr);
+                    // keepalived takes the last address it knows of the family as primary.
+                    if primary {
+                        if let Some(pos) = i.addrs.iter().rposition(family) {
+                            let r = i.addrs.remove(pos);
+                            i.addrs.insert(0, r);
+                            replacement = Some(r);
+                        }
+                    }
+                }
+                self.vrrp_input(
+                    now,
+                    Some(VrrpInput::AddressRemoved {
+                        iface,
+                        addr,
+                        replacement,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// An output could not be applied: log it keepalived's way and take back what the
+    /// director recorded for it (the IPVS mirror, the VIPs it forwards for, the sync daemon).
+    fn failed(&mut self, what: Applied, error: &ApplyError) {
+        let err = match error.errno {
+            Some(n) => format!("{}({n})", error.message),
+            None => error.message.clone(),
+        };
+        let recorded = self.undo.iter().rposition(|(a, _)| *a == what);
+        match &what {
+            Applied::Ipvs(change) => {
+                let (cmd, num, rule) = ipvs_cmd(change);
+                // ipvswrapper.c ipvs_talk.
+                self.log(
+                    LogSource::Healthcheckers,
+                    format!("IPVS cmd {cmd}({num}) error: {err} ({rule})"),
+                );
+            }
+            Applied::AddVip(vip) | Applied::DelVip(vip) => {
+                let (add, ty) = match &what {
+                    Applied::AddVip(_) => (true, "RTM_NEWADDR(20)"),
+                    _ => (false, "RTM_DELADDR(21)"),
+                };
+                // keepalived_netlink.c netlink_parse_info (without the sequence number and
+                // pid, which belong to the driver's socket).
+                self.log(LogSource::Vrrp, format!("Netlink: error: {err}, type={ty}"));
+                if recorded.is_some() {
+                    if add {
+                        self.held_vips.remove(&vip.addr);
+                    } else {
+                        self.held_vips.insert(vip.addr);
+                    }
+                }
+            }
+            Applied::SyncDaemon(d) => {
+                let (cmd, num) = if d.start {
+                    ("IP_VS_SO_SET_STARTDAEMON", 1163)
+                } else {
+                    ("IP_VS_SO_SET_STOPDAEMON", 1164)
+                };
+                self.log(
+                    LogSource::Vrrp,
+                    format!("IPVS cmd {cmd}({num}) error: {err}"),
+                );
+                if recorded.is_some() && d.start && self.kernel_sync == Some(d.role) {
+                    self.kernel_sync = None;
+                }
+            }
+        }
+        if let Some(pos) = recorded {
+            let (_, undo) = self.undo.remove(pos);
+            for c in undo {
+                // The mirror held the change, so its inverse applies; nothing to report.
+                let _ = self.ipvs.apply(&c);
+            }
+        }
+    }
+
+    /// Start the kernel sync daemon in role `want` (or none), stopping the other first, as
+    /// keepalived's `ipvs_syncd_master` / `ipvs_syncd_backup` do.
+    fn kernel_sync_daemon(&mut self, want: Option<SyncDaemonRole>) {
+        let Some(cfg) = &self.sync_cfg else {
+            return;
+        };
+        if self.kernel_sync == want {
+            return;
+        }
+        let (iface, syncid) = (cfg.iface.clone(), cfg.syncid);
+        let mut cmd = |start: bool, role: SyncDaemonRole| {
+            let d = SyncDaemon {
+                start,
+                iface: iface.clone(),
+                syncid,
+                role,
+            };
+            self.undo.push((Applied::SyncDaemon(d.clone()), Vec::new()));
+            self.out.push_back(Output::SyncDaemon(d));
+        };
+        if let Some(role) = self.kernel_sync {
+            cmd(false, role);
+        }
+        if let Some(role) = want {
+            cmd(true, role);
+        }
+        self.kernel_sync = want;
+    }
+
+    /// `Admin::Reload`: VRRP as keepalived's `reload_vrrp_thread` ([`VrrpRouter::reload`]),
+    /// the checkers as its `reload_check_thread` ([`HealthCheckers::reload`]). A configuration
+    /// VRRP refuses is refused whole, with keepalived's `reload_check_config` line (the error
+    /// in place of the file it would name), and the running one is kept.
+    fn reload(&mut self, now: Instant, cfg: DirectorConfig) {
+        let mut wires = wires_for(&cfg.vrrp);
+        if let Err(e) = self.vrrp.reload(cfg.vrrp, now) {
+            self.log(
+                LogSource::Main,
+                format!("New config failed validation, {e}"),
+            );
+            return;
+        }
+        self.log(LogSource::Vrrp, "Reloading".to_string());
+        for w in &mut wires {
+            if let Some(o) = self
+                .wires
+                .iter()
+                .find(|o| o.iface == w.iface && o.expect.vrid == w.expect.vrid)
+            {
+                w.ip_id = o.ip_id;
+            }
+        }
+        self.wires = wires;
+        self.scripts = cfg.scripts;
+        self.checks.reload(now, &cfg.checkers, &mut *self.rng);
+        if cfg.sync_daemon != self.sync_cfg {
+            if self.data_plane == DataPlane::Kernel {
+                self.kernel_sync_daemon(None);
+            }
+            self.sync = None;
+            self.sync_cfg = cfg.sync_daemon;
+            let follow = self.sync_cfg.as_ref().and_then(|c| {
+                let i = self.vrrp.instance(&c.instance)?;
+                Some((i.name().to_string(), i.state()))
+            });
+            if let Some((name, state)) = follow {
+                self.follow_sync_instance(&name, state);
+            }
+        }
+    }
+}
+
+/// Receive expectations of each instance (the codec's view of the configuration).
+fn wires_for(cfg: &RouterConfig) -> Vec<Wire> {
+    cfg.instances
+        .iter()
+        .map(|i| Wire {
+            iface: i.iface.clone(),
+            expect: Expect {
+                version: i.version,
+                vrid: i.vrid,
+                auth: i.auth.clone(),
+                advert_int_cs: u16::try_from(i.advert_int.as_millis() / 10).unwrap_or(u16::MAX),
+                addrs: i.vips.iter().map(|v| v.addr).collect(),
+                check_addrs: true,
+                unicast: !i.unicast_peers.is_empty(),
+                unicast_checksum: UnicastChecksum::Rfc,
+            },
+            ip_id: 0,
+        })
+        .collect()
+}
+
+/// A notify script as keepalived executes it: the words of its command line, then the
+/// arguments it appends. A command keepalived cannot split it ignores ("Unable to parse
+/// script"), so does this.
+fn script_exec(s: &NotifyScript, kill_after: Option<std::time::Duration>) -> Option<ScriptExec> {
+    let script = Script::parse(&s.command).ok()?;
+    let mut argv = script.argv;
+    argv.extend(s.args.iter().cloned());
+    Some(ScriptExec {
+        command: s.command.clone(),
+        argv,
+        kill_after,
+    })
+}
+
+/// What puts the table back as it was before `change` (computed before applying it).
+fn undo_of(ipvs: &Ipvs, change: &IpvsChange) -> Vec<IpvsChange> {
+    use crate::ipvs::service::Dest;
+    use crate::ipvs::SockAddr;
+    let spec = Dest::spec;
+    match change {
+        IpvsChange::AddService(s) => vec![IpvsChange::DelService(s.key)],
+        IpvsChange::EditService(s) => ipvs
+            .service(&s.key)
+            .map(|o| vec![IpvsChange::EditService(o.spec().clone())])
+            .unwrap_or_default(),
+        IpvsChange::DelService(k) => ipvs
+            .service(k)
+            .map(|o| {
+                std::iter::once(IpvsChange::AddService(o.spec().clone()))
+                    .chain(o.dests().iter().map(|d| IpvsChange::AddDest(*k, spec(d))))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        IpvsChange::AddDest(k, d) => vec![IpvsChange::DelDest(*k, SockAddr(d.addr, d.port))],
+        IpvsChange::EditDest(k, d) => ipvs
+            .service(k)
+            .and_then(|o| o.dest(d.addr, d.port))
+            .map(|o| vec![IpvsChange::EditDest(*k, spec(o))])
+            .unwrap_or_default(),
+        IpvsChange::DelDest(k, a) => ipvs
+            .service(k)
+            .and_then(|o| o.dest(a.0, a.1))
+            .map(|o| vec![IpvsChange::AddDest(*k, spec(o))])
+            .unwrap_or_default(),
+    }
+}
+
+/// keepalived's `ipvs_cmd_str`, the kernel's `IP_VS_SO_SET_*` number and `format_srule` /
+/// `format_drule` for an IPVS change.
+fn ipvs_cmd(change: &IpvsChange) -> (&'static str, u32, String) {
+    let srule = |k: &ServiceKey| match k {
+        ServiceKey::Inet { proto, addr, port } => {
+            let p = match proto {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+                Protocol::Sctp => "sctp",
+            };
+            format!("{addr}:{p}:{port}")
+        }
+        ServiceKey::Fwmark { mark, ipv6 } => {
+            format!("Fwm {mark}{}", if *ipv6 { " inet6" } else { "" })
+        }
+    };
+    let drule = |k: &ServiceKey, addr: &IpAddr, port: u16| format!("{} -> {addr}:{port}", srule(k));
+    match change {
+        IpvsChange::AddService(s) => ("IP_VS_SO_SET_ADD", 1154, srule(&s.key)),
+        IpvsChange::EditService(s) => ("IP_VS_SO_SET_EDIT", 1155, srule(&s.key)),
+        IpvsChange::DelService(k) => ("IP_VS_SO_SET_DEL", 1156, srule(k)),
+        IpvsChange::AddDest(k, d) => ("IP_VS_SO_SET_ADDDEST", 1159, drule(k, &d.addr, d.port)),
+        IpvsChange::DelDest(k, a) => ("IP_VS_SO_SET_DELDEST", 1160, drule(k, &a.0, a.1)),
+        IpvsChange::EditDest(k, d) => ("IP_VS_SO_SET_EDITDEST", 1161, drule(k, &d.addr, d.port)),
     }
 }

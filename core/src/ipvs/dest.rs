@@ -50,6 +50,18 @@ pub struct Dest {
 }
 
 impl Dest {
+    /// What `ipvsadm -a` would set to make this destination again.
+    pub fn spec(&self) -> DestSpec {
+        DestSpec {
+            addr: self.addr,
+            port: self.port,
+            fwd: self.fwd,
+            weight: self.weight,
+            u_threshold: self.u_threshold,
+            l_threshold: self.l_threshold,
+        }
+    }
+
     /// A destination built from its spec, with zero counters.
     pub fn new(spec: &DestSpec) -> Self {
         Dest {

@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::state::VrrpState;
+use super::state::{NotifyScripts, VrrpState};
+use super::stats::{InstanceStats, RxError};
 use crate::time::Instant;
 
 use super::track::{TrackInterface, TrackScript};
@@ -114,6 +115,8 @@ pub struct InstanceConfig {
     pub dont_track_primary: bool,
     /// keepalived's `-D` (`--log-detail`): also emit the lines it logs only in detail mode.
     pub log_detail: bool,
+    /// `notify_master` / `notify_backup` / `notify_fault` / `notify_stop` / `notify`.
+    pub notify: NotifyScripts,
 }
 
 impl InstanceConfig {
@@ -147,6 +150,7 @@ impl InstanceConfig {
             track_scripts: Vec::new(),
             dont_track_primary: false,
             log_detail: true,
+            notify: NotifyScripts::default(),
         }
     }
 
@@ -184,6 +188,8 @@ pub fn master_down_us(
 pub struct Dropped {
     /// keepalived's log line for it.
     pub log: String,
+    /// The counter it bumps.
+    pub reason: RxError,
 }
 
 /// Run-time state of one instance.
@@ -217,6 +223,14 @@ pub struct Instance {
     pub(crate) garp_lower_at: Option<(Instant, u64)>,
     pub(crate) master_saddr: Option<IpAddr>,
     pub(crate) master_priority: u8,
+    /// keepalived's `vrrp->stats`.
+    pub(crate) stats: InstanceStats,
+    /// `notifies_sent`: the first notifies went out (vrrp_notify.c).
+    pub(crate) notifies_sent: bool,
+    /// The interface lost the address the instance sends from (`saddr` is `AF_UNSPEC`).
+    pub(crate) saddr_lost: bool,
+    /// MASTER before a reload and kept (`reload_master`).
+    pub(crate) reload_master: bool,
 }
 
 fn us(d: Duration) -> u64 {
@@ -277,7 +291,12 @@ impl Instance {
             garp_lower_at: None,
             master_saddr: None,
             master_priority: 0,
+            stats: InstanceStats::default(),
+            notifies_sent: false,
+            saddr_lost: false,
+            reload_master: false,
         };
+        inst.stats.name = inst.cfg.name.clone();
         inst.ms_down_timer = inst.ms_down();
         inst
     }
@@ -377,17 +396,20 @@ impl Instance {
     /// (version, authentication, v2 interval, address list, unicast vs multicast).
     pub(crate) fn check_advert(&self, advert: &Advert, dst: IpAddr) -> Result<(), Dropped> {
         let name = &self.cfg.name;
-        let drop = |log: String| Err(Dropped { log });
+        let drop = |reason: RxError, log: String| Err(Dropped { log, reason });
         let num = |v: Version| match v {
             Version::V2 => 2,
             Version::V3 => 3,
         };
         if advert.version != self.cfg.version {
-            return drop(format!(
-                "({name}) wrong version. Received {} and expect {}",
-                num(advert.version),
-                num(self.cfg.version)
-            ));
+            return drop(
+                RxError::Version,
+                format!(
+                    "({name}) wrong version. Received {} and expect {}",
+                    num(advert.version),
+                    num(self.cfg.version)
+                ),
+            );
         }
         if self.cfg.version == Version::V2 {
             let code = |a: &Auth| match a {
@@ -396,32 +418,44 @@ impl Instance {
                 Auth::Ah => 2,
             };
             if code(&advert.auth) != code(&self.cfg.auth) {
-                return drop(format!(
-                    "({name}) received a {} auth, expecting {}!",
-                    code(&advert.auth),
-                    code(&self.cfg.auth)
-                ));
+                return drop(
+                    RxError::AuthTypeMismatch,
+                    format!(
+                        "({name}) received a {} auth, expecting {}!",
+                        code(&advert.auth),
+                        code(&self.cfg.auth)
+                    ),
+                );
             }
             if let (Auth::Pass(got), Auth::Pass(want)) = (&advert.auth, &self.cfg.auth) {
                 if got != want {
-                    return drop(format!("({name}) received an invalid passwd!"));
+                    return drop(
+                        RxError::AuthFailure,
+                        format!("({name}) received an invalid passwd!"),
+                    );
                 }
             }
             let theirs = u64::from(advert.advert_int_cs) * TIMER_CENTI_HZ;
             if theirs != self.adver_int {
-                return drop(format!(
-                    "({name}) advertisement interval mismatch mine={} sec rcv'd={} sec",
-                    self.adver_int / TIMER_HZ,
-                    theirs / TIMER_HZ
-                ));
+                return drop(
+                    RxError::AdvertInterval,
+                    format!(
+                        "({name}) advertisement interval mismatch mine={} sec rcv'd={} sec",
+                        self.adver_int / TIMER_HZ,
+                        theirs / TIMER_HZ
+                    ),
+                );
             }
         }
         if advert.addrs.len() != self.cfg.vips.len() {
-            return drop(format!(
-                "({name}) received an unexpected ip number count {}, expected {}!",
-                advert.addrs.len(),
-                self.cfg.vips.len()
-            ));
+            return drop(
+                RxError::AddrList,
+                format!(
+                    "({name}) received an unexpected ip number count {}, expected {}!",
+                    advert.addrs.len(),
+                    self.cfg.vips.len()
+                ),
+            );
         }
         let unicast = !self.cfg.unicast_peers.is_empty();
         if dst.is_multicast() == unicast {
@@ -430,9 +464,10 @@ impl Instance {
             } else {
                 ("mult", "un")
             };
-            return drop(format!(
-                "({name}) Expected {want}icast packet but received {got}icast packet"
-            ));
+            return drop(
+                RxError::AddrList,
+                format!("({name}) Expected {want}icast packet but received {got}icast packet"),
+            );
         }
         if let Some(missing) = self
             .cfg
@@ -440,10 +475,13 @@ impl Instance {
             .iter()
             .find(|v| !advert.addrs.contains(&v.addr))
         {
-            return drop(format!(
-                "({name}) ip address associated with VRID {} not present in MASTER advert: {}",
-                self.cfg.vrid, missing.addr
-            ));
+            return drop(
+                RxError::AddrMissing,
+                format!(
+                    "({name}) ip address associated with VRID {} not present in MASTER advert: {}",
+                    self.cfg.vrid, missing.addr
+                ),
+            );
         }
         Ok(())
     }

@@ -17,12 +17,14 @@ pub mod router;
 #[cfg(test)]
 mod router_tests;
 pub mod state;
+pub mod stats;
 pub mod sync_group;
 pub mod track;
 pub mod wire;
 
 pub use instance::{InitialState, Instance, InstanceConfig, VirtualAddress};
 pub use router::{RouterConfig, RouterError, Vip, VrrpInput, VrrpOutput, VrrpRouter};
-pub use state::{StateChange, StateChangeKind, VrrpState};
+pub use state::{NotifyScript, NotifyScripts, StateChange, StateChangeKind, VrrpState};
+pub use stats::{InstanceStats, RxError};
 pub use sync_group::{SyncGroup, SyncGroupConfig};
 pub use track::{ScriptConfig, TrackInterface, TrackScript};

@@ -68,7 +68,7 @@ impl Node {
         self.trace
             .iter()
             .filter_map(|(t, o)| match o {
-                VrrpOutput::Notify(c)
+                VrrpOutput::Notify { change: c, .. }
                     if c.kind == StateChangeKind::Instance
                         && c.name == name
                         && c.state == state =>
@@ -222,7 +222,9 @@ impl Net {
                         },
                     });
                 }
-                VrrpOutput::SendGarp { .. } | VrrpOutput::Notify(_) | VrrpOutput::Log { .. } => {}
+                VrrpOutput::SendGarp { .. }
+                | VrrpOutput::Notify { .. }
+                | VrrpOutput::Log { .. } => {}
             }
             self.nodes[n].trace.push((now, out));
         }
@@ -398,6 +400,7 @@ pub(crate) fn seed_config(master: bool) -> RouterConfig {
         sync_groups: vec![SyncGroupConfig {
             name: "VGM".into(),
             members: vec!["WAN".into(), "LAN".into()],
+            notify: Default::default(),
         }],
         scripts: Vec::new(),
     }

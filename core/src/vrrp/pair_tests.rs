@@ -118,7 +118,9 @@ fn seed_election_at_start() {
         .trace
         .iter()
         .filter_map(|(_, o)| match o {
-            super::router::VrrpOutput::Notify(c) => Some((c.kind, c.name.clone(), c.state)),
+            super::router::VrrpOutput::Notify { change: c, .. } => {
+                Some((c.kind, c.name.clone(), c.state))
+            }
             _ => None,
         })
         .collect();

@@ -13,7 +13,8 @@ use crate::time::Instant;
 use super::instance::{
     Instance, InstanceConfig, VirtualAddress, MCAST_V4, MCAST_V6, PRIO_OWNER, PRIO_STOP,
 };
-use super::state::{StateChange, StateChangeKind, VrrpState};
+use super::state::{NotifyScript, NotifyScripts, StateChange, StateChangeKind, VrrpState};
+use super::stats::{InstanceStats, RxError};
 use super::sync_group::{SyncGroup, SyncGroupConfig};
 use super::track::{Script, ScriptConfig};
 use super::wire::{Advert, Version};
@@ -77,6 +78,23 @@ pub enum VrrpInput {
         /// New state.
         up: bool,
     },
+    /// An address was removed from an interface (rtnetlink `RTM_DELADDR`).
+    AddressRemoved {
+        /// Interface name.
+        iface: String,
+        /// The address.
+        addr: IpAddr,
+        /// The address of the same family the interface still has and that becomes its
+        /// primary (keepalived takes the last one it knows), if any.
+        replacement: Option<IpAddr>,
+    },
+    /// An address was added to an interface (rtnetlink `RTM_NEWADDR`).
+    AddressAdded {
+        /// Interface name.
+        iface: String,
+        /// The address.
+        addr: IpAddr,
+    },
     /// A `vrrp_script` run asked for by [`VrrpOutput::RunScript`] exited.
     ScriptResult {
         /// Script name.
@@ -129,8 +147,15 @@ pub enum VrrpOutput {
         /// Script name.
         script: String,
     },
-    /// Run notify scripts.
-    Notify(StateChange),
+    /// A transition, and the notify scripts keepalived runs for it, in its order (the
+    /// state-specific one, then the generic `notify`); empty when none are configured or when
+    /// keepalived skips them (an instance already in its sync group's state).
+    Notify {
+        /// What changed.
+        change: StateChange,
+        /// The scripts to run.
+        scripts: Vec<NotifyScript>,
+    },
     /// A `Keepalived_vrrp` log line, worded as keepalived 2.2 words it.
     Log {
         /// The text.
@@ -236,7 +261,7 @@ impl VrrpRouter {
             let all_owner = members.iter().all(|&m| {
                 inst[m].wantstate == VrrpState::Master && inst[m].base_priority == PRIO_OWNER
             });
-            let mut g = SyncGroup::new(gc.name, members);
+            let mut g = SyncGroup::new(gc.name, members, gc.notify);
             g.state = if all_owner {
                 VrrpState::Master
             } else {
@@ -300,20 +325,63 @@ impl VrrpRouter {
     /// initialise_tracking_priorities, vrrp_init_state, vrrp_init_sands). A second call does
     /// nothing.
     pub fn start(&mut self, now: Instant) {
+        self.start_with(now, None);
+    }
+
+    /// `start`, or with `old` the second half of a reload (vrrp.c `vrrp_complete_init` with
+    /// `reload`): instances that match an old one take its state unless tracking puts them in
+    /// FAULT or a script has not run yet; a sync group whose members are all MASTER is MASTER.
+    fn start_with(&mut self, now: Instant, old: Option<&Restored>) {
         if self.started {
             return;
         }
         self.started = true;
         self.initialise_tracking_priorities();
         self.start_in_backup_unless_all_owners();
-        // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left behind.
-        for i in 0..self.inst.len() {
-            self.inst[i].vipset = true;
-            self.restore_interface(i, false);
+        match old {
+            Some(old) => {
+                for (j, st) in &old.states {
+                    let x = &mut self.inst[*j];
+                    if x.state == VrrpState::Fault || x.num_script_init > 0 {
+                        continue;
+                    }
+                    x.state = *st;
+                    x.wantstate = *st;
+                    x.reload_master = *st == VrrpState::Master;
+                }
+                for g in &mut self.groups {
+                    if g.num_member_fault > 0 || g.num_member_init > 0 {
+                        continue;
+                    }
+                    if g.members
+                        .iter()
+                        .all(|&m| self.inst[m].state == VrrpState::Master)
+                    {
+                        g.state = VrrpState::Master;
+                    }
+                }
+            }
+            None => {
+                // vrrp_restore_interfaces_startup: drop VIPs a previous run may have left.
+                for i in 0..self.inst.len() {
+                    self.inst[i].vipset = true;
+                    self.restore_interface(i, false);
+                }
+            }
         }
-        self.init_state(now);
+        let same_groups: Vec<bool> = self
+            .groups
+            .iter()
+            .map(|g| old.is_some_and(|o| o.groups.get(&g.name) == Some(&g.state)))
+            .collect();
+        self.init_state(now, &same_groups);
         for i in 0..self.inst.len() {
-            self.inst[i].init_sands(now);
+            // vrrp_init_instance_sands: a master kept by a reload advertises at once.
+            if std::mem::take(&mut self.inst[i].reload_master) {
+                self.inst[i].sands = Some(now);
+            } else {
+                self.inst[i].init_sands(now);
+            }
         }
         // vrrp_init_script: every tracked script runs at once, then every `interval`.
         for s in 0..self.scripts.len() {
@@ -352,6 +420,12 @@ impl VrrpRouter {
                 advert,
             } => self.receive(now, &iface, src, dst, advert),
             VrrpInput::Link { iface, up } => self.link_change(now, &iface, up),
+            VrrpInput::AddressRemoved {
+                iface,
+                addr,
+                replacement,
+            } => self.address_removed(now, &iface, addr, replacement),
+            VrrpInput::AddressAdded { iface, addr } => self.address_added(now, &iface, addr),
             VrrpInput::ScriptResult { script, status } => self.script_result(now, &script, status),
             VrrpInput::Stop => self.stop(),
         }
@@ -452,28 +526,245 @@ impl VrrpRouter {
         }
     }
 
+    /// vrrp_notify.c `send_instance_notifies`.
     fn notify(&mut self, i: usize) {
         let x = &self.inst[i];
-        self.out.push_back(VrrpOutput::Notify(StateChange {
+        let change = StateChange {
             kind: StateChangeKind::Instance,
             name: x.cfg.name.clone(),
             state: x.state,
             priority: x.effective_priority,
-        }));
+        };
+        // Already in the required state due to the sync group: no further notifies.
+        let skip = x.notifies_sent && x.sync.is_some_and(|g| self.groups[g].state == x.state);
+        let scripts = if skip {
+            Vec::new()
+        } else {
+            notify_scripts(&x.cfg.notify, &change)
+        };
+        let x = &mut self.inst[i];
+        x.notifies_sent = true;
+        x.stats.transitions += 1;
+        self.out.push_back(VrrpOutput::Notify { change, scripts });
     }
 
+    /// vrrp_notify.c `send_group_notifies`.
     pub(crate) fn group_notify(&mut self, g: usize) {
         let grp = &self.groups[g];
-        self.out.push_back(VrrpOutput::Notify(StateChange {
+        let change = StateChange {
             kind: StateChangeKind::Group,
             name: grp.name.clone(),
             state: grp.state,
             priority: 0,
-        }));
+        };
+        let scripts = notify_scripts(&grp.notify, &change);
+        self.out.push_back(VrrpOutput::Notify { change, scripts });
+    }
+
+    /// Reload with `cfg` at `now`, as keepalived's `reload_vrrp_thread` does (vrrp.c
+    /// `clear_diff_vrrp`, `vrrp_complete_init` and `vrrp_init_state` with `reload`). A
+    /// configuration [`VrrpRouter::new`] refuses is refused and nothing changes.
+    ///
+    /// Instances are matched as `vrrp_exist` matches them (VRID, family, interface, unicast).
+    /// A removed instance that was MASTER sends priority 0 and drops its VIPs, and unless it
+    /// was in FAULT it is notified as FAULT (keepalived's default for a deleted instance). A
+    /// kept instance keeps its state (no election), its VIPs (the removed ones are dropped,
+    /// the added ones installed and announced) and its counters; as in keepalived its timer
+    /// restarts: a MASTER advertises at once and then every `advert_int`, a BACKUP waits a
+    /// full Master_Down_Interval from `now`. New instances start as at start-up. `vrrp_script`s
+    /// of the same name keep their results and all run at once. Interfaces known to be down
+    /// are replayed into the new instances (one "Netlink reports ... down" line each).
+    pub fn reload(&mut self, cfg: RouterConfig, now: Instant) -> Result<(), RouterError> {
+        let mut new = VrrpRouter::new(cfg)?;
+        if !self.started || self.stopped {
+            new.stopped = self.stopped;
+            *self = new;
+            return Ok(());
+        }
+        let matches: Vec<Option<usize>> = self
+            .inst
+            .iter()
+            .map(|o| new.inst.iter().position(|n| same_router(&o.cfg, &n.cfg)))
+            .collect();
+        for (i, m) in matches.iter().enumerate() {
+            if m.is_some() {
+                continue;
+            }
+            if self.inst[i].state == VrrpState::Master {
+                self.restore_interface(i, true);
+            }
+            if self.inst[i].state != VrrpState::Fault {
+                // DELETED is notified as FAULT unless notify_deleted (not modelled); the sync
+                // group skip never applies to DELETED.
+                self.inst[i].state = VrrpState::Fault;
+                self.inst[i].notifies_sent = false;
+                self.notify(i);
+            }
+        }
+        let mut restored = Restored::default();
+        let mut announce = Vec::new();
+        for (i, m) in matches.iter().enumerate() {
+            let Some(j) = *m else { continue };
+            let (old, n) = (&self.inst[i], &mut new.inst[j]);
+            let on = |v: &VirtualAddress, c: &InstanceConfig, list: &[VirtualAddress]| {
+                list.iter()
+                    .any(|w| w.addr == v.addr && vip_iface(w, c) == vip_iface(v, c))
+            };
+            let mut changes = Vec::new();
+            if old.vipset {
+                // clear_diff_vrrp_vip, then restore_vrrp_state's re-add.
+                for v in old.cfg.vips.iter().filter(|v| !on(v, &n.cfg, &n.cfg.vips)) {
+                    changes.push(VrrpOutput::DelVip(Vip {
+                        iface: vip_iface(v, &old.cfg),
+                        addr: v.addr,
+                        prefix: v.prefix,
+                    }));
+                }
+                let added: Vec<VrrpOutput> = n
+                    .cfg
+                    .vips
+                    .iter()
+                    .filter(|v| !on(v, &old.cfg, &old.cfg.vips))
+                    .map(|v| {
+                        VrrpOutput::AddVip(Vip {
+                            iface: vip_iface(v, &n.cfg),
+                            addr: v.addr,
+                            prefix: v.prefix,
+                        })
+                    })
+                    .collect();
+                if !added.is_empty() {
+                    announce.push(j);
+                }
+                changes.extend(added);
+            }
+            n.vipset = old.vipset;
+            n.stats = old.stats.clone();
+            n.stats.name = n.cfg.name.clone();
+            n.notifies_sent = old.notifies_sent;
+            if old.state != VrrpState::Fault {
+                restored.states.push((j, old.state));
+            }
+            self.out.extend(changes);
+        }
+        for g in &self.groups {
+            restored.groups.insert(g.name.clone(), g.state);
+        }
+        for s in &mut new.scripts {
+            if let Some(o) = self.scripts.iter().find(|o| o.cfg.name == s.cfg.name) {
+                s.result = o.result;
+                s.init_state = o.init_state;
+                s.last_status = o.last_status;
+            }
+        }
+        new.out = std::mem::take(&mut self.out);
+        new.timer_seq = self.timer_seq;
+        for j in announce {
+            let rep = new.inst[j].cfg.garp_master_repeat;
+            new.send_link_update(j, rep);
+            let refresh = new.inst[j].cfg.garp_master_refresh;
+            if !refresh.is_zero() {
+                new.inst[j].garp_refresh_at = Some(now + refresh);
+            }
+        }
+        new.start_with(now, Some(&restored));
+        for (iface, up) in &self.links {
+            if !*up {
+                new.link_change(now, iface, false);
+            }
+        }
+        *self = new;
+        Ok(())
+    }
+
+    /// keepalived_netlink.c `netlink_if_address_filter` for `RTM_DELADDR`: an instance sending
+    /// from the removed address (not a configured `mcast_src_ip` / `unicast_src_ip`) takes the
+    /// interface's next address, or without one goes to FAULT until an address comes back.
+    fn address_removed(
+        &mut self,
+        now: Instant,
+        iface: &str,
+        addr: IpAddr,
+        replacement: Option<IpAddr>,
+    ) {
+        let hit: Vec<usize> = (0..self.inst.len())
+            .filter(|&i| {
+                let c = &self.inst[i].cfg;
+                c.iface == iface
+                    && c.src_ip.is_none()
+                    && c.primary_ip == addr
+                    && !self.inst[i].saddr_lost
+            })
+            .collect();
+        let Some(&first) = hit.first() else { return };
+        if let Some(r) = replacement.filter(|r| r.is_ipv4() == addr.is_ipv4()) {
+            for i in hit {
+                self.inst[i].cfg.primary_ip = r;
+            }
+            return;
+        }
+        self.detail(
+            first,
+            format!("Deassigned address {addr} from interface {iface}"),
+        );
+        for i in hit {
+            self.down_instance(i, now);
+            self.inst[i].saddr_lost = true;
+        }
+    }
+
+    /// keepalived_netlink.c `netlink_if_address_filter` for `RTM_NEWADDR`: an instance that
+    /// lost its interface's address takes the new one and tries to come up.
+    fn address_added(&mut self, now: Instant, iface: &str, addr: IpAddr) {
+        let hit: Vec<usize> = (0..self.inst.len())
+            .filter(|&i| {
+                let x = &self.inst[i];
+                x.cfg.iface == iface
+                    && x.saddr_lost
+                    && x.num_fault > 0
+                    && x.cfg.primary_ip.is_ipv4() == addr.is_ipv4()
+            })
+            .collect();
+        let Some(&first) = hit.first() else { return };
+        self.detail(
+            first,
+            format!("Assigned address {addr} for interface {iface}"),
+        );
+        for i in hit {
+            self.inst[i].cfg.primary_ip = addr;
+            self.inst[i].saddr_lost = false;
+            self.try_up_instance(i, now, false);
+        }
+    }
+
+    /// keepalived's counters, one entry per instance in configuration order.
+    pub fn stats(&self) -> Vec<InstanceStats> {
+        self.inst.iter().map(|x| x.stats.clone()).collect()
+    }
+
+    /// An advert for the instance on (`iface`, `vrid`) that the codec refused with `e`: bump
+    /// its counter, as keepalived's `vrrp_check_packet` does. Adverts reaching an instance in
+    /// FAULT or INIT are ignored before any check (`vrrp_dispatcher_read`), so they count
+    /// nothing.
+    pub fn count_rx_error(&mut self, iface: &str, vrid: u8, e: RxError) {
+        let Some(x) = self
+            .inst
+            .iter_mut()
+            .find(|x| x.cfg.iface == iface && x.cfg.vrid == vrid)
+        else {
+            return;
+        };
+        if matches!(x.state, VrrpState::Backup | VrrpState::Master) {
+            if e.counts_as_received() {
+                x.stats.advert_rcvd += 1;
+            }
+            x.stats.count(e);
+        }
     }
 
     /// vrrp.c `vrrp_send_adv`: to the multicast group, or to each unicast peer.
     fn send_adv(&mut self, i: usize, prio: u8) {
+        self.inst[i].stats.advert_sent += 1;
         let x = &self.inst[i];
         let advert = x.advert(prio);
         let src = x.cfg.src_ip;
@@ -558,6 +849,7 @@ impl VrrpRouter {
 
     /// vrrp.c `vrrp_state_become_master`.
     fn become_master(&mut self, i: usize, now: Instant) {
+        self.inst[i].stats.become_master += 1;
         let x = &self.inst[i];
         // keepalived only resets the v3 interval here in detail-log mode (sic).
         if x.cfg.version == Version::V3 && x.cfg.log_detail && x.master_adver_int != x.adver_int {
@@ -624,6 +916,7 @@ impl VrrpRouter {
     fn restore_interface(&mut self, i: usize, adv_f: bool) {
         if adv_f {
             self.send_adv(i, PRIO_STOP);
+            self.inst[i].stats.pri_zero_sent += 1;
             let name = self.inst[i].cfg.name.clone();
             self.detail(i, format!("({name}) sent 0 priority"));
         }
@@ -668,6 +961,7 @@ impl VrrpRouter {
         let x = &mut self.inst[i];
         x.ms_down_timer = x.ms_down();
         x.init_sands(now);
+        x.stats.release_master += 1;
     }
 
     /// vrrp.c `vrrp_state_leave_fault`.
@@ -745,11 +1039,37 @@ impl VrrpRouter {
         }
     }
 
+    /// `check_advert`, counting the result as vrrp.c `vrrp_check_packet` does.
+    fn check_counted(
+        &mut self,
+        i: usize,
+        advert: &Advert,
+        dst: IpAddr,
+    ) -> Result<(), super::instance::Dropped> {
+        let r = self.inst[i].check_advert(advert, dst);
+        let stats = &mut self.inst[i].stats;
+        match &r {
+            Ok(()) => {
+                stats.advert_rcvd += 1;
+                if advert.priority == PRIO_STOP {
+                    stats.pri_zero_rcvd += 1;
+                }
+            }
+            Err(d) => {
+                if d.reason.counts_as_received() {
+                    stats.advert_rcvd += 1;
+                }
+                stats.count(d.reason);
+            }
+        }
+        r
+    }
+
     /// vrrp.c `vrrp_state_backup` (RFC 3768 6.4.2 / RFC 5798 6.4.2).
     fn backup_rx(&mut self, i: usize, now: Instant, src: IpAddr, dst: IpAddr, advert: &Advert) {
         let mut ignore = false;
         let name = self.inst[i].cfg.name.clone();
-        if let Err(d) = self.inst[i].check_advert(advert, dst) {
+        if let Err(d) = self.check_counted(i, advert, dst) {
             self.log(d.log);
             ignore = true;
         } else if advert.priority == PRIO_STOP {
@@ -830,7 +1150,7 @@ impl VrrpRouter {
         dst: IpAddr,
         advert: &Advert,
     ) -> bool {
-        if let Err(d) = self.inst[i].check_advert(advert, dst) {
+        if let Err(d) = self.check_counted(i, advert, dst) {
             self.log(d.log);
             return false;
         }
@@ -1025,9 +1345,11 @@ impl VrrpRouter {
     }
 
     /// vrrp_scheduler.c `vrrp_init_state` (RFC 3768 6.4.1).
-    fn init_state(&mut self, _now: Instant) {
+    fn init_state(&mut self, _now: Instant, same_at_reload: &[bool]) {
         for g in 0..self.groups.len() {
-            if matches!(self.groups[g].state, VrrpState::Fault | VrrpState::Backup) {
+            if matches!(self.groups[g].state, VrrpState::Fault | VrrpState::Backup)
+                && !same_at_reload.get(g).copied().unwrap_or(false)
+            {
                 self.group_notify(g);
             }
         }
@@ -1047,9 +1369,13 @@ impl VrrpRouter {
                 && new_state == VrrpState::Master
                 && x.num_script_init == 0
                 && !group_init
-                && x.base_priority == PRIO_OWNER
+                && (x.base_priority == PRIO_OWNER || x.reload_master)
                 && x.wantstate == VrrpState::Master
             {
+                if x.reload_master {
+                    // A master kept by a reload stays MASTER.
+                    continue;
+                }
                 // The address owner times out of BACKUP at once (1 µs).
                 let x = &mut self.inst[i];
                 x.state = VrrpState::Backup;
@@ -1065,6 +1391,9 @@ impl VrrpRouter {
                 x.ms_down()
             };
             let name = x.cfg.name.clone();
+            // Set interface state (drops the VIPs of a master a reload does not keep).
+            self.restore_interface(i, false);
+            let x = &mut self.inst[i];
             if is_up && new_state != VrrpState::Fault && x.num_script_init == 0 && !group_init {
                 if x.state != VrrpState::Backup {
                     x.state = VrrpState::Backup;
@@ -1430,6 +1759,55 @@ impl VrrpRouter {
             _ => {}
         }
     }
+}
+
+/// What a reload carries over into the new router's start.
+#[derive(Debug, Default)]
+struct Restored {
+    /// New instance index → the state of the old instance it matches (FAULT ones left out:
+    /// the new instance works that out for itself).
+    states: Vec<(usize, VrrpState)>,
+    /// Old sync group states by name.
+    groups: BTreeMap<String, VrrpState>,
+}
+
+/// vrrp.c `vrrp_exist`: the same virtual router (VRID, family, interface, unicast or not,
+/// and for unicast the same source address).
+fn same_router(a: &InstanceConfig, b: &InstanceConfig) -> bool {
+    let unicast = |c: &InstanceConfig| !c.unicast_peers.is_empty();
+    a.vrid == b.vrid
+        && a.saddr().is_ipv4() == b.saddr().is_ipv4()
+        && a.iface == b.iface
+        && unicast(a) == unicast(b)
+        && (!unicast(a) || a.saddr() == b.saddr())
+}
+
+/// The scripts keepalived runs for `change` (vrrp_notify.c): the state-specific one, then the
+/// generic `notify` with `INSTANCE|GROUP name state priority` (`notify_script_exec`).
+fn notify_scripts(n: &NotifyScripts, change: &StateChange) -> Vec<NotifyScript> {
+    let mut v = Vec::new();
+    if let Some(c) = n.for_state(change.state) {
+        v.push(NotifyScript {
+            command: c.to_string(),
+            args: Vec::new(),
+        });
+    }
+    if let Some(c) = &n.generic {
+        let state = match change.state {
+            VrrpState::Init => "{UNKNOWN}",
+            s => state_name(s),
+        };
+        v.push(NotifyScript {
+            command: c.clone(),
+            args: vec![
+                change.kind.as_str().to_string(),
+                change.name.clone(),
+                state.to_string(),
+                change.priority.to_string(),
+            ],
+        });
+    }
+    v
 }
 
 /// The interface a VIP goes on: its own `dev`, else the instance's.

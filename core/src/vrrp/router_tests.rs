@@ -512,7 +512,7 @@ fn track_script_weights_and_fault() {
     // The weight-0 script has not run yet: FAULT until it reports (vrrp_init_state logs
     // nothing for it, and sends no notify).
     assert_eq!(logs(&out), vec!["(VI) removing VIPs."]);
-    assert!(!out.iter().any(|o| matches!(o, VrrpOutput::Notify(_))));
+    assert!(!out.iter().any(|o| matches!(o, VrrpOutput::Notify { .. })));
     assert_eq!(r.instances()[0].state(), VrrpState::Fault);
     let runs = out
         .iter()
@@ -582,7 +582,7 @@ fn stop_sends_priority_zero_and_releases() {
     })));
     assert!(out
         .iter()
-        .any(|o| matches!(o, VrrpOutput::Notify(c) if c.state == VrrpState::Stop)));
+        .any(|o| matches!(o, VrrpOutput::Notify { change: c, .. } if c.state == VrrpState::Stop)));
     assert_eq!(r.poll_timeout(), None);
     r.handle_timeout(t + Duration::from_secs(100));
     assert!(drain(&mut r).is_empty());
@@ -608,6 +608,7 @@ fn bad_configs_are_refused() {
         sync_groups: vec![SyncGroupConfig {
             name: "G".into(),
             members: vec!["NOPE".into()],
+            notify: Default::default(),
         }],
         ..Default::default()
     };

@@ -38,6 +38,44 @@ impl StateChangeKind {
     }
 }
 
+/// The notify scripts of an instance or a sync group, as configured (command lines).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyScripts {
+    /// `notify_master`.
+    pub master: Option<String>,
+    /// `notify_backup`.
+    pub backup: Option<String>,
+    /// `notify_fault`.
+    pub fault: Option<String>,
+    /// `notify_stop`.
+    pub stop: Option<String>,
+    /// `notify`: run with `INSTANCE|GROUP name state priority` appended.
+    pub generic: Option<String>,
+}
+
+impl NotifyScripts {
+    /// The state-specific script for `state` (vrrp_notify.c `get_iscript` / `get_gscript`).
+    pub fn for_state(&self, state: VrrpState) -> Option<&str> {
+        match state {
+            VrrpState::Master => self.master.as_deref(),
+            VrrpState::Backup => self.backup.as_deref(),
+            VrrpState::Fault => self.fault.as_deref(),
+            VrrpState::Stop => self.stop.as_deref(),
+            VrrpState::Init => None,
+        }
+    }
+}
+
+/// One notify script to run: its command line and the arguments keepalived appends.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotifyScript {
+    /// The command line as configured.
+    pub command: String,
+    /// Appended to the command's words: `INSTANCE|GROUP name state priority` for the generic
+    /// `notify` script, nothing for the state-specific ones.
+    pub args: Vec<String>,
+}
+
 /// A transition for notify scripts (`notify_master` ...).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StateChange {

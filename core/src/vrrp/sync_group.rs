@@ -2,7 +2,7 @@
 //! transitions (keepalived's vrrp_sync.c) are `VrrpRouter`'s (router.rs), since they move
 //! the member instances.
 
-use super::state::VrrpState;
+use super::state::{NotifyScripts, VrrpState};
 
 /// One `vrrp_sync_group` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub struct SyncGroupConfig {
     pub name: String,
     /// Member instance names, in `group { }` order.
     pub members: Vec<String>,
+    /// The group's notify scripts.
+    pub notify: NotifyScripts,
 }
 
 /// Run-time state of a sync group.
@@ -21,11 +23,13 @@ pub struct SyncGroup {
     pub(crate) state: VrrpState,
     pub(crate) num_member_fault: u32,
     pub(crate) num_member_init: u32,
+    pub(crate) notify: NotifyScripts,
 }
 
 impl SyncGroup {
-    pub(crate) fn new(name: String, members: Vec<usize>) -> Self {
+    pub(crate) fn new(name: String, members: Vec<usize>, notify: NotifyScripts) -> Self {
         SyncGroup {
+            notify,
             name,
             members,
             state: VrrpState::Init,

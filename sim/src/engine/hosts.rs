@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use lvs_core::director::{Input, LogSource, Output, StateChangeKind, Vip};
+use lvs_core::director::{
+    Input, LogSource, Notification, NotifyCause, Output, StateChangeKind, Vip,
+};
 
 use crate::director::HostEnv;
 use crate::packet;
@@ -206,7 +208,17 @@ impl Sim {
                 self.trace_push(host, TraceEvent::Ipvs { change });
             }
             Output::StartProbe(probe) => self.start_probe(host, probe),
-            Output::Notify(sc) => {
+            // The simulator runs no notify scripts; checker events leave no trace.
+            Output::Notify(Notification {
+                cause: NotifyCause::Checker(_),
+                ..
+            }) => {}
+            // Its directors forward in userspace: no kernel sync daemon.
+            Output::SyncDaemon(_) => {}
+            Output::Notify(Notification {
+                cause: NotifyCause::Vrrp(sc),
+                ..
+            }) => {
                 if sc.kind == StateChangeKind::Instance {
                     self.inv.vrrp_state(HostId(host), &sc.name, sc.state);
                 }

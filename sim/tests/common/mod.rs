@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeResult};
 use lvs_core::director::{
-    Admin, Input, LogSource, Output, StateChange, StateChangeKind, Vip, VrrpState,
+    Admin, Input, LogSource, Notification, NotifyCause, Output, StateChange, StateChangeKind, Vip,
+    VrrpState,
 };
 use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
@@ -102,11 +103,14 @@ impl Fake {
     }
 
     fn notify(&mut self, state: VrrpState) {
-        self.out.push_back(Output::Notify(StateChange {
-            kind: StateChangeKind::Instance,
-            name: "VI_1".into(),
-            state,
-            priority: 100,
+        self.out.push_back(Output::Notify(Notification {
+            cause: NotifyCause::Vrrp(StateChange {
+                kind: StateChangeKind::Instance,
+                name: "VI_1".into(),
+                state,
+                priority: 100,
+            }),
+            scripts: Vec::new(),
         }));
     }
 }
@@ -153,6 +157,8 @@ impl DirectorNode for Fake {
             }
             Input::ProbeDone { id, result } => self.seen.borrow_mut().probes.push((id, result)),
             Input::Link { iface, up } => self.seen.borrow_mut().links.push((iface, up)),
+            // The simulator sends neither.
+            Input::Iface(_) | Input::Failed { .. } | Input::Admin(Admin::Reload(_)) => {}
             Input::Admin(Admin::Stop) => {
                 self.seen.borrow_mut().stops += 1;
                 if self.master {

@@ -47,14 +47,7 @@ impl Ipvs {
         let mut svc = Service::new(spec.clone());
         let dests: Vec<Dest> = old.dests().to_vec();
         for d in dests.iter().rev() {
-            svc.add_dest(&DestSpec {
-                addr: d.addr,
-                port: d.port,
-                fwd: d.fwd,
-                weight: d.weight,
-                u_threshold: d.u_threshold,
-                l_threshold: d.l_threshold,
-            })?;
+            svc.add_dest(&d.spec())?;
             if let Some(n) = svc.dest_mut(d.addr, d.port) {
                 n.activeconns = d.activeconns;
                 n.inactconns = d.inactconns;

@@ -1,0 +1,523 @@
+//! The driver contract with fake time: notify scripts, reload, link and address events,
+//! kernel data plane, failures coming back, counters.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rand_chacha::rand_core::SeedableRng;
+
+use super::*;
+use crate::check::probe::{ProbeKind, ProbeResult};
+use crate::config;
+use crate::ipvs::IpvsChange;
+use crate::time::Instant;
+use crate::vrrp::wire::{self, Advert, Auth, FrameParams, Version};
+
+const CONF: &str = r#"
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        10.0.0.100
+    }
+    notify_master "/etc/keepalived/to_master.sh now"
+    notify "/etc/keepalived/notify.sh"
+}
+virtual_server 10.0.0.100 80 {
+    delay_loop 5
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 10.0.0.11 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+"#;
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn env() -> NodeEnv {
+    NodeEnv {
+        ifaces: vec![Iface {
+            name: "eth0".into(),
+            mac: MAC,
+            addrs: vec![ip("10.0.0.1")],
+        }],
+    }
+}
+
+fn config_of(text: &str) -> DirectorConfig {
+    let parsed = config::parse_str("keepalived.conf", text);
+    let cfg = parsed.config.expect("config loads");
+    DirectorConfig::from_keepalived(&cfg, &env()).expect("maps onto the host")
+}
+
+/// One director, every TCP probe answered at once with `Connected`; outputs are kept.
+struct One {
+    d: Director,
+    now: Instant,
+    out: Vec<(Instant, Output)>,
+}
+
+impl One {
+    fn new(mode: DataPlane) -> Self {
+        let mut cfg = config_of(CONF);
+        cfg.data_plane = mode;
+        let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(7));
+        One {
+            d: Director::new(cfg, env(), rng).expect("starts"),
+            now: Instant::ZERO,
+            out: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(o) = self.d.poll_output() {
+            if let Output::StartProbe(p) = &o {
+                if let ProbeKind::Tcp { .. } = p.kind {
+                    let id = p.id;
+                    self.out.push((self.now, o));
+                    self.d.handle_input(
+                        self.now,
+                        Input::ProbeDone {
+                            id,
+                            result: ProbeResult::Connected,
+                        },
+                    );
+                    continue;
+                }
+            }
+            self.out.push((self.now, o));
+        }
+    }
+
+    fn input(&mut self, i: Input) {
+        self.d.handle_input(self.now, i);
+        self.pump();
+    }
+
+    fn run_until(&mut self, end: Instant) {
+        self.pump();
+        while let Some(t) = self.d.poll_timeout().filter(|t| *t <= end) {
+            self.now = t.max(self.now);
+            self.d.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = end;
+    }
+
+    fn state(&self) -> VrrpState {
+        self.d
+            .vrrp()
+            .and_then(|r| r.instance("VI_1"))
+            .map_or(VrrpState::Init, |i| i.state())
+    }
+
+    /// Outputs since `t`.
+    fn since(&self, t: Instant) -> Vec<&Output> {
+        self.out
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(_, o)| o)
+            .collect()
+    }
+
+    fn logs_since(&self, t: Instant) -> Vec<String> {
+        self.since(t)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Log { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn vrrp_notifies_since(&self, t: Instant) -> Vec<&Notification> {
+        self.since(t)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Notify(n) if matches!(n.cause, NotifyCause::Vrrp(_)) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A client SYN to the VIP.
+    fn syn(&mut self, sport: u16) {
+        let b = etherparse::PacketBuilder::ethernet2(PEER_MAC, MAC)
+            .ipv4([192, 0, 2, 7], [10, 0, 0, 100], 64)
+            .tcp(sport, 80, 1000, 65535)
+            .syn();
+        let mut frame = Vec::new();
+        b.write(&mut frame, &[]).unwrap();
+        self.input(Input::Frame {
+            iface: IfaceName::from("eth0"),
+            frame,
+        });
+    }
+
+    /// An advert from a peer at 10.0.0.2.
+    fn advert_from_peer(&mut self, priority: u8, advert_int_cs: u16) {
+        let advert = Advert {
+            version: Version::V2,
+            vrid: 51,
+            priority,
+            advert_int_cs,
+            auth: Auth::None,
+            addrs: vec![ip("10.0.0.100")],
+        };
+        let frame = wire::encode_frame(&FrameParams::multicast(PEER_MAC, ip("10.0.0.2")), &advert)
+            .expect("encodes");
+        self.input(Input::Frame {
+            iface: IfaceName::from("eth0"),
+            frame,
+        });
+    }
+
+    fn conns(&self) -> u32 {
+        self.d
+            .stats()
+            .ipvs
+            .iter()
+            .flat_map(|s| &s.dests)
+            .map(|d| d.active_conns + d.inactive_conns)
+            .sum()
+    }
+}
+
+fn secs(s: u64) -> Instant {
+    Instant::ZERO + Duration::from_secs(s)
+}
+
+#[test]
+fn notify_outputs_carry_keepalived_arguments() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    let notes = n.vrrp_notifies_since(Instant::ZERO);
+    let argv = |s: &ScriptExec| s.argv.clone();
+    // BACKUP at start: no notify_backup, so only the generic script.
+    assert_eq!(
+        notes[0].scripts.iter().map(argv).collect::<Vec<_>>(),
+        vec![vec![
+            "/etc/keepalived/notify.sh".to_string(),
+            "INSTANCE".into(),
+            "VI_1".into(),
+            "BACKUP".into(),
+            "150".into()
+        ]]
+    );
+    // MASTER: notify_master, then notify with INSTANCE name state priority.
+    assert_eq!(
+        notes[1].scripts.iter().map(argv).collect::<Vec<_>>(),
+        vec![
+            vec!["/etc/keepalived/to_master.sh".to_string(), "now".into()],
+            vec![
+                "/etc/keepalived/notify.sh".to_string(),
+                "INSTANCE".into(),
+                "VI_1".into(),
+                "MASTER".into(),
+                "150".into()
+            ],
+        ]
+    );
+    assert!(notes[1].scripts.iter().all(|s| s.kill_after.is_none()));
+    // SIGTERM: STOP scripts are given one second.
+    let t = n.now;
+    n.input(Input::Admin(Admin::Stop));
+    let stop = n.vrrp_notifies_since(t);
+    assert_eq!(stop.len(), 1);
+    assert_eq!(stop[0].scripts[0].argv[3], "STOP");
+    assert_eq!(stop[0].scripts[0].kill_after, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn link_and_address_events_drive_fault_and_back() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    // The interface loses its only IPv4 address: FAULT (keepalived_netlink.c), VIPs go.
+    let t = n.now;
+    n.input(Input::Iface(IfaceEvent::AddressRemoved {
+        iface: "eth0".into(),
+        addr: ip("10.0.0.1"),
+    }));
+    assert_eq!(n.state(), VrrpState::Fault);
+    assert!(n.d.env().ifaces[0].addrs.is_empty());
+    assert!(n
+        .since(t)
+        .iter()
+        .any(|o| matches!(o, Output::DelVip(v) if v.addr == ip("10.0.0.100"))));
+    assert!(n
+        .logs_since(t)
+        .contains(&"Deassigned address 10.0.0.1 from interface eth0".to_string()));
+    // A new address: the instance sends from it and comes back as BACKUP.
+    n.input(Input::Iface(IfaceEvent::AddressAdded {
+        iface: "eth0".into(),
+        addr: ip("10.0.0.5"),
+    }));
+    assert_eq!(n.state(), VrrpState::Backup);
+    assert_eq!(n.d.env().primary("eth0", false), Some(ip("10.0.0.5")));
+    n.run_until(secs(12));
+    assert_eq!(n.state(), VrrpState::Master);
+    // The interface goes away: carrier down, FAULT; it comes back: BACKUP.
+    n.input(Input::Iface(IfaceEvent::Removed {
+        name: "eth0".into(),
+    }));
+    assert_eq!(n.state(), VrrpState::Fault);
+    assert!(n.d.env().iface("eth0").is_none());
+    n.input(Input::Iface(IfaceEvent::Added {
+        iface: env().ifaces[0].clone(),
+        up: true,
+    }));
+    assert_eq!(n.state(), VrrpState::Backup);
+}
+
+#[test]
+fn reload_keeps_an_unchanged_master_and_its_connections() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    n.syn(40001);
+    n.syn(40002);
+    assert_eq!(n.conns(), 2);
+    let became = n.d.stats().vrrp[0].become_master;
+    let t = n.now;
+    n.input(Input::Admin(Admin::Reload(Box::new(config_of(CONF)))));
+    n.run_until(secs(9));
+    assert_eq!(n.state(), VrrpState::Master);
+    assert_eq!(n.d.stats().vrrp[0].become_master, became, "no new election");
+    assert!(n.vrrp_notifies_since(t).is_empty());
+    let after = n.since(t);
+    assert!(!after
+        .iter()
+        .any(|o| matches!(o, Output::Ipvs(_) | Output::AddVip(_) | Output::DelVip(_))));
+    assert!(!n.logs_since(t).iter().any(|l| l.contains("Entering")));
+    assert_eq!(
+        n.conns(),
+        2,
+        "the unchanged real server keeps its connections"
+    );
+
+    // A second real server: the reload's outputs are exactly its AddDest.
+    let two = CONF.replace(
+        "    real_server 10.0.0.11 80 {",
+        "    real_server 10.0.0.12 80 {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 3\n        }\n    }\n    real_server 10.0.0.11 80 {",
+    );
+    let t = n.now;
+    n.input(Input::Admin(Admin::Reload(Box::new(config_of(&two)))));
+    let changes: Vec<&IpvsChange> = n
+        .since(t)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Ipvs(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(matches!(changes[0], IpvsChange::AddDest(_, d) if d.addr == ip("10.0.0.12")));
+    assert_eq!(n.conns(), 2);
+    assert_eq!(n.state(), VrrpState::Master);
+}
+
+#[test]
+fn a_reload_with_an_error_keeps_the_running_config() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(6));
+    let mut bad = config_of(CONF);
+    let mut dup = bad.vrrp.instances[0].clone();
+    dup.name = "VI_2".into();
+    bad.vrrp.instances.push(dup);
+    let t = n.now;
+    n.input(Input::Admin(Admin::Reload(Box::new(bad))));
+    assert_eq!(
+        n.logs_since(t),
+        vec!["New config failed validation, instances VI_1 and VI_2 use the same interface and virtual_router_id".to_string()]
+    );
+    assert_eq!(n.d.vrrp().map(|r| r.instances().len()), Some(1));
+    assert_eq!(n.state(), VrrpState::Master);
+    let sent = n.d.stats().vrrp[0].advert_sent;
+    n.run_until(secs(9));
+    assert_eq!(
+        n.d.stats().vrrp[0].advert_sent,
+        sent + 3,
+        "still advertising each second"
+    );
+}
+
+#[test]
+fn kernel_mode_emits_ipvs_changes_and_forwards_nothing() {
+    let mut n = One::new(DataPlane::Kernel);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    let changes: Vec<IpvsChange> = n
+        .since(Instant::ZERO)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Ipvs(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(changes[0], IpvsChange::AddService(_)));
+    assert!(matches!(changes[1], IpvsChange::AddDest(..)));
+    let t = n.now;
+    n.syn(40001);
+    assert!(
+        n.since(t).is_empty(),
+        "the kernel forwards, not the director"
+    );
+    assert_eq!(n.conns(), 0);
+    // The kernel refused the destination: keepalived's line, and the mirror drops it.
+    let IpvsChange::AddDest(key, dest) = changes[1].clone() else {
+        unreachable!()
+    };
+    // Failures are reported right after the call that emitted the output.
+    let mut k = One::new(DataPlane::Kernel);
+    k.d.handle_timeout(Instant::ZERO);
+    let mut failed = None;
+    while let Some(o) = k.d.poll_output() {
+        if let Output::Ipvs(c @ IpvsChange::AddDest(..)) = &o {
+            failed = Some(c.clone());
+        }
+    }
+    let failed = failed.expect("an AddDest at start");
+    k.d.handle_input(
+        Instant::ZERO,
+        Input::Failed {
+            what: Applied::Ipvs(failed),
+            error: ApplyError {
+                errno: Some(2),
+                message: "No such file or directory".into(),
+            },
+        },
+    );
+    let logs: Vec<String> = std::iter::from_fn(|| k.d.poll_output())
+        .filter_map(|o| match o {
+            Output::Log { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        vec![format!(
+            "IPVS cmd IP_VS_SO_SET_ADDDEST(1159) error: No such file or directory(2) (10.0.0.100:tcp:80 -> {}:80)",
+            dest.addr
+        )]
+    );
+    assert!(k
+        .d
+        .ipvs()
+        .service(&key)
+        .is_some_and(|s| s.dests().is_empty()));
+}
+
+#[test]
+fn a_vip_that_failed_to_go_on_is_not_held() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(6));
+    let vip = n
+        .since(Instant::ZERO)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::AddVip(v) => Some(v.clone()),
+            _ => None,
+        })
+        .expect("the VIP went on");
+    // Reported right after the call that emitted it (the contract): find that call again by
+    // re-running from scratch and failing it at once.
+    let mut k = One::new(DataPlane::Userspace);
+    let mut failed = false;
+    'outer: while let Some(t) = k.d.poll_timeout() {
+        k.now = t;
+        k.d.handle_timeout(t);
+        while let Some(o) = k.d.poll_output() {
+            if o == Output::AddVip(vip.clone()) {
+                k.d.handle_input(
+                    t,
+                    Input::Failed {
+                        what: Applied::AddVip(vip.clone()),
+                        error: ApplyError {
+                            errno: Some(17),
+                            message: "File exists".into(),
+                        },
+                    },
+                );
+                failed = true;
+                break 'outer;
+            }
+            if let Output::StartProbe(p) = o {
+                k.d.handle_input(
+                    t,
+                    Input::ProbeDone {
+                        id: p.id,
+                        result: ProbeResult::Connected,
+                    },
+                );
+            }
+        }
+    }
+    assert!(failed);
+    let rest: Vec<Output> = std::iter::from_fn(|| k.d.poll_output()).collect();
+    assert!(rest.contains(&Output::Log {
+        source: LogSource::Vrrp,
+        text: "Netlink: error: File exists(17), type=RTM_NEWADDR(20)".into()
+    }));
+    // Not held: a client packet for it is not forwarded.
+    let now = k.now;
+    k.syn(40001);
+    assert!(!k
+        .since(now)
+        .iter()
+        .any(|o| matches!(o, Output::Transmit { .. })));
+    assert_eq!(k.conns(), 0);
+}
+
+#[test]
+fn stats_count_what_was_sent_and_received() {
+    let mut n = One::new(DataPlane::Userspace);
+    n.run_until(secs(10));
+    let adverts = n
+        .since(Instant::ZERO)
+        .iter()
+        .filter(|o| {
+            matches!(o, Output::Transmit { frame, .. }
+                if frame.len() > 23 && frame[12..14] == [8, 0] && frame[23] == 112)
+        })
+        .count() as u64;
+    let s = n.d.stats().vrrp[0].clone();
+    assert_eq!(s.name, "VI_1");
+    assert_eq!(s.advert_sent, adverts);
+    assert!(adverts >= 6);
+    assert_eq!((s.become_master, s.release_master), (1, 0));
+    assert_eq!(s.advert_rcvd, 0);
+    // A lower-priority advert (received, answered), a priority-0 one, one with another
+    // interval (refused by the codec, counted as keepalived does).
+    n.advert_from_peer(100, 100);
+    n.advert_from_peer(0, 100);
+    n.advert_from_peer(100, 300);
+    let s = n.d.stats().vrrp[0].clone();
+    assert_eq!(s.advert_rcvd, 2);
+    assert_eq!(s.pri_zero_rcvd, 1);
+    assert_eq!(s.advert_interval_err, 1);
+    // A higher-priority one: MASTER is released.
+    n.advert_from_peer(200, 100);
+    let s = n.d.stats();
+    assert_eq!(s.vrrp[0].release_master, 1);
+    assert_eq!(n.state(), VrrpState::Backup);
+    assert_eq!(s.vrrp[0].transitions, 3, "BACKUP, MASTER, BACKUP");
+    // The checker side and the table are there too.
+    assert_eq!(s.checkers.virtual_servers.len(), 1);
+    assert_eq!(s.ipvs.len(), 1);
+    assert_eq!(s.ipvs[0].dests[0].addr, ip("10.0.0.11"));
+}
