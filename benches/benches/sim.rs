@@ -15,8 +15,8 @@ use std::time::{Duration, Instant as WallInstant};
 
 use lvs_benches::{load_seed, set_open_load};
 use lvs_core::Instant;
-use lvs_scenarios::run::build;
 use lvs_scenarios::Scenario;
+use lvs_sim::scenario::build;
 
 /// The seed scenario whose topology and configuration are measured.
 const SEED_FILE: &str = "03-traffic-spread.toml";

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lvs_scenarios::run::{run as run_scenario, RunOptions};
+use lvs_scenarios::judge::RunOptions;
 use lvs_scenarios::{format_duration, parse_duration, Scenario};
+use lvs_sim::scenario::run as run_scenario;
 
 /// Arguments of `lvsd sim`.
 #[derive(clap::Args, Debug)]

@@ -6,14 +6,19 @@
 //! durations as [`std::time::Duration`], addresses parsed, names turned into [`HostId`] /
 //! [`SegmentId`], each keepalived.conf read in with its file name kept for diagnostics.
 //! `scenarios/FORMAT.md` documents every key; `scenarios/seed/` holds the seed guide's walkthrough.
+//!
+//! A backend runs a scenario and reports what it saw as an [`observe`] stream; [`judge`]
+//! turns that stream into verdicts without knowing the backend (this crate does not depend
+//! on the simulator: `lvs_sim::scenario` builds and runs one from a scenario).
 
 mod duration;
 mod error;
+pub mod judge;
 mod model;
 pub mod netns;
+pub mod observe;
 mod raw;
 mod resolve;
-pub mod run;
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! per-node clock that lets a director's time drift.
 
 use lvs_core::director::{Director, Input, Output};
+use lvs_core::ipvs::table::Ipvs;
 use lvs_core::Instant;
 use rand_core::RngCore;
 
@@ -20,6 +21,10 @@ pub trait DirectorNode {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The IPVS table as `ipvsadm -L -n` prints it, when the director has one.
     fn ipvsadm_list(&self) -> Option<String> {
+        None
+    }
+    /// The IPVS table itself, when the director keeps one.
+    fn ipvs(&self) -> Option<&Ipvs> {
         None
     }
     /// `frame` will be handed over soon: a hint to start loading what handling it reads.
@@ -41,6 +46,9 @@ impl DirectorNode for Director {
     }
     fn ipvsadm_list(&self) -> Option<String> {
         Some(Director::ipvsadm_list(self))
+    }
+    fn ipvs(&self) -> Option<&Ipvs> {
+        Some(Director::ipvs(self))
     }
     fn prefetch(&self, frame: &[u8]) {
         Director::prefetch(self, frame)

@@ -38,29 +38,7 @@ impl Default for InvariantConfig {
     }
 }
 
-/// What was broken.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub enum ViolationKind {
-    /// Two or more MASTERs of one instance in one connected part.
-    SplitBrain,
-    /// Two or more holders of one VIP in one connected part.
-    DuplicateVip,
-    /// A SYN forwarded to a real server its director had marked down.
-    ConnToDownServer,
-    /// No convergence within a stated bound.
-    Liveness,
-}
-
-/// One broken invariant.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Violation {
-    /// When it was detected.
-    pub t: Instant,
-    /// Which invariant.
-    pub kind: ViolationKind,
-    /// Human-readable detail.
-    pub detail: String,
-}
+pub use lvs_scenarios::observe::{Violation, ViolationKind};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Suspect {

@@ -16,6 +16,7 @@ pub mod packet;
 pub mod queue;
 pub mod record;
 pub mod rng;
+pub mod scenario;
 pub mod server;
 pub mod stack;
 pub mod svg;

@@ -1,8 +1,7 @@
-//! What a run leaves behind: log lines, a JSON trace, request metrics.
+//! What a run leaves behind: log lines, a JSON trace, request metrics (the judge's
+//! [`Metrics`], accounted here from the clients' records).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lvs_core::director::{LogSource, StateChangeKind, VrrpState};
 use lvs_core::ipvs::IpvsChange;
@@ -10,6 +9,8 @@ use lvs_core::Instant;
 
 use crate::client::{FailReason, Outcome, RequestRecord};
 use crate::invariants::Violation;
+
+pub use lvs_scenarios::observe::Metrics;
 
 /// One log line as a host's syslog would hold it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -144,118 +145,33 @@ pub enum TraceEvent {
     },
 }
 
-/// Request and connection metrics.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Metrics {
-    /// Requests started.
-    pub requests_sent: u64,
-    /// Requests answered.
-    pub requests_ok: u64,
-    /// Requests failed.
-    pub requests_failed: u64,
-    /// Failed requests whose connection had been established.
-    pub connections_broken: u64,
-    /// Failures by reason.
-    pub failures: BTreeMap<String, u64>,
-    /// Responses per real server (every known server listed, zeros included).
-    pub per_server: BTreeMap<String, u64>,
-    /// Sum of successful request latencies, nanoseconds.
-    pub latency_sum_ns: u64,
-    /// Largest successful request latency, nanoseconds.
-    pub latency_max_ns: u64,
-    /// First failure seen.
-    pub first_failure: Option<Instant>,
-    /// First success after the first failure.
-    pub recovered_at: Option<Instant>,
+/// The name a failure reason is counted under (`connect_timeout`, `timeout`, `reset`).
+pub fn fail_reason_name(reason: FailReason) -> &'static str {
+    match reason {
+        FailReason::ConnectTimeout => "connect_timeout",
+        FailReason::Timeout => "timeout",
+        FailReason::Reset => "reset",
+    }
 }
 
-impl Metrics {
-    /// Account one finished request.
-    pub fn record(&mut self, r: &RequestRecord) {
-        match &r.outcome {
-            Outcome::Ok { server } => {
-                self.requests_ok += 1;
-                match self.per_server.get_mut(&**server) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.per_server.insert(server.to_string(), 1);
-                    }
-                }
-                let lat = (r.finished - r.started).as_nanos() as u64;
-                self.latency_sum_ns += lat;
-                self.latency_max_ns = self.latency_max_ns.max(lat);
-                if self.first_failure.is_some() && self.recovered_at.is_none() {
-                    self.recovered_at = Some(r.finished);
-                }
-            }
-            Outcome::Failed { reason, broken } => {
-                self.requests_failed += 1;
-                if *broken {
-                    self.connections_broken += 1;
-                }
-                let name = match reason {
-                    FailReason::ConnectTimeout => "connect_timeout",
-                    FailReason::Timeout => "timeout",
-                    FailReason::Reset => "reset",
-                };
-                *self.failures.entry(name.to_string()).or_insert(0) += 1;
-                if self.first_failure.is_none() {
-                    self.first_failure = Some(r.finished);
-                }
-            }
+/// Account one finished request in `m`.
+#[inline]
+pub fn account(m: &mut Metrics, r: &RequestRecord) {
+    match &r.outcome {
+        Outcome::Ok { server } => {
+            let lat = (r.finished - r.started).as_nanos() as u64;
+            m.record_ok(server, lat, r.finished);
+        }
+        Outcome::Failed { reason, broken } => {
+            m.record_failed(fail_reason_name(*reason), *broken, r.finished)
         }
     }
-
-    /// Failover time: first client failure to the first success after it.
-    pub fn failover_time(&self) -> Option<Duration> {
-        Some(self.recovered_at? - self.first_failure?)
-    }
-
-    /// Jain's fairness index over `per_server`: (Σx)² / (n·Σx²); 1 is perfectly even.
-    pub fn jain_index(&self) -> Option<f64> {
-        jain(self.per_server.values().map(|v| *v as f64))
-    }
-
-    /// Share of responses per server, 0..=1.
-    pub fn shares(&self) -> BTreeMap<String, f64> {
-        let total: u64 = self.per_server.values().sum();
-        self.per_server
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if total == 0 {
-                        0.0
-                    } else {
-                        *v as f64 / total as f64
-                    },
-                )
-            })
-            .collect()
-    }
-}
-
-/// Jain's fairness index of `xs`; `None` for no values or all zeros.
-pub fn jain(xs: impl Iterator<Item = f64>) -> Option<f64> {
-    let (mut n, mut s, mut s2) = (0usize, 0.0, 0.0);
-    for x in xs {
-        n += 1;
-        s += x;
-        s2 += x * x;
-    }
-    (n > 0 && s2 > 0.0).then(|| s * s / (n as f64 * s2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jain_index_bounds() {
-        assert_eq!(jain([5.0, 5.0, 5.0].into_iter()), Some(1.0));
-        assert_eq!(jain([9.0, 0.0, 0.0].into_iter()), Some(1.0 / 3.0));
-        assert_eq!(jain(std::iter::empty()), None);
-    }
+    use std::time::Duration;
 
     #[test]
     fn failover_time_spans_first_failure_to_next_success() {
@@ -266,36 +182,48 @@ mod tests {
             port: 1,
             outcome,
         };
-        m.record(&rec(
-            0,
-            1,
-            Outcome::Ok {
-                server: "rs1".into(),
-            },
-        ));
-        m.record(&rec(
-            1,
-            5,
-            Outcome::Failed {
-                reason: FailReason::Reset,
-                broken: true,
-            },
-        ));
-        m.record(&rec(
-            2,
-            6,
-            Outcome::Failed {
-                reason: FailReason::ConnectTimeout,
-                broken: false,
-            },
-        ));
-        m.record(&rec(
-            6,
-            9,
-            Outcome::Ok {
-                server: "rs2".into(),
-            },
-        ));
+        account(
+            &mut m,
+            &rec(
+                0,
+                1,
+                Outcome::Ok {
+                    server: "rs1".into(),
+                },
+            ),
+        );
+        account(
+            &mut m,
+            &rec(
+                1,
+                5,
+                Outcome::Failed {
+                    reason: FailReason::Reset,
+                    broken: true,
+                },
+            ),
+        );
+        account(
+            &mut m,
+            &rec(
+                2,
+                6,
+                Outcome::Failed {
+                    reason: FailReason::ConnectTimeout,
+                    broken: false,
+                },
+            ),
+        );
+        account(
+            &mut m,
+            &rec(
+                6,
+                9,
+                Outcome::Ok {
+                    server: "rs2".into(),
+                },
+            ),
+        );
         assert_eq!(m.failover_time(), Some(Duration::from_secs(4)));
         assert_eq!((m.requests_failed, m.connections_broken), (2, 1));
     }

@@ -5,8 +5,9 @@
 mod common;
 
 use common::load;
-use lvs_scenarios::run::{run, Report, RunOptions};
+use lvs_scenarios::judge::{Report, RunOptions};
 use lvs_scenarios::Role;
+use lvs_sim::scenario::run;
 
 /// Sum of ActiveConn + InActConn over the last `ipvsadm -L -n` snapshot of `director`.
 fn last_conn_count(r: &Report, director: &str) -> u64 {

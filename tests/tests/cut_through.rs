@@ -9,8 +9,8 @@ mod common;
 
 use common::{load, SEED};
 use lvs_core::Instant;
-use lvs_scenarios::run::build;
 use lvs_scenarios::{LoadPattern, Role, Scenario};
+use lvs_sim::scenario::build;
 use lvs_sim::{Fault, LinkParams, Sim};
 use std::time::Duration;
 

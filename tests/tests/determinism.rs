@@ -4,7 +4,8 @@
 mod common;
 
 use common::{is_vrrp_verdict, load, SEED};
-use lvs_scenarios::run::{run, Report, RunOptions};
+use lvs_scenarios::judge::{Report, RunOptions};
+use lvs_sim::scenario::run;
 use sha2::{Digest, Sha256};
 
 fn traced(name: &str, seed: Option<u64>) -> Report {

@@ -24,8 +24,9 @@ mod common;
 use std::time::Duration;
 
 use common::load;
-use lvs_scenarios::run::{run, RunOptions};
+use lvs_scenarios::judge::RunOptions;
 use lvs_scenarios::{Expect, Fault, FaultAction, IfaceRef, Role, Scenario};
+use lvs_sim::scenario::run;
 use proptest::prelude::*;
 
 /// Faults happen in [0.5 s, 40 s]; everything is repaired at 45 s.

@@ -11,7 +11,8 @@
 mod common;
 
 use common::{assert_pass, load};
-use lvs_scenarios::run::{run, Report, RunOptions};
+use lvs_scenarios::judge::{Report, RunOptions};
+use lvs_sim::scenario::run;
 
 fn walk(name: &str) -> Report {
     let s = load(name);

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use lvs_core::ipvs::table::Ipvs;
 use lvs_core::Instant;
 
 use crate::client::Client;
@@ -66,6 +67,14 @@ impl Sim {
     pub fn ipvsadm_list(&self, host: HostId) -> Option<String> {
         match &self.hosts.get(host.0)?.model {
             Model::Director(d) => d.proc.as_ref()?.ipvsadm_list(),
+            _ => None,
+        }
+    }
+
+    /// The running director's IPVS table (None: no process, or the process keeps none).
+    pub fn ipvs(&self, host: HostId) -> Option<&Ipvs> {
+        match &self.hosts.get(host.0)?.model {
+            Model::Director(d) => d.proc.as_ref()?.ipvs(),
             _ => None,
         }
     }

@@ -406,7 +406,7 @@ impl Sim {
         if !self.reqs.is_empty() {
             let mut reqs = std::mem::take(&mut self.reqs);
             for r in reqs.drain(..) {
-                self.metrics.record(&r);
+                crate::record::account(&mut self.metrics, &r);
                 if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
                     self.trace_push(host, TraceEvent::Request { record: r });
                 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lvs_scenarios::run::{Report, Verdict};
+use lvs_scenarios::judge::{Report, Verdict};
 use lvs_scenarios::Scenario;
 
 /// The seed walkthrough's scenario files, 01..10, in order.
