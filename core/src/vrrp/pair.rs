@@ -159,7 +159,7 @@ impl Net {
         self.cut.clear();
     }
 
-    fn drain(&mut self, n: usize) {
+    pub(crate) fn drain(&mut self, n: usize) {
         loop {
             let Some(out) = self.nodes[n].router.as_mut().and_then(|r| r.poll_output()) else {
                 return;

@@ -774,3 +774,105 @@ fn seed_carrier_loss_and_sigterm_match_keepalived() {
     assert!(expected_b.contains(&"(LAN) Backup received priority 0 advertisement".to_string()));
     assert_eq!(lines(&net, 1), expected_b);
 }
+
+/// The seed pair with generic `notify` scripts on the group and the instances and a group
+/// `notify_master`.
+fn seed_with_notify(master: bool) -> RouterConfig {
+    let mut c = seed_config(master);
+    for i in &mut c.instances {
+        i.notify.generic = Some("/i.sh".into());
+    }
+    c.sync_groups[0].notify.generic = Some("/g.sh".into());
+    c.sync_groups[0].notify.master = Some("/gm.sh".into());
+    c
+}
+
+// vrrp_notify.c: the state-specific script first, then the generic one with
+// `INSTANCE|GROUP name state priority` (0 for a group).
+#[test]
+fn notify_scripts_carry_keepalived_arguments() {
+    let mut net = Net::new(
+        vec![
+            ("m", seed_with_notify(true)),
+            ("b", seed_with_notify(false)),
+        ],
+        Duration::from_micros(100),
+    );
+    net.run_until(Instant::ZERO + Duration::from_secs(20));
+    let runs: Vec<Vec<(String, Vec<String>)>> = net.nodes[0]
+        .trace
+        .iter()
+        .filter_map(|(_, o)| match o {
+            super::router::VrrpOutput::Notify { scripts, .. } => Some(
+                scripts
+                    .iter()
+                    .map(|s| (s.command.clone(), s.args.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    let s = |c: &str, a: &[&str]| (c.to_string(), a.iter().map(|x| x.to_string()).collect());
+    assert_eq!(
+        runs,
+        vec![
+            vec![s("/g.sh", &["GROUP", "VGM", "BACKUP", "0"])],
+            vec![s("/i.sh", &["INSTANCE", "WAN", "BACKUP", "220"])],
+            vec![s("/i.sh", &["INSTANCE", "LAN", "BACKUP", "200"])],
+            vec![s("/i.sh", &["INSTANCE", "LAN", "MASTER", "200"])],
+            vec![s("/i.sh", &["INSTANCE", "WAN", "MASTER", "220"])],
+            vec![
+                s("/gm.sh", &[]),
+                s("/g.sh", &["GROUP", "VGM", "MASTER", "0"])
+            ],
+        ]
+    );
+}
+
+// vrrp.c clear_diff_vrrp: a reload that drops an instance sends its priority 0 and removes
+// its VIPs if it was MASTER, and notifies it as FAULT; the kept one stays MASTER unnotified.
+#[test]
+fn reload_tears_down_a_removed_master_and_keeps_the_other() {
+    let mut net = seed_net();
+    net.run_until(Instant::ZERO + Duration::from_secs(20));
+    assert_eq!(net.masters("WAN"), vec![0]);
+    let mut cfg = seed_config(true);
+    cfg.instances.retain(|i| i.name == "WAN");
+    cfg.sync_groups.clear();
+    let before = net.nodes[0].trace.len();
+    let now = net.now;
+    net.nodes[0]
+        .router
+        .as_mut()
+        .expect("running")
+        .reload(cfg, now)
+        .expect("valid");
+    net.drain(0);
+    let out: Vec<_> = net.nodes[0].trace[before..]
+        .iter()
+        .map(|(_, o)| o.clone())
+        .collect();
+    use super::router::VrrpOutput as O;
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, O::SendAdvert { advert, iface, .. } if advert.priority == 0 && iface == "eth1")));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, O::DelVip(v) if v.iface == "eth1")));
+    let notes: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            O::Notify { change, .. } => Some((change.name.clone(), change.state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes, vec![("LAN".to_string(), VrrpState::Fault)]);
+    let r = net.nodes[0].router.as_ref().expect("running");
+    assert_eq!(r.instances().len(), 1);
+    assert_eq!(
+        r.instance("WAN").map(|i| i.state()),
+        Some(VrrpState::Master)
+    );
+    // A kept master advertises at once (vrrp_init_instance_sands with reload_master).
+    assert_eq!(r.instance("WAN").and_then(|i| i.deadline()), Some(now));
+}
