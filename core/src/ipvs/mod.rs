@@ -10,6 +10,7 @@ pub mod sched;
 pub mod service;
 pub mod sync;
 pub mod table;
+pub mod trace;
 
 pub use service::IpvsChange;
 

@@ -1,19 +1,19 @@
 //! Replays `fixtures/traces/*.trace` and checks every `# -> server` note.
 //!
-//! A minimal replayer for the trace format `lvsd schedule` reads: `conn`
-//! counts the new connection active (`close`: inactive) on the picked server
-//! and sets the overload flag at `uthreshold` (as `ip_vs_bind_dest` does);
-//! connections never expire here, so the notes assume none does.
+//! The traces are read by [`crate::ipvs::trace`], the parser `lvsd schedule` uses; this
+//! replays them against one [`Service`] alone: `conn` counts the new connection active
+//! (`close`: inactive) on the picked server and sets the overload flag at `uthreshold` (as
+//! `ip_vs_bind_dest` does); connections never expire here, so the notes assume none does.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::net::IpAddr;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::SchedFlags;
-use crate::ipvs::service::{DestSpec, SchedPacket, Service, ServiceSpec};
-use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
+use super::SchedPacket;
+use crate::ipvs::service::Service;
+use crate::ipvs::trace::{self, Command, TraceError, TraceLine};
+use crate::ipvs::{ServiceKey, SockAddr};
 use crate::time::Instant;
 
 const TRACES: [(&str, &str); 14] = [
@@ -42,138 +42,101 @@ const TRACES: [(&str, &str); 14] = [
     ),
 ];
 
-fn sock(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|e| panic!("bad address {s}: {e}"))
-}
-
-fn value<'a>(words: &'a [&str], key: &str) -> Option<&'a str> {
-    words
-        .iter()
-        .position(|w| *w == key)
-        .and_then(|i| words.get(i + 1).copied())
-}
-
-fn dest_spec(words: &[&str]) -> DestSpec {
-    let a = sock(words[1]);
-    let num = |k: &str| -> Option<i64> { value(words, k).map(|v| v.parse().expect("number")) };
-    DestSpec {
-        addr: a.ip(),
-        port: a.port(),
-        fwd: match value(words, "method") {
-            Some("nat") => FwdMethod::Masq,
-            Some("tun") => FwdMethod::Tunnel(TunnelType::Ipip),
-            _ => FwdMethod::Route,
-        },
-        weight: num("weight").unwrap_or(1) as i32,
-        u_threshold: num("uthreshold").unwrap_or(0) as u32,
-        l_threshold: num("lthreshold").unwrap_or(0) as u32,
-    }
-}
-
-/// Replay `text`; returns one output line per `conn` and the mismatches.
+/// Replay `text`; returns one output line per `conn` and the mismatches (and the lines
+/// this scheduler-only replay cannot run: `to`, `set`, errors).
 fn replay(text: &str) -> (Vec<String>, Vec<String>) {
     let mut svc: Option<Service> = None;
     let mut now = Instant::ZERO;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (mut out, mut bad) = (Vec::new(), Vec::new());
-    for (n, raw) in text.lines().enumerate() {
-        let (cmd, note) = match raw.split_once('#') {
-            Some((c, k)) => (c, Some(k.trim())),
-            None => (raw, None),
+    for line in trace::parse(text) {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                bad.push(format!("line {e}"));
+                continue;
+            }
         };
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        let Some(&verb) = words.first() else { continue };
-        match verb {
-            "service" => {
-                let a = sock(words[2]);
-                let flags = value(&words, "flags").unwrap_or("");
-                let spec = ServiceSpec {
-                    key: ServiceKey::Inet {
-                        proto: match words[1] {
-                            "udp" => Protocol::Udp,
-                            "sctp" => Protocol::Sctp,
-                            _ => Protocol::Tcp,
-                        },
-                        addr: a.ip(),
-                        port: a.port(),
-                    },
-                    scheduler: words[3].parse().expect("scheduler"),
-                    flags: SchedFlags {
-                        fallback: flags.contains("fallback"),
-                        port: flags.contains("-port"),
-                    },
-                    persistence: value(&words, "persistent").map(|v| v.parse().expect("secs")),
-                    netmask_prefix: 32,
-                    one_packet: false,
-                };
-                svc = Some(Service::new(spec));
-            }
-            "dest" => svc
-                .as_mut()
-                .expect("service first")
-                .add_dest(&dest_spec(&words))
-                .expect("dest"),
-            "edit" => svc
-                .as_mut()
-                .expect("service first")
-                .edit_dest(&dest_spec(&words))
-                .expect("edit"),
-            "del" => {
-                let a = sock(words[1]);
-                svc.as_mut()
-                    .expect("service first")
-                    .del_dest(a.ip(), a.port())
-                    .expect("del");
-            }
-            "time" => {
-                let t = words[1].trim_start_matches('+');
-                let (num, unit) = t.split_at(t.len() - 1);
-                let k: u64 = num.parse().expect("time");
-                now += Duration::from_secs(match unit {
-                    "m" => k * 60,
-                    "h" => k * 3600,
-                    _ => k,
-                });
-                svc.as_mut().expect("service first").handle_timeout(now);
-            }
-            "conn" => {
-                let s = svc.as_mut().expect("service first");
-                let c = sock(words[1]);
-                let (dst, dport) = match s.spec().key {
-                    ServiceKey::Inet { addr, port, .. } => (addr, port),
-                    ServiceKey::Fwmark { .. } => (IpAddr::from([0, 0, 0, 0]), 0),
-                };
-                let pkt = SchedPacket {
-                    src: c.ip(),
-                    sport: c.port(),
-                    dst,
-                    dport,
-                };
-                let got = s.schedule_at(now, &pkt, &mut rng).map(|i| {
-                    let (addr, port) = (s.dests()[i].addr, s.dests()[i].port);
-                    let d = s.dest_mut(addr, port).expect("picked");
-                    if words.get(2) == Some(&"close") {
-                        d.inactconns += 1;
-                    } else {
-                        d.activeconns += 1;
-                    }
-                    if d.u_threshold != 0 && d.activeconns + d.inactconns >= d.u_threshold {
-                        d.overloaded = true;
-                    }
-                    SocketAddr::new(addr, port).to_string()
-                });
-                let got = got.unwrap_or_else(|| "none".to_string());
-                out.push(format!("{} -> {got}", words[1]));
-                if let Some(want) = note.and_then(|k| k.strip_prefix("-> ")) {
-                    if want.trim() != got {
-                        bad.push(format!("line {}: {raw:?}: got {got}", n + 1));
-                    }
-                }
-            }
-            other => panic!("line {}: unknown command {other}", n + 1),
+        if let Err(e) = step(&line, &mut svc, &mut now, &mut rng, &mut out) {
+            bad.push(format!("line {e}"));
         }
     }
     (out, bad)
+}
+
+/// One command against the service; a `conn` whose pick differs from its note is an error.
+fn step(
+    line: &TraceLine,
+    svc: &mut Option<Service>,
+    now: &mut Instant,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<String>,
+) -> Result<(), TraceError> {
+    if let Command::Service(spec) = &line.command {
+        *svc = Some(Service::new(spec.clone()));
+        return Ok(());
+    }
+    let s = svc
+        .as_mut()
+        .ok_or_else(|| line.error("no `service` line before this one"))?;
+    match &line.command {
+        Command::Service(_) => {}
+        Command::Dest(d) if d.to.is_none() => {
+            let r = if d.edit {
+                let spec = d.spec(s.dest(d.dest.0, d.dest.1));
+                s.edit_dest(&spec)
+            } else {
+                s.add_dest(&d.spec(None))
+            };
+            r.map_err(|e| line.error(format!("{}: {e}", d.verb())))?;
+        }
+        Command::Del { dest, to: None } => {
+            s.del_dest(dest.0, dest.1)
+                .map_err(|e| line.error(format!("del: {e}")))?;
+        }
+        Command::Time(d) => {
+            *now += *d;
+            s.handle_timeout(*now);
+        }
+        Command::Conn {
+            client,
+            close,
+            to: None,
+        } => {
+            let (dst, dport) = match s.spec().key {
+                ServiceKey::Inet { addr, port, .. } => (addr, port),
+                ServiceKey::Fwmark { .. } => (IpAddr::from([0, 0, 0, 0]), 0),
+            };
+            let pkt = SchedPacket {
+                src: client.0,
+                sport: client.1,
+                dst,
+                dport,
+            };
+            let got = s.schedule_at(*now, &pkt, rng).and_then(|i| {
+                let (addr, port) = (s.dests().get(i)?.addr, s.dests().get(i)?.port);
+                let d = s.dest_mut(addr, port)?;
+                if *close {
+                    d.inactconns += 1;
+                } else {
+                    d.activeconns += 1;
+                }
+                if d.u_threshold != 0 && d.activeconns + d.inactconns >= d.u_threshold {
+                    d.overloaded = true;
+                }
+                Some(SockAddr(addr, port).to_string())
+            });
+            let got = got.unwrap_or_else(|| "none".to_string());
+            out.push(format!("{client} -> {got}"));
+            if let Some(want) = line.expected() {
+                if want != got {
+                    return Err(line.error(format!("{client}: got {got}, noted {want}")));
+                }
+            }
+        }
+        other => return Err(line.error(format!("not replayed here: {other:?}"))),
+    }
+    Ok(())
 }
 
 #[test]
