@@ -68,17 +68,24 @@ struct One {
     d: Director,
     now: Instant,
     out: Vec<(Instant, Output)>,
+    /// What TCP probes answer.
+    probe: ProbeResult,
 }
 
 impl One {
     fn new(mode: DataPlane) -> Self {
-        let mut cfg = config_of(CONF);
+        Self::with(CONF, mode)
+    }
+
+    fn with(conf: &str, mode: DataPlane) -> Self {
+        let mut cfg = config_of(conf);
         cfg.data_plane = mode;
         let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(7));
         One {
             d: Director::new(cfg, env(), rng).expect("starts"),
             now: Instant::ZERO,
             out: Vec::new(),
+            probe: ProbeResult::Connected,
         }
     }
 
@@ -92,7 +99,7 @@ impl One {
                         self.now,
                         Input::ProbeDone {
                             id,
-                            result: ProbeResult::Connected,
+                            result: self.probe.clone(),
                         },
                     );
                     continue;
@@ -520,4 +527,34 @@ fn stats_count_what_was_sent_and_received() {
     assert_eq!(s.checkers.virtual_servers.len(), 1);
     assert_eq!(s.ipvs.len(), 1);
     assert_eq!(s.ipvs[0].dests[0].addr, ip("10.0.0.11"));
+}
+
+// A real server's notify_down reaches the driver as a notify with keepalived's argv (the words
+// of the command, nothing appended).
+#[test]
+fn real_server_notify_down_carries_its_argv() {
+    let conf = CONF.replace(
+        "        weight 1\n        TCP_CHECK {",
+        "        weight 1\n        notify_down \"/etc/keepalived/rs.sh down 10.0.0.11\"\n        TCP_CHECK {",
+    );
+    let mut n = One::with(&conf, DataPlane::Userspace);
+    n.probe = ProbeResult::ConnectFailed;
+    n.run_until(secs(30));
+    let down: Vec<&Notification> = n
+        .since(Instant::ZERO)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Notify(x) if matches!(x.cause, NotifyCause::Checker(_)) => Some(x),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(matches!(
+        &down[0].cause,
+        NotifyCause::Checker(crate::check::output::NotifyEvent::RealServerDown { .. })
+    ));
+    assert_eq!(
+        down[0].scripts[0].argv,
+        vec!["/etc/keepalived/rs.sh", "down", "10.0.0.11"]
+    );
 }
