@@ -5,6 +5,10 @@
 //! [`virtual_server::VirtualServerConfig`] per `virtual_server` block, each with its
 //! [`virtual_server::RealServerConfig`]s and their [`checker::CheckerConfig`]s), install the
 //! rules [`healthcheckers::HealthCheckers::start`] returns, then run the probes it asks for.
+//! What it asks for comes as [`output::CheckOutput`]s (probes, IPVS changes, log lines, notify
+//! scripts with their [`script::Script`] argv); [`healthcheckers::HealthCheckers::reload`]
+//! diffs a new configuration against the running one as keepalived's reload does, and
+//! [`healthcheckers::HealthCheckers::stats`] gives the [`stats::CheckStats`].
 //!
 //! ```
 //! use lvs_core::check::checker::{CheckerConfig, CheckerKind, ConnectOpts};
