@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lvs_core::vrrp::VrrpState as CoreState;
 use lvs_core::Instant;
 
 use crate::observe::{Metrics, Observation, Observed, RunRecord, Violation, ViolationKind};
@@ -494,23 +495,14 @@ fn summarize(s: &Scenario, run: &RunRecord, gaps: &[Gap]) -> Summary {
     }
 }
 
-fn state_name(s: VrrpState) -> &'static str {
+/// The word a `vrrp_state` expectation is written with: keepalived's name of the VRRP
+/// state, or `STOPPED` for "keepalived is not running", which is no VRRP state.
+fn expected_word(s: VrrpState) -> &'static str {
     match s {
-        VrrpState::Master => "MASTER",
-        VrrpState::Backup => "BACKUP",
-        VrrpState::Fault => "FAULT",
+        VrrpState::Master => CoreState::Master.as_str(),
+        VrrpState::Backup => CoreState::Backup.as_str(),
+        VrrpState::Fault => CoreState::Fault.as_str(),
         VrrpState::Stopped => "STOPPED",
-    }
-}
-
-fn core_state_name(s: lvs_core::vrrp::VrrpState) -> &'static str {
-    use lvs_core::vrrp::VrrpState as CoreState;
-    match s {
-        CoreState::Init => "INIT",
-        CoreState::Backup => "BACKUP",
-        CoreState::Master => "MASTER",
-        CoreState::Fault => "FAULT",
-        CoreState::Stop => "STOPPED",
     }
 }
 
@@ -524,7 +516,7 @@ fn instance_states(obs: &[Observation], host: &str) -> BTreeMap<String, &'static
                 group: false,
                 state,
             } => {
-                states.insert(name.clone(), core_state_name(*state));
+                states.insert(name.clone(), state.as_str());
             }
             Observed::Process { .. } => states.clear(),
             _ => {}
@@ -602,7 +594,7 @@ fn evaluate(
         } else {
             BTreeMap::new()
         };
-        let want_s = state_name(*want);
+        let want_s = expected_word(*want);
         let (pass, observed) = if states.is_empty() {
             let obs = if alive { "no instance" } else { "STOPPED" };
             (*want == VrrpState::Stopped && !alive, obs.to_string())

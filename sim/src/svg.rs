@@ -39,7 +39,7 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
                     VrrpState::Fault => "#cd5c5c",
                     VrrpState::Init | VrrpState::Stop => "#dddddd",
                 };
-                let label = format!("{state:?}").to_uppercase();
+                let label = state.as_str().to_string();
                 lanes
                     .entry(format!("vrrp {name} @ {}", e.host))
                     .or_default()

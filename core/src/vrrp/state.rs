@@ -16,6 +16,26 @@ pub enum VrrpState {
     Stop,
 }
 
+impl VrrpState {
+    /// keepalived's name for the state, as logs and notify scripts give it: `INIT`,
+    /// `BACKUP`, `MASTER`, `FAULT`, `STOP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VrrpState::Init => "INIT",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Master => "MASTER",
+            VrrpState::Fault => "FAULT",
+            VrrpState::Stop => "STOP",
+        }
+    }
+}
+
+impl std::fmt::Display for VrrpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What changed state: a `vrrp_instance` or a `vrrp_sync_group` (keepalived's first notify
 /// argument, `INSTANCE` or `GROUP`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -92,6 +112,19 @@ pub struct StateChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_words_are_keepalived_s() {
+        let all = [
+            VrrpState::Init,
+            VrrpState::Backup,
+            VrrpState::Master,
+            VrrpState::Fault,
+            VrrpState::Stop,
+        ];
+        let words: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        assert_eq!(words, ["INIT", "BACKUP", "MASTER", "FAULT", "STOP"]);
+    }
 
     #[test]
     fn kind_words_are_keepalived_s() {
