@@ -11,5 +11,6 @@ pub mod fuzz;
 pub mod ipvs;
 pub mod time;
 pub mod vrrp;
+pub mod wire;
 
 pub use time::Instant;

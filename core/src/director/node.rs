@@ -159,6 +159,65 @@ struct Wire {
     ip_id: u16,
 }
 
+/// The instances' wires, found by (interface, VRID) as keepalived's dispatcher finds them.
+#[derive(Clone, Debug, Default)]
+struct Wires {
+    list: Vec<Wire>,
+    /// Per interface: the first instance on it (in configuration order) and the instances
+    /// by VRID (the first one configured, when two share a VRID).
+    by_iface: BTreeMap<String, (usize, BTreeMap<u8, usize>)>,
+}
+
+impl Wires {
+    fn new(list: Vec<Wire>) -> Wires {
+        let mut by_iface: BTreeMap<String, (usize, BTreeMap<u8, usize>)> = BTreeMap::new();
+        for (i, w) in list.iter().enumerate() {
+            let entry = by_iface
+                .entry(w.iface.clone())
+                .or_insert_with(|| (i, BTreeMap::new()));
+            entry.1.entry(w.expect.vrid).or_insert(i);
+        }
+        Wires { list, by_iface }
+    }
+
+    /// The wire of the instance on `iface` with `vrid`.
+    fn get_mut(&mut self, iface: &str, vrid: u8) -> Option<&mut Wire> {
+        let i = *self.by_iface.get(iface)?.1.get(&vrid)?;
+        self.list.get_mut(i)
+    }
+}
+
+/// What a frame entering the director is, decided once, by its headers.
+enum Class<'a> {
+    /// ARP: the sender is learnt.
+    Arp(arp::ArpFrame),
+    /// TCP or UDP: client traffic or a sync datagram.
+    Traffic(PacketInfo),
+    /// A VRRP advert, read up to the VRID dispatch.
+    Vrrp(wire::Carried<'a>),
+    /// An advert that fails the checks made before the VRID is known.
+    BadVrrp(wire::DecodeError),
+    /// Anything else.
+    Other,
+}
+
+impl Class<'_> {
+    fn of(frame: &[u8]) -> Class<'_> {
+        if let Ok(a) = arp::decode_arp(frame) {
+            return Class::Arp(a);
+        }
+        // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
+        if let Some(pkt) = dataplane::packet_info(frame) {
+            return Class::Traffic(pkt);
+        }
+        match wire::Carried::parse(frame) {
+            Ok(c) => Class::Vrrp(c),
+            Err(wire::DecodeError::NotVrrp(_) | wire::DecodeError::NotIp(_)) => Class::Other,
+            Err(e) => Class::BadVrrp(e),
+        }
+    }
+}
+
 /// Where a received frame went: IPVS alone, or VRRP / neighbours (whose timers may move).
 #[derive(Copy, Clone, PartialEq, Eq)]
 enum Plane {
@@ -206,7 +265,7 @@ pub struct Director {
     /// Whether the first `handle_*` call started VRRP and the checkers.
     started: bool,
     checks: HealthCheckers,
-    wires: Vec<Wire>,
+    wires: Wires,
     scripts: BTreeMap<String, ScriptCommand>,
     script_probes: BTreeMap<ProbeId, String>,
     next_script_probe: u64,
@@ -250,7 +309,7 @@ impl Director {
         env: NodeEnv,
         mut rng: Box<dyn rand_core::RngCore + Send>,
     ) -> Result<Self, RouterError> {
-        let wires = wires_for(&cfg.vrrp);
+        let wires = Wires::new(wires_for(&cfg.vrrp));
         // Built (and so validated: duplicate VRIDs, unknown group members...) now; it starts
         // at the first call.
         let vrrp = VrrpRouter::new(cfg.vrrp)?;
@@ -469,37 +528,34 @@ impl Director {
         .min()
     }
 
-    /// Which plane a frame went to.
+    /// Which plane a frame went to: classified once ([`Class::of`]), dispatched by lookup.
     fn frame(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>) -> Plane {
-        if let Ok(a) = arp::decode_arp(&frame) {
-            self.neighbours
-                .learn(&iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
-            return Plane::Control;
-        }
-        // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
-        if let Some(pkt) = dataplane::packet_info(&frame) {
-            self.traffic(now, iface, frame, pkt);
-            return Plane::Data;
-        }
-        let mut ours = None;
-        for w in self.wires.iter().filter(|w| *w.iface == *iface) {
-            match wire::decode_frame(&frame, &w.expect) {
-                Ok(rx) => {
-                    ours = Some(Ok(rx));
-                    break;
-                }
-                Err(wire::DecodeError::VridNotOurs { .. }) => {}
-                Err(wire::DecodeError::NotVrrp(_)) | Err(wire::DecodeError::NotIp(_)) => {
-                    return Plane::Control
-                }
-                Err(e) => {
-                    ours = Some(Err((w.expect.vrid, e)));
-                    break;
-                }
+        let (checked, vrid) = match Class::of(&frame) {
+            Class::Arp(a) => {
+                self.neighbours
+                    .learn(&iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+                return Plane::Control;
             }
-        }
-        match ours {
-            Some(Ok(rx)) => {
+            Class::Traffic(pkt) => {
+                self.traffic(now, iface, frame, pkt);
+                return Plane::Data;
+            }
+            Class::Other => return Plane::Control,
+            // Refused before the VRID is read: reported as the first instance on the
+            // interface would have reported it.
+            Class::BadVrrp(e) => match self.wires.by_iface.get(&*iface) {
+                Some(&(first, _)) => (Err(e), self.wires.list[first].expect.vrid),
+                None => return Plane::Control,
+            },
+            Class::Vrrp(c) => {
+                let Some(w) = self.wires.get_mut(&iface, c.vrid()) else {
+                    return Plane::Control;
+                };
+                (c.check(&w.expect), w.expect.vrid)
+            }
+        };
+        match checked {
+            Ok(rx) => {
                 self.neighbours.learn(&iface, rx.src_ip, rx.src_mac);
                 self.vrrp_input(
                     now,
@@ -511,7 +567,7 @@ impl Director {
                     }),
                 );
             }
-            Some(Err((vrid, e))) => {
+            Err(e) => {
                 let name = self
                     .vrrp
                     .instances()
@@ -523,7 +579,6 @@ impl Director {
                 }
                 self.log(LogSource::Vrrp, format!("({name}) {e}"));
             }
-            None => {}
         }
         Plane::Control
     }
@@ -760,11 +815,7 @@ impl Director {
             let dst_mac = self.neighbours.lookup(dst).map_or([0xff; 6], |(_, m)| m);
             FrameParams::unicast(mac, src_ip, dst_mac, dst)
         };
-        if let Some(w) = self
-            .wires
-            .iter_mut()
-            .find(|w| w.iface == iface && w.expect.vrid == advert.vrid)
-        {
+        if let Some(w) = self.wires.get_mut(iface, advert.vrid) {
             // keepalived counts IP ids per instance, skipping 0 on wrap.
             w.ip_id = w.ip_id.wrapping_add(1).max(1);
             params.ip_id = w.ip_id;
@@ -1018,13 +1069,14 @@ impl Director {
         for w in &mut wires {
             if let Some(o) = self
                 .wires
+                .list
                 .iter()
                 .find(|o| o.iface == w.iface && o.expect.vrid == w.expect.vrid)
             {
                 w.ip_id = o.ip_id;
             }
         }
-        self.wires = wires;
+        self.wires = Wires::new(wires);
         self.scripts = cfg.scripts;
         self.checks.reload(now, &cfg.checkers, &mut *self.rng);
         if cfg.sync_daemon != self.sync_cfg {

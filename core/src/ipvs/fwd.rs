@@ -3,15 +3,17 @@
 //! Reference: Linux 6.1 `ip_vs_xmit.c` (`ip_vs_dr_xmit`, `ip_vs_nat_xmit`,
 //! `ip_vs_tunnel_xmit` with `ipvs_gue_encap` / `ipvs_gre_encap`) and the
 //! protocols' `dnat_handler` / `snat_handler`. Frames come in as Ethernet II
-//! bytes, are parsed with etherparse, and a new frame comes out. NAT and
+//! bytes, are read and written with [`crate::wire`], and a new frame comes out. NAT and
 //! TUN handle IPv4; DR only touches the Ethernet header and takes either family.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
-use etherparse::{
-    EtherType, Ethernet2Header, Ethernet2HeaderSlice, IpNumber, Ipv4Header, NetHeaders,
-    PacketHeaders, TransportHeader,
-};
+use crate::wire::ethernet::{self, ethertype, EthernetRepr};
+use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::tcp::{self, TcpRepr};
+use crate::wire::tunnel::{self, EncapRepr};
+use crate::wire::udp::{self, UdpRepr};
+use crate::wire::{be16, ip_proto, WireError};
 
 use super::TunnelType;
 
@@ -38,17 +40,8 @@ pub enum FwdError {
     TooBig,
 }
 
-fn parse(frame: &[u8]) -> Result<PacketHeaders<'_>, FwdError> {
-    PacketHeaders::from_ethernet_slice(frame).map_err(|e| FwdError::Malformed(e.to_string()))
-}
-
-fn eth(src: [u8; 6], dst: [u8; 6], ether_type: EtherType) -> [u8; 14] {
-    Ethernet2Header {
-        source: src,
-        destination: dst,
-        ether_type,
-    }
-    .to_bytes()
+fn malformed(e: WireError) -> FwdError {
+    FwdError::Malformed(e.to_string())
 }
 
 /// DR (`ip_vs_dr_xmit`): the same IP packet, addressed at layer 2 to the real server.
@@ -56,105 +49,105 @@ fn eth(src: [u8; 6], dst: [u8; 6], ether_type: EtherType) -> [u8; 14] {
 /// Nothing above layer 2 is read or rewritten (IPVS parsed the packet before choosing the
 /// real server), so only the Ethernet header is checked: untagged, carrying IPv4 or IPv6.
 /// The frame's buffer is reused: only its Ethernet addresses change.
+#[inline]
 pub fn dr(mut frame: Vec<u8>, director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
-    let header =
-        Ethernet2HeaderSlice::from_slice(&frame).map_err(|e| FwdError::Malformed(e.to_string()))?;
-    let ip = header.ether_type();
-    if ip != EtherType::IPV4 && ip != EtherType::IPV6 {
+    let (eth, payload) = EthernetRepr::parse(&frame).map_err(malformed)?;
+    if eth.ethertype != ethertype::IPV4 && eth.ethertype != ethertype::IPV6 {
         return Err(FwdError::NotIp);
     }
-    if frame.len() == Ethernet2Header::LEN {
+    if payload.is_empty() {
         return Err(FwdError::Malformed(
             "no IP packet after the Ethernet header".into(),
         ));
     }
-    frame[..Ethernet2Header::LEN].copy_from_slice(&eth(director_mac, rs_mac, ip));
+    ethernet::set_macs(&mut frame, director_mac, rs_mac);
     Ok(frame)
 }
 
-/// The IPv4 header and TCP/UDP header + payload of a frame, for NAT.
-fn ipv4_l4(frame: &[u8]) -> Result<(Ipv4Header, TransportHeader, &[u8]), FwdError> {
-    let h = parse(frame)?;
-    if h.vlan.is_some() {
-        return Err(FwdError::NotIp);
-    }
-    let ip = match h.net {
-        Some(NetHeaders::Ipv4(ip, ext)) => {
-            if ext.auth.is_some() {
-                return Err(FwdError::Extensions);
-            }
-            ip
-        }
-        Some(NetHeaders::Ipv6(..)) => return Err(FwdError::NotIpv4),
-        None => return Err(FwdError::NotIp),
-    };
-    if ip.is_fragmenting_payload() {
-        return Err(FwdError::NotTcpUdp);
-    }
-    match h.transport {
-        Some(t @ (TransportHeader::Tcp(_) | TransportHeader::Udp(_))) => {
-            Ok((ip, t, h.payload.slice()))
-        }
-        _ => Err(FwdError::NotTcpUdp),
-    }
+/// An untagged Ethernet IPv4 frame that parses all the way to its transport header.
+struct Parsed {
+    /// Length of the IPv4 header, options included.
+    hlen: usize,
+    /// Header and payload.
+    total: usize,
+    /// The IPv4 header.
+    ip: Ipv4Repr,
+    /// TCP or UDP, when the packet is not a fragment and carries one.
+    transport: Option<u8>,
 }
 
-fn emit(
+/// Read `frame` as NAT and TUN need it: an untagged IPv4 frame whose headers all parse.
+fn parse(frame: &[u8]) -> Result<Parsed, FwdError> {
+    let (eth, payload) = EthernetRepr::parse(frame).map_err(malformed)?;
+    match eth.ethertype {
+        ethertype::IPV4 => {}
+        ethertype::IPV6 => return Err(FwdError::NotIpv4),
+        _ => return Err(FwdError::NotIp),
+    }
+    let (ip, ip_payload) = Ipv4Repr::parse(payload).map_err(malformed)?;
+    let (proto, l4) = ipv4::upper_layer(&ip, ip_payload).map_err(malformed)?;
+    let transport = match proto {
+        _ if ip.is_fragment() => None,
+        ip_proto::TCP => TcpRepr::parse(l4).map(|_| Some(proto)).map_err(malformed)?,
+        ip_proto::UDP => UdpRepr::parse(l4).map(|_| Some(proto)).map_err(malformed)?,
+        _ => None,
+    };
+    let hlen = ipv4::header_len(payload);
+    Ok(Parsed {
+        hlen,
+        total: hlen + ip.payload_len,
+        ip,
+        transport,
+    })
+}
+
+/// Which fields NAT rewrites.
+enum Rewrite {
+    /// Destination address and port (inbound).
+    Dst(SocketAddrV4),
+    /// Source address and port (outbound).
+    Src(SocketAddrV4),
+}
+
+/// NAT: a copy of the IPv4 packet with one address and port rewritten and every checksum
+/// recomputed, in a frame from `src_mac` to `dst_mac`.
+fn nat(
+    frame: &[u8],
+    rewrite: Rewrite,
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
-    mut ip: Ipv4Header,
-    mut l4: TransportHeader,
-    payload: &[u8],
 ) -> Result<Vec<u8>, FwdError> {
-    ip.header_checksum = ip.calc_header_checksum();
-    match &mut l4 {
-        TransportHeader::Tcp(t) => {
-            t.checksum = t
-                .calc_checksum_ipv4(&ip, payload)
-                .map_err(|_| FwdError::TooBig)?;
-        }
-        TransportHeader::Udp(u) => {
-            // A zero UDP checksum means "none" and stays so (udp_dnat_handler).
-            if u.checksum != 0 {
-                u.checksum = u
-                    .calc_checksum_ipv4(&ip, payload)
-                    .map_err(|_| FwdError::TooBig)?;
-            }
-        }
-        _ => return Err(FwdError::NotTcpUdp),
+    let p = parse(frame)?;
+    if p.ip.protocol == ip_proto::AUTH {
+        return Err(FwdError::Extensions);
     }
-    let mut out = Vec::with_capacity(14 + ip.header_len() + l4.header_len() + payload.len());
-    out.extend_from_slice(&eth(src_mac, dst_mac, EtherType::IPV4));
-    out.extend_from_slice(&ip.to_bytes());
-    match &l4 {
-        TransportHeader::Tcp(t) => out.extend_from_slice(&t.to_bytes()),
-        TransportHeader::Udp(u) => out.extend_from_slice(&u.to_bytes()),
-        _ => return Err(FwdError::NotTcpUdp),
+    let Some(proto) = p.transport else {
+        return Err(FwdError::NotTcpUdp);
+    };
+    let mut out = frame[..ethernet::HEADER_LEN + p.total].to_vec();
+    ethernet::set_macs(&mut out, src_mac, dst_mac);
+    let ip = &mut out[ethernet::HEADER_LEN..];
+    let (addr_at, port_at, to) = match rewrite {
+        Rewrite::Dst(to) => (16, 2, to),
+        Rewrite::Src(to) => (12, 0, to),
+    };
+    ip[addr_at..addr_at + 4].copy_from_slice(&to.ip().octets());
+    ip[p.hlen + port_at..p.hlen + port_at + 2].copy_from_slice(&to.port().to_be_bytes());
+    ipv4::fill_checksum(ip);
+    let src = IpAddr::V4(ipv4::addr_at(ip, 12));
+    let dst = IpAddr::V4(ipv4::addr_at(ip, 16));
+    let l4 = &mut ip[p.hlen..];
+    if proto == ip_proto::TCP {
+        tcp::fill_checksum(l4, src, dst);
+    } else {
+        let end = match usize::from(be16(l4, 4)) {
+            0 => l4.len(),
+            n => n,
+        };
+        // A zero UDP checksum means "none" and stays so (udp_dnat_handler).
+        udp::fill_checksum(&mut l4[..end], src, dst);
     }
-    out.extend_from_slice(payload);
     Ok(out)
-}
-
-fn set_port(l4: &mut TransportHeader, src: Option<u16>, dst: Option<u16>) {
-    match l4 {
-        TransportHeader::Tcp(t) => {
-            if let Some(p) = src {
-                t.source_port = p;
-            }
-            if let Some(p) = dst {
-                t.destination_port = p;
-            }
-        }
-        TransportHeader::Udp(u) => {
-            if let Some(p) = src {
-                u.source_port = p;
-            }
-            if let Some(p) = dst {
-                u.destination_port = p;
-            }
-        }
-        _ => {}
-    }
 }
 
 /// NAT inbound (`dnat_handler`): destination VIP:vport becomes the real server's address:port.
@@ -164,10 +157,7 @@ pub fn nat_in(
     director_mac: [u8; 6],
     rs_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
-    let (mut ip, mut l4, payload) = ipv4_l4(frame)?;
-    ip.destination = rs.ip().octets();
-    set_port(&mut l4, None, Some(rs.port()));
-    emit(director_mac, rs_mac, ip, l4, payload)
+    nat(frame, Rewrite::Dst(rs), director_mac, rs_mac)
 }
 
 /// NAT outbound (`snat_handler`): a real server's reply gets VIP:vport as its source.
@@ -177,10 +167,7 @@ pub fn nat_out(
     director_mac: [u8; 6],
     next_hop_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
-    let (mut ip, mut l4, payload) = ipv4_l4(frame)?;
-    ip.source = vip.ip().octets();
-    set_port(&mut l4, Some(vip.port()), None);
-    emit(director_mac, next_hop_mac, ip, l4, payload)
+    nat(frame, Rewrite::Src(vip), director_mac, next_hop_mac)
 }
 
 /// A flow hash for the GUE source port, in the default local port range (32768..=60999).
@@ -205,66 +192,55 @@ pub fn tun(
     director_mac: [u8; 6],
     rs_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
-    let h = parse(frame)?;
-    if h.vlan.is_some() {
-        return Err(FwdError::NotIp);
-    }
-    let inner_ip = match &h.net {
-        Some(NetHeaders::Ipv4(ip, _)) => ip.clone(),
-        Some(NetHeaders::Ipv6(..)) => return Err(FwdError::NotIpv4),
-        None => return Err(FwdError::NotIp),
-    };
-    let inner_len = usize::from(inner_ip.total_len);
-    let inner = frame
-        .get(14..14 + inner_len)
-        .ok_or_else(|| FwdError::Malformed("short IPv4 packet".into()))?;
-    let mut encap: Vec<u8> = Vec::new();
-    let proto = match kind {
-        TunnelType::Ipip => IpNumber::IPV4,
-        TunnelType::Gue { port } => {
-            let udp_len = u16::try_from(8 + 4 + inner.len()).map_err(|_| FwdError::TooBig)?;
-            encap.extend_from_slice(&gue_sport(inner).to_be_bytes());
-            encap.extend_from_slice(&port.to_be_bytes());
-            encap.extend_from_slice(&udp_len.to_be_bytes());
-            encap.extend_from_slice(&[0, 0]);
+    let p = parse(frame)?;
+    let inner = &frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + p.total];
+    let encap = match kind {
+        TunnelType::Ipip => EncapRepr::Ipip,
+        TunnelType::Gue { port } => EncapRepr::Gue {
+            src_port: gue_sport(inner),
+            dst_port: port,
             // GUE version 0, no control, no extra header, protocol IPIP.
-            encap.extend_from_slice(&[0, 4, 0, 0]);
-            IpNumber::UDP
-        }
-        TunnelType::Gre => {
-            encap.extend_from_slice(&[0, 0, 0x08, 0x00]);
-            IpNumber::GRE
-        }
+            protocol: ip_proto::IPIP,
+        },
+        TunnelType::Gre => EncapRepr::Gre {
+            protocol: tunnel::GRE_IPV4,
+        },
     };
-    let payload_len = encap.len() + inner.len();
-    let mut outer = Ipv4Header::new(
-        0,
-        inner_ip.time_to_live,
-        proto,
-        local.octets(),
-        remote.octets(),
-    )
-    .map_err(|_| FwdError::TooBig)?;
-    outer
-        .set_payload_len(payload_len)
-        .map_err(|_| FwdError::TooBig)?;
-    outer.dscp = inner_ip.dscp;
-    outer.ecn = inner_ip.ecn;
-    outer.dont_fragment = inner_ip.dont_fragment;
-    outer.identification = inner_ip.identification;
-    outer.header_checksum = outer.calc_header_checksum();
-    let mut out = Vec::with_capacity(14 + 20 + payload_len);
-    out.extend_from_slice(&eth(director_mac, rs_mac, EtherType::IPV4));
-    out.extend_from_slice(&outer.to_bytes());
-    out.extend_from_slice(&encap);
-    out.extend_from_slice(inner);
+    let outer = Ipv4Repr {
+        src: local,
+        dst: remote,
+        protocol: encap.outer_protocol(),
+        ttl: p.ip.ttl,
+        tos: p.ip.tos,
+        ident: p.ip.ident,
+        dont_frag: p.ip.dont_frag,
+        more_frags: false,
+        frag_offset: 0,
+        payload_len: encap.buffer_len() + inner.len(),
+    };
+    if outer.buffer_len() > usize::from(u16::MAX) {
+        return Err(FwdError::TooBig);
+    }
+    let mut out = vec![0; ethernet::HEADER_LEN + outer.buffer_len()];
+    let eth = EthernetRepr {
+        dst: rs_mac,
+        src: director_mac,
+        ethertype: ethertype::IPV4,
+    };
+    let to_fwd = |_: WireError| FwdError::TooBig;
+    eth.emit(&mut out).map_err(to_fwd)?;
+    let ip = &mut out[ethernet::HEADER_LEN..];
+    outer.emit(ip).map_err(to_fwd)?;
+    let body = &mut ip[ipv4::HEADER_LEN..];
+    encap.emit(body, inner.len()).map_err(to_fwd)?;
+    body[encap.buffer_len()..].copy_from_slice(inner);
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::PacketBuilder;
+    use etherparse::{Ipv4Header, NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
     use proptest::prelude::*;
 
     const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -435,6 +411,47 @@ mod tests {
             nat_in(&icmp, "10.0.0.11:80".parse().unwrap(), DIR_MAC, RS_MAC),
             Err(FwdError::NotTcpUdp)
         );
+    }
+
+    /// An Ethernet IPv4 TCP or UDP frame from etherparse's builder.
+    fn built(
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        udp: bool,
+        macs: ([u8; 6], [u8; 6]),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let b =
+            PacketBuilder::ethernet2(macs.0, macs.1).ipv4(src.ip().octets(), dst.ip().octets(), 64);
+        let mut v = Vec::new();
+        if udp {
+            b.udp(src.port(), dst.port())
+                .write(&mut v, payload)
+                .unwrap();
+        } else {
+            b.tcp(src.port(), dst.port(), 7, 1000)
+                .ack(9)
+                .write(&mut v, payload)
+                .unwrap();
+        }
+        v
+    }
+
+    proptest! {
+        /// NAT gives byte for byte the frame etherparse builds with the rewritten addresses.
+        #[test]
+        fn nat_matches_the_builder(
+            c: [u8; 4], cp: u16, v: [u8; 4], vp: u16, r: [u8; 4], rp: u16, udp: bool,
+            payload in proptest::collection::vec(any::<u8>(), 0..60),
+        ) {
+            let (c, v, r) = (SocketAddrV4::new(c.into(), cp), SocketAddrV4::new(v.into(), vp), SocketAddrV4::new(r.into(), rp));
+            let f = built(c, v, udp, (CLIENT_MAC, DIR_MAC), &payload);
+            let inb = nat_in(&f, r, DIR_MAC, RS_MAC).unwrap();
+            prop_assert_eq!(inb, built(c, r, udp, (DIR_MAC, RS_MAC), &payload));
+            let reply = built(r, c, udp, (RS_MAC, DIR_MAC), &payload);
+            let out = nat_out(&reply, v, DIR_MAC, CLIENT_MAC).unwrap();
+            prop_assert_eq!(out, built(v, c, udp, (DIR_MAC, CLIENT_MAC), &payload));
+        }
     }
 
     proptest! {

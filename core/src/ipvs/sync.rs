@@ -17,6 +17,8 @@ use super::conn::{ConnId, ConnKey, TcpState};
 use super::table::{Ipvs, SyncedConn};
 use super::FwdMethod;
 use crate::time::Instant;
+use crate::wire::ethernet::{ethertype, EthernetRepr};
+use crate::wire::flow;
 
 /// Default multicast group of the sync daemon.
 pub const SYNC_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
@@ -414,24 +416,17 @@ impl Default for SyncConfig {
 /// 224.0.0.81:8848 (TTL 1), in an Ethernet frame to the group's multicast MAC.
 pub fn udp_frame(src_mac: [u8; 6], src: Ipv4Addr, msg: &[u8]) -> Option<Vec<u8>> {
     let g = SYNC_GROUP_V4.octets();
-    let dst_mac = [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]];
-    let builder = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src.octets(), g, 1)
-        .udp(SYNC_PORT, SYNC_PORT);
-    let mut out = Vec::with_capacity(builder.size(msg.len()));
-    builder.write(&mut out, msg).ok()?;
-    Some(out)
+    let eth = EthernetRepr {
+        dst: [0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]],
+        src: src_mac,
+        ethertype: ethertype::IPV4,
+    };
+    flow::udp_v4_frame(eth, (src, SYNC_PORT), (SYNC_GROUP_V4, SYNC_PORT), 1, msg)
 }
 
 /// The UDP payload of a frame, if it is UDP over IPv4 or IPv6.
 pub fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
-    match etherparse::SlicedPacket::from_ethernet(frame)
-        .ok()?
-        .transport?
-    {
-        etherparse::TransportSlice::Udp(u) => Some(u.payload()),
-        _ => None,
-    }
+    flow::udp_payload(frame)
 }
 
 /// A partial message waits at most this long (`IPVS_SYNC_FLUSH_TIME`).
@@ -884,6 +879,24 @@ mod tests {
         assert_eq!(backup.service(&key).unwrap().dests()[0].activeconns, 1);
         backup.handle_timeout(Instant::from_secs(900));
         assert_eq!(backup.service(&key).unwrap().dests()[0].activeconns, 0);
+    }
+
+    /// The frame is byte for byte what etherparse's builder made before `wire`.
+    #[test]
+    fn udp_frame_is_the_builders_and_reads_back() {
+        let src = Ipv4Addr::new(10, 0, 0, 2);
+        for msg in [&b""[..], b"x", &[7u8; 333][..]] {
+            let f = udp_frame([2, 0, 0, 0, 0, 9], src, msg).unwrap();
+            let mut reference = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [1, 0, 0x5e, 0, 0, 81])
+                .ipv4(src.octets(), SYNC_GROUP_V4.octets(), 1)
+                .udp(SYNC_PORT, SYNC_PORT)
+                .write(&mut reference, msg)
+                .unwrap();
+            assert_eq!(f, reference);
+            assert_eq!(udp_payload(&f), Some(msg));
+        }
+        assert_eq!(udp_frame([0; 6], src, &[0; 65508]), None);
     }
 
     proptest! {

@@ -7,37 +7,22 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use etherparse::{
-    EtherType, Ethernet2Header, Icmpv6Header, Icmpv6Type, IpNumber, Ipv6FlowLabel, Ipv6Header,
-};
+use crate::wire::arp::{ArpParseError, ArpRepr};
+use crate::wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH_LEN};
+use crate::wire::icmpv6::{self, NeighbourAdvertRepr, NDISC_HOP_LIMIT};
+use crate::wire::ipv6::{self, Ipv6Repr};
+use crate::wire::{ip_proto, WireError};
+
+pub use crate::wire::arp::ArpOp;
 
 /// Ethernet broadcast address.
 pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 /// Length of an Ethernet/IPv4 ARP message (without the Ethernet header).
-pub const ARP_LEN: usize = 28;
+pub const ARP_LEN: usize = crate::wire::arp::LEN;
 /// IPv6 all-nodes multicast group, where unsolicited neighbour advertisements go.
-pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+pub const ALL_NODES: Ipv6Addr = icmpv6::ALL_NODES;
 /// ICMPv6 type of a neighbour advertisement.
-pub const ICMPV6_NEIGHBOUR_ADVERT: u8 = 136;
-
-const HTYPE_ETHERNET: u16 = 1;
-const PTYPE_IPV4: u16 = 0x0800;
-const NA_FLAG_ROUTER: u8 = 0x80;
-const NA_FLAG_SOLICITED: u8 = 0x40;
-const NA_FLAG_OVERRIDE: u8 = 0x20;
-const ND_OPT_TARGET_LINKADDR: u8 = 2;
-const NDISC_HOPLIMIT: u8 = 255;
-/// NA body after the 4 bytes of type/code/checksum: flags + reserved (4), target (16), option (8).
-const NA_BODY_LEN: usize = 4 + 16 + 8;
-
-/// ARP operation.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum ArpOp {
-    /// Who-has (1).
-    Request,
-    /// Is-at (2).
-    Reply,
-}
+pub const ICMPV6_NEIGHBOUR_ADVERT: u8 = icmpv6::NEIGHBOUR_ADVERT;
 
 /// An Ethernet/IPv4 ARP message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -127,93 +112,68 @@ pub enum ArpError {
     },
 }
 
+impl From<&ArpPacket> for ArpRepr {
+    fn from(a: &ArpPacket) -> ArpRepr {
+        ArpRepr {
+            op: a.op,
+            sha: a.sender_mac,
+            spa: a.sender_ip,
+            tha: a.target_mac,
+            tpa: a.target_ip,
+        }
+    }
+}
+
 /// Encode an ARP message in an Ethernet frame (42 bytes, unpadded as the sender hands it to the NIC).
 pub fn encode_arp(src_mac: [u8; 6], dst_mac: [u8; 6], arp: &ArpPacket) -> Vec<u8> {
-    let eth = Ethernet2Header {
-        source: src_mac,
-        destination: dst_mac,
-        ether_type: EtherType::ARP,
-    };
-    let op: u16 = match arp.op {
-        ArpOp::Request => 1,
-        ArpOp::Reply => 2,
-    };
-    let mut frame = Vec::with_capacity(Ethernet2Header::LEN + ARP_LEN);
-    frame.extend_from_slice(&eth.to_bytes());
-    frame.extend_from_slice(&HTYPE_ETHERNET.to_be_bytes());
-    frame.extend_from_slice(&PTYPE_IPV4.to_be_bytes());
-    frame.extend_from_slice(&[6, 4]);
-    frame.extend_from_slice(&op.to_be_bytes());
-    frame.extend_from_slice(&arp.sender_mac);
-    frame.extend_from_slice(&arp.sender_ip.octets());
-    frame.extend_from_slice(&arp.target_mac);
-    frame.extend_from_slice(&arp.target_ip.octets());
-    frame
+    ArpRepr::from(arp).frame(src_mac, dst_mac)
 }
 
 /// The gratuitous ARP keepalived sends for a virtual IPv4 address: a broadcast who-has for the
 /// address itself, sender and target IP both the VIP, target MAC the broadcast address.
 pub fn gratuitous_arp(src_mac: [u8; 6], vip: Ipv4Addr) -> Vec<u8> {
-    encode_arp(
-        src_mac,
-        BROADCAST_MAC,
-        &ArpPacket {
-            op: ArpOp::Request,
-            sender_mac: src_mac,
-            sender_ip: vip,
-            target_mac: BROADCAST_MAC,
-            target_ip: vip,
-        },
-    )
+    ArpRepr::gratuitous(src_mac, vip).frame(src_mac, BROADCAST_MAC)
+}
+
+/// `Truncated` for `layer` from a wire error, keeping its counts.
+fn truncated(layer: &'static str, e: WireError) -> ArpError {
+    match e {
+        WireError::Truncated { needed, got, .. } => ArpError::Truncated { layer, needed, got },
+        other => ArpError::MalformedIpv6(other.to_string()),
+    }
 }
 
 /// The Ethernet header of `frame` and what follows it, when it carries `want`.
-fn ethernet(frame: &[u8], want: EtherType) -> Result<(Ethernet2Header, &[u8]), ArpError> {
-    let (eth, rest) = Ethernet2Header::from_slice(frame).map_err(|_| ArpError::Truncated {
-        layer: "Ethernet header",
-        needed: Ethernet2Header::LEN,
-        got: frame.len(),
-    })?;
-    if eth.ether_type != want {
-        return Err(ArpError::WrongEtherType(eth.ether_type.0));
+fn ethernet(frame: &[u8], want: u16) -> Result<(EthernetRepr, &[u8]), ArpError> {
+    let (eth, rest) = EthernetRepr::parse(frame).map_err(|e| truncated("Ethernet header", e))?;
+    if eth.ethertype != want {
+        return Err(ArpError::WrongEtherType(eth.ethertype));
     }
     Ok((eth, rest))
 }
 
 /// Decode an Ethernet/IPv4 ARP frame (trailing Ethernet padding is ignored).
 pub fn decode_arp(frame: &[u8]) -> Result<ArpFrame, ArpError> {
-    let (eth, rest) = ethernet(frame, EtherType::ARP)?;
-    let body: &[u8; ARP_LEN] = rest.first_chunk::<ARP_LEN>().ok_or(ArpError::Truncated {
-        layer: "ARP message",
-        needed: ARP_LEN,
-        got: rest.len(),
+    let (eth, rest) = ethernet(frame, ethertype::ARP)?;
+    let (a, _padding) = ArpRepr::parse(rest).map_err(|e| match e {
+        ArpParseError::Wire(w) => truncated("ARP message", w),
+        ArpParseError::Format(f) => ArpError::UnsupportedArp {
+            htype: f.htype,
+            ptype: f.ptype,
+            hlen: f.hlen,
+            plen: f.plen,
+        },
+        ArpParseError::Op(op) => ArpError::UnsupportedOp(op),
     })?;
-    let [h0, h1, p0, p1, hlen, plen, o0, o1, s0, s1, s2, s3, s4, s5, si0, si1, si2, si3, t0, t1, t2, t3, t4, t5, ti0, ti1, ti2, ti3] =
-        *body;
-    let htype = u16::from_be_bytes([h0, h1]);
-    let ptype = u16::from_be_bytes([p0, p1]);
-    if htype != HTYPE_ETHERNET || ptype != PTYPE_IPV4 || hlen != 6 || plen != 4 {
-        return Err(ArpError::UnsupportedArp {
-            htype,
-            ptype,
-            hlen,
-            plen,
-        });
-    }
-    let op = match u16::from_be_bytes([o0, o1]) {
-        1 => ArpOp::Request,
-        2 => ArpOp::Reply,
-        other => return Err(ArpError::UnsupportedOp(other)),
-    };
     Ok(ArpFrame {
-        src_mac: eth.source,
-        dst_mac: eth.destination,
+        src_mac: eth.src,
+        dst_mac: eth.dst,
         arp: ArpPacket {
-            op,
-            sender_mac: [s0, s1, s2, s3, s4, s5],
-            sender_ip: Ipv4Addr::new(si0, si1, si2, si3),
-            target_mac: [t0, t1, t2, t3, t4, t5],
-            target_ip: Ipv4Addr::new(ti0, ti1, ti2, ti3),
+            op: a.op,
+            sender_mac: a.sha,
+            sender_ip: a.spa,
+            target_mac: a.tha,
+            target_ip: a.tpa,
         },
     })
 }
@@ -239,146 +199,86 @@ pub struct NeighbourAdvert {
     pub target_mac: Option<[u8; 6]>,
 }
 
-fn na_body(router: bool, target: Ipv6Addr, mac: [u8; 6]) -> (Icmpv6Type, [u8; NA_BODY_LEN - 4]) {
-    let mut flags = NA_FLAG_OVERRIDE;
-    if router {
-        flags |= NA_FLAG_ROUTER;
-    }
-    let icmp_type = Icmpv6Type::Unknown {
-        type_u8: ICMPV6_NEIGHBOUR_ADVERT,
-        code_u8: 0,
-        bytes5to8: [flags, 0, 0, 0],
-    };
-    let mut payload = [0u8; NA_BODY_LEN - 4];
-    payload[..16].copy_from_slice(&target.octets());
-    payload[16] = ND_OPT_TARGET_LINKADDR;
-    payload[17] = 1;
-    payload[18..24].copy_from_slice(&mac);
-    (icmp_type, payload)
-}
-
 /// The unsolicited neighbour advertisement keepalived sends for a virtual IPv6 address: from the
 /// address itself to ff02::1 (MAC 33-33-00-00-00-01), hop limit 255, traffic class and flow
 /// label 0, override flag set, router flag when the interface forwards, target link-layer
 /// address option carrying `src_mac`.
 pub fn unsolicited_na(src_mac: [u8; 6], vip: Ipv6Addr, router: bool) -> Vec<u8> {
-    let (icmp_type, payload) = na_body(router, vip, src_mac);
-    // The payload is 24 bytes: the checksum computation cannot overflow.
-    let icmp = Icmpv6Header::with_checksum(icmp_type, vip.octets(), ALL_NODES.octets(), &payload)
-        .unwrap_or_else(|_| Icmpv6Header::new(icmp_type));
-    let ip = Ipv6Header {
+    let na = NeighbourAdvertRepr {
+        router,
+        solicited: false,
+        override_flag: true,
+        target: vip,
+        target_mac: Some(src_mac),
+    };
+    let ip = Ipv6Repr {
+        src: vip,
+        dst: ALL_NODES,
+        next_header: ip_proto::ICMPV6,
+        hop_limit: NDISC_HOP_LIMIT,
         traffic_class: 0,
-        flow_label: Ipv6FlowLabel::ZERO,
-        payload_length: (icmp.header_len() + payload.len()) as u16,
-        next_header: IpNumber::IPV6_ICMP,
-        hop_limit: NDISC_HOPLIMIT,
-        source: vip.octets(),
-        destination: ALL_NODES.octets(),
+        flow_label: 0,
+        payload_len: na.buffer_len(),
     };
-    let eth = Ethernet2Header {
-        source: src_mac,
-        destination: [0x33, 0x33, 0, 0, 0, 1],
-        ether_type: EtherType::IPV6,
+    let eth = EthernetRepr {
+        dst: [0x33, 0x33, 0, 0, 0, 1],
+        src: src_mac,
+        ethertype: ethertype::IPV6,
     };
-    let mut frame = Vec::with_capacity(Ethernet2Header::LEN + Ipv6Header::LEN + 8 + payload.len());
-    frame.extend_from_slice(&eth.to_bytes());
-    frame.extend_from_slice(&ip.to_bytes());
-    frame.extend_from_slice(&icmp.to_bytes());
-    frame.extend_from_slice(&payload);
+    let mut frame = vec![0; ETH_LEN + ip.buffer_len()];
+    // The buffer is sized for all three: none of them fails.
+    let _ = eth.emit(&mut frame);
+    let _ = ip.emit(&mut frame[ETH_LEN..]);
+    let _ = na.emit(&mut frame[ETH_LEN + ipv6::HEADER_LEN..], vip, ALL_NODES);
     frame
 }
 
 /// Decode an Ethernet/IPv6 neighbour advertisement, checking hop limit and checksum.
 pub fn decode_na(frame: &[u8]) -> Result<NeighbourAdvert, ArpError> {
-    let (eth, rest) = ethernet(frame, EtherType::IPV6)?;
-    let ip = etherparse::Ipv6Slice::from_slice(rest).map_err(|e| match &e {
-        etherparse::err::ipv6::SliceError::Len(l) => ArpError::Truncated {
+    let (eth, rest) = ethernet(frame, ethertype::IPV6)?;
+    let (ip, payload) = Ipv6Repr::parse(rest).map_err(|e| match e {
+        WireError::Truncated { needed, got, .. } => ArpError::Truncated {
             layer: "IPv6 packet",
-            needed: l.required_len,
-            got: l.len,
+            needed,
+            got,
         },
-        _ => ArpError::MalformedIpv6(e.to_string()),
+        other => ArpError::MalformedIpv6(other.to_string()),
     })?;
-    let header = ip.header();
-    let payload = ip.payload();
-    let icmp_type = payload.payload.first().copied().unwrap_or(0);
-    if payload.ip_number != IpNumber::IPV6_ICMP || icmp_type != ICMPV6_NEIGHBOUR_ADVERT {
+    let up = ipv6::upper_layer(ip.next_header, payload).map_err(|e| match e {
+        WireError::Truncated { needed, got, .. } => ArpError::Truncated {
+            layer: "IPv6 packet",
+            needed,
+            got,
+        },
+        other => ArpError::MalformedIpv6(other.to_string()),
+    })?;
+    let body = up.payload;
+    let icmp_type = body.first().copied().unwrap_or(0);
+    if up.protocol != ip_proto::ICMPV6 || icmp_type != ICMPV6_NEIGHBOUR_ADVERT {
         return Err(ArpError::NotNeighbourAdvert {
-            next_header: payload.ip_number.0,
+            next_header: up.protocol,
             icmp_type,
         });
     }
-    let body = payload.payload;
-    let fixed: &[u8; 24] = body.first_chunk::<24>().ok_or(ArpError::Truncated {
-        layer: "neighbour advertisement",
-        needed: 24,
-        got: body.len(),
+    let na =
+        NeighbourAdvertRepr::parse(body).map_err(|e| truncated("neighbour advertisement", e))?;
+    if ip.hop_limit != NDISC_HOP_LIMIT {
+        return Err(ArpError::BadHopLimit(ip.hop_limit));
+    }
+    icmpv6::verify_checksum(ip.src, ip.dst, body).map_err(|e| match e {
+        WireError::Checksum { got, expected, .. } => ArpError::BadChecksum { got, expected },
+        other => truncated("neighbour advertisement", other),
     })?;
-    if header.hop_limit() != NDISC_HOPLIMIT {
-        return Err(ArpError::BadHopLimit(header.hop_limit()));
-    }
-    let got = u16::from_be_bytes([fixed[2], fixed[3]]);
-    let mut zeroed = body.to_vec();
-    if let Some(ck) = zeroed.get_mut(2..4) {
-        ck.copy_from_slice(&[0, 0]);
-    }
-    let expected = icmpv6_checksum(header.source(), header.destination(), &zeroed);
-    if got != expected {
-        return Err(ArpError::BadChecksum { got, expected });
-    }
-    let flags = fixed[4];
-    let mut target_bytes = [0u8; 16];
-    target_bytes.copy_from_slice(&fixed[8..24]);
-    // Options are (type, length in 8-byte units, data); walk them looking for the target MAC.
-    let mut target_mac = None;
-    let mut opts = body.get(24..).unwrap_or(&[]);
-    while let [kind, len, ..] = *opts {
-        let opt_len = usize::from(len) * 8;
-        let Some(opt) = opts.get(..opt_len).filter(|_| opt_len > 0) else {
-            break;
-        };
-        if kind == ND_OPT_TARGET_LINKADDR {
-            if let Some(mac) = opt.get(2..8).and_then(|m| <[u8; 6]>::try_from(m).ok()) {
-                target_mac = Some(mac);
-            }
-        }
-        opts = opts.get(opt_len..).unwrap_or(&[]);
-    }
     Ok(NeighbourAdvert {
-        src_mac: eth.source,
-        src_ip: header.source_addr(),
-        dst_ip: header.destination_addr(),
-        router: flags & NA_FLAG_ROUTER != 0,
-        solicited: flags & NA_FLAG_SOLICITED != 0,
-        override_flag: flags & NA_FLAG_OVERRIDE != 0,
-        target: Ipv6Addr::from(target_bytes),
-        target_mac,
+        src_mac: eth.src,
+        src_ip: ip.src,
+        dst_ip: ip.dst,
+        router: na.router,
+        solicited: na.solicited,
+        override_flag: na.override_flag,
+        target: na.target,
+        target_mac: na.target_mac,
     })
-}
-
-/// ICMPv6 checksum over the IPv6 pseudo-header and the message (checksum field zeroed).
-fn icmpv6_checksum(src: [u8; 16], dst: [u8; 16], msg: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for pair in &mut chunks {
-            if let [hi, lo] = pair {
-                sum += u64::from(u16::from_be_bytes([*hi, *lo]));
-            }
-        }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(u16::from_be_bytes([*last, 0]));
-        }
-    };
-    add(&src);
-    add(&dst);
-    add(&(msg.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(msg);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
@@ -450,7 +350,7 @@ mod tests {
         assert_eq!(&f[14..22], &[0x60, 0, 0, 0, 0, 32, 58, 255]);
         assert_eq!(&f[22..38], &vip.octets());
         assert_eq!(&f[38..54], &ALL_NODES.octets());
-        assert_eq!((f[54], f[55], f[58]), (136, 0, NA_FLAG_OVERRIDE));
+        assert_eq!((f[54], f[55], f[58]), (136, 0, 0x20));
         assert_eq!(&f[62..78], &vip.octets());
         assert_eq!(&f[78..80], &[2, 1]);
         assert_eq!(&f[80..86], &MAC);
@@ -501,7 +401,7 @@ mod tests {
         // An NA without options has no target MAC.
         let mut g = f[..78].to_vec();
         g[19] = 24;
-        let sum = icmpv6_checksum(vip.octets(), ALL_NODES.octets(), &{
+        let sum = crate::wire::checksum::icmpv6(vip, ALL_NODES, &{
             let mut m = g[54..].to_vec();
             m[2] = 0;
             m[3] = 0;
@@ -519,10 +419,7 @@ mod tests {
         let carried = u16::from_be_bytes([m[2], m[3]]);
         m[2] = 0;
         m[3] = 0;
-        assert_eq!(
-            icmpv6_checksum(vip.octets(), ALL_NODES.octets(), &m),
-            carried
-        );
+        assert_eq!(crate::wire::checksum::icmpv6(vip, ALL_NODES, &m), carried);
     }
 
     fn arb_arp() -> impl Strategy<Value = ArpPacket> {

@@ -21,10 +21,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{
-    EtherType, Ethernet2Header, IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options,
-    Ipv4Slice, Ipv6FlowLabel, Ipv6Header, Ipv6Slice,
-};
+use crate::wire::ethernet::{ethertype, EthernetRepr, HEADER_LEN as ETH_LEN};
+use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::ipv6::{self, Ipv6Repr};
+use crate::wire::vrrp::{VrrpHeader, VrrpRepr};
+use crate::wire::{checksum, ip_proto, WireError};
 
 /// VRRP protocol version.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -64,7 +65,7 @@ pub struct Advert {
 }
 
 /// IP protocol number of VRRP.
-pub const IPPROTO_VRRP: u8 = 112;
+pub const IPPROTO_VRRP: u8 = ip_proto::VRRP;
 /// TTL / hop limit every VRRP packet must carry (RFC 3768 5.2.3, RFC 5798 5.1.1.3).
 pub const VRRP_TTL: u8 = 255;
 /// IPv4 multicast group of VRRP.
@@ -74,9 +75,9 @@ pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 /// IPv4 TOS / IPv6 traffic class keepalived sends with (precedence "internetwork control").
 pub const TOS_INTERNET_CONTROL: u8 = 0xc0;
 /// Length of the fixed VRRP header.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = crate::wire::vrrp::HEADER_LEN;
 /// Length of the v2 authentication data (present in every v2-over-IPv4 advert).
-pub const AUTH_DATA_LEN: usize = 8;
+pub const AUTH_DATA_LEN: usize = crate::wire::vrrp::AUTH_DATA_LEN;
 /// Largest v3 advertisement interval (12 bits of centiseconds).
 pub const MAX_V3_ADVERT_INT_CS: u16 = 0x0fff;
 
@@ -370,63 +371,10 @@ fn version_nibble(version: Version) -> u8 {
     }
 }
 
-/// Internet checksum (RFC 1071) of `parts` laid end to end; every part but the last has even length.
-fn inet_checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for part in parts {
-        let mut chunks = part.chunks_exact(2);
-        for pair in &mut chunks {
-            if let [hi, lo] = pair {
-                sum += u32::from(u16::from_be_bytes([*hi, *lo]));
-            }
-        }
-        if let [last] = chunks.remainder() {
-            sum += u32::from(u16::from_be_bytes([*last, 0]));
-        }
-        // Fold early so the u32 never overflows, whatever the input length.
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> [u8; 12] {
-    let mut p = [0u8; 12];
-    p[..4].copy_from_slice(&src.octets());
-    p[4..8].copy_from_slice(&dst.octets());
-    p[9] = IPPROTO_VRRP;
-    p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-    p
-}
-
-fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> [u8; 40] {
-    let mut p = [0u8; 40];
-    p[..16].copy_from_slice(&src.octets());
-    p[16..32].copy_from_slice(&dst.octets());
-    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
-    p[39] = IPPROTO_VRRP;
-    p
-}
-
 /// Checksum a VRRP message would carry (its checksum bytes are taken as zero).
 /// `pseudo_dst` is the pseudo-header destination (used by v3 over IPv4 and by IPv6).
 fn vrrp_checksum(version: Version, src: IpAddr, pseudo_dst: IpAddr, msg: &[u8]) -> u16 {
-    let head: [u8; 6] = match msg.first_chunk::<6>() {
-        Some(h) => *h,
-        None => return 0,
-    };
-    let rest = msg.get(HEADER_LEN..).unwrap_or(&[]);
-    match (src, pseudo_dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) if version == Version::V3 => {
-            inet_checksum(&[&pseudo_v4(s, d, msg.len()), &head, &[0, 0], rest])
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            inet_checksum(&[&pseudo_v6(s, d, msg.len()), &head, &[0, 0], rest])
-        }
-        _ => inet_checksum(&[&head, &[0, 0], rest]),
-    }
+    checksum::vrrp(version == Version::V3, src, pseudo_dst, msg)
 }
 
 /// The VRRP message (header, addresses, v2 auth data) with its checksum.
@@ -438,7 +386,7 @@ fn encode_vrrp(params: &FrameParams, advert: &Advert) -> Result<Vec<u8>, EncodeE
     if let Some(bad) = advert.addrs.iter().find(|a| a.is_ipv6() != ipv6) {
         return Err(EncodeError::FamilyMismatch(*bad));
     }
-    let count = u8::try_from(advert.addrs.len())
+    u8::try_from(advert.addrs.len())
         .map_err(|_| EncodeError::TooManyAddresses(advert.addrs.len()))?;
     let interval_err = EncodeError::AdvertInterval {
         cs: advert.advert_int_cs,
@@ -461,38 +409,29 @@ fn encode_vrrp(params: &FrameParams, advert: &Advert) -> Result<Vec<u8>, EncodeE
             (hi, lo)
         }
     };
-    let mut msg = vec![
-        (version_nibble(advert.version) << 4) | VRRP_TYPE_ADVERT,
-        advert.vrid,
-        advert.priority,
-        count,
+    // keepalived reserves the 8 auth bytes in every v2-over-IPv4 advert and fills them only for PASS.
+    let auth_data = (advert.version == Version::V2 && !ipv6).then_some(match &advert.auth {
+        Auth::Pass(pw) => *pw,
+        Auth::None | Auth::Ah => [0; AUTH_DATA_LEN],
+    });
+    let repr = VrrpRepr {
+        version: version_nibble(advert.version),
+        kind: VRRP_TYPE_ADVERT,
+        vrid: advert.vrid,
+        priority: advert.priority,
         byte4,
         byte5,
-        0,
-        0,
-    ];
-    for addr in &advert.addrs {
-        match addr {
-            IpAddr::V4(a) => msg.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => msg.extend_from_slice(&a.octets()),
-        }
-    }
-    // keepalived reserves the 8 auth bytes in every v2-over-IPv4 advert and fills them only for PASS.
-    if advert.version == Version::V2 && !ipv6 {
-        match &advert.auth {
-            Auth::Pass(pw) => msg.extend_from_slice(pw),
-            Auth::None | Auth::Ah => msg.extend_from_slice(&[0; AUTH_DATA_LEN]),
-        }
-    }
+        addrs: advert.addrs.clone(),
+        auth_data,
+    };
     let pseudo_dst = if params.old_unicast_checksum && !ipv6 {
         IpAddr::V4(MCAST_V4)
     } else {
         params.dst_ip
     };
-    let sum = vrrp_checksum(advert.version, params.src_ip, pseudo_dst, &msg);
-    if let Some(slot) = msg.get_mut(6..8) {
-        slot.copy_from_slice(&sum.to_be_bytes());
-    }
+    let mut msg = vec![0; repr.buffer_len()];
+    // Sized by the repr, at most 255 addresses: emit does not fail.
+    let _ = repr.emit(&mut msg, params.src_ip, pseudo_dst);
     Ok(msg)
 }
 
@@ -503,52 +442,52 @@ pub fn encode_frame(params: &FrameParams, advert: &Advert) -> Result<Vec<u8>, En
         Some(mac) => mac,
         None => multicast_mac(params.dst_ip).ok_or(EncodeError::NoDestinationMac(params.dst_ip))?,
     };
-    let (ether_type, ip_bytes): (EtherType, Vec<u8>) = match (params.src_ip, params.dst_ip) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let mut ip = Ipv4Header {
-                dscp: Ipv4Dscp::try_new(TOS_INTERNET_CONTROL >> 2).unwrap_or(Ipv4Dscp::ZERO),
-                ecn: Ipv4Ecn::ZERO,
-                // The message is at most 8 + 255 * 4 + 8 bytes.
-                total_len: (Ipv4Header::MIN_LEN + msg.len()) as u16,
-                identification: params.ip_id,
-                dont_fragment: false,
-                more_fragments: false,
-                fragment_offset: IpFragOffset::ZERO,
-                time_to_live: params.ttl,
-                protocol: IpNumber::VRRP,
-                header_checksum: 0,
-                source: src.octets(),
-                destination: dst.octets(),
-                options: Ipv4Options::default(),
-            };
-            ip.header_checksum = ip.calc_header_checksum();
-            (EtherType::IPV4, ip.to_bytes().to_vec())
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let ip = Ipv6Header {
-                traffic_class: TOS_INTERNET_CONTROL,
-                flow_label: Ipv6FlowLabel::try_new(params.flow_label & 0xf_ffff)
-                    .unwrap_or(Ipv6FlowLabel::ZERO),
-                // At most 8 + 255 * 16 bytes.
-                payload_length: msg.len() as u16,
-                next_header: IpNumber::VRRP,
-                hop_limit: params.ttl,
-                source: src.octets(),
-                destination: dst.octets(),
-            };
-            (EtherType::IPV6, ip.to_bytes().to_vec())
-        }
+    let (ether_type, ip_len) = match (params.src_ip, params.dst_ip) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => (ethertype::IPV4, ipv4::HEADER_LEN),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (ethertype::IPV6, ipv6::HEADER_LEN),
         _ => return Err(EncodeError::FamilyMismatch(params.dst_ip)),
     };
-    let eth = Ethernet2Header {
-        source: params.src_mac,
-        destination: dst_mac,
-        ether_type,
+    let mut frame = vec![0; ETH_LEN + ip_len + msg.len()];
+    let eth = EthernetRepr {
+        dst: dst_mac,
+        src: params.src_mac,
+        ethertype: ether_type,
     };
-    let mut frame = Vec::with_capacity(Ethernet2Header::LEN + ip_bytes.len() + msg.len());
-    frame.extend_from_slice(&eth.to_bytes());
-    frame.extend_from_slice(&ip_bytes);
-    frame.extend_from_slice(&msg);
+    // The frame is sized for every header, and the message is at most 8 + 255 * 16 bytes:
+    // the emits below do not fail.
+    let _ = eth.emit(&mut frame);
+    let ip = &mut frame[ETH_LEN..];
+    match (params.src_ip, params.dst_ip) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let _ = Ipv4Repr {
+                src,
+                dst,
+                protocol: IPPROTO_VRRP,
+                ttl: params.ttl,
+                tos: TOS_INTERNET_CONTROL,
+                ident: params.ip_id,
+                dont_frag: false,
+                more_frags: false,
+                frag_offset: 0,
+                payload_len: msg.len(),
+            }
+            .emit(ip);
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let _ = Ipv6Repr {
+                src,
+                dst,
+                next_header: IPPROTO_VRRP,
+                hop_limit: params.ttl,
+                traffic_class: TOS_INTERNET_CONTROL,
+                flow_label: params.flow_label & 0xf_ffff,
+                payload_len: msg.len(),
+            }
+            .emit(ip);
+        }
+        _ => return Err(EncodeError::FamilyMismatch(params.dst_ip)),
+    }
+    frame[ETH_LEN + ip_len..].copy_from_slice(&msg);
     Ok(frame)
 }
 
@@ -561,120 +500,140 @@ struct IpLayer<'a> {
     payload: &'a [u8],
 }
 
-fn malformed(layer: &'static str, reason: impl std::fmt::Display) -> DecodeError {
-    DecodeError::MalformedIp {
-        layer,
-        reason: reason.to_string(),
+/// A wire error of the IP layer as a decode error (truncations keep their counts).
+fn ip_error(layer: &'static str, packet: &'static str, e: WireError) -> DecodeError {
+    match e {
+        WireError::Truncated { needed, got, .. } => DecodeError::Truncated {
+            layer: packet,
+            needed,
+            got,
+        },
+        other => DecodeError::MalformedIp {
+            layer,
+            reason: other.to_string(),
+        },
     }
 }
 
-fn ip_layer(frame: &[u8]) -> Result<(Ethernet2Header, IpLayer<'_>), DecodeError> {
-    let (eth, rest) = Ethernet2Header::from_slice(frame).map_err(|_| DecodeError::Truncated {
+fn ip_layer(frame: &[u8]) -> Result<(EthernetRepr, IpLayer<'_>), DecodeError> {
+    let (eth, rest) = EthernetRepr::parse(frame).map_err(|_| DecodeError::Truncated {
         layer: "Ethernet header",
-        needed: Ethernet2Header::LEN,
+        needed: ETH_LEN,
         got: frame.len(),
     })?;
-    let truncated = |layer, e: &etherparse::err::LenError| DecodeError::Truncated {
-        layer,
-        needed: e.required_len,
-        got: e.len,
-    };
-    let ip = match eth.ether_type {
-        EtherType::IPV4 => {
-            let slice = Ipv4Slice::from_slice(rest).map_err(|e| match &e {
-                etherparse::err::ipv4::SliceError::Len(l) => truncated("IPv4 packet", l),
-                _ => malformed("IPv4", e),
-            })?;
-            let header = slice.header();
-            if slice.extensions().auth.is_some() {
-                return Err(DecodeError::NotVrrp(IpNumber::AUTHENTICATION_HEADER.0));
+    let ip = match eth.ethertype {
+        ethertype::IPV4 => {
+            let v4 = |e| ip_error("IPv4", "IPv4 packet", e);
+            let (header, payload) = Ipv4Repr::parse(rest).map_err(v4)?;
+            let (protocol, payload) = ipv4::upper_layer(&header, payload).map_err(v4)?;
+            if header.protocol == ip_proto::AUTH {
+                return Err(DecodeError::NotVrrp(ip_proto::AUTH));
             }
-            let carried = header.header_checksum();
-            let expected = header.to_header().calc_header_checksum();
-            if carried != expected {
-                return Err(DecodeError::BadIpChecksum {
-                    got: carried,
-                    expected,
-                });
+            if let Err(WireError::Checksum { got, expected, .. }) = ipv4::verify_checksum(rest) {
+                return Err(DecodeError::BadIpChecksum { got, expected });
             }
-            if slice.is_payload_fragmented() {
+            if header.is_fragment() {
                 return Err(DecodeError::Fragmented);
             }
             IpLayer {
-                src: IpAddr::V4(header.source_addr()),
-                dst: IpAddr::V4(header.destination_addr()),
-                ttl: header.ttl(),
-                protocol: slice.payload().ip_number.0,
-                payload: slice.payload().payload,
+                src: IpAddr::V4(header.src),
+                dst: IpAddr::V4(header.dst),
+                ttl: header.ttl,
+                protocol,
+                payload,
             }
         }
-        EtherType::IPV6 => {
-            let slice = Ipv6Slice::from_slice(rest).map_err(|e| match &e {
-                etherparse::err::ipv6::SliceError::Len(l) => truncated("IPv6 packet", l),
-                _ => malformed("IPv6", e),
-            })?;
-            if slice.is_payload_fragmented() {
+        ethertype::IPV6 => {
+            let v6 = |e| ip_error("IPv6", "IPv6 packet", e);
+            let (header, payload) = Ipv6Repr::parse(rest).map_err(v6)?;
+            let up = ipv6::upper_layer(header.next_header, payload).map_err(v6)?;
+            if up.fragmented {
                 return Err(DecodeError::Fragmented);
             }
-            let header = slice.header();
             IpLayer {
-                src: IpAddr::V6(header.source_addr()),
-                dst: IpAddr::V6(header.destination_addr()),
-                ttl: header.hop_limit(),
-                protocol: slice.payload().ip_number.0,
-                payload: slice.payload().payload,
+                src: IpAddr::V6(header.src),
+                dst: IpAddr::V6(header.dst),
+                ttl: header.hop_limit,
+                protocol: up.protocol,
+                payload: up.payload,
             }
         }
-        other => return Err(DecodeError::NotIp(other.0)),
+        other => return Err(DecodeError::NotIp(other)),
     };
     Ok((eth, ip))
-}
-
-fn addr_at(msg: &[u8], ipv6: bool, i: usize) -> Option<IpAddr> {
-    if ipv6 {
-        let bytes: [u8; 16] = msg
-            .get(HEADER_LEN + 16 * i..HEADER_LEN + 16 * (i + 1))?
-            .try_into()
-            .ok()?;
-        Some(IpAddr::V6(Ipv6Addr::from(bytes)))
-    } else {
-        let bytes: [u8; 4] = msg
-            .get(HEADER_LEN + 4 * i..HEADER_LEN + 4 * (i + 1))?
-            .try_into()
-            .ok()?;
-        Some(IpAddr::V4(Ipv4Addr::from(bytes)))
-    }
 }
 
 /// Decode a received Ethernet frame and check it the way keepalived 2.2 checks an advert for
 /// the instance described by `expect`.
 pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeError> {
-    let (eth, ip) = ip_layer(frame)?;
-    if ip.protocol != IPPROTO_VRRP {
-        return Err(DecodeError::NotVrrp(ip.protocol));
-    }
-    let msg = ip.payload;
-    let head: [u8; HEADER_LEN] =
-        *msg.first_chunk::<HEADER_LEN>()
-            .ok_or(DecodeError::Truncated {
-                layer: "VRRP header",
-                needed: HEADER_LEN,
-                got: msg.len(),
-            })?;
-    let [vers_type, vrid, priority, naddr, byte4, byte5, ck_hi, ck_lo] = head;
-    let carried_sum = u16::from_be_bytes([ck_hi, ck_lo]);
-    let ipv6 = ip.src.is_ipv6();
+    Carried::parse(frame)?.check(expect)
+}
 
-    // The kernel verifies IPv6 checksums (IPV6_CHECKSUM) before keepalived sees anything.
-    if ipv6 {
-        let expected = vrrp_checksum(Version::V3, ip.src, ip.dst, msg);
-        if expected != carried_sum {
-            return Err(DecodeError::BadChecksum {
-                got: carried_sum,
-                expected,
-            });
+/// A received advert read as far as keepalived reads it before finding the instance by
+/// VRID: the IP layer checked as the kernel checks it, the VRRP header read (and, over
+/// IPv6, its checksum verified, as the kernel's `IPV6_CHECKSUM` does).
+pub struct Carried<'a> {
+    eth: EthernetRepr,
+    ip: IpLayer<'a>,
+    head: VrrpHeader,
+}
+
+impl<'a> Carried<'a> {
+    /// Read `frame` up to the VRID dispatch; `NotIp` / `NotVrrp` for frames of other kinds.
+    pub fn parse(frame: &'a [u8]) -> Result<Carried<'a>, DecodeError> {
+        let (eth, ip) = ip_layer(frame)?;
+        if ip.protocol != IPPROTO_VRRP {
+            return Err(DecodeError::NotVrrp(ip.protocol));
         }
+        let msg = ip.payload;
+        let (head, _) = VrrpHeader::parse(msg).map_err(|_| DecodeError::Truncated {
+            layer: "VRRP header",
+            needed: HEADER_LEN,
+            got: msg.len(),
+        })?;
+        // The kernel verifies IPv6 checksums (IPV6_CHECKSUM) before keepalived sees anything.
+        if ip.src.is_ipv6() {
+            let expected = vrrp_checksum(Version::V3, ip.src, ip.dst, msg);
+            if expected != head.checksum {
+                return Err(DecodeError::BadChecksum {
+                    got: head.checksum,
+                    expected,
+                });
+            }
+        }
+        Ok(Carried { eth, ip, head })
     }
+
+    /// The virtual router id the advert is for.
+    pub fn vrid(&self) -> u8 {
+        self.head.vrid
+    }
+
+    /// Check the advert the way keepalived 2.2 checks it for the instance `expect` describes.
+    pub fn check(&self, expect: &Expect) -> Result<Received, DecodeError> {
+        let Carried { eth, ip, head } = self;
+        decode_checked(eth, ip, *head, expect)
+    }
+}
+
+fn decode_checked(
+    eth: &EthernetRepr,
+    ip: &IpLayer<'_>,
+    head: VrrpHeader,
+    expect: &Expect,
+) -> Result<Received, DecodeError> {
+    let msg = ip.payload;
+    let VrrpHeader {
+        version,
+        kind,
+        vrid,
+        priority,
+        count: naddr,
+        byte4,
+        byte5,
+        checksum: carried_sum,
+    } = head;
+    let ipv6 = ip.src.is_ipv6();
     // keepalived's dispatcher finds the instance by VRID before any other check.
     if vrid != expect.vrid {
         return Err(DecodeError::VridNotOurs {
@@ -682,11 +641,8 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
             want: expect.vrid,
         });
     }
-    let version = vers_type >> 4;
     let v2_over_v4 = version == 2 && !ipv6;
-    let addr_len = if ipv6 { 16 } else { 4 };
-    let expected_len =
-        HEADER_LEN + usize::from(naddr) * addr_len + if v2_over_v4 { AUTH_DATA_LEN } else { 0 };
+    let expected_len = crate::wire::vrrp::message_len(version, ipv6, usize::from(naddr));
     if msg.len() != expected_len {
         return Err(DecodeError::LengthMismatch {
             got: msg.len(),
@@ -748,7 +704,6 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
             u16::from_be_bytes([byte4, byte5]) & MAX_V3_ADVERT_INT_CS,
         ),
     };
-    let kind = vers_type & 0x0f;
     if kind != VRRP_TYPE_ADVERT {
         return Err(DecodeError::WrongType(kind));
     }
@@ -794,9 +749,7 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
         });
     }
 
-    let addrs: Vec<IpAddr> = (0..usize::from(naddr))
-        .filter_map(|i| addr_at(msg, ipv6, i))
-        .collect();
+    let addrs = crate::wire::vrrp::addrs(&msg[HEADER_LEN..], ipv6, naddr);
     let missing = expect.addrs.iter().find(|a| !addrs.contains(a));
     if expect.check_addrs {
         if let Some(addr) = missing {
@@ -806,8 +759,8 @@ pub fn decode_frame(frame: &[u8], expect: &Expect) -> Result<Received, DecodeErr
     let addrs_match = addrs.len() == expect.addrs.len() && missing.is_none();
 
     Ok(Received {
-        src_mac: eth.source,
-        dst_mac: eth.destination,
+        src_mac: eth.src,
+        dst_mac: eth.dst,
         src_ip: ip.src,
         dst_ip: ip.dst,
         ttl: ip.ttl,
@@ -905,7 +858,7 @@ mod tests {
     fn fix_ip_checksum(frame: &mut [u8]) {
         frame[ETH + 10] = 0;
         frame[ETH + 11] = 0;
-        let sum = inet_checksum(&[&frame[ETH..ETH + IP4]]);
+        let sum = checksum::of(&[&frame[ETH..ETH + IP4]]);
         frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
     }
 
@@ -948,7 +901,7 @@ mod tests {
         assert_eq!(&vrrp[..6], &[0x21, 51, 200, 2, 1, 1]);
         assert_eq!(&vrrp[8..16], &[198, 18, 0, 100, 198, 18, 0, 101]);
         assert_eq!(&vrrp[16..], b"lvsd123\0");
-        assert_eq!(inet_checksum(&[vrrp]), 0, "a valid message sums to zero");
+        assert_eq!(checksum::of(&[vrrp]), 0, "a valid message sums to zero");
         // keepalived's IPv4 header: TOS 0xc0, no DF, TTL 255, protocol 112.
         assert_eq!(f[ETH + 1], 0xc0);
         assert_eq!(f[ETH + 6] & 0x40, 0);
@@ -964,9 +917,11 @@ mod tests {
         // RFC 5798 5.1: version 3 / type 1, VRID, priority, count, rsvd(4) + max adver int(12).
         assert_eq!(&vrrp[..6], &[0x31, 52, 150, 2, 0x0f, 0xff]);
         assert_eq!(vrrp.len(), 8 + 8, "no auth data in v3");
-        let pseudo = pseudo_v4(Ipv4Addr::new(198, 18, 0, 10), MCAST_V4, vrrp.len());
+        // Source, destination, zero, protocol 112, VRRP length.
+        let mut pseudo = vec![198, 18, 0, 10, 224, 0, 0, 18, 0, 112];
+        pseudo.extend_from_slice(&(vrrp.len() as u16).to_be_bytes());
         assert_eq!(
-            inet_checksum(&[&pseudo, vrrp]),
+            checksum::of(&[&pseudo, vrrp]),
             0,
             "checksum covers the IPv4 pseudo-header"
         );
