@@ -1,35 +1,26 @@
-//! Frame codecs the modelled hosts need: Ethernet II, ARP (etherparse 0.16 has no ARP
-//! packet type, so a small codec lives here) and IPv4/TCP. IPv4/TCP frames are built and
-//! read by hand on the hot path (etherparse's header structs and checks cost several
-//! hundred instructions a frame); etherparse reads the rare frames the fast reader leaves
-//! to it, and the tests check both directions against etherparse.
+//! Frame codecs the modelled hosts need, on [`lvs_core::wire`]: Ethernet II, ARP and the
+//! IPv4/TCP segments of the modelled connections. The segment reader and writer are
+//! `wire`'s hand-written ones ([`Ipv4Segment`], the hottest code of a simulated hour); the
+//! frames they leave are read through `wire`'s header parsers, and the tests check both
+//! against etherparse.
 
 use std::net::Ipv4Addr;
 
-use etherparse::{Ipv4Slice, TcpSlice};
+use lvs_core::wire::ethernet::{self, EthernetRepr};
+use lvs_core::wire::ipv4::{self, Ipv4Repr};
+use lvs_core::wire::tcp::{self as wtcp, Ipv4Segment, TcpRepr};
+use lvs_core::wire::{ip_proto, WireError};
 
-/// A MAC address.
-pub type Mac = [u8; 6];
-
-/// The Ethernet broadcast address.
-pub const BROADCAST: Mac = [0xff; 6];
+pub use lvs_core::wire::arp::{ArpOp, ArpRepr as Arp};
+pub use lvs_core::wire::ethernet::{is_group, Mac, BROADCAST};
 
 /// EtherType of IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV4: u16 = ethernet::ethertype::IPV4;
 /// EtherType of ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_ARP: u16 = ethernet::ethertype::ARP;
 
 /// Length of an Ethernet II header.
-pub const ETH_HDR: usize = 14;
-
-/// Length of an IPv4 header without options.
-const IPV4_HDR: usize = 20;
-/// Length of a TCP header without options.
-const TCP_HDR: usize = 20;
-/// IP protocol number of TCP.
-const IPPROTO_TCP: u8 = 6;
-/// IP protocol number of the IPsec authentication header, which etherparse looks through.
-const IPPROTO_AH: u8 = 51;
+pub const ETH_HDR: usize = ethernet::HEADER_LEN;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,166 +36,66 @@ pub enum PacketError {
         /// Its value.
         value: u32,
     },
-    /// etherparse refused the IPv4 or TCP part.
+    /// The IPv4 or TCP part does not parse.
     #[error("malformed IPv4/TCP: {0}")]
     Malformed(String),
 }
 
 /// Destination MAC of a frame, if it has an Ethernet header.
 pub fn dst_mac(frame: &[u8]) -> Option<Mac> {
-    frame.get(0..6)?.try_into().ok()
+    ethernet::dst_mac(frame)
 }
 
 /// Source MAC of a frame.
 pub fn src_mac(frame: &[u8]) -> Option<Mac> {
-    frame.get(6..12)?.try_into().ok()
+    ethernet::src_mac(frame)
 }
 
 /// EtherType of a frame.
 pub fn ethertype(frame: &[u8]) -> Option<u16> {
-    let b = frame.get(12..14)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
+    ethernet::ethertype_of(frame)
 }
 
-/// True for broadcast and multicast destinations (group bit set).
-pub fn is_group(mac: Mac) -> bool {
-    mac[0] & 1 == 1
-}
-
-/// Prefix `ip_packet` with an Ethernet II header.
+/// Prefix `payload` with an Ethernet II header.
 pub fn ethernet(src: Mac, dst: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(ETH_HDR + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
+    EthernetRepr {
+        dst,
+        src,
+        ethertype,
+    }
+    .frame(payload)
 }
 
 /// Copy of `frame` with new MAC addresses (what a router or a DR director does).
 pub fn rewrite_macs(frame: &[u8], src: Mac, dst: Mac) -> Vec<u8> {
     let mut f = frame.to_vec();
-    if f.len() >= 12 {
-        f[0..6].copy_from_slice(&dst);
-        f[6..12].copy_from_slice(&src);
-    }
+    ethernet::set_macs(&mut f, src, dst);
     f
 }
 
-/// ARP operation.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum ArpOp {
-    /// Who-has (1).
-    Request,
-    /// Is-at (2).
-    Reply,
-}
-
-/// An Ethernet/IPv4 ARP packet (RFC 826).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Arp {
-    /// Request or reply.
-    pub op: ArpOp,
-    /// Sender hardware address.
-    pub sha: Mac,
-    /// Sender protocol address.
-    pub spa: Ipv4Addr,
-    /// Target hardware address.
-    pub tha: Mac,
-    /// Target protocol address.
-    pub tpa: Ipv4Addr,
-}
-
-impl Arp {
-    /// Length of the ARP body for Ethernet/IPv4.
-    pub const LEN: usize = 28;
-
-    /// A gratuitous ARP (request with sender = target address), as keepalived sends.
-    pub fn gratuitous(mac: Mac, ip: Ipv4Addr) -> Arp {
-        Arp {
-            op: ArpOp::Request,
-            sha: mac,
-            spa: ip,
-            tha: BROADCAST,
-            tpa: ip,
-        }
-    }
-
-    /// True when sender and target address are the same (Linux `is_garp`).
-    pub fn is_gratuitous(&self) -> bool {
-        self.spa == self.tpa
-    }
-
-    /// The ARP body.
-    pub fn to_bytes(&self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[0..2].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
-        b[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        b[4] = 6;
-        b[5] = 4;
-        let op: u16 = match self.op {
-            ArpOp::Request => 1,
-            ArpOp::Reply => 2,
-        };
-        b[6..8].copy_from_slice(&op.to_be_bytes());
-        b[8..14].copy_from_slice(&self.sha);
-        b[14..18].copy_from_slice(&self.spa.octets());
-        b[18..24].copy_from_slice(&self.tha);
-        b[24..28].copy_from_slice(&self.tpa.octets());
-        b
-    }
-
-    /// A whole frame carrying this ARP packet from `src` to `dst`.
-    pub fn to_frame(&self, src: Mac, dst: Mac) -> Vec<u8> {
-        ethernet(src, dst, ETHERTYPE_ARP, &self.to_bytes())
-    }
-
-    /// Read the ARP body of a frame (after the Ethernet header).
-    pub fn parse_frame(frame: &[u8]) -> Result<Arp, PacketError> {
-        match ethertype(frame) {
-            Some(ETHERTYPE_ARP) => {}
-            Some(t) => {
-                return Err(PacketError::Unsupported {
-                    what: "ethertype",
-                    value: t.into(),
-                })
-            }
-            None => return Err(PacketError::Short(frame.len())),
-        }
-        let b = frame
-            .get(ETH_HDR..ETH_HDR + Self::LEN)
-            .ok_or(PacketError::Short(frame.len()))?;
-        let htype = u16::from_be_bytes([b[0], b[1]]);
-        let ptype = u16::from_be_bytes([b[2], b[3]]);
-        if htype != 1 || ptype != ETHERTYPE_IPV4 || b[4] != 6 || b[5] != 4 {
+/// Read the ARP message of a frame (after the Ethernet header).
+pub fn parse_arp(frame: &[u8]) -> Result<Arp, PacketError> {
+    match ethertype(frame) {
+        Some(ETHERTYPE_ARP) => {}
+        Some(t) => {
             return Err(PacketError::Unsupported {
-                what: "ARP hardware/protocol",
-                value: htype.into(),
-            });
+                what: "ethertype",
+                value: t.into(),
+            })
         }
-        let op = match u16::from_be_bytes([b[6], b[7]]) {
-            1 => ArpOp::Request,
-            2 => ArpOp::Reply,
-            o => {
-                return Err(PacketError::Unsupported {
-                    what: "ARP op",
-                    value: o.into(),
-                })
-            }
-        };
-        let mac = |r: std::ops::Range<usize>| -> Mac {
-            let mut m = [0u8; 6];
-            m.copy_from_slice(&b[r]);
-            m
-        };
-        let ip = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
-        Ok(Arp {
-            op,
-            sha: mac(8..14),
-            spa: ip(14),
-            tha: mac(18..24),
-            tpa: ip(24),
-        })
+        None => return Err(PacketError::Short(frame.len())),
+    }
+    match Arp::parse(&frame[ETH_HDR..]) {
+        Ok((a, _padding)) => Ok(a),
+        Err(lvs_core::wire::arp::ArpParseError::Wire(_)) => Err(PacketError::Short(frame.len())),
+        Err(lvs_core::wire::arp::ArpParseError::Format(f)) => Err(PacketError::Unsupported {
+            what: "ARP hardware/protocol",
+            value: f.htype.into(),
+        }),
+        Err(lvs_core::wire::arp::ArpParseError::Op(o)) => Err(PacketError::Unsupported {
+            what: "ARP op",
+            value: o.into(),
+        }),
     }
 }
 
@@ -225,47 +116,28 @@ pub struct TcpFlags {
 
 impl TcpFlags {
     /// The flags byte of a TCP header (byte 13).
-    fn wire_bits(self) -> u8 {
-        u8::from(self.fin)
-            | u8::from(self.syn) << 1
-            | u8::from(self.rst) << 2
-            | u8::from(self.psh) << 3
-            | u8::from(self.ack) << 4
+    #[inline]
+    fn wire(self) -> wtcp::TcpFlags {
+        wtcp::TcpFlags(
+            u8::from(self.fin)
+                | u8::from(self.syn) << 1
+                | u8::from(self.rst) << 2
+                | u8::from(self.psh) << 3
+                | u8::from(self.ack) << 4,
+        )
     }
 
     /// Decoded from the flags byte of a TCP header.
-    fn from_wire(b: u8) -> TcpFlags {
+    #[inline]
+    fn from_wire(b: wtcp::TcpFlags) -> TcpFlags {
         TcpFlags {
-            fin: b & 0x01 != 0,
-            syn: b & 0x02 != 0,
-            rst: b & 0x04 != 0,
-            psh: b & 0x08 != 0,
-            ack: b & 0x10 != 0,
+            fin: b.fin(),
+            syn: b.syn(),
+            rst: b.rst(),
+            psh: b.psh(),
+            ack: b.ack(),
         }
     }
-}
-
-/// Adds `bytes` as big-endian 16-bit words (an odd last byte padded with zero) to the
-/// running sum of the Internet checksum (RFC 1071). Summing 32-bit words and folding later
-/// gives the same ones-complement result, since 2^16 = 1 modulo 0xffff.
-fn sum_be_words(mut sum: u64, bytes: &[u8]) -> u64 {
-    let mut words = bytes.chunks_exact(4);
-    for w in &mut words {
-        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let mut last = [0u8; 4];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    sum + u64::from(u32::from_be_bytes(last))
-}
-
-/// The Internet checksum of a running sum: folded to 16 bits with end-around carry, then
-/// complemented (RFC 793/1071; 0 stays 0, as etherparse writes it for TCP).
-fn internet_checksum(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    // The loop leaves at most 16 bits.
-    !(sum as u16)
 }
 
 /// The fields of one TCP/IPv4 segment the models look at.
@@ -289,216 +161,162 @@ pub struct TcpSeg<'a> {
     pub payload: &'a [u8],
 }
 
-impl TcpSeg<'_> {
+impl<'a> TcpSeg<'a> {
+    #[inline]
+    fn wire(&self) -> Ipv4Segment<'a> {
+        Ipv4Segment {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags.wire(),
+            payload: self.payload,
+        }
+    }
+
+    #[inline]
+    fn from_wire(s: Ipv4Segment<'a>) -> TcpSeg<'a> {
+        TcpSeg {
+            src: s.src,
+            dst: s.dst,
+            sport: s.sport,
+            dport: s.dport,
+            seq: s.seq,
+            ack: s.ack,
+            flags: TcpFlags::from_wire(s.flags),
+            payload: s.payload,
+        }
+    }
+
     /// An Ethernet frame carrying this segment with the MAC addresses left zero (the stack
     /// fills them in once the next hop is resolved).
     pub fn to_unaddressed_frame(&self) -> Vec<u8> {
-        // Headers are written by hand: etherparse's header structs and checksum helpers cost
-        // several hundred instructions a frame, which showed in the simulator's profile.
-        let mut h = [0u8; ETH_HDR + IPV4_HDR + TCP_HDR];
-        h[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        let tcp_len = TCP_HDR + self.payload.len();
-
-        let t = &mut h[ETH_HDR + IPV4_HDR..];
-        t[0..2].copy_from_slice(&self.sport.to_be_bytes());
-        t[2..4].copy_from_slice(&self.dport.to_be_bytes());
-        t[4..8].copy_from_slice(&self.seq.to_be_bytes());
-        if self.flags.ack {
-            t[8..12].copy_from_slice(&self.ack.to_be_bytes());
-        }
-        // Data offset 5 (no options), flags, window 65535; the checksum (16..18) is filled
-        // in below and the urgent pointer (18..20) stays zero.
-        t[12] = 5 << 4;
-        t[13] = self.flags.wire_bits();
-        t[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
-
-        let Ok(total_len) = u16::try_from(IPV4_HDR + tcp_len) else {
-            // Payload over u16::MAX - 40 bytes: like the etherparse code this replaced, no
-            // IPv4 header and a zero TCP checksum (never happens in the models; no panic).
-            let mut f = Vec::with_capacity(ETH_HDR + tcp_len);
-            f.extend_from_slice(&h[..ETH_HDR]);
-            f.extend_from_slice(&h[ETH_HDR + IPV4_HDR..]);
-            f.extend_from_slice(self.payload);
-            return f;
-        };
-
-        let (src, dst) = (self.src.octets(), self.dst.octets());
-        let ip = &mut h[ETH_HDR..ETH_HDR + IPV4_HDR];
-        ip[0] = 0x45; // version 4, IHL 5
-        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
-        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, fragment offset 0
-        ip[8] = 64; // TTL
-        ip[9] = IPPROTO_TCP;
-        ip[12..16].copy_from_slice(&src);
-        ip[16..20].copy_from_slice(&dst);
-        let ip_sum = internet_checksum(sum_be_words(0, ip));
-        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-
-        // Pseudo-header: addresses, zero, protocol, TCP length (fits: it is below total_len).
-        let tcp_len_be = (total_len - IPV4_HDR as u16).to_be_bytes();
-        let mut pseudo = [0u8; 12];
-        pseudo[0..4].copy_from_slice(&src);
-        pseudo[4..8].copy_from_slice(&dst);
-        pseudo[9] = IPPROTO_TCP;
-        pseudo[10..12].copy_from_slice(&tcp_len_be);
-        let t = &mut h[ETH_HDR + IPV4_HDR..];
-        let sum = sum_be_words(sum_be_words(sum_be_words(0, &pseudo), t), self.payload);
-        t[16..18].copy_from_slice(&internet_checksum(sum).to_be_bytes());
-
-        let mut f = Vec::with_capacity(h.len() + self.payload.len());
-        f.extend_from_slice(&h);
-        f.extend_from_slice(self.payload);
-        f
+        self.wire().to_unaddressed_frame()
     }
 
     /// A whole Ethernet frame carrying this segment.
     pub fn to_frame(&self, src: Mac, dst: Mac) -> Vec<u8> {
         let mut f = self.to_unaddressed_frame();
-        f[0..6].copy_from_slice(&dst);
-        f[6..12].copy_from_slice(&src);
+        ethernet::set_macs(&mut f, src, dst);
         f
     }
 }
 
-/// Source and destination of an IPv4 frame, and its protocol number.
+/// Source and destination of an IPv4 frame, and its protocol number (version checked,
+/// nothing else).
 pub fn ipv4_addrs(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8)> {
     if ethertype(frame)? != ETHERTYPE_IPV4 {
         return None;
     }
-    let ip = frame.get(ETH_HDR..ETH_HDR + 20)?;
+    let ip = frame.get(ETH_HDR..ETH_HDR + ipv4::HEADER_LEN)?;
     if ip[0] >> 4 != 4 {
         return None;
     }
-    Some((
-        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-        ip[9],
-    ))
+    Some((ipv4::addr_at(ip, 12), ipv4::addr_at(ip, 16), ip[9]))
 }
 
 /// True when `frame` looks like an IPv4 TCP SYN without ACK (a connection attempt), read
 /// straight from the flags byte; [`parse_tcp`] is the check that validates.
 pub fn is_tcp_syn(frame: &[u8]) -> bool {
-    const SYN: u8 = 0x02;
-    const ACK: u8 = 0x10;
-    if ethertype(frame) != Some(ETHERTYPE_IPV4) || frame.get(ETH_HDR + 9) != Some(&6) {
-        return false;
-    }
-    let Some(ihl) = frame.get(ETH_HDR).map(|b| usize::from(b & 0x0f) * 4) else {
-        return false;
-    };
-    frame
-        .get(ETH_HDR + ihl + 13)
-        .is_some_and(|f| f & (SYN | ACK) == SYN)
+    wtcp::is_ipv4_syn(frame)
 }
 
 /// Read the TCP segment of an IPv4 frame.
 pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
-    match parse_tcp_fast(frame) {
-        Some(r) => r,
-        None => parse_tcp_etherparse(frame),
+    match Ipv4Segment::parse_fast(frame) {
+        Some(s) => Ok(TcpSeg::from_wire(s)),
+        None => parse_tcp_slow(frame),
     }
 }
 
-/// [`parse_tcp`] by direct byte reads for the frames the models exchange: `None` leaves the
-/// frame to [`parse_tcp_etherparse`] (every rejection except a plain non-TCP protocol, and
-/// IPsec AH). The checks are those of etherparse 0.16's `Ipv4Slice::from_slice` and
-/// `TcpSlice::from_slice`; like them, it ignores the fragment fields and reads what follows
-/// the IPv4 header as TCP.
-fn parse_tcp_fast(frame: &[u8]) -> Option<Result<TcpSeg<'_>, PacketError>> {
-    if ethertype(frame)? != ETHERTYPE_IPV4 {
-        return None;
+/// [`parse_tcp`] through `wire`'s header parsers: the frames the fast reader leaves
+/// (failed checks, other protocols, IPsec AH), with the reason.
+fn parse_tcp_slow(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+    let malformed = |e: WireError| PacketError::Malformed(e.to_string());
+    let (eth, rest) = EthernetRepr::parse(frame).map_err(|_| PacketError::Short(frame.len()))?;
+    if eth.ethertype != ETHERTYPE_IPV4 {
+        return Err(PacketError::Unsupported {
+            what: "ethertype",
+            value: eth.ethertype.into(),
+        });
     }
-    let ip = &frame[ETH_HDR..];
-    let ih = ip.get(..IPV4_HDR)?;
-    let ip_hdr_len = usize::from(ih[0] & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([ih[2], ih[3]]));
-    // Version 4, IHL >= 5, header <= total length <= bytes present.
-    if ih[0] >> 4 != 4 || ip_hdr_len < IPV4_HDR || total_len < ip_hdr_len || total_len > ip.len() {
-        return None;
-    }
-    match ih[9] {
-        IPPROTO_TCP => {}
-        IPPROTO_AH => return None,
-        proto => {
-            return Some(Err(PacketError::Unsupported {
-                what: "IP protocol",
-                value: proto.into(),
-            }))
-        }
-    }
-    let tcp = &ip[ip_hdr_len..total_len];
-    let th = tcp.get(..TCP_HDR)?;
-    let tcp_hdr_len = usize::from(th[12] >> 4) * 4;
-    // Data offset >= 5, header <= bytes the IPv4 total length leaves.
-    if tcp_hdr_len < TCP_HDR || tcp_hdr_len > tcp.len() {
-        return None;
-    }
-    let be32 = |i: usize| u32::from_be_bytes([th[i], th[i + 1], th[i + 2], th[i + 3]]);
-    Some(Ok(TcpSeg {
-        src: Ipv4Addr::new(ih[12], ih[13], ih[14], ih[15]),
-        dst: Ipv4Addr::new(ih[16], ih[17], ih[18], ih[19]),
-        sport: u16::from_be_bytes([th[0], th[1]]),
-        dport: u16::from_be_bytes([th[2], th[3]]),
-        seq: be32(4),
-        ack: be32(8),
-        flags: TcpFlags::from_wire(th[13]),
-        payload: &tcp[tcp_hdr_len..],
-    }))
-}
-
-/// [`parse_tcp`] through etherparse: the frames [`parse_tcp_fast`] leaves, and the
-/// reference the tests compare it with.
-fn parse_tcp_etherparse(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
-    match ethertype(frame) {
-        Some(ETHERTYPE_IPV4) => {}
-        Some(t) => {
-            return Err(PacketError::Unsupported {
-                what: "ethertype",
-                value: t.into(),
-            })
-        }
-        None => return Err(PacketError::Short(frame.len())),
-    }
-    let rest = frame
-        .get(ETH_HDR..)
-        .ok_or(PacketError::Short(frame.len()))?;
-    let ip = Ipv4Slice::from_slice(rest).map_err(|e| PacketError::Malformed(e.to_string()))?;
-    let proto = ip.payload_ip_number().0;
-    if proto != 6 {
+    let (ip, payload) = Ipv4Repr::parse(rest).map_err(malformed)?;
+    let (proto, l4) = ipv4::upper_layer(&ip, payload).map_err(malformed)?;
+    if proto != ip_proto::TCP {
         return Err(PacketError::Unsupported {
             what: "IP protocol",
             value: proto.into(),
         });
     }
-    let h = ip.header();
-    let tcp = TcpSlice::from_slice(ip.payload().payload)
-        .map_err(|e| PacketError::Malformed(e.to_string()))?;
+    let (t, payload) = TcpRepr::parse(l4).map_err(malformed)?;
     Ok(TcpSeg {
-        src: h.source_addr(),
-        dst: h.destination_addr(),
-        sport: tcp.source_port(),
-        dport: tcp.destination_port(),
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        flags: TcpFlags {
-            syn: tcp.syn(),
-            ack: tcp.ack(),
-            fin: tcp.fin(),
-            rst: tcp.rst(),
-            psh: tcp.psh(),
-        },
-        payload: tcp.payload(),
+        src: ip.src,
+        dst: ip.dst,
+        sport: t.src_port,
+        dport: t.dst_port,
+        seq: t.seq,
+        ack: t.ack,
+        flags: TcpFlags::from_wire(t.flags),
+        payload,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use etherparse::{Ipv4Slice, TcpSlice};
     use proptest::prelude::*;
 
-    /// The etherparse-based reader `parse_tcp` used before the fast path; it is kept as the
-    /// fallback, so the fast path must agree with it wherever it answers.
+    const IPV4_HDR: usize = ipv4::HEADER_LEN;
+    const IPPROTO_TCP: u8 = lvs_core::wire::ip_proto::TCP;
+
+    /// The etherparse reader `parse_tcp` was before `wire`: the reference the tests hold it to.
+    fn parse_tcp_etherparse(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+        match ethertype(frame) {
+            Some(ETHERTYPE_IPV4) => {}
+            Some(t) => {
+                return Err(PacketError::Unsupported {
+                    what: "ethertype",
+                    value: t.into(),
+                })
+            }
+            None => return Err(PacketError::Short(frame.len())),
+        }
+        let rest = frame
+            .get(ETH_HDR..)
+            .ok_or(PacketError::Short(frame.len()))?;
+        let ip = Ipv4Slice::from_slice(rest).map_err(|e| PacketError::Malformed(e.to_string()))?;
+        let proto = ip.payload_ip_number().0;
+        if proto != 6 {
+            return Err(PacketError::Unsupported {
+                what: "IP protocol",
+                value: proto.into(),
+            });
+        }
+        let h = ip.header();
+        let tcp = TcpSlice::from_slice(ip.payload().payload)
+            .map_err(|e| PacketError::Malformed(e.to_string()))?;
+        Ok(TcpSeg {
+            src: h.source_addr(),
+            dst: h.destination_addr(),
+            sport: tcp.source_port(),
+            dport: tcp.destination_port(),
+            seq: tcp.sequence_number(),
+            ack: tcp.acknowledgment_number(),
+            flags: TcpFlags {
+                syn: tcp.syn(),
+                ack: tcp.ack(),
+                fin: tcp.fin(),
+                rst: tcp.rst(),
+                psh: tcp.psh(),
+            },
+            payload: tcp.payload(),
+        })
+    }
+
+    /// The reference `parse_tcp` must agree with wherever it answers.
     fn parse_tcp_reference(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
         parse_tcp_etherparse(frame)
     }
@@ -657,10 +475,10 @@ mod tests {
     fn arp_round_trips_and_rejects_short() {
         let a = Arp::gratuitous([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1));
         let f = a.to_frame([2, 0, 0, 0, 0, 1], BROADCAST);
-        assert_eq!(f.len(), ETH_HDR + Arp::LEN);
-        assert_eq!(Arp::parse_frame(&f), Ok(a));
+        assert_eq!(f.len(), ETH_HDR + lvs_core::wire::arp::LEN);
+        assert_eq!(parse_arp(&f), Ok(a));
         assert!(a.is_gratuitous());
-        assert_eq!(Arp::parse_frame(&f[..20]), Err(PacketError::Short(20)));
+        assert_eq!(parse_arp(&f[..20]), Err(PacketError::Short(20)));
     }
 
     #[test]

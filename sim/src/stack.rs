@@ -62,10 +62,7 @@ impl Iface {
 
 /// Fill in a frame's Ethernet addresses.
 fn address(frame: &mut [u8], src: Mac, dst: Mac) {
-    if let Some(h) = frame.get_mut(0..12) {
-        h[0..6].copy_from_slice(&dst);
-        h[6..12].copy_from_slice(&src);
-    }
+    lvs_core::wire::ethernet::set_macs(frame, src, dst);
 }
 
 /// The netmask of a prefix length (at most 32).
@@ -300,7 +297,7 @@ impl Stack {
         let rx = self.classify(iface, frame);
         match rx {
             Rx::Arp => {
-                if let Ok(arp) = Arp::parse_frame(frame) {
+                if let Ok(arp) = packet::parse_arp(frame) {
                     self.receive_arp(now, iface, &arp, fx);
                 }
             }
@@ -633,7 +630,7 @@ mod tests {
         let mut fx = Fx::default();
         s.route(Instant::ZERO, None, ip(9), vec![0x45; 34], &mut fx);
         assert_eq!(fx.tx.len(), 1, "one ARP request");
-        let req = Arp::parse_frame(&fx.tx[0].1).unwrap();
+        let req = packet::parse_arp(&fx.tx[0].1).unwrap();
         assert_eq!((req.op, req.spa, req.tpa), (ArpOp::Request, ip(1), ip(9)));
         fx.tx.clear();
         let reply = Arp {

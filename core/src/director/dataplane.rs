@@ -114,7 +114,7 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
         tha: [0; 6],
         tpa: target,
     }
-    .frame(mac, ethernet::BROADCAST)
+    .to_frame(mac, ethernet::BROADCAST)
 }
 
 /// The IPVS verdict turned into what to put on the wire.

@@ -126,13 +126,13 @@ impl From<&ArpPacket> for ArpRepr {
 
 /// Encode an ARP message in an Ethernet frame (42 bytes, unpadded as the sender hands it to the NIC).
 pub fn encode_arp(src_mac: [u8; 6], dst_mac: [u8; 6], arp: &ArpPacket) -> Vec<u8> {
-    ArpRepr::from(arp).frame(src_mac, dst_mac)
+    ArpRepr::from(arp).to_frame(src_mac, dst_mac)
 }
 
 /// The gratuitous ARP keepalived sends for a virtual IPv4 address: a broadcast who-has for the
 /// address itself, sender and target IP both the VIP, target MAC the broadcast address.
 pub fn gratuitous_arp(src_mac: [u8; 6], vip: Ipv4Addr) -> Vec<u8> {
-    ArpRepr::gratuitous(src_mac, vip).frame(src_mac, BROADCAST_MAC)
+    ArpRepr::gratuitous(src_mac, vip).to_frame(src_mac, BROADCAST_MAC)
 }
 
 /// `Truncated` for `layer` from a wire error, keeping its counts.

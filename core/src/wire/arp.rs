@@ -62,6 +62,9 @@ pub enum ArpParseError {
 }
 
 impl ArpRepr {
+    /// Length of the message.
+    pub const LEN: usize = LEN;
+
     /// A gratuitous ARP as keepalived sends it: a request with sender = target address and
     /// the broadcast address as target MAC.
     pub fn gratuitous(mac: Mac, ip: Ipv4Addr) -> ArpRepr {
@@ -139,7 +142,7 @@ impl ArpRepr {
     }
 
     /// A whole Ethernet frame (42 bytes, unpadded) carrying this message from `src` to `dst`.
-    pub fn frame(&self, src: Mac, dst: Mac) -> Vec<u8> {
+    pub fn to_frame(&self, src: Mac, dst: Mac) -> Vec<u8> {
         let mut f = [0u8; super::ethernet::HEADER_LEN + LEN];
         let eth = super::ethernet::EthernetRepr {
             dst,
@@ -178,7 +181,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips_and_has_the_rfc826_layout(a in arb(), src: Mac, dst: Mac) {
-            let f = a.frame(src, dst);
+            let f = a.to_frame(src, dst);
             let (back, pad) = ArpRepr::parse(&f[14..]).unwrap();
             prop_assert_eq!(back, a);
             prop_assert!(pad.is_empty());

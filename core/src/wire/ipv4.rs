@@ -119,7 +119,7 @@ impl Ipv4Repr {
 
 /// `b[at..at + 4]` as an address (the caller checked the length).
 #[inline(always)]
-pub(crate) fn addr_at(b: &[u8], at: usize) -> Ipv4Addr {
+pub fn addr_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }
 
