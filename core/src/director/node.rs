@@ -842,7 +842,6 @@ impl Director {
                 argv,
                 event,
             } => {
-                self.log(LogSource::Healthcheckers, format!("Executing [{command}]"));
                 self.out.push_back(Output::Notify(Notification {
                     cause: NotifyCause::Checker(event),
                     scripts: vec![ScriptExec {

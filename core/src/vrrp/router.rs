@@ -194,17 +194,6 @@ pub struct VrrpRouter {
     timer_seq: u64,
 }
 
-/// keepalived's name for a state in logs and notify scripts.
-pub fn state_name(s: VrrpState) -> &'static str {
-    match s {
-        VrrpState::Init => "INIT",
-        VrrpState::Backup => "BACKUP",
-        VrrpState::Master => "MASTER",
-        VrrpState::Fault => "FAULT",
-        VrrpState::Stop => "STOP",
-    }
-}
-
 fn state_num(s: VrrpState) -> u8 {
     match s {
         VrrpState::Init => 0,
@@ -1795,7 +1784,7 @@ fn notify_scripts(n: &NotifyScripts, change: &StateChange) -> Vec<NotifyScript> 
     if let Some(c) = &n.generic {
         let state = match change.state {
             VrrpState::Init => "{UNKNOWN}",
-            s => state_name(s),
+            s => s.as_str(),
         };
         v.push(NotifyScript {
             command: c.clone(),
