@@ -86,6 +86,9 @@ fn without_garp_the_vip_moves_only_when_the_cache_entry_expires() {
         gw_arp_timeout: Duration::from_secs(20),
         ..Opts::default()
     });
+    // The dead director's addresses go with it here, so only d2 can answer the re-ARP (with
+    // Linux's default they stay: see the next test).
+    w.sim.set_keep_vips_on_kill(w.d1, false);
     w.sim.schedule(Instant::from_secs(5), Fault::Kill(w.d1));
     w.sim.run_until(Instant::from_secs(15));
     assert_eq!(
@@ -98,6 +101,28 @@ fn without_garp_the_vip_moves_only_when_the_cache_entry_expires() {
     w.sim.run_until(Instant::from_secs(40));
     assert_eq!(gw_vip_mac(&w), Some(D2_MAC), "re-resolved after expiry");
     assert!(w.sim.metrics().failover_time().unwrap() > Duration::from_secs(10));
+}
+
+// SIGKILL leaves the VIP configured (scenarios/reference/keepalived-2.2-sigkill.log), so the
+// dead master's kernel still answers ARP for it: when the gateway's entry expires both
+// directors answer its request, and here the dead one's reply is the first to arrive, so the
+// gateway goes on sending the VIP's traffic to a host that forwards nothing.
+#[test]
+fn a_killed_masters_leftover_vip_still_answers_arp() {
+    let mut d2 = FakeCfg::new(D2_MAC, Some(Instant::from_secs(6)));
+    d2.garp = false;
+    let mut w = world(Opts {
+        d2,
+        gw_arp_timeout: Duration::from_secs(20),
+        ..Opts::default()
+    });
+    w.sim.schedule(Instant::from_secs(5), Fault::Kill(w.d1));
+    w.sim.run_until(Instant::from_secs(40));
+    assert_eq!(w.sim.vip_holders(VIP), vec![w.d1, w.d2]);
+    assert_eq!(gw_vip_mac(&w), Some(D1_MAC), "re-resolved to the leftover");
+    let failed = w.sim.metrics().requests_failed;
+    w.sim.run_until(Instant::from_secs(45));
+    assert!(w.sim.metrics().requests_failed > failed, "still failing");
 }
 
 #[test]

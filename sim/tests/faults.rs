@@ -169,7 +169,8 @@ fn kill_drops_state_and_restart_builds_a_fresh_director() {
         0,
         "SIGKILL gives no chance to clean up"
     );
-    assert!(w.sim.vip_holders(VIP).is_empty());
+    // The address outlives the process, as on Linux; nobody is MASTER.
+    assert_eq!(w.sim.vip_holders(VIP), vec![w.d1]);
     assert!(w.sim.masters("VI_1").is_empty());
     w.sim.schedule(s(4), Fault::Restart(w.d1));
     w.sim.run_until(s(6));

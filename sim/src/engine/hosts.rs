@@ -285,11 +285,15 @@ impl Sim {
         d.paused = false;
         d.queued.clear();
         let keep = d.keep_vips_on_kill;
+        let vips: Vec<Ipv4Addr> = self.hosts[host].stack.vips().collect();
+        // Nobody claims the addresses any more; with `keep` (Linux) they stay configured, so
+        // the host's kernel still answers ARP for them until the next start removes them.
+        for v in &vips {
+            self.inv.vip(HostId(host), *v, false);
+        }
         if !keep {
-            let vips: Vec<Ipv4Addr> = self.hosts[host].stack.vips().collect();
             self.hosts[host].stack.clear_vips();
             for v in vips {
-                self.inv.vip(HostId(host), v, false);
                 self.trace_push(
                     host,
                     TraceEvent::DelVip {

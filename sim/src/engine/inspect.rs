@@ -219,8 +219,9 @@ impl Sim {
         }
     }
 
-    /// Keep VIPs on the interfaces when the director is SIGKILLed (Linux keeps addresses;
-    /// the default drops them with the process so a dead node cannot keep a VIP).
+    /// Keep VIPs on the interfaces when the director is SIGKILLed. The default, as on Linux
+    /// (`scenarios/reference/keepalived-2.2-sigkill.log`): the addresses outlive keepalived
+    /// and the next start removes them; `false` drops them with the process.
     pub fn set_keep_vips_on_kill(&mut self, host: HostId, keep: bool) {
         if let Some(Model::Director(d)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
             d.keep_vips_on_kill = keep;

@@ -12,8 +12,12 @@
 //!   address (what an AF_PACKET socket sees), after the kernel stack has answered ARP for
 //!   the host's addresses and VIPs. Traffic for a VIP the director does not hold is still
 //!   handed over: deciding not to forward it is the director's job.
-//! - SIGKILL drops the process and, by default, its VIPs (see `set_keep_vips_on_kill` for
-//!   Linux's behaviour, where addresses outlive keepalived). SIGTERM hands `Admin::Stop`
+//! - SIGKILL drops the process; its VIPs stay configured, as on Linux (the kernel answers
+//!   ARP for them; the next start removes them at init, `(NAME) removing VIPs.`), but no
+//!   longer count as held for the invariants (no live keepalived claims them). The kernel's
+//!   IPVS rules would keep forwarding what reaches such a host; the simulated director's
+//!   data plane dies with the process, so traffic to a leftover VIP is dropped there.
+//!   `set_keep_vips_on_kill(host, false)` drops the VIPs with the process. SIGTERM hands `Admin::Stop`
 //!   to the process, executes what it outputs, then drops it; a stop of a paused process
 //!   acts at once. A pause keeps the kernel running (ARP still answered).
 //! - Clock drift applies to director processes; other models run on simulator time.

@@ -85,7 +85,7 @@ impl Sim {
             gen: 0,
             wake: None,
             scripts: BTreeMap::new(),
-            keep_vips_on_kill: false,
+            keep_vips_on_kill: true,
             clock: Clock::default(),
             iface_names: ifaces
                 .iter()
