@@ -12,44 +12,11 @@
 # started, namespaces removed on exit.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-seed="$here/../seed"
 work="$(mktemp -d /tmp/lvsd-scen-capture.XXXXXX)"
 out="${1:-$here/keepalived-2.2-walkthrough.log}"
 NS=(lvsd-scen-sw lvsd-scen-d1 lvsd-scen-d2)
-PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 1
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    for ns in "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-t0=$(date +%s)
-mark() { printf '%s +%03ds ==== %s\n' "$(date '+%H:%M:%S')" "$(( $(date +%s) - t0 ))" "$*" | tee -a "$work/timeline"; }
-
-map() { sed -e 's/\b192\.168\.22\.\([0-9]\+\)\b/198.18.0.\1/g' -e 's/\b223\.202\.22\.\([0-9]\+\)\b/198.18.2.\1/g' "$1"; }
-map "$seed/keepalived.conf.master" > "$work/master.conf"
-map "$seed/keepalived.conf.backup" > "$work/backup.conf"
-
-for ns in "${NS[@]}"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n lvsd-scen-sw link add br-wan type bridge
-ip -n lvsd-scen-sw link add br-lan type bridge
-ip -n lvsd-scen-sw link set br-wan up
-ip -n lvsd-scen-sw link set br-lan up
-plug() { # host-ns iface bridge address
-    local peer="${1#lvsd-scen-}-$2"
-    ip -n lvsd-scen-sw link add "$peer" type veth peer name "$2" netns "$1"
-    ip -n lvsd-scen-sw link set "$peer" master "$3" up
-    ip -n "$1" addr add "$4" dev "$2"
-    ip -n "$1" link set "$2" up
-}
-plug lvsd-scen-d1 eth0 br-wan 198.18.2.114/24
-plug lvsd-scen-d1 eth1 br-lan 198.18.0.114/24
-plug lvsd-scen-d2 eth0 br-wan 198.18.2.115/24
-plug lvsd-scen-d2 eth1 br-lan 198.18.0.115/24
+source "$here/seed-netns.sh"
 
 ka() { # ns conf tag -> starts keepalived in the foreground, prints its pid
     ip netns exec "$1" keepalived -P -n -l -D -R -f "$work/$2.conf" \

@@ -245,6 +245,16 @@ pub enum Problem {
     /// A one-way partition with other than two groups.
     #[error("a one-way partition needs exactly two groups: [from, to]")]
     OneWayGroups,
+    /// A script the director's keepalived.conf does not run.
+    #[error("{host:?}'s keepalived.conf runs no script {script:?} (its scripts: {known})")]
+    UnknownScript {
+        /// The director.
+        host: String,
+        /// The command line asked for.
+        script: String,
+        /// The scripts it does run, comma-separated (or "none").
+        known: String,
+    },
     /// One host in two partition groups.
     #[error("host {host:?} is in more than one group")]
     HostInTwoGroups {

@@ -377,6 +377,16 @@ pub enum FaultAction {
         /// Drift in parts per million.
         ppm: f64,
     },
+    /// From now on a script the director runs (a `vrrp_script`'s `script` or a MISC_CHECK's
+    /// `misc_path`, as its keepalived.conf writes it) exits with `exit`.
+    ScriptResult {
+        /// A director.
+        host: HostId,
+        /// The command line, as configured.
+        script: String,
+        /// Its exit status.
+        exit: u8,
+    },
 }
 
 /// Where a link fault applies.

@@ -129,6 +129,7 @@ pub(crate) enum RawFaultKind {
     ServiceStop,
     ServiceStart,
     ClockDrift,
+    ScriptResult,
 }
 
 impl RawFaultKind {
@@ -149,6 +150,7 @@ impl RawFaultKind {
             RawFaultKind::ServiceStop => "service_stop",
             RawFaultKind::ServiceStart => "service_start",
             RawFaultKind::ClockDrift => "clock_drift",
+            RawFaultKind::ScriptResult => "script_result",
         }
     }
 }
@@ -170,6 +172,8 @@ pub(crate) struct RawFault {
     pub one_way: Option<S<bool>>,
     pub port: Option<S<u16>>,
     pub ppm: Option<S<f64>>,
+    pub script: Option<S<String>>,
+    pub exit: Option<S<i64>>,
 }
 
 /// `[[snapshot]]`.

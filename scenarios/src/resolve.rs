@@ -69,6 +69,29 @@ struct HostIndex<'r> {
     roles: Vec<RawRole>,
     ifaces: Vec<Vec<&'r str>>,
     ports: Vec<Vec<u16>>,
+    /// Per director, the scripts its keepalived.conf runs: `vrrp_script` `script` lines and
+    /// MISC_CHECK `misc_path`s, as written.
+    scripts: Vec<Vec<String>>,
+}
+
+/// The scripts a keepalived.conf runs (`vrrp_script` `script` lines, MISC_CHECK `misc_path`s),
+/// as written; a config that does not parse runs none (the director reports why at start).
+fn scripts_of(conf: &KeepalivedConf) -> Vec<String> {
+    let file = conf.file_name.display().to_string();
+    let Some(c) = lvs_core::config::parse_str(&file, &conf.text).config else {
+        return Vec::new();
+    };
+    let vrrp = c
+        .vrrp_scripts
+        .iter()
+        .filter_map(|s| s.script.as_ref().map(|x| x.value.clone()));
+    let misc = c
+        .virtual_servers
+        .iter()
+        .flat_map(|v| &v.real_servers)
+        .flat_map(|r| &r.checkers)
+        .filter_map(|k| k.misc_path.as_ref().map(|x| x.value.clone()));
+    vrrp.chain(misc).collect()
 }
 
 impl HostIndex<'_> {
@@ -189,6 +212,13 @@ impl Cx<'_> {
                 .iter()
                 .map(|h| match &h.role {
                     Role::RealServer(rs) => rs.services.iter().map(|s| s.port).collect(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+            scripts: hosts
+                .iter()
+                .map(|h| match &h.role {
+                    Role::Director(d) => scripts_of(&d.keepalived_conf),
                     _ => Vec::new(),
                 })
                 .collect(),
@@ -832,8 +862,9 @@ impl Cx<'_> {
             K::Heal => &[],
             K::ServiceStop | K::ServiceStart => &["host", "port"],
             K::ClockDrift => &["host", "ppm"],
+            K::ScriptResult => &["host", "script", "exit"],
         };
-        let present: [(&str, Option<Range<usize>>); 10] = [
+        let present: [(&str, Option<Range<usize>>); 12] = [
             ("host", f.host.as_ref().map(S::span)),
             ("iface", f.iface.as_ref().map(S::span)),
             ("segment", f.segment.as_ref().map(S::span)),
@@ -844,6 +875,8 @@ impl Cx<'_> {
             ("one_way", f.one_way.as_ref().map(S::span)),
             ("port", f.port.as_ref().map(S::span)),
             ("ppm", f.ppm.as_ref().map(S::span)),
+            ("script", f.script.as_ref().map(S::span)),
+            ("exit", f.exit.as_ref().map(S::span)),
         ];
         for (k, span) in present {
             if let Some(span) = span {
@@ -1065,6 +1098,44 @@ impl Cx<'_> {
                     ));
                 }
                 FaultAction::ClockDrift { host, ppm }
+            }
+            K::ScriptResult => {
+                let h = f.host.as_ref().ok_or_else(|| need("host"))?;
+                let host =
+                    self.host_of_role(h, &key("host"), ix, &[RawRole::Director], "director")?;
+                let sc = f.script.as_ref().ok_or_else(|| need("script"))?;
+                let known = &ix.scripts[host.0];
+                if !known.contains(sc.get_ref()) {
+                    return Err(self.err(
+                        sc.span(),
+                        key("script"),
+                        Problem::UnknownScript {
+                            host: h.get_ref().clone(),
+                            script: sc.get_ref().clone(),
+                            known: if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            },
+                        },
+                    ));
+                }
+                let e = f.exit.as_ref().ok_or_else(|| need("exit"))?;
+                let exit = u8::try_from(*e.get_ref()).map_err(|_| {
+                    self.err(
+                        e.span(),
+                        key("exit"),
+                        Problem::OutOfRange {
+                            value: e.get_ref().to_string(),
+                            range: "0 to 255",
+                        },
+                    )
+                })?;
+                FaultAction::ScriptResult {
+                    host,
+                    script: sc.get_ref().clone(),
+                    exit,
+                }
             }
         };
         Ok(Fault { at, action })

@@ -390,6 +390,11 @@ fn map_fault(s: &Scenario, a: &FaultAction, links: &mut Links) -> Vec<SimFault> 
             host: sim_host(*host),
             ppm: ppm.round() as i64,
         }],
+        FaultAction::ScriptResult { host, script, exit } => vec![SimFault::ScriptExit {
+            host: sim_host(*host),
+            command: script.clone(),
+            status: Some(i32::from(*exit)),
+        }],
     }
 }
 

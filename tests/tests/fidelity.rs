@@ -85,13 +85,31 @@ fn load_capture(name: &str) -> Capture {
     Capture { marks, logs }
 }
 
-/// The VRRP lines compared: instance and sync-group lines, without the per-packet GARP ones
-/// (which start "Sending gratuitous ARP") and without the config warnings keepalived's VRRP
-/// child prints at start-up ("(FILE: Line N) ..." / "(Line N) ..."), which the simulated log
-/// does not carry yet.
+/// The instance, sync group or script a VRRP line is about ("(WAN) ...",
+/// "VRRP_Group(VGM) ...", "VRRP_Script(chk) ..." / "Script `chk` now returning 1"), or `None`
+/// for the lines not compared: keepalived's start-up preamble, the per-packet "Sending
+/// gratuitous ARP on ..." lines, and the config warnings its VRRP child prints at start-up
+/// ("(FILE: Line N) ..." / "(Line N) ..."), which the simulated log does not carry yet.
+fn subject(text: &str) -> Option<String> {
+    let inside = |rest: &str, close: char| rest.split(close).next().map(str::to_string);
+    if let Some(rest) = text.strip_prefix("VRRP_Group(") {
+        return inside(rest, ')').map(|g| format!("group {g}"));
+    }
+    if let Some(rest) = text.strip_prefix("VRRP_Script(") {
+        return inside(rest, ')').map(|g| format!("script {g}"));
+    }
+    if let Some(rest) = text.strip_prefix("Script `") {
+        return inside(rest, '`').map(|g| format!("script {g}"));
+    }
+    let rest = text.strip_prefix('(')?;
+    if rest.starts_with('/') || rest.starts_with("Line ") {
+        return None;
+    }
+    inside(rest, ')')
+}
+
 fn is_vrrp_line(text: &str) -> bool {
-    (text.starts_with('(') && !text.starts_with("(/") && !text.starts_with("(Line "))
-        || text.starts_with("VRRP_Group(")
+    subject(text).is_some()
 }
 
 fn recorded(c: &Capture, host: &str, from: u64, to: u64) -> Vec<(u64, String)> {
@@ -118,15 +136,16 @@ fn simulated(r: &RunRecord, host: &str, from: Duration, to: Duration) -> Vec<(Du
         .collect()
 }
 
-/// The same lines in the same order per instance or sync group ("(WAN) ...", "(LAN) ...",
-/// "VRRP_Group(VGM) ..."): lines of two instances stamped with the same moment interleave by
-/// microseconds, which neither the capture's whole-second stamps nor the scenario pin down.
+/// The same lines in the same order per instance, sync group or script: lines about two of
+/// them stamped with the same moment interleave by microseconds, which neither the capture's
+/// whole-second stamps nor the scenario pin down.
 fn assert_same_lines(real: &[(u64, String)], sim: &[(Duration, String)]) {
-    let key = |l: &str| l.split(')').next().unwrap_or("").to_string();
     let streams = |lines: Vec<&String>| {
         let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for l in lines {
-            m.entry(key(l)).or_default().push(l.clone());
+            m.entry(subject(l).unwrap_or_default())
+                .or_default()
+                .push(l.clone());
         }
         m
     };
@@ -134,6 +153,19 @@ fn assert_same_lines(real: &[(u64, String)], sim: &[(Duration, String)]) {
         streams(sim.iter().map(|(_, l)| l).collect()),
         streams(real.iter().map(|(_, l)| l).collect())
     );
+}
+
+/// Within a second of each other (the capture's stamps are whole seconds).
+fn close(sim: Duration, real: u64, what: &str) {
+    let d = sim.as_secs_f64() - real as f64;
+    assert!(
+        (-1.0..=1.0).contains(&d),
+        "{what}: simulated {sim:?}, recorded {real} s"
+    );
+}
+
+fn load_scenario(name: &str) -> Scenario {
+    Scenario::load(root().join("scenarios/fidelity").join(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn mark(c: &Capture, label: &str) -> u64 {
@@ -176,8 +208,7 @@ fn vip_events(r: &RunRecord, host: &str, from: Duration, to: Duration) -> Vec<(S
 #[test]
 fn sigkill_then_restart_matches_keepalived() {
     let c = load_capture("keepalived-2.2-sigkill.log");
-    let s = Scenario::load(root().join("scenarios/fidelity/sigkill-restart.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = load_scenario("sigkill-restart.toml");
     let r = observe(&s, &RunOptions::default()).unwrap();
     let kill = mark(&c, "SIGKILL");
     let restart = mark(&c, "restart");
@@ -217,14 +248,6 @@ fn sigkill_then_restart_matches_keepalived() {
     );
 
     // The moments: the backup's takeover after the kill, the master's after its restart.
-    let close = |sim: Duration, real: u64, what: &str| {
-        let d = sim.as_secs_f64() - real as f64;
-        // The capture's stamps are whole seconds.
-        assert!(
-            (-1.0..=1.0).contains(&d),
-            "{what}: simulated {sim:?}, recorded {real} s"
-        );
-    };
     let r2 = recorded(&c, "director2", 0, end);
     let s2 = simulated(&r, "director2", Duration::ZERO, end_t);
     close(
@@ -239,4 +262,43 @@ fn sigkill_then_restart_matches_keepalived() {
         first(&r1, "(WAN) Entering MASTER STATE"),
         "restarted master takes over",
     );
+}
+
+// capture-track-script.sh: director1's tracked vrrp_script fails from 15 s to 30 s.
+#[test]
+fn tracked_script_weight_drives_failover_as_keepalived() {
+    let c = load_capture("keepalived-2.2-track-script.log");
+    let s = load_scenario("track-script.toml");
+    let fail = mark(&c, "chk_web starts failing");
+    let ok = mark(&c, "chk_web succeeds again");
+    let end = mark(&c, "end");
+    assert_eq!(
+        (Duration::from_secs(fail), Duration::from_secs(ok)),
+        (s.faults[0].at, s.faults[1].at),
+        "the scenario's faults are the capture's"
+    );
+    let r = observe(&s, &RunOptions::default()).unwrap();
+    let end_t = Duration::from_secs(end);
+    for host in ["director1", "director2"] {
+        let real = recorded(&c, host, 0, end);
+        let sim = simulated(&r, host, Duration::ZERO, end_t);
+        assert_same_lines(&real, &sim);
+    }
+    let at = |host: &str, from: u64, text: &str| {
+        let real = recorded(&c, host, from, end);
+        let sim = simulated(&r, host, Duration::from_secs(from), end_t);
+        close(first_sim(&sim, text), first(&real, text), text);
+    };
+    at(
+        "director1",
+        fail,
+        "(VI_1) Changing effective priority from 100 to 40",
+    );
+    at("director2", fail, "(VI_1) Entering MASTER STATE");
+    at(
+        "director1",
+        ok,
+        "(VI_1) Changing effective priority from 40 to 100",
+    );
+    at("director1", ok, "(VI_1) Entering MASTER STATE");
 }

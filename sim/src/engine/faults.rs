@@ -58,6 +58,14 @@ impl Sim {
                 )
             }
             Fault::ClockDrift { host, ppm } => format!("clock drift {} {ppm} ppm", n(host)),
+            Fault::ScriptExit {
+                host,
+                command,
+                status,
+            } => match status {
+                Some(code) => format!("script {} {command:?} exits {code}", n(host)),
+                None => format!("script {} {command:?} killed", n(host)),
+            },
         }
     }
 
@@ -83,7 +91,8 @@ impl Sim {
             | Fault::Link { host, .. }
             | Fault::LinkParams { host, .. }
             | Fault::Service { host, .. }
-            | Fault::ClockDrift { host, .. } => host.0,
+            | Fault::ClockDrift { host, .. }
+            | Fault::ScriptExit { host, .. } => host.0,
             Fault::Partition { .. } | Fault::Heal => usize::MAX,
         };
         self.trace_push(host_of, TraceEvent::Fault { fault: fault_text });
@@ -213,6 +222,11 @@ impl Sim {
                     self.drain(host.0);
                 }
             }
+            Fault::ScriptExit {
+                host,
+                command,
+                status,
+            } => self.set_script_exit(host, &command, status),
         }
     }
 

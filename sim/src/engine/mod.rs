@@ -157,6 +157,16 @@ pub enum Fault {
         /// Parts per million (100_000 = 10 % fast).
         ppm: i64,
     },
+    /// A script the director runs (`vrrp_script` or MISC_CHECK) exits with `status` from now
+    /// on (`None`: killed by a signal).
+    ScriptExit {
+        /// The director's host.
+        host: HostId,
+        /// The command line, as configured.
+        command: String,
+        /// Exit status.
+        status: Option<i32>,
+    },
 }
 
 pub(super) struct ProbeDone {
