@@ -18,6 +18,9 @@ pub struct Args {
     /// Print the typed model as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Treat warnings as errors: exit 1 (and print no rules) when there is any diagnostic.
+    #[arg(long)]
+    pub strict: bool,
     /// The id `@ID` lines are matched against (like `keepalived -i`); default: the short host name.
     #[arg(short = 'i', long = "config-id", value_name = "ID")]
     pub config_id: Option<String>,
@@ -51,7 +54,8 @@ impl Loader for FsLoader {
     }
 }
 
-/// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors.
+/// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors
+/// (or on warnings with `--strict`).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // keepalived's default config id is the host name up to its first dot.
     let config_id = args.config_id.clone().or_else(|| {
@@ -75,6 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some(cfg) = parsed.config else {
         return Ok(ExitCode::from(1));
     };
+    // keepalived carries on after what it only logs; --strict is the opt-in stricter verdict.
+    if args.strict && warnings > 0 {
+        writeln!(stderr, "{}: warnings are errors with --strict", args.file)?;
+        return Ok(ExitCode::from(1));
+    }
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &cfg)?;

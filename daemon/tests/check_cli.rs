@@ -150,7 +150,7 @@ fn errors_exit_1_and_print_no_rules() {
         .unwrap_or_default();
     std::fs::write(
         dir.join("conf.d/a.conf"),
-        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 300\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
+        "vrrp_instance A {\n interface eth0\n priority 254\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n",
     )
     .unwrap_or_default();
     let file = main.to_string_lossy().into_owned();
@@ -160,10 +160,10 @@ fn errors_exit_1_and_print_no_rules() {
     let a = dir.join("conf.d/a.conf").to_string_lossy().into_owned();
     // The main file's diagnostics come first, then the included file's.
     let main_warning = format!(
-        "{file}:2:16: warning: virtual server has no forwarding method set (lb_kind/lvs_method), using NAT\n"
+        "{file}:2:16: warning: Virtual server [10.0.0.1]:tcp:80: no forwarding method set, setting default NAT\n"
     );
     let include_error = format!(
-        "{a}:4:11: error: priority '300' out of range: must be between 1 and 255\n     priority 300\n              ^^^\n"
+        "{a}:1:15: error: (A) the virtual router id must be set\n    vrrp_instance A {{\n                  ^\n"
     );
     assert!(stderr.starts_with(&main_warning), "{stderr}");
     assert!(stderr.contains(&include_error), "{stderr}");
@@ -226,4 +226,69 @@ fn missing_file() {
             .starts_with("fixtures/no/such.conf:0:0: error: cannot read config file: No such file"),
         "{stderr}"
     );
+}
+
+/// What keepalived only logs is a warning (exit 0) and the IPVS rules carry keepalived's
+/// default: no persistence for a timeout outside [1, 2678400], wlc and NAT for an unknown
+/// scheduler and method (fixtures/keepalived-t/persistence-timeout.txt, unknown-sched.txt).
+#[test]
+fn skipped_values_show_in_ipvsadm() {
+    let (code, stdout, stderr) = check(&[
+        "-f",
+        "fixtures/keepalived-t/persistence-timeout.conf",
+        "--ipvsadm",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("persistence-timeout.conf:13:25: warning: number '2678401' outside range [1, 2678400]\n"), "{stderr}");
+    assert!(!stdout.contains("2678401"), "{stdout}");
+    let persistent: Vec<&str> = stdout.lines().filter(|l| l.contains(" -p ")).collect();
+    assert_eq!(persistent, vec!["-A -t 10.0.0.1:82 -s rr -p 2678400"]);
+    let (code, stdout, stderr) = check(&[
+        "-f",
+        "fixtures/keepalived-t/unknown-sched.conf",
+        "--ipvsadm",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(
+            "unknown-sched.conf:3:13: warning: Invalid lvs_scheduler 'conhash' - ignoring\n"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout,
+        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n-A -t 10.0.0.1:81 -s rr\n-a -t 10.0.0.1:81 -r 10.0.0.2:81 -g -w 1\n"
+    );
+}
+
+/// `--strict` turns warnings into a failing verdict; a clean config still passes.
+#[test]
+fn strict_fails_on_warnings() {
+    let file = "fixtures/keepalived-t/unknown-sched.conf";
+    let (code, stdout, stderr) = check(&["-f", file, "--ipvsadm", "--strict"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!(
+            "{file}: 0 error(s), 5 warning(s)\n{file}: warnings are errors with --strict\n"
+        )),
+        "{stderr}"
+    );
+    let dir = std::env::temp_dir().join(format!("lvsd-check-strict-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let clean = dir.join("clean.conf");
+    std::fs::write(
+        &clean,
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.0.2 80 {\n }\n}\n",
+    )
+    .unwrap_or_default();
+    let clean = clean.to_string_lossy().into_owned();
+    let (code, stdout, _) = check(&["-f", &clean, "--ipvsadm", "--strict"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            0,
+            "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 1\n"
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -443,8 +443,9 @@ pub struct Url {
     pub path: Option<Spanned<String>>,
     /// `digest` (MD5 hex of the body).
     pub digest: Option<Spanned<String>>,
-    /// `status_code` (default: any 2xx).
-    pub status_code: Option<Spanned<u16>>,
+    /// `status_code` values and `LOW-HIGH` ranges (inclusive), from every `status_code` line;
+    /// none: keepalived's default 200-299.
+    pub status_codes: Vec<Spanned<(u16, u16)>>,
 }
 
 /// A checker block inside `real_server`.

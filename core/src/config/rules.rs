@@ -13,6 +13,9 @@ pub const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
 /// keepalived's persistence timeout when none is given (`IPVS_SVC_PERSISTENT_TIMEOUT`, seconds).
 pub const DEFAULT_PERSISTENCE_TIMEOUT: u32 = 360;
 
+/// The longest persistence timeout keepalived accepts (`LVS_MAX_TIMEOUT`, 31 days in seconds).
+pub const MAX_PERSISTENCE_TIMEOUT: u32 = 86400 * 31;
+
 /// The IPVS forwarding method of an `lb_kind`.
 pub fn fwd(kind: LbKind) -> FwdMethod {
     match kind {

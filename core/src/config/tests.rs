@@ -50,6 +50,15 @@ fn rendered(p: &Parsed) -> Vec<String> {
     p.diagnostics.iter().map(Diagnostic::render).collect()
 }
 
+fn warnings(text: &str) -> Vec<String> {
+    let p = parse_str("t.conf", text);
+    p.diagnostics
+        .iter()
+        .filter(|d| !d.is_error())
+        .map(Diagnostic::render)
+        .collect()
+}
+
 fn errors(text: &str) -> Vec<String> {
     let p = parse_str("t.conf", text);
     assert_eq!(p.config.is_none(), p.has_errors());
@@ -228,9 +237,9 @@ fn keepalived_defaults_in_rules() {
     assert_eq!(
         msgs,
         vec![
-            "virtual server has no protocol set - defaulting to UDP",
-            "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
-            "virtual server has no scheduler set (lb_algo/lvs_sched), using 'wlc'"
+            "Virtual server [10.0.0.1]:none:53: no protocol set - defaulting to UDP",
+            "Virtual server [10.0.0.1]:udp:53: no scheduler set, setting default 'wlc'",
+            "Virtual server [10.0.0.1]:udp:53: no forwarding method set, setting default NAT",
         ]
     );
     let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
@@ -417,29 +426,42 @@ fn bad_addresses() {
 #[test]
 fn priority_and_vrid_ranges() {
     let inst = |k: &str, v: &str| {
-        format!("vrrp_instance A {{\n interface eth0\n virtual_router_id 7\n {k} {v}\n}}\n")
+        format!("vrrp_instance A {{\n interface eth0\n virtual_router_id 7\n {k} {v}\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n")
     };
+    // keepalived logs a bad priority and uses 100 (vrrp_prio_handler).
     assert_eq!(
-        errors(&inst("priority", "0")),
-        vec!["t.conf:4:11: error: priority '0' out of range: must be between 1 and 255\n     priority 0\n              ^\n"]
+        warnings(&inst("priority", "0")),
+        vec![
+            "t.conf:4:11: warning: number '0' outside range [1, 255]\n     priority 0\n              ^\n",
+            "t.conf:4:11: warning: (A) Priority not valid! must be between 1 & 255. Using default 100\n     priority 0\n              ^\n",
+        ]
     );
-    assert_eq!(errors(&inst("priority", "256")).len(), 1);
-    assert!(errors(&inst("priority", "255")).is_empty());
-    assert!(errors(&inst("priority", "1")).is_empty());
+    assert_eq!(warnings(&inst("priority", "256")).len(), 2);
+    assert!(warnings(&inst("priority", "255")).is_empty());
+    assert!(warnings(&inst("priority", "1")).is_empty());
     assert_eq!(
-        errors(&inst("priority", "high")),
-        vec!["t.conf:4:11: error: priority 'high' is not a number\n     priority high\n              ^^^^\n"]
+        warnings(&inst("priority", "high"))[0],
+        "t.conf:4:11: warning: invalid number 'high'\n     priority high\n              ^^^^\n"
     );
-    let vrid =
-        |v: &str| format!("vrrp_instance A {{\n interface eth0\n virtual_router_id {v}\n}}\n");
+    let p = parse_str("t", &inst("priority", "high"));
+    assert_eq!(p.config.map(|c| c.vrrp_instances[0].priority()), Some(100));
+    let vrid = |v: &str| {
+        format!("vrrp_instance A {{\n interface eth0\n virtual_router_id {v}\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n")
+    };
+    // keepalived leaves the VRID unset, then refuses the instance.
     assert_eq!(
         errors(&vrid("256")),
         vec![
             "t.conf:1:15: error: (A) the virtual router id must be set\n    vrrp_instance A {\n                  ^\n",
-            "t.conf:3:20: error: virtual_router_id '256' out of range: must be between 1 and 255\n     virtual_router_id 256\n                       ^^^\n",
         ]
     );
-    assert_eq!(errors(&vrid("0")).len(), 2);
+    assert_eq!(
+        warnings(&vrid("256"))[1..],
+        [
+            "t.conf:3:20: warning: (A): VRID '256' not valid - must be between 1 & 255\n     virtual_router_id 256\n                       ^^^\n"
+        ]
+    );
+    assert_eq!(errors(&vrid("0")).len(), 1);
     assert!(errors(&vrid("255")).is_empty());
 }
 
@@ -475,10 +497,12 @@ fn missing_interface_unless_default_interface() {
 #[test]
 fn bad_values() {
     assert_eq!(
-        errors("virtual_server 1.2.3.4 80 {\n lb_kind FOO\n lb_algo best\n protocol TCP\n real_server 1.2.3.5 80 {\n }\n}\n"),
+        warnings("virtual_server 1.2.3.4 80 {\n lb_kind FOO\n lb_algo best\n protocol TCP\n real_server 1.2.3.5 80 {\n }\n}\n"),
         vec![
-            "t.conf:2:10: error: unknown lb_kind 'FOO': must be NAT, DR or TUN\n     lb_kind FOO\n             ^^^\n",
-            "t.conf:3:10: error: invalid lvs_scheduler 'best'\n     lb_algo best\n             ^^^^\n",
+            "t.conf:1:16: warning: Virtual server [1.2.3.4]:tcp:80: no scheduler set, setting default 'wlc'\n    virtual_server 1.2.3.4 80 {\n                   ^^^^^^^\n",
+            "t.conf:1:16: warning: Virtual server [1.2.3.4]:tcp:80: no forwarding method set, setting default NAT\n    virtual_server 1.2.3.4 80 {\n                   ^^^^^^^\n",
+            "t.conf:2:10: warning: PARSER : unknown [FOO] routing method for virtual server.\n     lb_kind FOO\n             ^^^\n",
+            "t.conf:3:10: warning: Invalid lvs_scheduler 'best' - ignoring\n     lb_algo best\n             ^^^^\n",
         ]
     );
     assert_eq!(
@@ -491,11 +515,13 @@ fn bad_values() {
         .rev()
         .collect::<Vec<_>>()
     );
+    let w = warnings("vrrp_instance A {\n interface e\n virtual_router_id 1\n advert_int 0.001\n state SLAVE\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n");
     assert_eq!(
-        errors("vrrp_instance A {\n interface e\n virtual_router_id 1\n advert_int 0.001\n state SLAVE\n}\n"),
+        w,
         vec![
-            "t.conf:4:13: error: advert_int '0.001' out of range: must be between 0.01 and 255 seconds\n     advert_int 0.001\n                ^^^^^\n",
-            "t.conf:5:8: error: unknown state 'SLAVE': must be MASTER or BACKUP\n     state SLAVE\n           ^^^^^\n",
+            "t.conf:4:13: warning: number '0.001' outside range [0.010000, 255.000000]\n     advert_int 0.001\n                ^^^^^\n",
+            "t.conf:4:13: warning: (A) Advert interval (0.001) not valid! Must be > 0 - ignoring\n     advert_int 0.001\n                ^^^^^\n",
+            "t.conf:5:8: warning: (A) unknown state 'SLAVE', defaulting to BACKUP\n     state SLAVE\n           ^^^^^\n",
         ]
     );
 }
@@ -617,10 +643,11 @@ fn deprecated_aliases() {
     assert_eq!((ck(&o), ck(&n)), (Some(4), Some(4)));
     assert_eq!(
         o.virtual_servers[0].real_servers[0].checkers[0].urls[0]
-            .status_code
-            .as_ref()
-            .map(|s| s.value),
-        Some(200)
+            .status_codes
+            .iter()
+            .map(|s| s.value)
+            .collect::<Vec<_>>(),
+        vec![(200, 200)]
     );
 
     let p = parse_str(
@@ -889,4 +916,186 @@ mod props {
             check(&text)?;
         }
     }
+}
+
+/// keepalived -t output: `(FILE: Line N) TEXT` / `(Line N) TEXT` as (N, TEXT), and the lines
+/// naming no config line (the checks made once the file is read) as (0, TEXT); deduplicated
+/// (keepalived reads the file once per process). Host-dependent interface lines are left out.
+fn keepalived_said(output: &str) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = output
+        .lines()
+        .filter(|l| !l.starts_with("exit status:") && !l.contains("interface"))
+        .map(|l| {
+            let placed = l
+                .strip_prefix('(')
+                .and_then(|r| r.split_once("Line "))
+                .and_then(|(_, r)| r.split_once(") "))
+                .and_then(|(n, text)| Some((n.parse().ok()?, text.to_string())));
+            placed.unwrap_or((0, l.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What keepalived only logs, lvsd warns with the same words on the same line (and nothing
+/// else), and the config stays usable: fixtures/keepalived-t/{status-code, persistence-timeout,
+/// unknown-sched, invalid-values}.
+#[test]
+fn warns_as_keepalived_warns() {
+    let cases = [
+        (
+            include_str!("../../../fixtures/keepalived-t/status-code.conf"),
+            include_str!("../../../fixtures/keepalived-t/status-code.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/persistence-timeout.conf"),
+            include_str!("../../../fixtures/keepalived-t/persistence-timeout.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/unknown-sched.conf"),
+            include_str!("../../../fixtures/keepalived-t/unknown-sched.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/invalid-values.conf"),
+            include_str!("../../../fixtures/keepalived-t/invalid-values.txt"),
+        ),
+    ];
+    for (conf, reference) in cases {
+        let p = parse_str("t", conf);
+        assert!(!p.has_errors(), "{:#?}", rendered(&p));
+        let theirs = keepalived_said(reference);
+        assert!(!theirs.is_empty());
+        let placed: Vec<u32> = theirs.iter().map(|(l, _)| *l).filter(|l| *l > 0).collect();
+        let mut ours: Vec<(u32, String)> = p
+            .diagnostics
+            .iter()
+            // A line-less keepalived check is matched on its words alone.
+            .map(|d| {
+                let line = if placed.contains(&d.span.line)
+                    || !theirs.iter().any(|(l, m)| *l == 0 && *m == d.message)
+                {
+                    d.span.line
+                } else {
+                    0
+                };
+                (line, d.message.clone())
+            })
+            .collect();
+        ours.sort();
+        ours.dedup();
+        assert_eq!(ours, theirs, "{:#?}", rendered(&p));
+    }
+}
+
+#[test]
+fn status_code_ranges_as_keepalived_reads_them() {
+    let c = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/status-code.conf"),
+    )
+    .config
+    .unwrap_or_default();
+    let urls: Vec<Vec<(u16, u16)>> = c.virtual_servers[0].real_servers[0].checkers[0]
+        .urls
+        .iter()
+        .map(|u| u.status_codes.iter().map(|s| s.value).collect())
+        .collect();
+    // The third url keeps its one valid code; the second has none, so 200-299 applies.
+    assert_eq!(
+        urls,
+        vec![
+            vec![(200, 299), (400, 499), (503, 503)],
+            vec![],
+            vec![(404, 404)]
+        ]
+    );
+}
+
+/// The effective IPVS settings after keepalived's skips: no persistence for an invalid
+/// timeout (check_parser.c pto_handler leaves it 0), wlc and NAT for an unknown scheduler and
+/// method (check_data.c), the service's method for a real server's unknown one.
+#[test]
+fn skipped_values_leave_keepalived_defaults() {
+    let rules = |conf: &str| {
+        parse_str("t", conf)
+            .config
+            .map(|c| c.ipvs_rules())
+            .unwrap_or_default()
+    };
+    let p = rules(include_str!(
+        "../../../fixtures/keepalived-t/persistence-timeout.conf"
+    ));
+    assert_eq!(
+        p.iter().map(|(s, _)| s.persistence).collect::<Vec<_>>(),
+        vec![None, None, Some(2_678_400), None]
+    );
+    let s = rules(include_str!(
+        "../../../fixtures/keepalived-t/unknown-sched.conf"
+    ));
+    let summary: Vec<_> = s
+        .iter()
+        .map(|(s, d)| (s.scheduler, d.iter().map(|d| d.fwd).collect::<Vec<_>>()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (crate::ipvs::sched::SchedKind::Wlc, vec![FwdMethod::Masq]),
+            (crate::ipvs::sched::SchedKind::Rr, vec![FwdMethod::Route]),
+        ]
+    );
+    let text = include_str!("../../../fixtures/keepalived-t/invalid-values.conf");
+    let c = parse_str("t", text).config.unwrap_or_default();
+    let inst: Vec<_> = c
+        .vrrp_instances
+        .iter()
+        .map(|v| {
+            (
+                v.state(),
+                v.priority(),
+                v.advert_int().micros,
+                v.vrrp_version(&c.global_defs),
+            )
+        })
+        .collect();
+    assert_eq!(
+        inst,
+        vec![
+            (State::Backup, 100, 1_000_000, 2),
+            (State::Backup, 100, 1_000_000, 2)
+        ]
+    );
+    assert!(c.virtual_servers[0].delay_loop.is_none());
+    let r = rules(text);
+    let summary: Vec<_> = r
+        .iter()
+        .map(|(s, d)| {
+            (
+                s.key,
+                d.iter().map(|d| d.weight).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                ServiceKey::Inet {
+                    proto: Protocol::Tcp,
+                    addr: ip("10.0.0.1"),
+                    port: 80
+                },
+                vec![1]
+            ),
+            (
+                ServiceKey::Inet {
+                    proto: Protocol::Udp,
+                    addr: ip("10.0.0.1"),
+                    port: 81
+                },
+                vec![1]
+            ),
+        ]
+    );
 }

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::lexer::Sources;
-use super::model::{Config, VsKey};
+use super::model::{Config, VirtualServer, VsKey};
 use super::rules::DEFAULT_SCHEDULER;
 use crate::ipvs::sched::SchedKind;
+use crate::ipvs::Protocol;
 
 /// Report cross-block problems: missing VRID/interface, duplicate VRIDs, dangling names.
 pub fn validate(c: &Config, s: &mut Sources) {
@@ -227,19 +228,29 @@ pub fn validate(c: &Config, s: &mut Sources) {
             // keepalived 2.2: the kernel treats protocol 0 as UDP, so keepalived sets it.
             s.warn(
                 &vs.key.span,
-                "virtual server has no protocol set - defaulting to UDP",
+                format!(
+                    "Virtual server {}: no protocol set - defaulting to UDP",
+                    format_vs(vs, true)
+                ),
+            );
+        }
+        // keepalived's wording (check_data.c), scheduler first.
+        if vs.lvs_sched.is_none() {
+            s.warn(
+                &vs.key.span,
+                format!(
+                    "Virtual server {}: no scheduler set, setting default '{DEFAULT_SCHEDULER}'",
+                    format_vs(vs, fwmark)
+                ),
             );
         }
         if vs.lvs_method.is_none() && vs.real_servers.iter().any(|r| r.lvs_method.is_none()) {
             s.warn(
                 &vs.key.span,
-                "virtual server has no forwarding method set (lb_kind/lvs_method), using NAT",
-            );
-        }
-        if vs.lvs_sched.is_none() {
-            s.warn(
-                &vs.key.span,
-                "virtual server has no scheduler set (lb_algo/lvs_sched), using 'wlc'",
+                format!(
+                    "Virtual server {}: no forwarding method set, setting default NAT",
+                    format_vs(vs, fwmark)
+                ),
             );
         }
         for (i, rs) in vs.real_servers.iter().enumerate() {
@@ -272,6 +283,26 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 );
             }
         }
+    }
+}
+
+/// A virtual server as keepalived's `FMT_VS` names it: `[ADDR]:PROTO:PORT`, `FWM N` or
+/// `[GROUP]:0`; the protocol is the one in effect (UDP when none is set), `none` when
+/// `no_proto` (fwmarks, or before keepalived has set the default).
+fn format_vs(vs: &VirtualServer, no_proto: bool) -> String {
+    let proto = if no_proto {
+        "none"
+    } else {
+        match vs.protocol.as_ref().map_or(Protocol::Udp, |p| p.value) {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    };
+    match &vs.key.value {
+        VsKey::Inet { addr, port } => format!("[{addr}]:{proto}:{port}"),
+        VsKey::Fwmark(m) => format!("FWM {m}"),
+        VsKey::Group(g) => format!("[{g}]:0"),
     }
 }
 

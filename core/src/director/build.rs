@@ -354,7 +354,11 @@ fn checker(vs: &model::VirtualServer, c: &model::Checker) -> CheckerConfig {
                 .map(|u| {
                     let mut url = UrlCheck::new(u.path.as_ref().map_or("/", |p| p.value.as_str()));
                     url.digest = u.digest.as_ref().map(|d| d.value.clone());
-                    url.status_codes = u.status_code.iter().map(|s| s.value).collect();
+                    url.status_codes = u
+                        .status_codes
+                        .iter()
+                        .flat_map(|s| s.value.0..=s.value.1)
+                        .collect();
                     url
                 })
                 .collect(),

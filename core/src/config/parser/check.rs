@@ -46,6 +46,30 @@ const URL_OTHER: &[&str] = &[
     "regex_stack",
 ];
 
+/// keepalived's HTTP_STATUS_CODE_MIN / _MAX.
+const STATUS_MIN: u16 = 100;
+const STATUS_MAX: u16 = 599;
+
+/// A `status_code` word: `N` or `LOW-HIGH`, both within 100-599 and LOW <= HIGH, as
+/// check_http.c's `status_code_handler` reads it (strtoul: an optional `+`, digits).
+fn status_range(word: &str) -> Option<(u16, u16)> {
+    let num = |t: &str| -> Option<u16> {
+        let d = t.strip_prefix('+').unwrap_or(t);
+        if d.is_empty() || !d.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        d.parse::<u16>().ok()
+    };
+    let (min, max) = match word.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(word)?, num(word)?),
+    };
+    let ok = (STATUS_MIN..=STATUS_MAX).contains(&min)
+        && (STATUS_MIN..=STATUS_MAX).contains(&max)
+        && min <= max;
+    ok.then_some((min, max))
+}
+
 impl Builder<'_> {
     pub(super) fn checker(&mut self, kind: Spanned<CheckerKind>, b: &Block) -> Checker {
         let mut c = Checker {
@@ -154,7 +178,19 @@ impl Builder<'_> {
                         }
                     }
                 }
-                "status_code" => u.status_code = self.int_arg(n, 100, 599),
+                "status_code" => {
+                    self.no_block(n);
+                    for w in n.args() {
+                        match status_range(&w.text) {
+                            Some(r) => u.status_codes.push(Spanned::new(r, w.span.clone())),
+                            // keepalived skips the word and keeps the others.
+                            None => self.s.warn(
+                                &w.span,
+                                format!("Invalid HTTP_GET status code '{}'", w.text),
+                            ),
+                        }
+                    }
+                }
                 k if URL_OTHER.contains(&k) => {}
                 _ => self.unknown(n, "url", &[URL, URL_OTHER]),
             }

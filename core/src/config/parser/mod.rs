@@ -220,6 +220,84 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// keepalived's `read_unsigned`: the value of `w` when it is a whole number in
+    /// [min, max]; otherwise keepalived's own line as a warning and None (keepalived carries on
+    /// without the value, so the caller's default applies).
+    fn ka_unsigned(&mut self, w: &Word, min: u32, max: u32) -> Option<u32> {
+        let t = w.text.trim_start();
+        let digits = t.strip_prefix('+').unwrap_or(t);
+        let msg = if t.starts_with('-') {
+            format!("negative number '{}'", w.text)
+        } else if !digits.chars().all(|c| c.is_ascii_digit()) {
+            format!("invalid number '{}'", w.text)
+        } else {
+            // strtoul reads "" as 0.
+            match if digits.is_empty() {
+                Ok(0)
+            } else {
+                digits.parse::<u64>()
+            } {
+                Ok(v) if v > u64::from(u32::MAX) => {
+                    format!("number '{}' outside unsigned integer range", w.text)
+                }
+                Err(_) => format!("number '{}' outside unsigned integer range", w.text),
+                Ok(v) => match u32::try_from(v) {
+                    Ok(v) if (min..=max).contains(&v) => return Some(v),
+                    _ => format!("number '{}' outside range [{min}, {max}]", w.text),
+                },
+            }
+        };
+        self.s.warn(&w.span, msg);
+        None
+    }
+
+    /// keepalived's `read_int`: as [`Self::ka_unsigned`] for signed numbers.
+    fn ka_int(&mut self, w: &Word, min: i32, max: i32) -> Option<i32> {
+        let t = w.text.trim_start();
+        let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+        let msg = if !body.chars().all(|c| c.is_ascii_digit()) {
+            format!("invalid number '{}'", w.text)
+        } else {
+            match if body.is_empty() {
+                Ok(0)
+            } else {
+                t.parse::<i64>()
+            } {
+                Ok(v) => match i32::try_from(v) {
+                    Ok(v) if (min..=max).contains(&v) => return Some(v),
+                    Ok(_) => format!("number '{}' outside range [{min}, {max}]", w.text),
+                    Err(_) => format!("number '{}' outside integer range", w.text),
+                },
+                Err(_) => format!("number '{}' outside integer range", w.text),
+            }
+        };
+        self.s.warn(&w.span, msg);
+        None
+    }
+
+    /// keepalived's `read_decimal_unsigned` with 6 decimals (seconds as TIMER_HZ): the value
+    /// when it lies in [min_us, max_us] microseconds, else keepalived's line as a warning.
+    fn ka_secs(&mut self, w: &Word, min_us: u64, max_us: u64) -> Option<Secs> {
+        let msg = if w.text.trim_start().starts_with('-') {
+            format!("negative number '{}'", w.text)
+        } else {
+            match parse_secs(w.text.trim_start()) {
+                Some(s) if (min_us..=max_us).contains(&s.micros) => return Some(s),
+                Some(_) => format!(
+                    "number '{}' outside range [{}.{:06}, {}.{:06}]",
+                    w.text,
+                    min_us / 1_000_000,
+                    min_us % 1_000_000,
+                    max_us / 1_000_000,
+                    max_us % 1_000_000
+                ),
+                None => format!("invalid number '{}'", w.text),
+            }
+        };
+        self.s.warn(&w.span, msg);
+        None
+    }
+
     fn int_arg<T: Int>(&mut self, node: &Node, min: i64, max: i64) -> Option<Spanned<T>> {
         self.no_block(node);
         let w = self.arg(node, 1)?;

@@ -8,7 +8,7 @@ use super::{spanned, Builder};
 use crate::config::diagnostic::Spanned;
 use crate::config::lexer::Word;
 use crate::config::model::*;
-use crate::config::rules::DEFAULT_PERSISTENCE_TIMEOUT;
+use crate::config::rules::{DEFAULT_PERSISTENCE_TIMEOUT, MAX_PERSISTENCE_TIMEOUT};
 use crate::config::tree::{Block, Node};
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
@@ -142,7 +142,10 @@ impl Builder<'_> {
         g
     }
 
-    fn lb_kind(&mut self, n: &Node) -> Option<Spanned<LbKind>> {
+    /// `lb_kind` / `lvs_method` of a virtual (`server` = "virtual") or real server; an unknown
+    /// method is reported as keepalived reports it and leaves the method unset (the service's,
+    /// else NAT, applies).
+    fn lb_kind(&mut self, n: &Node, server: &str) -> Option<Spanned<LbKind>> {
         self.no_block(n);
         let w = self.arg(n, 1)?;
         let k = match w.text.as_str() {
@@ -150,11 +153,10 @@ impl Builder<'_> {
             "DR" => LbKind::Dr,
             "TUN" => LbKind::Tun,
             _ => {
-                self.s.error(
+                self.s.warn(
                     &w.span,
                     format!(
-                        "unknown {} '{}': must be NAT, DR or TUN",
-                        n.keyword().text,
+                        "PARSER : unknown [{}] routing method for {server} server.",
                         w.text
                     ),
                 );
@@ -244,15 +246,33 @@ impl Builder<'_> {
                         }
                     }
                 }
-                "delay_loop" => vs.delay_loop = self.secs_arg(n, 1, u64::MAX / 2),
+                "delay_loop" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        // keepalived's read_timer: 1 us to TIMER_MAXIMUM (ULONG_MAX - 1 us).
+                        match self.ka_secs(w, 1, u64::MAX - 1) {
+                            Some(d) => vs.delay_loop = Some(Spanned::new(d, w.span.clone())),
+                            None => self.s.warn(
+                                &w.span,
+                                format!(
+                                    "virtual server delay loop '{}' invalid - ignoring",
+                                    w.text
+                                ),
+                            ),
+                        }
+                    }
+                }
                 "lb_algo" | "lvs_sched" => {
                     self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         if let Some(k) = SchedKind::from_name(&w.text) {
                             vs.lvs_sched = Some(Spanned::new(k, w.span.clone()));
                         } else {
-                            self.s
-                                .error(&w.span, format!("invalid lvs_scheduler '{}'", w.text));
+                            // keepalived keeps the scheduler it had (wlc when none).
+                            self.s.warn(
+                                &w.span,
+                                format!("Invalid lvs_scheduler '{}' - ignoring", w.text),
+                            );
                         }
                     }
                 }
@@ -261,17 +281,30 @@ impl Builder<'_> {
                     self.no_block(n);
                     vs.flags.push(spanned(n.keyword()));
                 }
-                "lb_kind" | "lvs_method" => vs.lvs_method = self.lb_kind(n),
+                "lb_kind" | "lvs_method" => {
+                    if let Some(m) = self.lb_kind(n, "virtual") {
+                        vs.lvs_method = Some(m);
+                    }
+                }
                 // With no value keepalived uses 360 s (IPVS_SVC_PERSISTENT_TIMEOUT).
                 "persistence_timeout" => {
                     self.no_block(n);
-                    vs.persistence_timeout = match n.words.get(1) {
-                        Some(w) => self.int(w, 1, i64::from(u32::MAX), "persistence_timeout"),
-                        None => Some(Spanned::new(
-                            DEFAULT_PERSISTENCE_TIMEOUT,
-                            n.keyword().span.clone(),
-                        )),
-                    };
+                    match n.words.get(1) {
+                        // keepalived (pto_handler) accepts 1 to LVS_MAX_TIMEOUT (31 days);
+                        // anything else is reported and leaves the service without a timeout.
+                        Some(w) => match self.ka_unsigned(w, 1, MAX_PERSISTENCE_TIMEOUT) {
+                            Some(t) => {
+                                vs.persistence_timeout = Some(Spanned::new(t, w.span.clone()))
+                            }
+                            None => self.s.warn(&w.span, "persistence_timeout invalid"),
+                        },
+                        None => {
+                            vs.persistence_timeout = Some(Spanned::new(
+                                DEFAULT_PERSISTENCE_TIMEOUT,
+                                n.keyword().span.clone(),
+                            ))
+                        }
+                    }
                 }
                 "persistence_granularity" => {
                     self.no_block(n);
@@ -282,7 +315,8 @@ impl Builder<'_> {
                 "protocol" => {
                     self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
-                        let p = match w.text.as_str() {
+                        // keepalived compares without case (strcasecmp).
+                        let p = match w.text.to_ascii_uppercase().as_str() {
                             "TCP" => Some(Protocol::Tcp),
                             "UDP" => Some(Protocol::Udp),
                             "SCTP" => Some(Protocol::Sctp),
@@ -290,10 +324,9 @@ impl Builder<'_> {
                         };
                         match p {
                             Some(p) => vs.protocol = Some(Spanned::new(p, w.span.clone())),
-                            None => self.s.error(
-                                &w.span,
-                                format!("unknown protocol '{}': must be TCP, UDP or SCTP", w.text),
-                            ),
+                            None => self
+                                .s
+                                .warn(&w.span, format!("Unknown protocol {} - ignoring", w.text)),
                         }
                     }
                 }
@@ -380,9 +413,29 @@ impl Builder<'_> {
         };
         for n in &b.nodes {
             match n.keyword().text.as_str() {
-                // keepalived: "Real server weight %s is outside range 0-%d" (IPVS_WEIGHT_LIMIT = INT_MAX).
-                "weight" => rs.weight = self.int_arg(n, 0, i64::from(i32::MAX)),
-                "lvs_method" => rs.lvs_method = self.lb_kind(n),
+                // keepalived: "Real server weight %s is outside range 0-%d" (IPVS_WEIGHT_LIMIT =
+                // INT_MAX), and the weight stays 1.
+                "weight" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        let max = i32::MAX.unsigned_abs();
+                        match self
+                            .ka_unsigned(w, 0, max)
+                            .and_then(|x| i32::try_from(x).ok())
+                        {
+                            Some(x) => rs.weight = Some(Spanned::new(x, w.span.clone())),
+                            None => self.s.warn(
+                                &w.span,
+                                format!("Real server weight {} is outside range 0-{max}", w.text),
+                            ),
+                        }
+                    }
+                }
+                "lvs_method" => {
+                    if let Some(m) = self.lb_kind(n, "real") {
+                        rs.lvs_method = Some(m);
+                    }
+                }
                 "inhibit_on_failure" => rs.inhibit_on_failure = Some(self.flag(n)),
                 "uthreshold" => rs.uthreshold = self.int_arg(n, 0, i64::from(u32::MAX)),
                 "lthreshold" => rs.lthreshold = self.int_arg(n, 0, i64::from(u32::MAX)),

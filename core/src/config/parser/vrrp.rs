@@ -201,21 +201,90 @@ impl Builder<'_> {
                         match w.text.as_str() {
                             "MASTER" => v.state = Some(Spanned::new(State::Master, w.span.clone())),
                             "BACKUP" => v.state = Some(Spanned::new(State::Backup, w.span.clone())),
-                            _ => self.s.error(
-                                &w.span,
-                                format!("unknown state '{}': must be MASTER or BACKUP", w.text),
-                            ),
+                            // keepalived (vrrp_state_handler) carries on as BACKUP.
+                            _ => {
+                                self.s.warn(
+                                    &w.span,
+                                    format!(
+                                        "({}) unknown state '{}', defaulting to BACKUP",
+                                        v.name.value, w.text
+                                    ),
+                                );
+                                v.state = Some(Spanned::new(State::Backup, w.span.clone()));
+                            }
                         }
                     }
                 }
                 "interface" => v.interface = self.str_arg(n),
-                // keepalived: "VRID '%s' not valid - must be between 1 & 255".
-                "virtual_router_id" => v.virtual_router_id = self.int_arg(n, 1, 255),
-                // keepalived: "Priority not valid! must be between 1 & 255".
-                "priority" => v.priority = self.int_arg(n, 1, 255),
-                // keepalived: between TIMER_HZ/100 and 255 * TIMER_HZ.
-                "advert_int" => v.advert_int = self.secs_arg(n, 10_000, 255_000_000),
-                "version" => v.version = self.int_arg(n, 2, 3),
+                // keepalived leaves the VRID unset, and an instance without one is refused
+                // once the file is read (validate: "the virtual router id must be set").
+                "virtual_router_id" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        match self.ka_unsigned(w, 1, 255) {
+                            Some(id) => {
+                                v.virtual_router_id = u8::try_from(id)
+                                    .ok()
+                                    .map(|id| Spanned::new(id, w.span.clone()))
+                            }
+                            None => self.s.warn(
+                                &w.span,
+                                format!(
+                                    "({}): VRID '{}' not valid - must be between 1 & 255",
+                                    v.name.value, w.text
+                                ),
+                            ),
+                        }
+                    }
+                }
+                "priority" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        let p = self
+                            .ka_unsigned(w, 1, 255)
+                            .and_then(|p| u8::try_from(p).ok());
+                        if p.is_none() {
+                            self.s.warn(
+                                &w.span,
+                                format!(
+                                    "({}) Priority not valid! must be between 1 & 255. Using default {}",
+                                    v.name.value,
+                                    VrrpInstance::DEFAULT_PRIORITY
+                                ),
+                            );
+                        }
+                        let p = p.unwrap_or(VrrpInstance::DEFAULT_PRIORITY);
+                        v.priority = Some(Spanned::new(p, w.span.clone()));
+                    }
+                }
+                // keepalived: between TIMER_HZ/100 and 255 * TIMER_HZ; a bad value is ignored.
+                "advert_int" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        match self.ka_secs(w, 10_000, 255_000_000) {
+                            Some(a) => v.advert_int = Some(Spanned::new(a, w.span.clone())),
+                            None => self.s.warn(
+                                &w.span,
+                                format!(
+                                    "({}) Advert interval ({}) not valid! Must be > 0 - ignoring",
+                                    v.name.value, w.text
+                                ),
+                            ),
+                        }
+                    }
+                }
+                "version" => {
+                    self.no_block(n);
+                    if let Some(w) = self.arg(n, 1) {
+                        match self.ka_int(w, 2, 3).and_then(|x| u8::try_from(x).ok()) {
+                            Some(x) => v.version = Some(Spanned::new(x, w.span.clone())),
+                            None => self.s.warn(
+                                &w.span,
+                                format!("({}): Version must be either 2 or 3", v.name.value),
+                            ),
+                        }
+                    }
+                }
                 "nopreempt" => v.nopreempt = Some(self.flag(n)),
                 "preempt_delay" => v.preempt_delay = self.secs_arg(n, 0, 1_000_000_000),
                 "authentication" => {
