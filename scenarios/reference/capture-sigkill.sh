@@ -40,18 +40,12 @@ gwview() {
     printf 'gateway neigh: %s\n' "$(ip -n lvsd-scen-gw neigh show 198.18.2.118)"
 }
 
-ka() { # ns conf tag -> starts keepalived in the foreground in its own process group, prints its pid
-    setsid ip netns exec "$1" keepalived -P -n -l -D -R -f "$work/$2.conf" \
-        -p "$work/$3.pid" -r "$work/$3-vrrp.pid" -c "$work/$3-check.pid" \
-        >>"$work/$3.log" 2>&1 &
-    echo $!
-}
 
 macs | note
 mark "start keepalived on the master (d1), the backup (d2) 3 s later"
-D1=$(ka lvsd-scen-d1 master d1); PGIDS+=("$D1")
+D1=$(ka_group lvsd-scen-d1 master d1); PGIDS+=("$D1")
 sleep 3
-D2=$(ka lvsd-scen-d2 backup d2); PGIDS+=("$D2")
+D2=$(ka_group lvsd-scen-d2 backup d2); PGIDS+=("$D2")
 sleep 20
 vips | note; gwview | note
 mark "SIGKILL the master's keepalived process group"
@@ -65,7 +59,7 @@ ip -n lvsd-scen-gw neigh flush dev eth0
 mark "gateway ARP cache flushed"
 gwview | note
 mark "restart keepalived on the master"
-D1=$(ka lvsd-scen-d1 master d1); PGIDS+=("$D1")
+D1=$(ka_group lvsd-scen-d1 master d1); PGIDS+=("$D1")
 sleep 1
 mark "1 s after the restart"
 vips | note

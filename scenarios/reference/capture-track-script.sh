@@ -23,17 +23,11 @@ echo 0 > "$work/chk_status"
 printf '#!/bin/sh\nexit $(cat %s/chk_status)\n' "$work" > "$work/chk_web.sh"
 chmod 755 "$work/chk_web.sh"
 
-ka() { # ns tag -> starts keepalived in the foreground in its own process group, prints its pid
-    setsid ip netns exec "$1" keepalived -P -n -l -D -R -f "$work/$2.conf" \
-        -p "$work/$2.pid" -r "$work/$2-vrrp.pid" -c "$work/$2-check.pid" \
-        >>"$work/$2.log" 2>&1 &
-    echo $!
-}
 
 mark "start keepalived on director1, director2 3 s later"
-D1=$(ka lvsd-scen-d1 d1); PGIDS+=("$D1")
+D1=$(ka_group lvsd-scen-d1 d1 d1); PGIDS+=("$D1")
 sleep 3
-D2=$(ka lvsd-scen-d2 d2); PGIDS+=("$D2")
+D2=$(ka_group lvsd-scen-d2 d2 d2); PGIDS+=("$D2")
 sleep 12
 mark "chk_web starts failing (exit 1)"
 echo 1 > "$work/chk_status"

@@ -23,6 +23,15 @@ seed="$(cd "$(dirname "${BASH_SOURCE[0]}")/../seed" && pwd)"
 t0=$(date +%s)
 mark() { printf '%s +%03ds ==== %s\n' "$(date '+%H:%M:%S')" "$(( $(date +%s) - t0 ))" "$*" | tee -a "$work/timeline"; }
 
+# Starts keepalived (VRRP only, foreground, -D) in namespace $1 on $work/$2.conf in its own
+# process group, logging to $work/$3.log; prints its pid, which is the group's id.
+ka_group() {
+    setsid ip netns exec "$1" keepalived -P -n -l -D -R -f "$work/$2.conf" \
+        -p "$work/$3.pid" -r "$work/$3-vrrp.pid" -c "$work/$3-check.pid" \
+        >>"$work/$3.log" 2>&1 &
+    echo $!
+}
+
 map() { sed -e 's/\b192\.168\.22\.\([0-9]\+\)\b/198.18.0.\1/g' -e 's/\b223\.202\.22\.\([0-9]\+\)\b/198.18.2.\1/g' "$1"; }
 map "$seed/keepalived.conf.master" > "$work/master.conf"
 map "$seed/keepalived.conf.backup" > "$work/backup.conf"

@@ -558,3 +558,118 @@ fn real_server_notify_down_carries_its_argv() {
         vec!["/etc/keepalived/rs.sh", "down", "10.0.0.11"]
     );
 }
+
+const UNICAST: &str = r#"
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    unicast_peer {
+        10.0.0.2
+    }
+    virtual_ipaddress {
+        10.0.0.100
+    }
+}
+"#;
+
+impl One {
+    /// Transmitted frames since `t`: (ARP who-has targets, VRRP advert IP destinations).
+    fn sent_since(&self, t: Instant) -> (Vec<std::net::Ipv4Addr>, Vec<IpAddr>) {
+        let mut arps = Vec::new();
+        let mut adverts = Vec::new();
+        for o in self.since(t) {
+            let Output::Transmit { frame, .. } = o else {
+                continue;
+            };
+            if let Ok(a) = crate::vrrp::arp::decode_arp(frame) {
+                if a.arp.op == crate::wire::arp::ArpOp::Request
+                    && a.arp.sender_ip != a.arp.target_ip
+                {
+                    arps.push(a.arp.target_ip);
+                }
+            } else if let Ok(c) = wire::Carried::parse(frame) {
+                adverts.push(c.dst());
+            }
+        }
+        (arps, adverts)
+    }
+
+    /// The peer 10.0.0.2 answers an ARP who-has.
+    fn peer_arp_reply(&mut self) {
+        let frame = crate::wire::arp::ArpRepr {
+            op: crate::wire::arp::ArpOp::Reply,
+            sha: PEER_MAC,
+            spa: "10.0.0.2".parse().unwrap(),
+            tha: MAC,
+            tpa: "10.0.0.1".parse().unwrap(),
+        }
+        .to_frame(PEER_MAC, MAC);
+        self.input(Input::Frame {
+            iface: IfaceName::from("eth0"),
+            frame,
+        });
+    }
+}
+
+// A unicast advert waits for its peer's ARP reply, as an IP packet waits for an INCOMPLETE
+// neighbour in the kernel: a who-has goes out, no advert (to a broadcast MAC or otherwise),
+// and the reply releases the waiting adverts addressed to the peer's MAC.
+#[test]
+fn unicast_adverts_wait_for_the_peers_arp_reply() {
+    let mut n = One::with(UNICAST, DataPlane::Userspace);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    let (arps, adverts) = n.sent_since(Instant::ZERO);
+    assert!(
+        adverts.is_empty(),
+        "nothing sent to an unresolved peer: {adverts:?}"
+    );
+    assert!(arps.contains(&"10.0.0.2".parse().unwrap()), "{arps:?}");
+    let t = n.now;
+    n.peer_arp_reply();
+    let released: Vec<&Output> = n.since(t);
+    let to_peer = released
+        .iter()
+        .filter(|o| matches!(o, Output::Transmit { frame, .. } if frame[..6] == PEER_MAC && wire::Carried::parse(frame).is_ok()))
+        .count();
+    assert!(
+        to_peer >= 1,
+        "the waiting adverts go out to the peer's MAC: {released:?}"
+    );
+    n.run_until(secs(8));
+    let (_, adverts) = n.sent_since(t);
+    assert!(adverts.iter().all(|d| *d == ip("10.0.0.2")) && adverts.len() >= 2);
+}
+
+// The kernel hands keepalived only packets addressed to this host: a unicast advert for some
+// other address (a peer list naming the wrong host) never reaches the instance.
+#[test]
+fn a_unicast_advert_for_another_address_is_not_seen() {
+    let mut n = One::with(UNICAST, DataPlane::Userspace);
+    n.run_until(secs(1));
+    let advert = Advert {
+        version: Version::V2,
+        vrid: 51,
+        priority: 200,
+        advert_int_cs: 100,
+        auth: Auth::None,
+        addrs: vec![ip("10.0.0.100")],
+    };
+    for (k, dst) in [(2u64, "10.0.0.9"), (3, "10.0.0.1")] {
+        n.run_until(secs(k));
+        let frame = wire::encode_frame(
+            &FrameParams::unicast(PEER_MAC, ip("10.0.0.2"), MAC, ip(dst)),
+            &advert,
+        )
+        .expect("encodes");
+        n.input(Input::Frame {
+            iface: IfaceName::from("eth0"),
+            frame,
+        });
+        let received = n.d.vrrp().unwrap().stats()[0].advert_rcvd;
+        assert_eq!(received, k - 2, "after the advert to {dst}");
+    }
+}

@@ -8,6 +8,7 @@
 mod build;
 mod dataplane;
 mod node;
+mod pending;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -19,6 +19,7 @@ use crate::vrrp::{
 };
 
 use super::dataplane::{self, Handled, Neighbours};
+use super::pending::Pending;
 use super::{
     Admin, Applied, ApplyError, IfaceEvent, IfaceName, Input, LogSource, Notification, NotifyCause,
     Output, ScriptExec, SyncDaemon, SyncDaemonRole,
@@ -270,6 +271,8 @@ pub struct Director {
     script_probes: BTreeMap<ProbeId, String>,
     next_script_probe: u64,
     neighbours: Neighbours,
+    /// Unicast adverts waiting for their peer's MAC.
+    pending: Pending,
     ipvs: Ipvs,
     held_vips: BTreeSet<IpAddr>,
     sync_cfg: Option<SyncDaemonConfig>,
@@ -323,6 +326,7 @@ impl Director {
             script_probes: BTreeMap::new(),
             next_script_probe: SCRIPT_PROBE_BASE,
             neighbours: Neighbours::default(),
+            pending: Pending::default(),
             ipvs: Ipvs::new(IpvsOptions::default(), rng.next_u64()),
             held_vips: BTreeSet::new(),
             sync_cfg: cfg.sync_daemon,
@@ -532,8 +536,7 @@ impl Director {
     fn frame(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>) -> Plane {
         let (checked, vrid) = match Class::of(&frame) {
             Class::Arp(a) => {
-                self.neighbours
-                    .learn(&iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+                self.learn(now, &iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
                 return Plane::Control;
             }
             Class::Traffic(pkt) => {
@@ -548,6 +551,11 @@ impl Director {
                 None => return Plane::Control,
             },
             Class::Vrrp(c) => {
+                // The kernel hands a raw socket only what is addressed to this host: a
+                // unicast advert for an address we do not have never reaches keepalived.
+                if !c.dst().is_multicast() && !self.is_local(c.dst()) {
+                    return Plane::Control;
+                }
                 let Some(w) = self.wires.get_mut(&iface, c.vrid()) else {
                     return Plane::Control;
                 };
@@ -556,7 +564,7 @@ impl Director {
         };
         match checked {
             Ok(rx) => {
-                self.neighbours.learn(&iface, rx.src_ip, rx.src_mac);
+                self.learn(now, &iface, rx.src_ip, rx.src_mac);
                 self.vrrp_input(
                     now,
                     Some(VrrpInput::Advert {
@@ -717,7 +725,7 @@ impl Director {
         self.flush_sync();
     }
 
-    fn vrrp_output(&mut self, _now: Instant, o: VrrpOutput) {
+    fn vrrp_output(&mut self, now: Instant, o: VrrpOutput) {
         match o {
             VrrpOutput::SendAdvert {
                 iface,
@@ -725,7 +733,7 @@ impl Director {
                 dst,
                 advert,
             } => {
-                self.send_advert(&iface, src, dst, &advert);
+                self.send_advert(now, &iface, src, dst, &advert);
             }
             VrrpOutput::AddVip(vip) => {
                 self.held_vips.insert(vip.addr);
@@ -785,8 +793,25 @@ impl Director {
         }
     }
 
+    /// `ip` is at `mac` on `iface`: remember it, and send what waited for it.
+    fn learn(&mut self, now: Instant, iface: &IfaceName, ip: IpAddr, mac: [u8; 6]) {
+        self.neighbours.learn(iface, ip, mac);
+        if self.pending.is_empty() {
+            return;
+        }
+        for (iface, frame) in self.pending.release(now, ip, mac) {
+            self.out.push_back(Output::Transmit { iface, frame });
+        }
+    }
+
+    /// One of this host's addresses: on an interface, or a VIP it holds.
+    fn is_local(&self, addr: IpAddr) -> bool {
+        self.held_vips.contains(&addr) || self.env.ifaces.iter().any(|i| i.addrs.contains(&addr))
+    }
+
     fn send_advert(
         &mut self,
+        now: Instant,
         iface: &str,
         src: Option<IpAddr>,
         dst: IpAddr,
@@ -807,12 +832,18 @@ impl Director {
             return;
         };
         let mac = ifc.mac;
+        // A unicast peer not yet resolved: the advert waits for its ARP reply (see `pending`).
+        let mut unresolved = false;
         let mut params = if dst.is_multicast() {
             FrameParams::multicast(mac, src_ip)
         } else {
-            // Without a learnt neighbour the advert goes to the broadcast address,
-            // which every peer on the segment still receives.
-            let dst_mac = self.neighbours.lookup(dst).map_or([0xff; 6], |(_, m)| m);
+            let dst_mac = match self.neighbours.lookup(dst) {
+                Some((_, m)) => m,
+                None => {
+                    unresolved = true;
+                    [0; 6]
+                }
+            };
             FrameParams::unicast(mac, src_ip, dst_mac, dst)
         };
         if let Some(w) = self.wires.get_mut(iface, advert.vrid) {
@@ -821,6 +852,19 @@ impl Director {
             params.ip_id = w.ip_id;
         }
         match wire::encode_frame(&params, advert) {
+            Ok(frame) if unresolved => {
+                let name = IfaceName::from(iface);
+                if self.pending.hold(now, dst, name.clone(), frame) {
+                    // IPv6 peers are learnt from their own adverts only (no neighbour
+                    // solicitation is modelled).
+                    if let (IpAddr::V4(from), IpAddr::V4(to)) = (src_ip, dst) {
+                        self.out.push_back(Output::Transmit {
+                            iface: name,
+                            frame: dataplane::arp_request(mac, from, to),
+                        });
+                    }
+                }
+            }
             Ok(frame) => self.out.push_back(Output::Transmit {
                 iface: IfaceName::from(iface),
                 frame,

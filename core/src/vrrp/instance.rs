@@ -220,7 +220,9 @@ pub struct Instance {
     /// order they were scheduled in (as keepalived's timer tree does).
     pub(crate) garp_delay_at: Option<(Instant, u64)>,
     pub(crate) garp_refresh_at: Option<Instant>,
-    pub(crate) garp_lower_at: Option<(Instant, u64)>,
+    /// Delayed GARPs after lower-priority adverts: keepalived adds one timer per advert
+    /// received (`thread_add_timer` each time), so several can be pending, in (time, seq) order.
+    pub(crate) garp_lower_at: std::collections::VecDeque<(Instant, u64)>,
     pub(crate) master_saddr: Option<IpAddr>,
     pub(crate) master_priority: u8,
     /// keepalived's `vrrp->stats`.
@@ -288,7 +290,7 @@ impl Instance {
             sync: None,
             garp_delay_at: None,
             garp_refresh_at: None,
-            garp_lower_at: None,
+            garp_lower_at: std::collections::VecDeque::new(),
             master_saddr: None,
             master_priority: 0,
             stats: InstanceStats::default(),

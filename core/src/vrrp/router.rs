@@ -452,7 +452,7 @@ impl VrrpRouter {
                 }
                 Timer::LowerGarp(i) => {
                     // vrrp_lower_prio_gratuitous_arp_thread.
-                    self.inst[i].garp_lower_at = None;
+                    self.inst[i].garp_lower_at.pop_front();
                     let rep = self.inst[i].cfg.garp_lower_prio_repeat;
                     self.send_link_update(i, rep);
                 }
@@ -486,7 +486,8 @@ impl VrrpRouter {
                 x.sands.map(|t| ((t, 0, i as u64), Timer::Instance(i))),
                 x.garp_delay_at.map(|(t, q)| ((t, 1, q), Timer::Garp(i))),
                 x.garp_lower_at
-                    .map(|(t, q)| ((t, 1, q), Timer::LowerGarp(i))),
+                    .front()
+                    .map(|&(t, q)| ((t, 1, q), Timer::LowerGarp(i))),
             ]
         });
         let scripts = self
@@ -920,7 +921,7 @@ impl VrrpRouter {
             // keepalived leaves its delayed-GARP thread queued but it finds no VIPs; dropping
             // it keeps poll_timeout honest.
             self.inst[i].garp_delay_at = None;
-            self.inst[i].garp_lower_at = None;
+            self.inst[i].garp_lower_at.clear();
         }
     }
 
@@ -1189,7 +1190,8 @@ impl VrrpRouter {
                 let delay = self.inst[m].cfg.garp_lower_prio_delay;
                 if !delay.is_zero() {
                     let q = self.seq();
-                    self.inst[m].garp_lower_at = Some((now + delay, q));
+                    // The delay is the same for every advert, so the queue stays in order.
+                    self.inst[m].garp_lower_at.push_back((now + delay, q));
                 }
             }
             return false;

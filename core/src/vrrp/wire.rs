@@ -609,6 +609,11 @@ impl<'a> Carried<'a> {
         self.head.vrid
     }
 
+    /// The IP destination: the multicast group, or the unicast address it was sent to.
+    pub fn dst(&self) -> IpAddr {
+        self.ip.dst
+    }
+
     /// Check the advert the way keepalived 2.2 checks it for the instance `expect` describes.
     pub fn check(&self, expect: &Expect) -> Result<Received, DecodeError> {
         let Carried { eth, ip, head } = self;
