@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use lvs_core::config::{self, Loader};
+use lvs_core::config;
 use lvs_core::ipvs::save::ipvsadm_save;
+use lvs_scenarios::fs::FsLoader;
 
 /// Arguments of `lvsd check`.
 #[derive(clap::Args, Debug)]
@@ -24,34 +25,6 @@ pub struct Args {
     /// The id `@ID` lines are matched against (like `keepalived -i`); default: the short host name.
     #[arg(short = 'i', long = "config-id", value_name = "ID")]
     pub config_id: Option<String>,
-}
-
-/// Reads config files from disk; `include` patterns go through the glob crate.
-struct FsLoader {
-    config_id: Option<String>,
-}
-
-impl Loader for FsLoader {
-    fn config_id(&self) -> Option<String> {
-        self.config_id.clone()
-    }
-
-    fn read(&self, path: &str) -> Result<String, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        // keepalived reads bytes; a stray non-UTF-8 byte must not make the file unreadable.
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
-        let paths = glob::glob(pattern).map_err(|e| e.to_string())?;
-        let mut out: Vec<String> = paths
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        out.sort();
-        Ok(out)
-    }
 }
 
 /// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors

@@ -336,10 +336,7 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
 /// to one `advert_int` later; 1 s more covers delivery.
 pub fn split_brain_grace(s: &Scenario) -> Duration {
     s.directors()
-        .filter_map(|(_, d)| {
-            let file = d.keepalived_conf.file_name.display().to_string();
-            lvs_core::config::parse_str(&file, &d.keepalived_conf.text).config
-        })
+        .filter_map(|(_, d)| d.keepalived_conf.parse().config)
         .flat_map(|c| {
             c.vrrp_instances
                 .iter()

@@ -13,6 +13,7 @@
 
 mod duration;
 mod error;
+pub mod fs;
 pub mod judge;
 mod model;
 pub mod netns;

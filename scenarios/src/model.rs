@@ -202,6 +202,17 @@ pub struct KeepalivedConf {
     pub text: String,
     /// True when written inline in the scenario file.
     pub inline: bool,
+    /// The files its `include`s read when the scenario was loaded (paths as keepalived
+    /// resolves them: relative to the including file's folder).
+    pub files: lvs_core::config::FileSet,
+}
+
+impl KeepalivedConf {
+    /// Parse it (its includes from [`KeepalivedConf::files`]), as keepalived would at start.
+    pub fn parse(&self) -> lvs_core::config::Parsed {
+        let name = self.file_name.display().to_string();
+        lvs_core::config::parse_text(&name, &self.text, &self.files)
+    }
 }
 
 /// A real server's settings (LVS-DR: the VIPs sit on `lo`).

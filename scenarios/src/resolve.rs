@@ -74,11 +74,23 @@ struct HostIndex<'r> {
     scripts: Vec<Vec<String>>,
 }
 
+/// What the `include`s of `text` (named `name`) read from disk, kept so that every later
+/// parse sees the same files (a missing one is the parser's error, reported at start). The
+/// host's scenario name is its config id (keepalived's default is the host name), which
+/// `@NAME` lines are matched against.
+fn included_files(name: &Path, text: &str, host: &str) -> lvs_core::config::FileSet {
+    let disk = crate::fs::FsLoader {
+        config_id: Some(host.to_string()),
+    };
+    let rec = lvs_core::config::Recording::new(&disk);
+    lvs_core::config::parse_text(&name.display().to_string(), text, &rec);
+    rec.into_files()
+}
+
 /// The scripts a keepalived.conf runs (`vrrp_script` `script` lines, MISC_CHECK `misc_path`s),
 /// as written; a config that does not parse runs none (the director reports why at start).
 fn scripts_of(conf: &KeepalivedConf) -> Vec<String> {
-    let file = conf.file_name.display().to_string();
-    let Some(c) = lvs_core::config::parse_str(&file, &conf.text).config else {
+    let Some(c) = conf.parse().config else {
         return Vec::new();
     };
     let vrrp = c
@@ -552,21 +564,28 @@ impl Cx<'_> {
                                 },
                             )
                         })?;
+                        let files = included_files(&full, &text, h.name.get_ref());
                         KeepalivedConf {
                             file_name: full,
                             text,
                             inline: false,
+                            files,
                         }
                     }
-                    (None, Some(text)) => KeepalivedConf {
-                        file_name: PathBuf::from(format!(
+                    (None, Some(text)) => {
+                        let file_name = PathBuf::from(format!(
                             "{}#{}",
                             self.file.display(),
                             key("keepalived_conf_inline")
-                        )),
-                        text: text.get_ref().clone(),
-                        inline: true,
-                    },
+                        ));
+                        let files = included_files(&file_name, text.get_ref(), h.name.get_ref());
+                        KeepalivedConf {
+                            file_name,
+                            text: text.get_ref().clone(),
+                            inline: true,
+                            files,
+                        }
+                    }
                 };
                 let start_at = self.opt_duration(&h.start_at, &key("start_at"), Duration::ZERO)?;
                 if let Some(s) = &h.start_at {

@@ -248,3 +248,26 @@ fn the_seed_topology_maps_into_the_benchmark_range() {
         }
     }
 }
+
+// `include` in a scenario's keepalived.conf: found relative to the including file, read once
+// at load, and `@NAME` lines matched against the host's scenario name (its config id).
+#[test]
+fn includes_are_read_relative_to_the_including_file_with_the_host_as_config_id() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fidelity/include.toml");
+    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let priority = |host: &str| {
+        let (_, d) = s.directors().find(|(h, _)| h.name == host).unwrap();
+        let files: Vec<&str> = d.keepalived_conf.files.paths().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(
+            files[0].ends_with("fidelity/include/conf.d/vi_1.conf"),
+            "{files:?}"
+        );
+        let parsed = d.keepalived_conf.parse();
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let c = parsed.config.unwrap();
+        c.vrrp_instances[0].priority.as_ref().map(|p| p.value)
+    };
+    assert_eq!(priority("director1"), Some(150));
+    assert_eq!(priority("director2"), Some(90));
+}

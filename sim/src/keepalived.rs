@@ -40,7 +40,16 @@ pub fn node_env(env: &HostEnv) -> NodeEnv {
 /// A factory starting a fresh `Director` from `text` (named `file` in diagnostics) at every
 /// start and restart. The config is parsed once, here, so errors surface before the run.
 pub fn factory(file: &str, text: &str) -> Result<DirectorFactory, ConfError> {
-    let parsed = config::parse_str(file, text);
+    factory_with(file, text, &config::NoFiles)
+}
+
+/// [`factory`] for a config whose `include`s `files` answers.
+pub fn factory_with(
+    file: &str,
+    text: &str,
+    files: &dyn config::Loader,
+) -> Result<DirectorFactory, ConfError> {
+    let parsed = config::parse_text(file, text, files);
     let ok = !parsed.has_errors();
     let Some(cfg) = parsed.config.clone().filter(|_| ok) else {
         let rendered = parsed

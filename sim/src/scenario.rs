@@ -127,13 +127,13 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
         let id = match &h.role {
             Role::Director(d) => {
                 let file = d.keepalived_conf.file_name.display().to_string();
-                let factory = crate::keepalived::factory(&file, &d.keepalived_conf.text).map_err(
-                    |source| RunError::Config {
+                let conf = &d.keepalived_conf;
+                let factory = crate::keepalived::factory_with(&file, &conf.text, &conf.files)
+                    .map_err(|source| RunError::Config {
                         file: s.source.clone(),
                         host: h.name.clone(),
                         source,
-                    },
-                )?;
+                    })?;
                 sim.add_director_at(&h.name, ifaces_of(h), factory, at(d.start_at))
                     .map_err(sim_err)?
             }

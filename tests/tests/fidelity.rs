@@ -363,3 +363,13 @@ fn unicast_with_a_wrong_peer_splits_the_brain_as_keepalived() {
         );
     }
 }
+
+// A scenario whose keepalived.conf includes conf.d/*.conf and picks priorities with @NAME
+// lines runs, and the host the lines favour wins.
+#[test]
+fn a_config_with_includes_runs_in_the_simulator() {
+    let s = load_scenario("include.toml");
+    let report = lvs_sim::scenario::run(&s, &RunOptions::default()).unwrap();
+    let failed: Vec<_> = report.failures().collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}

@@ -5,6 +5,7 @@
 //! Files are read through a [`Loader`] so this crate never touches the file system.
 
 pub mod diagnostic;
+pub mod files;
 pub mod lexer;
 pub mod model;
 pub mod parser;
@@ -13,6 +14,7 @@ pub mod tree;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Severity, Span, Spanned};
+pub use files::{FileSet, Recording};
 pub use lexer::{Loader, NoFiles};
 pub use model::*;
 

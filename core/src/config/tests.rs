@@ -1070,12 +1070,7 @@ fn skipped_values_leave_keepalived_defaults() {
     let r = rules(text);
     let summary: Vec<_> = r
         .iter()
-        .map(|(s, d)| {
-            (
-                s.key,
-                d.iter().map(|d| d.weight).collect::<Vec<_>>(),
-            )
-        })
+        .map(|(s, d)| (s.key, d.iter().map(|d| d.weight).collect::<Vec<_>>()))
         .collect();
     assert_eq!(
         summary,
