@@ -10,7 +10,8 @@
 //!
 //! Layers: [`ethernet`] (with 802.1Q tags), [`arp`], [`ipv4`], [`ipv6`] (with its extension
 //! headers), [`icmpv6`] (the neighbour advertisement VRRP sends), [`udp`], [`tcp`],
-//! [`vrrp`] (v2 / v3), [`tunnel`] (IPIP / GUE / GRE).
+//! [`vrrp`] (v2 / v3), [`tunnel`] (IPIP / GUE / GRE), [`ipvs_sync`] (the IPVS sync daemon's
+//! message).
 
 pub mod arp;
 pub mod checksum;
@@ -19,6 +20,7 @@ pub mod flow;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipvs_sync;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;
