@@ -188,6 +188,7 @@ impl Replay {
             dport: port,
             tcp,
             fwmark: 0,
+            len: 0,
         };
         let first = if proto == Protocol::Tcp {
             TcpFlags::SYN
@@ -207,6 +208,7 @@ impl Replay {
                         dport: cp,
                         tcp,
                         fwmark: 0,
+                        len: 0,
                     };
                     if nat {
                         self.ipvs.process_reply(self.now, &reply(TcpFlags::SYN_ACK));

@@ -9,6 +9,7 @@ use rand_chacha::rand_core::SeedableRng;
 use super::*;
 use crate::check::probe::{ProbeKind, ProbeResult};
 use crate::config;
+use crate::ipvs::stats::IpvsStats;
 use crate::ipvs::IpvsChange;
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Advert, Auth, FrameParams, Version};
@@ -162,16 +163,36 @@ impl One {
 
     /// A client SYN to the VIP.
     fn syn(&mut self, sport: u16) {
+        self.client(sport, 80, true, &[], 0);
+    }
+
+    /// A client TCP segment from 192.0.2.7:`sport` to the VIP's `dport` (SYN or ACK) with
+    /// `payload`, its frame followed by `pad` bytes of Ethernet padding.
+    fn client(&mut self, sport: u16, dport: u16, syn: bool, payload: &[u8], pad: usize) {
         let b = etherparse::PacketBuilder::ethernet2(PEER_MAC, MAC)
             .ipv4([192, 0, 2, 7], [10, 0, 0, 100], 64)
-            .tcp(sport, 80, 1000, 65535)
-            .syn();
+            .tcp(sport, dport, 1000, 65535);
+        let b = if syn { b.syn() } else { b.ack(1) };
         let mut frame = Vec::new();
-        b.write(&mut frame, &[]).unwrap();
+        b.write(&mut frame, payload).unwrap();
+        frame.resize(frame.len() + pad, 0);
         self.input(Input::Frame {
             iface: IfaceName::from("eth0"),
             frame,
         });
+    }
+
+    /// Per service and per destination (address, counters).
+    fn counters(&self) -> Vec<(IpvsStats, Vec<(IpAddr, IpvsStats)>)> {
+        self.d
+            .stats()
+            .ipvs
+            .iter()
+            .map(|s| {
+                let dests = s.dests.iter().map(|d| (d.addr, d.counters)).collect();
+                (s.counters, dests)
+            })
+            .collect()
     }
 
     /// An advert from a peer at 10.0.0.2.
@@ -527,6 +548,96 @@ fn stats_count_what_was_sent_and_received() {
     assert_eq!(s.checkers.virtual_servers.len(), 1);
     assert_eq!(s.ipvs.len(), 1);
     assert_eq!(s.ipvs[0].dests[0].addr, ip("10.0.0.11"));
+}
+
+/// Two real servers behind rr; what the clients send (`skb->len`: the IP packet, Ethernet
+/// padding not counted) is what `ipvsadm -L -n --stats` would count.
+const TWO: &str = r#"
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        10.0.0.100
+    }
+}
+virtual_server 10.0.0.100 80 {
+    delay_loop 5
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 10.0.0.11 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+    real_server 10.0.0.12 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+"#;
+
+/// Client A's SYN, ACK and 100-byte segment, client B's SYN padded to Ethernet's 60 bytes,
+/// and two packets IPVS lets through (an ACK of no connection, another port).
+fn send_known_traffic(n: &mut One) {
+    n.client(40001, 80, true, &[], 0);
+    n.client(40001, 80, false, &[], 0);
+    n.client(40001, 80, false, &[7; 100], 0);
+    n.client(40002, 80, true, &[], 6);
+    n.client(40003, 80, false, &[], 0);
+    n.client(40004, 81, true, &[], 0);
+}
+
+#[test]
+fn stats_count_conns_packets_and_bytes_per_destination_and_service() {
+    let mut n = One::with(TWO, DataPlane::Userspace);
+    n.run_until(secs(6));
+    assert_eq!(n.state(), VrrpState::Master);
+    let zero = IpvsStats::default();
+    assert_eq!(
+        n.counters(),
+        vec![(zero, vec![(ip("10.0.0.12"), zero), (ip("10.0.0.11"), zero)])]
+    );
+    send_known_traffic(&mut n);
+    // rr takes the head of the list first: 10.0.0.12, added last, for client A.
+    let a = IpvsStats {
+        conns: 1,
+        in_pkts: 3,
+        in_bytes: 40 + 40 + 140,
+        ..zero
+    };
+    let b = IpvsStats {
+        conns: 1,
+        in_pkts: 1,
+        in_bytes: 40,
+        ..zero
+    };
+    let svc = IpvsStats {
+        conns: 2,
+        in_pkts: 4,
+        in_bytes: 260,
+        ..zero
+    };
+    assert_eq!(
+        n.counters(),
+        vec![(svc, vec![(ip("10.0.0.12"), a), (ip("10.0.0.11"), b)])]
+    );
+
+    // The kernel forwards in kernel mode: the core counts nothing.
+    let mut k = One::with(TWO, DataPlane::Kernel);
+    k.run_until(secs(6));
+    assert_eq!(k.state(), VrrpState::Master);
+    send_known_traffic(&mut k);
+    assert_eq!(
+        k.counters(),
+        vec![(zero, vec![(ip("10.0.0.12"), zero), (ip("10.0.0.11"), zero)])]
+    );
 }
 
 // A real server's notify_down reaches the driver as a notify with keepalived's argv (the words

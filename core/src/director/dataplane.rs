@@ -67,6 +67,7 @@ pub fn packet_info(frame: &[u8]) -> Option<PacketInfo> {
             TcpFlags::default()
         },
         fwmark: 0,
+        len: f.ip_len,
     })
 }
 

@@ -8,6 +8,7 @@ use crate::check::healthcheckers::{CheckInput, CheckOutput, HealthCheckers, Heal
 use crate::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
 use crate::check::script::Script;
 use crate::check::stats::CheckStats;
+use crate::ipvs::stats::IpvsStats;
 use crate::ipvs::sync::{self, SyncConfig, SyncReceiver, SyncSender};
 use crate::ipvs::table::{Ipvs, IpvsOptions, PacketInfo, Verdict};
 use crate::ipvs::{IpvsChange, Protocol, ServiceKey};
@@ -82,21 +83,27 @@ pub struct DirectorStats {
     /// Per virtual / real server: the checkers' results.
     pub checkers: CheckStats,
     /// Per IPVS service, from the table ([`DataPlane::Userspace`]; in kernel mode the mirror
-    /// has no connections).
+    /// has no connections and its traffic counters stay zero: the kernel forwards, and its
+    /// own counters are `ipvsadm -L -n --stats`'s).
     pub ipvs: Vec<ServiceStats>,
 }
 
-/// One IPVS service's connection counts.
+/// One IPVS service's counters.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ServiceStats {
     /// The service.
     pub key: ServiceKey,
+    /// Conns / InPkts / OutPkts / InBytes / OutBytes of the service (`ipvsadm -L -n
+    /// --stats`): what its destinations got, removed destinations included. The userspace
+    /// data plane forwards client packets only (DR), so OutPkts / OutBytes stay zero until
+    /// it forwards NAT replies.
+    pub counters: IpvsStats,
     /// Its destinations, in kernel list order.
     pub dests: Vec<DestStats>,
 }
 
-/// One destination's connection counts (`ipvsadm -L -n`'s ActiveConn / InActConn and the
-/// persistence templates).
+/// One destination's counters (`ipvsadm -L -n`'s ActiveConn / InActConn, the persistence
+/// templates, and `--stats`' traffic).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DestStats {
     /// Real server address.
@@ -109,6 +116,8 @@ pub struct DestStats {
     pub inactive_conns: u32,
     /// Persistence templates.
     pub persistent_conns: u32,
+    /// Conns / InPkts / OutPkts / InBytes / OutBytes (see [`ServiceStats::counters`]).
+    pub counters: IpvsStats,
 }
 
 /// Everything a director runs, already mapped from keepalived.conf.
@@ -359,13 +368,14 @@ impl Director {
     }
 
     /// Per VRRP instance keepalived's counters, per virtual / real server the checkers'
-    /// results, per IPVS destination its connections.
+    /// results, per IPVS service and destination its connections, packets and bytes.
     pub fn stats(&self) -> DirectorStats {
         let ipvs = self
             .ipvs
             .services()
             .map(|s| ServiceStats {
                 key: s.spec().key,
+                counters: *s.stats(),
                 dests: s
                     .dests()
                     .iter()
@@ -375,6 +385,7 @@ impl Director {
                         active_conns: d.activeconns,
                         inactive_conns: d.inactconns,
                         persistent_conns: d.persistconns,
+                        counters: d.stats,
                     })
                     .collect(),
             })

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::stats::IpvsStats;
 use super::FwdMethod;
 
 /// What `ipvsadm -a/-e` sets on a destination.
@@ -47,6 +48,8 @@ pub struct Dest {
     pub inactconns: u32,
     /// Persistence templates pointing at this destination.
     pub persistconns: u32,
+    /// Connections, packets and bytes sent to it (`dest->stats`).
+    pub stats: IpvsStats,
 }
 
 impl Dest {
@@ -76,6 +79,7 @@ impl Dest {
             activeconns: 0,
             inactconns: 0,
             persistconns: 0,
+            stats: IpvsStats::default(),
         }
     }
 }

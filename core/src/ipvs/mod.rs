@@ -8,6 +8,7 @@ pub mod list;
 pub mod save;
 pub mod sched;
 pub mod service;
+pub mod stats;
 pub mod sync;
 pub mod table;
 pub mod trace;

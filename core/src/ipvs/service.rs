@@ -10,6 +10,7 @@ use std::net::IpAddr;
 pub use super::dest::{Dest, DestSpec};
 pub use super::sched::SchedPacket;
 use super::sched::{SchedFlags, SchedKind, Scheduler};
+use super::stats::IpvsStats;
 use super::{ServiceKey, SockAddr};
 use crate::time::Instant;
 
@@ -75,6 +76,8 @@ pub struct Service {
     sched: Scheduler,
     /// Time of the latest call that brought one, for [`Service::schedule`].
     now: Instant,
+    /// `svc->stats`: what its destinations got, including destinations since removed.
+    stats: IpvsStats,
 }
 
 impl Service {
@@ -91,6 +94,7 @@ impl Service {
             dests: Vec::new(),
             sched,
             now,
+            stats: IpvsStats::default(),
         }
     }
 
@@ -107,6 +111,16 @@ impl Service {
     /// The scheduler, mutably (e.g. to set the lblc expiration sysctl).
     pub fn scheduler_mut(&mut self) -> &mut Scheduler {
         &mut self.sched
+    }
+
+    /// Connections, packets and bytes of the service (`svc->stats`).
+    pub fn stats(&self) -> &IpvsStats {
+        &self.stats
+    }
+
+    /// The service's counters, to count traffic in.
+    pub fn stats_mut(&mut self) -> &mut IpvsStats {
+        &mut self.stats
     }
 
     /// Destinations in the kernel's list order (newest first).

@@ -390,6 +390,7 @@ mod tests {
             dport: 80,
             tcp,
             fwmark: 0,
+            len: 40,
         };
         let t0 = Instant::ZERO;
         for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::ACK] {

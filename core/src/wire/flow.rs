@@ -26,6 +26,9 @@ pub struct Flow {
     pub dport: u16,
     /// TCP flags byte (0 for UDP).
     pub tcp_flags: tcp::TcpFlags,
+    /// The IP packet's length from its header on (IPv4 total length, IPv6 40 + payload
+    /// length): what the kernel's `skb->len` is at IPVS's hooks, Ethernet padding excluded.
+    pub ip_len: u32,
 }
 
 /// The [`Flow`] of a frame; `None` when it has no TCP or UDP header etherparse would read.
@@ -56,12 +59,13 @@ fn flow_fast(frame: &[u8]) -> Option<Option<Flow>> {
         IpAddr::V4(ip.src),
         IpAddr::V4(ip.dst),
         ip.l4,
+        ip.total_len as u32,
     ))
 }
 
 /// The ports (and TCP flags) of a TCP or UDP header, with etherparse's checks.
 #[inline(always)]
-fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8]) -> Option<Flow> {
+fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8], ip_len: u32) -> Option<Flow> {
     let tcp_flags = match protocol {
         ip_proto::TCP => {
             let th = l4.get(..tcp::HEADER_LEN)?;
@@ -89,28 +93,33 @@ fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8]) -> Option<Flow> 
         dst,
         dport: be16(l4, 2),
         tcp_flags,
+        ip_len,
     })
 }
 
 /// [`flow`] through the layers' parsers: VLAN tags, IPv6 extension headers, AH.
 fn flow_slow(frame: &[u8]) -> Option<Flow> {
-    let (protocol, src, dst, l4) = ip_payload(frame)?;
-    transport(protocol, src, dst, l4)
+    let (protocol, src, dst, l4, ip_len) = ip_payload(frame)?;
+    transport(protocol, src, dst, l4, ip_len)
 }
 
 /// The upper-layer protocol, addresses and payload of an IP frame (through VLAN tags, AH
-/// and IPv6 extension headers), `None` for a fragment or what does not parse.
-fn ip_payload(frame: &[u8]) -> Option<(u8, IpAddr, IpAddr, &[u8])> {
+/// and IPv6 extension headers) and the IP packet's length, `None` for a fragment or what
+/// does not parse.
+fn ip_payload(frame: &[u8]) -> Option<(u8, IpAddr, IpAddr, &[u8], u32)> {
     let (eth, payload) = ethernet::EthernetRepr::parse(frame).ok()?;
     let (t, payload) = ethernet::skip_vlans(eth.ethertype, payload).ok()?;
     match t {
         ethertype::IPV4 => {
-            let (ip, payload) = ipv4::Ipv4Repr::parse(payload).ok()?;
+            let packet = payload;
+            let (ip, payload) = ipv4::Ipv4Repr::parse(packet).ok()?;
             let (protocol, l4) = ipv4::upper_layer(&ip, payload).ok()?;
             if ip.is_fragment() {
                 return None;
             }
-            Some((protocol, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), l4))
+            // Parsed, so the header and its total length field are there.
+            let len = u32::from(be16(packet, 2));
+            Some((protocol, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), l4, len))
         }
         ethertype::IPV6 => {
             let (ip, payload) = ipv6::Ipv6Repr::parse(payload).ok()?;
@@ -123,6 +132,7 @@ fn ip_payload(frame: &[u8]) -> Option<(u8, IpAddr, IpAddr, &[u8])> {
                 IpAddr::V6(ip.src),
                 IpAddr::V6(ip.dst),
                 up.payload,
+                ip.buffer_len() as u32,
             ))
         }
         _ => None,
@@ -131,7 +141,7 @@ fn ip_payload(frame: &[u8]) -> Option<(u8, IpAddr, IpAddr, &[u8])> {
 
 /// The payload of a UDP datagram over IPv4 or IPv6 (etherparse's `SlicedPacket` reading).
 pub fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
-    let (protocol, _, _, l4) = ip_payload(frame)?;
+    let (protocol, _, _, l4, _) = ip_payload(frame)?;
     if protocol != ip_proto::UDP {
         return None;
     }

@@ -196,6 +196,8 @@ pub struct Ipv4View<'a> {
     pub fragmented: bool,
     /// The bytes after the header, up to the total length.
     pub l4: &'a [u8],
+    /// The total length: header, options and payload.
+    pub total_len: usize,
 }
 
 /// The IPv4 packet of an Ethernet II frame by direct byte reads. `None`: not an IPv4
@@ -223,6 +225,7 @@ pub fn read_frame(frame: &[u8]) -> Option<Result<Ipv4View<'_>, ()>> {
         protocol: ih[9],
         fragmented: ih[6] & 0x3f != 0 || ih[7] != 0,
         l4: &ip[ihl..total_len],
+        total_len,
     }))
 }
 

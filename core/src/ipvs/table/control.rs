@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use super::{Counters, Ipvs};
 use crate::ipvs::conn::DestId;
 use crate::ipvs::service::{Dest, DestSpec, IpvsError, Service, ServiceSpec};
+use crate::ipvs::stats::IpvsStats;
 use crate::ipvs::{IpvsChange, ServiceKey};
 
 impl Ipvs {
@@ -45,6 +46,7 @@ impl Ipvs {
             .get(&spec.key)
             .ok_or(IpvsError::NoSuchService)?;
         let mut svc = Service::new(spec.clone());
+        *svc.stats_mut() = *old.stats();
         let dests: Vec<Dest> = old.dests().to_vec();
         for d in dests.iter().rev() {
             svc.add_dest(&d.spec())?;
@@ -53,6 +55,7 @@ impl Ipvs {
                 n.inactconns = d.inactconns;
                 n.persistconns = d.persistconns;
                 n.overloaded = d.overloaded;
+                n.stats = d.stats;
             }
         }
         self.services.insert(spec.key, svc);
@@ -64,7 +67,13 @@ impl Ipvs {
     pub fn del_service(&mut self, key: &ServiceKey) -> Result<(), IpvsError> {
         let svc = self.services.remove(key).ok_or(IpvsError::NoSuchService)?;
         for d in svc.dests() {
-            self.save_counters(*key, d);
+            // __ip_vs_update_dest zeroes the stats of a destination that comes back into
+            // another service object, as any service added again under this key is.
+            let d = Dest {
+                stats: IpvsStats::default(),
+                ..d.clone()
+            };
+            self.save_counters(*key, &d);
         }
         self.refresh_weights();
         Ok(())
@@ -99,6 +108,7 @@ impl Ipvs {
             d.activeconns = c.active;
             d.inactconns = c.inact;
             d.persistconns = c.persist;
+            d.stats = c.stats;
             // __ip_vs_update_dest: OVERLOAD survives unless the upper threshold went away or up.
             d.overloaded =
                 c.overloaded && spec.u_threshold != 0 && spec.u_threshold <= c.u_threshold;

@@ -24,6 +24,7 @@ use super::conn::{
     Timeouts, NO_DEST,
 };
 use super::service::{Dest, Service};
+use super::stats::IpvsStats;
 use super::{FwdMethod, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
 
@@ -73,6 +74,9 @@ pub struct PacketInfo {
     pub tcp: TcpFlags,
     /// Netfilter mark (0 = none).
     pub fwmark: u32,
+    /// The IP packet's length (`skb->len`: IP header to the end of the payload), what the
+    /// byte counters add.
+    pub len: u32,
 }
 
 impl PacketInfo {
@@ -156,6 +160,8 @@ struct Counters {
     overloaded: bool,
     u_threshold: u32,
     l_threshold: u32,
+    /// The destination's traffic counters (only saved and restored, never updated here).
+    stats: IpvsStats,
 }
 
 impl Counters {
@@ -168,6 +174,7 @@ impl Counters {
             overloaded: d.overloaded,
             u_threshold: d.u_threshold,
             l_threshold: d.l_threshold,
+            stats: d.stats,
         }
     }
 
@@ -357,6 +364,22 @@ impl Ipvs {
                     f(c);
                 }
             }
+        }
+    }
+
+    /// Count traffic on a binding's destination and on the destination's service
+    /// (`dest->svc`), while the destination is in its service (`IP_VS_DEST_F_AVAILABLE`).
+    fn count_traffic(&mut self, id: DestId, f: impl Fn(&mut IpvsStats)) {
+        let Some(slot) = self.slots.get(id as usize).filter(|_| id != NO_DEST) else {
+            return;
+        };
+        let (addr, port) = (slot.addr, slot.port);
+        let Some(svc) = self.services.get_mut(&slot.svc) else {
+            return;
+        };
+        if let Some(d) = svc.dest_mut(addr, port) {
+            f(&mut d.stats);
+            f(svc.stats_mut());
         }
     }
 

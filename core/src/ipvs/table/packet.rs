@@ -90,13 +90,15 @@ impl Ipvs {
                 }
             }
         };
+        // ip_vs_in_stats, before the state transition as in ip_vs_in_hook.
+        let dest_id = self.conns.dest(id).unwrap_or(NO_DEST);
+        self.count_traffic(dest_id, |s| s.count_in(pkt.len));
         self.transition(id, now, Direction::Input, pkt.proto, pkt.tcp);
         let in_pkts = self.conns.count_in_packet(id);
         let slot = self
-            .conns
-            .dest(id)
-            .filter(|&d| d != NO_DEST)
-            .and_then(|d| self.slots.get(d as usize));
+            .slots
+            .get(dest_id as usize)
+            .filter(|_| dest_id != NO_DEST);
         match slot.map(|s| (SockAddr(s.addr, s.port), s.fwd)) {
             Some((mut dest, fwd)) => {
                 // A destination on port 0 takes the packet's own port (port-zero services).
@@ -153,6 +155,8 @@ impl Ipvs {
         let Some(c) = hit else {
             return Verdict::Pass;
         };
+        // handle_response: ip_vs_out_stats, then the state transition.
+        self.count_traffic(c.dest, |s| s.count_out(pkt.len));
         self.transition(c.id, now, Direction::Output, pkt.proto, pkt.tcp);
         Verdict::Reply {
             conn: c.id,
@@ -214,7 +218,9 @@ impl Ipvs {
             }
             let d = self.pick(skey, &sp, rng)?;
             let slot = self.slot_for(skey, d.addr, d.port, d.fwd);
-            return self.new_conn(now, slot, d.fwd, conn_key, None);
+            let id = self.new_conn(now, slot, d.fwd, conn_key, None)?;
+            self.count_conn(slot, skey);
+            return Ok(id);
         };
 
         // Persistent service: look for the client's template.
@@ -293,7 +299,27 @@ impl Ipvs {
         let id = self.new_conn(now, cslot, fwd, conn_key, Some(tmpl))?;
         // ip_vs_conn_put(ct): using the template restarts its timer.
         self.conns.touch(tmpl, now);
+        self.count_conn(cslot, skey);
         Ok(id)
+    }
+
+    /// `ip_vs_conn_stats`: a connection scheduled by service `skey` onto binding `slot`
+    /// counts on the destination and on `skey` (not on the destination's own service).
+    fn count_conn(&mut self, slot: DestId, skey: ServiceKey) {
+        let Some(s) = self.slots.get(slot as usize).filter(|_| slot != NO_DEST) else {
+            return;
+        };
+        let (svc, addr, port) = (s.svc, s.addr, s.port);
+        if let Some(d) = self
+            .services
+            .get_mut(&svc)
+            .and_then(|v| v.dest_mut(addr, port))
+        {
+            d.stats.conns += 1;
+        }
+        if let Some(v) = self.services.get_mut(&skey) {
+            v.stats_mut().conns += 1;
+        }
     }
 
     fn pick(

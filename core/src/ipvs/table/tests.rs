@@ -48,6 +48,7 @@ fn pkt(client: &str, sport: u16, tcp: TcpFlags) -> PacketInfo {
         dport: 80,
         tcp,
         fwmark: 0,
+        len: 40,
     }
 }
 
@@ -303,6 +304,7 @@ fn nat_reply_is_matched_and_moves_state() {
         dport: 5,
         tcp: TcpFlags::SYN_ACK,
         fwmark: 0,
+        len: 40,
     };
     let v = ipvs.process_reply(Instant::ZERO, &reply);
     assert!(matches!(
@@ -321,6 +323,54 @@ fn nat_reply_is_matched_and_moves_state() {
         &mut rng,
     );
     assert_eq!(ipvs.conn_infos()[0].conn.state, TcpState::CloseWait as u8);
+}
+
+/// `ip_vs_in_stats` / `ip_vs_out_stats` / `ip_vs_conn_stats`: a NAT connection's client
+/// packets count In, its replies Out, both on the destination and its service; a removed
+/// destination's traffic stays in the service's, and comes back with it from the trash.
+#[test]
+fn traffic_counts_in_and_out_per_destination_and_service() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut ipvs = Ipvs::default();
+    ipvs.add_service(spec(None, 32)).unwrap();
+    let mut d = dest(11, 0, 0);
+    d.fwd = FwdMethod::Masq;
+    ipvs.add_dest(&skey(), &d).unwrap();
+    let syn = pkt("192.0.2.7", 5, TcpFlags::SYN);
+    ipvs.process(Instant::ZERO, &syn, &mut rng);
+    let reply = PacketInfo {
+        proto: Protocol::Tcp,
+        src: "10.0.0.11".parse().unwrap(),
+        sport: 80,
+        dst: "192.0.2.7".parse().unwrap(),
+        dport: 5,
+        tcp: TcpFlags::SYN_ACK,
+        fwmark: 0,
+        len: 60,
+    };
+    ipvs.process_reply(Instant::ZERO, &reply);
+    let data = PacketInfo {
+        len: 1040,
+        ..pkt("192.0.2.7", 5, TcpFlags::ACK)
+    };
+    ipvs.process(Instant::ZERO, &data, &mut rng);
+    // A reply that matches no connection is not IPVS's.
+    ipvs.process_reply(Instant::ZERO, &PacketInfo { dport: 6, ..reply });
+    let want = IpvsStats {
+        conns: 1,
+        in_pkts: 2,
+        out_pkts: 1,
+        in_bytes: 40 + 1040,
+        out_bytes: 60,
+    };
+    let svc = || ipvs.service(&skey()).unwrap();
+    assert_eq!(svc().dests()[0].stats, want);
+    assert_eq!(*svc().stats(), want);
+    ipvs.del_dest(&skey(), "10.0.0.11".parse().unwrap(), 80)
+        .unwrap();
+    assert_eq!(*ipvs.service(&skey()).unwrap().stats(), want);
+    ipvs.add_dest(&skey(), &d).unwrap();
+    assert_eq!(ipvs.service(&skey()).unwrap().dests()[0].stats, want);
 }
 
 #[test]
