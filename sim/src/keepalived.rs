@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use lvs_core::config;
-use lvs_core::director::{Director, DirectorConfig, Iface, NodeEnv};
+use lvs_core::director::{config_log, Director, DirectorConfig, Iface, NodeEnv};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -63,10 +63,20 @@ pub fn factory_with(
             rendered,
         });
     };
+    let log = config_log(
+        &parsed.diagnostics,
+        &|f| shown_name(file, f),
+        !cfg.vrrp_instances.is_empty(),
+        !cfg.virtual_servers.is_empty(),
+    );
     Ok(Box::new(move |env: &HostEnv, rng: &mut dyn RngCore| {
         let node = node_env(env);
         let rng = Box::new(ChaCha8Rng::seed_from_u64(rng.next_u64()));
         let built = DirectorConfig::from_keepalived(&cfg, &node)
+            .map(|dc| DirectorConfig {
+                config_log: log.clone(),
+                ..dc
+            })
             .map_err(|e| e.to_string())
             .and_then(|dc| Director::new(dc, node, rng).map_err(|e| e.to_string()));
         match built {
@@ -74,6 +84,22 @@ pub fn factory_with(
             Err(e) => Box::new(Refused(Some(e))),
         }
     }))
+}
+
+/// Where a simulated director's keepalived read `file` from: the scenario's config stands
+/// in for /etc/keepalived/keepalived.conf and its includes sit beside it, so the logs name
+/// the files as on a real host whatever the scenario's own path.
+fn shown_name(main: &str, file: &str) -> String {
+    const ETC: &str = "/etc/keepalived";
+    if file == main {
+        return format!("{ETC}/keepalived.conf");
+    }
+    let dir = main.rsplit_once('/').map_or("", |(d, _)| d);
+    match file.strip_prefix(dir) {
+        Some(rest) if !dir.is_empty() && rest.starts_with('/') => format!("{ETC}{rest}"),
+        _ if dir.is_empty() && !file.starts_with('/') => format!("{ETC}/{file}"),
+        _ => file.to_string(),
+    }
 }
 
 /// A director process that exits at start, logging why (as keepalived does on a bad config).
@@ -90,5 +116,22 @@ impl DirectorNode for Refused {
     }
     fn poll_timeout(&self) -> Option<lvs_core::Instant> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_name;
+
+    #[test]
+    fn files_are_named_as_under_etc_keepalived() {
+        let main = "scenarios/fidelity/include/keepalived.conf";
+        assert_eq!(shown_name(main, main), "/etc/keepalived/keepalived.conf");
+        assert_eq!(
+            shown_name(main, "scenarios/fidelity/include/conf.d/vrrp.conf"),
+            "/etc/keepalived/conf.d/vrrp.conf"
+        );
+        assert_eq!(shown_name("k.conf", "conf.d/a"), "/etc/keepalived/conf.d/a");
+        assert_eq!(shown_name(main, "/srv/other.conf"), "/srv/other.conf");
     }
 }

@@ -88,8 +88,8 @@ fn load_capture(name: &str) -> Capture {
 /// The instance, sync group or script a VRRP line is about ("(WAN) ...",
 /// "VRRP_Group(VGM) ...", "VRRP_Script(chk) ..." / "Script `chk` now returning 1"), or `None`
 /// for the lines not compared: keepalived's start-up preamble, the per-packet "Sending
-/// gratuitous ARP on ..." lines, and the config warnings its VRRP child prints at start-up
-/// ("(FILE: Line N) ..." / "(Line N) ..."), which the simulated log does not carry yet.
+/// gratuitous ARP on ..." lines, and the config warnings printed at start-up ("(FILE: Line N)
+/// ..." / "(Line N) ...", compared by [`config_lines_at_each_start_match_keepalived`]).
 fn subject(text: &str) -> Option<String> {
     let inside = |rest: &str, close: char| rest.split(close).next().map(str::to_string);
     if let Some(rest) = text.strip_prefix("VRRP_Group(") {
@@ -259,6 +259,65 @@ fn vip_events(r: &RunRecord, host: &str, from: Duration, to: Duration) -> Vec<(S
             _ => None,
         })
         .collect()
+}
+
+/// A config warning as keepalived logs it at start-up, the file's path (a temporary one in
+/// the captures, /etc/keepalived in the simulator) left out: "(Line 20) ...",
+/// "(FILE: Line 34) ...".
+fn config_line(text: &str) -> Option<String> {
+    let rest = text.strip_prefix('(')?;
+    let (place, msg) = rest.split_once(") ")?;
+    let line = place.rsplit_once(": ").map_or(place, |(_, line)| line);
+    let file = if line.len() < place.len() {
+        "FILE: "
+    } else {
+        ""
+    };
+    line.starts_with("Line ")
+        .then(|| format!("({file}{line}) {msg}"))
+}
+
+// Every capture ran keepalived with -P (this host has no IPVS), so only the parent's and the
+// VRRP child's lines can be compared: the same warnings, in the same order, at every start
+// (the restarts included).
+#[test]
+fn config_lines_at_each_start_match_keepalived() {
+    let mut compared = 0;
+    for (capture, scenario) in [
+        ("keepalived-2.2-sigkill.log", "sigkill-restart.toml"),
+        ("keepalived-2.2-track-script.log", "track-script.toml"),
+        (
+            "keepalived-2.2-unicast-wrong-peer.log",
+            "unicast-wrong-peer.toml",
+        ),
+    ] {
+        let c = load_capture(capture);
+        compared += c
+            .logs
+            .iter()
+            .flat_map(|(_, l)| l)
+            .filter(|l| config_line(&l.text).is_some())
+            .count();
+        let r = observe(&load_scenario(scenario), &RunOptions::default()).unwrap();
+        for (host, lines) in &c.logs {
+            let real: Vec<String> = lines.iter().filter_map(|l| config_line(&l.text)).collect();
+            let sim: Vec<String> = r
+                .observations
+                .iter()
+                .filter(|o| &o.host == host)
+                .filter_map(|o| match &o.what {
+                    Observed::Log { line } => {
+                        let (source, msg) = line.split_once("]: ")?;
+                        let vrrp_only = !source.contains("Keepalived_healthcheckers");
+                        vrrp_only.then(|| config_line(msg)).flatten()
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(sim, real, "{capture} {host}");
+        }
+    }
+    assert!(compared >= 10, "the captures hold config lines: {compared}");
 }
 
 // capture-sigkill.sh: the master's keepalived SIGKILLed (process group), restarted 27 s later.

@@ -62,6 +62,34 @@ impl fmt::Display for Severity {
     }
 }
 
+/// The part of the file a diagnostic is about, by the keepalived process that reads it:
+/// keepalived parses the file once per process, and each process logs the problems it
+/// finds in its own blocks, plus the file-level ones (braces, includes, unknown top-level
+/// keywords) that every process meets.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// Outside any block: every process.
+    #[default]
+    File,
+    /// `global_defs`: the parent process.
+    Global,
+    /// `vrrp_*` blocks and the checks across them: the VRRP child.
+    Vrrp,
+    /// `virtual_server*` blocks and their checkers: the checker child.
+    Check,
+}
+
+/// The line keepalived 2.2.7 logs for the same problem, without its position prefix.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Logged {
+    /// Logged as `(FILE: Line N) TEXT` (the parent: `(Line N) TEXT`).
+    AtLine(String),
+    /// Logged without a position (the checks keepalived makes after reading the file).
+    Unplaced(String),
+}
+
 /// One message about the config, pointing at a token.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
@@ -73,6 +101,11 @@ pub struct Diagnostic {
     pub message: String,
     /// The source line holding the token (without its line break), for the caret display.
     pub source_line: String,
+    /// Which keepalived process meets it.
+    pub part: Part,
+    /// What keepalived logs for it; None where keepalived says nothing (lvsd's own advice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalived: Option<Logged>,
 }
 
 impl Diagnostic {
@@ -142,6 +175,8 @@ mod tests {
             },
             message: "priority 300 out of range".into(),
             source_line: "\tpriority    300 # high".into(),
+            part: Part::Vrrp,
+            keepalived: None,
         };
         assert_eq!(
             d.render(),
@@ -161,6 +196,8 @@ mod tests {
             },
             message: "m".into(),
             source_line: "认证 致）".into(),
+            part: Part::File,
+            keepalived: None,
         };
         assert_eq!(
             d.render(),

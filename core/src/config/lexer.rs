@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::diagnostic::{Diagnostic, Severity, Span};
+use super::diagnostic::{Diagnostic, Logged, Part, Severity, Span};
 
 /// Reads config files for the parser (the daemon implements it with std::fs and glob).
 pub trait Loader {
@@ -76,6 +76,8 @@ pub struct Sources {
     pub config_id: Option<String>,
     /// Diagnostics in the order they were raised.
     pub diagnostics: Vec<Diagnostic>,
+    /// The part of the file being read or checked now; stamped on each diagnostic.
+    pub part: Part,
 }
 
 impl Sources {
@@ -118,12 +120,34 @@ impl Sources {
             span: span.clone(),
             message,
             source_line,
+            part: self.part,
+            keepalived: None,
         });
     }
 
     /// Raise a warning.
     pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
         self.report(Severity::Warning, span, message.into());
+    }
+
+    /// Raise a warning that keepalived logs as `logged`.
+    pub fn warn_logged(&mut self, span: &Span, message: impl Into<String>, logged: Logged) {
+        self.report(Severity::Warning, span, message.into());
+        if let Some(d) = self.diagnostics.last_mut() {
+            d.keepalived = Some(logged);
+        }
+    }
+
+    /// Raise a warning in keepalived's own words, on the line keepalived gives.
+    pub fn warn_as_keepalived(&mut self, span: &Span, message: impl Into<String>) {
+        let message = message.into();
+        self.warn_logged(span, message.clone(), Logged::AtLine(message));
+    }
+
+    /// Raise a warning in keepalived's own words, which keepalived logs without a position.
+    pub fn warn_unplaced_keepalived(&mut self, span: &Span, message: impl Into<String>) {
+        let message = message.into();
+        self.warn_logged(span, message.clone(), Logged::Unplaced(message));
     }
 
     /// Raise an error.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::diagnostic::Part;
 use super::lexer::Sources;
 use super::model::{Config, VirtualServer, VsKey};
 use super::rules::DEFAULT_SCHEDULER;
@@ -10,6 +11,7 @@ use crate::ipvs::Protocol;
 
 /// Report cross-block problems: missing VRID/interface, duplicate VRIDs, dangling names.
 pub fn validate(c: &Config, s: &mut Sources) {
+    s.part = Part::Vrrp;
     let default_if = c
         .global_defs
         .default_interface
@@ -167,6 +169,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
             );
         }
     }
+    s.part = Part::Check;
     for vs in &c.virtual_servers {
         if vs.real_servers.is_empty() {
             // keepalived 2.2 drops such a service before any other check.
@@ -226,7 +229,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
         }
         if !fwmark && vs.protocol.is_none() {
             // keepalived 2.2: the kernel treats protocol 0 as UDP, so keepalived sets it.
-            s.warn(
+            s.warn_unplaced_keepalived(
                 &vs.key.span,
                 format!(
                     "Virtual server {}: no protocol set - defaulting to UDP",
@@ -236,7 +239,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
         }
         // keepalived's wording (check_data.c), scheduler first.
         if vs.lvs_sched.is_none() {
-            s.warn(
+            s.warn_unplaced_keepalived(
                 &vs.key.span,
                 format!(
                     "Virtual server {}: no scheduler set, setting default '{DEFAULT_SCHEDULER}'",
@@ -245,7 +248,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
             );
         }
         if vs.lvs_method.is_none() && vs.real_servers.iter().any(|r| r.lvs_method.is_none()) {
-            s.warn(
+            s.warn_unplaced_keepalived(
                 &vs.key.span,
                 format!(
                     "Virtual server {}: no forwarding method set, setting default NAT",
@@ -284,6 +287,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
             }
         }
     }
+    s.part = Part::File;
 }
 
 /// A virtual server as keepalived's `FMT_VS` names it: `[ADDR]:PROTO:PORT`, `FWM N` or

@@ -16,6 +16,8 @@ use crate::vrrp::{
 };
 
 use super::node::{DirectorConfig, NodeEnv, ScriptCommand, SyncDaemonConfig};
+use super::LogSource;
+use crate::config::diagnostic::{Diagnostic, Logged, Part};
 
 /// Why a parsed config cannot run on this host.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,6 +36,52 @@ pub enum BuildError {
         /// The interface.
         iface: String,
     },
+}
+
+/// What keepalived logs about a file when it reads it: each process its own part's problems
+/// and the file-level ones, in its own log, in file order, then those it finds after reading
+/// (the parent: `(Line N) TEXT`; the children: `(FILE: Line N) TEXT`, FILE as `shown` names
+/// it). The VRRP and checker children only where the config gives them work (`vrrp`,
+/// `checker`), as keepalived starts them. Diagnostics keepalived does not give are lvsd's
+/// own advice and are not logged.
+pub fn config_log(
+    diagnostics: &[Diagnostic],
+    shown: &dyn Fn(&str) -> String,
+    vrrp: bool,
+    checker: bool,
+) -> Vec<(LogSource, String)> {
+    let processes = [
+        (LogSource::Main, Part::Global, true),
+        (LogSource::Vrrp, Part::Vrrp, vrrp),
+        (LogSource::Healthcheckers, Part::Check, checker),
+    ];
+    let mut out = Vec::new();
+    for (source, part, runs) in processes {
+        if !runs {
+            continue;
+        }
+        let mine = || {
+            diagnostics
+                .iter()
+                .filter(move |d| !d.is_error() && (d.part == part || d.part == Part::File))
+        };
+        for d in mine() {
+            if let Some(Logged::AtLine(text)) = &d.keepalived {
+                let line = if source == LogSource::Main {
+                    format!("(Line {}) {text}", d.span.line)
+                } else {
+                    format!("({}: Line {}) {text}", shown(&d.span.file), d.span.line)
+                };
+                out.push((source, line));
+            }
+        }
+        for d in mine() {
+            if let Some(Logged::Unplaced(text)) = &d.keepalived {
+                out.push((source, text.clone()));
+            }
+        }
+    }
+    out
 }
 
 fn dur(s: Secs) -> Duration {
@@ -73,6 +121,7 @@ impl DirectorConfig {
             checkers: checkers_config(cfg),
             sync_daemon: sync_daemon(cfg),
             data_plane: Default::default(),
+            config_log: Vec::new(),
         })
     }
 }

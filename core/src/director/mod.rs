@@ -23,7 +23,7 @@ mod contract_tests;
 #[cfg(test)]
 mod tests;
 
-pub use build::BuildError;
+pub use build::{config_log, BuildError};
 pub use node::{
     DataPlane, Director, DirectorConfig, DirectorStats, Iface, NodeEnv, ScriptCommand,
     SyncDaemonConfig,

@@ -133,6 +133,9 @@ pub struct DirectorConfig {
     pub sync_daemon: Option<SyncDaemonConfig>,
     /// Who forwards client traffic (a reload keeps the running one).
     pub data_plane: DataPlane,
+    /// What keepalived logs about the file when it reads it, at start and at each reload
+    /// ([`super::config_log`]).
+    pub config_log: Vec<(LogSource, String)>,
 }
 
 /// How to run one `vrrp_script`.
@@ -277,6 +280,8 @@ pub struct Director {
     checks: HealthCheckers,
     wires: Wires,
     scripts: BTreeMap<String, ScriptCommand>,
+    /// Logged at start ([`DirectorConfig::config_log`]).
+    config_log: Vec<(LogSource, String)>,
     script_probes: BTreeMap<ProbeId, String>,
     next_script_probe: u64,
     neighbours: Neighbours,
@@ -332,6 +337,7 @@ impl Director {
             started: false,
             wires,
             scripts: cfg.scripts,
+            config_log: cfg.config_log,
             script_probes: BTreeMap::new(),
             next_script_probe: SCRIPT_PROBE_BASE,
             neighbours: Neighbours::default(),
@@ -359,6 +365,9 @@ impl Director {
             LogSource::Main,
             "Starting Keepalived v2.2.7 (lvsd)".to_string(),
         );
+        for (source, text) in std::mem::take(&mut self.config_log) {
+            self.log(source, text);
+        }
         self.vrrp.start(now);
         let rules = self.checks.start(now, &mut *self.rng);
         for change in rules {
@@ -1120,6 +1129,9 @@ impl Director {
             return;
         }
         self.log(LogSource::Vrrp, "Reloading".to_string());
+        for (source, text) in cfg.config_log {
+            self.log(source, text);
+        }
         for w in &mut wires {
             if let Some(o) = self
                 .wires

@@ -113,7 +113,7 @@ impl Builder<'_> {
                 "retry" => c.retry = self.int_arg(n, 0, i64::from(u32::MAX)),
                 "nb_get_retry" if http => {
                     // keepalived 2.2: "nb_get_retry is deprecated - please use 'retry'".
-                    self.s.warn(
+                    self.s.warn_as_keepalived(
                         &n.keyword().span,
                         "nb_get_retry is deprecated - please use 'retry'",
                     );
@@ -184,7 +184,7 @@ impl Builder<'_> {
                         match status_range(&w.text) {
                             Some(r) => u.status_codes.push(Spanned::new(r, w.span.clone())),
                             // keepalived skips the word and keeps the others.
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!("Invalid HTTP_GET status code '{}'", w.text),
                             ),

@@ -16,7 +16,7 @@ mod vrrp;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::diagnostic::{Span, Spanned};
+use super::diagnostic::{Logged, Part, Span, Spanned};
 use super::lexer::{Sources, Word};
 use super::model::*;
 use super::tree::{Block, Node};
@@ -154,7 +154,8 @@ impl<'a> Builder<'a> {
         } else {
             msg.push_str("; ignored");
         }
-        self.s.warn(&kw.span, msg);
+        let logged = Logged::AtLine(format!("Unknown keyword '{}'", kw.text));
+        self.s.warn_logged(&kw.span, msg, logged);
     }
 
     /// Handle a keyword keepalived knows but lvsd does not model; true if it was one.
@@ -247,7 +248,7 @@ impl<'a> Builder<'a> {
                 },
             }
         };
-        self.s.warn(&w.span, msg);
+        self.s.warn_as_keepalived(&w.span, msg);
         None
     }
 
@@ -271,7 +272,7 @@ impl<'a> Builder<'a> {
                 Err(_) => format!("number '{}' outside integer range", w.text),
             }
         };
-        self.s.warn(&w.span, msg);
+        self.s.warn_as_keepalived(&w.span, msg);
         None
     }
 
@@ -294,7 +295,7 @@ impl<'a> Builder<'a> {
                 None => format!("invalid number '{}'", w.text),
             }
         };
-        self.s.warn(&w.span, msg);
+        self.s.warn_as_keepalived(&w.span, msg);
         None
     }
 
@@ -428,6 +429,7 @@ impl<'a> Builder<'a> {
     pub fn config(&mut self, nodes: &[Node]) -> Config {
         let mut c = Config::default();
         for node in nodes {
+            self.s.part = part_of(node.keyword().text.as_str());
             match node.keyword().text.as_str() {
                 "global_defs" => {
                     if let Some(b) = self.need_block(node) {
@@ -457,7 +459,18 @@ impl<'a> Builder<'a> {
                 _ => self.unknown(node, "the top level", &[ROOT, ROOT_OTHER]),
             }
         }
+        self.s.part = Part::File;
         c
+    }
+}
+
+/// The keepalived process whose parser reads a top-level block.
+fn part_of(keyword: &str) -> Part {
+    match keyword {
+        "global_defs" => Part::Global,
+        "virtual_server" | "virtual_server_group" => Part::Check,
+        k if k.starts_with("vrrp_") || k.starts_with("static_") => Part::Vrrp,
+        _ => Part::File,
     }
 }
 

@@ -153,7 +153,7 @@ impl Builder<'_> {
             "DR" => LbKind::Dr,
             "TUN" => LbKind::Tun,
             _ => {
-                self.s.warn(
+                self.s.warn_as_keepalived(
                     &w.span,
                     format!(
                         "PARSER : unknown [{}] routing method for {server} server.",
@@ -252,7 +252,7 @@ impl Builder<'_> {
                         // keepalived's read_timer: 1 us to TIMER_MAXIMUM (ULONG_MAX - 1 us).
                         match self.ka_secs(w, 1, u64::MAX - 1) {
                             Some(d) => vs.delay_loop = Some(Spanned::new(d, w.span.clone())),
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!(
                                     "virtual server delay loop '{}' invalid - ignoring",
@@ -269,7 +269,7 @@ impl Builder<'_> {
                             vs.lvs_sched = Some(Spanned::new(k, w.span.clone()));
                         } else {
                             // keepalived keeps the scheduler it had (wlc when none).
-                            self.s.warn(
+                            self.s.warn_as_keepalived(
                                 &w.span,
                                 format!("Invalid lvs_scheduler '{}' - ignoring", w.text),
                             );
@@ -296,7 +296,9 @@ impl Builder<'_> {
                             Some(t) => {
                                 vs.persistence_timeout = Some(Spanned::new(t, w.span.clone()))
                             }
-                            None => self.s.warn(&w.span, "persistence_timeout invalid"),
+                            None => self
+                                .s
+                                .warn_as_keepalived(&w.span, "persistence_timeout invalid"),
                         },
                         None => {
                             vs.persistence_timeout = Some(Spanned::new(
@@ -324,9 +326,10 @@ impl Builder<'_> {
                         };
                         match p {
                             Some(p) => vs.protocol = Some(Spanned::new(p, w.span.clone())),
-                            None => self
-                                .s
-                                .warn(&w.span, format!("Unknown protocol {} - ignoring", w.text)),
+                            None => self.s.warn_as_keepalived(
+                                &w.span,
+                                format!("Unknown protocol {} - ignoring", w.text),
+                            ),
                         }
                     }
                 }
@@ -424,7 +427,7 @@ impl Builder<'_> {
                             .and_then(|x| i32::try_from(x).ok())
                         {
                             Some(x) => rs.weight = Some(Spanned::new(x, w.span.clone())),
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!("Real server weight {} is outside range 0-{max}", w.text),
                             ),

@@ -203,7 +203,7 @@ impl Builder<'_> {
                             "BACKUP" => v.state = Some(Spanned::new(State::Backup, w.span.clone())),
                             // keepalived (vrrp_state_handler) carries on as BACKUP.
                             _ => {
-                                self.s.warn(
+                                self.s.warn_as_keepalived(
                                     &w.span,
                                     format!(
                                         "({}) unknown state '{}', defaulting to BACKUP",
@@ -227,7 +227,7 @@ impl Builder<'_> {
                                     .ok()
                                     .map(|id| Spanned::new(id, w.span.clone()))
                             }
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!(
                                     "({}): VRID '{}' not valid - must be between 1 & 255",
@@ -244,7 +244,7 @@ impl Builder<'_> {
                             .ka_unsigned(w, 1, 255)
                             .and_then(|p| u8::try_from(p).ok());
                         if p.is_none() {
-                            self.s.warn(
+                            self.s.warn_as_keepalived(
                                 &w.span,
                                 format!(
                                     "({}) Priority not valid! must be between 1 & 255. Using default {}",
@@ -263,7 +263,7 @@ impl Builder<'_> {
                     if let Some(w) = self.arg(n, 1) {
                         match self.ka_secs(w, 10_000, 255_000_000) {
                             Some(a) => v.advert_int = Some(Spanned::new(a, w.span.clone())),
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!(
                                     "({}) Advert interval ({}) not valid! Must be > 0 - ignoring",
@@ -278,7 +278,7 @@ impl Builder<'_> {
                     if let Some(w) = self.arg(n, 1) {
                         match self.ka_int(w, 2, 3).and_then(|x| u8::try_from(x).ok()) {
                             Some(x) => v.version = Some(Spanned::new(x, w.span.clone())),
-                            None => self.s.warn(
+                            None => self.s.warn_as_keepalived(
                                 &w.span,
                                 format!("({}): Version must be either 2 or 3", v.name.value),
                             ),
