@@ -88,4 +88,6 @@ fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
 }
 
 #[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
 mod tests;

@@ -318,9 +318,57 @@ impl VrrpInstance {
         }
     }
 
-    /// The effective initial state.
+    /// The initial state as written (BACKUP when none is).
     pub fn state(&self) -> State {
         self.state.as_ref().map_or(State::Backup, |s| s.value)
+    }
+
+    /// The priority of the address owner, which keepalived treats apart.
+    pub const OWNER_PRIORITY: u8 = 255;
+
+    /// An IPv6 instance (`native_ipv6`, or an IPv6 first VIP): always VRRPv3.
+    pub fn is_ipv6(&self) -> bool {
+        self.native_ipv6.is_some()
+            || self
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|a| a.addr.value.is_ipv6())
+    }
+
+    /// The authentication keepalived uses: none under VRRPv3 or IPv6, nor without a password
+    /// (vrrp.c vrrp_complete_instance ignores it then).
+    pub fn authentication_in_effect(&self, global: &GlobalDefs) -> Option<AuthType> {
+        let auth = self.authentication.as_ref()?;
+        let kind = auth.auth_type.as_ref()?.value;
+        let v3 = self.vrrp_version(global) == 3 || self.is_ipv6();
+        let pass = auth.auth_pass.as_ref().is_some_and(|p| !p.value.is_empty());
+        (!v3 && pass).then_some(kind)
+    }
+
+    /// Whether keepalived treats the instance as the address owner (priority 255; with no
+    /// priority written, an initial MASTER gets 255: vrrp.c vrrp_complete_instance).
+    pub fn is_owner(&self) -> bool {
+        match &self.priority {
+            Some(p) => p.value == Self::OWNER_PRIORITY,
+            None => self.state() == State::Master,
+        }
+    }
+
+    /// The initial state keepalived starts in: with none written, MASTER for the owner; MASTER
+    /// with AH authentication starts as BACKUP unless it owns the addresses (it needs an
+    /// advert's AH sequence number first).
+    pub fn initial_state(&self, global: &GlobalDefs) -> State {
+        let written = match &self.state {
+            Some(s) => s.value,
+            None if self.is_owner() => State::Master,
+            None => State::Backup,
+        };
+        let ah = self.authentication_in_effect(global) == Some(AuthType::Ah);
+        if written == State::Master && ah && !self.is_owner() {
+            State::Backup
+        } else {
+            written
+        }
     }
 }
 

@@ -47,7 +47,7 @@ fn our_unknown(p: &Parsed) -> Vec<(u32, String)> {
     out
 }
 
-fn rendered(p: &Parsed) -> Vec<String> {
+pub(super) fn rendered(p: &Parsed) -> Vec<String> {
     p.diagnostics.iter().map(Diagnostic::render).collect()
 }
 
@@ -383,7 +383,7 @@ fn service_checks_keepalived_makes() {
             "s:1:16: zero port only valid for persistent services - making it persistent (360 s)",
             "s:5:2: one packet scheduling requires UDP - ignored",
             "s:8:14: address family of virtual server and real server don't match - real server skipped",
-            "s:15:11: protocol specified for fwmark - protocol will be ignored",
+            "s:15:11: Warning: Virtual server FWM 3: protocol specified for fwmark - protocol will be ignored",
         ]
     );
     let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
@@ -609,9 +609,9 @@ fn instance_completion_warnings() {
         msgs,
         vec![
             "script unused is not used",
-            "(A) no VIP specified; at least one is sensible",
-            "(A) nopreempt is incompatible with priority 255; ignored",
-            "(A) authentication specified but no password given; ignored",
+            "(A) No VIP specified; at least one is sensible",
+            "(A) nopreempt is incompatible with priority 255. resetting nopreempt",
+            "(A) Authentication specified but no password given. Ignoring",
         ]
     );
 }
@@ -772,7 +772,7 @@ fn include_with_globs_relative_to_the_including_file() {
     );
     let mut p = parse("/etc/k/keepalived.conf", &files);
     p.diagnostics
-        .retain(|d| !d.message.contains("no VIP specified"));
+        .retain(|d| !d.message.contains("No VIP specified"));
     assert_eq!(
         rendered(&p),
         vec![
@@ -923,9 +923,14 @@ mod props {
 /// naming no config line (the checks made once the file is read) as (0, TEXT); deduplicated
 /// (keepalived reads the file once per process). Host-dependent interface lines are left out.
 fn keepalived_said(output: &str) -> Vec<(u32, String)> {
+    keepalived_lines(output, |l| !l.contains("interface"))
+}
+
+/// Every line of keepalived -t `output` that `keep` accepts, as [`keepalived_said`] gives them.
+pub(super) fn keepalived_lines(output: &str, keep: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = output
         .lines()
-        .filter(|l| !l.starts_with("exit status:") && !l.contains("interface"))
+        .filter(|l| !l.starts_with("exit status:") && keep(l))
         .map(|l| {
             let placed = l
                 .strip_prefix('(')
@@ -942,7 +947,7 @@ fn keepalived_said(output: &str) -> Vec<(u32, String)> {
 
 /// The lines keepalived would log for `p`'s diagnostics: `(line, text)`, line 0 where keepalived
 /// gives none.
-fn lvsd_says_keepalived_logs(p: &Parsed) -> Vec<(u32, String)> {
+pub(super) fn lvsd_says_keepalived_logs(p: &Parsed) -> Vec<(u32, String)> {
     let mut ours: Vec<(u32, String)> = p
         .diagnostics
         .iter()
@@ -1162,5 +1167,56 @@ fn skipped_values_leave_keepalived_defaults() {
                 vec![1]
             ),
         ]
+    );
+}
+
+/// vrrp.c vrrp_complete_instance: AH authentication turns an initial MASTER that does not own
+/// the addresses into BACKUP (keepalived's doc/samples/keepalived.conf.SSL_GET), the owner
+/// keeps MASTER, and authentication without a password, or under VRRPv3, is not used.
+#[test]
+fn initial_state_and_authentication_as_keepalived_completes_them() {
+    let c = parse_str(
+        "t",
+        include_str!("../../../fixtures/parity/keepalived/SSL_GET.conf"),
+    )
+    .config
+    .unwrap_or_default();
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.state(), State::Master);
+    assert_eq!(
+        v.authentication_in_effect(&c.global_defs),
+        Some(AuthType::Ah)
+    );
+    assert_eq!(v.initial_state(&c.global_defs), State::Backup);
+
+    let inst = |body: &str| {
+        let text = format!(
+            "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n {body}\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n"
+        );
+        let c = parse_str("t", &text).config.unwrap_or_default();
+        let v = c.vrrp_instances[0].clone();
+        (
+            v.initial_state(&c.global_defs),
+            v.authentication_in_effect(&c.global_defs),
+        )
+    };
+    let ah = "authentication {\n  auth_type AH\n  auth_pass x\n }";
+    assert_eq!(
+        inst(&format!("state MASTER\n priority 255\n {ah}")),
+        (State::Master, Some(AuthType::Ah))
+    );
+    // No priority written: a MASTER is the owner (priority 255), so AH does not demote it.
+    assert_eq!(
+        inst(&format!("state MASTER\n {ah}")),
+        (State::Master, Some(AuthType::Ah))
+    );
+    assert_eq!(inst("priority 255"), (State::Master, None));
+    assert_eq!(
+        inst("state MASTER\n priority 100\n authentication {\n  auth_type AH\n }"),
+        (State::Master, None)
+    );
+    assert_eq!(
+        inst(&format!("state MASTER\n priority 100\n version 3\n {ah}")),
+        (State::Master, None)
     );
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::diagnostic::Part;
 use super::lexer::Sources;
-use super::model::{Config, VirtualServer, VsKey};
+use super::model::{AuthType, Config, State, VirtualServer, VsKey};
 use super::rules::DEFAULT_SCHEDULER;
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
@@ -78,21 +78,6 @@ pub fn validate(c: &Config, s: &mut Sources) {
                     format!(
                         "({}) track_script '{}' is not defined; ignored",
                         v.name.value, t.name.value
-                    ),
-                );
-            }
-        }
-        if v.nopreempt.is_some()
-            && v.state
-                .as_ref()
-                .is_some_and(|st| st.value == super::model::State::Master)
-        {
-            if let Some(np) = &v.nopreempt {
-                s.warn(
-                    np,
-                    format!(
-                        "({}) nopreempt will not work with initial state MASTER",
-                        v.name.value
                     ),
                 );
             }
@@ -201,9 +186,12 @@ pub fn validate(c: &Config, s: &mut Sources) {
         };
         if fwmark {
             if let Some(p) = &vs.protocol {
-                s.warn(
+                s.warn_unplaced_keepalived(
                     &p.span,
-                    "protocol specified for fwmark - protocol will be ignored",
+                    format!(
+                        "Warning: Virtual server {}: protocol specified for fwmark - protocol will be ignored",
+                        format_vs(vs, true)
+                    ),
                 );
             }
         }
@@ -333,33 +321,52 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
         }
     }
     if v.virtual_ipaddress.is_empty() {
-        s.warn(
+        s.warn_unplaced_keepalived(
             &v.name.span,
-            format!("({name}) no VIP specified; at least one is sensible"),
+            format!("({name}) No VIP specified; at least one is sensible"),
         );
     }
+    // vrrp_complete_instance's order and words: authentication first, then what the initial
+    // state allows.
     if let Some(auth) = &v.authentication {
         let at = auth.auth_type.as_ref().map(|t| t.span.clone());
-        if version == 3 {
-            if let Some(at) = &at {
-                s.warn(
+        if let Some(at) = &at {
+            if version == 3 {
+                s.warn_unplaced_keepalived(
                     at,
-                    format!("({name}) VRRP version 3 does not support authentication; ignored"),
+                    format!("({name}) VRRP version 3 does not support authentication. Ignoring."),
                 );
-            }
-        } else if auth.auth_pass.is_none() {
-            if let Some(at) = &at {
-                s.warn(
+            } else if auth.auth_pass.is_none() {
+                s.warn_unplaced_keepalived(
                     at,
-                    format!("({name}) authentication specified but no password given; ignored"),
+                    format!("({name}) Authentication specified but no password given. Ignoring"),
+                );
+            } else if v.authentication_in_effect(&c.global_defs) == Some(AuthType::Ah)
+                && v.state() == State::Master
+                && v.initial_state(&c.global_defs) == State::Backup
+            {
+                s.warn_unplaced_keepalived(
+                    at,
+                    format!(
+                        "({name}) Initial state master is incompatible with AH authentication - clearing"
+                    ),
                 );
             }
         }
     }
-    if let (Some(np), 255) = (&v.nopreempt, v.priority()) {
-        s.warn(
-            np,
-            format!("({name}) nopreempt is incompatible with priority 255; ignored"),
-        );
+    if let Some(np) = &v.nopreempt {
+        if v.is_owner() {
+            s.warn_unplaced_keepalived(
+                np,
+                format!(
+                    "({name}) nopreempt is incompatible with priority 255. resetting nopreempt"
+                ),
+            );
+        } else if v.initial_state(&c.global_defs) == State::Master {
+            s.warn_unplaced_keepalived(
+                np,
+                format!("({name}) Warning - nopreempt will not work with initial state MASTER - clearing"),
+            );
+        }
     }
 }

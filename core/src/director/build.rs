@@ -209,29 +209,30 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
             _ if ipv6 => Version::V3,
             _ => Version::V2,
         };
-        ic.state = vi.state.as_ref().map(|s| match s.value {
+        // A written state as keepalived takes it (AH turns MASTER into BACKUP); an unwritten
+        // one the instance derives from the priority.
+        ic.state = vi.state.as_ref().map(|_| match vi.initial_state(g) {
             model::State::Master => InitialState::Master,
             model::State::Backup => InitialState::Backup,
         });
         ic.priority = vi.priority.as_ref().map_or(0, |p| p.value);
         ic.advert_int = dur(vi.effective_advert_int(g));
-        ic.auth = match &vi.authentication {
-            Some(model::Authentication {
-                auth_type: Some(t),
-                auth_pass,
-            }) if t.value == model::AuthType::Pass && ic.version == Version::V2 => {
+        ic.auth = match vi.authentication_in_effect(g) {
+            Some(model::AuthType::Pass) => {
                 let mut pass = [0u8; 8];
-                if let Some(p) = auth_pass {
+                let written = vi
+                    .authentication
+                    .as_ref()
+                    .and_then(|a| a.auth_pass.as_ref());
+                if let Some(p) = written {
                     for (d, s) in pass.iter_mut().zip(p.value.bytes()) {
                         *d = s;
                     }
                 }
                 Auth::Pass(pass)
             }
-            Some(model::Authentication {
-                auth_type: Some(t), ..
-            }) if t.value == model::AuthType::Ah && ic.version == Version::V2 => Auth::Ah,
-            _ => Auth::None,
+            Some(model::AuthType::Ah) => Auth::Ah,
+            None => Auth::None,
         };
         ic.vips = vi
             .virtual_ipaddress

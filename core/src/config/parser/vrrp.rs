@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{spanned, Builder};
-use crate::config::diagnostic::Spanned;
+use crate::config::diagnostic::{Logged, Spanned};
 use crate::config::model::*;
 use crate::config::tree::{Block, Node};
 
@@ -377,10 +377,10 @@ impl Builder<'_> {
                     a.auth_pass = self.str_arg(n);
                     if let Some(p) = &a.auth_pass {
                         if p.value.chars().count() > 8 {
-                            // keepalived: "Truncating auth_pass to 8 characters".
-                            self.s.warn(
+                            self.s.warn_logged(
                                 &p.span,
                                 "auth_pass longer than 8 characters: only the first 8 are used",
+                                Logged::AtLine("Truncating auth_pass to 8 characters".into()),
                             );
                         }
                     }
