@@ -37,7 +37,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .and_then(|h| h.trim().split('.').next().map(str::to_string))
             .filter(|h| !h.is_empty())
     });
-    let parsed = config::parse(&args.file, &FsLoader { config_id });
+    // `${_PWD}` and `${_RANDOM}` as keepalived -t run here gives them: this directory, a
+    // clock-seeded draw.
+    let loader = FsLoader {
+        config_id,
+        working_dir: std::env::current_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
+        random_seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let parsed = config::parse(&args.file, &loader);
     let mut stderr = std::io::stderr().lock();
     for d in &parsed.diagnostics {
         stderr.write_all(d.render().as_bytes())?;

@@ -8,11 +8,23 @@ use lvs_core::config::Loader;
 pub struct FsLoader {
     /// The id `@ID` lines are matched against.
     pub config_id: Option<String>,
+    /// `${_PWD}`; None: `/`, keepalived's as systemd starts it.
+    pub working_dir: Option<String>,
+    /// The seed of `${_RANDOM}`.
+    pub random_seed: u64,
 }
 
 impl Loader for FsLoader {
     fn config_id(&self) -> Option<String> {
         self.config_id.clone()
+    }
+
+    fn working_dir(&self) -> String {
+        self.working_dir.clone().unwrap_or_else(|| "/".to_string())
+    }
+
+    fn random_seed(&self) -> u64 {
+        self.random_seed
     }
 
     fn read(&self, path: &str) -> Result<String, String> {

@@ -79,8 +79,14 @@ struct HostIndex<'r> {
 /// host's scenario name is its config id (keepalived's default is the host name), which
 /// `@NAME` lines are matched against.
 fn included_files(name: &Path, text: &str, host: &str) -> lvs_core::config::FileSet {
+    // A simulated keepalived runs as systemd starts it (in `/`), and its `${_RANDOM}` draws
+    // are the host's own: seeded from its name, so a scenario reads the same every time.
     let disk = crate::fs::FsLoader {
         config_id: Some(host.to_string()),
+        working_dir: None,
+        random_seed: host.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }),
     };
     let rec = lvs_core::config::Recording::new(&disk);
     lvs_core::config::parse_text(&name.display().to_string(), text, &rec);

@@ -14,6 +14,8 @@ pub struct FileSet {
     files: BTreeMap<String, Result<String, String>>,
     globs: BTreeMap<String, Result<Vec<String>, String>>,
     config_id: Option<String>,
+    working_dir: String,
+    random_seed: u64,
 }
 
 impl FileSet {
@@ -41,6 +43,14 @@ impl Loader for FileSet {
     fn config_id(&self) -> Option<String> {
         self.config_id.clone()
     }
+
+    fn working_dir(&self) -> String {
+        self.working_dir.clone()
+    }
+
+    fn random_seed(&self) -> u64 {
+        self.random_seed
+    }
 }
 
 /// A loader that passes every call to `inner` and remembers the answers.
@@ -54,6 +64,8 @@ impl<'a> Recording<'a> {
     pub fn new(inner: &'a dyn Loader) -> Self {
         let seen = FileSet {
             config_id: inner.config_id(),
+            working_dir: inner.working_dir(),
+            random_seed: inner.random_seed(),
             ..FileSet::default()
         };
         Recording {
@@ -89,6 +101,14 @@ impl Loader for Recording<'_> {
 
     fn config_id(&self) -> Option<String> {
         self.inner.config_id()
+    }
+
+    fn working_dir(&self) -> String {
+        self.inner.working_dir()
+    }
+
+    fn random_seed(&self) -> u64 {
+        self.inner.random_seed()
     }
 }
 

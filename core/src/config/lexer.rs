@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
 use super::diagnostic::{Diagnostic, Logged, Part, Severity, Span};
 
 /// Reads config files for the parser (the daemon implements it with std::fs and glob).
@@ -18,6 +21,16 @@ pub trait Loader {
     /// host name); None keeps only `@^ID` lines.
     fn config_id(&self) -> Option<String> {
         None
+    }
+    /// The directory keepalived was started in (`/` where systemd starts it): `${_PWD}` is
+    /// the directory of the file being read, which keepalived changes into, so a relative
+    /// file name is taken from here.
+    fn working_dir(&self) -> String {
+        "/".to_string()
+    }
+    /// The seed of `${_RANDOM}` (keepalived seeds from the clock unless given `--random-seed`).
+    fn random_seed(&self) -> u64 {
+        0
     }
 }
 
@@ -78,15 +91,64 @@ pub struct Sources {
     pub diagnostics: Vec<Diagnostic>,
     /// The part of the file being read or checked now; stamped on each diagnostic.
     pub part: Part,
+    /// `${_PWD}`.
+    working_dir: String,
+    /// `${_RANDOM}`'s generator, seeded from the loader.
+    rng: Option<ChaCha8Rng>,
+    seed: u64,
 }
 
 impl Sources {
-    /// Empty sources matching `@ID` lines against `config_id`.
-    pub fn with_config_id(config_id: Option<String>) -> Self {
+    /// Empty sources taking the config id, working directory and random seed from `loader`.
+    pub fn for_loader(loader: &dyn Loader) -> Self {
         Sources {
-            config_id,
+            config_id: loader.config_id(),
+            working_dir: loader.working_dir(),
+            seed: loader.random_seed(),
             ..Sources::default()
         }
+    }
+
+    /// `${_PWD}` while `file` is read: its directory, absolute (keepalived changes into it
+    /// and asks `getcwd`).
+    fn directory_of(&self, file: &str) -> String {
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        let joined = if file.starts_with('/') {
+            dir.to_string()
+        } else {
+            format!("{}/{dir}", self.working_dir)
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for p in joined.split('/') {
+            match p {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                p => parts.push(p),
+            }
+        }
+        format!("/{}", parts.join("/"))
+    }
+
+    /// `${_RANDOM}` / `${_RANDOM MIN [MAX]}` as keepalived's `get_random` computes it: glibc
+    /// `random() % (MAX - MIN + 1) + MIN` in unsigned long arithmetic (MIN 0, MAX 32767 by
+    /// default), printed in at most as many digits as MAX has.
+    fn random(&mut self, params: Option<&str>) -> String {
+        let mut words = params.unwrap_or("").split_whitespace();
+        let min: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let max: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(32767);
+        let seed = self.seed;
+        let rng = self
+            .rng
+            .get_or_insert_with(|| ChaCha8Rng::seed_from_u64(seed));
+        // random() gives 31 bits.
+        let r = u64::from(rng.next_u32() >> 1);
+        let range = max.wrapping_sub(min).wrapping_add(1);
+        // keepalived divides by zero there; lvsd takes the whole range.
+        let val = if range == 0 { r } else { r % range }.wrapping_add(min) as i64;
+        let digits = max.to_string().len();
+        val.to_string().chars().take(digits).collect()
     }
 
     /// Remember a file's text so diagnostics can quote its lines.
@@ -181,79 +243,131 @@ pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
 /// A character produced by `$NAME` expansion maps to the whole `$NAME` reference.
 type Orig = (usize, usize);
 
-/// keepalived's line preprocessing: `@ID` / `@^ID` conditional lines, `$NAME=value`
-/// definitions and `$NAME` / `${NAME}` substitution. None when the line is dropped.
+/// keepalived's line preprocessing (`read_line`): `@ID` / `@^ID` conditional lines,
+/// `$NAME=value` definitions and `$NAME` / `${NAME}` substitution, repeated while a
+/// substitution leaves a line that is conditional or defines (keepalived's recheck loop).
+/// None when the line is dropped.
 fn preprocess(
     file: &str,
     line_no: u32,
     raw: &str,
     sources: &mut Sources,
 ) -> Option<(Vec<char>, Vec<Orig>)> {
-    let all: Vec<char> = raw.chars().collect();
-    let mut start = all.iter().take_while(|&&c| is_blank(c)).count();
-    if all.get(start) == Some(&'@') {
-        let negate = all.get(start + 1) == Some(&'^');
-        let id_start = start + if negate { 2 } else { 1 };
-        // A conditional line needs something after the id.
-        let id_len = all
-            .get(id_start..)?
-            .iter()
-            .take_while(|&&c| !is_blank(c))
-            .count();
-        let rest = id_start + id_len;
-        all.get(rest)?;
-        let id: String = all
-            .get(id_start..rest)
-            .map(|s| s.iter().collect())
-            .unwrap_or_default();
-        let matches = sources.config_id.as_deref() == Some(id.as_str());
-        if matches == negate {
-            return None;
+    let mut line: Vec<(char, Orig)> = raw.chars().enumerate().map(|(i, c)| (c, (i, 1))).collect();
+    loop {
+        let blanks = line.iter().take_while(|(c, _)| is_blank(*c)).count();
+        line.drain(..blanks);
+        if line.first().map(|x| x.0) == Some('@') {
+            line = conditional(line, sources.config_id.as_deref())?;
         }
-        start = rest
-            + all
-                .get(rest..)
-                .map_or(0, |r| r.iter().take_while(|&&c| is_blank(c)).count());
-    }
-    let body = all.get(start..).unwrap_or(&[]);
-    if body.first() == Some(&'$') {
-        if let Some((name, value)) = definition(body) {
-            if value.ends_with('\\') {
-                let span = Span {
-                    file: file.to_string(),
-                    line: line_no,
-                    col: u32::try_from(start + 1).unwrap_or(u32::MAX),
-                    len: u32::try_from(name.chars().count() + 1).unwrap_or(u32::MAX),
-                };
-                sources.warn(
-                    &span,
-                    format!("multi-line definition ${name} is not supported; ignored"),
-                );
-            } else {
-                sources.defs.insert(name, value);
-            }
-            return None;
-        }
-    }
-    let mut chars = Vec::with_capacity(all.len());
-    let mut orig = Vec::with_capacity(all.len());
-    let mut i = start;
-    while let Some(&c) = all.get(i) {
-        if c == '$' && !sources.defs.is_empty() {
-            if let Some((value, used)) = reference(all.get(i + 1..).unwrap_or(&[]), &sources.defs) {
-                for v in value.chars() {
-                    chars.push(v);
-                    orig.push((i, used + 1));
+        let body: Vec<char> = line.iter().map(|x| x.0).collect();
+        if body.first() == Some(&'$') {
+            if let Some((name, value)) = definition(&body) {
+                if value.ends_with('\\') {
+                    let start = line.first().map_or(0, |x| x.1 .0);
+                    let span = Span {
+                        file: file.to_string(),
+                        line: line_no,
+                        col: u32::try_from(start + 1).unwrap_or(u32::MAX),
+                        len: u32::try_from(name.chars().count() + 1).unwrap_or(u32::MAX),
+                    };
+                    sources.warn(
+                        &span,
+                        format!("multi-line definition ${name} is not supported; ignored"),
+                    );
+                } else {
+                    sources.defs.insert(name, value);
                 }
-                i += used + 1;
-                continue;
+                return None;
             }
         }
-        chars.push(c);
-        orig.push((i, 1));
-        i += 1;
+        if !substitute(&mut line, file, line_no, sources) {
+            break;
+        }
     }
-    Some((chars, orig))
+    Some(line.into_iter().unzip())
+}
+
+/// `@ID rest` / `@^ID rest`: `rest` when the config id matches (does not match, with `^`),
+/// else None (the line is dropped, as is one with nothing after the id).
+fn conditional(line: Vec<(char, Orig)>, config_id: Option<&str>) -> Option<Vec<(char, Orig)>> {
+    let negate = line.get(1).map(|x| x.0) == Some('^');
+    let id_start = if negate { 2 } else { 1 };
+    let id_len = line
+        .get(id_start..)?
+        .iter()
+        .take_while(|(c, _)| !is_blank(*c))
+        .count();
+    let rest = id_start + id_len;
+    line.get(rest)?;
+    let id: String = line.get(id_start..rest)?.iter().map(|x| x.0).collect();
+    if (config_id == Some(id.as_str())) == negate {
+        return None;
+    }
+    Some(line.into_iter().skip(rest).collect())
+}
+
+/// keepalived's `MAXBUF`: a line may not grow past it by substitution.
+const MAX_LINE: usize = 1024;
+/// Substitutions in one line before lvsd gives up (keepalived loops for ever on `$A=$A`).
+const MAX_SUBSTITUTIONS: usize = 1024;
+
+/// keepalived's `replace_param`: every `$NAME` / `${NAME}` reference replaced by its value,
+/// the value itself scanned again (definitions may use definitions); false when nothing was
+/// replaced. A character of a value maps back to the whole reference it replaced.
+fn substitute(
+    line: &mut Vec<(char, Orig)>,
+    file: &str,
+    line_no: u32,
+    sources: &mut Sources,
+) -> bool {
+    let mut found = false;
+    let mut at = 0;
+    let mut done = 0;
+    while at < line.len() {
+        if line[at].0 != '$' {
+            at += 1;
+            continue;
+        }
+        let after: Vec<char> = line[at + 1..].iter().map(|x| x.0).collect();
+        let Some((value, used)) = reference(&after, file, sources) else {
+            at += 1;
+            continue;
+        };
+        let start = line[at].1 .0;
+        let end = line[at..=at + used]
+            .iter()
+            .map(|x| x.1 .0 + x.1 .1)
+            .max()
+            .unwrap_or(start + 1);
+        let new_len = line.len() - (used + 1) + value.chars().count();
+        done += 1;
+        if new_len >= MAX_LINE || done > MAX_SUBSTITUTIONS {
+            let span = Span {
+                file: file.to_string(),
+                line: line_no,
+                col: u32::try_from(start + 1).unwrap_or(u32::MAX),
+                len: u32::try_from(end - start).unwrap_or(u32::MAX),
+            };
+            let text: String = line.iter().map(|x| x.0).collect();
+            sources.warn_logged(
+                &span,
+                "parameter substitution would make the line too long (a definition that uses itself?); line left as it is",
+                Logged::Unplaced(format!(
+                    "Parameter substitution on line '{text}' would exceed maximum line length"
+                )),
+            );
+            return found;
+        }
+        found = true;
+        let orig = (start, end - start);
+        let tilde = value.trim_start_matches(is_blank).starts_with('~');
+        line.splice(at..=at + used, value.chars().map(|c| (c, orig)));
+        if tilde {
+            break;
+        }
+    }
+    found
 }
 
 /// `$NAME = value` (comment stripped, trimmed), as keepalived's `check_definition` reads it.
@@ -286,22 +400,58 @@ fn definition(body: &[char]) -> Option<(String, String)> {
     Some((name, value.trim_matches(is_blank).to_string()))
 }
 
-/// The value of a `NAME` or `{NAME}` reference at the start of `after` (the text after `$`),
-/// and how many characters the reference takes.
-fn reference(after: &[char], defs: &BTreeMap<String, String>) -> Option<(String, usize)> {
+/// The value of a reference at the start of `after` (the text after `$`), and how many
+/// characters the reference takes, as keepalived's `find_definition` reads it: `NAME`
+/// followed by a blank, `,`, `)` or the line's end, or `{NAME}`; `${_RANDOM MIN MAX}` takes
+/// numbers. A definition of the file's own replaces a built-in of the same name.
+fn reference(after: &[char], file: &str, sources: &mut Sources) -> Option<(String, usize)> {
     let braced = after.first() == Some(&'{');
     let from = usize::from(braced);
-    let len = after
-        .get(from..)?
+    let first = *after.get(from)?;
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return None;
+    }
+    let len = after[from..]
         .iter()
         .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
         .count();
-    let name: String = after.get(from..from + len)?.iter().collect();
-    if braced && after.get(from + len) != Some(&'}') {
+    let name: String = after[from..from + len].iter().collect();
+    let mut end = from + len;
+    let mut params = None;
+    if braced {
+        let tail = after[end..]
+            .iter()
+            .take_while(|c| **c == ' ' || c.is_ascii_digit())
+            .count();
+        let words: String = after[end..end + tail].iter().collect();
+        if !words.trim().is_empty() {
+            // Numbers may not be followed by a space before the brace.
+            if words.ends_with(' ') {
+                return None;
+            }
+            params = Some(words);
+        }
+        end += tail;
+        if after.get(end) != Some(&'}') {
+            return None;
+        }
+        end += 1;
+    } else if !matches!(after.get(end), None | Some(' ' | '\t' | ',' | ')')) {
         return None;
     }
-    let value = defs.get(&name)?;
-    Some((value.clone(), len + 2 * from))
+    let value = match (sources.defs.get(&name), name.as_str()) {
+        (Some(v), "_RANDOM") => v.clone(),
+        (Some(_), _) if params.is_some() => return None,
+        (Some(v), _) => v.clone(),
+        (None, "_RANDOM") => sources.random(params.as_deref()),
+        (None, _) if params.is_some() => return None,
+        (None, "_PWD") => sources.directory_of(file),
+        (None, "_INSTANCE") => sources.config_id.clone().unwrap_or_default(),
+        (None, "_HASH") => "#".to_string(),
+        (None, "_BANG") => "!".to_string(),
+        (None, _) => return None,
+    };
+    Some((value, end))
 }
 
 /// keepalived splits words on ASCII blanks only; other Unicode spaces stay inside words.

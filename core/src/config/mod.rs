@@ -36,7 +36,7 @@ impl Parsed {
 
 /// Parse the file at `path` and everything it includes.
 pub fn parse(path: &str, loader: &dyn Loader) -> Parsed {
-    let mut sources = lexer::Sources::with_config_id(loader.config_id());
+    let mut sources = lexer::Sources::for_loader(loader);
     match loader.read(path) {
         Ok(text) => {
             let lines = lexer::lex_with_includes(path, &text, loader, &mut sources, 0);
@@ -65,7 +65,7 @@ pub fn parse_str(name: &str, text: &str) -> Parsed {
 
 /// Parse in-memory text named `name`, resolving `include` through `loader`.
 pub fn parse_text(name: &str, text: &str, loader: &dyn Loader) -> Parsed {
-    let mut sources = lexer::Sources::with_config_id(loader.config_id());
+    let mut sources = lexer::Sources::for_loader(loader);
     let lines = lexer::lex_with_includes(name, text, loader, &mut sources, 0);
     finish(lines, sources)
 }

@@ -1022,17 +1022,17 @@ fn knows_what_keepalived_logs_for_the_seeds() {
 /// Each diagnostic names the keepalived process that meets it (which log it shows in).
 #[test]
 fn diagnostics_know_their_part() {
-    let p = parse_str(
-        "t",
-        include_str!("../../../fixtures/seed/keepalived.conf.backup"),
-    );
-    let parts: Vec<(u32, Part)> = p
-        .diagnostics
-        .iter()
-        .map(|d| (d.span.line, d.part))
-        .collect();
+    let parts = |text: &str| -> Vec<(u32, Part)> {
+        let p = parse_str("t", text);
+        p.diagnostics
+            .iter()
+            .map(|d| (d.span.line, d.part))
+            .collect()
+    };
     assert_eq!(
-        parts,
+        parts(include_str!(
+            "../../../fixtures/seed/keepalived.conf.backup"
+        )),
         vec![
             (20, Part::Global),
             (34, Part::Vrrp),
@@ -1042,19 +1042,10 @@ fn diagnostics_know_their_part() {
             (99, Part::Check),
         ]
     );
-    let p = parse_str(
-        "t",
-        "bogus 1\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n }\n}\n",
-    );
-    let parts: Vec<(u32, Part)> = p
-        .diagnostics
-        .iter()
-        .map(|d| (d.span.line, d.part))
-        .collect();
     // The unknown top-level keyword is every process's; the missing protocol, scheduler and
     // forwarding method the checker's (found after the file is read).
     assert_eq!(
-        parts,
+        parts("bogus 1\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n }\n}\n"),
         vec![
             (1, Part::File),
             (2, Part::Check),
@@ -1219,4 +1210,110 @@ fn initial_state_and_authentication_as_keepalived_completes_them() {
         inst(&format!("state MASTER\n priority 100\n version 3\n {ah}")),
         (State::Master, None)
     );
+}
+
+/// A loader with no files for `@myid` lines, started in `/repo`.
+struct Started;
+
+impl Loader for Started {
+    fn read(&self, path: &str) -> Result<String, String> {
+        Err(format!("no file system: cannot read {path}"))
+    }
+    fn glob(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+    fn config_id(&self) -> Option<String> {
+        Some("myid".to_string())
+    }
+    fn working_dir(&self) -> String {
+        "/repo".to_string()
+    }
+}
+
+/// Definitions and keepalived's built-in parameters expand as keepalived 2.2.7 expands them
+/// (fixtures/keepalived-params: its config dump of params.conf, run with `-i myid` from the
+/// repository root): definitions using definitions, a line that a substitution makes
+/// conditional or a definition, `$NAME` only before a blank, `,`, `)` or the line's end,
+/// `${_INSTANCE}`, `${_PWD}` (the file's directory), `${_RANDOM 42 42}`, `${_HASH}` /
+/// `${_BANG}` (comments when unquoted, the characters in quotes).
+#[test]
+fn parameters_expand_as_keepalived_expands_them() {
+    let name = "fixtures/keepalived-params/params.conf";
+    let p = parse_text(
+        name,
+        include_str!("../../../fixtures/keepalived-params/params.conf"),
+        &Started,
+    );
+    let dump = include_str!("../../../fixtures/keepalived-params/params.dump.txt");
+    let said = |key: &str| -> String {
+        dump.lines()
+            .find_map(|l| l.trim_start().strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in the dump"))
+            .to_string()
+    };
+    let c = p.config.clone().expect("usable");
+    assert_eq!(
+        c.global_defs.router_id.as_ref().unwrap().value,
+        said("Router ID = ")
+    );
+    let i = &c.vrrp_instances[0];
+    // An unknown state: keepalived's BACKUP.
+    assert_eq!(i.state.as_ref().map(|s| s.value), Some(State::Backup));
+    assert_eq!(said("Wantstate = "), "BACKUP");
+    assert_eq!(i.interface.as_ref().unwrap().value, said("Interface = "));
+    assert_eq!(
+        i.virtual_router_id.as_ref().unwrap().value.to_string(),
+        said("Virtual Router ID = ")
+    );
+    assert_eq!(i.priority().to_string(), said("Priority = "));
+    assert_eq!(
+        format!("{} sec", i.advert_int.as_ref().unwrap().value.display()),
+        said("Advert interval = ")
+    );
+    let vips: Vec<String> = i
+        .virtual_ipaddress
+        .iter()
+        .map(|v| v.addr.value.to_string())
+        .collect();
+    let theirs: Vec<String> = dump
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix(" dev d0 scope global"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(vips, theirs);
+    let script = crate::check::script::Script::parse(&i.notify.any.as_ref().unwrap().value)
+        .expect("notify splits");
+    let argv: Vec<String> = said("Generic state transition script = ")
+        .trim_end_matches(", uid:gid 0:0")
+        .split(' ')
+        .map(|w| w.trim_matches('\'').replace("$ROOT", "/repo"))
+        .collect();
+    // keepalived names the program by its resolved path (/bin → /usr/bin on Debian).
+    assert_eq!(script.argv[1..], argv[1..]);
+    let placed: Vec<(u32, String)> = keepalived_said(dump)
+        .into_iter()
+        .filter(|(line, _)| *line > 0)
+        .collect();
+    assert_eq!(lvsd_says_keepalived_logs(&p), placed, "{:#?}", rendered(&p));
+}
+
+/// `${_RANDOM MIN MAX}` stays within its bounds and is the same for the same seed; a
+/// definition of the file's own replaces a built-in.
+#[test]
+fn random_and_overridden_builtins() {
+    let text = "global_defs {\n router_id ${_RANDOM 3 9}\n}\n$_HASH=h\nglobal_defs {\n router_id x${_HASH}\n}\n";
+    let id = |t: &str| {
+        parse_str("t", t)
+            .config
+            .unwrap()
+            .global_defs
+            .router_id
+            .unwrap()
+            .value
+    };
+    let first = text.split("$_HASH").next().unwrap();
+    let v: u32 = id(first).parse().unwrap();
+    assert!((3..=9).contains(&v), "{v}");
+    assert_eq!(id(first), id(first));
+    assert_eq!(id(text), "xh");
 }
