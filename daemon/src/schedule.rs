@@ -18,7 +18,11 @@ TRACE is text, one command a line; `#` starts a comment.
 
   service tcp|udp|sctp VIP:PORT SCHED [flags F1,F2] [persistent SECS [netmask MASK]]
         like ipvsadm -A; flags: sh-fallback, sh-port, mh-fallback, mh-port.
-        The last `service` line is the current service.
+        The last `service` (or `edit-service`) line is the current service.
+  edit-service tcp|udp|sctp VIP:PORT SCHED [flags F1,F2] [persistent SECS [netmask MASK]]
+        like ipvsadm -E: the service's new scheduler, flags and persistence, given
+        in full (what is not given is reset, as ipvsadm -E resets it). The
+        destinations and connections stay; the same scheduler keeps its state.
   dest RIP:PORT [weight N] [method dr|nat|tun] [uthreshold N] [lthreshold N] [to VIP:PORT]
         like ipvsadm -a (defaults: weight 1, method dr).
   edit RIP:PORT [weight N] [method ...] [uthreshold N] [lthreshold N] [to VIP:PORT]
@@ -105,6 +109,13 @@ impl Replay {
                 self.ipvs
                     .add_service(spec.clone())
                     .map_err(|e| line.error(format!("service: {e}")))?;
+                self.current = Some(spec.key);
+                Ok(())
+            }
+            Command::EditService(spec) => {
+                self.ipvs
+                    .edit_service(spec.clone())
+                    .map_err(|e| line.error(format!("edit-service: {e}")))?;
                 self.current = Some(spec.key);
                 Ok(())
             }

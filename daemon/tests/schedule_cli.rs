@@ -67,6 +67,70 @@ fn check_annotations(trace: &Path, stdout: &str) {
     }
 }
 
+/// Every trace recorded from the real kernel (`fixtures/traces/kernel/NAME.txt`, written by
+/// `scripts/kernel-vm/run-trace.sh --record` from Debian's kernel under qemu) replays to the
+/// kernel's pick for every connection and to the kernel's final `ipvsadm -L -n` table.
+#[test]
+fn kernel_recorded_traces_replay_as_the_kernel_ran_them() {
+    let dir = traces_dir().join("kernel");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures/traces/kernel")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    let mut differ = Vec::new();
+    for f in files {
+        let kernel = std::fs::read_to_string(&f).expect("transcript");
+        let stem = f.file_stem().and_then(|s| s.to_str()).expect("stem");
+        let trace = traces_dir().join(format!("{stem}.trace"));
+        assert!(
+            kernel.lines().any(|l| l.starts_with("kernel ")),
+            "{}: names no kernel",
+            f.display()
+        );
+        // `conn LINE CLIENT -> DEST (STATE)` -> `CLIENT -> DEST`.
+        let want_conns: Vec<String> = kernel
+            .lines()
+            .filter_map(|l| l.strip_prefix("conn "))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let want_table: Vec<&str> = kernel
+            .lines()
+            .filter_map(|l| l.strip_prefix("| "))
+            .map(str::trim_end)
+            .collect();
+        let out = lvsd(&["schedule", trace.to_str().expect("utf-8 path")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (conns, table) = stdout.split_once("\n\n").expect("conns, then the table");
+        let conns: Vec<&str> = conns.lines().collect();
+        let table: Vec<&str> = table.lines().map(str::trim_end).collect();
+        if conns != want_conns {
+            differ.push(format!("{stem}: picks {conns:#?}\nkernel {want_conns:#?}"));
+        }
+        if table != want_table {
+            differ.push(format!("{stem}: table {table:#?}\nkernel {want_table:#?}"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "differ from the kernel:\n{}",
+        differ.join("\n")
+    );
+}
+
 #[test]
 fn same_seed_same_bytes() {
     let f = traces_dir().join("conn-rr-basic.trace");
@@ -130,4 +194,48 @@ fn help_documents_the_trace_format() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("to VIP:PORT"), "{text}");
     assert!(text.contains("--seed"), "{text}");
+}
+
+/// Opt-in (`cargo test -p lvsd --test schedule_cli -- --ignored`): runs every kernel-recorded
+/// trace against the installed kernel again (scripts/kernel-vm/run-trace.sh boots it under
+/// qemu; minutes under TCG) and checks the picks still equal the recorded ones. Prints why
+/// when the kernel, qemu or the tools are missing, and passes then.
+#[test]
+#[ignore = "boots Debian's kernel under qemu (scripts/kernel-vm/run-trace.sh)"]
+fn kernel_still_answers_as_recorded() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = traces_dir().join("kernel");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures/traces/kernel")
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(String::from))
+        .collect();
+    names.sort();
+    let picks = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("conn "))
+            .map(|l| l.split(" (").next().unwrap_or(l).to_string())
+            .collect()
+    };
+    for name in names {
+        let trace = traces_dir().join(format!("{name}.trace"));
+        let out = Command::new(root.join("scripts/kernel-vm/run-trace.sh"))
+            .arg(&trace)
+            .output()
+            .expect("run run-trace.sh");
+        if out.status.code() == Some(77) {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+            return;
+        }
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recorded = std::fs::read_to_string(dir.join(format!("{name}.txt"))).expect("txt");
+        assert_eq!(
+            picks(&String::from_utf8_lossy(&out.stdout)),
+            picks(&recorded),
+            "{name}"
+        );
+    }
 }

@@ -65,6 +65,27 @@ impl Dest {
         }
     }
 
+    /// Set the thresholds as `__ip_vs_update_dest` does (add, re-add from the trash, edit):
+    /// when either changes, Debian's 6.1 kernel re-evaluates OVERLOAD against the
+    /// connections (u = 0 clears it, total >= u sets it, total below the lower bound clears
+    /// it, otherwise it stays); unchanged thresholds leave the flag alone. Recorded under
+    /// qemu: fixtures/traces/overload.trace.
+    pub fn set_thresholds(&mut self, u: u32, l: u32) {
+        if (u, l) == (self.u_threshold, self.l_threshold) {
+            return;
+        }
+        self.u_threshold = u;
+        self.l_threshold = l;
+        let total = self.activeconns.saturating_add(self.inactconns);
+        if u == 0 {
+            self.overloaded = false;
+        } else if total >= u {
+            self.overloaded = true;
+        } else if overload_cleared(total, u, l) {
+            self.overloaded = false;
+        }
+    }
+
     /// A destination built from its spec, with zero counters.
     pub fn new(spec: &DestSpec) -> Self {
         Dest {
@@ -81,5 +102,18 @@ impl Dest {
             persistconns: 0,
             stats: IpvsStats::default(),
         }
+    }
+}
+
+/// The lower bound of OVERLOAD (`ip_vs_unbind_dest`, `__ip_vs_update_dest`): below the lower
+/// threshold, or 3/4 of the upper one when there is no lower one (`u - u/4` is the same
+/// bound), the destination is no longer overloaded; with neither it never is.
+pub(crate) fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
+    if l != 0 {
+        total < l
+    } else if u != 0 {
+        u64::from(total) * 4 < u64::from(u) * 3
+    } else {
+        true
     }
 }

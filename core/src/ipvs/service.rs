@@ -98,6 +98,19 @@ impl Service {
         }
     }
 
+    /// `ipvsadm -E` (`ip_vs_edit_service`): flags, persistence and netmask apply at once.
+    /// Another scheduler is bound afresh to the list as it stands (`init_service`); the same
+    /// one keeps its state, as the kernel only rebinds when the scheduler changes (recorded:
+    /// fixtures/traces/edit-service.trace, where rr keeps its place).
+    pub fn edit(&mut self, spec: ServiceSpec) {
+        if spec.scheduler == self.spec.scheduler {
+            self.sched.set_flags(spec.flags);
+        } else {
+            self.sched = Scheduler::bind(spec.scheduler, spec.flags, self.now, &self.dests);
+        }
+        self.spec = spec;
+    }
+
     /// The service's settings.
     pub fn spec(&self) -> &ServiceSpec {
         &self.spec
@@ -155,8 +168,8 @@ impl Service {
     }
 
     /// `ipvsadm -e`, with `__ip_vs_update_dest`'s side effects: `last_weight`
-    /// keeps the latest non-zero weight, and raising (or clearing) the upper
-    /// threshold clears the overload flag.
+    /// keeps the latest non-zero weight, and a threshold change re-evaluates the
+    /// overload flag ([`Dest::set_thresholds`]).
     pub fn edit_dest(&mut self, spec: &DestSpec) -> Result<(), IpvsError> {
         if spec.weight < 0 {
             return Err(IpvsError::BadWeight(spec.weight));
@@ -172,11 +185,7 @@ impl Service {
         }
         d.weight = spec.weight;
         d.fwd = spec.fwd;
-        if spec.u_threshold == 0 || spec.u_threshold > d.u_threshold {
-            d.overloaded = false;
-        }
-        d.u_threshold = spec.u_threshold;
-        d.l_threshold = spec.l_threshold;
+        d.set_thresholds(spec.u_threshold, spec.l_threshold);
         self.sched.upd_dest(&self.dests, idx);
         Ok(())
     }
@@ -274,13 +283,23 @@ mod tests {
         s.edit_dest(&spec(0, 10)).expect("edit");
         let d = s.dest(a, 80).expect("dest");
         assert_eq!((d.weight, d.last_weight), (0, 5));
-        // Lowering the upper threshold keeps the overload flag...
+        // A threshold change re-evaluates the flag against the 7 connections: u = 8 or 9
+        // leaves it (7 is between u - u/4 and u), u = 7 sets it, u = 0 clears it, u = 10
+        // clears it (7 < 10 - 2); a weight-only edit leaves it.
+        let d = s.dest_mut(a, 80).expect("dest");
+        (d.activeconns, d.overloaded) = (7, true);
+        let overloaded = |s: &mut Service, w, u| {
+            s.edit_dest(&spec(w, u)).expect("edit");
+            s.dest(a, 80).expect("dest").overloaded
+        };
+        assert!(overloaded(&mut s, 3, 8));
+        assert!(overloaded(&mut s, 3, 9));
+        assert!(!overloaded(&mut s, 3, 0));
+        assert!(overloaded(&mut s, 3, 7));
+        assert!(!overloaded(&mut s, 3, 10));
         s.dest_mut(a, 80).expect("dest").overloaded = true;
-        s.edit_dest(&spec(3, 8)).expect("edit");
-        assert!(s.dest(a, 80).expect("dest").overloaded);
-        // ...raising it (or clearing it) clears the flag.
-        s.edit_dest(&spec(3, 9)).expect("edit");
-        assert!(!s.dest(a, 80).expect("dest").overloaded);
+        assert!(overloaded(&mut s, 4, 10));
+        s.edit_dest(&spec(3, 10)).expect("edit");
         assert_eq!(s.dest(a, 80).expect("dest").last_weight, 3);
         let gone = s.del_dest(a, 80).expect("del");
         assert_eq!(gone.weight, 3);

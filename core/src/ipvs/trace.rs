@@ -61,6 +61,10 @@ impl TraceLine {
 pub enum Command {
     /// `service PROTO VIP:PORT SCHED [flags F,..] [persistent SECS [netmask MASK]]` (`ipvsadm -A`).
     Service(ServiceSpec),
+    /// `edit-service PROTO VIP:PORT SCHED [flags F,..] [persistent SECS [netmask MASK]]`
+    /// (`ipvsadm -E`): the whole new setting, what is not given is reset (no flags, no
+    /// persistence), as ipvsadm -E resets it; the service becomes the current one.
+    EditService(ServiceSpec),
     /// `dest` (`ipvsadm -a`) or `edit` (`ipvsadm -e`).
     Dest(DestCmd),
     /// `del RIP:PORT [to VIP:PORT]` (`ipvsadm -d`).
@@ -183,6 +187,7 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
 fn command(w: &[&str]) -> Result<Command, String> {
     match w {
         ["service", rest @ ..] => service(rest).map(Command::Service),
+        ["edit-service", rest @ ..] => service(rest).map(Command::EditService),
         ["dest", rest @ ..] => dest(rest, false).map(Command::Dest),
         ["edit", rest @ ..] => dest(rest, true).map(Command::Dest),
         ["del", addr, rest @ ..] => {
@@ -420,6 +425,28 @@ mod tests {
                 tcpfin: 30,
                 udp: 0
             }
+        );
+    }
+
+    #[test]
+    fn edit_service_reads_as_service_does() {
+        let Ok(Command::EditService(s)) =
+            one("edit-service tcp 10.0.0.1:80 sh flags sh-port persistent 60")
+        else {
+            panic!("edit-service parses");
+        };
+        assert_eq!(s.scheduler, SchedKind::Sh);
+        assert_eq!(
+            (s.flags.port, s.flags.fallback, s.persistence),
+            (true, false, Some(60))
+        );
+        let Ok(Command::EditService(s)) = one("edit-service udp 10.0.0.1:53 rr") else {
+            panic!("edit-service parses");
+        };
+        assert_eq!((s.scheduler, s.persistence), (SchedKind::Rr, None));
+        assert_eq!(
+            err("edit-service tcp 10.0.0.1:80"),
+            "1: service needs PROTO VIP:PORT SCHEDULER"
         );
     }
 

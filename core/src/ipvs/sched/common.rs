@@ -55,8 +55,12 @@ pub(super) fn addr_fold(addr: IpAddr) -> u32 {
     }
 }
 
-/// The multiplier of the dh/sh hashes (2^32 / golden ratio).
-pub(super) const GOLDEN_RATIO_PRIME: u64 = 2_654_435_761;
+/// `hash_32(val, bits)` of `include/linux/hash.h` (no arch override on x86): the top `bits`
+/// bits of `val * GOLDEN_RATIO_32` (`0x61C88647`) mod 2^32. The dh, sh and lblc(r) tables
+/// hash with it.
+pub(super) fn hash_32(val: u32, bits: u32) -> u32 {
+    val.wrapping_mul(0x61C8_8647) >> (32 - bits)
+}
 
 /// Kernel `gcd()` on positive ints.
 pub(super) fn gcd(mut a: i32, mut b: i32) -> i32 {

@@ -19,7 +19,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::common::{addr_fold, find};
+use super::common::{addr_fold, find, hash_32};
 use super::wlc;
 use crate::ipvs::dest::Dest;
 use crate::time::Instant;
@@ -48,7 +48,7 @@ pub(crate) fn jiffies(now: Instant) -> u64 {
 
 /// `hash_32(ntohl(addr_fold), 10)`.
 pub(crate) fn hashkey(addr: IpAddr) -> usize {
-    (addr_fold(addr).wrapping_mul(0x61C8_8647) >> (32 - TAB_BITS)) as usize
+    hash_32(addr_fold(addr), TAB_BITS) as usize
 }
 
 /// What the table needs to know about an entry.

@@ -209,6 +209,21 @@ impl Scheduler {
         Scheduler { flags, kind }
     }
 
+    /// `ip_vs_bind_scheduler` on a service that already has `dests` (`ipvsadm -E` with another
+    /// scheduler): `init_service` sees the whole list at once (wrr starts at the top weight,
+    /// the sh/dh/mh tables are built over it, rr starts at the head).
+    pub fn bind(kind: SchedKind, flags: SchedFlags, now: Instant, dests: &[Dest]) -> Self {
+        let mut s = Self::new_at(kind, flags, now);
+        match &mut s.kind {
+            Kind::Wrr(w) => *w = wrr::Wrr::new(dests),
+            Kind::Dh(t) => t.reassign(dests),
+            Kind::Sh(t) => t.reassign(dests),
+            Kind::Mh(t) => t.dest_changed(dests),
+            _ => {}
+        }
+        s
+    }
+
     /// Which scheduler this is.
     pub fn kind(&self) -> SchedKind {
         match self.kind {
@@ -234,9 +249,15 @@ impl Scheduler {
         self.kind().name()
     }
 
-    /// The `-b` flags this scheduler was created with.
+    /// The `-b` flags the service has now.
     pub fn flags(&self) -> SchedFlags {
         self.flags
+    }
+
+    /// `ipvsadm -E` with the same scheduler: the new `-b` flags apply to the next packet, the
+    /// state (rr's place, the sh/mh tables) stays.
+    pub fn set_flags(&mut self, flags: SchedFlags) {
+        self.flags = flags;
     }
 
     /// A destination was linked at `idx` (always 0: the kernel adds at the head).

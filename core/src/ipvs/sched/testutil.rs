@@ -299,8 +299,15 @@ pub fn check<R: Reference>(
                         d.last_weight = w;
                     }
                     d.weight = w;
-                    if u == 0 || u > d.u_threshold {
-                        d.overloaded = false;
+                    // Debian 6.1 on a threshold change (l stays 0 here): u = 0 clears,
+                    // total >= u sets, total < u - u/4 clears, else it stays.
+                    if u != d.u_threshold {
+                        let total = d.activeconns + d.inactconns;
+                        if u == 0 || total < u - u / 4 {
+                            d.overloaded = false;
+                        } else if total >= u {
+                            d.overloaded = true;
+                        }
                     }
                     d.u_threshold = u;
                     reference.edit(&list, i);
@@ -362,4 +369,22 @@ pub fn check<R: Reference>(
         prop_assert_eq!(svc.dests(), &list[..]);
     }
     Ok(())
+}
+
+/// `hash_32(v, 8)` as `include/linux/hash.h` defines it (`v * 0x61C88647` mod 2^32, top 8
+/// bits), worked out in wide arithmetic apart from the code under test.
+pub fn ref_hash_32_8(v: u128) -> u128 {
+    (v * 0x61C8_8647) % (1 << 32) / (1 << 24)
+}
+
+/// The kernel's address fold for the hashes, done on the address as one number: IPv4 as is,
+/// IPv6 the XOR of its four 32-bit words (XOR commutes with ntohl).
+pub fn ref_fold(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (0..4).fold(0, |x, i| x ^ ((v >> (32 * i)) & 0xffff_ffff))
+        }
+    }
 }

@@ -16,7 +16,7 @@ use crate::ipvs::trace::{self, Command, TraceError, TraceLine};
 use crate::ipvs::{ServiceKey, SockAddr};
 use crate::time::Instant;
 
-const TRACES: [(&str, &str); 14] = [
+const TRACES: [(&str, &str); 16] = [
     ("rr", include_str!("../../../../fixtures/traces/rr.trace")),
     ("wrr", include_str!("../../../../fixtures/traces/wrr.trace")),
     ("lc", include_str!("../../../../fixtures/traces/lc.trace")),
@@ -35,6 +35,14 @@ const TRACES: [(&str, &str); 14] = [
     ),
     ("dh", include_str!("../../../../fixtures/traces/dh.trace")),
     ("sh", include_str!("../../../../fixtures/traces/sh.trace")),
+    (
+        "sh-port",
+        include_str!("../../../../fixtures/traces/sh-port.trace"),
+    ),
+    (
+        "sh-fallback",
+        include_str!("../../../../fixtures/traces/sh-fallback.trace"),
+    ),
     ("mh", include_str!("../../../../fixtures/traces/mh.trace")),
     (
         "twos",
@@ -75,6 +83,12 @@ fn step(
     if let Command::Service(spec) = &line.command {
         *svc = Some(Service::new(spec.clone()));
         return Ok(());
+    }
+    if let (Command::EditService(spec), Some(s)) = (&line.command, svc.as_mut()) {
+        if s.spec().key == spec.key {
+            s.edit(spec.clone());
+            return Ok(());
+        }
     }
     let s = svc
         .as_mut()

@@ -38,27 +38,13 @@ impl Ipvs {
         Ok(())
     }
 
-    /// `ipvsadm -E`. The service is rebuilt with the new settings: its
-    /// destinations and counters are kept, the scheduler starts afresh.
+    /// `ipvsadm -E`: see [`Service::edit`]; destinations and counters stay.
     pub fn edit_service(&mut self, spec: ServiceSpec) -> Result<(), IpvsError> {
-        let old = self
+        let svc = self
             .services
-            .get(&spec.key)
+            .get_mut(&spec.key)
             .ok_or(IpvsError::NoSuchService)?;
-        let mut svc = Service::new(spec.clone());
-        *svc.stats_mut() = *old.stats();
-        let dests: Vec<Dest> = old.dests().to_vec();
-        for d in dests.iter().rev() {
-            svc.add_dest(&d.spec())?;
-            if let Some(n) = svc.dest_mut(d.addr, d.port) {
-                n.activeconns = d.activeconns;
-                n.inactconns = d.inactconns;
-                n.persistconns = d.persistconns;
-                n.overloaded = d.overloaded;
-                n.stats = d.stats;
-            }
-        }
-        self.services.insert(spec.key, svc);
+        svc.edit(spec);
         self.refresh_weights();
         Ok(())
     }
@@ -109,9 +95,11 @@ impl Ipvs {
             d.inactconns = c.inact;
             d.persistconns = c.persist;
             d.stats = c.stats;
-            // __ip_vs_update_dest: OVERLOAD survives unless the upper threshold went away or up.
-            d.overloaded =
-                c.overloaded && spec.u_threshold != 0 && spec.u_threshold <= c.u_threshold;
+            // __ip_vs_update_dest on the destination the trash kept: the flag and thresholds
+            // it had, then the new thresholds.
+            d.overloaded = c.overloaded;
+            (d.u_threshold, d.l_threshold) = (c.u_threshold, c.l_threshold);
+            d.set_thresholds(spec.u_threshold, spec.l_threshold);
         }
         self.refresh_weights();
         Ok(())
@@ -123,17 +111,7 @@ impl Ipvs {
             return Err(IpvsError::BadWeight(spec.weight));
         }
         let svc = self.services.get_mut(key).ok_or(IpvsError::NoSuchService)?;
-        let old_u = svc
-            .dest(spec.addr, spec.port)
-            .ok_or(IpvsError::NoSuchDest)?
-            .u_threshold;
         svc.edit_dest(spec)?;
-        // __ip_vs_update_dest: a removed or raised upper threshold clears OVERLOAD.
-        if spec.u_threshold == 0 || spec.u_threshold > old_u {
-            if let Some(d) = svc.dest_mut(spec.addr, spec.port) {
-                d.overloaded = false;
-            }
-        }
         self.refresh_weights();
         Ok(())
     }

@@ -23,6 +23,7 @@ use super::conn::{
     flags, Conn, ConnError, ConnId, ConnKey, ConnTable, DestId, Expired, NewConn, TcpFlags,
     Timeouts, NO_DEST,
 };
+use super::dest::overload_cleared;
 use super::service::{Dest, Service};
 use super::stats::IpvsStats;
 use super::{FwdMethod, Protocol, ServiceKey, SockAddr};
@@ -187,18 +188,6 @@ impl Counters {
         } else {
             &mut self.active
         }
-    }
-}
-
-/// `ip_vs_unbind_dest`'s rule: below the lower threshold (or 3/4 of the
-/// upper one when there is no lower one) the destination is no longer overloaded.
-fn overload_cleared(total: u32, u: u32, l: u32) -> bool {
-    if l != 0 {
-        total < l
-    } else if u != 0 {
-        u64::from(total) * 4 < u64::from(u) * 3
-    } else {
-        true
     }
 }
 
