@@ -31,9 +31,6 @@ pub enum SyncError {
     /// Not a well-formed version 1 message.
     #[error(transparent)]
     Wire(#[from] SyncWireError),
-    /// A state out of range for its protocol.
-    #[error("entry {0} has an invalid state {1}")]
-    BadState(usize, u16),
 }
 
 /// Sync daemon settings (sysctls and `ipvsadm --start-daemon` options).
@@ -289,27 +286,34 @@ impl SyncReceiver {
         SyncReceiver { syncid }
     }
 
-    /// One datagram: returns how many entries were installed or updated.
-    /// A message of another sync ID is ignored (Ok(0)).
+    /// One datagram, as `ip_vs_process_message` takes it: a message of another sync ID is
+    /// ignored (Ok(0)) before anything else is looked at; entries are installed in order; an
+    /// entry with an unknown mandatory option, an unsupported protocol or a state out of its
+    /// protocol's range is skipped (the kernel only debug-logs those); a malformed entry
+    /// drops the rest of the datagram, the entries before it staying installed, and is the
+    /// error. Returns how many entries were installed or updated.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         ipvs: &mut Ipvs,
         payload: &[u8],
     ) -> Result<usize, SyncError> {
-        let msg = SyncMessageRepr::parse(payload)?;
-        if self.syncid != 0 && msg.syncid != self.syncid {
+        let syncid = SyncMessageRepr::syncid(payload)?;
+        if self.syncid != 0 && syncid != self.syncid {
             return Ok(0);
         }
         let mut n = 0;
-        for (i, e) in msg.conns.iter().enumerate() {
+        for entry in SyncMessageRepr::entries(payload)? {
+            let e = match entry {
+                Ok(e) => e,
+                Err(SyncWireError::UnknownOption { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let flags = e.flags & conn_flags::BACKUP_MASK;
             let template = flags & conn_flags::TEMPLATE != 0;
-            let mut state = e.state;
-            if template {
-                state = 0;
-            } else if e.protocol == 6 && usize::from(state) >= super::conn::TCP_STATES {
-                return Err(SyncError::BadState(i, state));
+            let state = if template { 0 } else { e.state };
+            if !template && states_of(e.protocol).is_none_or(|n| usize::from(state) >= n) {
+                continue;
             }
             let s = SyncedConn {
                 key: ConnKey {
@@ -335,46 +339,167 @@ impl SyncReceiver {
     }
 }
 
+/// How many connection states the kernel's protocol handler has (`pp->num_states`); None
+/// for a protocol IPVS does not handle.
+fn states_of(protocol: u8) -> Option<usize> {
+    match protocol {
+        6 => Some(super::conn::TCP_STATES),
+        // IP_VS_UDP_S_LAST, IP_VS_SCTP_S_LAST; AH and ESP have one state.
+        17 => Some(1),
+        132 => Some(14),
+        50 | 51 => Some(1),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn master_syncs_established_on_third_packet_and_backup_installs_it() {
-        use crate::ipvs::conn::TcpFlags;
-        use crate::ipvs::sched::SchedFlags;
-        use crate::ipvs::service::{DestSpec, ServiceSpec};
-        use crate::ipvs::table::{PacketInfo, Verdict};
-        use crate::ipvs::{Protocol, ServiceKey};
-        use rand_chacha::rand_core::SeedableRng;
+    use crate::ipvs::sched::SchedFlags;
+    use crate::ipvs::service::{DestSpec, ServiceSpec};
+    use crate::ipvs::{Protocol, ServiceKey};
+    use crate::wire::ipvs_sync::SyncConnRepr;
 
-        let key = ServiceKey::Inet {
+    fn key() -> ServiceKey {
+        ServiceKey::Inet {
             proto: Protocol::Tcp,
             addr: "10.0.0.1".parse().unwrap(),
             port: 80,
+        }
+    }
+
+    /// 10.0.0.1:80 (rr, persistent 60 s) with one DR destination 10.0.0.11:80.
+    fn table() -> Ipvs {
+        let mut ipvs = Ipvs::default();
+        ipvs.add_service(ServiceSpec {
+            key: key(),
+            scheduler: crate::ipvs::sched::SchedKind::Rr,
+            flags: SchedFlags::default(),
+            persistence: Some(60),
+            netmask_prefix: 32,
+            one_packet: false,
+        })
+        .unwrap();
+        let d = DestSpec {
+            addr: "10.0.0.11".parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
         };
-        let build = || {
-            let mut ipvs = Ipvs::default();
-            ipvs.add_service(ServiceSpec {
-                key,
-                scheduler: crate::ipvs::sched::SchedKind::Rr,
-                flags: SchedFlags::default(),
-                persistence: Some(60),
-                netmask_prefix: 32,
-                one_packet: false,
-            })
-            .unwrap();
-            let d = DestSpec {
-                addr: "10.0.0.11".parse().unwrap(),
-                port: 80,
-                fwd: FwdMethod::Route,
-                weight: 1,
-                u_threshold: 0,
-                l_threshold: 0,
-            };
-            ipvs.add_dest(&key, &d).unwrap();
-            ipvs
+        ipvs.add_dest(&key(), &d).unwrap();
+        ipvs
+    }
+
+    /// An ESTABLISHED DR connection from client port `cport` to the service of [`table`].
+    fn conn(cport: u16) -> SyncConnRepr {
+        SyncConnRepr {
+            protocol: 6,
+            flags: 3,
+            state: TcpState::Established as u16,
+            cport,
+            vport: 80,
+            dport: 80,
+            fwmark: 0,
+            timeout: 900,
+            caddr: "192.0.2.7".parse().unwrap(),
+            vaddr: "10.0.0.1".parse().unwrap(),
+            daddr: "10.0.0.11".parse().unwrap(),
+            seq: None,
+            pe_data: None,
+            pe_name: None,
+        }
+    }
+
+    /// A message of `conns`, the first option of entry `i` retyped to `t` for each `(i, t)`.
+    fn message(conns: Vec<SyncConnRepr>, retype: &[(usize, u8)]) -> Vec<u8> {
+        let mut at = vec![HEADER_LEN];
+        for c in &conns {
+            at.push(at[at.len() - 1] + c.padded_len());
+        }
+        let fixed = |c: &SyncConnRepr| {
+            use crate::wire::ipvs_sync::{V4_ENTRY_LEN, V6_ENTRY_LEN};
+            if c.caddr.is_ipv6() {
+                V6_ENTRY_LEN
+            } else {
+                V4_ENTRY_LEN
+            }
         };
+        let offsets: Vec<usize> = conns.iter().zip(&at).map(|(c, a)| a + fixed(c)).collect();
+        let mut b = SyncMessageRepr { syncid: 9, conns }.to_bytes().unwrap();
+        for &(i, t) in retype {
+            b[offsets[i]] = t;
+        }
+        b
+    }
+
+    /// ip_vs_process_message / ip_vs_proc_sync_conn: an unknown mandatory option, an
+    /// unsupported protocol or a state out of range cost one entry; an unknown optional
+    /// option (IPVS_OPT_F_PARAM) is skipped over; a malformed entry drops the rest of the
+    /// datagram, the entries before it kept; the sync ID is checked before the version.
+    #[test]
+    fn backup_takes_entries_as_the_kernel_does() {
+        let t0 = Instant::ZERO;
+        let with_opt = |cport| SyncConnRepr {
+            pe_data: Some(b"x".to_vec()),
+            ..conn(cport)
+        };
+        let bad_state = SyncConnRepr {
+            state: 99,
+            ..conn(1003)
+        };
+        let gre = SyncConnRepr {
+            protocol: 47,
+            ..conn(1005)
+        };
+        let dgram = message(
+            vec![
+                conn(1001),
+                with_opt(1002),
+                bad_state,
+                with_opt(1004),
+                gre,
+                conn(1006),
+            ],
+            &[(1, 0x05), (3, 0x45)],
+        );
+        assert!(
+            SyncMessageRepr::parse(&dgram).is_err(),
+            "strict parse refuses it"
+        );
+        let mut backup = table();
+        let n = SyncReceiver::new(9).handle_datagram(t0, &mut backup, &dgram);
+        assert_eq!(n, Ok(3), "1001, 1004 and 1006");
+        assert_eq!(backup.service(&key()).unwrap().dests()[0].activeconns, 3);
+
+        // Entry 1's type byte is neither IPv4 nor IPv6: entry 0 stays, 2 is never read.
+        let mut dgram = message(vec![conn(2001), conn(2002), conn(2003)], &[]);
+        dgram[HEADER_LEN + conn(2001).padded_len()] = 2;
+        let mut backup = table();
+        assert_eq!(
+            SyncReceiver::new(9).handle_datagram(t0, &mut backup, &dgram),
+            Err(SyncError::Wire(SyncWireError::EntryType(1)))
+        );
+        assert_eq!(backup.service(&key()).unwrap().dests()[0].activeconns, 1);
+
+        // Another sync ID is ignored even when the message is not version 1.
+        let mut dgram = message(vec![conn(3001)], &[]);
+        dgram[5] = 0;
+        assert_eq!(
+            SyncReceiver::new(8).handle_datagram(t0, &mut table(), &dgram),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn master_syncs_established_on_third_packet_and_backup_installs_it() {
+        use crate::ipvs::conn::TcpFlags;
+        use crate::ipvs::table::{PacketInfo, Verdict};
+        use rand_chacha::rand_core::SeedableRng;
+
+        let (key, build) = (key(), table);
         let mut master = build();
         let mut backup = build();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

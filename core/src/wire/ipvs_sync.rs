@@ -53,6 +53,10 @@ pub mod conn_flags {
 const OPT_SEQ_DATA: u8 = 1;
 const OPT_PE_DATA: u8 = 2;
 const OPT_PE_NAME: u8 = 3;
+/// `IPVS_OPT_F_PARAM`: an option a receiver that does not know it may skip.
+const OPT_F_PARAM: u8 = 0x40;
+/// `IP_VS_PENAME_MAXLEN`.
+const PE_NAME_MAX: usize = 16;
 const SEQ_DATA_LEN: u8 = 24;
 const SVER_SHIFT: u16 = 12;
 const SVER_MASK: u16 = 0x0fff;
@@ -141,6 +145,18 @@ pub enum SyncWireError {
     /// A malformed option.
     #[error("entry {0} has a malformed option")]
     BadOption(usize),
+    /// An entry's type byte is neither IPv4 (0) nor has the IPv6 bit.
+    #[error("entry {0} has an unknown type")]
+    EntryType(usize),
+    /// An entry carries an option the receiver must understand and does not (the kernel
+    /// skips that entry only; [`SyncMessageRepr::parse`] refuses the message).
+    #[error("entry {index} has unknown mandatory option {option}")]
+    UnknownOption {
+        /// The entry.
+        index: usize,
+        /// The option's type.
+        option: u8,
+    },
     /// Address families differ inside one entry.
     #[error("entry {0} mixes address families")]
     MixedFamily(usize),
@@ -198,7 +214,7 @@ impl SyncConnRepr {
     }
 
     /// Refuse what the layout cannot carry: mixed families, a `ver_size` over 12 bits,
-    /// an empty or over-long option.
+    /// an empty or over-long option (a PE name over `IP_VS_PENAME_MAXLEN`).
     fn check(&self, idx: usize) -> Result<(), SyncWireError> {
         let v6 = self.caddr.is_ipv6();
         if self.vaddr.is_ipv6() != v6 || self.daddr.is_ipv6() != v6 {
@@ -209,6 +225,7 @@ impl SyncConnRepr {
         if self.buffer_len() > usize::from(SVER_MASK)
             || bad_opt(&self.pe_data)
             || bad_opt(&self.pe_name)
+            || self.pe_name.as_ref().is_some_and(|n| n.len() > PE_NAME_MAX)
         {
             return Err(SyncWireError::TooBig);
         }
@@ -257,9 +274,15 @@ impl SyncConnRepr {
         }
     }
 
-    /// Read entry `idx` from exactly its `ver_size` bytes (at least 4).
+    /// Read entry `idx` from exactly its `ver_size` bytes (at least 4), as
+    /// `ip_vs_proc_sync_conn` does: an unknown mandatory option is
+    /// [`SyncWireError::UnknownOption`] (the kernel skips the entry), an unknown optional one
+    /// (`IPVS_OPT_F_PARAM`) is skipped, anything else malformed is an error.
     fn parse(e: &[u8], idx: usize) -> Result<SyncConnRepr, SyncWireError> {
         let v6 = e[0] & STYPE_F_INET6 != 0;
+        if !v6 && e[0] != 0 {
+            return Err(SyncWireError::EntryType(idx));
+        }
         let fixed = if v6 { V6_ENTRY_LEN } else { V4_ENTRY_LEN };
         if e.len() < fixed {
             return Err(SyncWireError::EntryTooShort(idx));
@@ -290,7 +313,7 @@ impl SyncConnRepr {
             let Some(data) = e.get(p + 2..p + 2 + l).filter(|_| l > 0) else {
                 return Err(SyncWireError::BadOption(idx));
             };
-            match t & 0x0f {
+            match t & !OPT_F_PARAM {
                 OPT_SEQ_DATA if l == usize::from(SEQ_DATA_LEN) && s.seq.is_none() => {
                     let seq = |at: usize| Seq {
                         init_seq: be32(data, at),
@@ -300,8 +323,19 @@ impl SyncConnRepr {
                     s.seq = Some((seq(0), seq(12)));
                 }
                 OPT_PE_DATA if s.pe_data.is_none() => s.pe_data = Some(data.to_vec()),
-                OPT_PE_NAME if s.pe_name.is_none() => s.pe_name = Some(data.to_vec()),
-                _ => return Err(SyncWireError::BadOption(idx)),
+                OPT_PE_NAME if s.pe_name.is_none() && l <= PE_NAME_MAX => {
+                    s.pe_name = Some(data.to_vec())
+                }
+                OPT_SEQ_DATA | OPT_PE_DATA | OPT_PE_NAME => {
+                    return Err(SyncWireError::BadOption(idx))
+                }
+                _ if t & OPT_F_PARAM != 0 => {}
+                _ => {
+                    return Err(SyncWireError::UnknownOption {
+                        index: idx,
+                        option: t,
+                    })
+                }
             }
             p += 2 + l;
         }
@@ -346,9 +380,12 @@ impl SyncMessageRepr {
         Ok(())
     }
 
-    /// Read a datagram payload as `ip_vs_process_message` does; never panics.
-    pub fn parse(b: &[u8]) -> Result<SyncMessageRepr, SyncWireError> {
-        if b.len() < HEADER_LEN {
+    /// The sync ID of a datagram whose length agrees with its header's `size`: what
+    /// `ip_vs_process_message` checks before anything else (a receiver ignores a message of
+    /// another sync ID before looking at its version).
+    pub fn syncid(b: &[u8]) -> Result<u8, SyncWireError> {
+        // Versions 0 and 1 both start nr_conns|reserved, syncid, size.
+        if b.len() < 4 {
             return Err(SyncWireError::TooShort(b.len()));
         }
         let size = usize::from(be16(b, 2));
@@ -358,30 +395,33 @@ impl SyncMessageRepr {
                 actual: b.len(),
             });
         }
+        Ok(b[1])
+    }
+
+    /// The entries of a version 1 datagram in order, as `ip_vs_process_message` walks
+    /// them: each an entry or the reason it cannot be read; after an error other than
+    /// [`SyncWireError::UnknownOption`] (which costs the kernel that entry only) the rest
+    /// of the datagram is dropped and the iterator ends. Never panics.
+    pub fn entries(b: &[u8]) -> Result<SyncEntries<'_>, SyncWireError> {
+        Self::syncid(b)?;
+        if b.len() < HEADER_LEN {
+            return Err(SyncWireError::TooShort(b.len()));
+        }
         if b[5] != SYNC_PROTO_VER || b[0] != 0 || b[6] != 0 || b[7] != 0 {
             return Err(SyncWireError::Version(b[5]));
         }
-        let n = usize::from(b[4]);
-        let mut conns = Vec::with_capacity(n);
-        let mut at = HEADER_LEN;
-        for i in 0..n {
-            if at + V4_ENTRY_LEN > b.len() {
-                return Err(SyncWireError::Truncated(i));
-            }
-            let vs = be16(b, at + 2);
-            if vs >> SVER_SHIFT != 0 {
-                return Err(SyncWireError::EntryVersion(i));
-            }
-            let sz = usize::from(vs & SVER_MASK);
-            let Some(e) = b.get(at..at + sz) else {
-                return Err(SyncWireError::Truncated(i));
-            };
-            if sz < 4 {
-                return Err(SyncWireError::EntryTooShort(i));
-            }
-            conns.push(SyncConnRepr::parse(e, i)?);
-            at += sz + pad(sz);
-        }
+        Ok(SyncEntries {
+            b,
+            at: HEADER_LEN,
+            next: 0,
+            count: usize::from(b[4]),
+        })
+    }
+
+    /// Read a whole datagram payload; any entry that cannot be read refuses it. Never
+    /// panics.
+    pub fn parse(b: &[u8]) -> Result<SyncMessageRepr, SyncWireError> {
+        let conns = Self::entries(b)?.collect::<Result<Vec<_>, _>>()?;
         Ok(SyncMessageRepr {
             syncid: b[1],
             conns,
@@ -393,6 +433,51 @@ impl SyncMessageRepr {
         let mut b = vec![0; self.buffer_len()];
         self.emit(&mut b)?;
         Ok(b)
+    }
+}
+
+/// The entries of a sync datagram ([`SyncMessageRepr::entries`]).
+#[derive(Debug)]
+pub struct SyncEntries<'a> {
+    b: &'a [u8],
+    at: usize,
+    next: usize,
+    count: usize,
+}
+
+impl Iterator for SyncEntries<'_> {
+    type Item = Result<SyncConnRepr, SyncWireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.count {
+            return None;
+        }
+        let (b, at, i) = (self.b, self.at, self.next);
+        self.next += 1;
+        let fatal = |this: &mut Self, e| {
+            this.next = this.count;
+            Some(Err(e))
+        };
+        if at + V4_ENTRY_LEN > b.len() {
+            return fatal(self, SyncWireError::Truncated(i));
+        }
+        let vs = be16(b, at + 2);
+        let sz = usize::from(vs & SVER_MASK);
+        let Some(e) = b.get(at..at + sz) else {
+            return fatal(self, SyncWireError::Truncated(i));
+        };
+        if vs >> SVER_SHIFT != 0 {
+            return fatal(self, SyncWireError::EntryVersion(i));
+        }
+        if sz < 4 {
+            return fatal(self, SyncWireError::EntryTooShort(i));
+        }
+        self.at = at + sz + pad(sz);
+        match SyncConnRepr::parse(e, i) {
+            Err(e @ SyncWireError::UnknownOption { .. }) => Some(Err(e)),
+            Err(e) => fatal(self, e),
+            Ok(c) => Some(Ok(c)),
+        }
     }
 }
 
@@ -493,9 +578,17 @@ mod tests {
         }
         .to_bytes()
         .unwrap();
+        // The length is checked against `size` first, as the kernel does.
         assert_eq!(
             SyncMessageRepr::parse(&good[..5]),
-            Err(SyncWireError::TooShort(5))
+            Err(SyncWireError::BadSize {
+                header: good.len(),
+                actual: 5
+            })
+        );
+        assert_eq!(
+            SyncMessageRepr::parse(&good[..3]),
+            Err(SyncWireError::TooShort(3))
         );
         let mut b = good.clone();
         b.truncate(40);
@@ -571,8 +664,8 @@ mod tests {
         })
     }
 
-    fn arb_opt() -> impl Strategy<Value = Option<Vec<u8>>> {
-        proptest::option::of(proptest::collection::vec(any::<u8>(), 1..=255))
+    fn arb_opt(max: usize) -> impl Strategy<Value = Option<Vec<u8>>> {
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 1..=max))
     }
 
     fn arb_conn() -> impl Strategy<Value = SyncConnRepr> {
@@ -580,8 +673,8 @@ mod tests {
             any::<bool>().prop_flat_map(arb_addrs),
             any::<(u8, u32, u16, [u16; 3], u32, u32)>(),
             proptest::option::of((arb_seq(), arb_seq())),
-            arb_opt(),
-            arb_opt(),
+            arb_opt(255),
+            arb_opt(PE_NAME_MAX),
         )
             .prop_map(
                 |(
