@@ -1317,3 +1317,39 @@ fn random_and_overridden_builtins() {
     assert_eq!(id(first), id(first));
     assert_eq!(id(text), "xh");
 }
+
+/// Issue 11 point 8: a keyword lvsd reads but neither the simulator nor the daemon honours
+/// is a warning on its line (lvsd's own: keepalived logs nothing for it), never silently
+/// accepted; `preempt`, keepalived's default, is not.
+#[test]
+fn ignored_keywords_are_said_to_be_ignored() {
+    let text = "global_defs {\n vrrp_strict\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac\n accept\n strict_mode on\n mcast_src_ip 10.0.0.2\n unicast_ttl 10\n skip_check_adv_addr\n old_unicast_checksum\n preempt\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n";
+    let p = parse_str("t", text);
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let warned: Vec<(u32, String)> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("lvsd does not honour it"))
+        .map(|d| {
+            (
+                d.span.line,
+                d.message.split('\'').nth(1).unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u32, String)> = [
+        (2, "vrrp_strict"),
+        (7, "use_vmac"),
+        (8, "accept"),
+        (9, "strict_mode"),
+        (10, "mcast_src_ip"),
+        (11, "unicast_ttl"),
+        (12, "skip_check_adv_addr"),
+        (13, "old_unicast_checksum"),
+    ]
+    .into_iter()
+    .map(|(l, k)| (l, k.to_string()))
+    .collect();
+    assert_eq!(warned, expected);
+    assert!(p.diagnostics.iter().all(|d| d.keepalived.is_none()));
+}

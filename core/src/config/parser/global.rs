@@ -196,7 +196,13 @@ impl Builder<'_> {
                 "vrrp_garp_interval" => g.vrrp_garp_interval = self.secs_arg(n, 0, 1_000_000_000),
                 "vrrp_gna_interval" => g.vrrp_gna_interval = self.secs_arg(n, 0, 1_000_000_000),
                 "vrrp_version" => g.vrrp_version = self.int_arg(n, 2, 3),
-                "vrrp_strict" => g.vrrp_strict = Some(self.flag(n)),
+                "vrrp_strict" => {
+                    self.s.warn(
+                        &n.keyword().span,
+                        "'vrrp_strict' is valid keepalived but lvsd does not honour it; ignored",
+                    );
+                    g.vrrp_strict = Some(self.flag(n));
+                }
                 "smtp_alert" => g.smtp_alert = Some(self.bool_opt(n)),
                 "enable_script_security" => g.enable_script_security = Some(self.flag(n)),
                 "script_user" => g.script_user = self.cmd_arg(n),

@@ -158,10 +158,23 @@ impl<'a> Builder<'a> {
         self.s.warn_logged(&kw.span, msg, logged);
     }
 
-    /// Handle a keyword keepalived knows but lvsd does not model; true if it was one.
+    /// Handle a keyword keepalived knows but lvsd does not model; true if it was one. It is
+    /// kept (for `--json` and the dumps) and warned about, never silently dropped: the
+    /// simulator and the daemon run as if it were not there. `preempt` says what is the
+    /// default anyway.
     fn other(&mut self, node: &Node, others: &[&str], into: &mut Vec<Spanned<String>>) -> bool {
-        if !others.contains(&node.keyword().text.as_str()) {
+        let kw = node.keyword();
+        if !others.contains(&kw.text.as_str()) {
             return false;
+        }
+        if kw.text != "preempt" {
+            self.s.warn(
+                &kw.span,
+                format!(
+                    "'{}' is valid keepalived but lvsd does not honour it; ignored",
+                    kw.text
+                ),
+            );
         }
         if let Some(j) = joined(&node.words) {
             into.push(j);
