@@ -212,6 +212,15 @@ impl Sources {
         self.warn_logged(span, message.clone(), Logged::Unplaced(message));
     }
 
+    /// Raise an error in keepalived's own words, which keepalived logs without a position.
+    pub fn error_unplaced_keepalived(&mut self, span: &Span, message: impl Into<String>) {
+        let message = message.into();
+        self.report(Severity::Error, span, message.clone());
+        if let Some(d) = self.diagnostics.last_mut() {
+            d.keepalived = Some(Logged::Unplaced(message));
+        }
+    }
+
     /// Raise an error.
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         self.report(Severity::Error, span, message.into());

@@ -1353,3 +1353,30 @@ fn ignored_keywords_are_said_to_be_ignored() {
     assert_eq!(warned, expected);
     assert!(p.diagnostics.iter().all(|d| d.keepalived.is_none()));
 }
+
+/// keepalived 2.2.7 (vrrp_complete_instance) refuses a VRRPv3 or strict-mode instance with no
+/// virtual address (fixtures/keepalived-t/no-vip.txt, recorded where d0 exists); under
+/// VRRPv2 it only warns.
+#[test]
+fn no_vip_is_fatal_under_vrrp_v3() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/no-vip.conf"),
+    );
+    assert!(p.has_errors());
+    let fatal: Vec<(u32, String)> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (0, d.message.clone()))
+        .collect();
+    assert_eq!(
+        fatal,
+        keepalived_said(include_str!("../../../fixtures/keepalived-t/no-vip.txt"))
+    );
+    let strict = parse_str(
+        "t",
+        "global_defs {\n vrrp_strict\n}\nvrrp_instance B {\n interface d0\n virtual_router_id 2\n}\n",
+    );
+    assert!(strict.has_errors(), "{:#?}", rendered(&strict));
+}

@@ -321,10 +321,25 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
         }
     }
     if v.virtual_ipaddress.is_empty() {
-        s.warn_unplaced_keepalived(
-            &v.name.span,
-            format!("({name}) No VIP specified; at least one is sensible"),
-        );
+        // VRRPv3 and strict mode need an address to advertise: the instance, and with it
+        // the VRRP process, is refused.
+        let strict = c.global_defs.vrrp_strict.is_some()
+            || v.other.iter().any(|o| {
+                let mut w = o.value.split_whitespace();
+                w.next() == Some("strict_mode")
+                    && !matches!(w.next(), Some("off" | "false" | "no" | "0"))
+            });
+        if version == 3 || strict {
+            s.error_unplaced_keepalived(
+                &v.name.span,
+                format!("({name}) No VIP specified; at least one is required"),
+            );
+        } else {
+            s.warn_unplaced_keepalived(
+                &v.name.span,
+                format!("({name}) No VIP specified; at least one is sensible"),
+            );
+        }
     }
     // vrrp_complete_instance's order and words: authentication first, then what the initial
     // state allows.
