@@ -20,7 +20,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
     // (interface, vrid) -> instance that claimed it first.
     // (interface, vrid, IPv6) -> instance that claimed it first: IPv4 and IPv6 instances are
     // separate VRRP routers and may share a VRID on one link.
-    let mut vrids: BTreeMap<(String, u8, bool), (String, String)> = BTreeMap::new();
+    let mut vrids: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
     for v in &c.vrrp_instances {
         if let Some(prev) = names.insert(&v.name.value, &v.name.value) {
@@ -54,17 +54,19 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 || v.virtual_ipaddress
                     .first()
                     .is_some_and(|a| a.addr.value.is_ipv6());
-            let here = (v.name.value.clone(), vrid.span.to_string());
-            if let Some((other, at)) = vrids.get(&(iface.clone(), vrid.value, v6)) {
-                s.error(
+            if let Some(other) = vrids.get(&(iface.clone(), vrid.value, v6)) {
+                // keepalived's words (vrrp.c), the first-defined instance first.
+                s.error_unplaced_keepalived(
                     &vrid.span,
                     format!(
-                        "({}) virtual_router_id {} is already used on interface {iface} by vrrp_instance {other} ({at})",
-                        v.name.value, vrid.value
+                        "{other} and {} both use VRID {} with IPv{} on interface {iface}",
+                        v.name.value,
+                        vrid.value,
+                        if v6 { 6 } else { 4 }
                     ),
                 );
             } else {
-                vrids.insert((iface, vrid.value, v6), here);
+                vrids.insert((iface, vrid.value, v6), v.name.value.clone());
             }
         }
         for t in &v.track_script {
