@@ -261,6 +261,43 @@ fn skipped_values_show_in_ipvsadm() {
     );
 }
 
+/// A DR / TUN real server takes the service's port (each group entry's), 0 under a fwmark
+/// (keepalived resets it); a NAT one keeps its own (fixtures/keepalived-t/ports.txt).
+#[test]
+fn reset_ports_show_in_ipvsadm() {
+    let (code, stdout, stderr) = check(&["-f", "fixtures/keepalived-t/ports.conf", "--ipvsadm"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: WARNING - virtual server [198.18.0.10]:tcp:80 and real server [198.18.1.1]:tcp:8080 ports don't match - resetting"),
+        "{stderr}"
+    );
+    let dests: Vec<&str> = stdout.lines().filter(|l| l.starts_with("-a")).collect();
+    assert_eq!(
+        dests,
+        vec![
+            "-a -t 198.18.0.10:80 -r 198.18.1.1:80 -g -w 1",
+            "-a -t 198.18.0.10:80 -r 198.18.1.2:80 -g -w 1",
+            "-a -t 198.18.0.20:80 -r 198.18.1.10:80 -g -w 1",
+            "-a -t 198.18.0.20:80 -r 198.18.1.11:80 -g -w 1",
+            "-a -t 198.18.0.20:80 -r 198.18.1.12:8080 -m -w 1",
+            "-a -t 198.18.0.21:81 -r 198.18.1.10:81 -g -w 1",
+            "-a -t 198.18.0.21:81 -r 198.18.1.11:81 -g -w 1",
+            "-a -t 198.18.0.21:81 -r 198.18.1.12:8080 -m -w 1",
+            "-a -t 198.18.0.22:81 -r 198.18.1.10:81 -g -w 1",
+            "-a -t 198.18.0.22:81 -r 198.18.1.11:81 -g -w 1",
+            "-a -t 198.18.0.22:81 -r 198.18.1.12:8080 -m -w 1",
+            "-a -t 198.18.0.23:80 -r 198.18.1.13:80 -i -w 1 --tun-type ipip",
+            "-a -u 198.18.0.11:443 -r 198.18.1.4:443 -i -w 2 --tun-type ipip",
+            "-a -u 198.18.0.11:443 -r 198.18.1.5:9000 -m -w 1",
+            "-a -f 7 -r 198.18.1.6:0 -g -w 1",
+            "-a -f 7 -r 198.18.1.7:8080 -m -w 1",
+            "-a -f 8 -r 198.18.1.8:0 -i -w 1 --tun-type ipip",
+            "-a -f 9 -r 198.18.1.13:0 -i -w 1 --tun-type ipip",
+        ],
+        "{stdout}"
+    );
+}
+
 /// `--strict` turns warnings into a failing verdict; a clean config still passes.
 #[test]
 fn strict_fails_on_warnings() {

@@ -169,6 +169,17 @@ fn real_weight(w: i64) -> i32 {
     i32::try_from(w.max(0)).unwrap_or(i32::MAX)
 }
 
+/// The port keepalived gives a real server written with port `written` (0: none) in IPVS
+/// (`validate_check_config`): a non-NAT server takes the service's port, or 0 under a fwmark
+/// (`service_port` `None`); a NAT server keeps its own, the service's when it gives none.
+pub fn effective_rs_port(written: u16, fwd: FwdMethod, service_port: Option<u16>) -> u16 {
+    match (fwd, service_port) {
+        (FwdMethod::Masq, Some(vs_port)) if written == 0 => vs_port,
+        (FwdMethod::Masq, _) => written,
+        (_, service_port) => service_port.unwrap_or(0),
+    }
+}
+
 /// keepalived's `inet_sockaddrtotrio`: `[addr]:proto:port`.
 pub fn format_trio(addr: IpAddr, proto: Option<Protocol>, port: u16) -> String {
     let p = match proto {
@@ -296,20 +307,8 @@ impl VirtualServer {
             ServiceKey::Inet { proto, port, .. } => (port, Some(proto), false),
             ServiceKey::Fwmark { .. } => (0, cfg.fwmark_protocol, true),
         };
-        let rs_port = |p: u16, fwd: FwdMethod| -> u16 {
-            // validate_check_config: non-NAT real servers use the service's port; fwmark: 0.
-            if fwd == FwdMethod::Masq {
-                if p == 0 && !is_fwmark {
-                    vs_port
-                } else {
-                    p
-                }
-            } else if is_fwmark {
-                0
-            } else {
-                vs_port
-            }
-        };
+        let service_port = (!is_fwmark).then_some(vs_port);
+        let rs_port = |p: u16, fwd: FwdMethod| effective_rs_port(p, fwd, service_port);
         let vs_delay = cfg.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
         let mut config_warnings = Vec::new();
         let mut rss = Vec::new();

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use super::model::{Config, LbKind, RealServer, VirtualServer, VsKey, VsgEntry};
+use crate::check::virtual_server::effective_rs_port;
 use crate::ipvs::sched::{SchedFlags, SchedKind};
 use crate::ipvs::service::{DestSpec, ServiceSpec};
 use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
@@ -26,7 +27,7 @@ pub fn fwd(kind: LbKind) -> FwdMethod {
 }
 
 /// Expand a group's `ADDR-LAST` range into its addresses.
-fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
+pub(super) fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
     let Some(end) = end else { return vec![addr] };
     match addr {
         IpAddr::V4(a) => {
@@ -115,8 +116,9 @@ impl Config {
         if vs.real_servers.is_empty() {
             return out;
         }
-        let dests = self.dests(vs);
+        let grouped = matches!(vs.key.value, VsKey::Group(_));
         for key in self.service_keys(vs) {
+            let dests = dests(vs, &key, grouped);
             let ipv6 = match key {
                 ServiceKey::Inet { addr, .. } => addr.is_ipv6(),
                 ServiceKey::Fwmark { ipv6, .. } => ipv6,
@@ -143,7 +145,7 @@ impl Config {
                     .unwrap_or(if ipv6 { 128 } else { 32 }),
                 one_packet: vs.one_packet(),
             };
-            out.push((spec, dests.clone()));
+            out.push((spec, dests));
         }
         out
     }
@@ -199,29 +201,38 @@ impl Config {
             }
         }
     }
-
-    fn dests(&self, vs: &VirtualServer) -> Vec<DestSpec> {
-        let vs_port = match vs.key.value {
-            VsKey::Inet { port, .. } => port,
-            _ => 0,
-        };
-        let mut out: Vec<DestSpec> = Vec::new();
-        for rs in vs.real_servers.iter().filter(|rs| !vs.family_mismatch(rs)) {
-            let d = dest(vs, rs, vs_port);
-            // keepalived drops a duplicated real server (the validator warns).
-            if !out.iter().any(|o| o.addr == d.addr && o.port == d.port) {
-                out.push(d);
-            }
-        }
-        out
-    }
 }
 
-fn dest(vs: &VirtualServer, rs: &RealServer, vs_port: u16) -> DestSpec {
+/// The destinations of one of `vs`'s services (`key`; `grouped` when it comes from a
+/// `virtual_server_group`).
+fn dests(vs: &VirtualServer, key: &ServiceKey, grouped: bool) -> Vec<DestSpec> {
+    let service_port = match key {
+        ServiceKey::Inet { port, .. } => Some(*port),
+        ServiceKey::Fwmark { .. } => None,
+    };
+    let mut out: Vec<DestSpec> = Vec::new();
+    for rs in vs.real_servers.iter().filter(|rs| !vs.family_mismatch(rs)) {
+        let d = dest(vs, rs, service_port, grouped);
+        // keepalived drops a duplicated real server (the validator warns).
+        if !out.iter().any(|o| o.addr == d.addr && o.port == d.port) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn dest(vs: &VirtualServer, rs: &RealServer, service_port: Option<u16>, grouped: bool) -> DestSpec {
     let kind = vs.method_of(rs);
+    let written = rs.port.as_ref().map_or(0, |p| p.value);
+    // ipvswrapper.c ipvs_group_cmd: a group's NAT server keeps its port as written (0 too).
+    let port = if grouped && kind == LbKind::Nat {
+        written
+    } else {
+        effective_rs_port(written, fwd(kind), service_port)
+    };
     DestSpec {
         addr: rs.addr.value,
-        port: rs.port.as_ref().map_or(vs_port, |p| p.value),
+        port,
         fwd: fwd(kind),
         weight: rs.weight.as_ref().map_or(1, |w| w.value),
         u_threshold: rs.uthreshold.as_ref().map_or(0, |u| u.value),

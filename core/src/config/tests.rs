@@ -292,21 +292,25 @@ fn virtual_server_group_expands_ranges() {
         "g",
         "virtual_server_group web {\n 10.0.0.1-3 80\n fwmark 5\n}\nvirtual_server group web {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.1.1 80 {\n }\n}\n",
     );
-    assert!(p.diagnostics.is_empty(), "{:#?}", rendered(&p));
-    let keys: Vec<String> = p
+    // keepalived only warns; ipvswrapper.c gives a DR server each entry's port, 0 for a fwmark.
+    assert_eq!(
+        lvsd_says_keepalived_logs(&p),
+        vec![(0, "WARNING - fwmark virtual server [web]:0, real server [10.0.1.1]:tcp:80 has port specified - port will be ignored".to_string())]
+    );
+    let keys: Vec<(String, Vec<u16>)> = p
         .config
         .map(|c| c.ipvs_rules())
         .unwrap_or_default()
         .iter()
-        .map(|(s, _)| s.key.to_string())
+        .map(|(s, d)| (s.key.to_string(), d.iter().map(|d| d.port).collect()))
         .collect();
     assert_eq!(
         keys,
         vec![
-            "TCP  10.0.0.1:80",
-            "TCP  10.0.0.2:80",
-            "TCP  10.0.0.3:80",
-            "FWM  5"
+            ("TCP  10.0.0.1:80".to_string(), vec![80]),
+            ("TCP  10.0.0.2:80".to_string(), vec![80]),
+            ("TCP  10.0.0.3:80".to_string(), vec![80]),
+            ("FWM  5".to_string(), vec![0]),
         ]
     );
 }
@@ -383,7 +387,9 @@ fn service_checks_keepalived_makes() {
             "s:1:16: zero port only valid for persistent services - making it persistent (360 s)",
             "s:5:2: one packet scheduling requires UDP - ignored",
             "s:8:14: address family of virtual server and real server don't match - real server skipped",
+            "s:10:26: WARNING - virtual server [10.0.0.1]:tcp:0 and real server [2001:db8::3]:tcp:80 ports don't match - resetting",
             "s:15:11: Warning: Virtual server FWM 3: protocol specified for fwmark - protocol will be ignored",
+            "s:19:23: WARNING - fwmark virtual server FWM 3, real server [10.0.0.4]:none:80 has port specified - clearing",
         ]
     );
     let rules = p.config.map(|c| c.ipvs_rules()).unwrap_or_default();
@@ -963,7 +969,7 @@ pub(super) fn lvsd_says_keepalived_logs(p: &Parsed) -> Vec<(u32, String)> {
 
 /// What keepalived only logs, lvsd warns with the same words on the same line (and nothing
 /// else), and the config stays usable: fixtures/keepalived-t/{status-code, persistence-timeout,
-/// unknown-sched, invalid-values}.
+/// unknown-sched, invalid-values, ports}.
 #[test]
 fn warns_as_keepalived_warns() {
     let cases = [
@@ -982,6 +988,10 @@ fn warns_as_keepalived_warns() {
         (
             include_str!("../../../fixtures/keepalived-t/invalid-values.conf"),
             include_str!("../../../fixtures/keepalived-t/invalid-values.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/ports.conf"),
+            include_str!("../../../fixtures/keepalived-t/ports.txt"),
         ),
     ];
     for (conf, reference) in cases {

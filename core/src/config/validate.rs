@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use super::diagnostic::Part;
 use super::lexer::Sources;
-use super::model::{AuthType, Config, State, VirtualServer, VsKey};
-use super::rules::DEFAULT_SCHEDULER;
+use super::model::{AuthType, Config, LbKind, State, VirtualServer, VsKey, VsgEntry};
+use super::rules::{range, DEFAULT_SCHEDULER};
+use crate::check::virtual_server::format_trio;
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
 
@@ -258,6 +259,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 );
             }
         }
+        port_checks(c, vs, fwmark, s);
         for f in &vs.flags {
             let sched = vs.lvs_sched.as_ref().map_or(DEFAULT_SCHEDULER, |x| x.value);
             let ok = match f.value.as_str() {
@@ -278,6 +280,71 @@ pub fn validate(c: &Config, s: &mut Sources) {
         }
     }
     s.part = Part::File;
+}
+
+/// validate_check_config: a non-NAT real server takes the service's port (0 under a fwmark);
+/// keepalived says so where the written port differs. Under a group it only says so (the
+/// group's entries give the ports, ipvswrapper.c).
+fn port_checks(c: &Config, vs: &VirtualServer, fwmark: bool, s: &mut Sources) {
+    let proto = if fwmark && !matches!(vs.key.value, VsKey::Group(_)) {
+        None
+    } else {
+        Some(vs.protocol.as_ref().map_or(Protocol::Udp, |p| p.value))
+    };
+    let reset = vs
+        .real_servers
+        .iter()
+        .filter(|rs| vs.method_of(rs) != LbKind::Nat && !vs.family_mismatch(rs));
+    for rs in reset {
+        let Some(port) = rs.port.as_ref().filter(|p| p.value != 0) else {
+            continue;
+        };
+        let rs_name = format_trio(rs.addr.value, proto, port.value);
+        let mut warn = |message: String| s.warn_unplaced_keepalived(&port.span, message);
+        match &vs.key.value {
+            VsKey::Inet { port: vs_port, .. } if *vs_port != port.value => warn(format!(
+                "WARNING - virtual server {} and real server {rs_name} ports don't match - resetting",
+                format_vs(vs, false)
+            )),
+            VsKey::Inet { .. } => {}
+            VsKey::Fwmark(_) => warn(format!(
+                "WARNING - fwmark virtual server {}, real server {rs_name} has port specified - clearing",
+                format_vs(vs, true)
+            )),
+            VsKey::Group(name) => {
+                let Some(g) = c.virtual_server_groups.iter().find(|g| &g.name.value == name)
+                else {
+                    continue;
+                };
+                if g.entries.iter().any(|e| matches!(e, VsgEntry::Fwmark(_))) {
+                    warn(format!(
+                        "WARNING - fwmark virtual server {}, real server {rs_name} has port specified - port will be ignored",
+                        format_vs(vs, false)
+                    ));
+                }
+                for e in &g.entries {
+                    let VsgEntry::Inet { addr, range_end, port: entry_port } = e else {
+                        continue;
+                    };
+                    if entry_port.value == port.value {
+                        continue;
+                    }
+                    let last = range(addr.value, *range_end)
+                        .last()
+                        .copied()
+                        .filter(|l| *l != addr.value);
+                    let entry = match last {
+                        Some(l) => format!("{}-{l},{}", addr.value, entry_port.value),
+                        None => format!("{},{}", addr.value, entry_port.value),
+                    };
+                    warn(format!(
+                        "virtual server {}:[{entry}] and real server {rs_name} ports don't match",
+                        format_vs(vs, false)
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// A virtual server as keepalived's `FMT_VS` names it: `[ADDR]:PROTO:PORT`, `FWM N` or
