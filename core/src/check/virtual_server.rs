@@ -180,6 +180,20 @@ pub fn effective_rs_port(written: u16, fwd: FwdMethod, service_port: Option<u16>
     }
 }
 
+/// validate_check_config: a quorum above the real servers' total weight could never be met,
+/// so keepalived lowers it to that total; the quorum in effect and, when lowered, keepalived's
+/// line (`vs_name` as `FMT_VS` gives it).
+pub fn reachable_quorum(quorum: u32, weight_sum: i64, vs_name: &str) -> (u32, Option<String>) {
+    if i64::from(quorum) <= weight_sum {
+        return (quorum, None);
+    }
+    let ws = u32::try_from(weight_sum.max(0)).unwrap_or(0);
+    let line = format!(
+        "Warning - quorum {quorum} for {vs_name} exceeds total weight of real servers {ws}, reducing quorum to {ws}"
+    );
+    (ws, Some(line))
+}
+
 /// keepalived's `inet_sockaddrtotrio`: `[addr]:proto:port`.
 pub fn format_trio(addr: IpAddr, proto: Option<Protocol>, port: u16) -> String {
     let p = match proto {
@@ -412,16 +426,9 @@ impl VirtualServer {
                 went_down: 0,
             }
         });
-        let mut quorum = cfg.quorum.max(1);
+        let (quorum, lowered) = reachable_quorum(cfg.quorum.max(1), weight_sum, &name);
+        config_warnings.extend(lowered);
         let mut hysteresis = cfg.hysteresis;
-        // validate_check_config: quorum above the total weight could never be met.
-        if i64::from(quorum) > weight_sum {
-            let ws = u32::try_from(weight_sum.max(0)).unwrap_or(0);
-            config_warnings.push(format!(
-                "Warning - quorum {quorum} for {name} exceeds total weight of real servers {ws}, reducing quorum to {ws}"
-            ));
-            quorum = ws;
-        }
         let quorum_up = script(cfg.quorum_up.as_ref(), &mut config_warnings);
         let quorum_down = script(cfg.quorum_down.as_ref(), &mut config_warnings);
         if hysteresis >= quorum {

@@ -253,6 +253,9 @@ pub struct VrrpInstance {
     pub unicast_src_ip: Option<Spanned<IpAddr>>,
     /// `unicast_peer { ... }`.
     pub unicast_peer: Vec<Spanned<IpAddr>>,
+    /// The first keyword asking for unicast (`unicast_peer`, `unicast_src_ip`,
+    /// `check_unicast_src`, `unicast_fault_no_peer`), peers or not.
+    pub unicast_keyword: Option<Spanned<String>>,
     /// `track_interface { ... }`.
     pub track_interface: Vec<Tracked>,
     /// `track_script { ... }`.

@@ -969,7 +969,7 @@ pub(super) fn lvsd_says_keepalived_logs(p: &Parsed) -> Vec<(u32, String)> {
 
 /// What keepalived only logs, lvsd warns with the same words on the same line (and nothing
 /// else), and the config stays usable: fixtures/keepalived-t/{status-code, persistence-timeout,
-/// unknown-sched, invalid-values, ports}.
+/// unknown-sched, invalid-values, ports, kept-checks}.
 #[test]
 fn warns_as_keepalived_warns() {
     let cases = [
@@ -992,6 +992,10 @@ fn warns_as_keepalived_warns() {
         (
             include_str!("../../../fixtures/keepalived-t/ports.conf"),
             include_str!("../../../fixtures/keepalived-t/ports.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/kept-checks.conf"),
+            include_str!("../../../fixtures/keepalived-t/kept-checks.txt"),
         ),
     ];
     for (conf, reference) in cases {
@@ -1401,4 +1405,18 @@ fn refused_instances_in_keepalived_words() {
         "global_defs {\n vrrp_strict\n}\nvrrp_instance B {\n interface d0\n virtual_router_id 2\n}\n",
     );
     assert!(strict.has_errors(), "{:#?}", rendered(&strict));
+}
+
+/// `vrrp_garp_interval 0` / `vrrp_gna_interval 0` are refused (global_parser.c reads from 1 µs):
+/// keepalived keeps its default (none), and a later valid line still counts
+/// (fixtures/keepalived-t/kept-checks.txt).
+#[test]
+fn zero_arp_intervals_keep_the_default() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/kept-checks.conf"),
+    );
+    let g = p.config.map(|c| c.global_defs).unwrap_or_default();
+    assert_eq!(g.vrrp_garp_interval, None);
+    assert_eq!(g.vrrp_gna_interval.map(|s| s.value.micros), Some(500_000));
 }

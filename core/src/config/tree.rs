@@ -35,6 +35,9 @@ pub struct Block {
     pub open: Span,
     /// Its statements.
     pub nodes: Vec<Node>,
+    /// The closing brace (none when the file ends inside the block); keepalived logs what it
+    /// finds at the end of a block on this line.
+    pub close: Option<Span>,
 }
 
 /// Build the statement tree, reporting unbalanced braces.
@@ -116,16 +119,31 @@ fn sub_block(
             Block {
                 open,
                 nodes: Vec::new(),
+                close: None,
             },
             None,
         );
     }
     let (nodes, end) = block(it, depth + 1, sources);
     match end {
-        End::Close(_) => (Block { open, nodes }, None),
+        End::Close(close) => (
+            Block {
+                open,
+                nodes,
+                close: Some(close),
+            },
+            None,
+        ),
         End::Eof => {
             sources.error(&open, "missing '}': this block is never closed");
-            (Block { open, nodes }, Some(End::Eof))
+            (
+                Block {
+                    open,
+                    nodes,
+                    close: None,
+                },
+                Some(End::Eof),
+            )
         }
     }
 }

@@ -6,7 +6,7 @@ use super::diagnostic::Part;
 use super::lexer::Sources;
 use super::model::{AuthType, Config, LbKind, State, VirtualServer, VsKey, VsgEntry};
 use super::rules::{range, DEFAULT_SCHEDULER};
-use crate::check::virtual_server::format_trio;
+use crate::check::virtual_server::{format_trio, reachable_quorum};
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::Protocol;
 
@@ -76,10 +76,10 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 .iter()
                 .any(|sc| sc.name.value == t.name.value)
             {
-                s.warn(
+                s.warn_as_keepalived(
                     &t.name.span,
                     format!(
-                        "({}) track_script '{}' is not defined; ignored",
+                        "({}) track script {} not found, ignoring...",
                         v.name.value, t.name.value
                     ),
                 );
@@ -260,6 +260,17 @@ pub fn validate(c: &Config, s: &mut Sources) {
             }
         }
         port_checks(c, vs, fwmark, s);
+        let weight_sum: i64 = vs
+            .real_servers
+            .iter()
+            .filter(|rs| !vs.family_mismatch(rs))
+            .map(|rs| i64::from(rs.weight.as_ref().map_or(1, |w| w.value)))
+            .sum();
+        let quorum = vs.quorum.as_ref().map_or(1, |q| q.value.max(1));
+        if let (_, Some(line)) = reachable_quorum(quorum, weight_sum, &format_vs(vs, fwmark)) {
+            let at = vs.quorum.as_ref().map_or(&vs.key.span, |q| &q.span);
+            s.warn_unplaced_keepalived(at, line);
+        }
         for f in &vs.flags {
             let sched = vs.lvs_sched.as_ref().map_or(DEFAULT_SCHEDULER, |x| x.value);
             let ok = match f.value.as_str() {
@@ -386,6 +397,23 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
                     a.value.display(),
                     used.display()
                 ),
+            );
+        }
+    }
+    if let Some(kw) = v
+        .unicast_keyword
+        .as_ref()
+        .filter(|_| v.unicast_peer.is_empty())
+    {
+        // unicast_fault_no_peer makes keepalived fault the instance instead (not modelled).
+        if !v
+            .other
+            .iter()
+            .any(|o| o.value.starts_with("unicast_fault_no_peer"))
+        {
+            s.warn_unplaced_keepalived(
+                &kw.span,
+                format!("({name}) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration."),
             );
         }
     }

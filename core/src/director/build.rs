@@ -284,9 +284,15 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
                 reverse: false,
             })
             .collect();
+        // vrrp_track.c: a track_script naming no vrrp_script is ignored.
         ic.track_scripts = vi
             .track_script
             .iter()
+            .filter(|t| {
+                cfg.vrrp_scripts
+                    .iter()
+                    .any(|s| s.name.value == t.name.value)
+            })
             .map(|t| TrackScript {
                 script: t.name.value.clone(),
                 weight: t.weight.as_ref().map(|w| w.value),

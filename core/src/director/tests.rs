@@ -215,3 +215,36 @@ fn seed_master_installs_the_virtual_service_and_probes_both_real_servers() {
     // unknown to keepalived 2.2, so persistence is per client address).
     insta::assert_snapshot!(d.ipvsadm_list());
 }
+
+/// keepalived drops a vrrp_script without a `script` line and ignores the track_script lines
+/// naming it (fixtures/keepalived-t/kept-checks.txt): the director starts, tracking the rest.
+#[test]
+fn a_removed_script_is_not_tracked() {
+    let parsed = config::parse_str(
+        "kept-checks.conf",
+        include_str!("../../../fixtures/keepalived-t/kept-checks.conf"),
+    );
+    let cfg = parsed.config.expect("loads");
+    let names: Vec<&str> = cfg
+        .vrrp_scripts
+        .iter()
+        .map(|s| s.name.value.as_str())
+        .collect();
+    assert_eq!(names, vec!["chk_ok"]);
+    let env = NodeEnv {
+        ifaces: vec![Iface {
+            name: "lvsdt-k0".into(),
+            mac: [2, 0, 0, 0, 0, 2],
+            addrs: vec![IpAddr::from([198, 18, 0, 2])],
+        }],
+    };
+    let dc = DirectorConfig::from_keepalived(&cfg, &env).expect("maps onto the host");
+    let tracked: Vec<&str> = dc.vrrp.instances[0]
+        .track_scripts
+        .iter()
+        .map(|t| t.script.as_str())
+        .collect();
+    assert_eq!(tracked, vec!["chk_ok"]);
+    let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(2));
+    assert!(Director::new(dc, env, rng).is_ok());
+}

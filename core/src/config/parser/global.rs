@@ -1,8 +1,9 @@
 //! `global_defs` (keepalived's `global_parser.c`).
 
 use super::{spanned, Builder};
+use crate::config::diagnostic::Spanned;
 use crate::config::model::*;
-use crate::config::tree::Block;
+use crate::config::tree::{Block, Node};
 
 const GLOBAL: &[&str] = &[
     "router_id",
@@ -142,7 +143,50 @@ const GLOBAL_OTHER: &[&str] = &[
     "linkbeat_use_polling",
 ];
 
+/// The range of `SCHED_RR` priorities Linux gives (`sched_get_priority_min` / `_max`).
+const RT_PRIORITIES: (i32, i32) = (1, 99);
+
 impl Builder<'_> {
+    /// `vrrp_garp_interval` / `vrrp_gna_interval` as global_parser.c reads them: seconds from
+    /// 1 µs, 0 or a bad value logged and skipped (the default, none, stays).
+    fn arp_interval(&mut self, n: &Node) -> Option<Spanned<Secs>> {
+        self.no_block(n);
+        let w = self.arg(n, 1)?;
+        let kw = &n.keyword().text;
+        let Some(v) = self.ka_secs(w, 1, u64::from(u32::MAX)) else {
+            self.s
+                .warn_as_keepalived(&w.span, format!("{kw} '{}' is invalid", w.text));
+            return None;
+        };
+        Some(Spanned::new(v, w.span.clone()))
+    }
+
+    /// `get_realtime_priority`: keepalived clamps a real-time priority to SCHED_RR's range
+    /// and says so (lvsd does not change its scheduling, so only the words matter).
+    fn rt_priority(&mut self, n: &Node) {
+        let kw = &n.keyword().text;
+        let process = kw.strip_suffix("_rt_priority").unwrap_or(kw);
+        let Some(w) = n.words.get(1) else {
+            self.s.warn_as_keepalived(
+                &n.keyword().span,
+                format!("No {process} process real-time priority specified"),
+            );
+            return;
+        };
+        let (min, max) = RT_PRIORITIES;
+        let message = match self.ka_int(w, i32::MIN, i32::MAX) {
+            None => format!("{process} process real-time priority '{}' invalid", w.text),
+            Some(p) if p < min => format!(
+                "{process} process real-time priority {p} less than minimum {min} - setting to minimum"
+            ),
+            Some(p) if p > max => format!(
+                "{process} process real-time priority {p} greater than maximum {max} - setting to maximum"
+            ),
+            Some(_) => return,
+        };
+        self.s.warn_as_keepalived(&w.span, message);
+    }
+
     pub(super) fn global_defs(&mut self, b: &Block, g: &mut GlobalDefs) {
         for n in &b.nodes {
             match n.keyword().text.as_str() {
@@ -193,8 +237,12 @@ impl Builder<'_> {
                 "vrrp_garp_master_refresh_repeat" => {
                     g.vrrp_garp_master_refresh_repeat = self.int_arg(n, 0, 255)
                 }
-                "vrrp_garp_interval" => g.vrrp_garp_interval = self.secs_arg(n, 0, 1_000_000_000),
-                "vrrp_gna_interval" => g.vrrp_gna_interval = self.secs_arg(n, 0, 1_000_000_000),
+                "vrrp_garp_interval" => g.vrrp_garp_interval = self.arp_interval(n),
+                "vrrp_gna_interval" => g.vrrp_gna_interval = self.arp_interval(n),
+                "vrrp_rt_priority" | "checker_rt_priority" | "bfd_rt_priority" => {
+                    self.rt_priority(n);
+                    self.other(n, GLOBAL_OTHER, &mut g.other);
+                }
                 "vrrp_version" => g.vrrp_version = self.int_arg(n, 2, 3),
                 "vrrp_strict" => {
                     self.s.warn(

@@ -451,7 +451,7 @@ impl<'a> Builder<'a> {
                 }
                 "vrrp_script" => c
                     .vrrp_scripts
-                    .extend(self.named_block(node, Self::vrrp_script)),
+                    .extend(self.named_block(node, Self::vrrp_script).flatten()),
                 "vrrp_sync_group" => c
                     .vrrp_sync_groups
                     .extend(self.named_block(node, Self::sync_group)),

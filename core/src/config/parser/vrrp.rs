@@ -8,6 +8,13 @@ use crate::config::diagnostic::{Logged, Spanned};
 use crate::config::model::*;
 use crate::config::tree::{Block, Node};
 
+/// The keywords that make an instance unicast (vrrp_parser.c sets VRRP_FLAG_UNICAST_CONFIGURED).
+const UNICAST_KEYWORDS: &[&str] = &[
+    "unicast_peer",
+    "unicast_src_ip",
+    "check_unicast_src",
+    "unicast_fault_no_peer",
+];
 const SCRIPT: &[&str] = &["script", "interval", "timeout", "weight", "rise", "fall"];
 const SCRIPT_OTHER: &[&str] = &["user", "init_fail"];
 const NOTIFY: &[&str] = &[
@@ -94,7 +101,9 @@ const INSTANCE_OTHER: &[&str] = &[
 const AUTH: &[&str] = &["auth_type", "auth_pass"];
 
 impl Builder<'_> {
-    pub(super) fn vrrp_script(&mut self, name: Spanned<String>, b: &Block) -> VrrpScript {
+    /// A `vrrp_script` block; none when it has no `script` line (vrrp_parser.c removes it at
+    /// the block's end, and the track_script lines naming it are then ignored).
+    pub(super) fn vrrp_script(&mut self, name: Spanned<String>, b: &Block) -> Option<VrrpScript> {
         let mut v = VrrpScript {
             name,
             script: None,
@@ -118,7 +127,14 @@ impl Builder<'_> {
                 _ => self.unknown(n, "vrrp_script", &[SCRIPT, SCRIPT_OTHER]),
             }
         }
-        v
+        if v.script.is_none() {
+            self.s.warn_as_keepalived(
+                b.close.as_ref().unwrap_or(&b.open),
+                format!("No script set for vrrp_script {} - removing", v.name.value),
+            );
+            return None;
+        }
+        Some(v)
     }
 
     /// A notify keyword; true if `n` was one.
@@ -178,6 +194,7 @@ impl Builder<'_> {
             virtual_ipaddress_excluded: Vec::new(),
             unicast_src_ip: None,
             unicast_peer: Vec::new(),
+            unicast_keyword: None,
             track_interface: Vec::new(),
             track_script: Vec::new(),
             garp_master_delay: None,
@@ -193,6 +210,10 @@ impl Builder<'_> {
         for n in &b.nodes {
             if self.notify(n, &mut v.notify) {
                 continue;
+            }
+            let kw = n.keyword();
+            if UNICAST_KEYWORDS.contains(&kw.text.as_str()) && v.unicast_keyword.is_none() {
+                v.unicast_keyword = Some(spanned(kw));
             }
             match n.keyword().text.as_str() {
                 "state" => {
