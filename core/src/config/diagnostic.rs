@@ -146,6 +146,28 @@ impl Diagnostic {
     }
 }
 
+/// keepalived's report lines (`(FILE: Line N) TEXT`, `(Line N) TEXT`, `TEXT`, as
+/// `keepalived -t` prints them or its log carries them) that `keep` accepts, read back as
+/// `(line, text)`: line 0 where keepalived gives none; sorted and without repeats (keepalived
+/// reports once per process). The form of [`crate::config::Parsed::keepalived_log`].
+pub fn read_keepalived_lines(output: &str, keep: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = output
+        .lines()
+        .filter(|l| !l.starts_with("exit status:") && keep(l))
+        .map(|l| {
+            let placed = l
+                .strip_prefix('(')
+                .and_then(|r| r.split_once("Line "))
+                .and_then(|(_, r)| r.split_once(") "))
+                .and_then(|(n, text)| Some((n.parse().ok()?, text.to_string())));
+            placed.unwrap_or((0, l.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Terminal columns a character takes: 2 for East Asian wide/fullwidth ones, else 1.
 fn char_width(c: char) -> usize {
     let wide = matches!(u32::from(c),

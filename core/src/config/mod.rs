@@ -32,6 +32,23 @@ impl Parsed {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// The lines keepalived 2.2.7 would log about the file: `(line, text)`, line 0 where
+    /// keepalived gives none, sorted and without repeats (as
+    /// [`diagnostic::read_keepalived_lines`] reads keepalived's own).
+    pub fn keepalived_log(&self) -> Vec<(u32, String)> {
+        let mut ours: Vec<(u32, String)> = self
+            .diagnostics
+            .iter()
+            .filter_map(|d| match d.keepalived.clone()? {
+                diagnostic::Logged::AtLine(text) => Some((d.span.line, text)),
+                diagnostic::Logged::Unplaced(text) => Some((0, text)),
+            })
+            .collect();
+        ours.sort();
+        ours.dedup();
+        ours
+    }
 }
 
 /// Parse the file at `path` and everything it includes.
@@ -87,7 +104,5 @@ fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
     }
 }
 
-#[cfg(test)]
-mod parity_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::diagnostic::{Diagnostic, Logged, Part};
+use super::diagnostic::{Diagnostic, Part};
 use super::*;
 use crate::ipvs::{FwdMethod, Protocol, ServiceKey};
 
@@ -47,7 +47,7 @@ fn our_unknown(p: &Parsed) -> Vec<(u32, String)> {
     out
 }
 
-pub(super) fn rendered(p: &Parsed) -> Vec<String> {
+fn rendered(p: &Parsed) -> Vec<String> {
     p.diagnostics.iter().map(Diagnostic::render).collect()
 }
 
@@ -294,7 +294,7 @@ fn virtual_server_group_expands_ranges() {
     );
     // keepalived only warns; ipvswrapper.c gives a DR server each entry's port, 0 for a fwmark.
     assert_eq!(
-        lvsd_says_keepalived_logs(&p),
+        p.keepalived_log(),
         vec![(0, "WARNING - fwmark virtual server [web]:0, real server [10.0.1.1]:tcp:80 has port specified - port will be ignored".to_string())]
     );
     let keys: Vec<(String, Vec<u16>)> = p
@@ -929,42 +929,7 @@ mod props {
 /// naming no config line (the checks made once the file is read) as (0, TEXT); deduplicated
 /// (keepalived reads the file once per process). Host-dependent interface lines are left out.
 fn keepalived_said(output: &str) -> Vec<(u32, String)> {
-    keepalived_lines(output, |l| !l.contains("interface"))
-}
-
-/// Every line of keepalived -t `output` that `keep` accepts, as [`keepalived_said`] gives them.
-pub(super) fn keepalived_lines(output: &str, keep: impl Fn(&str) -> bool) -> Vec<(u32, String)> {
-    let mut out: Vec<(u32, String)> = output
-        .lines()
-        .filter(|l| !l.starts_with("exit status:") && keep(l))
-        .map(|l| {
-            let placed = l
-                .strip_prefix('(')
-                .and_then(|r| r.split_once("Line "))
-                .and_then(|(_, r)| r.split_once(") "))
-                .and_then(|(n, text)| Some((n.parse().ok()?, text.to_string())));
-            placed.unwrap_or((0, l.to_string()))
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The lines keepalived would log for `p`'s diagnostics: `(line, text)`, line 0 where keepalived
-/// gives none.
-pub(super) fn lvsd_says_keepalived_logs(p: &Parsed) -> Vec<(u32, String)> {
-    let mut ours: Vec<(u32, String)> = p
-        .diagnostics
-        .iter()
-        .filter_map(|d| match d.keepalived.clone()? {
-            Logged::AtLine(text) => Some((d.span.line, text)),
-            Logged::Unplaced(text) => Some((0, text)),
-        })
-        .collect();
-    ours.sort();
-    ours.dedup();
-    ours
+    diagnostic::read_keepalived_lines(output, |l| !l.contains("interface"))
 }
 
 /// What keepalived only logs, lvsd warns with the same words on the same line (and nothing
@@ -1013,7 +978,7 @@ fn warns_as_keepalived_warns() {
         );
         let theirs = keepalived_said(reference);
         assert!(!theirs.is_empty());
-        assert_eq!(lvsd_says_keepalived_logs(&p), theirs, "{:#?}", rendered(&p));
+        assert_eq!(p.keepalived_log(), theirs, "{:#?}", rendered(&p));
     }
 }
 
@@ -1034,7 +999,7 @@ fn knows_what_keepalived_logs_for_the_seeds() {
         let p = parse_str("t", conf);
         let theirs = keepalived_said(reference);
         assert_eq!(theirs.len(), 6);
-        assert_eq!(lvsd_says_keepalived_logs(&p), theirs, "{:#?}", rendered(&p));
+        assert_eq!(p.keepalived_log(), theirs, "{:#?}", rendered(&p));
     }
 }
 
@@ -1313,7 +1278,7 @@ fn parameters_expand_as_keepalived_expands_them() {
         .into_iter()
         .filter(|(line, _)| *line > 0)
         .collect();
-    assert_eq!(lvsd_says_keepalived_logs(&p), placed, "{:#?}", rendered(&p));
+    assert_eq!(p.keepalived_log(), placed, "{:#?}", rendered(&p));
 }
 
 /// `${_RANDOM MIN MAX}` stays within its bounds and is the same for the same seed; a

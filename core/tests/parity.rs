@@ -5,8 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::tests::{keepalived_lines, lvsd_says_keepalived_logs, rendered};
-use super::*;
+use lvs_core::config::diagnostic::{read_keepalived_lines, Diagnostic};
+use lvs_core::config::{parse_str, Parsed};
+
+fn rendered(p: &Parsed) -> Vec<String> {
+    p.diagnostics.iter().map(Diagnostic::render).collect()
+}
 
 /// The lines keepalived 2.2.7 logs when it cannot run a config. `keepalived -t`'s exit status
 /// does not tell: every logged problem raises it to 5 (lib/parser.c keeps the *least* severe
@@ -112,7 +116,7 @@ fn check(conf: &str) -> Result<(), String> {
     let text = read(conf);
     let output = read(&conf.replace(".conf", ".txt"));
     let status = exit_status(&output).ok_or("the recording has no exit status")?;
-    let theirs: Vec<(u32, String)> = keepalived_lines(&output, |l| !host_dependent(l))
+    let theirs: Vec<(u32, String)> = read_keepalived_lines(&output, |l| !host_dependent(l))
         .into_iter()
         .filter(|(line, _)| !in_gap(conf, *line))
         .collect();
@@ -141,7 +145,8 @@ fn check(conf: &str) -> Result<(), String> {
             rendered(&p)
         ));
     }
-    let ours: Vec<(u32, String)> = lvsd_says_keepalived_logs(&p)
+    let ours: Vec<(u32, String)> = p
+        .keepalived_log()
         .into_iter()
         .filter(|(line, _)| !in_gap(conf, *line))
         .collect();
