@@ -115,14 +115,20 @@ fn syn_is_inactive_until_established_then_dr_close_waits_fin_timeout() {
     assert!(ipvs.conns().is_empty());
 }
 
-#[test]
-fn syn_reusing_a_closed_port_is_scheduled_anew() {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
+/// The non-persistent service with one NAT destination, .11.
+fn nat_table() -> Ipvs {
     let mut ipvs = Ipvs::default();
     ipvs.add_service(spec(None, 32)).unwrap();
     let mut d = dest(11, 0, 0);
     d.fwd = FwdMethod::Masq;
     ipvs.add_dest(&skey(), &d).unwrap();
+    ipvs
+}
+
+#[test]
+fn syn_reusing_a_closed_port_is_scheduled_anew() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut ipvs = nat_table();
     ipvs.add_dest(&skey(), &{
         let mut d = dest(12, 0, 0);
         d.fwd = FwdMethod::Masq;
@@ -290,11 +296,7 @@ fn readded_destination_gets_its_counters_back() {
 #[test]
 fn nat_reply_is_matched_and_moves_state() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut ipvs = Ipvs::default();
-    ipvs.add_service(spec(None, 32)).unwrap();
-    let mut d = dest(11, 0, 0);
-    d.fwd = FwdMethod::Masq;
-    ipvs.add_dest(&skey(), &d).unwrap();
+    let mut ipvs = nat_table();
     ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 5, TcpFlags::SYN), &mut rng);
     let reply = PacketInfo {
         proto: Protocol::Tcp,
@@ -331,11 +333,7 @@ fn nat_reply_is_matched_and_moves_state() {
 #[test]
 fn traffic_counts_in_and_out_per_destination_and_service() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut ipvs = Ipvs::default();
-    ipvs.add_service(spec(None, 32)).unwrap();
-    let mut d = dest(11, 0, 0);
-    d.fwd = FwdMethod::Masq;
-    ipvs.add_dest(&skey(), &d).unwrap();
+    let mut ipvs = nat_table();
     let syn = pkt("192.0.2.7", 5, TcpFlags::SYN);
     ipvs.process(Instant::ZERO, &syn, &mut rng);
     let reply = PacketInfo {
@@ -369,6 +367,8 @@ fn traffic_counts_in_and_out_per_destination_and_service() {
     ipvs.del_dest(&skey(), "10.0.0.11".parse().unwrap(), 80)
         .unwrap();
     assert_eq!(*ipvs.service(&skey()).unwrap().stats(), want);
+    let mut d = dest(11, 0, 0);
+    d.fwd = FwdMethod::Masq;
     ipvs.add_dest(&skey(), &d).unwrap();
     assert_eq!(ipvs.service(&skey()).unwrap().dests()[0].stats, want);
 }
