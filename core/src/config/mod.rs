@@ -88,8 +88,56 @@ pub fn parse_text(name: &str, text: &str, loader: &dyn Loader) -> Parsed {
 }
 
 fn finish(lines: Vec<lexer::Line>, mut sources: lexer::Sources) -> Parsed {
-    let nodes = tree::build(lines, &mut sources);
-    let config = parser::Builder::new(&mut sources).config(&nodes);
+    tree::check_braces(&lines, &mut sources);
+    // keepalived reads the file once per process, each its own blocks by keyword: the
+    // model takes each part from the process that reads it, and a problem every process
+    // meets is said once.
+    let before = sources.diagnostics.len();
+    let mut config = Config::default();
+    let mut seen: Vec<(Diagnostic, usize)> = Vec::new();
+    for view in tree::View::ALL {
+        sources.part = diagnostic::Part::File;
+        let nodes = tree::build(lines.clone(), view, &mut sources);
+        let c = parser::Builder::new(&mut sources).config(&nodes);
+        match view {
+            tree::View::Parent => config.global_defs = c.global_defs,
+            tree::View::Vrrp => {
+                config.vrrp_scripts = c.vrrp_scripts;
+                config.vrrp_sync_groups = c.vrrp_sync_groups;
+                config.vrrp_instances = c.vrrp_instances;
+            }
+            tree::View::Check => {
+                config.virtual_server_groups = c.virtual_server_groups;
+                config.virtual_servers = c.virtual_servers;
+            }
+        }
+        for mut d in sources.diagnostics.split_off(before) {
+            let same = |s: &Diagnostic| {
+                (&s.severity, &s.span, &s.message, &s.keepalived)
+                    == (&d.severity, &d.span, &d.message, &d.keepalived)
+            };
+            match seen.iter_mut().find(|(s, _)| same(s)) {
+                Some((_, n)) => *n += 1,
+                None => {
+                    if d.part == diagnostic::Part::File {
+                        d.part = match view {
+                            tree::View::Parent => diagnostic::Part::Global,
+                            tree::View::Vrrp => diagnostic::Part::Vrrp,
+                            tree::View::Check => diagnostic::Part::Check,
+                        };
+                    }
+                    seen.push((d, 1));
+                }
+            }
+        }
+    }
+    sources.part = diagnostic::Part::File;
+    for (mut d, n) in seen {
+        if n == tree::View::ALL.len() {
+            d.part = diagnostic::Part::File;
+        }
+        sources.diagnostics.push(d);
+    }
     validate::validate(&config, &mut sources);
     sources.sort();
     let diagnostics = sources.diagnostics;

@@ -400,15 +400,28 @@ fn service_checks_keepalived_makes() {
     assert_eq!(summary, vec![(Some(360), false, 2), (None, true, 1)]);
 }
 
+/// Unbalanced braces are keepalived's warnings (it reads on): an extra `}` on its line, the
+/// `{`s left open at the end without a position.
 #[test]
 fn unbalanced_braces() {
+    let p = parse_str("t.conf", "global_defs {\n  router_id a\n}\n}\n");
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
     assert_eq!(
-        errors("global_defs {\n  router_id a\n}\n}\n"),
-        vec!["t.conf:4:1: error: extra '}' found\n    }\n    ^\n"]
+        p.keepalived_log(),
+        vec![
+            (4, "Extra '}' found".to_string()),
+            (4, "Unknown keyword '}'".to_string())
+        ]
+    );
+    let p = parse_str("t.conf", "global_defs {\n  router_id a\n");
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    assert_eq!(
+        rendered(&p),
+        vec!["t.conf:1:13: warning: 1 '{' never closed by a '}'\n    global_defs {\n                ^\n"]
     );
     assert_eq!(
-        errors("global_defs {\n  router_id a\n"),
-        vec!["t.conf:1:13: error: missing '}': this block is never closed\n    global_defs {\n                ^\n"]
+        p.keepalived_log(),
+        vec![(0, "There are 1 missing '}'s or extra '{'s".to_string())]
     );
 }
 
@@ -417,7 +430,6 @@ fn bad_addresses() {
     assert_eq!(
         errors("vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.300/24 dev eth0\n  10.0.0.1/33\n }\n}\n"),
         vec![
-            "t.conf:5:3: error: invalid IP address '10.0.0.300/24'\n      10.0.0.300/24 dev eth0\n      ^^^^^^^^^^^^^\n",
             "t.conf:6:3: error: invalid prefix length '/33': must be 0 to 32\n      10.0.0.1/33\n      ^^^^^^^^^^^\n",
         ]
     );
@@ -428,6 +440,20 @@ fn bad_addresses() {
             "t.conf:4:14: error: invalid IP address '10.0.0.x'\n     real_server 10.0.0.x 80 {\n                 ^^^^^^^^\n",
         ]
     );
+    // A VIP keepalived cannot read is logged and left out (vrrp_ipaddress.c).
+    let p = parse_str(
+        "t.conf",
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.300/24 dev eth0\n  10.0.0.1\n }\n}\n",
+    );
+    assert_eq!(
+        p.keepalived_log(),
+        vec![(
+            5,
+            "VRRP parsed invalid IP 10.0.0.300/24. skipping IP...".to_string()
+        )]
+    );
+    let c = p.config.unwrap_or_default();
+    assert_eq!(c.vrrp_instances[0].virtual_ipaddress.len(), 1);
 }
 
 #[test]
@@ -673,23 +699,132 @@ fn deprecated_aliases() {
     );
 }
 
+/// keepalived 2.2.7's brace semantics (issue 11 point 6), recorded by
+/// fixtures/keepalived-t/record-braces.sh: `kw {X}` after a keyword with no block (known or
+/// not) ignores the `{`, reads `X` at the same level and lets the `}` close the enclosing
+/// block; a keyword with a block may have its `{` on the next line or miss it; a block of
+/// values runs to the next `}`; each process skips the others' blocks by counting braces.
+/// lvsd logs keepalived's lines (braces.txt) and puts every setting in the instance keepalived
+/// puts it in (braces.dump.txt, the VRRP child's config dump).
 #[test]
-fn unknown_block_is_skipped_with_its_braces() {
-    // keepalived 2.2 would read `bar` at global_defs level and let the inner `}` close
-    // global_defs (fixtures/keepalived-t/unknown-block.txt); we skip the whole block.
+fn braces_as_keepalived_reads_them() {
     let p = parse_str(
         "t",
-        "global_defs {\n foo_block {\n  bar {\n  }\n }\n router_id X\n}\n",
+        include_str!("../../../fixtures/keepalived-t/braces.conf"),
     );
-    assert_eq!(
-        rendered(&p),
-        vec!["t:2:2: warning: unknown keyword 'foo_block' in global_defs; skipped with its block\n     foo_block {\n     ^^^^^^^^^\n"]
-    );
-    let c = p.config.unwrap_or_default();
-    assert_eq!(
-        c.global_defs.router_id.map(|r| r.value),
-        Some("X".to_string())
-    );
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let theirs = keepalived_said(include_str!("../../../fixtures/keepalived-t/braces.txt"));
+    assert_eq!(p.keepalived_log(), theirs, "{:#?}", rendered(&p));
+
+    let c = p.config.expect("usable");
+    let dump = include_str!("../../../fixtures/keepalived-t/braces.dump.txt");
+    let mut theirs: Vec<String> = Vec::new();
+    for l in dump.lines().filter(|l| !l.starts_with('#')) {
+        let l = l.trim();
+        if let Some(id) = l.strip_prefix("Router ID = ") {
+            theirs.push(format!("router_id {id}"));
+        } else if let Some(name) = l.strip_prefix("VRRP Instance = ") {
+            theirs.push(format!("instance {name}"));
+        } else if let Some(vip) = l.strip_suffix(" dev d0 scope global") {
+            theirs.push(format!("  vip {vip}"));
+        } else {
+            theirs.push(format!("  {l}"));
+        }
+    }
+    let mut ours = vec![format!(
+        "router_id {}",
+        c.global_defs
+            .router_id
+            .as_ref()
+            .map_or("", |r| r.value.as_str())
+    )];
+    for i in &c.vrrp_instances {
+        ours.push(format!("instance {}", i.name.value));
+        let vrid = i.virtual_router_id.as_ref().map_or(0, |v| v.value);
+        ours.push(format!("  Virtual Router ID = {vrid}"));
+        ours.push(format!("  Priority = {}", i.priority()));
+        ours.push(format!(
+            "  Advert interval = {} sec",
+            i.effective_advert_int(&c.global_defs).display()
+        ));
+        let preempt = if i.nopreempt.is_some() {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        ours.push(format!("  Preempt = {preempt}"));
+        let auth = match i.authentication_in_effect(&c.global_defs) {
+            None => "none",
+            Some(AuthType::Pass) => "SIMPLE_PASSWORD",
+            Some(AuthType::Ah) => "IPSEC_AH",
+        };
+        ours.push(format!("  Authentication type = {auth}"));
+        for v in &i.virtual_ipaddress {
+            let prefix = v.prefix.unwrap_or(32);
+            ours.push(format!("  vip {}/{prefix}", v.addr.value));
+        }
+    }
+    assert_eq!(ours, theirs);
+    // The checker's side (no IPVS here for its dump): `ha_suspend {lb_algo wrr}` closes the
+    // first virtual server before its real server, which keepalived then drops as having
+    // none; in the second, `inhibit_on_failure {weight 3}` closes the real server, so its
+    // TCP_CHECK is an unknown keyword of the virtual server and the real server has no checker.
+    let vs: Vec<usize> = c
+        .virtual_servers
+        .iter()
+        .map(|v| v.real_servers.len())
+        .collect();
+    assert_eq!(vs, vec![0, 1]);
+    let rs = &c.virtual_servers[1].real_servers[0];
+    assert_eq!(rs.weight.as_ref().map(|w| w.value), Some(3));
+    assert!(rs.checkers.is_empty());
+}
+
+/// The guide's raw fragments (fixtures/guide, cut out of a how-to with their braces
+/// unbalanced): lvsd predicts every line keepalived -t logs about them (guide-*.txt), so
+/// it reads their blocks as keepalived does.
+#[test]
+fn guide_fragments_log_as_keepalived() {
+    let cases = [
+        (
+            include_str!("../../../fixtures/guide/master-1.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-master-1.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/master-2.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-master-2.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/master-3.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-master-3.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/master-4.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-master-4.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/master-5.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-master-5.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/backup-1.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-backup-1.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/backup-2.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-backup-2.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/guide/backup-3.conf"),
+            include_str!("../../../fixtures/keepalived-t/guide-backup-3.txt"),
+        ),
+    ];
+    for (i, (conf, reference)) in cases.into_iter().enumerate() {
+        let p = parse_str("t", conf);
+        let theirs = keepalived_said(reference);
+        assert!(!theirs.is_empty());
+        assert_eq!(p.keepalived_log(), theirs, "case {i}: {:#?}", rendered(&p));
+    }
 }
 
 #[test]

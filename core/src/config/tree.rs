@@ -1,17 +1,23 @@
-//! The untyped block structure: statements, each with an optional `{ ... }` block.
+//! The block structure, as keepalived 2.2.7's parser (lib/parser.c `process_stream`) finds it.
+//!
+//! keepalived's parser is keyword-driven: a `{` opens a block only after a keyword that has
+//! one — a level of sub-keywords (`install_sublevel`) or a block of values
+//! (`alloc_value_block`). After any other keyword, known or not, a `{` is "Unexpected '{' -
+//! ignoring", what follows is read at the same level, and the next `}` closes the enclosing
+//! block. So the structure depends on the keywords, and on the process reading the file:
+//! each keepalived process reads only its own top-level blocks by keyword and skips the
+//! others by counting braces. [`build`] gives one process's [`View`]; [`check_braces`] the
+//! brace count every process makes as it reads lines.
 
-use super::diagnostic::Span;
+use super::diagnostic::{Logged, Span};
 use super::lexer::{Line, Sources, Word};
-
-/// Blocks nested deeper than this are not config (and would only exhaust the stack).
-const MAX_DEPTH: usize = 64;
 
 /// A statement: its words (keyword first) and the block that followed it, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// Keyword and arguments, never empty.
     pub words: Vec<Word>,
-    /// The `{ ... }` block after the statement (the `{` may be on the next line).
+    /// The block of a keyword that has one (the `{` may be on the next line).
     pub block: Option<Block>,
 }
 
@@ -31,7 +37,7 @@ impl Node {
 /// A `{ ... }` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
-    /// The opening brace.
+    /// The opening brace (the keyword, where keepalived found none and read on without it).
     pub open: Span,
     /// Its statements.
     pub nodes: Vec<Node>,
@@ -40,125 +46,364 @@ pub struct Block {
     pub close: Option<Span>,
 }
 
-/// Build the statement tree, reporting unbalanced braces.
-pub fn build(lines: Vec<Line>, sources: &mut Sources) -> Vec<Node> {
-    let mut it = lines.into_iter().peekable();
-    let mut top = Vec::new();
-    loop {
-        let (nodes, end) = block(&mut it, 0, sources);
-        top.extend(nodes);
-        match end {
-            End::Eof => break,
-            End::Close(span) => sources.error(&span, "extra '}' found"),
+/// The keepalived process whose reading of the file a tree is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The parent: `global_defs` and the global root keywords.
+    Parent,
+    /// The VRRP child: the `vrrp_*` and `static_*` blocks (and BFD, track_file).
+    Vrrp,
+    /// The checker child: `virtual_server*` and `SSL` (and BFD, track_file).
+    Check,
+}
+
+impl View {
+    /// The three processes, in the order keepalived -t reports them.
+    pub const ALL: [View; 3] = [View::Parent, View::Check, View::Vrrp];
+}
+
+/// What keepalived reads after a keyword.
+#[derive(Copy, Clone, Debug)]
+enum Follow {
+    /// Nothing: the keyword has no block.
+    Nothing,
+    /// `alloc_value_block`: lines of values up to the next `}`; `named` when the keyword's
+    /// line carries a name (virtual_server_group), which is no extra parameter.
+    Values { named: bool },
+    /// A level of keywords (`install_sublevel`); keywords not listed have no block.
+    Keywords(&'static [(&'static str, Follow)]),
+}
+
+const VALUES: Follow = Follow::Values { named: false };
+
+/// Which process reads a top-level keyword by keyword (the others skip its block).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Owner {
+    /// `init_global_keywords`: the parent (the children only on reload).
+    Global,
+    /// `init_vrrp_keywords`.
+    Vrrp,
+    /// `init_check_keywords`.
+    Check,
+    /// `init_bfd_keywords` and `add_track_file_keywords`: both children.
+    Children,
+}
+
+impl Owner {
+    fn reads(self, view: View) -> bool {
+        matches!(
+            (self, view),
+            (Owner::Global, View::Parent)
+                | (Owner::Vrrp, View::Vrrp)
+                | (Owner::Check, View::Check)
+                | (Owner::Children, View::Vrrp | View::Check)
+        )
+    }
+}
+
+/// global_parser.c: only `notification_email` has a block.
+const GLOBAL_DEFS: &[(&str, Follow)] = &[("notification_email", VALUES)];
+
+/// vrrp_parser.c, `vrrp_sync_group`.
+const SYNC_GROUP: &[(&str, Follow)] = &[
+    ("group", VALUES),
+    ("track_interface", VALUES),
+    ("track_script", VALUES),
+    ("track_file", VALUES),
+    ("track_process", VALUES),
+    ("track_bfd", VALUES),
+];
+
+/// vrrp_parser.c, `vrrp_instance`.
+const INSTANCE: &[(&str, Follow)] = &[
+    ("unicast_peer", VALUES),
+    ("track_interface", VALUES),
+    ("track_script", VALUES),
+    ("track_file", VALUES),
+    ("track_process", VALUES),
+    ("track_bfd", VALUES),
+    ("virtual_ipaddress", VALUES),
+    ("virtual_ipaddress_excluded", VALUES),
+    ("virtual_routes", VALUES),
+    ("virtual_rules", VALUES),
+    ("authentication", Follow::Keywords(&[])),
+];
+
+/// check_http.c: HTTP_GET / SSL_GET and their `url` level.
+const HTTP: &[(&str, Follow)] = &[("url", Follow::Keywords(&[]))];
+
+/// check_parser.c's `real_server` level and the checkers check_api.c installs in it.
+const REAL_SERVER: &[(&str, Follow)] = &[
+    ("HTTP_GET", Follow::Keywords(HTTP)),
+    ("SSL_GET", Follow::Keywords(HTTP)),
+    ("TCP_CHECK", Follow::Keywords(&[])),
+    ("MISC_CHECK", Follow::Keywords(&[])),
+    // check_smtp.c keeps the deprecated `host` level (WITH_HOST_ENTRIES).
+    (
+        "SMTP_CHECK",
+        Follow::Keywords(&[("host", Follow::Keywords(&[]))]),
+    ),
+    ("DNS_CHECK", Follow::Keywords(&[])),
+    ("FILE_CHECK", Follow::Keywords(&[])),
+    ("PING_CHECK", Follow::Keywords(&[])),
+    ("UDP_CHECK", Follow::Keywords(&[])),
+    ("BFD_CHECK", Follow::Keywords(&[])),
+];
+
+/// check_parser.c, `virtual_server`.
+const VIRTUAL_SERVER: &[(&str, Follow)] = &[("real_server", Follow::Keywords(REAL_SERVER))];
+
+/// Every top-level keyword keepalived 2.2.7 installs (include is the line reader's).
+const ROOTS: &[(&str, Owner, Follow)] = &[
+    ("linkbeat_use_polling", Owner::Global, Follow::Nothing),
+    ("net_namespace", Owner::Global, Follow::Nothing),
+    ("net_namespace_ipvs", Owner::Global, Follow::Nothing),
+    ("namespace_with_ipsets", Owner::Global, Follow::Nothing),
+    ("use_pid_dir", Owner::Global, Follow::Nothing),
+    ("instance", Owner::Global, Follow::Nothing),
+    ("child_wait_time", Owner::Global, Follow::Nothing),
+    ("global_defs", Owner::Global, Follow::Keywords(GLOBAL_DEFS)),
+    (
+        "track_group",
+        Owner::Vrrp,
+        Follow::Keywords(&[("group", VALUES)]),
+    ),
+    ("static_ipaddress", Owner::Vrrp, VALUES),
+    ("static_routes", Owner::Vrrp, VALUES),
+    ("static_rules", Owner::Vrrp, VALUES),
+    ("vrrp_sync_group", Owner::Vrrp, Follow::Keywords(SYNC_GROUP)),
+    (
+        "garp_group",
+        Owner::Vrrp,
+        Follow::Keywords(&[("interfaces", VALUES)]),
+    ),
+    ("linkbeat_interfaces", Owner::Vrrp, VALUES),
+    ("vrrp_instance", Owner::Vrrp, Follow::Keywords(INSTANCE)),
+    ("vrrp_script", Owner::Vrrp, Follow::Keywords(&[])),
+    ("vrrp_track_process", Owner::Vrrp, Follow::Keywords(&[])),
+    ("interface_up_down_delays", Owner::Vrrp, VALUES),
+    ("SSL", Owner::Check, Follow::Keywords(&[])),
+    (
+        "virtual_server_group",
+        Owner::Check,
+        Follow::Values { named: true },
+    ),
+    (
+        "virtual_server",
+        Owner::Check,
+        Follow::Keywords(VIRTUAL_SERVER),
+    ),
+    ("bfd_instance", Owner::Children, Follow::Keywords(&[])),
+    ("track_file", Owner::Children, Follow::Keywords(&[])),
+    ("vrrp_track_file", Owner::Children, Follow::Keywords(&[])),
+];
+
+fn follow(level: &[(&str, Follow)], keyword: &str) -> Follow {
+    level
+        .iter()
+        .find(|(k, _)| *k == keyword)
+        .map_or(Follow::Nothing, |(_, f)| *f)
+}
+
+/// keepalived's brace count over every line (`read_line`'s `block_depth`, the same in each
+/// process): a `}` with no `{` open is "Extra '}' found"; `{`s left open at the end are
+/// "There are N missing '}'s or extra '{'s", reported at the first of them.
+pub fn check_braces(lines: &[Line], sources: &mut Sources) {
+    let mut open: Vec<&Span> = Vec::new();
+    for w in lines.iter().filter_map(|l| l.first()) {
+        if w.is_open() {
+            open.push(&w.span);
+        } else if w.is_close() && open.pop().is_none() {
+            sources.warn_logged(
+                &w.span,
+                "extra '}' found (keepalived reads it as a keyword)",
+                Logged::AtLine("Extra '}' found".to_string()),
+            );
         }
     }
-    top
-}
-
-enum End {
-    Eof,
-    Close(Span),
-}
-
-type Lines = std::iter::Peekable<std::vec::IntoIter<Line>>;
-
-fn block(it: &mut Lines, depth: usize, sources: &mut Sources) -> (Vec<Node>, End) {
-    let mut nodes = Vec::new();
-    while let Some(line) = it.next() {
-        let Some(first) = line.first() else { continue };
-        if first.is_close() {
-            return (nodes, End::Close(first.span.clone()));
-        }
-        if first.is_open() {
-            // keepalived ignores the brace and reads on at this level, which silently
-            // re-nests the rest of the file; we skip the stray block instead.
-            sources.error(&first.span, "unexpected '{' (no keyword before it)");
-            let open = first.span.clone();
-            let (_, end) = sub_block(it, depth, open, sources);
-            if let Some(end) = end {
-                return (nodes, end);
-            }
-            continue;
-        }
-        let block = if it.peek().and_then(|l| l.first()).is_some_and(Word::is_open) {
-            let open = it.next().and_then(|l| l.into_iter().next()).map(|w| w.span);
-            match open {
-                Some(open) => {
-                    let (b, end) = sub_block(it, depth, open, sources);
-                    if let Some(end) = end {
-                        nodes.push(Node {
-                            words: line,
-                            block: Some(b),
-                        });
-                        return (nodes, end);
-                    }
-                    Some(b)
-                }
-                None => None,
-            }
-        } else {
-            None
-        };
-        nodes.push(Node { words: line, block });
-    }
-    (nodes, End::Eof)
-}
-
-/// Read the block after `open`; returns the block and, when the file ended inside it,
-/// the end to hand up (so every enclosing block is reported once).
-fn sub_block(
-    it: &mut Lines,
-    depth: usize,
-    open: Span,
-    sources: &mut Sources,
-) -> (Block, Option<End>) {
-    if depth + 1 > MAX_DEPTH {
-        sources.error(&open, format!("blocks nested more than {MAX_DEPTH} deep"));
-        skip_to_close(it);
-        return (
-            Block {
-                open,
-                nodes: Vec::new(),
-                close: None,
-            },
-            None,
+    if let Some(first) = open.first() {
+        let n = open.len();
+        sources.warn_logged(
+            first,
+            format!("{n} '{{' never closed by a '}}'"),
+            Logged::Unplaced(format!("There are {n} missing '}}'s or extra '{{'s")),
         );
     }
-    let (nodes, end) = block(it, depth + 1, sources);
-    match end {
-        End::Close(close) => (
-            Block {
-                open,
-                nodes,
-                close: Some(close),
-            },
-            None,
-        ),
-        End::Eof => {
-            sources.error(&open, "missing '}': this block is never closed");
-            (
-                Block {
-                    open,
-                    nodes,
-                    close: None,
-                },
-                Some(End::Eof),
-            )
-        }
-    }
 }
 
-fn skip_to_close(it: &mut Lines) {
-    let mut level = 1usize;
-    for line in it.by_ref() {
-        for w in &line {
-            if w.is_open() {
-                level += 1;
-            } else if w.is_close() {
-                level -= 1;
-                if level == 0 {
-                    return;
+/// The statement tree as `view`'s process reads it: its own top-level blocks by keyword,
+/// the other processes' blocks left out (skipped by counting braces, as keepalived skips an
+/// inactive keyword's block).
+pub fn build(lines: Vec<Line>, view: View, sources: &mut Sources) -> Vec<Node> {
+    let mut r = Reader {
+        it: lines.into_iter().peekable(),
+        view,
+        s: sources,
+    };
+    let (nodes, _) = r.level(None);
+    nodes
+}
+
+struct Reader<'s> {
+    it: std::iter::Peekable<std::vec::IntoIter<Line>>,
+    view: View,
+    s: &'s mut Sources,
+}
+
+impl Reader<'_> {
+    /// One level of keywords up to its `}` (`level` None: the top, which `}` does not end);
+    /// the `}` that ended it.
+    fn level(&mut self, level: Option<&[(&str, Follow)]>) -> (Vec<Node>, Option<Span>) {
+        let mut nodes = Vec::new();
+        while let Some(line) = self.it.next() {
+            let Some(first) = line.first() else { continue };
+            if first.is_open() {
+                let span = first.span.clone();
+                self.unexpected_open(&span);
+                continue;
+            }
+            let follow = match level {
+                Some(level) => {
+                    if first.is_close() {
+                        return (nodes, Some(first.span.clone()));
+                    }
+                    follow(level, &first.text)
                 }
+                None => match ROOTS.iter().find(|(k, ..)| *k == first.text) {
+                    Some((_, owner, _)) if !owner.reads(self.view) => {
+                        self.skip_block();
+                        continue;
+                    }
+                    Some((_, _, f)) => *f,
+                    // An unknown keyword (a `}` too): the parser's to report.
+                    None => Follow::Nothing,
+                },
+            };
+            let block = match follow {
+                Follow::Nothing => None,
+                Follow::Values { named } => Some(self.values(&line, named)),
+                Follow::Keywords(sub) => {
+                    let open = self.open(&line, true);
+                    let (sub_nodes, close) = self.level(Some(sub));
+                    Some(Block {
+                        open,
+                        nodes: sub_nodes,
+                        close,
+                    })
+                }
+            };
+            nodes.push(Node { words: line, block });
+        }
+        (nodes, None)
+    }
+
+    fn unexpected_open(&mut self, span: &Span) {
+        self.s.warn_logged(
+            span,
+            "unexpected '{': what comes before it takes no block; ignored (what follows is read at this level, and the next '}' closes the enclosing block)",
+            Logged::AtLine("Unexpected '{' - ignoring".to_string()),
+        );
+    }
+
+    /// The `{` after a keyword with a block: consumed and returned; when the next line is
+    /// something else, keepalived reads on as if it had been there (a level of keywords
+    /// logs "Missing '{'", a block of values only an info line -t does not print).
+    fn open(&mut self, line: &Line, keywords: bool) -> Span {
+        let kw = &line[0];
+        match self.it.peek().and_then(|l| l.first()) {
+            Some(w) if w.is_open() => {
+                let span = w.span.clone();
+                self.it.next();
+                span
+            }
+            Some(w) => {
+                let span = w.span.clone();
+                if keywords {
+                    self.s.warn_logged(
+                        &span,
+                        format!(
+                            "missing '{{' after '{}'; keepalived reads this line as the block's first",
+                            kw.text
+                        ),
+                        Logged::AtLine(
+                            "Missing '{' at beginning of configuration block".to_string(),
+                        ),
+                    );
+                } else {
+                    self.s.warn(
+                        &span,
+                        format!(
+                            "missing '{{' after '{}'; keepalived reads this line as the block's first",
+                            kw.text
+                        ),
+                    );
+                }
+                kw.span.clone()
+            }
+            None => kw.span.clone(),
+        }
+    }
+
+    /// `alloc_value_block`: the lines up to the next `}`, as values (a `{` among them too).
+    fn values(&mut self, line: &Line, named: bool) -> Block {
+        let first_extra = if named { 2 } else { 1 };
+        if let Some(extra) = line.get(first_extra) {
+            // keepalived hands virtual_server_group's handler a copy without the keyword.
+            let kw = if named {
+                "(null)"
+            } else {
+                line[0].text.as_str()
+            };
+            self.s.warn_logged(
+                &extra.span,
+                format!("'{}' takes no parameters here; ignored", line[0].text),
+                Logged::AtLine(format!(
+                    "Block {kw} has extra parameters {} ...",
+                    extra.text
+                )),
+            );
+        }
+        let open = self.open(line, false);
+        let mut nodes = Vec::new();
+        let mut close = None;
+        for l in self.it.by_ref() {
+            match l.first() {
+                Some(w) if w.is_close() => {
+                    close = Some(w.span.clone());
+                    break;
+                }
+                Some(_) => nodes.push(Node {
+                    words: l,
+                    block: None,
+                }),
+                None => {}
+            }
+        }
+        Block { open, nodes, close }
+    }
+
+    /// Another process's top-level block: skipped whole when a `{` follows, counting braces
+    /// (keepalived's `skip_sublevel`); nothing is skipped when none does.
+    fn skip_block(&mut self) {
+        if !self
+            .it
+            .peek()
+            .and_then(|l| l.first())
+            .is_some_and(Word::is_open)
+        {
+            return;
+        }
+        let mut depth = 0usize;
+        for l in self.it.by_ref() {
+            match l.first() {
+                Some(w) if w.is_open() => depth += 1,
+                Some(w) if w.is_close() => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -169,58 +414,125 @@ mod tests {
     use super::super::lexer::lex;
     use super::*;
 
-    fn tree(text: &str) -> (Vec<Node>, Sources) {
+    fn tree(text: &str, view: View) -> (Vec<Node>, Sources) {
         let mut s = Sources::default();
         let lines = lex("f", text, &mut s);
-        let t = build(lines, &mut s);
+        check_braces(&lines, &mut s);
+        let t = build(lines, view, &mut s);
         (t, s)
+    }
+
+    fn keywords(nodes: &[Node]) -> Vec<&str> {
+        nodes.iter().map(|n| n.keyword().text.as_str()).collect()
+    }
+
+    fn logged(s: &Sources) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = s
+            .diagnostics
+            .iter()
+            .filter_map(|d| match d.keepalived.clone()? {
+                Logged::AtLine(t) => Some((d.span.line, t)),
+                Logged::Unplaced(t) => Some((0, t)),
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     #[test]
     fn brace_on_next_line_opens_the_block() {
-        let (t, s) = tree("a {\n b\n c\n {\n  d\n }\n}\n");
+        let (t, s) = tree(
+            "vrrp_instance A\n{\n state MASTER\n authentication\n {\n  auth_type PASS\n }\n}\n",
+            View::Vrrp,
+        );
         assert!(s.diagnostics.is_empty());
-        assert_eq!(t.len(), 1);
-        let a = t[0].block.as_ref().map(|b| b.nodes.len());
-        assert_eq!(a, Some(2));
-        let c = &t[0].block.as_ref().map(|b| b.nodes[1].clone());
-        assert_eq!(c.as_ref().map(|c| c.keyword().text.as_str()), Some("c"));
-        assert!(c.as_ref().is_some_and(|c| c.block.is_some()));
+        assert_eq!(keywords(&t), vec!["vrrp_instance"]);
+        let a = t[0].block.as_ref().map(|b| keywords(&b.nodes));
+        assert_eq!(a, Some(vec!["state", "authentication"]));
     }
 
     #[test]
-    fn extra_close_brace() {
-        let (_, s) = tree("a {\n}\n}\n");
-        assert_eq!(s.diagnostics.len(), 1);
+    fn a_brace_after_a_keyword_without_block_is_ignored_and_the_next_close_ends_the_block() {
+        let (t, s) = tree(
+            "vrrp_instance A {\n nopreempt {priority 150}\n advert_int 2\n}\n",
+            View::Vrrp,
+        );
+        assert_eq!(keywords(&t), vec!["vrrp_instance", "advert_int", "}"]);
+        let a = t[0].block.as_ref().map(|b| keywords(&b.nodes));
+        assert_eq!(a, Some(vec!["nopreempt", "priority"]));
         assert_eq!(
-            s.diagnostics[0].render(),
-            "f:3:1: error: extra '}' found\n    }\n    ^\n"
+            logged(&s),
+            vec![(2, "Unexpected '{' - ignoring".to_string())]
         );
     }
 
     #[test]
-    fn missing_close_brace_points_at_the_open_one() {
-        let (t, s) = tree("a {\n  b {\n    c\n");
-        assert_eq!(t.len(), 1);
-        let r: Vec<String> = s.diagnostics.iter().map(|d| d.render()).collect();
+    fn other_processes_blocks_are_skipped_by_counting_braces() {
+        let text = "vrrp_instance A {\n nopreempt {priority 150}\n}\nvirtual_server 1.2.3.4 80 {\n ha_suspend {lb_algo rr}\n}\nbogus\n";
+        let (t, s) = tree(text, View::Parent);
+        assert_eq!(keywords(&t), vec!["bogus"]);
+        assert!(s.diagnostics.is_empty());
+        let (t, _) = tree(text, View::Check);
+        // The checker reads its own block by keyword: the `}` after `rr` closes it.
+        assert_eq!(keywords(&t), vec!["virtual_server", "}", "bogus"]);
+        let vs = t[0].block.as_ref().map(|b| keywords(&b.nodes));
+        assert_eq!(vs, Some(vec!["ha_suspend", "lb_algo"]));
+    }
+
+    #[test]
+    fn values_run_to_the_next_close() {
+        let (t, s) = tree(
+            "vrrp_instance A {\n virtual_ipaddress {\n  10.0.0.1\n  {\n  10.0.0.2\n }\n priority 1\n}\n",
+            View::Vrrp,
+        );
+        assert_eq!(keywords(&t), vec!["vrrp_instance"]);
+        let b = t[0].block.as_ref().map(|b| keywords(&b.nodes));
+        assert_eq!(b, Some(vec!["virtual_ipaddress", "priority"]));
+        let vips = t[0].block.as_ref().and_then(|b| b.nodes[0].block.as_ref());
         assert_eq!(
-            r,
+            vips.map(|v| keywords(&v.nodes)),
+            Some(vec!["10.0.0.1", "{", "10.0.0.2"])
+        );
+        // The brace count is keepalived's too: one `{` left open.
+        assert_eq!(
+            logged(&s),
+            vec![(0, "There are 1 missing '}'s or extra '{'s".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_missing_open_brace_reads_on_in_the_block() {
+        let (t, s) = tree(
+            "vrrp_instance A {\n authentication\n  auth_type PASS\n }\n priority 130\n}\n",
+            View::Vrrp,
+        );
+        let b = t[0].block.as_ref().map(|b| keywords(&b.nodes));
+        assert_eq!(b, Some(vec!["authentication", "priority"]));
+        assert_eq!(
+            logged(&s),
             vec![
-                "f:2:5: error: missing '}': this block is never closed\n      b {\n        ^\n"
-                    .to_string(),
-                "f:1:3: error: missing '}': this block is never closed\n    a {\n      ^\n"
-                    .to_string(),
+                (
+                    3,
+                    "Missing '{' at beginning of configuration block".to_string()
+                ),
+                (6, "Extra '}' found".to_string()),
             ]
         );
     }
 
     #[test]
+    fn extra_close_brace() {
+        let (t, s) = tree("global_defs {\n}\n}\n", View::Parent);
+        assert_eq!(keywords(&t), vec!["global_defs", "}"]);
+        assert_eq!(logged(&s), vec![(3, "Extra '}' found".to_string())]);
+        assert!(!s.diagnostics[0].is_error());
+    }
+
+    #[test]
     fn deep_nesting_is_bounded() {
-        let text = "a {\n".repeat(200);
-        let (_, s) = tree(&text);
-        assert!(s
-            .diagnostics
-            .iter()
-            .any(|d| d.message.contains("nested more than")));
+        // No keyword of keepalived's nests without bound: the depth is the keyword table's.
+        let text = "virtual_server 1.2.3.4 80 {\n real_server 1.2.3.5 80 {\n".repeat(2000);
+        let (t, _) = tree(&text, View::Check);
+        assert_eq!(t.len(), 1);
     }
 }

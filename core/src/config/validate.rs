@@ -105,10 +105,10 @@ pub fn validate(c: &Config, s: &mut Sources) {
     for g in &c.vrrp_sync_groups {
         for m in &g.group {
             if !c.vrrp_instances.iter().any(|v| v.name.value == m.value) {
-                s.warn(
+                s.warn_unplaced_keepalived(
                     &m.span,
                     format!(
-                        "virtual router {} specified in sync group {} doesn't exist; ignored",
+                        "Virtual router {} specified in sync group {} doesn't exist - ignoring",
                         m.value, g.name.value
                     ),
                 );
@@ -125,18 +125,18 @@ pub fn validate(c: &Config, s: &mut Sources) {
             .filter(|m| c.vrrp_instances.iter().any(|v| v.name.value == m.value))
             .count();
         if found == 0 {
-            s.warn(
+            s.warn_unplaced_keepalived(
                 &g.name.span,
                 format!(
-                    "sync group {}: no matching vrrp_instance found in group declaration; removed",
+                    "Sync group {}, no matching virtual router found in group declaration - removing",
                     g.name.value
                 ),
             );
         } else if found == 1 {
-            s.warn(
+            s.warn_unplaced_keepalived(
                 &g.name.span,
                 format!(
-                    "sync group {} has only 1 vrrp_instance - this probably isn't what you want",
+                    "Sync group {} has only 1 virtual router(s) - this probably isn't what you want",
                     g.name.value
                 ),
             );
@@ -160,8 +160,14 @@ pub fn validate(c: &Config, s: &mut Sources) {
     s.part = Part::Check;
     for vs in &c.virtual_servers {
         if vs.real_servers.is_empty() {
-            // keepalived 2.2 drops such a service before any other check.
-            s.warn(&vs.key.span, "virtual server has no real servers; ignored");
+            // keepalived 2.2 drops such a service before any other check (check_data.c).
+            s.warn_unplaced_keepalived(
+                &vs.key.span,
+                format!(
+                    "Virtual server {} has no real servers - ignoring",
+                    format_vs(vs, vs.protocol.is_none())
+                ),
+            );
             continue;
         }
         let fwmark = match &vs.key.value {

@@ -103,7 +103,6 @@ impl Builder<'_> {
                     c.connect_timeout = self.secs_arg(n, 1, u64::MAX / 2)
                 }
                 "connect_port" if connecting => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         c.connect_port = self.port(w);
                     }
@@ -179,7 +178,6 @@ impl Builder<'_> {
                     }
                 }
                 "status_code" => {
-                    self.no_block(n);
                     for w in n.args() {
                         match status_range(&w.text) {
                             Some(r) => u.status_codes.push(Spanned::new(r, w.span.clone())),

@@ -150,7 +150,6 @@ impl Builder<'_> {
     /// `vrrp_garp_interval` / `vrrp_gna_interval` as global_parser.c reads them: seconds from
     /// 1 µs, 0 or a bad value logged and skipped (the default, none, stays).
     fn arp_interval(&mut self, n: &Node) -> Option<Spanned<Secs>> {
-        self.no_block(n);
         let w = self.arg(n, 1)?;
         let kw = &n.keyword().text;
         let Some(v) = self.ka_secs(w, 1, u64::from(u32::MAX)) else {
@@ -203,7 +202,6 @@ impl Builder<'_> {
                     g.smtp_connect_timeout = self.int_arg(n, 1, i64::from(u32::MAX))
                 }
                 "lvs_sync_daemon" => {
-                    self.no_block(n);
                     let (Some(i), Some(inst)) = (self.arg(n, 1), self.arg(n, 2)) else {
                         continue;
                     };

@@ -1,6 +1,7 @@
 //! From the statement tree to the typed [`Config`], keyword by keyword, as keepalived 2.2 reads it.
 //!
-//! Unknown keywords are warnings and are skipped (with their block, if any). Keywords that
+//! Unknown keywords are warnings and are skipped (no keyword keepalived does not know has a
+//! block: the tree reads what follows at the same level, as keepalived does). Keywords that
 //! keepalived 2.2 knows but lvsd does not model are kept verbatim in the `other` lists.
 //!
 //! One file per block, as keepalived has one parser per subsystem: `global` (global_defs),
@@ -149,11 +150,7 @@ impl<'a> Builder<'a> {
                 msg.push_str(&format!(" (did you mean '{k}'?)"));
             }
         }
-        if node.block.is_some() {
-            msg.push_str("; skipped with its block");
-        } else {
-            msg.push_str("; ignored");
-        }
+        msg.push_str("; ignored");
         let logged = Logged::AtLine(format!("Unknown keyword '{}'", kw.text));
         self.s.warn_logged(&kw.span, msg, logged);
     }
@@ -190,15 +187,6 @@ impl<'a> Builder<'a> {
                 .error(&kw.span, format!("'{}' needs a value", kw.text));
         }
         w
-    }
-
-    fn no_block(&mut self, node: &Node) {
-        if let Some(b) = &node.block {
-            self.s.warn(
-                &b.open,
-                format!("'{}' takes no block; block ignored", node.keyword().text),
-            );
-        }
     }
 
     fn need_block<'n>(&mut self, node: &'n Node) -> Option<&'n Block> {
@@ -313,14 +301,12 @@ impl<'a> Builder<'a> {
     }
 
     fn int_arg<T: Int>(&mut self, node: &Node, min: i64, max: i64) -> Option<Spanned<T>> {
-        self.no_block(node);
         let w = self.arg(node, 1)?;
         let what = node.keyword().text.clone();
         self.int(w, min, max, &what)
     }
 
     fn secs_arg(&mut self, node: &Node, min_us: u64, max_us: u64) -> Option<Spanned<Secs>> {
-        self.no_block(node);
         let w = self.arg(node, 1)?;
         let kw = &node.keyword().text;
         match parse_secs(&w.text) {
@@ -350,18 +336,15 @@ impl<'a> Builder<'a> {
     }
 
     fn str_arg(&mut self, node: &Node) -> Option<Spanned<String>> {
-        self.no_block(node);
         self.arg(node, 1).map(spanned)
     }
 
     fn cmd_arg(&mut self, node: &Node) -> Option<Spanned<String>> {
-        self.no_block(node);
         self.arg(node, 1)?;
         joined(node.args())
     }
 
     fn flag(&mut self, node: &Node) -> Span {
-        self.no_block(node);
         node.keyword().span.clone()
     }
 
@@ -377,7 +360,6 @@ impl<'a> Builder<'a> {
     }
 
     fn ip_arg(&mut self, node: &Node) -> Option<Spanned<IpAddr>> {
-        self.no_block(node);
         let w = self.arg(node, 1)?;
         self.ip(w)
     }
@@ -387,7 +369,6 @@ impl<'a> Builder<'a> {
     }
 
     fn bool_opt(&mut self, node: &Node) -> Spanned<bool> {
-        self.no_block(node);
         match node.words.get(1) {
             None => Spanned::new(true, node.keyword().span.clone()),
             Some(w) => match w.text.to_ascii_lowercase().as_str() {
@@ -432,7 +413,6 @@ impl<'a> Builder<'a> {
     fn word_block(&mut self, node: &Node, out: &mut Vec<Spanned<String>>) {
         if let Some(b) = self.need_block(node) {
             for line in &b.nodes {
-                self.no_block(line);
                 out.extend(line.words.iter().map(spanned));
             }
         }

@@ -94,7 +94,6 @@ impl Builder<'_> {
             entries: Vec::new(),
         };
         for n in &b.nodes {
-            self.no_block(n);
             let w = n.keyword();
             if w.text == "fwmark" {
                 if let Some(v) = self.arg(n, 1) {
@@ -146,7 +145,6 @@ impl Builder<'_> {
     /// method is reported as keepalived reports it and leaves the method unset (the service's,
     /// else NAT, applies).
     fn lb_kind(&mut self, n: &Node, server: &str) -> Option<Spanned<LbKind>> {
-        self.no_block(n);
         let w = self.arg(n, 1)?;
         let k = match w.text.as_str() {
             "NAT" => LbKind::Nat,
@@ -234,7 +232,6 @@ impl Builder<'_> {
             let k = n.keyword().text.as_str();
             match k {
                 "ip_family" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match w.text.as_str() {
                             "inet" => vs.ipv6 = Some(Spanned::new(false, w.span.clone())),
@@ -247,7 +244,6 @@ impl Builder<'_> {
                     }
                 }
                 "delay_loop" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         // keepalived's read_timer: 1 us to TIMER_MAXIMUM (ULONG_MAX - 1 us).
                         match self.ka_secs(w, 1, u64::MAX - 1) {
@@ -263,7 +259,6 @@ impl Builder<'_> {
                     }
                 }
                 "lb_algo" | "lvs_sched" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         if let Some(k) = SchedKind::from_name(&w.text) {
                             vs.lvs_sched = Some(Spanned::new(k, w.span.clone()));
@@ -278,7 +273,6 @@ impl Builder<'_> {
                 }
                 "ops" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port"
                 | "mh-fallback" => {
-                    self.no_block(n);
                     vs.flags.push(spanned(n.keyword()));
                 }
                 "lb_kind" | "lvs_method" => {
@@ -288,7 +282,6 @@ impl Builder<'_> {
                 }
                 // With no value keepalived uses 360 s (IPVS_SVC_PERSISTENT_TIMEOUT).
                 "persistence_timeout" => {
-                    self.no_block(n);
                     match n.words.get(1) {
                         // keepalived (pto_handler) accepts 1 to LVS_MAX_TIMEOUT (31 days);
                         // anything else is reported and leaves the service without a timeout.
@@ -309,13 +302,11 @@ impl Builder<'_> {
                     }
                 }
                 "persistence_granularity" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         vs.persistence_granularity = self.granularity(w);
                     }
                 }
                 "protocol" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         // keepalived compares without case (strcasecmp).
                         let p = match w.text.to_ascii_uppercase().as_str() {
@@ -338,7 +329,6 @@ impl Builder<'_> {
                 "quorum_up" => vs.quorum_up = self.cmd_arg(n),
                 "quorum_down" => vs.quorum_down = self.cmd_arg(n),
                 "sorry_server" => {
-                    self.no_block(n);
                     if let (Some(a), Some(p)) = (self.arg(n, 1), self.arg(n, 2)) {
                         if let (Some(a), Some(p)) = (self.ip(a), self.port(p)) {
                             vs.sorry_server = Some(Spanned::new((a.value, p.value), a.span));
@@ -419,7 +409,6 @@ impl Builder<'_> {
                 // keepalived: "Real server weight %s is outside range 0-%d" (IPVS_WEIGHT_LIMIT =
                 // INT_MAX), and the weight stays 1.
                 "weight" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         let max = i32::MAX.unsigned_abs();
                         match self

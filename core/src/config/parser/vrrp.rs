@@ -217,7 +217,6 @@ impl Builder<'_> {
             }
             match n.keyword().text.as_str() {
                 "state" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match w.text.as_str() {
                             "MASTER" => v.state = Some(Spanned::new(State::Master, w.span.clone())),
@@ -240,7 +239,6 @@ impl Builder<'_> {
                 // keepalived leaves the VRID unset, and an instance without one is refused
                 // once the file is read (validate: "the virtual router id must be set").
                 "virtual_router_id" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match self.ka_unsigned(w, 1, 255) {
                             Some(id) => {
@@ -259,7 +257,6 @@ impl Builder<'_> {
                     }
                 }
                 "priority" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         let p = self
                             .ka_unsigned(w, 1, 255)
@@ -280,7 +277,6 @@ impl Builder<'_> {
                 }
                 // keepalived: between TIMER_HZ/100 and 255 * TIMER_HZ; a bad value is ignored.
                 "advert_int" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match self.ka_secs(w, 10_000, 255_000_000) {
                             Some(a) => v.advert_int = Some(Spanned::new(a, w.span.clone())),
@@ -295,7 +291,6 @@ impl Builder<'_> {
                     }
                 }
                 "version" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match self.ka_int(w, 2, 3).and_then(|x| u8::try_from(x).ok()) {
                             Some(x) => v.version = Some(Spanned::new(x, w.span.clone())),
@@ -327,7 +322,6 @@ impl Builder<'_> {
                 "unicast_peer" => {
                     if let Some(b) = self.need_block(n) {
                         for p in &b.nodes {
-                            self.no_block(p);
                             if let Some(a) = self.ip(p.keyword()) {
                                 v.unicast_peer.push(a);
                             }
@@ -380,7 +374,6 @@ impl Builder<'_> {
         for n in &b.nodes {
             match n.keyword().text.as_str() {
                 "auth_type" => {
-                    self.no_block(n);
                     if let Some(w) = self.arg(n, 1) {
                         match w.text.as_str() {
                             "PASS" => {
@@ -415,15 +408,17 @@ impl Builder<'_> {
     fn vips(&mut self, b: &Block) -> Vec<VirtualAddress> {
         let mut out = Vec::new();
         for n in &b.nodes {
-            self.no_block(n);
             let w = n.keyword();
             let (addr_text, prefix_text) = match w.text.split_once('/') {
                 Some((a, p)) => (a, Some(p)),
                 None => (w.text.as_str(), None),
             };
             let Ok(addr) = IpAddr::from_str(addr_text) else {
-                self.s
-                    .error(&w.span, format!("invalid IP address '{}'", w.text));
+                // vrrp_ipaddress.c parse_ipaddress: logged, and the address left out.
+                self.s.warn_as_keepalived(
+                    &w.span,
+                    format!("VRRP parsed invalid IP {}. skipping IP...", w.text),
+                );
                 continue;
             };
             let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -472,7 +467,6 @@ impl Builder<'_> {
     fn tracked(&mut self, b: &Block, min: i64, max: i64) -> Vec<Tracked> {
         let mut out = Vec::new();
         for n in &b.nodes {
-            self.no_block(n);
             let mut t = Tracked {
                 name: spanned(n.keyword()),
                 weight: None,
