@@ -1,10 +1,14 @@
 //! The driver side of `lvs_core::director::Director`: the trait the simulator drives (so a
-//! test can stand in a fake director), the factory used for start and restart, and the
-//! per-node clock that lets a director's time drift.
+//! test can stand in a fake director), the factory used for start and restart, the
+//! per-node clock that lets a director's time drift, and how long the process takes on a
+//! real host.
+
+use std::time::Duration;
 
 use lvs_core::director::{Director, Input, Output};
 use lvs_core::ipvs::table::Ipvs;
 use lvs_core::Instant;
+use rand::Rng;
 use rand_core::RngCore;
 
 use crate::stack::IfaceSpec;
@@ -68,6 +72,61 @@ pub struct HostEnv {
 /// Builds a fresh director process (at start and on every restart) from the host's
 /// description and the node's RNG.
 pub type DirectorFactory = Box<dyn FnMut(&HostEnv, &mut dyn RngCore) -> Box<dyn DirectorNode>>;
+
+/// A range of durations a host draws from, uniformly (`lo == hi`: always that).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Span {
+    /// Shortest.
+    pub lo: Duration,
+    /// Longest.
+    pub hi: Duration,
+}
+
+impl Span {
+    /// Always `d`.
+    pub const fn fixed(d: Duration) -> Span {
+        Span { lo: d, hi: d }
+    }
+
+    /// Uniform in `[lo, hi]` (`hi` below `lo` counts as `lo`).
+    pub const fn between(lo: Duration, hi: Duration) -> Span {
+        Span { lo, hi }
+    }
+
+    /// One draw, in nanoseconds; no draw (and so no shift of the stream) for a fixed span.
+    pub fn draw(&self, rng: &mut impl Rng) -> Duration {
+        if self.hi <= self.lo {
+            return self.lo;
+        }
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rng.gen_range(ns(self.lo)..=ns(self.hi)))
+    }
+}
+
+/// How long a director process takes on a real host: what the core cannot know (it runs
+/// when it is called) and a real keepalived shows. Each host draws from its own stream.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessTiming {
+    /// From exec to the process's first step (keepalived: config, netlink, sockets, then
+    /// `Entering BACKUP STATE (init)`).
+    pub start: Span,
+    /// How late each timer wake-up runs (scheduling and poll latency). keepalived computes
+    /// its next deadline from the time it woke, so this accumulates: adverts drift.
+    pub wake: Span,
+    /// From SIGTERM to the process's exit; what it does on the signal (priority-0 advert,
+    /// VIPs removed) happens at once, the exit waits for its children.
+    pub exit: Span,
+}
+
+impl ProcessTiming {
+    /// Everything at once: the process runs the moment it is started, wakes exactly at its
+    /// deadlines and exits with the signal.
+    pub const INSTANT: ProcessTiming = ProcessTiming {
+        start: Span::fixed(Duration::ZERO),
+        wake: Span::fixed(Duration::ZERO),
+        exit: Span::fixed(Duration::ZERO),
+    };
+}
 
 /// A node's view of time: runs at `1 + ppm/1e6` of the simulator's rate from an anchor on.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -11,6 +11,12 @@ pub fn node_rng(seed: u64, node: u64) -> ChaCha8Rng {
     r
 }
 
+/// The stream node `node`'s process timing draws from (`ProcessTiming`): apart from the
+/// node's own, so how late a process runs never shifts what the node draws otherwise.
+pub fn process_rng(seed: u64, node: u64) -> ChaCha8Rng {
+    node_rng(seed, node | 1 << 63)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Faults: what can be injected, how it is described in the trace, and what it does.
 
-use lvs_core::director::{Admin, Input};
+use lvs_core::director::Input;
 
 use crate::record::TraceEvent;
 use crate::HostId;
@@ -100,22 +100,7 @@ impl Sim {
         let now = self.now;
         match fault {
             Fault::Kill(h) => self.kill(h.0),
-            Fault::Stop(h) => {
-                let Some(d) = self.dir(h.0) else { return };
-                d.paused = false;
-                let local = d.clock.local(now);
-                if let Some(p) = d.proc.as_mut() {
-                    p.handle_input(local, Input::Admin(Admin::Stop));
-                    self.drain(h.0);
-                    if let Some(d) = self.dir(h.0) {
-                        d.proc = None;
-                        d.wake = None;
-                        d.queued.clear();
-                    }
-                    self.inv.process_gone(h);
-                    self.trace_push(h.0, TraceEvent::Process { running: false });
-                }
-            }
+            Fault::Stop(h) => self.terminate(h.0, false),
             Fault::Pause(h) => {
                 if let Some(d) = self.dir(h.0).filter(|d| d.proc.is_some()) {
                     d.paused = true;
@@ -137,12 +122,7 @@ impl Sim {
                 d.wake = None;
                 self.drain(h.0);
             }
-            Fault::Restart(h) => {
-                if self.director_alive(h) {
-                    self.apply_inner(Fault::Stop(h));
-                }
-                self.start(h.0);
-            }
+            Fault::Restart(h) => self.terminate(h.0, true),
             Fault::Nic { host, iface, up } => {
                 let Some(i) = self
                     .hosts

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use lvs_core::director::{
-    Input, LogSource, Notification, NotifyCause, Output, StateChangeKind, Vip,
+    Admin, Input, LogSource, Notification, NotifyCause, Output, StateChangeKind, Vip,
 };
 
 use crate::director::HostEnv;
@@ -15,7 +15,7 @@ use crate::record::{self, LogLine, TraceEvent};
 use crate::stack::{Rx, STACK_TOKEN};
 use crate::HostId;
 
-use super::world::{host_u32, DirectorProc, Model};
+use super::world::{host_u32, DirectorProc, Life, Model};
 use super::{Ev, Sim};
 
 /// The frame's bytes, taken without a copy when this delivery holds the only reference.
@@ -123,7 +123,8 @@ impl Sim {
         self.drain(host);
     }
 
-    /// Execute the director's outputs, then (re)arm its wake-up.
+    /// Execute the director's outputs, then (re)arm its wake-up: at the process's own
+    /// deadline plus the host's wake latency, drawn once per deadline.
     pub(super) fn drain(&mut self, host: usize) {
         let Some(mut p) = self.dir(host).and_then(|d| d.proc.take()) else {
             return;
@@ -137,21 +138,25 @@ impl Sim {
             return;
         };
         d.proc = Some(p);
-        if let Some(local) = next {
-            let at = d.clock.global(local).max(now);
-            if d.wake != Some(at) {
-                d.wake = Some(at);
-                self.queue.push(
-                    at,
-                    Ev::Wake {
-                        host: host_u32(host),
-                        gen: d.gen,
-                    },
-                );
-            }
-        } else {
+        let Some(local) = next else {
             d.wake = None;
+            d.asked = None;
+            return;
+        };
+        let asked = d.clock.global(local).max(now);
+        if d.asked == Some(asked) && d.wake.is_some() {
+            return;
         }
+        let at = asked + d.timing.wake.draw(&mut d.timing_rng);
+        d.asked = Some(asked);
+        d.wake = Some(at);
+        self.queue.push(
+            at,
+            Ev::Wake {
+                host: host_u32(host),
+                gen: d.gen,
+            },
+        );
     }
 
     fn execute(&mut self, host: usize, out: Output) {
@@ -246,7 +251,28 @@ impl Sim {
         self.trace_push(host, TraceEvent::Log { line });
     }
 
-    pub(super) fn start(&mut self, host: usize) {
+    /// exec: a new process that runs its first step after the host's start time.
+    pub(super) fn exec(&mut self, host: usize) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        if d.life != Life::Down {
+            return;
+        }
+        d.gen += 1;
+        d.life = Life::Starting;
+        let gen = d.gen;
+        let delay = d.timing.start.draw(&mut d.timing_rng);
+        self.trace_push(host, TraceEvent::Process { running: true });
+        if delay.is_zero() {
+            self.start(host, gen);
+        } else {
+            let host = host_u32(host);
+            self.queue.push(now + delay, Ev::Ready { host, gen });
+        }
+    }
+
+    /// The exec'd process `gen` runs its first step (if it is still the one starting).
+    pub(super) fn start(&mut self, host: usize, gen: u32) {
         let now = self.now;
         let down: Vec<String> = match self.hosts.get(host) {
             Some(h) => (0..h.stack.ifaces().len())
@@ -259,10 +285,14 @@ impl Sim {
         let Model::Director(d) = &mut h.model else {
             return;
         };
-        d.gen += 1;
+        if d.gen != gen || d.life != Life::Starting {
+            return;
+        }
+        d.life = Life::Running;
         d.paused = false;
         d.queued.clear();
         d.wake = None;
+        d.asked = None;
         let env = HostEnv {
             hostname: h.name.clone(),
             ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
@@ -274,16 +304,93 @@ impl Sim {
         }
         p.handle_timeout(local);
         d.proc = Some(p);
-        self.trace_push(host, TraceEvent::Process { running: true });
         self.drain(host);
+    }
+
+    /// SIGTERM: the process does its stop at once (`Admin::Stop`, outputs executed) and
+    /// exits after the host's exit time; `restart` execs a new one then. A process that
+    /// has not run its first step yet is gone at once; a paused one acts at once too.
+    pub(super) fn terminate(&mut self, host: usize, restart: bool) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        match d.life {
+            Life::Down => {
+                if restart {
+                    self.exec(host);
+                }
+                return;
+            }
+            Life::Exiting { .. } => {
+                d.life = Life::Exiting { restart };
+                return;
+            }
+            Life::Starting => {
+                d.life = Life::Down;
+                self.trace_push(host, TraceEvent::Process { running: false });
+                if restart {
+                    self.exec(host);
+                }
+                return;
+            }
+            Life::Running => {}
+        }
+        d.paused = false;
+        let local = d.clock.local(now);
+        if let Some(p) = d.proc.as_mut() {
+            p.handle_input(local, Input::Admin(Admin::Stop));
+        }
+        self.drain(host);
+        let Some(d) = self.dir(host) else { return };
+        d.proc = None;
+        d.wake = None;
+        d.asked = None;
+        d.queued.clear();
+        let gen = d.gen;
+        let exit = d.timing.exit.draw(&mut d.timing_rng);
+        d.life = Life::Exiting { restart };
+        self.inv.process_gone(HostId(host));
+        if exit.is_zero() {
+            self.exited(host, gen);
+        } else {
+            let host = host_u32(host);
+            self.queue.push(now + exit, Ev::Exit { host, gen });
+        }
+    }
+
+    /// The SIGTERM'd process `gen` exits (if it is still the one exiting).
+    pub(super) fn exited(&mut self, host: usize, gen: u32) {
+        let Some(d) = self.dir(host) else { return };
+        let Life::Exiting { restart } = d.life else {
+            return;
+        };
+        if d.gen != gen {
+            return;
+        }
+        d.life = Life::Down;
+        self.trace_push(host, TraceEvent::Process { running: false });
+        if restart {
+            self.exec(host);
+        }
     }
 
     pub(super) fn kill(&mut self, host: usize) {
         let Some(d) = self.dir(host) else { return };
+        let life = d.life;
+        d.life = Life::Down;
         d.proc = None;
         d.wake = None;
+        d.asked = None;
         d.paused = false;
         d.queued.clear();
+        match life {
+            Life::Down => return,
+            // Its stop has run already: only the exit is brought forward.
+            Life::Exiting { .. } | Life::Starting => {
+                self.trace_push(host, TraceEvent::Process { running: false });
+                return;
+            }
+            Life::Running => {}
+        }
         let keep = d.keep_vips_on_kill;
         let vips: Vec<Ipv4Addr> = self.hosts[host].stack.vips().collect();
         // Nobody claims the addresses any more; with `keep` (Linux) they stay configured, so

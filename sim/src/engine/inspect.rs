@@ -8,6 +8,7 @@ use lvs_core::ipvs::table::Ipvs;
 use lvs_core::Instant;
 
 use crate::client::Client;
+use crate::director::ProcessTiming;
 use crate::invariants::{InvariantConfig, Invariants, Violation};
 use crate::record::{LogLine, Metrics, TraceEntry};
 use crate::server::RealServer;
@@ -216,6 +217,13 @@ impl Sim {
     pub fn set_script_exit(&mut self, host: HostId, command: &str, status: Option<i32>) {
         if let Some(Model::Director(d)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
             d.scripts.insert(command.to_string(), status);
+        }
+    }
+
+    /// How long the director's process takes on its host (default: `ProcessTiming::INSTANT`).
+    pub fn set_process_timing(&mut self, host: HostId, timing: ProcessTiming) {
+        if let Some(Model::Director(d)) = self.hosts.get_mut(host.0).map(|h| &mut h.model) {
+            d.timing = timing;
         }
     }
 

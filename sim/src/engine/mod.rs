@@ -18,8 +18,12 @@
 //!   IPVS rules would keep forwarding what reaches such a host; the simulated director's
 //!   data plane dies with the process, so traffic to a leftover VIP is dropped there.
 //!   `set_keep_vips_on_kill(host, false)` drops the VIPs with the process. SIGTERM hands `Admin::Stop`
-//!   to the process, executes what it outputs, then drops it; a stop of a paused process
-//!   acts at once. A pause keeps the kernel running (ARP still answered).
+//!   to the process and executes what it outputs at once; the process exits after the
+//!   host's exit time (`ProcessTiming`), taking no input meanwhile; a stop of a paused
+//!   process acts at once. A pause keeps the kernel running (ARP still answered).
+//! - A process runs its first step the host's start time after exec and wakes late by the
+//!   host's wake latency (drawn per deadline from the host's own process stream), as a real
+//!   keepalived does; a frame is handed over on arrival.
 //! - Clock drift applies to director processes; other models run on simulator time.
 //! - Probes are evaluated, not simulated packet by packet: a TCP/HTTP probe connects iff
 //!   the target shares a segment with the director through live interfaces and links, no
@@ -197,8 +201,19 @@ enum Ev {
     },
     // Rare, large payloads are boxed: heap entries are moved on every push and pop.
     ProbeDone(Box<ProbeDone>),
+    /// The director is exec'd (`start_at`).
     Start {
         host: u32,
+    },
+    /// Exec'd process `gen` runs its first step.
+    Ready {
+        host: u32,
+        gen: u32,
+    },
+    /// SIGTERM'd process `gen` exits.
+    Exit {
+        host: u32,
+        gen: u32,
     },
     Fault(Box<Fault>),
     Check,
@@ -379,7 +394,9 @@ impl Sim {
                     }
                 }
             }
-            Ev::Start { host } => self.start(host as usize),
+            Ev::Start { host } => self.exec(host as usize),
+            Ev::Ready { host, gen } => self.start(host as usize, gen),
+            Ev::Exit { host, gen } => self.exited(host as usize, gen),
             Ev::Fault(f) => self.apply_inner(*f),
             Ev::Check => {}
         }

@@ -10,15 +10,15 @@ use lvs_core::director::IfaceName;
 use lvs_core::Instant;
 
 use crate::client::{Client, ClientSpec};
-use crate::director::{Clock, DirectorFactory};
+use crate::director::{Clock, DirectorFactory, ProcessTiming};
 use crate::record::TraceEvent;
-use crate::rng::node_rng;
+use crate::rng::{node_rng, process_rng};
 use crate::server::{RealServer, RealServerSpec};
 use crate::stack::{IfaceSpec, Stack};
 use crate::{HostId, SegId};
 
 use super::world::{
-    host_u32, DirectorProc, Host, Kind, Link, LinkParams, Model, Node, Segment, Timing,
+    host_u32, DirectorProc, Host, Kind, Life, Link, LinkParams, Model, Node, Segment, Timing,
 };
 use super::{Ev, Sim, SimError};
 
@@ -83,7 +83,12 @@ impl Sim {
             paused: false,
             queued: Vec::new(),
             gen: 0,
+            life: Life::Down,
             wake: None,
+            asked: None,
+            timing: ProcessTiming::INSTANT,
+            // Reseeded from the host's node below, once it has one.
+            timing_rng: process_rng(self.seed, 0),
             scripts: BTreeMap::new(),
             keep_vips_on_kill: true,
             clock: Clock::default(),
@@ -93,6 +98,10 @@ impl Sim {
                 .collect(),
         };
         let id = self.add_host(name, Stack::new(ifaces), Model::Director(Box::new(proc)))?;
+        let node = self.hosts[id.0].node.index() as u64;
+        if let Model::Director(d) = &mut self.hosts[id.0].model {
+            d.timing_rng = process_rng(self.seed, node);
+        }
         self.queue.push(
             start,
             Ev::Start {

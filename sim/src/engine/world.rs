@@ -12,7 +12,7 @@ use petgraph::graph::{EdgeIndex, NodeIndex};
 use rand_chacha::ChaCha8Rng;
 
 use crate::client::Client;
-use crate::director::{Clock, DirectorFactory, DirectorNode};
+use crate::director::{Clock, DirectorFactory, DirectorNode, ProcessTiming};
 use crate::packet::Mac;
 use crate::server::RealServer;
 use crate::stack::Stack;
@@ -129,13 +129,35 @@ pub(super) struct DirectorProc {
     pub(super) proc: Option<Box<dyn DirectorNode>>,
     pub(super) paused: bool,
     pub(super) queued: Vec<Input>,
+    /// Bumped at every exec, kill and stop: events of an older process are stale.
     pub(super) gen: u32,
+    /// Where the process is between exec and exit (`proc` is `Some` only while `Running`).
+    pub(super) life: Life,
+    /// When the pending wake-up runs: the process's own deadline (`asked`, global time)
+    /// plus the host's wake latency.
     pub(super) wake: Option<Instant>,
+    pub(super) asked: Option<Instant>,
+    pub(super) timing: ProcessTiming,
+    /// The stream `timing` draws from (not the host's: a process's draws never shift it).
+    pub(super) timing_rng: ChaCha8Rng,
     pub(super) scripts: BTreeMap<String, Option<i32>>,
     pub(super) keep_vips_on_kill: bool,
     pub(super) clock: Clock,
     /// Interface names by stack index, shared with every frame handed to the director.
     pub(super) iface_names: Vec<IfaceName>,
+}
+
+/// A director process's life on its host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Life {
+    /// No process.
+    Down,
+    /// Exec'd, not yet running its first step.
+    Starting,
+    /// Running: `proc` is the process.
+    Running,
+    /// SIGTERM'd, its stop done, not yet exited; `restart`: exec again at the exit.
+    Exiting { restart: bool },
 }
 
 pub(super) enum Model {
