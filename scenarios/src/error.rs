@@ -55,6 +55,12 @@ pub enum Problem {
     /// A duration string that does not parse.
     #[error("{0}")]
     Duration(#[from] DurationError),
+    /// A `"LO..HI"` range whose LO is above its HI.
+    #[error("{text:?}: the first duration is longer than the second")]
+    BackwardsSpan {
+        /// The text written.
+        text: String,
+    },
     /// A duration that must be positive is zero.
     #[error("must be longer than 0s")]
     ZeroDuration,

@@ -66,6 +66,7 @@ pub(crate) struct RawHost {
     pub keepalived_conf: Option<S<String>>,
     pub keepalived_conf_inline: Option<S<String>>,
     pub start_at: Option<S<String>>,
+    pub process: Option<S<RawProcess>>,
     // real_server
     pub vips_on_lo: Option<S<Vec<S<String>>>>,
     pub arp_ignore: Option<S<u8>>,
@@ -99,6 +100,15 @@ pub(crate) struct RawService {
 }
 
 /// `[host.workload]` on a client.
+/// `process = { start, wake, exit }`: each a duration or `"LO..HI"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProcess {
+    pub start: Option<S<String>>,
+    pub wake: Option<S<String>>,
+    pub exit: Option<S<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWorkload {

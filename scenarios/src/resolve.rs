@@ -138,6 +138,38 @@ impl Cx<'_> {
         parse_duration(v.get_ref()).map_err(|e| self.err(v.span(), key, e.into()))
     }
 
+    /// A duration or `"LO..HI"` (LO not above HI).
+    fn span(&self, v: &S<String>, key: &str) -> R<Span> {
+        let text = v.get_ref();
+        let Some((lo, hi)) = text.split_once("..") else {
+            return Ok(Span::fixed(self.duration(v, key)?));
+        };
+        let part =
+            |t: &str| parse_duration(t.trim()).map_err(|e| self.err(v.span(), key, e.into()));
+        let (lo, hi) = (part(lo)?, part(hi)?);
+        if lo > hi {
+            return Err(self.err(v.span(), key, Problem::BackwardsSpan { text: text.clone() }));
+        }
+        Ok(Span { lo, hi })
+    }
+
+    /// `process = { start, wake, exit }`, each part defaulting to keepalived's.
+    fn process(&self, p: Option<&S<RawProcess>>, key: &str) -> R<ProcessTiming> {
+        let mut t = ProcessTiming::KEEPALIVED;
+        let Some(p) = p else { return Ok(t) };
+        let p = p.get_ref();
+        for (v, name, slot) in [
+            (&p.start, "start", &mut t.start),
+            (&p.wake, "wake", &mut t.wake),
+            (&p.exit, "exit", &mut t.exit),
+        ] {
+            if let Some(v) = v {
+                *slot = self.span(v, &format!("{key}.{name}"))?;
+            }
+        }
+        Ok(t)
+    }
+
     fn opt_duration(&self, v: &Option<S<String>>, key: &str, default: Duration) -> R<Duration> {
         v.as_ref().map_or(Ok(default), |v| self.duration(v, key))
     }
@@ -474,7 +506,7 @@ impl Cx<'_> {
         let role = *h.role.get_ref();
         let rname = role_name(role);
         // Every role-specific key present, with the role it belongs to.
-        let owned: [(&str, RawRole, Option<Range<usize>>); 9] = [
+        let owned: [(&str, RawRole, Option<Range<usize>>); 10] = [
             (
                 "keepalived_conf",
                 RawRole::Director,
@@ -489,6 +521,11 @@ impl Cx<'_> {
                 "start_at",
                 RawRole::Director,
                 h.start_at.as_ref().map(S::span),
+            ),
+            (
+                "process",
+                RawRole::Director,
+                h.process.as_ref().map(S::span),
             ),
             (
                 "vips_on_lo",
@@ -597,9 +634,11 @@ impl Cx<'_> {
                 if let Some(s) = &h.start_at {
                     self.not_after_end(start_at, s, &key("start_at"), &raw.duration)?;
                 }
+                let process = self.process(h.process.as_ref(), &key("process"))?;
                 Role::Director(Director {
                     keepalived_conf: conf,
                     start_at,
+                    process,
                 })
             }
             RawRole::RealServer => {

@@ -73,59 +73,30 @@ pub struct HostEnv {
 /// description and the node's RNG.
 pub type DirectorFactory = Box<dyn FnMut(&HostEnv, &mut dyn RngCore) -> Box<dyn DirectorNode>>;
 
-/// A range of durations a host draws from, uniformly (`lo == hi`: always that).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Span {
-    /// Shortest.
-    pub lo: Duration,
-    /// Longest.
-    pub hi: Duration,
+pub use lvs_scenarios::{ProcessTiming, Span};
+
+/// One draw from `span`, uniform in nanoseconds; no draw (and so no shift of the stream)
+/// for a fixed span.
+pub fn draw(span: &Span, rng: &mut impl Rng) -> Duration {
+    if span.hi <= span.lo {
+        return span.lo;
+    }
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rng.gen_range(ns(span.lo)..=ns(span.hi)))
 }
 
-impl Span {
-    /// Always `d`.
-    pub const fn fixed(d: Duration) -> Span {
-        Span { lo: d, hi: d }
+/// One draw from `span`, log-uniform (as heavy-tailed as latencies are: most draws near
+/// `lo`, a few near `hi`); uniform when `lo` is zero, nothing drawn for a fixed span.
+pub fn draw_log(span: &Span, rng: &mut impl Rng) -> Duration {
+    if span.hi <= span.lo {
+        return span.lo;
     }
-
-    /// Uniform in `[lo, hi]` (`hi` below `lo` counts as `lo`).
-    pub const fn between(lo: Duration, hi: Duration) -> Span {
-        Span { lo, hi }
+    if span.lo.is_zero() {
+        return draw(span, rng);
     }
-
-    /// One draw, in nanoseconds; no draw (and so no shift of the stream) for a fixed span.
-    pub fn draw(&self, rng: &mut impl Rng) -> Duration {
-        if self.hi <= self.lo {
-            return self.lo;
-        }
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rng.gen_range(ns(self.lo)..=ns(self.hi)))
-    }
-}
-
-/// How long a director process takes on a real host: what the core cannot know (it runs
-/// when it is called) and a real keepalived shows. Each host draws from its own stream.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ProcessTiming {
-    /// From exec to the process's first step (keepalived: config, netlink, sockets, then
-    /// `Entering BACKUP STATE (init)`).
-    pub start: Span,
-    /// How late each timer wake-up runs (scheduling and poll latency). keepalived computes
-    /// its next deadline from the time it woke, so this accumulates: adverts drift.
-    pub wake: Span,
-    /// From SIGTERM to the process's exit; what it does on the signal (priority-0 advert,
-    /// VIPs removed) happens at once, the exit waits for its children.
-    pub exit: Span,
-}
-
-impl ProcessTiming {
-    /// Everything at once: the process runs the moment it is started, wakes exactly at its
-    /// deadlines and exits with the signal.
-    pub const INSTANT: ProcessTiming = ProcessTiming {
-        start: Span::fixed(Duration::ZERO),
-        wake: Span::fixed(Duration::ZERO),
-        exit: Span::fixed(Duration::ZERO),
-    };
+    let (lo, hi) = (span.lo.as_secs_f64(), span.hi.as_secs_f64());
+    let u: f64 = rng.gen_range(0.0..=1.0);
+    Duration::from_secs_f64(lo * (hi / lo).powf(u)).clamp(span.lo, span.hi)
 }
 
 /// A node's view of time: runs at `1 + ppm/1e6` of the simulator's rate from an anchor on.
@@ -185,6 +156,29 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_stay_in_their_span_and_latencies_lean_low() {
+        let mut rng = crate::rng::node_rng(1, 1);
+        let ms = Duration::from_millis;
+        let span = Span {
+            lo: Duration::from_micros(100),
+            hi: ms(6),
+        };
+        let draws: Vec<Duration> = (0..2000).map(|_| draw_log(&span, &mut rng)).collect();
+        assert!(draws.iter().all(|d| (span.lo..=span.hi).contains(d)));
+        let below_1ms = draws.iter().filter(|d| **d < ms(1)).count();
+        // log-uniform: P(< 1 ms) = ln(10) / ln(60) = 56 %; uniform would give 15 %.
+        assert!((1000..1250).contains(&below_1ms), "{below_1ms}");
+        let fixed = Span::fixed(ms(3));
+        let before = rng.clone();
+        assert_eq!(draw(&fixed, &mut rng), ms(3));
+        assert_eq!(draw_log(&fixed, &mut rng), ms(3));
+        assert_eq!(rng, before, "a fixed span draws nothing");
+        let uniform: Vec<Duration> = (0..2000).map(|_| draw(&span, &mut rng)).collect();
+        assert!(uniform.iter().all(|d| (span.lo..=span.hi).contains(d)));
+        assert!(uniform.iter().filter(|d| **d < ms(1)).count() < 450);
+    }
 
     #[test]
     fn drift_scales_local_time_and_inverts() {

@@ -217,6 +217,19 @@ pub fn ipv4_addrs(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8)> {
     Some((ipv4::addr_at(ip, 12), ipv4::addr_at(ip, 16), ip[9]))
 }
 
+/// IP protocol number of VRRP.
+const IPPROTO_VRRP: u8 = 112;
+
+/// True when `frame` is an IPv4 or IPv6 VRRP packet (a frame the VRRP process reads from
+/// its socket, as opposed to the data plane's traffic).
+pub fn is_vrrp(frame: &[u8]) -> bool {
+    match ethertype(frame) {
+        Some(ETHERTYPE_IPV4) => frame.get(ETH_HDR + 9) == Some(&IPPROTO_VRRP),
+        Some(ethernet::ethertype::IPV6) => frame.get(ETH_HDR + 6) == Some(&IPPROTO_VRRP),
+        _ => false,
+    }
+}
+
 /// True when `frame` looks like an IPv4 TCP SYN without ACK (a connection attempt), read
 /// straight from the flags byte; [`parse_tcp`] is the check that validates.
 pub fn is_tcp_syn(frame: &[u8]) -> bool {

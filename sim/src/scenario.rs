@@ -134,8 +134,11 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                         host: h.name.clone(),
                         source,
                     })?;
-                sim.add_director_at(&h.name, ifaces_of(h), factory, at(d.start_at))
-                    .map_err(sim_err)?
+                let id = sim
+                    .add_director_at(&h.name, ifaces_of(h), factory, at(d.start_at))
+                    .map_err(sim_err)?;
+                sim.set_process_timing(id, d.process);
+                id
             }
             Role::RealServer(r) => {
                 let services = r
@@ -727,7 +730,11 @@ mod tests {
         sim.run_until(Instant::from_millis(2_999));
         assert!(sim.director_alive(sim_host(d1)));
         assert!(!sim.director_alive(sim_host(d2)), "backup starts at 3 s");
-        sim.run_until(Instant::from_secs(3));
+        // exec'd at 3 s, it runs its first step keepalived's start time later.
+        let start = lvs_scenarios::ProcessTiming::KEEPALIVED.start;
+        sim.run_until(Instant::from_secs(3) + start.lo - Duration::from_millis(1));
+        assert!(!sim.director_alive(sim_host(d2)), "still starting");
+        sim.run_until(Instant::from_secs(3) + start.hi);
         assert!(sim.director_alive(sim_host(d2)));
     }
 

@@ -111,16 +111,9 @@ impl Sim {
                     return;
                 };
                 d.paused = false;
-                let local = d.clock.local(now);
-                let queued = std::mem::take(&mut d.queued);
-                if let Some(p) = d.proc.as_mut() {
-                    for i in queued {
-                        p.handle_input(local, i);
-                    }
-                    p.handle_timeout(local);
-                }
                 d.wake = None;
-                self.drain(h.0);
+                d.ready = None;
+                self.run_inbox(h.0);
             }
             Fault::Restart(h) => self.terminate(h.0, true),
             Fault::Nic { host, iface, up } => {

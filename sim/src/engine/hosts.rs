@@ -9,7 +9,7 @@ use lvs_core::director::{
     Admin, Input, LogSource, Notification, NotifyCause, Output, StateChangeKind, Vip,
 };
 
-use crate::director::HostEnv;
+use crate::director::{draw, draw_log, HostEnv};
 use crate::packet;
 use crate::record::{self, LogLine, TraceEvent};
 use crate::stack::{Rx, STACK_TOKEN};
@@ -108,13 +108,27 @@ impl Sim {
         }
     }
 
+    /// An input for the director process. Data-plane frames are handled on arrival; what
+    /// keepalived's VRRP process reads from its sockets (VRRP frames, link events) waits in
+    /// its inbox until the process wakes, the host's wake latency later.
     pub(super) fn director_input(&mut self, host: usize, input: Input) {
         let now = self.now;
         let Some(d) = self.dir(host) else { return };
+        if d.proc.is_none() {
+            return;
+        }
         if d.paused {
-            if d.proc.is_some() {
-                d.queued.push(input);
-            }
+            d.inbox.push((now, input));
+            return;
+        }
+        let waits = match &input {
+            Input::Frame { frame, .. } => packet::is_vrrp(frame),
+            Input::Link { .. } => true,
+            _ => false,
+        };
+        if waits && !d.timing.wake.is_zero() {
+            d.inbox.push((now, input));
+            self.arm(host);
             return;
         }
         let local = d.clock.local(now);
@@ -123,8 +137,7 @@ impl Sim {
         self.drain(host);
     }
 
-    /// Execute the director's outputs, then (re)arm its wake-up: at the process's own
-    /// deadline plus the host's wake latency, drawn once per deadline.
+    /// Execute the director's outputs, then (re)arm its wake-up.
     pub(super) fn drain(&mut self, host: usize) {
         let Some(mut p) = self.dir(host).and_then(|d| d.proc.take()) else {
             return;
@@ -134,29 +147,71 @@ impl Sim {
         }
         let next = p.poll_timeout();
         let now = self.now;
-        let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model) else {
-            return;
-        };
+        let Some(d) = self.dir(host) else { return };
         d.proc = Some(p);
-        let Some(local) = next else {
+        d.asked = next.map(|local| d.clock.global(local).max(now));
+        self.arm(host);
+    }
+
+    /// Schedule the process's next run: when its deadline passes or its inbox fills,
+    /// whichever is first, plus the wake latency, drawn once per readiness.
+    fn arm(&mut self, host: usize) {
+        let Some(d) = self.dir(host) else { return };
+        let first_in = d.inbox.first().map(|(t, _)| *t);
+        let ready = match (d.asked, first_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(ready) = ready else {
             d.wake = None;
-            d.asked = None;
+            d.ready = None;
             return;
         };
-        let asked = d.clock.global(local).max(now);
-        if d.asked == Some(asked) && d.wake.is_some() {
+        if d.wake.is_some() && d.ready == Some(ready) {
             return;
         }
-        let at = asked + d.timing.wake.draw(&mut d.timing_rng);
-        d.asked = Some(asked);
+        let at = ready + draw_log(&d.timing.wake, &mut d.timing_rng);
+        d.ready = Some(ready);
         d.wake = Some(at);
-        self.queue.push(
-            at,
-            Ev::Wake {
-                host: host_u32(host),
-                gen: d.gen,
-            },
-        );
+        let gen = d.gen;
+        let host = host_u32(host);
+        self.queue.push(at, Ev::Wake { host, gen });
+    }
+
+    /// The process runs (its wake-up `gen` is due): what waited in its inbox and its due
+    /// timers, in the order they became ready; all of it at the time it runs.
+    pub(super) fn wake(&mut self, host: usize, gen: u32) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        if d.gen != gen || d.paused || d.wake != Some(now) {
+            return;
+        }
+        d.wake = None;
+        d.ready = None;
+        self.run_inbox(host);
+    }
+
+    /// Hand the inbox over, timers interleaved at their deadline, then the due timers.
+    pub(super) fn run_inbox(&mut self, host: usize) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        let inbox = std::mem::take(&mut d.inbox);
+        let mut timer = d.asked.filter(|a| *a <= now);
+        let local = d.clock.local(now);
+        let Some(p) = d.proc.as_mut() else { return };
+        for (at, input) in inbox {
+            if timer.is_some_and(|t| t <= at) {
+                p.handle_timeout(local);
+                timer = None;
+            }
+            if matches!(input, Input::Admin(Admin::Stop)) {
+                self.stop_now(host);
+                return;
+            }
+            p.handle_input(local, input);
+        }
+        p.handle_timeout(local);
+        self.drain(host);
     }
 
     fn execute(&mut self, host: usize, out: Output) {
@@ -261,7 +316,7 @@ impl Sim {
         d.gen += 1;
         d.life = Life::Starting;
         let gen = d.gen;
-        let delay = d.timing.start.draw(&mut d.timing_rng);
+        let delay = draw(&d.timing.start, &mut d.timing_rng);
         self.trace_push(host, TraceEvent::Process { running: true });
         if delay.is_zero() {
             self.start(host, gen);
@@ -290,9 +345,11 @@ impl Sim {
         }
         d.life = Life::Running;
         d.paused = false;
-        d.queued.clear();
         d.wake = None;
         d.asked = None;
+        d.ready = None;
+        d.inbox.clear();
+        d.term = None;
         let env = HostEnv {
             hostname: h.name.clone(),
             ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
@@ -307,9 +364,10 @@ impl Sim {
         self.drain(host);
     }
 
-    /// SIGTERM: the process does its stop at once (`Admin::Stop`, outputs executed) and
-    /// exits after the host's exit time; `restart` execs a new one then. A process that
-    /// has not run its first step yet is gone at once; a paused one acts at once too.
+    /// SIGTERM: the process handles the signal when it next runs (the wake latency later:
+    /// priority-0 adverts, VIPs removed), and exits the host's exit time after the signal;
+    /// `restart` execs a new one then. A process that has not run its first step yet is
+    /// gone at once; a paused one handles it at once.
     pub(super) fn terminate(&mut self, host: usize, restart: bool) {
         let now = self.now;
         let Some(d) = self.dir(host) else { return };
@@ -334,26 +392,46 @@ impl Sim {
             }
             Life::Running => {}
         }
-        d.paused = false;
+        if let Some((_, exit_at)) = d.term {
+            d.term = Some((restart, exit_at));
+            return;
+        }
+        let exit_at = now + draw(&d.timing.exit, &mut d.timing_rng);
+        d.term = Some((restart, exit_at));
+        if d.paused || d.timing.wake.is_zero() {
+            d.paused = false;
+            self.stop_now(host);
+        } else {
+            d.inbox.push((now, Input::Admin(Admin::Stop)));
+            self.arm(host);
+        }
+    }
+
+    /// The process handles its SIGTERM: `Admin::Stop`, its outputs executed, then it takes
+    /// no input until it exits.
+    fn stop_now(&mut self, host: usize) {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
         let local = d.clock.local(now);
         if let Some(p) = d.proc.as_mut() {
             p.handle_input(local, Input::Admin(Admin::Stop));
         }
         self.drain(host);
         let Some(d) = self.dir(host) else { return };
+        let (restart, exit_at) = d.term.take().unwrap_or((false, now));
         d.proc = None;
         d.wake = None;
         d.asked = None;
-        d.queued.clear();
-        let gen = d.gen;
-        let exit = d.timing.exit.draw(&mut d.timing_rng);
+        d.ready = None;
+        d.inbox.clear();
         d.life = Life::Exiting { restart };
+        let gen = d.gen;
         self.inv.process_gone(HostId(host));
-        if exit.is_zero() {
+        if exit_at <= now {
             self.exited(host, gen);
         } else {
             let host = host_u32(host);
-            self.queue.push(now + exit, Ev::Exit { host, gen });
+            self.queue.push(exit_at, Ev::Exit { host, gen });
         }
     }
 
@@ -380,8 +458,10 @@ impl Sim {
         d.proc = None;
         d.wake = None;
         d.asked = None;
+        d.ready = None;
+        d.inbox.clear();
+        d.term = None;
         d.paused = false;
-        d.queued.clear();
         match life {
             Life::Down => return,
             // Its stop has run already: only the exit is brought forward.

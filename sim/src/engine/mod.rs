@@ -358,22 +358,7 @@ impl Sim {
                 }
             }
             Ev::Timer { host, token } => self.timer(host as usize, token),
-            Ev::Wake { host, gen } => {
-                let host = host as usize;
-                let Some(Model::Director(d)) = self.hosts.get_mut(host).map(|h| &mut h.model)
-                else {
-                    return;
-                };
-                if d.gen != gen || d.paused || d.wake != Some(self.now) {
-                    return;
-                }
-                d.wake = None;
-                let local = d.clock.local(self.now);
-                if let Some(p) = d.proc.as_mut() {
-                    p.handle_timeout(local);
-                }
-                self.drain(host);
-            }
+            Ev::Wake { host, gen } => self.wake(host as usize, gen),
             Ev::ProbeDone(p) => {
                 let ProbeDone {
                     host,

@@ -128,7 +128,6 @@ pub(super) struct DirectorProc {
     pub(super) factory: DirectorFactory,
     pub(super) proc: Option<Box<dyn DirectorNode>>,
     pub(super) paused: bool,
-    pub(super) queued: Vec<Input>,
     /// Bumped at every exec, kill and stop: events of an older process are stale.
     pub(super) gen: u32,
     /// Where the process is between exec and exit (`proc` is `Some` only while `Running`).
@@ -137,6 +136,15 @@ pub(super) struct DirectorProc {
     /// plus the host's wake latency.
     pub(super) wake: Option<Instant>,
     pub(super) asked: Option<Instant>,
+    /// The readiness `wake` was drawn for (the earlier of `asked` and the oldest inbox entry).
+    pub(super) ready: Option<Instant>,
+    /// What became ready for the process since it last ran (control frames, link events,
+    /// signals), with when: handed over when it wakes, in that order, its timers
+    /// interleaved by their deadlines as keepalived's epoll loop interleaves them.
+    pub(super) inbox: Vec<(Instant, Input)>,
+    /// SIGTERM received, not yet handled: exec again after the exit (`restart`), and when
+    /// the exit comes.
+    pub(super) term: Option<(bool, Instant)>,
     pub(super) timing: ProcessTiming,
     /// The stream `timing` draws from (not the host's: a process's draws never shift it).
     pub(super) timing_rng: ChaCha8Rng,
