@@ -256,7 +256,7 @@ impl ProcessTiming {
             hi: Duration::from_micros(6000),
         },
         exit: Span {
-            lo: Duration::from_millis(1020),
+            lo: Duration::from_millis(1022),
             hi: Duration::from_millis(1090),
         },
     };
