@@ -13,6 +13,7 @@ pub mod engine;
 pub mod invariants;
 pub mod keepalived;
 pub mod packet;
+pub mod prober;
 pub mod queue;
 pub mod record;
 pub mod rng;

@@ -138,6 +138,10 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     .add_director_at(&h.name, ifaces_of(h), factory, at(d.start_at))
                     .map_err(sim_err)?;
                 sim.set_process_timing(id, d.process);
+                // The host's own connections (health checks) leave through it.
+                if let Some(stack) = sim.stack_mut(id) {
+                    stack.set_gateway(h.gateway);
+                }
                 id
             }
             Role::RealServer(r) => {

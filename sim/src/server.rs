@@ -290,6 +290,12 @@ impl RealServer {
             let id = c.id;
             self.conns.remove(&key);
             self.by_id.remove(&id);
+        } else if seg.flags.fin && c.state == State::SynRcvd {
+            // Closed right after connecting (a TCP_CHECK): the slot is free again.
+            let id = c.id;
+            self.conns.remove(&key);
+            self.by_id.remove(&id);
+            self.release(seg.dport);
         }
     }
 

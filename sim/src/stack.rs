@@ -397,6 +397,13 @@ impl Stack {
         }
     }
 
+    /// The source address Linux picks for a connection to `dst`: the first address of the
+    /// interface its route leaves on (`None`: no route).
+    pub fn source_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        let (iface, _) = self.next_hop(dst)?;
+        self.ifaces[iface].spec.addrs.first().map(|a| a.0)
+    }
+
     /// Where [`Stack::forward_frame`] would send a packet for `dst` at `at` when the ARP
     /// cache already knows the next hop: the interface and the frame's new (source,
     /// destination) MACs. `None` when it would drop the packet or first ask ARP.

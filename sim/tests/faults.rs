@@ -435,7 +435,7 @@ fn tcp_probe(id: u64, ip: Ipv4Addr) -> Probe {
 }
 
 #[test]
-fn probes_are_evaluated_against_the_modelled_network() {
+fn probes_answer_as_the_modelled_network_does() {
     let mut d1 = FakeCfg::new(D1_MAC, Some(Instant::ZERO));
     d1.probes = vec![
         tcp_probe(1, lan(11)),

@@ -43,6 +43,20 @@ impl Sim {
         }
         match &mut h.model {
             Model::Director(d) => {
+                if rx == Rx::Local && !d.prober.is_empty() {
+                    if let Some((dst, dport)) = super::probes::tcp_dst(&frame) {
+                        if d.prober.owns(dst, dport) {
+                            let done = packet::parse_tcp(&frame).ok().and_then(|seg| {
+                                d.prober.on_segment(now, &seg, &mut h.stack, &mut self.fx)
+                            });
+                            self.flush_fx(host);
+                            if let Some(done) = done {
+                                self.probe_finished(host, done);
+                            }
+                            return;
+                        }
+                    }
+                }
                 if rx != Rx::Ignored {
                     let Some(name) = d.iface_names.get(iface).cloned() else {
                         return;
@@ -95,7 +109,15 @@ impl Sim {
                     &mut self.fx,
                     &mut self.reqs,
                 ),
-                Model::Director(_) | Model::Gateway => {}
+                Model::Director(d) => {
+                    let done = d.prober.on_timer(now, token, &mut h.stack, &mut self.fx);
+                    self.flush_fx(host);
+                    if let Some(done) = done {
+                        self.probe_finished(host, done);
+                    }
+                    return;
+                }
+                Model::Gateway => {}
             }
         }
         self.flush_fx(host);
@@ -344,6 +366,7 @@ impl Sim {
             return;
         }
         d.life = Life::Running;
+        d.prober.clear();
         d.paused = false;
         d.wake = None;
         d.asked = None;
@@ -424,6 +447,7 @@ impl Sim {
         d.asked = None;
         d.ready = None;
         d.inbox.clear();
+        d.prober.clear();
         d.life = Life::Exiting { restart };
         let gen = d.gen;
         self.inv.process_gone(HostId(host));
@@ -461,6 +485,7 @@ impl Sim {
         d.ready = None;
         d.inbox.clear();
         d.term = None;
+        d.prober.clear();
         d.paused = false;
         match life {
             Life::Down => return,

@@ -25,10 +25,11 @@
 //!   host's wake latency (drawn per deadline from the host's own process stream), as a real
 //!   keepalived does; a frame is handed over on arrival.
 //! - Clock drift applies to director processes; other models run on simulator time.
-//! - Probes are evaluated, not simulated packet by packet: a TCP/HTTP probe connects iff
-//!   the target shares a segment with the director through live interfaces and links, no
-//!   partition blocks either direction, a per-link loss draw spares SYN and SYN-ACK, and
-//!   the service runs (RST otherwise); it answers after one RTT or times out.
+//! - TCP_CHECK / HTTP_GET probes are connections from the director host's own address
+//!   (`crate::prober`: Linux's SYN retransmissions, connect_timeout), routed like any other
+//!   packet (gateway included), answered by the real server's TCP model; an HTTP answer's
+//!   status and digest are the service's configured ones. Scripts answer after 1 ms with
+//!   the scenario's result.
 //! - Jitter is uniform per frame and may reorder close frames; `reorder` holds a frame back
 //!   further. ARP entries expire after `arp_timeout` (no STALE/DELAY/PROBE states).
 //! - IPv4 only: IPv6 VIPs are traced but not installed.
@@ -39,7 +40,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lvs_core::check::probe::{ProbeId, ProbeResult};
-use lvs_core::director::Input;
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, UnGraph};
 
@@ -62,7 +62,7 @@ mod world;
 
 pub use world::LinkParams;
 
-use world::{host_u32, Host, Link, Model, Node, Segment};
+use world::{host_u32, Host, Link, Node, Segment};
 
 /// Errors from building or poking the simulated network.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -366,18 +366,7 @@ impl Sim {
                     id,
                     result,
                 } = *p;
-                if let Some(Model::Director(d)) = self.hosts.get(host).map(|h| &h.model) {
-                    if d.gen == gen {
-                        self.trace_push(
-                            host,
-                            TraceEvent::Probe {
-                                id: id.0,
-                                result: format!("{result:?}"),
-                            },
-                        );
-                        self.director_input(host, Input::ProbeDone { id, result });
-                    }
-                }
+                self.probe_result(host, gen, id, result);
             }
             Ev::Start { host } => self.exec(host as usize),
             Ev::Ready { host, gen } => self.start(host as usize, gen),

@@ -1,117 +1,113 @@
-//! Health-check probes, evaluated against the modelled network rather than sent.
+//! Health-check probes: scripts answered from the scenario's script results, TCP_CHECK and
+//! HTTP_GET as real connections from the director host's own sockets (`crate::prober`).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use lvs_core::check::probe::{Probe, ProbeKind, ProbeResult};
-use rand::Rng;
+use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
+use lvs_core::director::Input;
+
+use crate::prober::{Done, Outcome};
+use crate::record::TraceEvent;
 
 use super::world::Model;
 use super::{Ev, ProbeDone, Sim};
 
 impl Sim {
-    /// Evaluate a probe against the modelled network and schedule its result.
+    /// Start a probe for the director on `host`: a script's result comes after 1 ms, a
+    /// connection's when its packets (or its timeout) say.
     pub(super) fn start_probe(&mut self, host: usize, probe: Probe) {
-        let Some(gen) = self.dir(host).map(|d| d.gen) else {
+        let now = self.now;
+        let Some(d) = self.dir(host) else { return };
+        let gen = d.gen;
+        if let ProbeKind::Script { command } = &probe.kind {
+            let status = d.scripts.get(command).copied().unwrap_or(Some(0));
+            let result = if probe.timeout < Duration::from_millis(1) {
+                ProbeResult::Timeout
+            } else {
+                ProbeResult::Exit(status)
+            };
+            let delay = Duration::from_millis(1).min(probe.timeout);
+            self.queue.push(
+                now + delay,
+                Ev::ProbeDone(Box::new(ProbeDone {
+                    host,
+                    gen,
+                    id: probe.id,
+                    result,
+                })),
+            );
+            return;
+        }
+        let h = &mut self.hosts[host];
+        let Model::Director(d) = &mut h.model else {
             return;
         };
-        let (delay, result) = match &probe.kind {
-            ProbeKind::Script { command } => {
-                let status = self
-                    .dir(host)
-                    .and_then(|d| d.scripts.get(command).copied())
-                    .unwrap_or(Some(0));
-                (Duration::from_millis(1), ProbeResult::Exit(status))
-            }
-            ProbeKind::Tcp { target, .. } | ProbeKind::Http { target, .. } => {
-                self.eval_connect(host, target.ip(), target.port(), &probe)
-            }
-        };
-        let (delay, result) = if delay > probe.timeout {
-            (probe.timeout, ProbeResult::Timeout)
-        } else {
-            (delay, result)
-        };
+        // Called while the process's outputs run: an answer at once (no route; an IPv6
+        // target, the simulated network being IPv4 only) is queued, not handed back inside.
+        if d.prober.start(now, gen, &probe, &mut h.stack, &mut self.fx) {
+            self.flush_fx(host);
+            return;
+        }
         self.queue.push(
-            self.now + delay,
+            now,
             Ev::ProbeDone(Box::new(ProbeDone {
                 host,
                 gen,
                 id: probe.id,
-                result,
+                result: ProbeResult::ConnectFailed,
             })),
         );
     }
 
-    fn eval_connect(
-        &mut self,
-        host: usize,
-        ip: IpAddr,
-        port: u16,
-        probe: &Probe,
-    ) -> (Duration, ProbeResult) {
-        let timeout = (probe.timeout, ProbeResult::Timeout);
-        let IpAddr::V4(ip) = ip else { return timeout };
-        let Some(t) = self.hosts.iter().position(|h| {
-            h.stack
-                .ifaces()
-                .iter()
-                .any(|i| i.spec.addrs.iter().any(|a| a.0 == ip))
-        }) else {
-            return timeout;
+    /// A probe socket's verdict, as the checker reads it.
+    pub(super) fn probe_finished(&mut self, host: usize, done: Done) {
+        let result = match done.outcome {
+            Outcome::Connected => ProbeResult::Connected,
+            Outcome::Refused => ProbeResult::ConnectFailed,
+            Outcome::TimedOut => ProbeResult::Timeout,
+            Outcome::Responded { server } => self.http_answer(*server.ip(), server.port()),
         };
-        let Some((rtt, loss)) = self.path(host, t, ip) else {
-            return timeout;
-        };
-        // SYN and SYN-ACK each cross both links once.
-        if loss > 0.0 {
-            let r = &mut self.hosts[host].rng;
-            if r.gen::<f64>() < loss || r.gen::<f64>() < loss {
-                return timeout;
-            }
-        }
-        let result = match &self.hosts[t].model {
-            Model::Server(s) => match s.service(port).filter(|s| s.running) {
-                Some(svc) => match probe.kind {
-                    ProbeKind::Http { .. } => ProbeResult::Http {
-                        status: svc.http_status,
-                        digest: svc.http_digest.clone(),
-                    },
-                    _ => ProbeResult::Connected,
-                },
-                None => ProbeResult::ConnectFailed,
-            },
-            _ => ProbeResult::ConnectFailed,
-        };
-        (rtt, result)
+        self.probe_result(host, done.gen, done.id, result);
     }
 
-    /// Round trip time and one-way loss between two hosts sharing a segment, if they can talk.
-    /// Round trip and loss from host `a` to the interface of host `b` that holds `ip`: a probe
-    /// to an address whose interface is down fails even if another of `b`'s links is up.
-    pub(super) fn path(&self, a: usize, b: usize, ip: Ipv4Addr) -> Option<(Duration, f64)> {
-        if self.blocked.contains(&(a, b)) || self.blocked.contains(&(b, a)) {
-            return None;
+    /// What the real server holding `ip` answers an HTTP_GET on `port` with.
+    fn http_answer(&self, ip: Ipv4Addr, port: u16) -> ProbeResult {
+        let holder = self.hosts.iter().find_map(|h| match &h.model {
+            Model::Server(s) if h.stack.is_local(ip) => s.service(port),
+            _ => None,
+        });
+        match holder {
+            Some(svc) => ProbeResult::Http {
+                status: svc.http_status,
+                digest: svc.http_digest.clone(),
+            },
+            None => ProbeResult::ConnectFailed,
         }
-        for (ia, i) in self.hosts[a].stack.ifaces().iter().enumerate() {
-            let Some(ea) = i.link.filter(|_| self.iface_carrier(a, ia)) else {
-                continue;
-            };
-            for (ib, j) in self.hosts[b].stack.ifaces().iter().enumerate() {
-                if !j.spec.addrs.iter().any(|x| x.0 == ip) {
-                    continue;
-                }
-                let Some(eb) = j.link.filter(|_| self.iface_carrier(b, ib)) else {
-                    continue;
-                };
-                let (la, lb) = (&self.graph[ea], &self.graph[eb]);
-                if la.seg == lb.seg {
-                    let rtt = (la.params.latency + lb.params.latency) * 2;
-                    let loss = 1.0 - (1.0 - la.params.loss) * (1.0 - lb.params.loss);
-                    return Some((rtt, loss));
-                }
-            }
-        }
-        None
     }
+
+    /// Hand a probe's result to the process that started it, if it still runs.
+    pub(super) fn probe_result(&mut self, host: usize, gen: u32, id: ProbeId, result: ProbeResult) {
+        if !matches!(self.dir(host), Some(d) if d.gen == gen) {
+            return;
+        }
+        self.trace_push(
+            host,
+            TraceEvent::Probe {
+                id: id.0,
+                result: format!("{result:?}"),
+            },
+        );
+        self.director_input(host, Input::ProbeDone { id, result });
+    }
+}
+
+/// The IPv4 address a TCP frame is for and its destination port, when it is TCP over IPv4.
+pub(super) fn tcp_dst(frame: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let (_, dst, proto) = crate::packet::ipv4_addrs(frame)?;
+    if proto != 6 {
+        return None;
+    }
+    let seg = crate::packet::parse_tcp(frame).ok()?;
+    Some((dst, seg.dport))
 }

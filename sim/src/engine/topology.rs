@@ -11,6 +11,7 @@ use lvs_core::Instant;
 
 use crate::client::{Client, ClientSpec};
 use crate::director::{Clock, DirectorFactory, ProcessTiming};
+use crate::prober::Prober;
 use crate::record::TraceEvent;
 use crate::rng::{node_rng, process_rng};
 use crate::server::{RealServer, RealServerSpec};
@@ -93,6 +94,7 @@ impl Sim {
             timing_rng: process_rng(self.seed, 0),
             scripts: BTreeMap::new(),
             keep_vips_on_kill: true,
+            prober: Prober::default(),
             clock: Clock::default(),
             iface_names: ifaces
                 .iter()

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::client::Client;
 use crate::director::{Clock, DirectorFactory, DirectorNode, ProcessTiming};
 use crate::packet::Mac;
+use crate::prober::Prober;
 use crate::server::RealServer;
 use crate::stack::Stack;
 
@@ -151,6 +152,8 @@ pub(super) struct DirectorProc {
     pub(super) scripts: BTreeMap<String, Option<i32>>,
     pub(super) keep_vips_on_kill: bool,
     pub(super) clock: Clock,
+    /// The host's health-check sockets.
+    pub(super) prober: Prober,
     /// Interface names by stack index, shared with every frame handed to the director.
     pub(super) iface_names: Vec<IfaceName>,
 }
