@@ -338,14 +338,40 @@ impl VrrpInstance {
                 .is_some_and(|a| a.addr.value.is_ipv6())
     }
 
-    /// The authentication keepalived uses: none under VRRPv3 or IPv6, nor without a password
-    /// (vrrp.c vrrp_complete_instance ignores it then).
+    /// The arguments of the last line of a keyword lvsd keeps verbatim (`other`), if any.
+    pub fn other_args(&self, keyword: &str) -> Option<Vec<&str>> {
+        self.other.iter().rev().find_map(|o| {
+            let mut words = o.value.split_whitespace();
+            (words.next() == Some(keyword)).then(|| words.collect())
+        })
+    }
+
+    /// A kept keyword read as keepalived's on/off handlers read it (vrrp_parser.c: no value
+    /// is true; a value `check_true_false` does not know leaves the setting alone).
+    pub fn other_flag(&self, keyword: &str) -> Option<bool> {
+        let args = self.other_args(keyword)?;
+        match args.first() {
+            None => Some(true),
+            Some(&("true" | "on" | "yes")) => Some(true),
+            Some(&("false" | "off" | "no")) => Some(false),
+            Some(_) => None,
+        }
+    }
+
+    /// Strict mode: the instance's `strict_mode`, else global_defs `vrrp_strict`.
+    pub fn strict_mode(&self, global: &GlobalDefs) -> bool {
+        self.other_flag("strict_mode")
+            .unwrap_or(global.vrrp_strict.is_some())
+    }
+
+    /// The authentication keepalived uses: none in strict mode, under VRRPv3 or IPv6, nor
+    /// without a password (vrrp.c vrrp_complete_instance ignores it then).
     pub fn authentication_in_effect(&self, global: &GlobalDefs) -> Option<AuthType> {
         let auth = self.authentication.as_ref()?;
         let kind = auth.auth_type.as_ref()?.value;
         let v3 = self.vrrp_version(global) == 3 || self.is_ipv6();
         let pass = auth.auth_pass.as_ref().is_some_and(|p| !p.value.is_empty());
-        (!v3 && pass).then_some(kind)
+        (!v3 && pass && !self.strict_mode(global)).then_some(kind)
     }
 
     /// Whether keepalived treats the instance as the address owner (priority 255; with no
@@ -357,14 +383,20 @@ impl VrrpInstance {
         }
     }
 
-    /// The initial state keepalived starts in: with none written, MASTER for the owner; MASTER
-    /// with AH authentication starts as BACKUP unless it owns the addresses (it needs an
-    /// advert's AH sequence number first).
+    /// The initial state keepalived starts in: with none written, MASTER for the owner; in
+    /// strict mode MASTER exactly when it owns the addresses; MASTER with AH authentication
+    /// starts as BACKUP unless it owns the addresses (it needs an advert's AH sequence number
+    /// first).
     pub fn initial_state(&self, global: &GlobalDefs) -> State {
+        let owner_state = if self.is_owner() {
+            State::Master
+        } else {
+            State::Backup
+        };
         let written = match &self.state {
+            Some(_) if self.strict_mode(global) => owner_state,
             Some(s) => s.value,
-            None if self.is_owner() => State::Master,
-            None => State::Backup,
+            None => owner_state,
         };
         let ah = self.authentication_in_effect(global) == Some(AuthType::Ah);
         if written == State::Master && ah && !self.is_owner() {
@@ -431,8 +463,10 @@ pub struct VirtualServer {
     pub quorum_up: Option<Spanned<String>>,
     /// `quorum_down` script.
     pub quorum_down: Option<Spanned<String>>,
-    /// `sorry_server ADDR PORT`.
+    /// `sorry_server ADDR [PORT]` (port 0 when none is written).
     pub sorry_server: Option<Spanned<(IpAddr, u16)>>,
+    /// `sorry_server_lvs_method` (the virtual server's method when none is given).
+    pub sorry_server_lvs_method: Option<Spanned<LbKind>>,
     /// `alpha`.
     pub alpha: Option<Span>,
     /// `omega`.

@@ -1470,7 +1470,15 @@ fn ignored_keywords_are_said_to_be_ignored() {
     .map(|(l, k)| (l, k.to_string()))
     .collect();
     assert_eq!(warned, expected);
-    assert!(p.diagnostics.iter().all(|d| d.keepalived.is_none()));
+    // The advice is no keepalived line; what keepalived does log here is strict mode's
+    // accept reset and the TTL without peers (fixtures/keepalived-t/strict.txt, unicast.txt).
+    assert_eq!(
+        p.keepalived_log(),
+        vec![
+            (0, "(A) warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting".to_string()),
+            (18, "(A): Cannot use unicast_ttl without unicast peers - resetting".to_string()),
+        ]
+    );
 }
 
 /// keepalived 2.2.7 (vrrp_complete_instance) refuses a VRRPv3 or strict-mode instance with no
@@ -1524,4 +1532,110 @@ fn zero_arp_intervals_keep_the_default() {
     let g = p.config.map(|c| c.global_defs).unwrap_or_default();
     assert_eq!(g.vrrp_garp_interval, None);
     assert_eq!(g.vrrp_gna_interval.map(|s| s.value.micros), Some(500_000));
+}
+
+/// Issue 11 point 7, the rest, against keepalived 2.2.7 (fixtures/keepalived-t/
+/// record-point7.sh): every line keepalived logs lvsd predicts, on its line, and the config
+/// stays usable — sorry server ports (reset to the service's for DR/TUN, cleared under a
+/// fwmark, warned under a group; `sorry_server_lvs_method` NAT keeps the port), unicast_ttl
+/// without peers and invalid, unicast_fault_no_peer (a line only the running keepalived
+/// logs, unicast.run.txt), strict mode's checks and resets, and route / rule lines (gw / or
+/// deprecated, bad prefixes and addresses, no destination, no interface to track, no
+/// action, no preference with keepalived's numbering).
+#[test]
+fn point_7_lines_as_keepalived_logs_them() {
+    let cases = [
+        (
+            include_str!("../../../fixtures/keepalived-t/sorry-ports.conf"),
+            include_str!("../../../fixtures/keepalived-t/sorry-ports.txt"),
+            "",
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/unicast.conf"),
+            include_str!("../../../fixtures/keepalived-t/unicast.txt"),
+            include_str!("../../../fixtures/keepalived-t/unicast.run.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/strict.conf"),
+            include_str!("../../../fixtures/keepalived-t/strict.txt"),
+            "",
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/routes.conf"),
+            include_str!("../../../fixtures/keepalived-t/routes.txt"),
+            "",
+        ),
+    ];
+    for (i, (conf, reference, run)) in cases.into_iter().enumerate() {
+        let p = parse_str("t", conf);
+        assert!(!p.has_errors(), "case {i}: {:#?}", rendered(&p));
+        // All of these files' lines are about the config (none names a missing interface).
+        let mut theirs = diagnostic::read_keepalived_lines(reference, |_| true);
+        assert!(!theirs.is_empty());
+        // What only the running keepalived logs about the config (not its VRRP events).
+        theirs.extend(
+            run.lines()
+                .filter(|l| l.contains("Cannot use unicast without any peers"))
+                .map(|l| (0, l.to_string())),
+        );
+        theirs.sort();
+        assert_eq!(p.keepalived_log(), theirs, "case {i}: {:#?}", rendered(&p));
+    }
+}
+
+/// keepalived 2.2.7 does not refuse unicast peers in strict mode (vrrp.c checks before it
+/// marks the instance unicast, so the check never fires: strict-unicast.txt is empty).
+#[test]
+fn strict_mode_takes_unicast_peers() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/strict-unicast.conf"),
+    );
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let theirs = keepalived_said(include_str!(
+        "../../../fixtures/keepalived-t/strict-unicast.txt"
+    ));
+    assert!(theirs.is_empty());
+    assert_eq!(p.keepalived_log(), theirs);
+}
+
+/// Strict mode's effects as the VRRP child's config dump shows them (strict.run.txt): the
+/// initial state follows address ownership, authentication is dropped; `strict_mode off`
+/// on an instance keeps both.
+#[test]
+fn strict_mode_states_and_authentication_as_keepalived_sets_them() {
+    let c = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/strict.conf"),
+    )
+    .config
+    .expect("usable");
+    let dump = include_str!("../../../fixtures/keepalived-t/strict.run.txt");
+    let mut theirs: Vec<String> = Vec::new();
+    for l in dump.lines().map(str::trim) {
+        if let Some(name) = l.strip_prefix("VRRP Instance = ") {
+            theirs.push(name.to_string());
+        } else if l.starts_with("Wantstate = ") || l.starts_with("Authentication type = ") {
+            theirs.push(l.to_string());
+        }
+    }
+    let mut ours = Vec::new();
+    for v in &c.vrrp_instances {
+        ours.push(v.name.value.clone());
+        let state = match v.initial_state(&c.global_defs) {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+        };
+        ours.push(format!("Wantstate = {state}"));
+        // keepalived's dump leaves the line out for IPv6 instances.
+        if !v.is_ipv6() {
+            let auth = match v.authentication_in_effect(&c.global_defs) {
+                None => "none",
+                Some(AuthType::Pass) => "SIMPLE_PASSWORD",
+                Some(AuthType::Ah) => "IPSEC_AH",
+            };
+            ours.push(format!("Authentication type = {auth}"));
+        }
+    }
+    assert_eq!(ours, theirs);
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::diagnostic::Part;
+use super::diagnostic::{Logged, Part};
 use super::lexer::Sources;
 use super::model::{AuthType, Config, LbKind, State, VirtualServer, VsKey, VsgEntry};
 use super::rules::{range, DEFAULT_SCHEDULER};
@@ -303,6 +303,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
 /// keepalived says so where the written port differs. Under a group it only says so (the
 /// group's entries give the ports, ipvswrapper.c).
 fn port_checks(c: &Config, vs: &VirtualServer, fwmark: bool, s: &mut Sources) {
+    sorry_port_checks(c, vs, s);
     let proto = if fwmark && !matches!(vs.key.value, VsKey::Group(_)) {
         None
     } else {
@@ -364,6 +365,58 @@ fn port_checks(c: &Config, vs: &VirtualServer, fwmark: bool, s: &mut Sources) {
     }
 }
 
+/// validate_check_config's port rule for the sorry server: a non-NAT one (its own
+/// `sorry_server_lvs_method`, else the service's method) takes the service's port, 0 under a
+/// fwmark; keepalived says so where a written port differs. Under a group it only says so.
+fn sorry_port_checks(c: &Config, vs: &VirtualServer, s: &mut Sources) {
+    let Some(ss) = &vs.sorry_server else { return };
+    let method = vs
+        .sorry_server_lvs_method
+        .as_ref()
+        .or(vs.lvs_method.as_ref())
+        .map_or(LbKind::Nat, |m| m.value);
+    let port = ss.value.1;
+    if method == LbKind::Nat || port == 0 {
+        return;
+    }
+    let mut warn = |message: String| s.warn_unplaced_keepalived(&ss.span, message);
+    match &vs.key.value {
+        VsKey::Inet { port: vs_port, .. } if *vs_port != port => warn(format!(
+            "WARNING - virtual server {} and sorry server ports don't match - resetting",
+            format_vs(vs, false)
+        )),
+        VsKey::Inet { .. } => {}
+        VsKey::Fwmark(_) => warn(format!(
+            "WARNING - virtual server {}, sorry server has port specified - clearing",
+            format_vs(vs, true)
+        )),
+        VsKey::Group(name) => {
+            let Some(g) = c
+                .virtual_server_groups
+                .iter()
+                .find(|g| &g.name.value == name)
+            else {
+                return;
+            };
+            if g.entries.iter().any(|e| matches!(e, VsgEntry::Fwmark(_))) {
+                warn(format!(
+                    "WARNING - fwmark virtual server {}, sorry server has port specified - port will be ignored",
+                    format_vs(vs, false)
+                ));
+            }
+            if g.entries
+                .iter()
+                .any(|e| matches!(e, VsgEntry::Inet { port: p, .. } if p.value != port))
+            {
+                warn(format!(
+                    "WARNING - virtual server {}, sorry server has port specified - port will be ignored",
+                    format_vs(vs, false)
+                ));
+            }
+        }
+    }
+}
+
 /// A virtual server as keepalived's `FMT_VS` names it: `[ADDR]:PROTO:PORT`, `FWM N` or
 /// `[GROUP]:0`; the protocol is the one in effect (UDP when none is set), `none` when
 /// `no_proto` (fwmarks, or before keepalived has set the default).
@@ -388,6 +441,15 @@ fn format_vs(vs: &VirtualServer, no_proto: bool) -> String {
 fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
     let name = &v.name.value;
     let version = v.vrrp_version(&c.global_defs);
+    let strict = v.strict_mode(&c.global_defs);
+    if strict && v.is_ipv6() {
+        if let Some(ver) = v.version.as_ref().filter(|ver| ver.value == 2) {
+            s.warn_unplaced_keepalived(
+                &ver.span,
+                format!("({name}) cannot use IPv6 with VRRP version 2; setting version 3"),
+            );
+        }
+    }
     if let Some(a) = &v.advert_int {
         let used = v.effective_advert_int(&c.global_defs);
         if used != a.value {
@@ -411,12 +473,21 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
         .as_ref()
         .filter(|_| v.unicast_peer.is_empty())
     {
-        // unicast_fault_no_peer makes keepalived fault the instance instead (not modelled).
-        if !v
+        let fault_no_peer = v
             .other
             .iter()
-            .any(|o| o.value.starts_with("unicast_fault_no_peer"))
-        {
+            .find(|o| o.value.split_whitespace().next() == Some("unicast_fault_no_peer"));
+        if let Some(f) = fault_no_peer {
+            // vrrp_complete_instance counts a config fault: keepalived holds the instance in
+            // FAULT from the start (its run log says so; -t does not print it).
+            s.warn_logged(
+                &f.span,
+                format!("({name}) unicast_fault_no_peer and no unicast_peer: keepalived keeps this instance in FAULT, lvsd does not model that and runs it as multicast"),
+                Logged::Unplaced(format!(
+                    "({name}) Cannot use unicast without any peers - going to fault state"
+                )),
+            );
+        } else {
             s.warn_unplaced_keepalived(
                 &kw.span,
                 format!("({name}) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration."),
@@ -426,12 +497,6 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
     if v.virtual_ipaddress.is_empty() {
         // VRRPv3 and strict mode need an address to advertise: the instance, and with it
         // the VRRP process, is refused.
-        let strict = c.global_defs.vrrp_strict.is_some()
-            || v.other.iter().any(|o| {
-                let mut w = o.value.split_whitespace();
-                w.next() == Some("strict_mode")
-                    && !matches!(w.next(), Some("off" | "false" | "no" | "0"))
-            });
         if version == 3 || strict {
             s.error_unplaced_keepalived(
                 &v.name.span,
@@ -444,12 +509,27 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
             );
         }
     }
+    if let Some(st) = v
+        .state
+        .as_ref()
+        .filter(|st| strict && (st.value == State::Master) != v.is_owner())
+    {
+        s.warn_unplaced_keepalived(
+            &st.span,
+            format!("({name}) State MASTER must match being address owner"),
+        );
+    }
     // vrrp_complete_instance's order and words: authentication first, then what the initial
     // state allows.
     if let Some(auth) = &v.authentication {
         let at = auth.auth_type.as_ref().map(|t| t.span.clone());
         if let Some(at) = &at {
-            if version == 3 {
+            if strict {
+                s.warn_unplaced_keepalived(
+                    at,
+                    format!("({name}) Strict mode does not support authentication. Ignoring."),
+                );
+            } else if version == 3 {
                 s.warn_unplaced_keepalived(
                     at,
                     format!("({name}) VRRP version 3 does not support authentication. Ignoring."),
@@ -484,6 +564,99 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
             s.warn_unplaced_keepalived(
                 np,
                 format!("({name}) Warning - nopreempt will not work with initial state MASTER - clearing"),
+            );
+        }
+    }
+    if let Some(pd) = v.preempt_delay.as_ref().filter(|pd| pd.value.micros > 0) {
+        if v.initial_state(&c.global_defs) == State::Master {
+            s.warn_logged(
+                &pd.span,
+                format!("({name}) preempt_delay does not apply to an initial MASTER: keepalived clears it, lvsd keeps it"),
+                Logged::Unplaced(format!(
+                    "({name}) Warning - preempt delay will not work with initial state MASTER - clearing"
+                )),
+            );
+        }
+    }
+    if strict {
+        strict_resets(c, v, s);
+    }
+}
+
+/// The settings strict mode resets in vrrp_complete_instance, in its order and words. lvsd
+/// does not honour strict mode's run-time rules (the keywords below are not honoured either:
+/// the parsers say so), so only preempt_delay, which lvsd does honour, differs in effect.
+fn strict_resets(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
+    let name = &v.name.value;
+    let span = &v.name.span;
+    if let Some(pd) = v
+        .preempt_delay
+        .as_ref()
+        .filter(|pd| pd.value.micros > 0 && v.initial_state(&c.global_defs) != State::Master)
+    {
+        s.warn_logged(
+            &pd.span,
+            format!("({name}) preempt_delay is incompatible with strict mode: keepalived resets it, lvsd keeps it"),
+            Logged::Unplaced(format!(
+                "({name}) preempt_delay is incompatible with strict mode - resetting"
+            )),
+        );
+    }
+    let number = |kw: &str| -> Option<u32> { v.other_args(kw)?.first()?.parse().ok() };
+    if number("down_timer_adverts").is_some_and(|n| n != 3) {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) down_timer_adverts is incompatible with strict mode - resetting"),
+        );
+    }
+    if v.other_args("accept").is_some()
+        && v.other_args("no_accept").is_none()
+        && !v.is_owner()
+        && v.vrrp_version(&c.global_defs) == 2
+    {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting"),
+        );
+    }
+    if number("garp_lower_prio_repeat").is_some_and(|n| n != 0) {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) Strict mode requires no repeat garps. resetting"),
+        );
+    }
+    if number("garp_lower_prio_delay").is_some_and(|n| n != 0) {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) Strict mode requires no repeat garp delay. resetting"),
+        );
+    }
+    if v.other_flag("lower_prio_no_advert") == Some(false) {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) Strict mode requires no lower priority advert. resetting"),
+        );
+    }
+    if v.other_flag("higher_prio_send_advert") == Some(true) {
+        s.warn_unplaced_keepalived(
+            span,
+            format!("({name}) strict mode requires higher_prio_send_advert to be clear. resetting"),
+        );
+    }
+    // The first IPv6 VIP of a multicast instance must be link local (only logged).
+    if let Some(first) = v
+        .virtual_ipaddress
+        .first()
+        .filter(|_| v.unicast_peer.is_empty() && v.is_ipv6())
+    {
+        let link_local = match first.addr.value {
+            std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+            std::net::IpAddr::V4(_) => true,
+        };
+        if !link_local {
+            s.warn_unplaced_keepalived(
+                &first.addr.span,
+                format!("({name}) the first IPv6 VIP address must be link local"),
             );
         }
     }

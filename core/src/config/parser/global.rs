@@ -245,7 +245,7 @@ impl Builder<'_> {
                 "vrrp_strict" => {
                     self.s.warn(
                         &n.keyword().span,
-                        "'vrrp_strict' is valid keepalived but lvsd does not honour it; ignored",
+                        "'vrrp_strict' is valid keepalived: its configuration checks apply, but for its run-time rules (accept mode, adverts, GARPs) lvsd does not honour it; ignored",
                     );
                     g.vrrp_strict = Some(self.flag(n));
                 }

@@ -11,6 +11,7 @@
 
 mod check;
 mod global;
+mod routes;
 mod virtual_server;
 mod vrrp;
 
@@ -59,9 +60,31 @@ impl Int for u16 {}
 impl Int for u32 {}
 impl Int for i32 {}
 
+/// vrrp_iprule.c RULE_START_PRIORITY: a rule without a preference takes the next one down.
+const RULE_START_PRIORITY: u32 = 16384;
+
+/// What the next rule without a preference gets, per family (keepalived counts over the
+/// whole file, static and virtual rules alike).
+#[derive(Debug)]
+struct RulePreferences {
+    ipv4: u32,
+    ipv6: u32,
+}
+
+impl Default for RulePreferences {
+    fn default() -> Self {
+        RulePreferences {
+            ipv4: RULE_START_PRIORITY,
+            ipv6: RULE_START_PRIORITY,
+        }
+    }
+}
+
 /// Builds the model, reporting into the shared [`Sources`].
 pub struct Builder<'a> {
     s: &'a mut Sources,
+    /// The preferences keepalived gives rules written without one.
+    rule_preferences: RulePreferences,
 }
 
 fn joined(words: &[Word]) -> Option<Spanned<String>> {
@@ -129,7 +152,10 @@ pub fn parse_secs(text: &str) -> Option<Secs> {
 impl<'a> Builder<'a> {
     /// A builder reporting into `s`.
     pub fn new(s: &'a mut Sources) -> Self {
-        Builder { s }
+        Builder {
+            s,
+            rule_preferences: RulePreferences::default(),
+        }
     }
 
     fn unknown(&mut self, node: &Node, context: &str, known: &[&[&str]]) {
@@ -164,7 +190,12 @@ impl<'a> Builder<'a> {
         if !others.contains(&kw.text.as_str()) {
             return false;
         }
-        if kw.text != "preempt" {
+        if kw.text == "strict_mode" {
+            self.s.warn(
+                &kw.span,
+                "'strict_mode' is valid keepalived: its configuration checks apply, but for its run-time rules (accept mode, adverts, GARPs) lvsd does not honour it; ignored",
+            );
+        } else if kw.text != "preempt" {
             self.s.warn(
                 &kw.span,
                 format!(
@@ -442,6 +473,14 @@ impl<'a> Builder<'a> {
                     .virtual_server_groups
                     .extend(self.named_block(node, Self::vs_group)),
                 "virtual_server" => c.virtual_servers.extend(self.virtual_server(node)),
+                k @ ("static_routes" | "static_rules") => {
+                    self.routes_or_rules(node, true);
+                    let kw = node.keyword();
+                    self.s.warn(
+                        &kw.span,
+                        format!("'{k}' is valid keepalived but not supported by lvsd; ignored"),
+                    );
+                }
                 k if ROOT_OTHER.contains(&k) => {
                     let kw = node.keyword();
                     self.s.warn(

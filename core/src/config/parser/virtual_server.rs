@@ -221,6 +221,7 @@ impl Builder<'_> {
             quorum_up: None,
             quorum_down: None,
             sorry_server: None,
+            sorry_server_lvs_method: None,
             alpha: None,
             omega: None,
             ha_suspend: None,
@@ -329,11 +330,34 @@ impl Builder<'_> {
                 "quorum_up" => vs.quorum_up = self.cmd_arg(n),
                 "quorum_down" => vs.quorum_down = self.cmd_arg(n),
                 "sorry_server" => {
-                    if let (Some(a), Some(p)) = (self.arg(n, 1), self.arg(n, 2)) {
-                        if let (Some(a), Some(p)) = (self.ip(a), self.port(p)) {
-                            vs.sorry_server = Some(Spanned::new((a.value, p.value), a.span));
+                    if let Some(a) = self.arg(n, 1) {
+                        // check_parser.c ssvr_handler: the port is optional.
+                        let port = match n.words.get(2) {
+                            Some(p) => self.port(p).map(|p| p.value),
+                            None => Some(0),
+                        };
+                        if let (Some(a), Some(port)) = (self.ip(a), port) {
+                            vs.sorry_server = Some(Spanned::new((a.value, port), a.span));
                         }
                     }
+                }
+                "sorry_server_lvs_method" | "sorry_server_inhibit" => {
+                    let method = k == "sorry_server_lvs_method";
+                    if vs.sorry_server.is_none() {
+                        self.s.warn_as_keepalived(
+                            &n.keyword().span,
+                            if method {
+                                "sorry_server forwarding used without sorry_server"
+                            } else {
+                                "Ignoring sorry_server inhibit used before or without sorry_server"
+                            },
+                        );
+                    } else if method {
+                        if let Some(m) = self.lb_kind(n, "sorry") {
+                            vs.sorry_server_lvs_method = Some(m);
+                        }
+                    }
+                    self.other(n, VS_OTHER, &mut vs.other);
                 }
                 "alpha" => vs.alpha = Some(self.flag(n)),
                 "omega" => vs.omega = Some(self.flag(n)),

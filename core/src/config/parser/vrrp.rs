@@ -207,6 +207,7 @@ impl Builder<'_> {
             dont_track_primary: None,
             other: Vec::new(),
         };
+        let mut ttl_set = false;
         for n in &b.nodes {
             if self.notify(n, &mut v.notify) {
                 continue;
@@ -216,6 +217,27 @@ impl Builder<'_> {
                 v.unicast_keyword = Some(spanned(kw));
             }
             match n.keyword().text.as_str() {
+                "virtual_routes" | "virtual_rules" => {
+                    self.routes_or_rules(n, false);
+                    self.other(n, INSTANCE_OTHER, &mut v.other);
+                }
+                "unicast_ttl" => {
+                    // vrrp_ttl_handler; lvsd does not honour the TTL (advised below).
+                    if let Some(w) = self.arg(n, 1) {
+                        if self.ka_unsigned(w, 0, 255).is_some() {
+                            ttl_set = true;
+                        } else {
+                            self.s.warn_as_keepalived(
+                                &w.span,
+                                format!(
+                                    "({}): TTL '{}' not valid - must be between 0 & 255",
+                                    v.name.value, w.text
+                                ),
+                            );
+                        }
+                    }
+                    self.other(n, INSTANCE_OTHER, &mut v.other);
+                }
                 "state" => {
                     if let Some(w) = self.arg(n, 1) {
                         match w.text.as_str() {
@@ -362,6 +384,16 @@ impl Builder<'_> {
                     }
                 }
             }
+        }
+        if ttl_set && v.unicast_peer.is_empty() {
+            // vrrp_end_handler, at the instance's closing brace.
+            self.s.warn_as_keepalived(
+                b.close.as_ref().unwrap_or(&b.open),
+                format!(
+                    "({}): Cannot use unicast_ttl without unicast peers - resetting",
+                    v.name.value
+                ),
+            );
         }
         v
     }
