@@ -432,3 +432,74 @@ fn a_config_with_includes_runs_in_the_simulator() {
     let failed: Vec<_> = report.failures().collect();
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// The health checker's verdict lines about real servers ("TCP connection to ...", "TCP_CHECK
+/// on service ... failed ...", "Removing / Adding service ..."), in order.
+fn checker_lines<'a>(lines: impl Iterator<Item = (Duration, &'a str)>) -> Vec<(Duration, String)> {
+    const VERDICTS: [&str; 4] = [
+        "TCP connection to ",
+        "TCP_CHECK on service ",
+        "Removing service ",
+        "Adding service ",
+    ];
+    lines
+        .filter(|(_, l)| VERDICTS.iter().any(|v| l.starts_with(v)))
+        .map(|(t, l)| (t, l.to_string()))
+        .collect()
+}
+
+// run-checks.sh: keepalived -C under Debian's kernel in qemu (its checkers need IPVS) checks
+// a real server on its subnet and one behind a router while the near one's service stops
+// (RST) and starts, and its NIC goes down (silence: the check times out) and up.
+#[test]
+fn health_checks_see_the_network_as_keepalived_does() {
+    let c = load_capture("keepalived-2.2-checks.log");
+    let s = load_scenario("checks.toml");
+    let marks: Vec<u64> = [
+        "near: service stopped",
+        "near: service started",
+        "near: eth0 down",
+        "near: eth0 up",
+    ]
+    .iter()
+    .map(|l| mark(&c, l))
+    .collect();
+    let faults: Vec<u64> = s.faults.iter().map(|f| f.at.as_secs()).collect();
+    assert_eq!(marks, faults, "the scenario's faults are the capture's");
+    assert_eq!(Duration::from_secs(mark(&c, "end")), s.duration);
+
+    let real_log = &c.logs.iter().find(|(h, _)| h == "director1").unwrap().1;
+    let real = checker_lines(
+        real_log
+            .iter()
+            .map(|l| (Duration::from_secs(l.t), l.text.as_str())),
+    );
+    let r = observe(&s, &RunOptions::default()).unwrap();
+    let sim = checker_lines(r.observations.iter().filter_map(|o| match &o.what {
+        Observed::Log { line } if o.host == "director1" => {
+            line.split_once("]: ").map(|(_, m)| (o.t, m))
+        }
+        _ => None,
+    }));
+    // Per real server: keepalived starts each checker at a random point of its first
+    // delay_loop, so the two servers' lines interleave either way and a verdict's moment is
+    // the capture's to within one delay_loop (2 s), not a second.
+    for server in ["[198.18.252.2]", "[198.18.253.2]"] {
+        let of = |v: &[(Duration, String)]| -> Vec<(Duration, String)> {
+            v.iter()
+                .filter(|(_, l)| l.contains(server))
+                .cloned()
+                .collect()
+        };
+        let (sim, real) = (of(&sim), of(&real));
+        let text = |v: &[(Duration, String)]| v.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
+        assert_eq!(text(&sim), text(&real), "{server}");
+        for ((st, line), (rt, _)) in sim.iter().zip(&real) {
+            let d = st.as_secs_f64() - rt.as_secs_f64();
+            assert!(
+                (-2.0..=2.0).contains(&d),
+                "{line}: simulated {st:?}, recorded {rt:?}"
+            );
+        }
+    }
+}

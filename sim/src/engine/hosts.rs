@@ -312,7 +312,17 @@ impl Sim {
                 };
                 self.trace_push(host, ev);
             }
-            Output::Log { source, text } => self.log(host, source, &text),
+            Output::Log { source, text } => {
+                // Handling SIGTERM, the parent's own lines ("Stopped Keepalived") wait for
+                // its exit, as keepalived's come after its children have gone.
+                if let Some(held) = self.dir(host).and_then(|d| d.exit_logs.as_mut()) {
+                    if source == LogSource::Main {
+                        held.push(text);
+                        return;
+                    }
+                }
+                self.log(host, source, &text)
+            }
         }
     }
 
@@ -436,6 +446,7 @@ impl Sim {
         let now = self.now;
         let Some(d) = self.dir(host) else { return };
         let local = d.clock.local(now);
+        d.exit_logs = Some(Vec::new());
         if let Some(p) = d.proc.as_mut() {
             p.handle_input(local, Input::Admin(Admin::Stop));
         }
@@ -469,6 +480,9 @@ impl Sim {
             return;
         }
         d.life = Life::Down;
+        for text in d.exit_logs.take().unwrap_or_default() {
+            self.log(host, LogSource::Main, &text);
+        }
         self.trace_push(host, TraceEvent::Process { running: false });
         if restart {
             self.exec(host);
@@ -486,6 +500,7 @@ impl Sim {
         d.inbox.clear();
         d.term = None;
         d.prober.clear();
+        d.exit_logs = None;
         d.paused = false;
         match life {
             Life::Down => return,

@@ -89,6 +89,7 @@ impl Sim {
             ready: None,
             inbox: Vec::new(),
             term: None,
+            exit_logs: None,
             timing: ProcessTiming::INSTANT,
             // Reseeded from the host's node below, once it has one.
             timing_rng: process_rng(self.seed, 0),

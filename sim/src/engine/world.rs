@@ -146,6 +146,8 @@ pub(super) struct DirectorProc {
     /// SIGTERM received, not yet handled: exec again after the exit (`restart`), and when
     /// the exit comes.
     pub(super) term: Option<(bool, Instant)>,
+    /// The SIGTERM'd process's own log lines, written at its exit.
+    pub(super) exit_logs: Option<Vec<String>>,
     pub(super) timing: ProcessTiming,
     /// The stream `timing` draws from (not the host's: a process's draws never shift it).
     pub(super) timing_rng: ChaCha8Rng,
