@@ -4,7 +4,7 @@
 //! that each brace becomes a line of its own; the parser then sees "keyword line" followed by
 //! a "{" line whether the brace was on the same line or the next one. We do the same.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -83,8 +83,13 @@ pub struct Sources {
     files: BTreeMap<String, Vec<String>>,
     /// File names in the order they were first read.
     order: Vec<String>,
-    /// `$NAME=value` definitions seen so far (they carry across included files).
+    /// `$NAME=value` definitions seen so far (they carry across included files); a
+    /// multi-line one holds its lines separated by `\n`.
     defs: BTreeMap<String, String>,
+    /// The definitions that are multi-line (keepalived expands them only at a line's end).
+    multiline: BTreeSet<String>,
+    /// The multi-line definition whose lines are being read.
+    collecting: Option<String>,
     /// The id `@ID` lines are matched against (keepalived: `-i`, else the host name).
     pub config_id: Option<String>,
     /// Diagnostics in the order they were raised.
@@ -234,18 +239,109 @@ pub fn lex(file: &str, text: &str, sources: &mut Sources) -> Vec<Line> {
     let mut cur: Line = Vec::new();
     for (idx, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
-        let Some((chars, orig)) = preprocess(file, line_no, raw, sources) else {
+        let raw = raw.trim_end_matches('\r');
+        // A multi-line definition's lines are read before anything else sees them.
+        if sources.collecting.is_some() {
+            collect_definition_line(raw, sources);
             continue;
-        };
-        let continued = lex_line(file, line_no, &chars, &orig, sources, &mut out, &mut cur);
-        if !continued && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+        }
+        // The lines a multi-line definition expands to follow the line that used it, as
+        // lines of their own (keepalived's next_ptr), each read as a line again.
+        let mut pending: VecDeque<Vec<(char, Orig)>> = VecDeque::new();
+        pending.push_back(raw.chars().enumerate().map(|(i, c)| (c, (i, 1))).collect());
+        while let Some(line) = pending.pop_front() {
+            if sources.collecting.is_some() {
+                let text: String = line.iter().map(|x| x.0).collect();
+                collect_definition_line(&text, sources);
+                continue;
+            }
+            let Some((chars, orig)) = preprocess(file, line_no, line, sources, &mut pending) else {
+                continue;
+            };
+            let continued = lex_line(file, line_no, &chars, &orig, sources, &mut out, &mut cur);
+            if !continued && !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
         }
     }
+    // A definition does not run on past its file.
+    sources.collecting = None;
     if !cur.is_empty() {
         out.push(cur);
     }
     out
+}
+
+/// keepalived's `decomment`: leading and trailing blanks and an unquoted `#` / `!` comment
+/// cut, `\#` / `\!` unescaped, a final `\` kept (with no blank before it).
+fn decomment(line: &str) -> String {
+    let chars: Vec<char> = line.trim_start_matches(is_blank).chars().collect();
+    let mut out = String::new();
+    let mut quote = false;
+    let mut cont = false;
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            '"' => {
+                quote = !quote;
+                out.push(c);
+            }
+            '\\' => match chars.get(i + 1) {
+                None => {
+                    cont = true;
+                    break;
+                }
+                Some(&n @ ('#' | '!')) if !quote => {
+                    out.push(n);
+                    i += 1;
+                }
+                Some(&n) => {
+                    out.push(c);
+                    out.push(n);
+                    i += 1;
+                }
+            },
+            '#' | '!' if !quote => break,
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    let mut out = out.trim_end_matches(is_blank).to_string();
+    if cont {
+        out.push('\\');
+    }
+    out
+}
+
+/// One line read while a multi-line definition is open (keepalived's read_line with
+/// `multiline_param_def`): an empty line ends it; a line ending in `\` adds a line and
+/// continues it; any other line adds a last line and ends it. A comment-only line ends it
+/// too: keepalived's children read the copy of the file the parent wrote, comments cut, where
+/// such a line is empty (the parent, reading the file itself, skips it; lvsd reads as the
+/// children, which run the config).
+fn collect_definition_line(raw: &str, sources: &mut Sources) {
+    let Some(name) = sources.collecting.clone() else {
+        return;
+    };
+    let line = decomment(raw);
+    let (add, more) = match line.strip_suffix('\\') {
+        _ if line.is_empty() => (None, false),
+        Some(body) => {
+            let body = body.trim_end_matches(is_blank);
+            (Some(format!("{body}\n")).filter(|_| !body.is_empty()), true)
+        }
+        None => (Some(line), false),
+    };
+    let value = sources.defs.entry(name.clone()).or_default();
+    if let Some(add) = add {
+        value.push_str(&add);
+    }
+    if !more {
+        sources.collecting = None;
+        if value.is_empty() {
+            sources.multiline.remove(&name);
+        }
+    }
 }
 
 /// Where a character of a preprocessed line came from: (source char index, source length).
@@ -259,10 +355,10 @@ type Orig = (usize, usize);
 fn preprocess(
     file: &str,
     line_no: u32,
-    raw: &str,
+    mut line: Vec<(char, Orig)>,
     sources: &mut Sources,
+    pending: &mut VecDeque<Vec<(char, Orig)>>,
 ) -> Option<(Vec<char>, Vec<Orig>)> {
-    let mut line: Vec<(char, Orig)> = raw.chars().enumerate().map(|(i, c)| (c, (i, 1))).collect();
     loop {
         let blanks = line.iter().take_while(|(c, _)| is_blank(*c)).count();
         line.drain(..blanks);
@@ -272,25 +368,29 @@ fn preprocess(
         let body: Vec<char> = line.iter().map(|x| x.0).collect();
         if body.first() == Some(&'$') {
             if let Some((name, value)) = definition(&body) {
-                if value.ends_with('\\') {
-                    let start = line.first().map_or(0, |x| x.1 .0);
-                    let span = Span {
-                        file: file.to_string(),
-                        line: line_no,
-                        col: u32::try_from(start + 1).unwrap_or(u32::MAX),
-                        len: u32::try_from(name.chars().count() + 1).unwrap_or(u32::MAX),
-                    };
-                    sources.warn(
-                        &span,
-                        format!("multi-line definition ${name} is not supported; ignored"),
-                    );
-                } else {
-                    sources.defs.insert(name, value);
+                // check_definition: a value ending in `\` goes on over the next lines, its
+                // first line (blanks before the `\` cut) ending where the `\` was.
+                match value.strip_suffix('\\') {
+                    Some(first) => {
+                        let first = first.trim_end_matches(is_blank);
+                        let value = if first.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{first}\n")
+                        };
+                        sources.defs.insert(name.clone(), value);
+                        sources.multiline.insert(name.clone());
+                        sources.collecting = Some(name);
+                    }
+                    None => {
+                        sources.multiline.remove(&name);
+                        sources.defs.insert(name, value);
+                    }
                 }
                 return None;
             }
         }
-        if !substitute(&mut line, file, line_no, sources) {
+        if !substitute(&mut line, file, line_no, sources, pending) {
             break;
         }
     }
@@ -329,6 +429,7 @@ fn substitute(
     file: &str,
     line_no: u32,
     sources: &mut Sources,
+    pending: &mut VecDeque<Vec<(char, Orig)>>,
 ) -> bool {
     let mut found = false;
     let mut at = 0;
@@ -342,6 +443,12 @@ fn substitute(
         let Some((value, used)) = reference(&after, file, sources) else {
             at += 1;
             continue;
+        };
+        // A multi-line value: its first line replaces the reference, the others follow
+        // (before what an enclosing expansion still has to give: keepalived's stack).
+        let (value, rest) = match value.split_once('\n') {
+            Some((first, rest)) => (first.to_string(), Some(rest.to_string())),
+            None => (value, None),
         };
         let start = line[at].1 .0;
         let end = line[at..=at + used]
@@ -370,6 +477,11 @@ fn substitute(
         }
         found = true;
         let orig = (start, end - start);
+        if let Some(rest) = rest {
+            for l in rest.split('\n').rev() {
+                pending.push_front(l.chars().map(|c| (c, orig)).collect());
+            }
+        }
         let tilde = value.trim_start_matches(is_blank).starts_with('~');
         line.splice(at..=at + used, value.chars().map(|c| (c, orig)));
         if tilde {
@@ -447,6 +559,14 @@ fn reference(after: &[char], file: &str, sources: &mut Sources) -> Option<(Strin
         end += 1;
     } else if !matches!(after.get(end), None | Some(' ' | '\t' | ',' | ')')) {
         return None;
+    }
+    // find_definition: a multi-line definition only where the reference ends the line
+    // (keepalived's line is cut of comments and trailing blanks by then).
+    if sources.multiline.contains(&name) {
+        let rest: String = after[end..].iter().collect();
+        if !decomment(&rest).is_empty() {
+            return None;
+        }
     }
     let value = match (sources.defs.get(&name), name.as_str()) {
         (Some(v), "_RANDOM") => v.clone(),
@@ -720,7 +840,7 @@ mod tests {
             config_id: Some("lb1".into()),
             ..Sources::default()
         };
-        let text = "$VIP = 10.0.0.1 # the address\n$PORT=80\n$ML=a \\\nvs $VIP ${PORT}x $NOPE $\n@lb1 priority 200\n@lb2 priority 100\n@^lb2 state BACKUP\n@lb1\n";
+        let text = "$VIP = 10.0.0.1 # the address\n$PORT=80\nvs $VIP ${PORT}x $NOPE $\n@lb1 priority 200\n@lb2 priority 100\n@^lb2 state BACKUP\n@lb1\n";
         let lines = lex("f", text, &mut s);
         assert_eq!(
             texts(&lines),
@@ -736,10 +856,34 @@ mod tests {
         assert_eq!((w[2].span.col, w[2].span.len), (9, 8));
         assert_eq!((w[3].span.col, w[3].span.len), (18, 5));
         assert_eq!((lines[1][0].span.col, lines[1][1].span.col), (6, 15));
-        assert_eq!(s.diagnostics.len(), 1);
-        assert!(s.diagnostics[0]
-            .message
-            .contains("multi-line definition $ML"));
+        assert!(s.diagnostics.is_empty());
+    }
+
+    #[test]
+    fn multi_line_definitions() {
+        let mut s = Sources::default();
+        let text = "$ML=a 1 \\\n  b 2 \\\n  \\\n c 3\nx $ML\n$ML y\n$E=\\\n d 4 \\\n# cut here\n e 5\nz\n$ML # fine\n";
+        let lines = lex("f", text, &mut s);
+        assert_eq!(
+            texts(&lines),
+            vec![
+                // The first line replaces the reference, the others follow it.
+                vec!["x", "a", "1"],
+                vec!["b", "2"],
+                vec!["c", "3"],
+                // Not at the line's end: no expansion.
+                vec!["$ML", "y"],
+                // A comment-only line ends a definition (keepalived's children's reading).
+                vec!["e", "5"],
+                vec!["z"],
+                vec!["a", "1"],
+                vec!["b", "2"],
+                vec!["c", "3"],
+            ]
+        );
+        // The lines a definition gives point at the reference.
+        assert_eq!((lines[1][0].span.line, lines[1][0].span.col), (5, 3));
+        assert!(s.diagnostics.is_empty());
     }
 
     #[test]

@@ -718,52 +718,7 @@ fn braces_as_keepalived_reads_them() {
 
     let c = p.config.expect("usable");
     let dump = include_str!("../../../fixtures/keepalived-t/braces.dump.txt");
-    let mut theirs: Vec<String> = Vec::new();
-    for l in dump.lines().filter(|l| !l.starts_with('#')) {
-        let l = l.trim();
-        if let Some(id) = l.strip_prefix("Router ID = ") {
-            theirs.push(format!("router_id {id}"));
-        } else if let Some(name) = l.strip_prefix("VRRP Instance = ") {
-            theirs.push(format!("instance {name}"));
-        } else if let Some(vip) = l.strip_suffix(" dev d0 scope global") {
-            theirs.push(format!("  vip {vip}"));
-        } else {
-            theirs.push(format!("  {l}"));
-        }
-    }
-    let mut ours = vec![format!(
-        "router_id {}",
-        c.global_defs
-            .router_id
-            .as_ref()
-            .map_or("", |r| r.value.as_str())
-    )];
-    for i in &c.vrrp_instances {
-        ours.push(format!("instance {}", i.name.value));
-        let vrid = i.virtual_router_id.as_ref().map_or(0, |v| v.value);
-        ours.push(format!("  Virtual Router ID = {vrid}"));
-        ours.push(format!("  Priority = {}", i.priority()));
-        ours.push(format!(
-            "  Advert interval = {} sec",
-            i.effective_advert_int(&c.global_defs).display()
-        ));
-        let preempt = if i.nopreempt.is_some() {
-            "disabled"
-        } else {
-            "enabled"
-        };
-        ours.push(format!("  Preempt = {preempt}"));
-        let auth = match i.authentication_in_effect(&c.global_defs) {
-            None => "none",
-            Some(AuthType::Pass) => "SIMPLE_PASSWORD",
-            Some(AuthType::Ah) => "IPSEC_AH",
-        };
-        ours.push(format!("  Authentication type = {auth}"));
-        for v in &i.virtual_ipaddress {
-            let prefix = v.prefix.unwrap_or(32);
-            ours.push(format!("  vip {}/{prefix}", v.addr.value));
-        }
-    }
+    let (ours, theirs) = instances_against_dump(&c, dump);
     assert_eq!(ours, theirs);
     // The checker's side (no IPVS here for its dump): `ha_suspend {lb_algo wrr}` closes the
     // first virtual server before its real server, which keepalived then drops as having
@@ -1637,5 +1592,96 @@ fn strict_mode_states_and_authentication_as_keepalived_sets_them() {
             ours.push(format!("Authentication type = {auth}"));
         }
     }
+    assert_eq!(ours, theirs);
+}
+
+/// A VRRP child's config dump (`keepalived -d`, cut to the router id, each instance's
+/// settings and its VIPs) and the same lines from lvsd's model with keepalived's defaults,
+/// for the settings the dump shows: `(ours, theirs)`.
+fn instances_against_dump(c: &Config, dump: &str) -> (Vec<String>, Vec<String>) {
+    let mut theirs: Vec<String> = Vec::new();
+    for l in dump.lines().filter(|l| !l.starts_with('#')) {
+        let l = l.trim();
+        if let Some(id) = l.strip_prefix("Router ID = ") {
+            theirs.push(format!("router_id {id}"));
+        } else if let Some(name) = l.strip_prefix("VRRP Instance = ") {
+            theirs.push(format!("instance {name}"));
+        } else if let Some(vip) = l.strip_suffix(" dev d0 scope global") {
+            theirs.push(format!("  vip {vip}"));
+        } else {
+            theirs.push(format!("  {l}"));
+        }
+    }
+    let mut ours = vec![format!(
+        "router_id {}",
+        c.global_defs
+            .router_id
+            .as_ref()
+            .map_or("", |r| r.value.as_str())
+    )];
+    for i in &c.vrrp_instances {
+        ours.push(format!("instance {}", i.name.value));
+        let state = match i.initial_state(&c.global_defs) {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+        };
+        ours.push(format!("  Wantstate = {state}"));
+        let vrid = i.virtual_router_id.as_ref().map_or(0, |v| v.value);
+        ours.push(format!("  Virtual Router ID = {vrid}"));
+        ours.push(format!("  Priority = {}", i.priority()));
+        ours.push(format!(
+            "  Advert interval = {} sec",
+            i.effective_advert_int(&c.global_defs).display()
+        ));
+        let preempt = if i.nopreempt.is_some() {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        ours.push(format!("  Preempt = {preempt}"));
+        let auth = match i.authentication_in_effect(&c.global_defs) {
+            None => "none",
+            Some(AuthType::Pass) => "SIMPLE_PASSWORD",
+            Some(AuthType::Ah) => "IPSEC_AH",
+        };
+        ours.push(format!("  Authentication type = {auth}"));
+        for v in &i.virtual_ipaddress {
+            let prefix = v.prefix.unwrap_or(32);
+            ours.push(format!("  vip {}/{prefix}", v.addr.value));
+        }
+    }
+    // Only the settings the dump shows: a line's key is what comes before " = ", else its
+    // first word.
+    let key = |l: &str| -> String {
+        match l.split_once(" = ") {
+            Some((k, _)) => k.trim().to_string(),
+            None => l.split_whitespace().next().unwrap_or("").to_string(),
+        }
+    };
+    let keys: std::collections::BTreeSet<String> = theirs.iter().map(|t| key(t)).collect();
+    ours.retain(|l| keys.contains(&key(l)));
+    (ours, theirs)
+}
+
+/// Multi-line definitions (`$NAME=... \` over several lines) as keepalived 2.2.7 reads and
+/// expands them (fixtures/keepalived-t/record-multiline.sh): the first line replaces the
+/// reference and the others follow as lines of their own, nested ones too; only a reference
+/// at the end of its line (comments aside) expands; a comment-only line ends a definition
+/// (the children read the parent's copy of the file, comments cut). lvsd logs keepalived's
+/// lines and gives each instance the settings the VRRP child's dump shows.
+#[test]
+fn multi_line_definitions_as_keepalived_expands_them() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/multiline.conf"),
+    );
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let theirs = keepalived_said(include_str!("../../../fixtures/keepalived-t/multiline.txt"));
+    assert_eq!(p.keepalived_log(), theirs, "{:#?}", rendered(&p));
+    let c = p.config.expect("usable");
+    let (ours, theirs) = instances_against_dump(
+        &c,
+        include_str!("../../../fixtures/keepalived-t/multiline.dump.txt"),
+    );
     assert_eq!(ours, theirs);
 }
