@@ -2,7 +2,7 @@
 //! director go through the connection table and leave toward a real server.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use rustc_hash::FxHashMap;
 
@@ -33,6 +33,11 @@ pub enum Handled {
         /// Interface to send on.
         iface: IfaceName,
         /// ARP who-has frame.
+        frame: Vec<u8>,
+    },
+    /// A NAT reply, rewritten to come from the virtual service: for the host to route on.
+    Route {
+        /// Rewritten frame (Ethernet addresses to be filled in by the host).
         frame: Vec<u8>,
     },
     /// IPVS dropped it.
@@ -131,16 +136,23 @@ pub fn forward(
         Verdict::Drop(r) => return Handled::Dropped(r),
         Verdict::Pass | Verdict::Reply { .. } => return Handled::NotOurs,
     };
-    if f.fwd != FwdMethod::Route {
+    let rs = f.dest.0;
+    let rewrite = |frame: Vec<u8>, our_mac: [u8; 6], rs_mac: [u8; 6]| match (f.fwd, rs) {
+        (FwdMethod::Route, _) => fwd::dr(frame, our_mac, rs_mac),
+        (FwdMethod::Masq, IpAddr::V4(a)) => {
+            fwd::nat_in(&frame, SocketAddrV4::new(a, f.dest.1), our_mac, rs_mac)
+        }
+        _ => Err(fwd::FwdError::NotIpv4),
+    };
+    if !matches!(f.fwd, FwdMethod::Route | FwdMethod::Masq) {
         return Handled::Unsupported(f.fwd);
     }
-    let rs = f.dest.0;
     match neighbours.lookup(rs) {
         Some((iface, mac)) => {
             let Some((our_mac, _)) = our(iface) else {
                 return Handled::NotOurs;
             };
-            match fwd::dr(frame, our_mac, mac) {
+            match rewrite(frame, our_mac, mac) {
                 Ok(frame) => Handled::Forward {
                     // Usually out where it came in: the name moves on, no count changes.
                     iface: if std::sync::Arc::ptr_eq(iface, &arrived_on) || **iface == *arrived_on {
@@ -165,9 +177,25 @@ pub fn forward(
     }
 }
 
+/// A real server's packet that IPVS matched as a NAT reply ([`Verdict::Reply`]), its source
+/// rewritten to the virtual address and port; anything else is not ours.
+pub fn reply(verdict: Verdict, frame: &[u8]) -> Handled {
+    let Verdict::Reply { vaddr, .. } = verdict else {
+        return Handled::NotOurs;
+    };
+    let IpAddr::V4(vip) = vaddr.0 else {
+        return Handled::NotOurs;
+    };
+    match fwd::nat_out(frame, SocketAddrV4::new(vip, vaddr.1), [0; 6], [0; 6]) {
+        Ok(frame) => Handled::Route { frame },
+        Err(_) => Handled::NotOurs,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Instant;
     use crate::wire::ethernet::EthernetRepr;
 
     #[test]
@@ -198,6 +226,92 @@ mod tests {
         let p = packet_info(&u).unwrap();
         assert_eq!((p.proto, p.tcp), (Protocol::Udp, TcpFlags::default()));
         assert_eq!(packet_info(&u[..30]), None);
+    }
+
+    /// A TCP segment between two IPv4 sockets, as an Ethernet frame.
+    fn seg(src: ([u8; 4], u16), dst: ([u8; 4], u16), syn: bool) -> Vec<u8> {
+        let mut f = Vec::new();
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, 1, 100);
+        let b = if syn { b.syn() } else { b.ack(1).syn() };
+        b.write(&mut f, b"").unwrap();
+        f
+    }
+
+    #[test]
+    fn nat_rewrites_the_destination_in_and_the_source_of_the_reply() {
+        use crate::ipvs::service::{DestSpec, ServiceSpec};
+        use crate::ipvs::{ServiceKey, SockAddr};
+        let vip = [10, 0, 0, 100];
+        let key = ServiceKey::Inet {
+            proto: Protocol::Tcp,
+            addr: Ipv4Addr::from(vip).into(),
+            port: 80,
+        };
+        let mut ipvs = crate::ipvs::table::Ipvs::default();
+        ipvs.add_service(ServiceSpec {
+            key,
+            scheduler: crate::ipvs::sched::SchedKind::Rr,
+            flags: Default::default(),
+            persistence: None,
+            netmask_prefix: 32,
+            one_packet: false,
+        })
+        .unwrap();
+        let rs = Ipv4Addr::new(192, 168, 0, 11);
+        ipvs.add_dest(
+            &key,
+            &DestSpec {
+                addr: rs.into(),
+                port: 8080,
+                fwd: FwdMethod::Masq,
+                weight: 1,
+                u_threshold: 0,
+                l_threshold: 0,
+            },
+        )
+        .unwrap();
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+        let iface = IfaceName::from("eth1");
+        let mut neigh = Neighbours::default();
+        neigh.learn(&iface, rs.into(), [6; 6]);
+        let our = |_: &str| Some(([5; 6], Some(Ipv4Addr::new(192, 168, 0, 1))));
+
+        let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
+        let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
+        let Handled::Forward { frame, iface: out } = forward(v, syn, iface.clone(), our, &neigh)
+        else {
+            panic!("not forwarded");
+        };
+        assert_eq!(&*out, "eth1");
+        let (eth, _) = EthernetRepr::parse(&frame).unwrap();
+        assert_eq!((eth.src, eth.dst), ([5; 6], [6; 6]));
+        let p = packet_info(&frame).unwrap();
+        assert_eq!((p.dst, p.dport), (IpAddr::V4(rs), 8080));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
+        assert!(ip.to_header().calc_header_checksum() == ip.header_checksum());
+
+        let synack = seg((rs.octets(), 8080), ([192, 0, 2, 7], 40000), false);
+        let v = ipvs.process_reply(Instant::ZERO, &packet_info(&synack).unwrap());
+        assert!(matches!(
+            v,
+            Verdict::Reply {
+                vaddr: SockAddr(_, 80),
+                ..
+            }
+        ));
+        let Handled::Route { frame } = reply(v, &synack) else {
+            panic!("not a reply");
+        };
+        let p = packet_info(&frame).unwrap();
+        assert_eq!((p.src, p.sport), (IpAddr::V4(vip.into()), 80));
+        assert_eq!((p.dst, p.dport), ("192.0.2.7".parse().unwrap(), 40000));
+        // Anything IPVS did not match as a reply is not ours to route.
+        let stray = seg(([192, 168, 0, 12], 8080), ([192, 0, 2, 7], 1), false);
+        let v = ipvs.process_reply(Instant::ZERO, &packet_info(&stray).unwrap());
+        assert_eq!(reply(v, &stray), Handled::NotOurs);
     }
 
     #[test]

@@ -217,6 +217,13 @@ pub enum Output {
         /// The whole frame.
         frame: Vec<u8>,
     },
+    /// Hand an IPv4 packet (an Ethernet frame whose addresses the host fills in) to the
+    /// host's own routing: a NAT reply, its source rewritten to the virtual service, which the
+    /// director host forwards toward the client as Linux does after IPVS's SNAT.
+    Route {
+        /// The frame; its Ethernet addresses are placeholders.
+        frame: Vec<u8>,
+    },
     /// Add a virtual address to `iface`.
     AddVip(Vip),
     /// Remove a virtual address from `iface`.

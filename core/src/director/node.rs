@@ -94,9 +94,8 @@ pub struct ServiceStats {
     /// The service.
     pub key: ServiceKey,
     /// Conns / InPkts / OutPkts / InBytes / OutBytes of the service (`ipvsadm -L -n
-    /// --stats`): what its destinations got, removed destinations included. The userspace
-    /// data plane forwards client packets only (DR), so OutPkts / OutBytes stay zero until
-    /// it forwards NAT replies.
+    /// --stats`): what its destinations got, removed destinations included. OutPkts /
+    /// OutBytes count NAT replies (DR and TUN replies bypass the director, as in the kernel).
     pub counters: IpvsStats,
     /// Its destinations, in kernel list order.
     pub dests: Vec<DestStats>,
@@ -621,6 +620,11 @@ impl Director {
             return;
         }
         if !self.held_vips.contains(&pkt.dst) {
+            // Maybe a NAT real server's reply, sent to us as its gateway (ip_vs_out).
+            let verdict = self.ipvs.process_reply(now, &pkt);
+            if let Handled::Route { frame } = dataplane::reply(verdict, &frame) {
+                self.out.push_back(Output::Route { frame });
+            }
             return;
         }
         let verdict = self.ipvs.process(now, &pkt, &mut *self.rng);
@@ -641,7 +645,7 @@ impl Director {
             Handled::Forward { iface, frame } | Handled::Resolve { iface, frame } => {
                 self.out.push_back(Output::Transmit { iface, frame });
             }
-            Handled::NotOurs | Handled::Dropped(_) => {}
+            Handled::NotOurs | Handled::Dropped(_) | Handled::Route { .. } => {}
             Handled::Unsupported(fwd) => self.log(
                 LogSource::Main,
                 format!("userspace data plane cannot forward with {fwd:?} yet"),

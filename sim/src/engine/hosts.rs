@@ -297,6 +297,17 @@ impl Sim {
             }) => {}
             // Its directors forward in userspace: no kernel sync daemon.
             Output::SyncDaemon(_) => {}
+            // The host routes what its data plane hands back (a NAT reply) as Linux
+            // forwards it: by its table, ARP as needed.
+            Output::Route { frame } => {
+                if let Some((_, dst, _)) = packet::ipv4_addrs(&frame) {
+                    let now = self.now;
+                    self.hosts[host]
+                        .stack
+                        .forward_frame(now, dst, frame, &mut self.fx);
+                    self.flush_fx(host);
+                }
+            }
             Output::Notify(Notification {
                 cause: NotifyCause::Vrrp(sc),
                 ..
