@@ -700,7 +700,7 @@ fn deprecated_aliases() {
 }
 
 /// keepalived 2.2.7's brace semantics (issue 11 point 6), recorded by
-/// fixtures/keepalived-t/record-braces.sh: `kw {X}` after a keyword with no block (known or
+/// fixtures/keepalived-t/record-dumps.sh: `kw {X}` after a keyword with no block (known or
 /// not) ignores the `{`, reads `X` at the same level and lets the `}` close the enclosing
 /// block; a keyword with a block may have its `{` on the next line or miss it; a block of
 /// values runs to the next `}`; each process skips the others' blocks by counting braces.
@@ -1612,13 +1612,12 @@ fn instances_against_dump(c: &Config, dump: &str) -> (Vec<String>, Vec<String>) 
             theirs.push(format!("  {l}"));
         }
     }
-    let mut ours = vec![format!(
-        "router_id {}",
-        c.global_defs
-            .router_id
-            .as_ref()
-            .map_or("", |r| r.value.as_str())
-    )];
+    // Without a router_id keepalived uses the host's name.
+    let mut ours = Vec::new();
+    match &c.global_defs.router_id {
+        Some(r) => ours.push(format!("router_id {}", r.value)),
+        None => theirs.retain(|t| !t.starts_with("router_id ")),
+    }
     for i in &c.vrrp_instances {
         ours.push(format!("instance {}", i.name.value));
         let state = match i.initial_state(&c.global_defs) {
@@ -1664,7 +1663,7 @@ fn instances_against_dump(c: &Config, dump: &str) -> (Vec<String>, Vec<String>) 
 }
 
 /// Multi-line definitions (`$NAME=... \` over several lines) as keepalived 2.2.7 reads and
-/// expands them (fixtures/keepalived-t/record-multiline.sh): the first line replaces the
+/// expands them (fixtures/keepalived-t/record-dumps.sh): the first line replaces the
 /// reference and the others follow as lines of their own, nested ones too; only a reference
 /// at the end of its line (comments aside) expands; a comment-only line ends a definition
 /// (the children read the parent's copy of the file, comments cut). lvsd logs keepalived's
@@ -1684,4 +1683,26 @@ fn multi_line_definitions_as_keepalived_expands_them() {
         include_str!("../../../fixtures/keepalived-t/multiline.dump.txt"),
     );
     assert_eq!(ours, theirs);
+}
+
+/// A vrrp_instance or vrrp_sync_group without a name, or with one already used, is refused
+/// by its handler and its block skipped by counting braces (so `nopreempt {priority 150}`
+/// inside reaches nothing), in keepalived's words (fixtures/keepalived-t/refused.{txt,dump.txt},
+/// record-dumps.sh); the first of a name stays.
+#[test]
+fn refused_blocks_are_skipped_as_keepalived_skips_them() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/refused.conf"),
+    );
+    assert!(!p.has_errors(), "{:#?}", rendered(&p));
+    let theirs = keepalived_said(include_str!("../../../fixtures/keepalived-t/refused.txt"));
+    assert_eq!(p.keepalived_log(), theirs, "{:#?}", rendered(&p));
+    let c = p.config.expect("usable");
+    let (ours, theirs) = instances_against_dump(
+        &c,
+        include_str!("../../../fixtures/keepalived-t/refused.dump.txt"),
+    );
+    assert_eq!(ours, theirs);
+    assert_eq!(c.vrrp_sync_groups.len(), 1);
 }

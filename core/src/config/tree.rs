@@ -239,6 +239,7 @@ pub fn build(lines: Vec<Line>, view: View, sources: &mut Sources) -> Vec<Node> {
         it: lines.into_iter().peekable(),
         view,
         s: sources,
+        named: std::collections::BTreeSet::new(),
     };
     let (nodes, _) = r.level(None);
     nodes
@@ -248,6 +249,8 @@ struct Reader<'s> {
     it: std::iter::Peekable<std::vec::IntoIter<Line>>,
     view: View,
     s: &'s mut Sources,
+    /// (keyword, name) of the named top-level blocks read so far.
+    named: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Reader<'_> {
@@ -274,6 +277,10 @@ impl Reader<'_> {
                         self.skip_block();
                         continue;
                     }
+                    Some(_) if self.refused(&line) => {
+                        self.skip_block();
+                        continue;
+                    }
                     Some((_, _, f)) => *f,
                     // An unknown keyword (a `}` too): the parser's to report.
                     None => Follow::Nothing,
@@ -295,6 +302,34 @@ impl Reader<'_> {
             nodes.push(Node { words: line, block });
         }
         (nodes, None)
+    }
+
+    /// Whether the handler of a top-level block refuses it, which then skips the block by
+    /// counting braces (`skip_block`): a vrrp_instance or vrrp_sync_group with no name, or
+    /// with the name of one read before (vrrp_parser.c).
+    fn refused(&mut self, line: &Line) -> bool {
+        let kw = &line[0];
+        let (no_name, again) = match kw.text.as_str() {
+            "vrrp_instance" => ("vrrp_instance must have a name", "vrrp instance"),
+            "vrrp_sync_group" => (
+                "vrrp_sync_group must have a name - skipping",
+                "vrrp sync group",
+            ),
+            _ => return false,
+        };
+        let logged = match line.get(1).filter(|_| line.len() == 2) {
+            None => no_name.to_string(),
+            Some(name) if !self.named.insert((kw.text.clone(), name.text.clone())) => {
+                format!("{again} {} already defined", name.text)
+            }
+            Some(_) => return false,
+        };
+        self.s.warn_logged(
+            &kw.span,
+            format!("{logged}; keepalived skips this block"),
+            Logged::AtLine(logged),
+        );
+        true
     }
 
     fn unexpected_open(&mut self, span: &Span) {
@@ -516,6 +551,21 @@ mod tests {
                     "Missing '{' at beginning of configuration block".to_string()
                 ),
                 (6, "Extra '}' found".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_blocks_are_skipped_by_counting_braces() {
+        let text = "vrrp_instance A {\n priority 1\n}\nvrrp_instance A {\n nopreempt {priority 2}\n}\nvrrp_instance {\n x\n}\nvrrp_sync_group G {\n}\nvrrp_sync_group G {\n}\n";
+        let (t, s) = tree(text, View::Vrrp);
+        assert_eq!(keywords(&t), vec!["vrrp_instance", "vrrp_sync_group"]);
+        assert_eq!(
+            logged(&s),
+            vec![
+                (4, "vrrp instance A already defined".to_string()),
+                (7, "vrrp_instance must have a name".to_string()),
+                (12, "vrrp sync group G already defined".to_string()),
             ]
         );
     }

@@ -22,14 +22,8 @@ pub fn validate(c: &Config, s: &mut Sources) {
     // (interface, vrid, IPv6) -> instance that claimed it first: IPv4 and IPv6 instances are
     // separate VRRP routers and may share a VRID on one link.
     let mut vrids: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
-    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    // A second instance of one name never gets here: keepalived skips its block (tree).
     for v in &c.vrrp_instances {
-        if let Some(prev) = names.insert(&v.name.value, &v.name.value) {
-            s.error(
-                &v.name.span,
-                format!("vrrp_instance '{prev}' defined twice"),
-            );
-        }
         if v.virtual_router_id.is_none() {
             s.error(
                 &v.name.span,
