@@ -13,6 +13,14 @@ use crate::director::{DirectorFactory, DirectorNode, HostEnv};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
     /// keepalived would refuse the file.
+    /// Valid keepalived, but asking for something the simulator cannot do yet.
+    #[error("{at}: {why}")]
+    Unsupported {
+        /// File, line and column of what asks for it.
+        at: String,
+        /// What and why.
+        why: String,
+    },
     #[error("{file}: keepalived.conf has errors:\n{rendered}")]
     Invalid {
         /// File name.
@@ -63,6 +71,14 @@ pub fn factory_with(
             rendered,
         });
     };
+    if let Some(at) = tunnelled(&cfg) {
+        return Err(ConfError::Unsupported {
+            at: at.to_string(),
+            why: "lb_kind TUN: the simulator forwards with DR and NAT only, not LVS-TUN yet; \
+                  refused rather than run with every request failing"
+                .to_string(),
+        });
+    }
     let log = config_log(
         &parsed.diagnostics,
         &|f| shown_name(file, f),
@@ -89,6 +105,17 @@ pub fn factory_with(
 /// Where a simulated director's keepalived read `file` from: the scenario's config stands
 /// in for /etc/keepalived/keepalived.conf and its includes sit beside it, so the logs name
 /// the files as on a real host whatever the scenario's own path.
+/// Where the first real server forwarded with TUN is configured (its own `lb_kind`, or the
+/// virtual server's it inherits), if any.
+fn tunnelled(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
+    cfg.virtual_servers.iter().find_map(|vs| {
+        vs.real_servers.iter().find_map(|rs| {
+            let kind = rs.lvs_method.as_ref().or(vs.lvs_method.as_ref())?;
+            (kind.value == config::model::LbKind::Tun).then_some(&kind.span)
+        })
+    })
+}
+
 fn shown_name(main: &str, file: &str) -> String {
     const ETC: &str = "/etc/keepalived";
     if file == main {

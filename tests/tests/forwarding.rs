@@ -66,3 +66,28 @@ fn nat_serves_through_a_real_server_failure_and_a_failover() {
         "{after_failover} answered through the backup"
     );
 }
+
+// What the simulator cannot do yet is refused when the scenario is built, with the line
+// that asks for it, not accepted and then failed request by request.
+#[test]
+fn a_tun_cluster_is_refused_with_the_line_that_asks_for_it() {
+    let nat = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nat/keepalived.conf.master"),
+    )
+    .unwrap();
+    let tun = nat.replace("    lb_kind NAT\n", "    lb_kind TUN\n");
+    assert_ne!(tun, nat);
+    let line = tun.lines().position(|l| l.contains("lb_kind TUN")).unwrap() + 1;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nat");
+    let text = std::fs::read_to_string(dir.join("nat-failover.toml"))
+        .unwrap()
+        .replace(
+            "keepalived_conf = \"keepalived.conf.master\"",
+            &format!("keepalived_conf_inline = '''\n{tun}'''"),
+        );
+    let s = Scenario::from_str(&text, &dir).unwrap();
+    let err = run(&s, &RunOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("host director1"), "{err}");
+    assert!(err.contains(&format!(":{line}:")), "{err}");
+    assert!(err.contains("lb_kind TUN"), "{err}");
+}
