@@ -205,6 +205,36 @@ impl Sources {
         }
     }
 
+    /// keepalived's `read_unsigned` (as -t prints it): the value of `w` when it is a whole
+    /// number in [min, max]; otherwise keepalived's line as a warning and None.
+    pub fn read_unsigned(&mut self, w: &Word, min: u32, max: u32) -> Option<u32> {
+        let t = w.text.trim_start();
+        let digits = t.strip_prefix('+').unwrap_or(t);
+        let msg = if t.starts_with('-') {
+            format!("negative number '{}'", w.text)
+        } else if !digits.chars().all(|c| c.is_ascii_digit()) {
+            format!("invalid number '{}'", w.text)
+        } else {
+            // strtoul reads "" as 0.
+            match if digits.is_empty() {
+                Ok(0)
+            } else {
+                digits.parse::<u64>()
+            } {
+                Ok(v) if v > u64::from(u32::MAX) => {
+                    format!("number '{}' outside unsigned integer range", w.text)
+                }
+                Err(_) => format!("number '{}' outside unsigned integer range", w.text),
+                Ok(v) => match u32::try_from(v) {
+                    Ok(v) if (min..=max).contains(&v) => return Some(v),
+                    _ => format!("number '{}' outside range [{min}, {max}]", w.text),
+                },
+            }
+        };
+        self.warn_as_keepalived(&w.span, msg);
+        None
+    }
+
     /// Raise a warning in keepalived's own words, on the line keepalived gives.
     pub fn warn_as_keepalived(&mut self, span: &Span, message: impl Into<String>) {
         let message = message.into();

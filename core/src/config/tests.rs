@@ -433,11 +433,27 @@ fn bad_addresses() {
             "t.conf:6:3: error: invalid prefix length '/33': must be 0 to 32\n      10.0.0.1/33\n      ^^^^^^^^^^^\n",
         ]
     );
+    // Servers keepalived cannot read it skips (check_data.c; bad-servers.txt has more).
+    let p = parse_str(
+        "t.conf",
+        "virtual_server 1.2.3 80 {\n}\nvirtual_server 1.2.3.4 80 {\n real_server 10.0.0.x 80 {\n }\n}\n",
+    );
+    assert!(!p.has_errors());
     assert_eq!(
-        errors("virtual_server 1.2.3 80 {\n}\nvirtual_server 1.2.3.4 80 {\n real_server 10.0.0.x 80 {\n }\n}\n"),
+        p.keepalived_log(),
         vec![
-            "t.conf:1:16: error: invalid IP address '1.2.3'\n    virtual_server 1.2.3 80 {\n                   ^^^^^\n",
-            "t.conf:4:14: error: invalid IP address '10.0.0.x'\n     real_server 10.0.0.x 80 {\n                 ^^^^^^^^\n",
+            (
+                0,
+                "Virtual server [1.2.3.4]:none:80 has no real servers - ignoring".to_string()
+            ),
+            (
+                1,
+                "Invalid virtual server IP address/port 1.2.3/80 - skipping".to_string()
+            ),
+            (
+                4,
+                "Invalid real server ip address/port 10.0.0.x/80 - skipping".to_string()
+            ),
         ]
     );
     // A VIP keepalived cannot read is logged and left out (vrrp_ipaddress.c).
@@ -1520,6 +1536,11 @@ fn point_7_lines_as_keepalived_logs_them() {
             include_str!("../../../fixtures/keepalived-t/routes.txt"),
             "",
         ),
+        (
+            include_str!("../../../fixtures/keepalived-t/bad-servers.conf"),
+            include_str!("../../../fixtures/keepalived-t/bad-servers.txt"),
+            "",
+        ),
     ];
     for (i, (conf, reference, run)) in cases.into_iter().enumerate() {
         let p = parse_str("t", conf);
@@ -1705,4 +1726,46 @@ fn refused_blocks_are_skipped_as_keepalived_skips_them() {
     );
     assert_eq!(ours, theirs);
     assert_eq!(c.vrrp_sync_groups.len(), 1);
+}
+
+/// A virtual or real server keepalived cannot read (address, port, fwmark) is refused and its
+/// block skipped, the rest of the file used (fixtures/keepalived-t/bad-servers.txt); before,
+/// lvsd refused the whole file. A virtual server without a port has port 0.
+#[test]
+fn unreadable_servers_are_skipped_as_keepalived_skips_them() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/bad-servers.conf"),
+    );
+    let c = p.config.expect("usable");
+    let kept: Vec<(String, usize)> = c
+        .virtual_servers
+        .iter()
+        .map(|v| (format!("{:?}", v.key.value), v.real_servers.len()))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![
+            (
+                format!(
+                    "{:?}",
+                    VsKey::Inet {
+                        addr: ip("198.18.0.10"),
+                        port: 80
+                    }
+                ),
+                1
+            ),
+            (
+                format!(
+                    "{:?}",
+                    VsKey::Inet {
+                        addr: ip("198.18.0.12"),
+                        port: 0
+                    }
+                ),
+                1
+            ),
+        ]
+    );
 }

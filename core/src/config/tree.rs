@@ -270,7 +270,15 @@ impl Reader<'_> {
                     if first.is_close() {
                         return (nodes, Some(first.span.clone()));
                     }
-                    follow(level, &first.text)
+                    let f = follow(level, &first.text);
+                    if first.text == "real_server"
+                        && matches!(f, Follow::Keywords(_))
+                        && self.refused(&line)
+                    {
+                        self.skip_block();
+                        continue;
+                    }
+                    f
                 }
                 None => match ROOTS.iter().find(|(k, ..)| *k == first.text) {
                     Some((_, owner, _)) if !owner.reads(self.view) => {
@@ -309,6 +317,9 @@ impl Reader<'_> {
     /// with the name of one read before (vrrp_parser.c).
     fn refused(&mut self, line: &Line) -> bool {
         let kw = &line[0];
+        if kw.text == "virtual_server" || kw.text == "real_server" {
+            return self.bad_server(line);
+        }
         let (no_name, again) = match kw.text.as_str() {
             "vrrp_instance" => ("vrrp_instance must have a name", "vrrp instance"),
             "vrrp_sync_group" => (
@@ -324,12 +335,75 @@ impl Reader<'_> {
             }
             Some(_) => return false,
         };
+        self.refuse(&kw.span, logged);
+        true
+    }
+
+    /// check_data.c alloc_vs / alloc_rs: a server whose address or port keepalived's
+    /// `inet_stosockaddr` cannot read (a port of zeros is none; `-range` or `/mask` after the
+    /// address is not looked at), or a fwmark outside 32 bits, is refused.
+    fn bad_server(&mut self, line: &Line) -> bool {
+        let (Some(first), second) = (line.get(1), line.get(2)) else {
+            return false;
+        };
+        let vs = line[0].text == "virtual_server";
+        if vs && first.text == "group" {
+            return false;
+        }
+        if vs && first.text == "fwmark" {
+            let Some(mark) = second else { return false };
+            if self.s.read_unsigned(mark, 0, u32::MAX).is_some() {
+                return false;
+            }
+            let logged = format!(
+                "virtual server fwmark '{}' must be in [0, {}] - ignoring",
+                mark.text,
+                u32::MAX
+            );
+            self.refuse(&mark.span, logged);
+            return true;
+        }
+        let port = second.filter(|p| !p.text.chars().all(|c| c == '0'));
+        let port_ok = port.is_none_or(|p| self.s.read_unsigned(p, 1, 65535).is_some());
+        let cut = first
+            .text
+            .find('-')
+            .or_else(|| first.text.find('/'))
+            .unwrap_or(first.text.len());
+        let ip = &first.text[..cut];
+        let addr_ok = if ip.contains(':') {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            ip.parse::<std::net::Ipv4Addr>().is_ok()
+        };
+        if port_ok && addr_ok {
+            return false;
+        }
+        let logged = match (vs, port) {
+            (true, Some(p)) => format!(
+                "Invalid virtual server IP address/port {}/{} - skipping",
+                first.text, p.text
+            ),
+            (true, None) => format!(
+                "Invalid virtual server IP address {} - skipping",
+                first.text
+            ),
+            (false, _) => format!(
+                "Invalid real server ip address/port {}/{} - skipping",
+                first.text,
+                second.map_or("(null)", |w| w.text.as_str())
+            ),
+        };
+        self.refuse(&first.span, logged);
+        true
+    }
+
+    fn refuse(&mut self, span: &Span, logged: String) {
         self.s.warn_logged(
-            &kw.span,
+            span,
             format!("{logged}; keepalived skips this block"),
             Logged::AtLine(logged),
         );
-        true
     }
 
     fn unexpected_open(&mut self, span: &Span) {

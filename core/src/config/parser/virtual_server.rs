@@ -185,21 +185,16 @@ impl Builder<'_> {
             }
             _ => {
                 let addr = self.ip(first);
+                // check_parser.c vs_handler: no port is port 0.
                 let port = match node.words.get(2) {
-                    Some(p) => self.port(p),
-                    None => {
-                        self.s.error(
-                            &first.span,
-                            "'virtual_server ADDRESS' needs a PORT after the address",
-                        );
-                        None
-                    }
+                    Some(p) => self.port(p).map(|p| p.value),
+                    None => Some(0),
                 };
                 let (addr, port) = (addr?, port?);
                 Spanned::new(
                     VsKey::Inet {
                         addr: addr.value,
-                        port: port.value,
+                        port,
                     },
                     addr.span,
                 )
