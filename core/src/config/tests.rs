@@ -1541,6 +1541,11 @@ fn point_7_lines_as_keepalived_logs_them() {
             include_str!("../../../fixtures/keepalived-t/bad-servers.txt"),
             "",
         ),
+        (
+            include_str!("../../../fixtures/keepalived-t/extra-params.conf"),
+            include_str!("../../../fixtures/keepalived-t/extra-params.txt"),
+            "",
+        ),
     ];
     for (i, (conf, reference, run)) in cases.into_iter().enumerate() {
         let p = parse_str("t", conf);
@@ -1768,4 +1773,23 @@ fn unreadable_servers_are_skipped_as_keepalived_skips_them() {
             ),
         ]
     );
+}
+
+/// A word after a virtual_server_group's name stops keepalived 2.2.7's checker (vsg_handler
+/// hands on a line without its first word; vsg-extra.txt, exit status 2): lvsd refuses the
+/// file, with keepalived's line.
+#[test]
+fn a_word_after_a_group_name_is_fatal() {
+    let p = parse_str(
+        "t",
+        include_str!("../../../fixtures/keepalived-t/vsg-extra.conf"),
+    );
+    assert!(p.has_errors());
+    let theirs = keepalived_said(include_str!("../../../fixtures/keepalived-t/vsg-extra.txt"));
+    let ours: Vec<(u32, String)> = p
+        .keepalived_log()
+        .into_iter()
+        .filter(|l| theirs.contains(l))
+        .collect();
+    assert_eq!(ours, theirs);
 }

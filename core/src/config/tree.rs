@@ -456,21 +456,27 @@ impl Reader<'_> {
     /// `alloc_value_block`: the lines up to the next `}`, as values (a `{` among them too).
     fn values(&mut self, line: &Line, named: bool) -> Block {
         let first_extra = if named { 2 } else { 1 };
-        if let Some(extra) = line.get(first_extra) {
-            // keepalived hands virtual_server_group's handler a copy without the keyword.
-            let kw = if named {
-                "(null)"
-            } else {
-                line[0].text.as_str()
-            };
-            self.s.warn_logged(
+        match line.get(first_extra) {
+            // vsg_handler hands alloc_value_block a copy of the line whose first word is
+            // missing, which keepalived's parser takes as a fatal missing parameter.
+            Some(extra) if named => {
+                self.s
+                    .error(&extra.span, format!("'{}' takes a name only", line[0].text));
+                if let Some(d) = self.s.diagnostics.last_mut() {
+                    d.keepalived = Some(Logged::AtLine(
+                        "*** Configuration line starting `***MISSING ***` is missing a parameter at word position 1".to_string(),
+                    ));
+                }
+            }
+            Some(extra) => self.s.warn_logged(
                 &extra.span,
                 format!("'{}' takes no parameters here; ignored", line[0].text),
                 Logged::AtLine(format!(
-                    "Block {kw} has extra parameters {} ...",
-                    extra.text
+                    "Block {} has extra parameters {} ...",
+                    line[0].text, extra.text
                 )),
-            );
+            ),
+            None => {}
         }
         let open = self.open(line, false);
         let mut nodes = Vec::new();
