@@ -61,7 +61,7 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.trace)
+    let text = lvs_scenarios::fs::read_bounded(&args.trace)
         .with_context(|| format!("cannot read {}", args.trace.display()))?;
     let opts = IpvsOptions {
         expire_nodest_conn: args.expire_nodest_conn,

@@ -329,3 +329,12 @@ fn strict_fails_on_warnings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A device or a huge file given by mistake is refused in bounded time and memory.
+#[test]
+fn a_file_too_large_to_be_a_config_is_refused() {
+    let (code, stdout, stderr) = check(&["-f", "/dev/zero"]);
+    assert_eq!(code, 1);
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("larger than 16 MiB"), "{stderr}");
+}

@@ -36,7 +36,7 @@ impl Scenario {
     /// paths are taken from the scenario file's directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let text = fs::read_bounded(path).map_err(|source| ScenarioError::Read {
             file: path.to_path_buf(),
             source,
         })?;

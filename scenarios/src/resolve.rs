@@ -597,7 +597,7 @@ impl Cx<'_> {
                     }
                     (Some(path), None) => {
                         let full = self.base_dir.join(path.get_ref());
-                        let text = std::fs::read_to_string(&full).map_err(|e| {
+                        let text = crate::fs::read_bounded(&full).map_err(|e| {
                             self.err(
                                 path.span(),
                                 key("keepalived_conf"),

@@ -138,6 +138,7 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("script_result for a script the config does not run", Append("\n[[fault]]\nat = \"30s\"\nkind = \"script_result\"\nhost = \"d1\"\nscript = \"/bin/true\"\nexit = 1\n"), "UnknownScript"),
         ("script_result on a real server", Append("\n[[fault]]\nat = \"30s\"\nkind = \"script_result\"\nhost = \"rs1\"\nscript = \"/bin/true\"\nexit = 1\n"), "WrongRole"),
         ("script_result without script", Append("\n[[fault]]\nat = \"30s\"\nkind = \"script_result\"\nhost = \"d1\"\nexit = 1\n"), "KindNeeds"),
+        ("keepalived_conf a device", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf = \"/dev/zero\""), "ConfRead"),
         ("process span backwards", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf_inline = \"vrrp_instance VI { }\"\nprocess = { start = \"90ms..10ms\" }"), "BackwardsSpan"),
         ("process wake not a duration", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf_inline = \"vrrp_instance VI { }\"\nprocess = { wake = \"1ms..soon\" }"), "Duration"),
         ("process of a client", Replace("role = \"client\"", "role = \"client\"\nprocess = { exit = \"1s\" }"), "WrongRoleKey"),
