@@ -1040,7 +1040,7 @@ fn keepalived_said(output: &str) -> Vec<(u32, String)> {
 
 /// What keepalived only logs, lvsd warns with the same words on the same line (and nothing
 /// else), and the config stays usable: fixtures/keepalived-t/{status-code, persistence-timeout,
-/// unknown-sched, invalid-values, ports, kept-checks}.
+/// unknown-sched, invalid-values, ports, kept-checks, sync-groups}.
 #[test]
 fn warns_as_keepalived_warns() {
     let cases = [
@@ -1067,6 +1067,10 @@ fn warns_as_keepalived_warns() {
         (
             include_str!("../../../fixtures/keepalived-t/kept-checks.conf"),
             include_str!("../../../fixtures/keepalived-t/kept-checks.txt"),
+        ),
+        (
+            include_str!("../../../fixtures/keepalived-t/sync-groups.conf"),
+            include_str!("../../../fixtures/keepalived-t/sync-groups.txt"),
         ),
     ];
     for (conf, reference) in cases {

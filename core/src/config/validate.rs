@@ -97,6 +97,7 @@ pub fn validate(c: &Config, s: &mut Sources) {
     }
     let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
     for g in &c.vrrp_sync_groups {
+        let mut found = 0;
         for m in &g.group {
             if !c.vrrp_instances.iter().any(|v| v.name.value == m.value) {
                 s.warn_unplaced_keepalived(
@@ -106,18 +107,20 @@ pub fn validate(c: &Config, s: &mut Sources) {
                         m.value, g.name.value
                     ),
                 );
-            } else if let Some(other) = member_of.insert(&m.value, &g.name.value) {
-                s.error(
+            } else if member_of.contains_key(m.value.as_str()) {
+                // vrrp_sync_set_group keeps the first group and carries on.
+                s.warn_unplaced_keepalived(
                     &m.span,
-                    format!("vrrp_instance {} is already in sync group {other}", m.value),
+                    format!(
+                        "Virtual router {} cannot exist in more than one sync group; ignoring {}",
+                        m.value, g.name.value
+                    ),
                 );
+            } else {
+                member_of.insert(&m.value, &g.name.value);
+                found += 1;
             }
         }
-        let found = g
-            .group
-            .iter()
-            .filter(|m| c.vrrp_instances.iter().any(|v| v.name.value == m.value))
-            .count();
         if found == 0 {
             s.warn_unplaced_keepalived(
                 &g.name.span,

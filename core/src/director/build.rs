@@ -303,13 +303,25 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
         ic.notify = notify_scripts(&vi.notify);
         instances.push(ic);
     }
+    // vrrp_sync_set_group: a member that is no instance, or is already in an earlier group,
+    // is ignored (the config warned); a group left with no member is removed.
+    let mut claimed = std::collections::BTreeSet::new();
     let sync_groups = cfg
         .vrrp_sync_groups
         .iter()
-        .map(|s| SyncGroupConfig {
-            name: s.name.value.clone(),
-            members: s.group.iter().map(|m| m.value.clone()).collect(),
-            notify: notify_scripts(&s.notify),
+        .filter_map(|s| {
+            let members: Vec<String> = s
+                .group
+                .iter()
+                .map(|m| m.value.clone())
+                .filter(|m| instances.iter().any(|i| i.name == *m))
+                .filter(|m| claimed.insert(m.clone()))
+                .collect();
+            (!members.is_empty()).then(|| SyncGroupConfig {
+                name: s.name.value.clone(),
+                members,
+                notify: notify_scripts(&s.notify),
+            })
         })
         .collect();
     let scripts = cfg
@@ -359,7 +371,7 @@ fn checkers_config(cfg: &Config) -> HealthCheckersConfig {
             v.sorry_server = vs.sorry_server.as_ref().map(|s| SorryServerConfig {
                 addr: s.value.0,
                 port: s.value.1,
-                fwd: None,
+                fwd: vs.sorry_server_lvs_method.as_ref().map(|m| fwd(m.value)),
                 inhibit: false,
             });
             v.real_servers = vs
@@ -434,4 +446,60 @@ fn checker(vs: &model::VirtualServer, c: &model::Checker) -> CheckerConfig {
     cc.delay_before_retry = c.delay_before_retry.as_ref().map(|d| dur(d.value));
     cc.warmup = c.warmup.as_ref().map(|w| dur(w.value));
     cc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::FwdMethod;
+
+    fn sorry(extra: &str) -> Option<SorryServerConfig> {
+        let text = format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind DR\n protocol TCP\n sorry_server 10.0.0.9 8080\n{extra} real_server 10.0.0.2 80 {{\n  weight 1\n }}\n}}\n"
+        );
+        let parsed = crate::config::parse_text("k.conf", &text, &crate::config::NoFiles);
+        let cfg = parsed.config.expect("parses");
+        checkers_config(&cfg).virtual_servers[0]
+            .sorry_server
+            .clone()
+    }
+
+    // vrrp_sync_set_group (fixtures/keepalived-t/sync-groups.txt): the second claim on A and
+    // the missing NOPE are ignored, G2 is left empty and removed, and the router accepts it.
+    #[test]
+    fn sync_groups_keep_the_first_claim_and_drop_what_is_left_empty() {
+        let text = include_str!("../../../fixtures/keepalived-t/sync-groups.conf");
+        let parsed = crate::config::parse_text("k.conf", text, &crate::config::NoFiles);
+        let cfg = parsed.config.expect("parses");
+        let env = NodeEnv {
+            ifaces: vec![crate::director::Iface {
+                name: "d0".into(),
+                mac: [2, 0, 0, 0, 0, 1],
+                addrs: vec!["198.18.0.2".parse().unwrap()],
+            }],
+        };
+        let rc = router_config(&cfg, &env).expect("builds");
+        let groups: Vec<(&str, Vec<&str>)> = rc
+            .sync_groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.members.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(groups, vec![("G1", vec!["A", "B"])]);
+        assert!(crate::vrrp::router::VrrpRouter::new(rc).is_ok());
+    }
+
+    // keepalived's sorry_server_lvs_method: the sorry server's own forwarding method (a NAT
+    // sorry server behind a DR service keeps its port); without it, the service's.
+    #[test]
+    fn the_sorry_server_forwards_with_its_own_method_when_given() {
+        let own = sorry(" sorry_server_lvs_method NAT\n").unwrap();
+        assert_eq!((own.port, own.fwd), (8080, Some(FwdMethod::Masq)));
+        let inherited = sorry("").unwrap();
+        assert_eq!(inherited.fwd, None);
+    }
 }

@@ -54,7 +54,6 @@ const VS_OTHER: &[&str] = &[
     "snmp_name",
     "weight",
     "sorry_server_inhibit",
-    "sorry_server_lvs_method",
 ];
 const RS: &[&str] = &[
     "weight",
@@ -352,7 +351,10 @@ impl Builder<'_> {
                             vs.sorry_server_lvs_method = Some(m);
                         }
                     }
-                    self.other(n, VS_OTHER, &mut vs.other);
+                    // The method is honoured (the sorry server's forwarding); inhibit not yet.
+                    if !method {
+                        self.other(n, VS_OTHER, &mut vs.other);
+                    }
                 }
                 "alpha" => vs.alpha = Some(self.flag(n)),
                 "omega" => vs.omega = Some(self.flag(n)),
