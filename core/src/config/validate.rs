@@ -479,7 +479,7 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
             // FAULT from the start (its run log says so; -t does not print it).
             s.warn_logged(
                 &f.span,
-                format!("({name}) unicast_fault_no_peer and no unicast_peer: keepalived keeps this instance in FAULT, lvsd does not model that and runs it as multicast"),
+                format!("({name}) unicast_fault_no_peer and no unicast_peer: the instance stays in FAULT"),
                 Logged::Unplaced(format!(
                     "({name}) Cannot use unicast without any peers - going to fault state"
                 )),

@@ -248,6 +248,13 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
             .collect();
         ic.src_ip = vi.unicast_src_ip.as_ref().map(|s| s.value);
         ic.unicast_peers = vi.unicast_peer.iter().map(|p| p.value).collect();
+        let fault_no_peer = vi
+            .other
+            .iter()
+            .any(|o| o.value.split_whitespace().next() == Some("unicast_fault_no_peer"));
+        if vi.unicast_keyword.is_some() && vi.unicast_peer.is_empty() && fault_no_peer {
+            ic.config_faults = 1;
+        }
         ic.nopreempt = vi.nopreempt.is_some();
         ic.preempt_delay = vi
             .preempt_delay

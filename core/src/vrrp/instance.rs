@@ -85,6 +85,9 @@ pub struct InstanceConfig {
     pub src_ip: Option<IpAddr>,
     /// `unicast_peer`; empty means multicast.
     pub unicast_peers: Vec<IpAddr>,
+    /// Faults `vrrp_complete_instance` counted in the config (`num_config_faults`: unicast
+    /// keywords with `unicast_fault_no_peer` and no peer): the instance stays in FAULT.
+    pub config_faults: u32,
     /// `nopreempt`.
     pub nopreempt: bool,
     /// `preempt_delay`.
@@ -135,6 +138,7 @@ impl InstanceConfig {
             primary_ip,
             src_ip: None,
             unicast_peers: Vec::new(),
+            config_faults: 0,
             nopreempt: false,
             preempt_delay: Duration::ZERO,
             garp_master_delay: Duration::from_secs(5),
@@ -242,6 +246,8 @@ fn us(d: Duration) -> u64 {
 impl Instance {
     /// A new instance in INIT, with keepalived's `vrrp_complete_instance` defaults applied.
     pub fn new(cfg: InstanceConfig) -> Self {
+        // A config fault holds it in FAULT from the start, without a transition to log.
+        let config_faults = cfg.config_faults;
         let base_priority = match (cfg.priority, cfg.state) {
             (0, Some(InitialState::Master)) => PRIO_OWNER,
             (0, _) => 100,
@@ -272,7 +278,11 @@ impl Instance {
         }
         let mut inst = Instance {
             cfg,
-            state: VrrpState::Init,
+            state: if config_faults > 0 {
+                VrrpState::Fault
+            } else {
+                VrrpState::Init
+            },
             wantstate,
             base_priority,
             effective_priority: base_priority,
@@ -284,7 +294,7 @@ impl Instance {
             preempt_time: None,
             preempt_delay,
             nopreempt,
-            num_fault: 0,
+            num_fault: config_faults,
             num_script_init: 0,
             vipset: false,
             sync: None,

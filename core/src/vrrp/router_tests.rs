@@ -709,3 +709,48 @@ fn timer_work_is_bounded_and_said() {
         .any(|o| matches!(o, VrrpOutput::Log { text } if *text == said)));
     assert_eq!(r.poll_timeout(), Some(Instant::ZERO));
 }
+
+// vrrp_complete_instance counts unicast keywords with unicast_fault_no_peer and no peer as a
+// config fault (fixtures/keepalived-t/unicast.run.txt): the instance never leaves FAULT, logs
+// no transition and sends nothing, while its neighbour runs on.
+#[test]
+fn a_config_fault_holds_the_instance_in_fault() {
+    let mut held = inst(100, InitialState::Backup);
+    held.name = "U3".into();
+    held.config_faults = 1;
+    let mut other = inst(100, InitialState::Backup);
+    other.name = "U1".into();
+    other.vrid = 8;
+    let mut r = started(RouterConfig {
+        instances: vec![held, other],
+        ..Default::default()
+    });
+    let mut out = drain(&mut r);
+    for s in 1..=10 {
+        r.handle_timeout(Instant::from_secs(s));
+        out.extend(drain(&mut r));
+    }
+    assert_eq!(r.instances()[0].state(), VrrpState::Fault);
+    assert_eq!(r.instances()[1].state(), VrrpState::Master);
+    let said = logs(&out);
+    assert!(
+        said.iter().all(|l| !l.starts_with("(U3) Entering")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|l| l == "(U1) Entering MASTER STATE"),
+        "{said:#?}"
+    );
+    // Only U1's adverts (VRID 8) go out.
+    let vrids: Vec<u8> = out
+        .iter()
+        .filter_map(|o| match o {
+            VrrpOutput::SendAdvert { advert, .. } => Some(advert.vrid),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !vrids.is_empty() && vrids.iter().all(|v| *v == 8),
+        "{vrids:?}"
+    );
+}

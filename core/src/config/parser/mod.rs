@@ -55,6 +55,11 @@ const ROOT_OTHER: &[&str] = &[
 
 /// Numbers accepted as integers in a given range (keepalived's `read_unsigned_strvec` and friends).
 trait Int: Copy + TryFrom<i64> {}
+
+/// "Other" keywords lvsd honours from the words it keeps: `preempt` (the default anyway) and
+/// `unicast_fault_no_peer` (an instance without peers held in FAULT).
+const HONOURED_OTHERS: &[&str] = &["preempt", "unicast_fault_no_peer"];
+
 impl Int for u8 {}
 impl Int for u16 {}
 impl Int for u32 {}
@@ -181,10 +186,10 @@ impl<'a> Builder<'a> {
         self.s.warn_logged(&kw.span, msg, logged);
     }
 
-    /// Handle a keyword keepalived knows but lvsd does not model; true if it was one. It is
-    /// kept (for `--json` and the dumps) and warned about, never silently dropped: the
-    /// simulator and the daemon run as if it were not there. `preempt` says what is the
-    /// default anyway.
+    /// Handle a keyword keepalived knows but lvsd does not model as a field; true if it was
+    /// one. It is kept (for `--json`, the dumps and the few the director reads from here,
+    /// [`HONOURED_OTHERS`]) and, unless honoured, warned about, never silently dropped: the
+    /// simulator and the daemon run as if it were not there.
     fn other(&mut self, node: &Node, others: &[&str], into: &mut Vec<Spanned<String>>) -> bool {
         let kw = node.keyword();
         if !others.contains(&kw.text.as_str()) {
@@ -195,7 +200,7 @@ impl<'a> Builder<'a> {
                 &kw.span,
                 "'strict_mode' is valid keepalived: its configuration checks apply, but for its run-time rules (accept mode, adverts, GARPs) lvsd does not honour it; ignored",
             );
-        } else if kw.text != "preempt" {
+        } else if !HONOURED_OTHERS.contains(&kw.text.as_str()) {
             self.s.warn(
                 &kw.span,
                 format!(
