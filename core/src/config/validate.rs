@@ -580,9 +580,9 @@ fn instance_checks(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) 
     }
 }
 
-/// The settings strict mode resets in vrrp_complete_instance, in its order and words. lvsd
-/// does not honour strict mode's run-time rules (the keywords below are not honoured either:
-/// the parsers say so), so only preempt_delay, which lvsd does honour, differs in effect.
+/// The settings strict mode resets in vrrp_complete_instance, in its order and words. Of
+/// them lvsd honours preempt_delay (reset in the director's build, as keepalived resets it);
+/// the others are keywords lvsd does not honour anyway (the parsers say so).
 fn strict_resets(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
     let name = &v.name.value;
     let span = &v.name.span;
@@ -593,7 +593,7 @@ fn strict_resets(c: &Config, v: &super::model::VrrpInstance, s: &mut Sources) {
     {
         s.warn_logged(
             &pd.span,
-            format!("({name}) preempt_delay is incompatible with strict mode: keepalived resets it, lvsd keeps it"),
+            format!("({name}) preempt_delay is incompatible with strict mode - resetting"),
             Logged::Unplaced(format!(
                 "({name}) preempt_delay is incompatible with strict mode - resetting"
             )),

@@ -256,9 +256,11 @@ fn router_config(cfg: &Config, env: &NodeEnv) -> Result<RouterConfig, BuildError
             ic.config_faults = 1;
         }
         ic.nopreempt = vi.nopreempt.is_some();
+        // Strict mode resets preempt_delay (vrrp_complete_instance; the config warned).
         ic.preempt_delay = vi
             .preempt_delay
             .as_ref()
+            .filter(|_| !vi.strict_mode(g))
             .map_or(Duration::ZERO, |d| dur(d.value));
         if let Some(d) = secs(&vi.garp_master_delay).or(secs(&g.vrrp_garp_master_delay)) {
             ic.garp_master_delay = d;
@@ -498,6 +500,29 @@ mod tests {
             .collect();
         assert_eq!(groups, vec![("G1", vec!["A", "B"])]);
         assert!(crate::vrrp::router::VrrpRouter::new(rc).is_ok());
+    }
+
+    // vrrp_complete_instance: strict mode resets preempt_delay ("... is incompatible with
+    // strict mode - resetting", fixtures/keepalived-t/strict.txt).
+    #[test]
+    fn strict_mode_resets_preempt_delay() {
+        let delay = |global: &str| {
+            let text = format!(
+                "global_defs {{\n{global}}}\nvrrp_instance A {{\n interface d0\n state BACKUP\n virtual_router_id 1\n priority 100\n preempt_delay 10\n virtual_ipaddress {{\n  198.18.0.100\n }}\n}}\n"
+            );
+            let parsed = crate::config::parse_text("k.conf", &text, &crate::config::NoFiles);
+            let cfg = parsed.config.expect("parses");
+            let env = NodeEnv {
+                ifaces: vec![crate::director::Iface {
+                    name: "d0".into(),
+                    mac: [2, 0, 0, 0, 0, 1],
+                    addrs: vec!["198.18.0.2".parse().unwrap()],
+                }],
+            };
+            router_config(&cfg, &env).expect("builds").instances[0].preempt_delay
+        };
+        assert_eq!(delay(""), Duration::from_secs(10));
+        assert_eq!(delay(" vrrp_strict\n"), Duration::ZERO);
     }
 
     // keepalived's sorry_server_lvs_method: the sorry server's own forwarding method (a NAT
