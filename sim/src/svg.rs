@@ -1,7 +1,8 @@
-//! A hand-written SVG timeline: VRRP state per instance and host, VIP holder, real servers
-//! as each director's IPVS table sees them, request failures and faults.
+//! A hand-written SVG timeline: VRRP state per instance and host, every holder of each VIP
+//! (two at once drawn as split brain), real servers as each director's IPVS table sees
+//! them, request failures and faults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use lvs_core::director::{StateChangeKind, VrrpState};
@@ -14,6 +15,8 @@ use crate::record::{TraceEntry, TraceEvent};
 const LEFT: f64 = 220.0;
 const WIDTH: f64 = 1000.0;
 const ROW: f64 = 22.0;
+/// A VIP held by two hosts at once.
+const SPLIT: &str = "#ff8c00";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -28,6 +31,7 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
     let mut lanes: BTreeMap<String, Vec<(u64, String, &'static str)>> = BTreeMap::new();
     let mut failures: Vec<u64> = Vec::new();
     let mut faults: Vec<(u64, String)> = Vec::new();
+    let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in trace {
         match &e.event {
             TraceEvent::Notify {
@@ -45,18 +49,25 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
                     .or_default()
                     .push((e.t, label, colour));
             }
-            TraceEvent::AddVip { addr, .. } => {
-                lanes.entry(format!("vip {addr}")).or_default().push((
-                    e.t,
-                    e.host.to_string(),
-                    "#4682b4",
-                ));
-            }
-            TraceEvent::DelVip { addr, .. } => {
-                let lane = lanes.entry(format!("vip {addr}")).or_default();
-                // Only clear the lane if the host removing it is the one shown.
-                if lane.last().is_some_and(|l| *l.1 == *e.host) {
-                    lane.push((e.t, String::new(), ""));
+            TraceEvent::AddVip { addr, .. } | TraceEvent::DelVip { addr, .. } => {
+                let set = holders.entry(addr.clone()).or_default();
+                let changed = if matches!(e.event, TraceEvent::AddVip { .. }) {
+                    set.insert(e.host.to_string())
+                } else {
+                    set.remove(&*e.host)
+                };
+                if changed {
+                    // Every holder shows: two at once is split brain, in a warning colour.
+                    let names: Vec<&str> = set.iter().map(String::as_str).collect();
+                    let (label, colour) = match names.len() {
+                        0 => (String::new(), ""),
+                        1 => (names[0].to_string(), "#4682b4"),
+                        _ => (format!("SPLIT BRAIN: {}", names.join(" + ")), SPLIT),
+                    };
+                    lanes
+                        .entry(format!("vip {addr}"))
+                        .or_default()
+                        .push((e.t, label, colour));
                 }
             }
             TraceEvent::Ipvs { change } => {
@@ -172,4 +183,42 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn vip(t: u64, host: &str, add: bool) -> TraceEntry {
+        let (iface, addr) = ("eth0".to_string(), "10.0.0.100".to_string());
+        TraceEntry {
+            t,
+            host: Arc::from(host),
+            event: if add {
+                TraceEvent::AddVip { iface, addr }
+            } else {
+                TraceEvent::DelVip { iface, addr }
+            },
+        }
+    }
+
+    // The VIP lane used to show only the last holder, which hid split brain.
+    #[test]
+    fn a_vip_held_twice_is_drawn_as_split_brain() {
+        let trace = [
+            vip(1_000_000_000, "d1", true),
+            vip(2_000_000_000, "d2", true),
+            vip(3_000_000_000, "d1", false),
+        ];
+        let svg = render(&trace, Instant::from_secs(4));
+        assert!(svg.contains("SPLIT BRAIN: d1 + d2"), "{svg}");
+        assert_eq!(svg.matches(SPLIT).count(), 1, "{svg}");
+        // Before, during and after: d1 alone, both, d2 alone.
+        let titles: Vec<&str> = svg
+            .match_indices("<title>")
+            .map(|(i, _)| &svg[i + 7..i + 7 + svg[i + 7..].find('<').unwrap()])
+            .collect();
+        assert_eq!(titles, vec!["d1", "SPLIT BRAIN: d1 + d2", "d2"]);
+    }
 }
