@@ -29,6 +29,12 @@ pub struct Args {
     /// Write the SVG timeline here.
     #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
     pub svg: Option<PathBuf>,
+    /// One log per director instead of one time-ordered log of all of them and the faults.
+    #[arg(long)]
+    pub by_host: bool,
+    /// Keep every "Sending gratuitous ARP" line instead of one per burst with its count.
+    #[arg(long)]
+    pub log_detail: bool,
     /// Run every seed in `A..B` (inclusive) and list the ones that fail.
     #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
     pub seeds: Option<RangeInclusive<u64>>,
@@ -94,7 +100,11 @@ fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
         svg: args.svg.is_some(),
     };
     let report = run_scenario(&scenario, &opts)?;
-    out.write_all(report.render_text().as_bytes())?;
+    out.write_all(
+        report
+            .render_text_as(args.by_host, args.log_detail)
+            .as_bytes(),
+    )?;
     out.flush()?;
     if let (Some(path), Some(json)) = (&args.json, &report.trace_json) {
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
@@ -203,6 +213,8 @@ mod tests {
                 until: None,
                 json: None,
                 svg: None,
+                by_host: false,
+                log_detail: false,
                 seeds,
             }
         }
@@ -228,8 +240,22 @@ mod tests {
         );
         let (r, out) = exec(&s.args(None));
         assert_eq!(r.unwrap(), ExitCode::SUCCESS, "{out}");
-        assert!(out.contains("==> director1 keepalived log <=="), "{out}");
+        assert!(
+            out.contains("==> keepalived logs and faults, in time order <=="),
+            "{out}"
+        );
         assert!(out.contains("(LAN) Entering MASTER STATE"), "{out}");
+        // A gratuitous ARP burst is one line with its count.
+        assert!(
+            out.contains("Sending gratuitous ARP on eth1 for 192.168.22.118 (5 times)"),
+            "{out}"
+        );
+        let mut by_host = s.args(None);
+        by_host.by_host = true;
+        by_host.log_detail = true;
+        let (_, out) = exec(&by_host);
+        assert!(out.contains("==> director1 keepalived log <=="), "{out}");
+        assert!(!out.contains(" times)"), "{out}");
         assert!(
             out.contains("==> director2 ipvsadm -L -n at 45.000s <=="),
             "{out}"
@@ -268,6 +294,8 @@ mod tests {
             until: None,
             json: None,
             svg: None,
+            by_host: false,
+            log_detail: false,
             seeds: None,
         };
         let (r, _) = exec(&args);

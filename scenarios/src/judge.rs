@@ -113,6 +113,9 @@ pub struct Report {
     pub end: Duration,
     /// Per-director logs, in file order.
     pub logs: Vec<DirectorLog>,
+    /// Every director's log lines and the faults, in time order (directors in file order at
+    /// equal times): `(t, line)`, a fault as `-- fault: WHAT`.
+    pub timeline: Vec<(Duration, String)>,
     /// `ipvsadm -L -n` snapshots, in time order.
     pub snapshots: Vec<TableSnapshot>,
     /// Totals.
@@ -238,6 +241,51 @@ impl Report {
     }
 
     /// What `lvsd sim` prints: logs, tables, summary, verdicts.
+    /// One log of every director and the faults in time order; a gratuitous ARP burst (one
+    /// "Sending gratuitous ARP" line per packet) as one line with its count unless `detail`.
+    pub fn render_timeline(&self, detail: bool) -> String {
+        let mut out = String::from("==> keepalived logs and faults, in time order <==\n");
+        let mut i = 0;
+        while i < self.timeline.len() {
+            let (t, line) = &self.timeline[i];
+            let burst = if detail || !line.contains(": Sending gratuitous ARP on ") {
+                1
+            } else {
+                self.timeline[i..]
+                    .iter()
+                    .take_while(|(u, l)| u == t && l == line)
+                    .count()
+            };
+            out.push_str(line);
+            if burst > 1 {
+                let _ = write!(out, " ({burst} times)");
+            }
+            out.push('\n');
+            i += burst;
+        }
+        if self.timeline.is_empty() {
+            out.push_str("(nothing logged)\n");
+        }
+        out.push('\n');
+        out
+    }
+
+    /// The report as `lvsd sim` prints it: the time-ordered log (or, with `by_host`, one
+    /// log per director), the snapshots, the summary and the verdicts.
+    pub fn render_text_as(&self, by_host: bool, detail: bool) -> String {
+        let mut out = if by_host {
+            self.render_logs()
+        } else {
+            self.render_timeline(detail)
+        };
+        out.push_str(&self.render_snapshots());
+        out.push_str(&self.render_summary());
+        out.push('\n');
+        out.push_str(&self.render_verdicts());
+        out
+    }
+
+    /// The report with one log per director.
     pub fn render_text(&self) -> String {
         let mut out = self.render_logs();
         out.push_str(&self.render_snapshots());
@@ -246,6 +294,11 @@ impl Report {
         out.push_str(&self.render_verdicts());
         out
     }
+}
+
+/// A scenario time as the log lines stamp it (`   30.000`).
+fn stamp(t: Duration) -> String {
+    format!("{:>9}", at(t).to_string())
 }
 
 fn secs(d: Duration) -> String {
@@ -304,6 +357,16 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
             }
         })
         .collect();
+    let timeline = obs
+        .iter()
+        .filter_map(|o| match &o.what {
+            Observed::Log { line } if all_directors.iter().any(|d| name_of(*d) == o.host) => {
+                Some((o.t, line.clone()))
+            }
+            Observed::Fault { fault } => Some((o.t, format!("{} -- fault: {fault}", stamp(o.t)))),
+            _ => None,
+        })
+        .collect();
     let violations: Vec<Violation> = obs
         .iter()
         .filter_map(|o| match &o.what {
@@ -322,6 +385,7 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
         seed: run.seed,
         end,
         logs,
+        timeline,
         snapshots,
         summary,
         verdicts,
