@@ -98,6 +98,9 @@ pub struct Verdict {
     pub expected: String,
     /// What the run showed.
     pub observed: String,
+    /// False when the run ended (`--until`) before the expectation could be decided: it is
+    /// neither a pass nor a failure.
+    pub reached: bool,
 }
 
 /// Everything a run leaves behind.
@@ -133,12 +136,12 @@ pub struct Report {
 impl Report {
     /// True when every verdict passed.
     pub fn passed(&self) -> bool {
-        self.verdicts.iter().all(|v| v.pass)
+        self.verdicts.iter().all(|v| v.pass || !v.reached)
     }
 
     /// The verdicts that failed.
     pub fn failures(&self) -> impl Iterator<Item = &Verdict> {
-        self.verdicts.iter().filter(|v| !v.pass)
+        self.verdicts.iter().filter(|v| !v.pass && v.reached)
     }
 
     /// The directors' logs, one block each.
@@ -222,6 +225,17 @@ impl Report {
         let mut out = String::new();
         out.push_str("==> verdicts <==\n");
         for v in &self.verdicts {
+            if !v.reached {
+                let _ = writeln!(
+                    out,
+                    "NOT REACHED {}: expected {}, the run ended at {} (so far: {})",
+                    v.name,
+                    v.expected,
+                    secs(self.end),
+                    v.observed
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "{} {}: expected {}, observed {}",
@@ -230,6 +244,9 @@ impl Report {
                 v.expected,
                 v.observed
             );
+        }
+        if self.verdicts.is_empty() {
+            out.push_str("nothing to judge: the scenario has no [expect] and invariants = false\n");
         }
         if !self.violations.is_empty() {
             out.push_str("==> invariant violations <==\n");
@@ -378,7 +395,18 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
     let gaps = vip_gaps(obs, first_fault, end);
     let summary = summarize(s, run, &gaps);
     let settle = settle_from(s);
-    let verdicts = evaluate(s, obs, settle, end, &gaps, &summary, &violations);
+    let mut verdicts = evaluate(s, obs, settle, end, &gaps, &summary, &violations);
+    if end < s.duration {
+        // Cut short (`--until`): only what can no longer change is decided.
+        for v in &mut verdicts {
+            v.reached = match v.name.as_str() {
+                "invariants" => true,
+                "converge_within" | "min_completed_requests" => v.pass,
+                "failover_within" | "max_failed_requests" => !v.pass,
+                _ => false,
+            };
+        }
+    }
     Report {
         scenario: s.name.clone(),
         source: s.source.clone(),
@@ -630,6 +658,7 @@ fn evaluate(
             pass,
             expected,
             observed,
+            reached: true,
         })
     };
     for (vip, owner) in &e.vip_owner {
@@ -813,6 +842,33 @@ mod tests {
             .iter()
             .find(|v| v.name == name)
             .unwrap_or_else(|| panic!("no verdict {name}"))
+    }
+
+    #[test]
+    fn a_scenario_with_nothing_to_judge_says_so() {
+        let mut s = seed("01-start");
+        s.expect = crate::Expect {
+            vip_owner: BTreeMap::new(),
+            vrrp_state: BTreeMap::new(),
+            ipvs_destinations: BTreeMap::new(),
+            max_failed_requests: None,
+            min_completed_requests: None,
+            failover_within: None,
+            converge_within: None,
+            share: BTreeMap::new(),
+            invariants: false,
+        };
+        let run = RunRecord {
+            seed: 1,
+            end: s.duration,
+            observations: Vec::new(),
+            events: 0,
+            trace_json: None,
+            svg: None,
+        };
+        let r = judge(&s, &run);
+        assert!(r.verdicts.is_empty());
+        assert!(r.render_verdicts().contains("nothing to judge"));
     }
 
     #[test]

@@ -742,6 +742,30 @@ mod tests {
         assert!(sim.director_alive(sim_host(d2)));
     }
 
+    // `--until` before the faults and the end: what the end decides is NOT REACHED, neither
+    // a pass nor a failure; what is already decided stays decided.
+    #[test]
+    fn a_run_cut_short_leaves_end_expectations_not_reached() {
+        let s = seed("07-master-killed");
+        let opts = RunOptions {
+            until: Some(Duration::from_secs(20)),
+            ..RunOptions::default()
+        };
+        let r = run(&s, &opts).expect("runs");
+        let vip = r
+            .verdicts
+            .iter()
+            .find(|v| v.name.starts_with("vip_owner"))
+            .expect("a vip_owner verdict");
+        assert!(!vip.reached, "{vip:?}");
+        let inv = r.verdicts.iter().find(|v| v.name == "invariants").unwrap();
+        assert!(inv.reached && inv.pass);
+        assert!(r.passed() && r.failures().next().is_none());
+        assert!(r.render_verdicts().contains("NOT REACHED vip_owner"));
+        let full = run(&s, &RunOptions::default()).expect("runs");
+        assert!(full.verdicts.iter().all(|v| v.reached));
+    }
+
     #[test]
     fn until_cuts_the_run_and_its_snapshots() {
         let s = seed("01-start");
