@@ -214,6 +214,8 @@ pub struct Ipvs {
     slots: Vec<DestSlot>,
     slot_index: BTreeMap<(ServiceKey, IpAddr, u16, FwdMethod), DestId>,
     free_slots: Vec<DestId>,
+    /// Live destination slots forwarding with NAT: without one, no packet is a NAT reply.
+    masq_slots: usize,
     expired: Vec<Expired>,
 }
 
@@ -250,6 +252,7 @@ impl Ipvs {
             slots: Vec::new(),
             slot_index: BTreeMap::new(),
             free_slots: Vec::new(),
+            masq_slots: 0,
             expired: Vec::new(),
         }
     }
@@ -305,6 +308,7 @@ impl Ipvs {
             (self.slots.len() - 1) as DestId
         };
         self.slot_index.insert((svc, addr, port, fwd), id);
+        self.masq_slots += usize::from(fwd == FwdMethod::Masq);
         self.slots[id as usize].weight = self.lookup_weight(id);
         id
     }
@@ -403,6 +407,7 @@ impl Ipvs {
         if refs == 0 {
             let s = &self.slots[id as usize];
             self.slot_index.remove(&(s.svc, s.addr, s.port, s.fwd));
+            self.masq_slots -= usize::from(s.fwd == FwdMethod::Masq);
             self.free_slots.push(id);
         }
     }

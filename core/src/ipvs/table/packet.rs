@@ -137,6 +137,11 @@ impl Ipvs {
 
     /// A reply from a real server toward a client (`ip_vs_out`, NAT only).
     pub fn process_reply(&mut self, now: Instant, pkt: &PacketInfo) -> Verdict {
+        // No NAT destination, no NAT reply (the kernel's ip_vs_out finds no connection
+        // either): skip the expiry and lookup every other packet would pay for.
+        if self.masq_slots == 0 {
+            return Verdict::Pass;
+        }
         self.handle_timeout(now);
         let proto = pkt.proto.number();
         let mut hit = None;

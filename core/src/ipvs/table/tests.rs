@@ -293,6 +293,33 @@ fn readded_destination_gets_its_counters_back() {
     assert_eq!(counts(&ipvs, 11), (0, 0, 0, false));
 }
 
+// A NAT destination deleted while a connection still uses it (the kernel's trash) keeps
+// translating that connection's replies; a table with no NAT destination has no reply.
+#[test]
+fn nat_replies_follow_the_connection_not_the_service_list() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut ipvs = nat_table();
+    ipvs.process(Instant::ZERO, &pkt("192.0.2.7", 5, TcpFlags::SYN), &mut rng);
+    let reply = PacketInfo {
+        proto: Protocol::Tcp,
+        src: "10.0.0.11".parse().unwrap(),
+        sport: 80,
+        dst: "192.0.2.7".parse().unwrap(),
+        dport: 5,
+        tcp: TcpFlags::SYN_ACK,
+        fwmark: 0,
+        len: 40,
+    };
+    ipvs.del_dest(&skey(), dest(11, 0, 0).addr, 80).unwrap();
+    assert!(matches!(
+        ipvs.process_reply(Instant::ZERO, &reply),
+        Verdict::Reply { .. }
+    ));
+    let mut dr = two_servers(IpvsOptions::default(), None, 32);
+    dr.process(Instant::ZERO, &pkt("192.0.2.7", 5, TcpFlags::SYN), &mut rng);
+    assert_eq!(dr.process_reply(Instant::ZERO, &reply), Verdict::Pass);
+}
+
 #[test]
 fn nat_reply_is_matched_and_moves_state() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
