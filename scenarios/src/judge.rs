@@ -67,8 +67,13 @@ pub struct ServerShare {
 /// What the run amounted to.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Summary {
-    /// Client-visible failover: first failed request to the first success after it.
-    pub failover: Option<Duration>,
+    /// Client-visible failover: the longest outage a VIP move caused, from the first
+    /// request to that VIP that failed (when it was sent) to the first answer from the VIP
+    /// after the move (see [`crate::observe::Outage::spans_move`]); None when no request
+    /// failed around a move.
+    pub failover: Option<Failover>,
+    /// How many times a VIP went to another host.
+    pub vip_moves: usize,
     /// Longest time a VIP held before had no owner after the first fault.
     pub longest_vip_gap: Option<Duration>,
     /// Requests started.
@@ -79,12 +84,35 @@ pub struct Summary {
     pub requests_failed: u64,
     /// Failed requests whose connection had been established.
     pub connections_broken: u64,
+    /// Requests neither answered nor failed when the run ended.
+    pub requests_in_flight: u64,
+    /// Failures by reason (`connect_timeout`, `timeout`, `reset`).
+    pub failures: BTreeMap<String, u64>,
+    /// Median latency of the answered requests.
+    pub latency_p50: Option<Duration>,
+    /// 99th percentile latency of the answered requests.
+    pub latency_p99: Option<Duration>,
+    /// Largest latency of an answered request.
+    pub latency_max: Option<Duration>,
     /// Answered requests per real server, in name order.
     pub shares: Vec<ServerShare>,
     /// Jain's fairness index of `shares` (None: nothing answered).
     pub jain_index: Option<f64>,
     /// Simulator events processed.
     pub events: u64,
+}
+
+/// The client-visible failover of one VIP move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Failover {
+    /// The VIP.
+    pub vip: IpAddr,
+    /// When it moved to another host.
+    pub moved: Duration,
+    /// When the first request that failed was sent.
+    pub from: Duration,
+    /// How long until the first answer after the move; None: none by the end of the run.
+    pub took: Option<Duration>,
 }
 
 /// The outcome of one expectation.
@@ -195,12 +223,46 @@ impl Report {
             self.seed,
             secs(self.end)
         );
-        let _ = writeln!(out, "failover (client view): {}", opt(s.failover));
+        let failover = match s.failover {
+            None if s.vip_moves == 0 => "- (no VIP moved)".to_string(),
+            None => format!("0 (no request failed across {} VIP moves)", s.vip_moves),
+            Some(f) => match f.took {
+                Some(took) => format!("{} ({} moved at {})", secs(took), f.vip, secs(f.moved)),
+                None => format!(
+                    "no answer from {} since {} (moved at {})",
+                    f.vip,
+                    secs(f.from),
+                    secs(f.moved)
+                ),
+            },
+        };
+        let _ = writeln!(out, "failover (client view): {failover}");
         let _ = writeln!(out, "longest VIP gap:        {}", opt(s.longest_vip_gap));
         let _ = writeln!(
             out,
-            "requests: sent {} ok {} failed {} (connections broken {})",
-            s.requests_sent, s.requests_ok, s.requests_failed, s.connections_broken
+            "requests: sent {} = ok {} + failed {} + in flight {} (connections broken {})",
+            s.requests_sent,
+            s.requests_ok,
+            s.requests_failed,
+            s.requests_in_flight,
+            s.connections_broken
+        );
+        if !s.failures.is_empty() {
+            let by: Vec<String> = s.failures.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let _ = writeln!(out, "failed by reason: {}", by.join(", "));
+        }
+        let lat = |d: Option<Duration>| {
+            d.map_or_else(
+                || "-".to_string(),
+                |d| format!("{:.3}ms", d.as_secs_f64() * 1e3),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "latency: p50 {} p99 {} max {}",
+            lat(s.latency_p50),
+            lat(s.latency_p99),
+            lat(s.latency_max)
         );
         for sh in &s.shares {
             let _ = writeln!(
@@ -549,39 +611,90 @@ fn running(obs: &[Observation], host: &str) -> bool {
 }
 
 fn summarize(s: &Scenario, run: &RunRecord, gaps: &[Gap]) -> Summary {
-    let mut m = Metrics::default();
+    let m = &run.requests;
+    let moves = vip_moves(&run.observations);
+    let mut per_server = m.per_server.clone();
     for h in &s.hosts {
         if let Role::RealServer(_) = h.role {
-            m.per_server.insert(h.name.clone(), 0);
+            per_server.entry(h.name.clone()).or_insert(0);
         }
     }
-    for o in &run.observations {
-        match &o.what {
-            Observed::Request(r) => m.record(o.t, r),
-            Observed::RequestsSent { count } => m.requests_sent += count,
-            _ => {}
-        }
-    }
-    let shares = m.shares();
+    let total: u64 = per_server.values().sum();
+    let answered = m.requests_ok > 0;
     Summary {
-        failover: m.failover_time(),
+        failover: failover(&moves, m, run.end),
+        vip_moves: moves.len(),
         longest_vip_gap: gaps.iter().map(|g| g.len(run.end)).max(),
         requests_sent: m.requests_sent,
         requests_ok: m.requests_ok,
         requests_failed: m.requests_failed,
         connections_broken: m.connections_broken,
-        shares: m
-            .per_server
+        requests_in_flight: m.in_flight(),
+        failures: m.failures.clone(),
+        latency_p50: m.latency_quantile(0.5),
+        latency_p99: m.latency_quantile(0.99),
+        latency_max: answered.then(|| Duration::from_nanos(m.latency_max_ns)),
+        shares: per_server
             .iter()
             .map(|(name, n)| ServerShare {
                 server: name.clone(),
                 requests: *n,
-                share: shares.get(name).copied().unwrap_or(0.0),
+                share: if total == 0 {
+                    0.0
+                } else {
+                    *n as f64 / total as f64
+                },
             })
             .collect(),
-        jain_index: m.jain_index(),
+        jain_index: crate::observe::jain(per_server.values().map(|v| *v as f64)),
         events: run.events,
     }
+}
+
+/// Times each VIP went to a host that did not hold it before (its first owner is no move).
+fn vip_moves(obs: &[Observation]) -> Vec<(IpAddr, Duration)> {
+    let mut holders: BTreeMap<IpAddr, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    let mut last: BTreeMap<IpAddr, BTreeSet<&str>> = BTreeMap::new();
+    let mut moves = Vec::new();
+    for o in obs {
+        let Observed::Vip { iface, addr, added } = &o.what else {
+            continue;
+        };
+        let set = holders.entry(*addr).or_default();
+        hold(set, &o.host, iface.as_deref(), *added);
+        if *added {
+            let before = last.entry(*addr).or_default();
+            if !before.is_empty() && !before.contains(o.host.as_str()) {
+                moves.push((*addr, o.t));
+            }
+        }
+        let now: BTreeSet<&str> = set.iter().map(|(h, _)| *h).collect();
+        if !now.is_empty() {
+            last.insert(*addr, now);
+        }
+    }
+    moves
+}
+
+/// The longest client-visible failover over every VIP move (an unrecovered one first).
+fn failover(moves: &[(IpAddr, Duration)], m: &Metrics, end: Duration) -> Option<Failover> {
+    let end_at = at(end);
+    moves
+        .iter()
+        .filter_map(|&(vip, moved)| {
+            let o = m
+                .outages
+                .iter()
+                .find(|o| o.target == vip && o.spans_move(at(moved)))?;
+            let since = |i: Instant| Duration::from_nanos(i.as_nanos());
+            Some(Failover {
+                vip,
+                moved,
+                from: since(o.from),
+                took: o.until.map(|_| o.len(end_at)),
+            })
+        })
+        .max_by_key(|f| (f.took.is_none(), f.took, std::cmp::Reverse(f.moved)))
 }
 
 /// The word a `vrrp_state` expectation is written with: keepalived's name of the VRRP
@@ -862,6 +975,7 @@ mod tests {
             seed: 1,
             end: s.duration,
             observations: Vec::new(),
+            requests: Metrics::default(),
             events: 0,
             trace_json: None,
             svg: None,
@@ -912,6 +1026,7 @@ mod tests {
             seed: 1,
             end: Duration::from_secs(60),
             observations,
+            requests: Metrics::default(),
             events: 0,
             trace_json: None,
             svg: None,
@@ -931,5 +1046,59 @@ mod tests {
         let owner = verdict(&r, "vip_owner 223.202.22.118");
         assert!(!owner.pass);
         assert_eq!(owner.observed, "[director1, director2]");
+    }
+
+    #[test]
+    fn client_failover_runs_from_the_first_failed_send_to_the_first_answer_after_the_move() {
+        let s = seed("07-master-killed");
+        let v: IpAddr = "223.202.22.118".parse().unwrap();
+        let observations = vec![
+            at(4, "director1", vip("223.202.22.118", Some("eth0"), true)),
+            // Killed at 30: the VIP goes to director2 at 31, back to director1 at 50.
+            at(30, "director1", vip("223.202.22.118", None, false)),
+            at(31, "director2", vip("223.202.22.118", Some("eth0"), true)),
+            at(50, "director2", vip("223.202.22.118", Some("eth0"), false)),
+            at(50, "director1", vip("223.202.22.118", Some("eth0"), true)),
+        ];
+        let mut requests = Metrics::default();
+        let t = Instant::from_millis;
+        requests.record_ok(v, "web1", t(29_000), t(29_030));
+        // A real server's reset at 10 s is an outage, but no VIP moved around it.
+        requests.record_failed(v, "reset", false, t(10_000), t(10_001));
+        requests.record_ok(v, "web2", t(10_500), t(10_530));
+        requests.record_ok(v, "web1", t(29_000), t(29_030));
+        requests.record_failed(v, "connect_timeout", false, t(29_900), t(32_900));
+        requests.record_ok(v, "web2", t(31_000), t(33_100));
+        requests.requests_sent = 7;
+        let run = RunRecord {
+            seed: 1,
+            end: Duration::from_secs(60),
+            observations,
+            requests,
+            events: 0,
+            trace_json: None,
+            svg: None,
+        };
+        let r = judge(&s, &run);
+        let f = r.summary.failover.expect("a failover");
+        assert_eq!((f.vip, f.moved), (v, Duration::from_secs(31)));
+        assert_eq!(f.from, Duration::from_millis(29_900));
+        assert_eq!(f.took, Some(Duration::from_millis(3_200)));
+        assert_eq!(r.summary.vip_moves, 2);
+        assert_eq!(r.summary.requests_in_flight, 1);
+        let text = r.render_summary();
+        assert!(
+            text.contains("failover (client view): 3.200s (223.202.22.118 moved at 31.000s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sent 7 = ok 4 + failed 2 + in flight 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed by reason: connect_timeout 1, reset 1"),
+            "{text}"
+        );
+        assert!(text.contains("latency: p50 30."), "{text}");
     }
 }

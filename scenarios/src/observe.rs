@@ -4,7 +4,8 @@
 //! what it saw as [`Observation`]s, each stamped with the scenario's clock (time since the
 //! run began): log lines per host, VRRP state changes, VIPs a host gained or lost, IPVS
 //! table snapshots (structured, as `ipvsadm` holds them), request outcomes from the load
-//! generator, fault markers, and the invariant checks' findings. [`crate::judge`] turns a
+//! generator (folded into [`Metrics`] as they finish, so a long run's memory does not grow
+//! with its requests), fault markers, and the invariant checks' findings. [`crate::judge`] turns a
 //! [`RunRecord`] (the stream plus what the backend adds) into a [`crate::judge::Report`]
 //! without knowing which backend produced it.
 //!
@@ -14,13 +15,14 @@
 //!   reported before an end no longer hold);
 //! - an [`Observed::IpvsTable`] for every director at every snapshot time the scenario
 //!   asks for, and one more for every director at the end of the run;
-//! - one [`Observed::RequestsSent`] per client at the end (requests started, answered or
-//!   not).
+//! - [`RunRecord::requests`] holds every finished request, in finish order, and the
+//!   requests the clients started (answered or not).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use lvs_core::ipvs::{FwdMethod, ServiceKey, SockAddr};
 use lvs_core::vrrp::VrrpState;
 use lvs_core::Instant;
@@ -77,13 +79,6 @@ pub enum Observed {
         running: bool,
         /// The same table as `ipvsadm -L -n` printed it, for the report.
         listing: Option<String>,
-    },
-    /// A request finished (answered or given up) at `t`.
-    Request(RequestOutcome),
-    /// A client's total of requests started, reported at the end of the run.
-    RequestsSent {
-        /// How many.
-        count: u64,
     },
     /// A fault the scenario injected, as the backend describes it.
     Fault {
@@ -142,35 +137,6 @@ impl IpvsTable {
     }
 }
 
-/// How one request ended.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct RequestOutcome {
-    /// The client's port.
-    pub port: u16,
-    /// First SYN to answer or give-up.
-    pub latency: Duration,
-    /// Answered or failed.
-    pub result: RequestResult,
-}
-
-/// Answered, by whom, or failed, why.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestResult {
-    /// Answered by this real server.
-    Answered {
-        /// The server's host name.
-        server: String,
-    },
-    /// Failed.
-    Failed {
-        /// `connect_timeout`, `timeout` or `reset`.
-        reason: String,
-        /// The connection had been established (broken, not refused).
-        broken: bool,
-    },
-}
-
 /// What was broken.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum ViolationKind {
@@ -204,6 +170,8 @@ pub struct RunRecord {
     pub end: Duration,
     /// What was seen, in time order.
     pub observations: Vec<Observation>,
+    /// The clients' requests.
+    pub requests: Metrics,
     /// Events the backend processed (0 when it does not count them).
     pub events: u64,
     /// The backend's own trace (JSON), when asked for.
@@ -212,10 +180,12 @@ pub struct RunRecord {
     pub svg: Option<String>,
 }
 
-/// Request and connection totals, accumulated one finished request at a time.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// Request and connection totals, accumulated one finished request at a time, in the order
+/// requests finish. Memory grows with the failures (each outage is kept), not with the
+/// requests: latencies go into a fixed-precision histogram.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Metrics {
-    /// Requests started.
+    /// Requests started (set by the backend from its clients' counters).
     pub requests_sent: u64,
     /// Requests answered.
     pub requests_ok: u64,
@@ -227,20 +197,82 @@ pub struct Metrics {
     pub failures: BTreeMap<String, u64>,
     /// Responses per real server (every known server listed, zeros included).
     pub per_server: BTreeMap<String, u64>,
-    /// Sum of successful request latencies, nanoseconds.
-    pub latency_sum_ns: u64,
-    /// Largest successful request latency, nanoseconds.
+    /// Latencies of answered requests (first SYN to the answer), nanoseconds, 3 significant
+    /// digits.
+    #[serde(skip)]
+    pub latency: Histogram<u64>,
+    /// Largest successful request latency, nanoseconds (exact).
     pub latency_max_ns: u64,
-    /// First failure seen.
-    pub first_failure: Option<Instant>,
-    /// First success after the first failure.
-    pub recovered_at: Option<Instant>,
+    /// Every outage a client saw, in the order they opened.
+    pub outages: Vec<Outage>,
+    /// Per target address: the last answer's finish, and the open outage (index in
+    /// `outages`).
+    #[serde(skip)]
+    targets: Vec<(IpAddr, Option<Instant>, Option<usize>)>,
+}
+
+/// A stretch of time one target (VIP) did not answer: from the start of the first request
+/// that failed to the finish of the first answer after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Outage {
+    /// The address the clients sent to.
+    pub target: IpAddr,
+    /// When the first failed request was sent.
+    pub from: Instant,
+    /// When the first answer after it came (None: none by the end of the run).
+    pub until: Option<Instant>,
+    /// When the last answer before the failure came (None: there was none).
+    pub last_ok_before: Option<Instant>,
+}
+
+impl Outage {
+    /// Its length, up to `end` when it never closed.
+    pub fn len(&self, end: Instant) -> Duration {
+        self.until.unwrap_or(end) - self.from
+    }
+
+    /// Whether a VIP move at `moved` (the address went to another host) is what this outage
+    /// is about: no answer came between the move and the outage, and it was still open at
+    /// the move or opened after it.
+    pub fn spans_move(&self, moved: Instant) -> bool {
+        self.last_ok_before.is_none_or(|ok| ok <= moved) && self.until.is_none_or(|u| u >= moved)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests_sent: 0,
+            requests_ok: 0,
+            requests_failed: 0,
+            connections_broken: 0,
+            failures: BTreeMap::new(),
+            per_server: BTreeMap::new(),
+            // 1 ns .. 2^63 ns, auto-resizing: never fails to record.
+            latency: Histogram::new(3).expect("3 significant digits is a valid precision"),
+            latency_max_ns: 0,
+            outages: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
 }
 
 impl Metrics {
-    /// Account a request `server` answered at `finished` after `latency_ns`.
+    fn target(&mut self, target: IpAddr) -> &mut (IpAddr, Option<Instant>, Option<usize>) {
+        let i = match self.targets.iter().position(|t| t.0 == target) {
+            Some(i) => i,
+            None => {
+                self.targets.push((target, None, None));
+                self.targets.len() - 1
+            }
+        };
+        &mut self.targets[i]
+    }
+
+    /// Account a request to `target` that `server` answered: sent at `started`, answered at
+    /// `finished`.
     #[inline]
-    pub fn record_ok(&mut self, server: &str, latency_ns: u64, finished: Instant) {
+    pub fn record_ok(&mut self, target: IpAddr, server: &str, started: Instant, finished: Instant) {
         self.requests_ok += 1;
         match self.per_server.get_mut(server) {
             Some(n) => *n += 1,
@@ -248,17 +280,28 @@ impl Metrics {
                 self.per_server.insert(server.to_string(), 1);
             }
         }
-        self.latency_sum_ns += latency_ns;
-        self.latency_max_ns = self.latency_max_ns.max(latency_ns);
-        if self.first_failure.is_some() && self.recovered_at.is_none() {
-            self.recovered_at = Some(finished);
+        let latency = (finished - started).as_nanos() as u64;
+        // Auto-resizing: grows to the largest value, so recording cannot fail.
+        let _ = self.latency.record(latency.max(1));
+        self.latency_max_ns = self.latency_max_ns.max(latency);
+        let t = self.target(target);
+        t.1 = Some(finished);
+        if let Some(open) = t.2.take() {
+            self.outages[open].until = Some(finished);
         }
     }
 
-    /// Account a request that failed at `finished` for `reason`; `broken` when its
-    /// connection had been established.
+    /// Account a request to `target` sent at `started` that failed at `finished` for
+    /// `reason`; `broken` when its connection had been established.
     #[inline]
-    pub fn record_failed(&mut self, reason: &str, broken: bool, finished: Instant) {
+    pub fn record_failed(
+        &mut self,
+        target: IpAddr,
+        reason: &str,
+        broken: bool,
+        started: Instant,
+        _finished: Instant,
+    ) {
         self.requests_failed += 1;
         if broken {
             self.connections_broken += 1;
@@ -269,28 +312,44 @@ impl Metrics {
                 self.failures.insert(reason.to_string(), 1);
             }
         }
-        if self.first_failure.is_none() {
-            self.first_failure = Some(finished);
+        let next = self.outages.len();
+        let t = self.target(target);
+        match t.2 {
+            Some(open) => {
+                let o = &mut self.outages[open];
+                o.from = o.from.min(started);
+            }
+            None => {
+                t.2 = Some(next);
+                let last_ok_before = t.1;
+                self.outages.push(Outage {
+                    target,
+                    from: started,
+                    until: None,
+                    last_ok_before,
+                });
+            }
         }
     }
 
-    /// Account one request outcome observed at `t`.
-    pub fn record(&mut self, t: Duration, r: &RequestOutcome) {
-        let finished = Instant::from_nanos(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
-        match &r.result {
-            RequestResult::Answered { server } => {
-                let lat = u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX);
-                self.record_ok(server, lat, finished)
-            }
-            RequestResult::Failed { reason, broken } => {
-                self.record_failed(reason, *broken, finished)
-            }
-        }
+    /// Requests neither answered nor failed yet: `sent - ok - failed`.
+    pub fn in_flight(&self) -> u64 {
+        self.requests_sent
+            .saturating_sub(self.requests_ok + self.requests_failed)
     }
 
-    /// Failover time: first client failure to the first success after it.
+    /// The latency below which fraction `q` (0..=1) of the answered requests came, or None
+    /// when nothing was answered.
+    pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
+        (self.requests_ok > 0).then(|| {
+            Duration::from_nanos(self.latency.value_at_quantile(q).min(self.latency_max_ns))
+        })
+    }
+
+    /// The first outage's length (whatever caused it), if it closed.
     pub fn failover_time(&self) -> Option<Duration> {
-        Some(self.recovered_at? - self.first_failure?)
+        let o = self.outages.first()?;
+        Some(o.until? - o.from)
     }
 
     /// Jain's fairness index over `per_server`: (Σx)² / (n·Σx²); 1 is perfectly even.
@@ -339,33 +398,72 @@ mod tests {
         assert_eq!(jain(std::iter::empty()), None);
     }
 
+    const VIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 100));
+    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 200));
+
+    fn s(secs: u64) -> Instant {
+        Instant::from_secs(secs)
+    }
+
     #[test]
-    fn failover_time_spans_first_failure_to_next_success() {
+    fn an_outage_runs_from_the_first_failed_send_to_the_next_answer() {
         let mut m = Metrics::default();
-        let ok = |server: &str, s: u64| RequestOutcome {
-            port: 1,
-            latency: Duration::from_secs(s),
-            result: RequestResult::Answered {
-                server: server.into(),
-            },
-        };
-        let failed = |reason: &str, broken| RequestOutcome {
-            port: 1,
-            latency: Duration::from_secs(1),
-            result: RequestResult::Failed {
-                reason: reason.into(),
-                broken,
-            },
-        };
-        m.record(Duration::from_secs(1), &ok("rs1", 1));
-        m.record(Duration::from_secs(5), &failed("reset", true));
-        m.record(Duration::from_secs(6), &failed("connect_timeout", false));
-        m.record(Duration::from_secs(9), &ok("rs2", 3));
-        assert_eq!(m.failover_time(), Some(Duration::from_secs(4)));
+        m.record_ok(VIP, "rs1", s(0), s(1));
+        // Sent at 2 and 3, failed at 5 and 6 (finish order); the next answer at 9.
+        m.record_failed(VIP, "reset", true, s(3), s(5));
+        m.record_failed(VIP, "connect_timeout", false, s(2), s(6));
+        // Another VIP's answers do not close this VIP's outage.
+        m.record_ok(OTHER, "rs3", s(6), s(7));
+        m.record_ok(VIP, "rs2", s(6), s(9));
+        assert_eq!(
+            m.outages,
+            [Outage {
+                target: VIP,
+                from: s(2),
+                until: Some(s(9)),
+                last_ok_before: Some(s(1)),
+            }]
+        );
+        assert_eq!(m.failover_time(), Some(Duration::from_secs(7)));
         assert_eq!((m.requests_failed, m.connections_broken), (2, 1));
         assert_eq!(m.failures.get("reset"), Some(&1));
         assert_eq!(m.latency_max_ns, 3_000_000_000);
-        assert_eq!(m.shares().get("rs1"), Some(&0.5));
+        assert_eq!(m.shares().get("rs1"), Some(&(1.0 / 3.0)));
+        m.requests_sent = 7;
+        assert_eq!(m.in_flight(), 2);
+    }
+
+    #[test]
+    fn an_outage_belongs_to_a_move_when_no_answer_came_between() {
+        let o = Outage {
+            target: VIP,
+            from: s(10),
+            until: Some(s(20)),
+            last_ok_before: Some(s(8)),
+        };
+        assert!(
+            o.spans_move(s(9)),
+            "no answer between the move and the failure"
+        );
+        assert!(o.spans_move(s(15)), "open at the move");
+        assert!(!o.spans_move(s(7)), "an answer came after the move");
+        assert!(!o.spans_move(s(21)), "closed before the move");
+        let open = Outage { until: None, ..o };
+        assert!(open.spans_move(s(100)));
+        assert_eq!(open.len(s(30)), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn latency_quantiles_come_from_the_histogram() {
+        let mut m = Metrics::default();
+        assert_eq!(m.latency_quantile(0.5), None);
+        for ms in 1..=100 {
+            m.record_ok(VIP, "rs1", s(0), Instant::from_millis(ms));
+        }
+        let q = |q| m.latency_quantile(q).unwrap().as_secs_f64() * 1000.0;
+        assert!((q(0.5) - 50.0).abs() < 0.1, "{}", q(0.5));
+        assert!((q(0.99) - 99.0).abs() < 0.1, "{}", q(0.99));
+        assert_eq!(q(1.0), 100.0);
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct RequestRecord {
     pub finished: Instant,
     /// Client port.
     pub port: u16,
+    /// The VIP:port it was sent to.
+    pub target: SocketAddrV4,
     /// Result.
     pub outcome: Outcome,
 }
@@ -332,6 +334,7 @@ impl Client {
             started: c.started,
             finished: now,
             port: c.port,
+            target: self.spec.target,
             outcome,
         });
         if let Workload::Closed { think, .. } = self.spec.workload {

@@ -157,14 +157,16 @@ pub fn fail_reason_name(reason: FailReason) -> &'static str {
 /// Account one finished request in `m`.
 #[inline]
 pub fn account(m: &mut Metrics, r: &RequestRecord) {
+    let target = std::net::IpAddr::V4(*r.target.ip());
     match &r.outcome {
-        Outcome::Ok { server } => {
-            let lat = (r.finished - r.started).as_nanos() as u64;
-            m.record_ok(server, lat, r.finished);
-        }
-        Outcome::Failed { reason, broken } => {
-            m.record_failed(fail_reason_name(*reason), *broken, r.finished)
-        }
+        Outcome::Ok { server } => m.record_ok(target, server, r.started, r.finished),
+        Outcome::Failed { reason, broken } => m.record_failed(
+            target,
+            fail_reason_name(*reason),
+            *broken,
+            r.started,
+            r.finished,
+        ),
     }
 }
 
@@ -174,58 +176,29 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn failover_time_spans_first_failure_to_next_success() {
+    fn a_record_is_accounted_against_its_target() {
         let mut m = Metrics::default();
         let rec = |s: u64, f: u64, outcome| RequestRecord {
             started: Instant::from_secs(s),
             finished: Instant::from_secs(f),
             port: 1,
+            target: "10.0.0.100:80".parse().unwrap(),
             outcome,
         };
-        account(
-            &mut m,
-            &rec(
-                0,
-                1,
-                Outcome::Ok {
-                    server: "rs1".into(),
-                },
-            ),
-        );
-        account(
-            &mut m,
-            &rec(
-                1,
-                5,
-                Outcome::Failed {
-                    reason: FailReason::Reset,
-                    broken: true,
-                },
-            ),
-        );
-        account(
-            &mut m,
-            &rec(
-                2,
-                6,
-                Outcome::Failed {
-                    reason: FailReason::ConnectTimeout,
-                    broken: false,
-                },
-            ),
-        );
-        account(
-            &mut m,
-            &rec(
-                6,
-                9,
-                Outcome::Ok {
-                    server: "rs2".into(),
-                },
-            ),
-        );
-        assert_eq!(m.failover_time(), Some(Duration::from_secs(4)));
+        let failed = |reason| Outcome::Failed {
+            reason,
+            broken: reason == FailReason::Reset,
+        };
+        account(&mut m, &rec(2, 5, failed(FailReason::Reset)));
+        account(&mut m, &rec(3, 6, failed(FailReason::ConnectTimeout)));
+        let ok = Outcome::Ok {
+            server: "rs2".into(),
+        };
+        account(&mut m, &rec(6, 9, ok));
+        assert_eq!(m.failover_time(), Some(Duration::from_secs(7)));
+        assert_eq!(m.outages[0].target.to_string(), "10.0.0.100");
         assert_eq!((m.requests_failed, m.connections_broken), (2, 1));
+        assert_eq!(m.failures.get("connect_timeout"), Some(&1));
     }
 
     #[test]

@@ -27,14 +27,11 @@ use std::time::Duration;
 use lvs_core::director::StateChangeKind;
 use lvs_core::ipvs::table::Ipvs;
 use lvs_scenarios::judge::{at, judge, settle_from, split_brain_grace, Report, RunOptions};
-use lvs_scenarios::observe::{
-    IpvsDest, IpvsService, IpvsTable, Observation, Observed, RequestOutcome, RequestResult,
-    RunRecord,
-};
+use lvs_scenarios::observe::{IpvsDest, IpvsService, IpvsTable, Observation, Observed, RunRecord};
 use lvs_scenarios::{FaultAction, Host, HostId, IfaceRef, LinkTarget, LoadPattern, Role, Scenario};
 
-use crate::client::{ClientSpec, Outcome, Workload as SimWorkload};
-use crate::record::{self, TraceEvent};
+use crate::client::{ClientSpec, Workload as SimWorkload};
+use crate::record::TraceEvent;
 use crate::server::{RealServerSpec, ServiceSpec};
 use crate::stack::IfaceSpec;
 use crate::{Fault as SimFault, LinkParams, SegId, Sim, SimError};
@@ -416,6 +413,9 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, RunError> {
 pub fn observe(s: &Scenario, opts: &RunOptions) -> Result<RunRecord, RunError> {
     let seed = opts.seed.unwrap_or(s.seed);
     let mut sim = build(s, seed)?;
+    // Answered requests are traced only for the outputs that draw or list them, so a long
+    // run's memory does not grow with its requests.
+    sim.trace_requests = opts.trace_json || opts.svg;
     let end = opts.until.unwrap_or(s.duration);
     if let Some(within) = s.expect.converge_within {
         sim.expect_converged(at(settle_from(s)), within);
@@ -439,21 +439,13 @@ pub fn observe(s: &Scenario, opts: &RunOptions) -> Result<RunRecord, RunError> {
     }
     let mut observations = observations(&sim);
     observations.extend(tables);
-    for h in &s.hosts {
-        if let Some(c) = sim.client(sim_host(h.id)) {
-            observations.push(Observation {
-                t: end,
-                host: h.name.clone(),
-                what: Observed::RequestsSent { count: c.sent },
-            });
-        }
-    }
     // Each kind keeps its order; a snapshot comes after everything at its time.
     observations.sort_by_key(|o| o.t);
     Ok(RunRecord {
         seed,
         end,
         observations,
+        requests: sim.metrics(),
         events: sim.events_processed(),
         trace_json: opts.trace_json.then(|| sim.trace_json()),
         svg: opts.svg.then(|| sim.svg()),
@@ -543,20 +535,8 @@ pub fn observations(sim: &Sim) -> Vec<Observation> {
             TraceEvent::Fault { fault } => Observed::Fault {
                 fault: fault.clone(),
             },
-            TraceEvent::Request { record: r } => Observed::Request(RequestOutcome {
-                port: r.port,
-                latency: r.finished - r.started,
-                result: match &r.outcome {
-                    Outcome::Ok { server } => RequestResult::Answered {
-                        server: server.to_string(),
-                    },
-                    Outcome::Failed { reason, broken } => RequestResult::Failed {
-                        reason: record::fail_reason_name(*reason).to_string(),
-                        broken: *broken,
-                    },
-                },
-            }),
             TraceEvent::Log { .. }
+            | TraceEvent::Request { .. }
             | TraceEvent::Ipvs { .. }
             | TraceEvent::Probe { .. }
             | TraceEvent::Service { .. }

@@ -5,10 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lvs_scenarios::judge::at;
 use lvs_scenarios::judge::RunOptions;
-use lvs_scenarios::observe::{Observed, RequestResult};
+use lvs_scenarios::observe::Observed;
 use lvs_scenarios::Scenario;
-use lvs_sim::scenario::{observe, run};
+use lvs_sim::client::Outcome;
+use lvs_sim::record::TraceEvent;
+use lvs_sim::scenario::{build, observe, run};
 
 fn load(name: &str) -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,24 +45,31 @@ fn nat_serves_through_a_real_server_failure_and_a_failover() {
     let removed = logged(&r, "director1", "Removing service [192.168.22.116]:tcp:80");
     let (mut ok, mut after_failover) = (0, 0);
     let failover = s.faults[2].at;
-    for o in &r.observations {
-        let Observed::Request(req) = &o.what else {
+    // Every request, from a run of the same scenario and seed with the trace on.
+    let mut sim = build(&s, s.seed).unwrap();
+    sim.run_until(at(s.duration));
+    for e in sim.trace() {
+        let TraceEvent::Request { record } = &e.event else {
             continue;
         };
-        match &req.result {
-            RequestResult::Answered { .. } => {
+        let t = Duration::from_nanos(record.finished.as_nanos());
+        match &record.outcome {
+            Outcome::Ok { .. } => {
                 ok += 1;
-                after_failover += usize::from(o.t > failover + Duration::from_secs(2));
+                after_failover += usize::from(t > failover + Duration::from_secs(2));
             }
             // web1 refuses (its kernel resets) from its service stop until the checker
             // takes it out; nothing else may fail.
-            RequestResult::Failed { reason, broken } => assert!(
-                reason == "reset" && !broken && o.t >= stop && o.t <= removed,
-                "unexplained failure at {:?}: {reason} (broken {broken})",
-                o.t
+            Outcome::Failed { reason, broken } => assert!(
+                matches!(reason, lvs_sim::client::FailReason::Reset)
+                    && !broken
+                    && t >= stop
+                    && t <= removed,
+                "unexplained failure at {t:?}: {reason:?} (broken {broken})"
             ),
         }
     }
+    assert_eq!(r.requests.failures.keys().collect::<Vec<_>>(), ["reset"]);
     assert!(ok > 1000, "{ok} answered");
     assert!(
         after_failover > 400,
