@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lvs_scenarios::judge::RunOptions;
 use lvs_scenarios::{format_duration, parse_duration, Scenario};
-use lvs_sim::scenario::run as run_scenario;
+use lvs_sim::scenario::{run as run_scenario, run_with_progress};
 
 /// Arguments of `lvsd sim`.
 #[derive(clap::Args, Debug)]
@@ -99,7 +99,12 @@ fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
         trace_json: args.json.is_some(),
         svg: args.svg.is_some(),
     };
-    let report = run_scenario(&scenario, &opts)?;
+    let report = {
+        let bar = Progress::new();
+        let r = run_with_progress(&scenario, &opts, &mut |now, end| bar.at(now, end))?;
+        bar.done();
+        r
+    };
     out.write_all(
         report
             .render_text_as(args.by_host, args.log_detail)
@@ -117,6 +122,50 @@ fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A progress bar with an ETA on stderr, drawn once a run has taken a second and only on
+/// a terminal, so short runs and piped output stay as they were.
+struct Progress {
+    bar: ProgressBar,
+    started: std::time::Instant,
+    shown: std::cell::Cell<bool>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::hidden());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {msg} of virtual time [{elapsed} < {eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Progress {
+            bar,
+            started: std::time::Instant::now(),
+            shown: std::cell::Cell::new(false),
+        }
+    }
+
+    fn at(&self, now: Duration, end: Duration) {
+        if !self.shown.get()
+            && self.started.elapsed() >= Duration::from_secs(1)
+            && io::stderr().is_terminal()
+        {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown.set(true);
+        }
+        let frac = now.as_secs_f64() / end.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.bar.set_position((frac * 1000.0) as u64);
+        self.bar.set_message(format!(
+            "{} / {}",
+            format_duration(now),
+            format_duration(end)
+        ));
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn run_seeds(

@@ -61,6 +61,12 @@ pub enum Problem {
         /// The text written.
         text: String,
     },
+    /// A scenario the simulator would not finish in reasonable time.
+    #[error("{what}")]
+    TooMuchWork {
+        /// What, how much, and the cap.
+        what: String,
+    },
     /// A duration that must be positive is zero.
     #[error("must be longer than 0s")]
     ZeroDuration,

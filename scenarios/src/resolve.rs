@@ -29,6 +29,28 @@ pub const DEFAULT_ARP_CACHE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Load, check and resolve scenario text. `file` names the scenario in errors,
 /// `base_dir` is where relative `keepalived_conf` paths start.
+/// The longest scenario the simulator takes: 30 days of virtual time.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most requests a scenario's clients may send in all: at the simulator's few hundred
+/// thousand requests per second (BENCHMARKS.md) about an hour of computing.
+pub const MAX_REQUESTS: f64 = 1e9;
+/// The most connections one client may hold open: the ephemeral ports Linux hands out by
+/// default (`net.ipv4.ip_local_port_range` = 32768 60999).
+pub const MAX_CONCURRENCY: u32 = 28_232;
+
+/// An upper bound of the requests `w` starts: `rate` per second, or each closed-loop user
+/// one per millisecond at best (plus its think time).
+fn expected_requests(w: &Workload) -> f64 {
+    let secs = w.stop.saturating_sub(w.start).as_secs_f64();
+    match &w.pattern {
+        LoadPattern::Open { rate } => rate * secs,
+        LoadPattern::Closed {
+            concurrency,
+            think_time,
+        } => f64::from(*concurrency) * secs / (think_time.as_secs_f64() + 1e-3),
+    }
+}
+
 pub(crate) fn resolve(text: &str, file: &Path, base_dir: &Path) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|source| ScenarioError::Parse {
         file: file.to_path_buf(),
@@ -234,8 +256,46 @@ impl Cx<'_> {
         if duration.is_zero() {
             return Err(self.err(raw.duration.span(), "duration", Problem::ZeroDuration));
         }
+        if duration > MAX_DURATION {
+            return Err(self.err(
+                raw.duration.span(),
+                "duration",
+                Problem::TooMuchWork {
+                    what: format!(
+                        "{} of virtual time is more than the cap of {} (every VRRP instance \
+                         sends an advert per advert_int, so this alone is about {} events \
+                         per instance at advert_int 1)",
+                        format_duration(duration),
+                        format_duration(MAX_DURATION),
+                        duration.as_secs()
+                    ),
+                },
+            ));
+        }
         let segments = self.segments(&raw.segments)?;
         let hosts = self.hosts(&raw, &segments)?;
+        let requests: f64 = hosts
+            .iter()
+            .filter_map(|h| match &h.role {
+                Role::Client(c) => Some(expected_requests(&c.workload)),
+                _ => None,
+            })
+            .sum();
+        if requests > MAX_REQUESTS {
+            return Err(self.err(
+                raw.duration.span(),
+                "duration",
+                Problem::TooMuchWork {
+                    what: format!(
+                        "the clients would send about {requests:.3e} requests over {} \
+                         (rate x time, or concurrency x time at 1 ms per request at best), \
+                         more than the cap of {MAX_REQUESTS:.0e}: lower a rate, a \
+                         concurrency or the duration",
+                        format_duration(duration)
+                    ),
+                },
+            ));
+        }
         let index = HostIndex {
             names: raw
                 .hosts
@@ -808,13 +868,14 @@ impl Cx<'_> {
                 LoadPattern::Open { rate }
             }
             (None, Some(c)) => {
-                if *c.get_ref() == 0 {
+                let n = *c.get_ref();
+                if n == 0 || n > MAX_CONCURRENCY {
                     return Err(self.err(
                         c.span(),
                         wkey("concurrency"),
                         Problem::OutOfRange {
-                            value: "0".into(),
-                            range: "at least 1",
+                            value: n.to_string(),
+                            range: "1 to 28232 (a client's ephemeral ports, 32768-60999 as Linux has them)",
                         },
                     ));
                 }

@@ -154,6 +154,10 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("share with one bound", Append("\n[expect]\nshare = { rs1 = [0.5] }\n"), "BadShare"),
         ("failover_within zero", Append("\n[expect]\nfailover_within = \"0s\"\n"), "ZeroDuration"),
         ("converge_within bad", Append("\n[expect]\nconverge_within = \"20\"\n"), "Duration"),
+        ("duration that would never finish", Replace("duration = \"60s\"", "duration = \"1000000h\""), "TooMuchWork"),
+        ("workload that would never finish", Replace("rate = 10\n", "rate = 1e9\n"), "TooMuchWork"),
+        ("closed loop that would never finish", Replace("rate = 10\n", "concurrency = 28000\n"), "TooMuchWork"),
+        ("concurrency beyond the ephemeral ports", Replace("rate = 10\n", "concurrency = 100000\n"), "OutOfRange"),
     ]
 }
 
@@ -194,6 +198,7 @@ fn variant(p: &Problem) -> &'static str {
         Problem::BadShare => "BadShare",
         Problem::BackwardsSpan { .. } => "BackwardsSpan",
         Problem::StartAfterStop { .. } => "StartAfterStop",
+        Problem::TooMuchWork { .. } => "TooMuchWork",
     }
 }
 

@@ -411,6 +411,26 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, RunError> {
 /// Runs `s` to its end (or `opts.until`) and returns what the simulator saw, as the
 /// observation stream the judge reads.
 pub fn observe(s: &Scenario, opts: &RunOptions) -> Result<RunRecord, RunError> {
+    observe_with_progress(s, opts, &mut |_, _| {})
+}
+
+/// Runs `s` as [`run`] does, calling `progress(now, end)` as virtual time advances (about
+/// 200 times a run); the result is the same whether anyone listens.
+pub fn run_with_progress(
+    s: &Scenario,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(Duration, Duration),
+) -> Result<Report, RunError> {
+    let record = observe_with_progress(s, opts, progress)?;
+    Ok(judge(s, &record))
+}
+
+/// [`observe`] with a progress callback (see [`run_with_progress`]).
+pub fn observe_with_progress(
+    s: &Scenario,
+    opts: &RunOptions,
+    progress: &mut dyn FnMut(Duration, Duration),
+) -> Result<RunRecord, RunError> {
     let seed = opts.seed.unwrap_or(s.seed);
     let mut sim = build(s, seed)?;
     // Answered requests are traced only for the outputs that draw or list them, so a long
@@ -422,8 +442,19 @@ pub fn observe(s: &Scenario, opts: &RunOptions) -> Result<RunRecord, RunError> {
     }
     let all_directors: Vec<HostId> = s.directors().map(|(h, _)| h.id).collect();
     let mut tables = Vec::new();
+    let step = (end / 200).max(Duration::from_millis(1));
+    let mut run_to = |sim: &mut Sim, to: Duration| {
+        let mut now = Duration::from_nanos(sim.now().as_nanos());
+        while now + step < to {
+            now += step;
+            sim.run_until(at(now));
+            progress(now, end);
+        }
+        sim.run_until(at(to));
+        progress(to, end);
+    };
     for snap in s.snapshots.iter().filter(|x| x.at <= end) {
-        sim.run_until(at(snap.at));
+        run_to(&mut sim, snap.at);
         let which = if snap.directors.is_empty() {
             &all_directors
         } else {
@@ -433,7 +464,7 @@ pub fn observe(s: &Scenario, opts: &RunOptions) -> Result<RunRecord, RunError> {
             tables.push(table_observation(&sim, *d, snap.at));
         }
     }
-    sim.run_until(at(end));
+    run_to(&mut sim, end);
     for d in &all_directors {
         tables.push(table_observation(&sim, *d, end));
     }

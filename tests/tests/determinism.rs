@@ -73,3 +73,21 @@ fn another_seed_changes_the_trace_but_not_the_vrrp_verdicts() {
         assert_eq!(va, vb, "{name}: VRRP verdicts depend on the seed");
     }
 }
+
+// The progress bar steps the run in small slices of virtual time; the result must not move.
+#[test]
+fn watching_progress_changes_nothing() {
+    let s = load("07-master-killed");
+    let opts = RunOptions {
+        trace_json: true,
+        ..RunOptions::default()
+    };
+    let mut calls = Vec::new();
+    let watched =
+        lvs_sim::scenario::run_with_progress(&s, &opts, &mut |now, end| calls.push((now, end)))
+            .unwrap();
+    assert_eq!(watched, run(&s, &opts).unwrap());
+    assert!(calls.len() >= 200, "{} calls", calls.len());
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(calls.last(), Some(&(s.duration, s.duration)));
+}
