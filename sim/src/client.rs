@@ -73,6 +73,7 @@ impl ClientSpec {
 
 /// Why a request failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailReason {
     /// No SYN-ACK after all tries.
     ConnectTimeout,
@@ -84,6 +85,7 @@ pub enum FailReason {
 
 /// The end of one request.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Answered by this real server.
     Ok {
@@ -103,14 +105,17 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RequestRecord {
     /// First SYN.
+    #[serde(rename = "started_ns")]
     pub started: Instant,
     /// Response or give-up.
+    #[serde(rename = "finished_ns")]
     pub finished: Instant,
     /// Client port.
     pub port: u16,
     /// The VIP:port it was sent to.
     pub target: SocketAddrV4,
     /// Result.
+    #[serde(flatten)]
     pub outcome: Outcome,
 }
 

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use lvs_core::check::probe::ProbeResult;
 use lvs_core::director::{LogSource, StateChangeKind, VrrpState};
-use lvs_core::ipvs::IpvsChange;
+use lvs_core::ipvs::{IpvsChange, ServiceKey};
 use lvs_core::Instant;
 
 use crate::client::{FailReason, Outcome, RequestRecord};
@@ -59,10 +60,14 @@ pub fn pid(host: usize, restarts: u32, source: LogSource) -> u32 {
     }
 }
 
+/// The version of the JSON trace's schema (scenarios/TRACE.md); a change of shape bumps it.
+pub const TRACE_VERSION: u32 = 1;
+
 /// One trace entry.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TraceEntry {
     /// Virtual time in nanoseconds.
+    #[serde(rename = "t_ns")]
     pub t: u64,
     /// Host concerned (empty for network-wide events); shared with every entry of the host.
     pub host: Arc<str>,
@@ -85,7 +90,8 @@ pub enum TraceEvent {
         kind: StateChangeKind,
         /// Its name.
         name: String,
-        /// New state.
+        /// New state, as keepalived names it (`MASTER`, `BACKUP`, `FAULT`, ...).
+        #[serde(serialize_with = "state_name")]
         state: VrrpState,
         /// Priority.
         priority: u8,
@@ -104,16 +110,17 @@ pub enum TraceEvent {
         /// Address.
         addr: String,
     },
-    /// An IPVS table change.
-    Ipvs {
-        /// The change.
-        change: IpvsChange,
-    },
+    /// An IPVS table change, as the ipvsadm verb that makes it.
+    Ipvs(IpvsRecord),
     /// A probe answered.
     Probe {
-        /// Probe id.
+        /// Probe id (per director process).
         id: u64,
-        /// Outcome, Debug-formatted.
+        /// `TCP_CHECK`, `HTTP_GET`, `SSL_GET` or `script`.
+        checker: &'static str,
+        /// The real server's `address:port` it checks (the command line for a script).
+        target: String,
+        /// `connected`, `connect_failed`, `timeout`, `http STATUS DIGEST`, `exit N`, `killed`.
         result: String,
     },
     /// The director process started (true) or went away (false: killed or stopped).
@@ -129,10 +136,7 @@ pub enum TraceEvent {
         running: bool,
     },
     /// A fault injected.
-    Fault {
-        /// Description.
-        fault: String,
-    },
+    Fault(FaultRecord),
     /// A request finished.
     Request {
         /// Its record.
@@ -143,6 +147,140 @@ pub enum TraceEvent {
         /// Its record.
         violation: Violation,
     },
+}
+
+/// A fault as the trace holds it: its kind and the fields it has, and a description.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FaultRecord {
+    /// `kill`, `stop`, `pause`, `resume`, `restart`, `nic`, `link`, `link_params`,
+    /// `partition`, `heal`, `service`, `clock_drift`, `script`.
+    pub kind: &'static str,
+    /// One line for a reader (`kill director1`, `nic director1 eth0 down`).
+    pub description: String,
+    /// The interface (nic, link, link_params).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// Up / running after it (nic, link, service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    /// The service port (service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Senders and receivers cut off (partition).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// Receivers (partition).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// Both ways (partition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symmetric: Option<bool>,
+    /// The script's command line (script).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The script's exit status from now on, None: killed (script).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// Clock rate offset in parts per million (clock_drift).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppm: Option<i64>,
+}
+
+/// An IPVS change as the trace holds it: the ipvsadm verb and its fields.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IpvsRecord {
+    /// `add_service`, `edit_service`, `del_service`, `add_dest`, `edit_dest`, `del_dest`.
+    pub op: &'static str,
+    /// The service as `ipvsadm -L -n` names it: `TCP 10.0.0.1:80`, `FWM 1`.
+    pub service: String,
+    /// Scheduler (service changes but del).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    /// Persistence timeout in seconds (service changes but del).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<u32>,
+    /// The real server's `address:port` (destination changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<String>,
+    /// Weight (add_dest, edit_dest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// Forwarding method as ipvsadm prints it: `Route`, `Masq`, `Tunnel`, `Local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwd: Option<&'static str>,
+}
+
+impl IpvsRecord {
+    /// The record of `change`.
+    pub fn of(change: &IpvsChange) -> Self {
+        let svc = |op, spec: &lvs_core::ipvs::service::ServiceSpec| IpvsRecord {
+            op,
+            service: service_name(&spec.key),
+            scheduler: Some(spec.scheduler.name().to_string()),
+            persistence: spec.persistence,
+            dest: None,
+            weight: None,
+            fwd: None,
+        };
+        let dest =
+            |op, key: &ServiceKey, addr: String, d: Option<&lvs_core::ipvs::dest::DestSpec>| {
+                IpvsRecord {
+                    op,
+                    service: service_name(key),
+                    scheduler: None,
+                    persistence: None,
+                    dest: Some(addr),
+                    weight: d.map(|d| d.weight),
+                    fwd: d.map(|d| d.fwd.ipvsadm_name()),
+                }
+            };
+        match change {
+            IpvsChange::AddService(s) => svc("add_service", s),
+            IpvsChange::EditService(s) => svc("edit_service", s),
+            IpvsChange::DelService(k) => IpvsRecord {
+                op: "del_service",
+                service: service_name(k),
+                scheduler: None,
+                persistence: None,
+                dest: None,
+                weight: None,
+                fwd: None,
+            },
+            IpvsChange::AddDest(k, d) => dest("add_dest", k, sock(d.addr, d.port), Some(d)),
+            IpvsChange::EditDest(k, d) => dest("edit_dest", k, sock(d.addr, d.port), Some(d)),
+            IpvsChange::DelDest(k, a) => dest("del_dest", k, sock(a.0, a.1), None),
+        }
+    }
+}
+
+fn sock(addr: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
+}
+
+/// A service as `ipvsadm -L -n` names it.
+fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Inet { proto, addr, port } => {
+            format!("{} {}", proto.ipvsadm_name(), sock(*addr, *port))
+        }
+        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+/// A probe result in the trace's words.
+pub fn probe_result_text(r: &ProbeResult) -> String {
+    match r {
+        ProbeResult::Connected => "connected".into(),
+        ProbeResult::ConnectFailed => "connect_failed".into(),
+        ProbeResult::Timeout => "timeout".into(),
+        ProbeResult::Http { status, digest } => format!("http {status} {digest}"),
+        ProbeResult::Exit(Some(code)) => format!("exit {code}"),
+        ProbeResult::Exit(None) => "killed".into(),
+    }
+}
+
+fn state_name<S: serde::Serializer>(s: &VrrpState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
 }
 
 /// The name a failure reason is counted under (`connect_timeout`, `timeout`, `reset`).

@@ -107,6 +107,7 @@ fn ifaces_of(h: &Host) -> Vec<IfaceSpec> {
 /// Maps the scenario onto a simulator seeded with `seed`, faults scheduled, nothing run yet.
 pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
     let mut sim = Sim::new(seed);
+    sim.set_scenario_name(&s.name);
     for seg in &s.segments {
         sim.add_segment(&seg.name, true);
     }
@@ -563,12 +564,12 @@ pub fn observations(sim: &Sim) -> Vec<Observation> {
                 }
             }
             TraceEvent::Process { running } => Observed::Process { running: *running },
-            TraceEvent::Fault { fault } => Observed::Fault {
-                fault: fault.clone(),
+            TraceEvent::Fault(f) => Observed::Fault {
+                fault: f.description.clone(),
             },
             TraceEvent::Log { .. }
             | TraceEvent::Request { .. }
-            | TraceEvent::Ipvs { .. }
+            | TraceEvent::Ipvs(_)
             | TraceEvent::Probe { .. }
             | TraceEvent::Service { .. }
             | TraceEvent::Violation { .. } => continue,

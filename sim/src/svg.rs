@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use lvs_core::director::{StateChangeKind, VrrpState};
-use lvs_core::ipvs::IpvsChange;
 use lvs_core::Instant;
 
 use crate::client::Outcome;
@@ -70,14 +69,9 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
                         .push((e.t, label, colour));
                 }
             }
-            TraceEvent::Ipvs { change } => {
-                let (addr, up) = match change {
-                    IpvsChange::AddDest(_, d) | IpvsChange::EditDest(_, d) => {
-                        (d.addr.to_string(), d.weight > 0)
-                    }
-                    IpvsChange::DelDest(_, a) => (a.0.to_string(), false),
-                    _ => continue,
-                };
+            TraceEvent::Ipvs(change) => {
+                let Some(dest) = &change.dest else { continue };
+                let (addr, up) = (dest.clone(), change.weight.is_some_and(|w| w > 0));
                 let (label, colour) = if up {
                     ("up", "#3cb371")
                 } else {
@@ -93,7 +87,7 @@ pub fn render(trace: &[TraceEntry], end: Instant) -> String {
                     failures.push(e.t);
                 }
             }
-            TraceEvent::Fault { fault } => faults.push((e.t, fault.clone())),
+            TraceEvent::Fault(f) => faults.push((e.t, f.description.clone())),
             TraceEvent::Process { running: false } => {
                 let suffix = format!(" @ {}", e.host);
                 for (label, lane) in lanes.iter_mut() {

@@ -42,7 +42,14 @@ fn same_seed_same_bytes_other_seed_other_jitter() {
     assert_eq!(sa, sb);
     let (c, _) = run(8);
     assert_ne!(a, c);
-    assert!(a.starts_with("{\"seed\":7,\"end_ns\":15000000000,\"events\":["));
+    assert!(
+        a.starts_with(&format!(
+            "{{\"schema\":\"lvsd-trace\",\"version\":1,\"lvsd\":\"{}\",\"scenario\":\"\",\"seed\":7,\"end_ns\":15000000000,\"events\":[",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        &a[..200]
+    );
 }
 
 #[test]

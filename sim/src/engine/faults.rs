@@ -2,13 +2,70 @@
 
 use lvs_core::director::Input;
 
-use crate::record::TraceEvent;
+use crate::record::{FaultRecord, TraceEvent};
 use crate::HostId;
 
 use super::world::Model;
 use super::{Fault, Sim};
 
 impl Sim {
+    /// The fault as the trace records it: kind, fields and a description.
+    fn record(&self, f: &Fault) -> FaultRecord {
+        let n = |h: &HostId| self.host_name(*h).to_string();
+        let base = |kind| FaultRecord {
+            kind,
+            description: self.describe(f),
+            ..FaultRecord::default()
+        };
+        match f {
+            Fault::Kill(_) => base("kill"),
+            Fault::Stop(_) => base("stop"),
+            Fault::Pause(_) => base("pause"),
+            Fault::Resume(_) => base("resume"),
+            Fault::Restart(_) => base("restart"),
+            Fault::Nic { iface, up, .. } | Fault::Link { iface, up, .. } => FaultRecord {
+                iface: Some(iface.clone()),
+                up: Some(*up),
+                ..base(if matches!(f, Fault::Nic { .. }) {
+                    "nic"
+                } else {
+                    "link"
+                })
+            },
+            Fault::LinkParams { iface, .. } => FaultRecord {
+                iface: Some(iface.clone()),
+                ..base("link_params")
+            },
+            Fault::Partition {
+                from,
+                to,
+                symmetric,
+            } => FaultRecord {
+                from: from.iter().map(n).collect(),
+                to: to.iter().map(n).collect(),
+                symmetric: Some(*symmetric),
+                ..base("partition")
+            },
+            Fault::Heal => base("heal"),
+            Fault::Service { port, running, .. } => FaultRecord {
+                port: Some(*port),
+                up: Some(*running),
+                ..base("service")
+            },
+            Fault::ClockDrift { ppm, .. } => FaultRecord {
+                ppm: Some(*ppm),
+                ..base("clock_drift")
+            },
+            Fault::ScriptExit {
+                command, status, ..
+            } => FaultRecord {
+                command: Some(command.clone()),
+                exit: *status,
+                ..base("script")
+            },
+        }
+    }
+
     fn describe(&self, f: &Fault) -> String {
         let n = |h: &HostId| self.host_name(*h).to_string();
         let names = |v: &[HostId]| v.iter().map(n).collect::<Vec<_>>().join(",");
@@ -80,7 +137,7 @@ impl Sim {
 
     pub(super) fn apply_inner(&mut self, fault: Fault) {
         self.revert_cuts();
-        let fault_text = self.describe(&fault);
+        let record = self.record(&fault);
         let host_of = match &fault {
             Fault::Kill(h)
             | Fault::Stop(h)
@@ -95,7 +152,7 @@ impl Sim {
             | Fault::ScriptExit { host, .. } => host.0,
             Fault::Partition { .. } | Fault::Heal => usize::MAX,
         };
-        self.trace_push(host_of, TraceEvent::Fault { fault: fault_text });
+        self.trace_push(host_of, TraceEvent::Fault(record));
         self.inv.touch();
         let now = self.now;
         match fault {

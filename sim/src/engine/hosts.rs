@@ -287,7 +287,10 @@ impl Sim {
             }
             Output::Ipvs(change) => {
                 self.inv.ipvs(HostId(host), &change);
-                self.trace_push(host, TraceEvent::Ipvs { change });
+                self.trace_push(
+                    host,
+                    TraceEvent::Ipvs(crate::record::IpvsRecord::of(&change)),
+                );
             }
             Output::StartProbe(probe) => self.start_probe(host, probe),
             // The simulator runs no notify scripts; checker events leave no trace.
@@ -357,6 +360,7 @@ impl Sim {
             return;
         }
         d.gen += 1;
+        d.probing.clear();
         d.life = Life::Starting;
         let gen = d.gen;
         let delay = draw(&d.timing.start, &mut d.timing_rng);

@@ -183,10 +183,15 @@ impl Sim {
         &self.trace
     }
 
-    /// The trace as JSON: `{"seed":..,"end_ns":..,"events":[..],"metrics":{..},"violations":[..]}`.
+    /// The trace as JSON, schema `lvsd-trace` version [`crate::record::TRACE_VERSION`]
+    /// (scenarios/TRACE.md, scenarios/trace.schema.json).
     pub fn trace_json(&self) -> String {
         #[derive(serde::Serialize)]
         struct Doc<'a> {
+            schema: &'static str,
+            version: u32,
+            lvsd: &'static str,
+            scenario: &'a str,
             seed: u64,
             end_ns: u64,
             events: &'a [TraceEntry],
@@ -197,6 +202,10 @@ impl Sim {
         }
         let m = self.metrics();
         let doc = Doc {
+            schema: "lvsd-trace",
+            version: crate::record::TRACE_VERSION,
+            lvsd: env!("CARGO_PKG_VERSION"),
+            scenario: &self.scenario,
             seed: self.seed,
             end_ns: self.now.as_nanos(),
             events: &self.trace,
@@ -206,6 +215,11 @@ impl Sim {
             violations: &self.inv.violations,
         };
         serde_json::to_string(&doc).unwrap_or_default()
+    }
+
+    /// Names the run in its trace (the scenario's `name`).
+    pub fn set_scenario_name(&mut self, name: &str) {
+        self.scenario = name.to_string();
     }
 
     /// An SVG timeline of the run so far.

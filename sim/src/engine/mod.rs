@@ -225,6 +225,7 @@ const _: () = assert!(std::mem::size_of::<Ev>() == 16);
 /// The simulated world.
 pub struct Sim {
     seed: u64,
+    scenario: String,
     now: Instant,
     queue: crate::queue::EventQueue<Ev>,
     graph: UnGraph<Node, Link>,
@@ -259,6 +260,7 @@ impl Sim {
     pub fn new(seed: u64) -> Self {
         Sim {
             seed,
+            scenario: String::new(),
             now: Instant::ZERO,
             queue: crate::queue::EventQueue::new(),
             graph: UnGraph::default(),

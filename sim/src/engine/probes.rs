@@ -20,6 +20,15 @@ impl Sim {
         let now = self.now;
         let Some(d) = self.dir(host) else { return };
         let gen = d.gen;
+        let what = match &probe.kind {
+            ProbeKind::Tcp { target, .. } => ("TCP_CHECK", target.to_string()),
+            ProbeKind::Http { target, tls, .. } => (
+                if *tls { "SSL_GET" } else { "HTTP_GET" },
+                target.to_string(),
+            ),
+            ProbeKind::Script { command } => ("script", command.clone()),
+        };
+        d.probing.insert(probe.id.0, what);
         if let ProbeKind::Script { command } = &probe.kind {
             let status = d.scripts.get(command).copied().unwrap_or(Some(0));
             let result = if probe.timeout < Duration::from_millis(1) {
@@ -88,14 +97,17 @@ impl Sim {
 
     /// Hand a probe's result to the process that started it, if it still runs.
     pub(super) fn probe_result(&mut self, host: usize, gen: u32, id: ProbeId, result: ProbeResult) {
-        if !matches!(self.dir(host), Some(d) if d.gen == gen) {
+        let Some(d) = self.dir(host).filter(|d| d.gen == gen) else {
             return;
-        }
+        };
+        let (checker, target) = d.probing.remove(&id.0).unwrap_or(("?", String::new()));
         self.trace_push(
             host,
             TraceEvent::Probe {
                 id: id.0,
-                result: format!("{result:?}"),
+                checker,
+                target,
+                result: crate::record::probe_result_text(&result),
             },
         );
         self.director_input(host, Input::ProbeDone { id, result });

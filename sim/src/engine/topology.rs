@@ -96,6 +96,7 @@ impl Sim {
             scripts: BTreeMap::new(),
             keep_vips_on_kill: true,
             prober: Prober::default(),
+            probing: BTreeMap::new(),
             clock: Clock::default(),
             iface_names: ifaces
                 .iter()

@@ -156,6 +156,8 @@ pub(super) struct DirectorProc {
     pub(super) clock: Clock,
     /// The host's health-check sockets.
     pub(super) prober: Prober,
+    /// Probes under way: id -> (checker, what it checks), for the trace.
+    pub(super) probing: BTreeMap<u64, (&'static str, String)>,
     /// Interface names by stack index, shared with every frame handed to the director.
     pub(super) iface_names: Vec<IfaceName>,
 }
