@@ -111,7 +111,7 @@ fn tunnelled(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
     cfg.virtual_servers.iter().find_map(|vs| {
         vs.real_servers.iter().find_map(|rs| {
             let kind = rs.lvs_method.as_ref().or(vs.lvs_method.as_ref())?;
-            (kind.value == config::model::LbKind::Tun).then_some(&kind.span)
+            kind.value.is_tun().then_some(&kind.span)
         })
     })
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::diagnostic::{Span, Spanned};
 use crate::ipvs::sched::SchedKind;
-use crate::ipvs::Protocol;
+use crate::ipvs::{Protocol, TunnelType};
 
 /// A time written in seconds, possibly fractional (`advert_int 0.5`), kept in microseconds
 /// like keepalived's TIMER_HZ.
@@ -414,8 +414,38 @@ pub enum LbKind {
     Nat,
     /// `DR` (direct routing).
     Dr,
-    /// `TUN` (IP-in-IP).
-    Tun,
+    /// `TUN` (IP-in-IP, or GUE / GRE as its options say).
+    Tun(Tunnel),
+}
+
+impl LbKind {
+    /// `TUN`, whatever its encapsulation.
+    pub fn is_tun(self) -> bool {
+        matches!(self, LbKind::Tun(_))
+    }
+}
+
+/// The words after `TUN` on an `lvs_method` line, as keepalived 2.2.7's
+/// `svr_forwarding_handler` reads them: `type ipip|gue|gre`, `port N` (GUE only), and one of
+/// `nocsum` (the default), `csum`, `remcsum`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tunnel {
+    /// The encapsulation (`--tun-type`, `--tun-port`).
+    pub kind: TunnelType,
+    /// The checksum option (`--tun-nocsum` / `--tun-csum` / `--tun-remcsum`).
+    pub csum: TunnelCsum,
+}
+
+/// A tunnel's checksum option (`IP_VS_TUNNEL_ENCAP_FLAG_*`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum TunnelCsum {
+    /// `nocsum`: GUE without a UDP checksum, GRE without the checksum field.
+    #[default]
+    NoCsum,
+    /// `csum`: GUE's UDP checksum, GRE's checksum field.
+    Csum,
+    /// `remcsum`: GUE remote checksum offload.
+    RemCsum,
 }
 
 /// How a `virtual_server` names its service.

@@ -6,7 +6,7 @@ use super::model::{Config, LbKind, RealServer, VirtualServer, VsKey, VsgEntry};
 use crate::check::virtual_server::effective_rs_port;
 use crate::ipvs::sched::{SchedFlags, SchedKind};
 use crate::ipvs::service::{DestSpec, ServiceSpec};
-use crate::ipvs::{FwdMethod, Protocol, ServiceKey, TunnelType};
+use crate::ipvs::{FwdMethod, Protocol, ServiceKey};
 
 /// keepalived's scheduler when none is set (`IPVS_DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
@@ -22,7 +22,7 @@ pub fn fwd(kind: LbKind) -> FwdMethod {
     match kind {
         LbKind::Nat => FwdMethod::Masq,
         LbKind::Dr => FwdMethod::Route,
-        LbKind::Tun => FwdMethod::Tunnel(TunnelType::Ipip),
+        LbKind::Tun(t) => FwdMethod::Tunnel(t.kind),
     }
 }
 
@@ -64,7 +64,7 @@ impl VirtualServer {
     pub fn family_mismatch(&self, rs: &RealServer) -> bool {
         match self.key.value {
             VsKey::Inet { addr, .. } => {
-                addr.is_ipv4() != rs.addr.value.is_ipv4() && self.method_of(rs) != LbKind::Tun
+                addr.is_ipv4() != rs.addr.value.is_ipv4() && !self.method_of(rs).is_tun()
             }
             _ => false,
         }

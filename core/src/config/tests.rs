@@ -1797,3 +1797,100 @@ fn a_word_after_a_group_name_is_fatal() {
         .collect();
     assert_eq!(ours, theirs);
 }
+
+/// keepalived 2.2.7's tunnel options after `TUN` (`svr_forwarding_handler`): the encapsulation
+/// and port reach the IPVS destination; a bad option is reported in keepalived's words and
+/// leaves the tunnel as it was (the service's for a real server), the method still TUN.
+#[test]
+fn tunnel_options_as_keepalived_reads_them() {
+    use crate::config::model::{Tunnel, TunnelCsum};
+    use crate::ipvs::TunnelType;
+    let conf = |rs_method: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n lb_kind TUN type gre\n \
+             real_server 10.0.0.2 80 {{\n  {rs_method}\n }}\n}}\n"
+        )
+    };
+    let method = |text: &str| {
+        let p = parse_str("t", text);
+        let cfg = p.config.as_ref().unwrap();
+        let rs = &cfg.virtual_servers[0].real_servers[0];
+        let fwd = cfg.ipvs_rules()[0].1[0].fwd;
+        (rs.lvs_method.as_ref().map(|m| m.value), fwd)
+    };
+    let said = |text: &str| -> Vec<String> {
+        let p = parse_str("t", text);
+        p.diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .map(|d| d.message.clone())
+            .collect()
+    };
+    let tun = |kind, csum| Some(LbKind::Tun(Tunnel { kind, csum }));
+    assert_eq!(
+        method(&conf("lvs_method TUN type gue port 6080 csum")),
+        (
+            tun(TunnelType::Gue { port: 6080 }, TunnelCsum::Csum),
+            FwdMethod::Tunnel(TunnelType::Gue { port: 6080 })
+        )
+    );
+    assert_eq!(
+        method(&conf("lvs_method TUN")).1,
+        FwdMethod::Tunnel(TunnelType::Ipip)
+    );
+    // No lvs_method of its own: the service's GRE.
+    assert_eq!(
+        method(&conf("weight 1")).1,
+        FwdMethod::Tunnel(TunnelType::Gre)
+    );
+    for (line, msg) in [
+        (
+            "lvs_method TUN type vxlan",
+            "Unknown tunnel type vxlan for real server.",
+        ),
+        (
+            "lvs_method TUN type",
+            "Missing tunnel type for real server.",
+        ),
+        (
+            "lvs_method TUN type gue",
+            "gue tunnels require port, otherwise cannot have port.",
+        ),
+        (
+            "lvs_method TUN port 80",
+            "gue tunnels require port, otherwise cannot have port.",
+        ),
+        (
+            "lvs_method TUN type gue port 0",
+            "Invalid gue tunnel port 0 for real server.",
+        ),
+        (
+            "lvs_method TUN csum",
+            "ipip tunnels do not support checksum option.",
+        ),
+        (
+            "lvs_method TUN type gre remcsum",
+            "gre tunnels do not support remote checksum option.",
+        ),
+        (
+            "lvs_method TUN bogus",
+            "Invalid tunnel option bogus for real server.",
+        ),
+    ] {
+        let text = conf(line);
+        assert_eq!(said(&text), vec![msg.to_string()], "{line}");
+        // Left as it was: the service's GRE.
+        assert_eq!(
+            method(&text),
+            (
+                tun(TunnelType::Gre, TunnelCsum::NoCsum),
+                FwdMethod::Tunnel(TunnelType::Gre)
+            ),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        said(&conf("lvs_method TUN type gue port 6080 bogus")),
+        vec!["Invalid tunnel option bogus for real server.".to_string()]
+    );
+}

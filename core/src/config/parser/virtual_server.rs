@@ -11,7 +11,15 @@ use crate::config::model::*;
 use crate::config::rules::{DEFAULT_PERSISTENCE_TIMEOUT, MAX_PERSISTENCE_TIMEOUT};
 use crate::config::tree::{Block, Node};
 use crate::ipvs::sched::SchedKind;
-use crate::ipvs::Protocol;
+use crate::ipvs::{Protocol, TunnelType};
+
+/// The tunnel options a method carries (IPIP, no checksum, for anything but `TUN`).
+fn tunnel_of(m: Option<&Spanned<LbKind>>) -> Tunnel {
+    match m.map(|m| m.value) {
+        Some(LbKind::Tun(t)) => t,
+        _ => Tunnel::default(),
+    }
+}
 
 const VS: &[&str] = &[
     "ip_family",
@@ -140,27 +148,108 @@ impl Builder<'_> {
         g
     }
 
-    /// `lb_kind` / `lvs_method` of a virtual (`server` = "virtual") or real server; an unknown
-    /// method is reported as keepalived reports it and leaves the method unset (the service's,
-    /// else NAT, applies).
-    fn lb_kind(&mut self, n: &Node, server: &str) -> Option<Spanned<LbKind>> {
+    /// `lb_kind` / `lvs_method` of a virtual (`server` = "virtual"), real or sorry server; an
+    /// unknown method is reported as keepalived reports it and leaves the method unset (the
+    /// service's, else NAT, applies). The words after the method are keepalived 2.2.7's
+    /// tunnel options (`type ipip|gue|gre`, `port N`, `nocsum|csum|remcsum`), read for any
+    /// method; at a bad one keepalived reports it and stops, the method set and the tunnel
+    /// left as it was (`prev`: the service's when the server inherits it, else IPIP).
+    fn lb_kind(&mut self, n: &Node, server: &str, prev: Tunnel) -> Option<Spanned<LbKind>> {
         let w = self.arg(n, 1)?;
-        let k = match w.text.as_str() {
-            "NAT" => LbKind::Nat,
-            "DR" => LbKind::Dr,
-            "TUN" => LbKind::Tun,
-            _ => {
-                self.s.warn_as_keepalived(
-                    &w.span,
-                    format!(
-                        "PARSER : unknown [{}] routing method for {server} server.",
-                        w.text
-                    ),
-                );
-                return None;
-            }
+        let method = |t: Tunnel| match w.text.as_str() {
+            "NAT" => Some(LbKind::Nat),
+            "DR" => Some(LbKind::Dr),
+            "TUN" => Some(LbKind::Tun(t)),
+            _ => None,
         };
-        Some(Spanned::new(k, w.span.clone()))
+        if method(prev).is_none() {
+            self.s.warn_as_keepalived(
+                &w.span,
+                format!(
+                    "PARSER : unknown [{}] routing method for {server} server.",
+                    w.text
+                ),
+            );
+            return None;
+        }
+        let done = |t: Tunnel| method(t).map(|k| Spanned::new(k, w.span.clone()));
+        let (mut kind, mut port, mut csum) = (TunnelType::Ipip, 0u16, TunnelCsum::NoCsum);
+        let mut i = 2;
+        while let Some(opt) = n.words.get(i) {
+            match opt.text.as_str() {
+                "type" => {
+                    let Some(t) = n.words.get(i + 1) else {
+                        self.s.warn_as_keepalived(
+                            &opt.span,
+                            format!("Missing tunnel type for {server} server."),
+                        );
+                        return done(prev);
+                    };
+                    kind = match t.text.as_str() {
+                        "ipip" => TunnelType::Ipip,
+                        "gue" => TunnelType::Gue { port: 0 },
+                        "gre" => TunnelType::Gre,
+                        _ => {
+                            self.s.warn_as_keepalived(
+                                &t.span,
+                                format!("Unknown tunnel type {} for {server} server.", t.text),
+                            );
+                            return done(prev);
+                        }
+                    };
+                    i += 1;
+                }
+                "port" => {
+                    let Some(p) = n.words.get(i + 1) else {
+                        self.s.warn_as_keepalived(
+                            &opt.span,
+                            format!("Missing port for {server} server gue tunnel."),
+                        );
+                        return done(prev);
+                    };
+                    match p.text.parse::<u16>() {
+                        Ok(v) if v >= 1 => port = v,
+                        _ => {
+                            self.s.warn_as_keepalived(
+                                &p.span,
+                                format!("Invalid gue tunnel port {} for {server} server.", p.text),
+                            );
+                            return done(prev);
+                        }
+                    }
+                    i += 1;
+                }
+                "nocsum" => csum = TunnelCsum::NoCsum,
+                "csum" => csum = TunnelCsum::Csum,
+                "remcsum" => csum = TunnelCsum::RemCsum,
+                _ => {
+                    self.s.warn_as_keepalived(
+                        &opt.span,
+                        format!("Invalid tunnel option {} for {server} server.", opt.text),
+                    );
+                    return done(prev);
+                }
+            }
+            i += 1;
+        }
+        let gue = matches!(kind, TunnelType::Gue { .. });
+        let refused = if gue != (port != 0) {
+            Some("gue tunnels require port, otherwise cannot have port.")
+        } else if kind == TunnelType::Ipip && csum != TunnelCsum::NoCsum {
+            Some("ipip tunnels do not support checksum option.")
+        } else if kind == TunnelType::Gre && csum == TunnelCsum::RemCsum {
+            Some("gre tunnels do not support remote checksum option.")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.s.warn_as_keepalived(&w.span, why);
+            return done(prev);
+        }
+        if gue {
+            kind = TunnelType::Gue { port };
+        }
+        done(Tunnel { kind, csum })
     }
 
     pub(super) fn virtual_server(&mut self, node: &Node) -> Option<VirtualServer> {
@@ -271,7 +360,7 @@ impl Builder<'_> {
                     vs.flags.push(spanned(n.keyword()));
                 }
                 "lb_kind" | "lvs_method" => {
-                    if let Some(m) = self.lb_kind(n, "virtual") {
+                    if let Some(m) = self.lb_kind(n, "virtual", tunnel_of(vs.lvs_method.as_ref())) {
                         vs.lvs_method = Some(m);
                     }
                 }
@@ -347,7 +436,12 @@ impl Builder<'_> {
                             },
                         );
                     } else if method {
-                        if let Some(m) = self.lb_kind(n, "sorry") {
+                        let prev = tunnel_of(
+                            vs.sorry_server_lvs_method
+                                .as_ref()
+                                .or(vs.lvs_method.as_ref()),
+                        );
+                        if let Some(m) = self.lb_kind(n, "sorry", prev) {
                             vs.sorry_server_lvs_method = Some(m);
                         }
                     }
@@ -361,7 +455,7 @@ impl Builder<'_> {
                 "ha_suspend" => vs.ha_suspend = Some(self.flag(n)),
                 "virtualhost" => vs.virtualhost = self.str_arg(n),
                 "real_server" => {
-                    if let Some(rs) = self.real_server(n) {
+                    if let Some(rs) = self.real_server(n, tunnel_of(vs.lvs_method.as_ref())) {
                         vs.real_servers.push(rs);
                     }
                 }
@@ -404,7 +498,8 @@ impl Builder<'_> {
         }
     }
 
-    fn real_server(&mut self, node: &Node) -> Option<RealServer> {
+    /// `inherited`: the service's tunnel when the block starts (keepalived's `alloc_rs`).
+    fn real_server(&mut self, node: &Node, inherited: Tunnel) -> Option<RealServer> {
         let w = self.arg(node, 1)?;
         let addr = self.ip(w)?;
         let port = match node.words.get(2) {
@@ -445,7 +540,11 @@ impl Builder<'_> {
                     }
                 }
                 "lvs_method" => {
-                    if let Some(m) = self.lb_kind(n, "real") {
+                    let prev = rs
+                        .lvs_method
+                        .as_ref()
+                        .map_or(inherited, |m| tunnel_of(Some(m)));
+                    if let Some(m) = self.lb_kind(n, "real", prev) {
                         rs.lvs_method = Some(m);
                     }
                 }
