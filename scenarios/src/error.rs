@@ -216,6 +216,12 @@ pub enum Problem {
         /// The allowed range, in words.
         range: &'static str,
     },
+    /// A real server's tunnel receiver that is none of the three.
+    #[error("bad tunnel {text:?}: write \"ipip\" (tunl0), \"gre\" (gre0) or \"gue:PORT\" (ip fou add port PORT gue)")]
+    BadTunnel {
+        /// The text written.
+        text: String,
+    },
     /// A host without interfaces.
     #[error("a host needs at least one interface")]
     NoInterfaces,

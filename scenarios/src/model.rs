@@ -294,8 +294,46 @@ pub struct RealServer {
     pub arp_ignore: u8,
     /// `net.ipv4.conf.all.arp_announce` (0..=2).
     pub arp_announce: u8,
+    /// The tunnel receiver of a TUN real server (`tunnel = "ipip"`).
+    pub tunnel: Option<Decap>,
     /// TCP services listening on every address.
     pub services: Vec<Service>,
+}
+
+/// A tunnel receiver a TUN real server sets up so that the director's encapsulated packets
+/// reach its VIP: `tunl0` (`modprobe ipip`), `gre0` (`modprobe ip_gre`), or a GUE port
+/// (`ip fou add port PORT gue`). Each takes apart, for any local address, what its
+/// encapsulation carries; without one the kernel drops the packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Decap {
+    /// IPIP on tunl0.
+    Ipip,
+    /// GUE on this UDP port.
+    Gue {
+        /// The fou port.
+        port: u16,
+    },
+    /// GRE on gre0.
+    Gre,
+}
+
+impl std::str::FromStr for Decap {
+    type Err = ();
+
+    /// `ipip`, `gre` or `gue:PORT` (PORT 1..=65535).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "ipip" => Ok(Decap::Ipip),
+            "gre" => Ok(Decap::Gre),
+            _ => {
+                let port: u16 = s.strip_prefix("gue:").ok_or(())?.parse().map_err(|_| ())?;
+                if port == 0 {
+                    return Err(());
+                }
+                Ok(Decap::Gue { port })
+            }
+        }
+    }
 }
 
 impl RealServer {

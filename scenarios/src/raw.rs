@@ -71,6 +71,7 @@ pub(crate) struct RawHost {
     pub vips_on_lo: Option<S<Vec<S<String>>>>,
     pub arp_ignore: Option<S<u8>>,
     pub arp_announce: Option<S<u8>>,
+    pub tunnel: Option<S<String>>,
     #[serde(rename = "service")]
     pub services: Option<S<Vec<S<RawService>>>>,
     // client

@@ -566,7 +566,7 @@ impl Cx<'_> {
         let role = *h.role.get_ref();
         let rname = role_name(role);
         // Every role-specific key present, with the role it belongs to.
-        let owned: [(&str, RawRole, Option<Range<usize>>); 10] = [
+        let owned: [(&str, RawRole, Option<Range<usize>>); 11] = [
             (
                 "keepalived_conf",
                 RawRole::Director,
@@ -601,6 +601,11 @@ impl Cx<'_> {
                 "arp_announce",
                 RawRole::RealServer,
                 h.arp_announce.as_ref().map(S::span),
+            ),
+            (
+                "tunnel",
+                RawRole::RealServer,
+                h.tunnel.as_ref().map(S::span),
             ),
             (
                 "service",
@@ -736,6 +741,18 @@ impl Cx<'_> {
                     Some(v) => *v.get_ref(),
                     None => 0,
                 };
+                let tunnel = match &h.tunnel {
+                    Some(t) => Some(t.get_ref().parse::<Decap>().map_err(|()| {
+                        self.err(
+                            t.span(),
+                            key("tunnel"),
+                            Problem::BadTunnel {
+                                text: t.get_ref().clone(),
+                            },
+                        )
+                    })?),
+                    None => None,
+                };
                 let mut services: Vec<Service> = Vec::new();
                 for (i, s) in h
                     .services
@@ -788,6 +805,7 @@ impl Cx<'_> {
                     vips_on_lo: vips,
                     arp_ignore,
                     arp_announce,
+                    tunnel,
                     services,
                 })
             }

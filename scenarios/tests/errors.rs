@@ -105,6 +105,10 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("director starts after the end", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf_inline = \"x\"\nstart_at = \"2m\""), "AfterEnd"),
         ("bad vip on lo", Replace("vips_on_lo = [\"10.0.0.100\"]", "vips_on_lo = [\"10.0.0.300\"]"), "BadIp"),
         ("arp_ignore out of range", Replace("arp_ignore = 1", "arp_ignore = 5"), "OutOfRange"),
+        ("unknown tunnel", Replace("arp_ignore = 1", "arp_ignore = 1\ntunnel = \"vxlan\""), "BadTunnel"),
+        ("gue tunnel without a port", Replace("arp_ignore = 1", "arp_ignore = 1\ntunnel = \"gue\""), "BadTunnel"),
+        ("gue tunnel on port 0", Replace("arp_ignore = 1", "arp_ignore = 1\ntunnel = \"gue:0\""), "BadTunnel"),
+        ("tunnel on a director", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf_inline = \"vrrp_instance VI { }\"\ntunnel = \"ipip\""), "WrongRoleKey"),
         ("arp_announce out of range", Replace("arp_announce = 2", "arp_announce = 3"), "OutOfRange"),
         ("duplicate service port", Replace("[[host.service]]\nport = 80\n", "[[host.service]]\nport = 80\n[[host.service]]\nport = 80\n"), "Duplicate"),
         ("zero capacity", Replace("port = 80\n", "port = 80\ncapacity = 0\n"), "OutOfRange"),
@@ -199,6 +203,7 @@ fn variant(p: &Problem) -> &'static str {
         Problem::BackwardsSpan { .. } => "BackwardsSpan",
         Problem::StartAfterStop { .. } => "StartAfterStop",
         Problem::TooMuchWork { .. } => "TooMuchWork",
+        Problem::BadTunnel { .. } => "BadTunnel",
     }
 }
 

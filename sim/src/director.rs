@@ -67,6 +67,8 @@ pub struct HostEnv {
     pub hostname: String,
     /// Interfaces as configured (VIPs not included).
     pub ifaces: Vec<IfaceSpec>,
+    /// Default gateway.
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 /// Builds a fresh director process (at start and on every restart) from the host's

@@ -1,9 +1,9 @@
 //! Directors built from keepalived.conf text: the factory a scenario hands the simulator.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use lvs_core::config;
-use lvs_core::director::{config_log, Director, DirectorConfig, Iface, NodeEnv};
+use lvs_core::director::{config_log, Director, DirectorConfig, HostRoute, Iface, NodeEnv};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -12,7 +12,6 @@ use crate::director::{DirectorFactory, DirectorNode, HostEnv};
 /// Why a keepalived.conf cannot run as a simulated director.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfError {
-    /// keepalived would refuse the file.
     /// Valid keepalived, but asking for something the simulator cannot do yet.
     #[error("{at}: {why}")]
     Unsupported {
@@ -21,6 +20,7 @@ pub enum ConfError {
         /// What and why.
         why: String,
     },
+    /// keepalived would refuse the file.
     #[error("{file}: keepalived.conf has errors:\n{rendered}")]
     Invalid {
         /// File name.
@@ -30,8 +30,32 @@ pub enum ConfError {
     },
 }
 
-/// The host's interfaces as the director sees them.
+/// The host's interfaces and routes as the director sees them: a connected route per
+/// address (its `src` that address, as the kernel adds it) and the default route through
+/// the interface whose subnet holds the gateway.
 pub fn node_env(env: &HostEnv) -> NodeEnv {
+    let mut routes: Vec<HostRoute> = env
+        .ifaces
+        .iter()
+        .flat_map(|i| {
+            i.addrs.iter().map(|&(a, prefix)| HostRoute {
+                dst: a,
+                prefix,
+                iface: i.name.clone(),
+                src: Some(a),
+            })
+        })
+        .collect();
+    if let Some(gw) = env.gateway {
+        if let Some(dev) = routes.iter().find(|r| r.covers(gw)) {
+            routes.push(HostRoute {
+                dst: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+                iface: dev.iface.clone(),
+                src: None,
+            });
+        }
+    }
     NodeEnv {
         ifaces: env
             .ifaces
@@ -42,6 +66,7 @@ pub fn node_env(env: &HostEnv) -> NodeEnv {
                 addrs: i.addrs.iter().map(|(a, _)| IpAddr::V4(*a)).collect(),
             })
             .collect(),
+        routes,
     }
 }
 
@@ -71,12 +96,14 @@ pub fn factory_with(
             rendered,
         });
     };
-    if let Some(at) = tunnelled(&cfg) {
+    if let Some((at, word)) = checksummed_tunnel(&cfg) {
         return Err(ConfError::Unsupported {
             at: at.to_string(),
-            why: "lb_kind TUN: the simulator forwards with DR and NAT only, not LVS-TUN yet; \
-                  refused rather than run with every request failing"
-                .to_string(),
+            why: format!(
+                "lvs_method TUN with `{word}`: the simulator's tunnels carry no checksum \
+                 (nocsum, keepalived's default) yet; refused rather than run with a \
+                 different encapsulation than the kernel's"
+            ),
         });
     }
     let log = config_log(
@@ -102,20 +129,28 @@ pub fn factory_with(
     }))
 }
 
-/// Where a simulated director's keepalived read `file` from: the scenario's config stands
-/// in for /etc/keepalived/keepalived.conf and its includes sit beside it, so the logs name
-/// the files as on a real host whatever the scenario's own path.
-/// Where the first real server forwarded with TUN is configured (its own `lb_kind`, or the
-/// virtual server's it inherits), if any.
-fn tunnelled(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
+/// Where the first TUN real server asking for a tunnel checksum (`csum`, `remcsum`) is
+/// configured (its own method, or the virtual server's it inherits), with the option's word.
+fn checksummed_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span, &'static str)> {
+    use config::model::{LbKind, TunnelCsum};
     cfg.virtual_servers.iter().find_map(|vs| {
         vs.real_servers.iter().find_map(|rs| {
             let kind = rs.lvs_method.as_ref().or(vs.lvs_method.as_ref())?;
-            kind.value.is_tun().then_some(&kind.span)
+            match &kind.value {
+                LbKind::Tun(t) => match t.csum {
+                    TunnelCsum::NoCsum => None,
+                    TunnelCsum::Csum => Some((&kind.span, "csum")),
+                    TunnelCsum::RemCsum => Some((&kind.span, "remcsum")),
+                },
+                _ => None,
+            }
         })
     })
 }
 
+/// Where a simulated director's keepalived read `file` from: the scenario's config stands
+/// in for /etc/keepalived/keepalived.conf and its includes sit beside it, so the logs name
+/// the files as on a real host whatever the scenario's own path.
 fn shown_name(main: &str, file: &str) -> String {
     const ETC: &str = "/etc/keepalived";
     if file == main {

@@ -156,6 +156,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     arp_ignore: r.arp_ignore,
                     arp_announce: r.arp_announce,
                     gateway: h.gateway,
+                    tunnel: r.tunnel,
                     services,
                 };
                 sim.add_real_server(&h.name, ifaces_of(h), spec)

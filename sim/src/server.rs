@@ -63,6 +63,8 @@ pub struct RealServerSpec {
     pub arp_announce: u8,
     /// Default gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// Tunnel receiver (a TUN real server's).
+    pub tunnel: Option<crate::stack::Decap>,
     /// Services.
     pub services: Vec<ServiceSpec>,
 }
@@ -79,6 +81,7 @@ impl RealServerSpec {
             arp_ignore: 1,
             arp_announce: 2,
             gateway,
+            tunnel: None,
             services,
         }
     }

@@ -11,6 +11,8 @@ use rustc_hash::FxHashMap;
 
 use crate::packet::{self, Arp, ArpOp, Mac, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR};
 
+pub use lvs_scenarios::Decap;
+
 /// Timer tokens with this bit belong to the stack (ARP retries); models use the rest.
 pub const STACK_TOKEN: u64 = 1 << 63;
 
@@ -128,6 +130,10 @@ pub struct StackStats {
     pub dropped_unresolved: u64,
     /// Packets routed on.
     pub forwarded: u64,
+    /// Encapsulated packets taken apart by a tunnel receiver.
+    pub decapsulated: u64,
+    /// Encapsulated packets for which no tunnel receiver was set up (dropped).
+    pub dropped_no_tunnel: u64,
 }
 
 /// What routing decisions read, flattened from the interfaces, lo and the gateway (and
@@ -165,6 +171,8 @@ pub struct Stack {
     pub arp_announce: u8,
     /// Route packets not addressed to us (a router).
     pub forward: bool,
+    /// Tunnel receivers (a TUN real server's).
+    pub decap: Vec<Decap>,
     gateway: Option<Ipv4Addr>,
     routes: Routes,
     /// How long an ARP entry is used before it is resolved again.
@@ -195,6 +203,7 @@ impl Stack {
             arp_ignore: 0,
             arp_announce: 0,
             forward: false,
+            decap: Vec::new(),
             gateway: None,
             arp_timeout: Duration::from_secs(60),
             locktime: Duration::from_secs(1),
@@ -305,6 +314,49 @@ impl Stack {
             _ => {}
         }
         rx
+    }
+
+    /// The packet a local IPv4 `frame` carries through a tunnel this host receives, as a
+    /// frame with the outer Ethernet header, when it is for a local address (a VIP on lo);
+    /// `None` for anything else. An encapsulation no receiver is set up for is dropped and
+    /// counted, as the kernel drops it.
+    pub fn decapsulate(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        use lvs_core::wire::{ip_proto, ipv4::Ipv4Repr, tunnel::EncapRepr};
+        let payload = frame.get(ETH_HDR..)?;
+        let (outer, body) = Ipv4Repr::parse(payload).ok()?;
+        if !matches!(
+            outer.protocol,
+            ip_proto::IPIP | ip_proto::GRE | ip_proto::UDP
+        ) || outer.is_fragment()
+        {
+            return None;
+        }
+        let (encap, inner) = EncapRepr::parse(outer.protocol, body).ok()?;
+        let device = match encap {
+            EncapRepr::Ipip => Decap::Ipip,
+            EncapRepr::Gre { protocol } if protocol == ETHERTYPE_IPV4 => Decap::Gre,
+            EncapRepr::Gue {
+                dst_port, protocol, ..
+            } if protocol == ip_proto::IPIP => Decap::Gue { port: dst_port },
+            _ => return None,
+        };
+        if !self.decap.contains(&device) {
+            // Plain UDP to a port without a fou receiver is no tunnel at all.
+            if !matches!(device, Decap::Gue { .. }) {
+                self.stats.dropped_no_tunnel += 1;
+            }
+            return None;
+        }
+        let (ip, _) = Ipv4Repr::parse(inner).ok()?;
+        if !self.is_local(ip.dst) {
+            self.stats.dropped_no_tunnel += 1;
+            return None;
+        }
+        self.stats.decapsulated += 1;
+        let mut out = Vec::with_capacity(ETH_HDR + inner.len());
+        out.extend_from_slice(&frame[..ETH_HDR]);
+        out.extend_from_slice(inner);
+        Some(out)
     }
 
     /// What [`Stack::receive`] would make of `frame` on `iface`, without doing it.
@@ -719,5 +771,50 @@ mod tests {
         fx.tx.clear();
         s.receive(Instant::ZERO, 0, &ask.to_frame(B, BROADCAST), &mut fx);
         assert!(fx.tx.is_empty(), "arp_ignore=1 does not");
+    }
+
+    #[test]
+    fn a_tunnel_receiver_takes_apart_its_own_encapsulation_only() {
+        use lvs_core::ipvs::{fwd, TunnelType};
+        let mut inner = Vec::new();
+        etherparse::PacketBuilder::ethernet2(C, B)
+            .ipv4([192, 0, 2, 7], ip(100).octets(), 64)
+            .tcp(40000, 80, 1, 1000)
+            .syn()
+            .write(&mut inner, b"")
+            .unwrap();
+        let kinds = [
+            (Decap::Ipip, TunnelType::Ipip),
+            (Decap::Gre, TunnelType::Gre),
+            (Decap::Gue { port: 6080 }, TunnelType::Gue { port: 6080 }),
+        ];
+        for (decap, kind) in kinds {
+            let outer = fwd::tun(&inner, kind, ip(2), ip(1), B, A).unwrap();
+            let mut s = stack();
+            s.set_lo(vec![ip(100)]);
+            assert_eq!(s.classify(0, &outer), Rx::Local);
+            // No receiver: dropped (plain UDP to a port nobody takes apart is not counted).
+            assert_eq!(s.decapsulate(&outer), None);
+            let counted = u64::from(!matches!(decap, Decap::Gue { .. }));
+            assert_eq!(s.stats.dropped_no_tunnel, counted);
+            // Another encapsulation's receiver, or GUE on another port: still dropped.
+            s.decap = kinds.iter().map(|k| k.0).filter(|d| *d != decap).collect();
+            s.decap.push(Decap::Gue { port: 6081 });
+            assert_eq!(s.decapsulate(&outer), None, "{decap:?}");
+            // Its own: the inner packet, one hop older, behind the outer Ethernet header.
+            s.decap = vec![decap];
+            let got = s.decapsulate(&outer).unwrap();
+            assert_eq!(&got[..ETH_HDR], &outer[..ETH_HDR]);
+            assert_eq!(
+                packet::ipv4_addrs(&got),
+                Some((Ipv4Addr::new(192, 0, 2, 7), ip(100), 6))
+            );
+            assert_eq!(got[ETH_HDR + 8], 63);
+            assert!(packet::parse_tcp(&got).is_ok());
+            assert_eq!(s.stats.decapsulated, 1);
+            // ... for a local address only: without the VIP on lo, dropped.
+            s.set_lo(Vec::new());
+            assert_eq!(s.decapsulate(&outer), None);
+        }
     }
 }

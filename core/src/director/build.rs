@@ -15,7 +15,8 @@ use crate::vrrp::{
     TrackScript, VirtualAddress,
 };
 
-use super::node::{DirectorConfig, NodeEnv, ScriptCommand, SyncDaemonConfig};
+use super::env::NodeEnv;
+use super::node::{DirectorConfig, ScriptCommand, SyncDaemonConfig};
 use super::LogSource;
 use crate::config::diagnostic::{Diagnostic, Logged, Part};
 
@@ -486,6 +487,7 @@ mod tests {
                 mac: [2, 0, 0, 0, 0, 1],
                 addrs: vec!["198.18.0.2".parse().unwrap()],
             }],
+            routes: Vec::new(),
         };
         let rc = router_config(&cfg, &env).expect("builds");
         let groups: Vec<(&str, Vec<&str>)> = rc
@@ -518,6 +520,7 @@ mod tests {
                     mac: [2, 0, 0, 0, 0, 1],
                     addrs: vec!["198.18.0.2".parse().unwrap()],
                 }],
+                routes: Vec::new(),
             };
             router_config(&cfg, &env).expect("builds").instances[0].preempt_delay
         };

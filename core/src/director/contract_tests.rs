@@ -55,6 +55,7 @@ fn env() -> NodeEnv {
             mac: MAC,
             addrs: vec![ip("10.0.0.1")],
         }],
+        routes: Vec::new(),
     }
 }
 

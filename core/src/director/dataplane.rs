@@ -13,6 +13,7 @@ use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ethernet;
 use crate::wire::{self, ip_proto};
 
+use super::env::NodeEnv;
 use super::IfaceName;
 
 /// What the data plane did with one frame.
@@ -35,11 +36,14 @@ pub enum Handled {
         /// ARP who-has frame.
         frame: Vec<u8>,
     },
-    /// A NAT reply, rewritten to come from the virtual service: for the host to route on.
+    /// For the host to route on as it routes what it sends itself: a NAT reply rewritten
+    /// to come from the virtual service, or a packet tunnelled to a real server.
     Route {
         /// Rewritten frame (Ethernet addresses to be filled in by the host).
         frame: Vec<u8>,
     },
+    /// No route to the real server (a tunnel's outer header has no source address).
+    NoRoute,
     /// IPVS dropped it.
     Dropped(DropReason),
     /// A forwarding method this data plane does not carry yet.
@@ -124,11 +128,15 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// The IPVS verdict turned into what to put on the wire.
+///
+/// DR and NAT frames go out to the real server's MAC from the neighbour table (resolved
+/// first when unknown); a TUN packet goes to the host's routing as the kernel's
+/// `ip_vs_tunnel_xmit` hands it to `ip_local_out`, its outer source the route's.
 pub fn forward(
     verdict: Verdict,
     frame: Vec<u8>,
     arrived_on: IfaceName,
-    our: impl Fn(&str) -> Option<([u8; 6], Option<Ipv4Addr>)>,
+    env: &NodeEnv,
     neighbours: &Neighbours,
 ) -> Handled {
     let f = match verdict {
@@ -137,19 +145,28 @@ pub fn forward(
         Verdict::Pass | Verdict::Reply { .. } => return Handled::NotOurs,
     };
     let rs = f.dest.0;
+    match (f.fwd, rs) {
+        (FwdMethod::Route, _) | (FwdMethod::Masq, IpAddr::V4(_)) => {}
+        (FwdMethod::Tunnel(kind), IpAddr::V4(remote)) => {
+            let Some(local) = env.source_for(remote) else {
+                return Handled::NoRoute;
+            };
+            return match fwd::tun(&frame, kind, local, remote, [0; 6], [0; 6]) {
+                Ok(frame) => Handled::Route { frame },
+                Err(_) => Handled::NotOurs,
+            };
+        }
+        _ => return Handled::Unsupported(f.fwd),
+    }
     let rewrite = |frame: Vec<u8>, our_mac: [u8; 6], rs_mac: [u8; 6]| match (f.fwd, rs) {
-        (FwdMethod::Route, _) => fwd::dr(frame, our_mac, rs_mac),
         (FwdMethod::Masq, IpAddr::V4(a)) => {
             fwd::nat_in(&frame, SocketAddrV4::new(a, f.dest.1), our_mac, rs_mac)
         }
-        _ => Err(fwd::FwdError::NotIpv4),
+        _ => fwd::dr(frame, our_mac, rs_mac),
     };
-    if !matches!(f.fwd, FwdMethod::Route | FwdMethod::Masq) {
-        return Handled::Unsupported(f.fwd);
-    }
     match neighbours.lookup(rs) {
         Some((iface, mac)) => {
-            let Some((our_mac, _)) = our(iface) else {
+            let Some((our_mac, _)) = env.mac_and_v4(iface) else {
                 return Handled::NotOurs;
             };
             match rewrite(frame, our_mac, mac) {
@@ -166,7 +183,8 @@ pub fn forward(
             }
         }
         None => {
-            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, our(&arrived_on)) else {
+            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, env.mac_and_v4(&arrived_on))
+            else {
                 return Handled::NotOurs;
             };
             Handled::Resolve {
@@ -239,12 +257,15 @@ mod tests {
         f
     }
 
-    #[test]
-    fn nat_rewrites_the_destination_in_and_the_source_of_the_reply() {
+    /// An IPVS table with one rr service on `vip`:80 and one real server `rs`:`port`.
+    fn one_service(
+        vip: [u8; 4],
+        rs: Ipv4Addr,
+        port: u16,
+        fwd: FwdMethod,
+    ) -> crate::ipvs::table::Ipvs {
         use crate::ipvs::service::{DestSpec, ServiceSpec};
-        use crate::ipvs::{ServiceKey, SockAddr};
-        let vip = [10, 0, 0, 100];
-        let key = ServiceKey::Inet {
+        let key = crate::ipvs::ServiceKey::Inet {
             proto: Protocol::Tcp,
             addr: Ipv4Addr::from(vip).into(),
             port: 80,
@@ -259,29 +280,41 @@ mod tests {
             one_packet: false,
         })
         .unwrap();
+        let dest = DestSpec {
+            addr: rs.into(),
+            port,
+            fwd,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        ipvs.add_dest(&key, &dest).unwrap();
+        ipvs
+    }
+
+    #[test]
+    fn nat_rewrites_the_destination_in_and_the_source_of_the_reply() {
+        use crate::ipvs::SockAddr;
+        let vip = [10, 0, 0, 100];
         let rs = Ipv4Addr::new(192, 168, 0, 11);
-        ipvs.add_dest(
-            &key,
-            &DestSpec {
-                addr: rs.into(),
-                port: 8080,
-                fwd: FwdMethod::Masq,
-                weight: 1,
-                u_threshold: 0,
-                l_threshold: 0,
-            },
-        )
-        .unwrap();
+        let mut ipvs = one_service(vip, rs, 8080, FwdMethod::Masq);
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
         let iface = IfaceName::from("eth1");
         let mut neigh = Neighbours::default();
         neigh.learn(&iface, rs.into(), [6; 6]);
-        let our = |_: &str| Some(([5; 6], Some(Ipv4Addr::new(192, 168, 0, 1))));
+        let env = NodeEnv {
+            ifaces: vec![crate::director::Iface {
+                name: "eth1".into(),
+                mac: [5; 6],
+                addrs: vec![Ipv4Addr::new(192, 168, 0, 1).into()],
+            }],
+            routes: Vec::new(),
+        };
 
         let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
         let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
-        let Handled::Forward { frame, iface: out } = forward(v, syn, iface.clone(), our, &neigh)
+        let Handled::Forward { frame, iface: out } = forward(v, syn, iface.clone(), &env, &neigh)
         else {
             panic!("not forwarded");
         };
@@ -312,6 +345,68 @@ mod tests {
         let stray = seg(([192, 168, 0, 12], 8080), ([192, 0, 2, 7], 1), false);
         let v = ipvs.process_reply(Instant::ZERO, &packet_info(&stray).unwrap());
         assert_eq!(reply(v, &stray), Handled::NotOurs);
+    }
+
+    #[test]
+    fn tun_goes_to_the_host_routing_from_the_route_source() {
+        use crate::director::{HostRoute, Iface};
+        use crate::ipvs::TunnelType;
+        let vip = [10, 0, 0, 100];
+        // A real server two routers away: reached through the default route on eth0.
+        let rs = Ipv4Addr::new(172, 16, 5, 11);
+        let mut ipvs = one_service(vip, rs, 80, FwdMethod::Tunnel(TunnelType::Gre));
+        let iface = |name: &str, last: u8| Iface {
+            name: name.into(),
+            mac: [last; 6],
+            addrs: vec![Ipv4Addr::new(10, 0, last, 2).into()],
+        };
+        let route = |dst: [u8; 4], prefix, dev: &str| HostRoute {
+            dst: dst.into(),
+            prefix,
+            iface: dev.into(),
+            src: None,
+        };
+        let mut env = NodeEnv {
+            ifaces: vec![iface("eth0", 0), iface("eth1", 1)],
+            routes: vec![
+                route([10, 0, 0, 0], 24, "eth0"),
+                route([10, 0, 1, 0], 24, "eth1"),
+                route([0, 0, 0, 0], 0, "eth0"),
+            ],
+        };
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+        let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
+        let pkt = packet_info(&syn).unwrap();
+        let neigh = Neighbours::default();
+        let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
+        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &neigh) else {
+            panic!("not routed");
+        };
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
+        assert_eq!(ip.protocol().0, 47);
+        assert_eq!(
+            (ip.source_addr(), ip.destination_addr()),
+            (Ipv4Addr::new(10, 0, 0, 2), rs)
+        );
+        // A more specific route through eth1 wins, and its `src` when it names one.
+        env.routes.push(HostRoute {
+            src: Some(Ipv4Addr::new(10, 0, 1, 9)),
+            ..route([172, 16, 0, 0], 16, "eth1")
+        });
+        let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
+        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &neigh) else {
+            panic!("not routed");
+        };
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
+        assert_eq!(ip.source_addr(), Ipv4Addr::new(10, 0, 1, 9));
+        // No route: nothing sent.
+        env.routes.clear();
+        let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
+        assert_eq!(
+            forward(v, syn, "eth0".into(), &env, &neigh),
+            Handled::NoRoute
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod build;
 mod dataplane;
+mod env;
 mod node;
 mod pending;
 
@@ -24,9 +25,9 @@ mod contract_tests;
 mod tests;
 
 pub use build::{config_log, BuildError};
+pub use env::{HostRoute, Iface, NodeEnv};
 pub use node::{
-    DataPlane, Director, DirectorConfig, DirectorStats, Iface, NodeEnv, ScriptCommand,
-    SyncDaemonConfig,
+    DataPlane, Director, DirectorConfig, DirectorStats, ScriptCommand, SyncDaemonConfig,
 };
 
 /// An interface name (`eth0`) as frames carry it in and out: shared, so that per-packet
@@ -219,7 +220,9 @@ pub enum Output {
     },
     /// Hand an IPv4 packet (an Ethernet frame whose addresses the host fills in) to the
     /// host's own routing: a NAT reply, its source rewritten to the virtual service, which the
-    /// director host forwards toward the client as Linux does after IPVS's SNAT.
+    /// director host forwards toward the client as Linux does after IPVS's SNAT; or a client
+    /// packet tunnelled to a TUN real server, which the host routes (next hop, ARP) as Linux
+    /// routes what `ip_vs_tunnel_xmit` sends.
     Route {
         /// The frame; its Ethernet addresses are placeholders.
         frame: Vec<u8>,

@@ -20,6 +20,7 @@ use crate::vrrp::{
 };
 
 use super::dataplane::{self, Handled, Neighbours};
+use super::env::NodeEnv;
 use super::pending::Pending;
 use super::{
     Admin, Applied, ApplyError, IfaceEvent, IfaceName, Input, LogSource, Notification, NotifyCause,
@@ -28,40 +29,6 @@ use super::{
 
 /// Script probes get ids from here up, so they never collide with checker probes.
 const SCRIPT_PROBE_BASE: u64 = 1 << 62;
-
-/// One network interface of the director's host.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Iface {
-    /// Name as keepalived.conf uses it (`eth0`).
-    pub name: String,
-    /// Hardware address.
-    pub mac: [u8; 6],
-    /// Configured addresses, primary first (VIPs excluded).
-    pub addrs: Vec<IpAddr>,
-}
-
-/// The host the director runs on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NodeEnv {
-    /// Its interfaces.
-    pub ifaces: Vec<Iface>,
-}
-
-impl NodeEnv {
-    /// The interface called `name`.
-    pub fn iface(&self, name: &str) -> Option<&Iface> {
-        self.ifaces.iter().find(|i| i.name == name)
-    }
-
-    /// The first address of `name` in the family of `like`.
-    pub fn primary(&self, name: &str, ipv6: bool) -> Option<IpAddr> {
-        self.iface(name)?
-            .addrs
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv6() == ipv6)
-    }
-}
 
 /// Who forwards client traffic: chosen by the driver.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -631,21 +598,12 @@ impl Director {
         if let (Verdict::Forward(f), Some(SyncRole::Master(tx))) = (&verdict, &mut self.sync) {
             tx.on_packet(now, &mut self.ipvs, f.conn, f.in_pkts);
         }
-        let env = &self.env;
-        let our = |name: &str| {
-            env.iface(name).map(|i| {
-                let v4 = i.addrs.iter().find_map(|a| match a {
-                    IpAddr::V4(v) => Some(*v),
-                    IpAddr::V6(_) => None,
-                });
-                (i.mac, v4)
-            })
-        };
-        match dataplane::forward(verdict, frame, iface, our, &self.neighbours) {
+        match dataplane::forward(verdict, frame, iface, &self.env, &self.neighbours) {
             Handled::Forward { iface, frame } | Handled::Resolve { iface, frame } => {
                 self.out.push_back(Output::Transmit { iface, frame });
             }
-            Handled::NotOurs | Handled::Dropped(_) | Handled::Route { .. } => {}
+            Handled::Route { frame } => self.out.push_back(Output::Route { frame }),
+            Handled::NotOurs | Handled::Dropped(_) | Handled::NoRoute => {}
             Handled::Unsupported(fwd) => self.log(
                 LogSource::Main,
                 format!("userspace data plane cannot forward with {fwd:?} yet"),

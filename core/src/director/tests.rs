@@ -26,6 +26,7 @@ fn env(last: u8) -> NodeEnv {
                 addrs: vec![IpAddr::from([192, 168, 22, last])],
             },
         ],
+        routes: Vec::new(),
     }
 }
 
@@ -237,6 +238,7 @@ fn a_removed_script_is_not_tracked() {
             mac: [2, 0, 0, 0, 0, 2],
             addrs: vec![IpAddr::from([198, 18, 0, 2])],
         }],
+        routes: Vec::new(),
     };
     let dc = DirectorConfig::from_keepalived(&cfg, &env).expect("maps onto the host");
     let tracked: Vec<&str> = dc.vrrp.instances[0]

@@ -38,28 +38,53 @@ pub enum FwdError {
     /// The result would not fit an IPv4 packet.
     #[error("packet too large to encapsulate")]
     TooBig,
+    /// The packet has no hop left (TTL or hop limit 1 or 0): the kernel drops it and answers
+    /// ICMP time exceeded.
+    #[error("TTL exceeded")]
+    TtlExceeded,
 }
 
 fn malformed(e: WireError) -> FwdError {
     FwdError::Malformed(e.to_string())
 }
 
-/// DR (`ip_vs_dr_xmit`): the same IP packet, addressed at layer 2 to the real server.
+/// `decrement_ttl` of `__ip_vs_get_out_rt`, which every method passes on its way to a
+/// real server that is not local: the packet loses one hop, and one arriving with none
+/// left is dropped. IPv4's header checksum is updated incrementally as
+/// `ip_decrease_ttl` does, so the bytes are the kernel's.
+fn decrement_ttl(ethertype: u16, ip: &mut [u8]) -> Result<(), FwdError> {
+    let (at, min) = match ethertype {
+        ethertype::IPV4 => (8, ipv4::HEADER_LEN),
+        _ => (7, crate::wire::ipv6::HEADER_LEN),
+    };
+    if ip.len() < min {
+        return Err(FwdError::Malformed("IP header cut short".into()));
+    }
+    if ip[at] <= 1 {
+        return Err(FwdError::TtlExceeded);
+    }
+    ip[at] -= 1;
+    if ethertype == ethertype::IPV4 {
+        let check = u32::from(be16(ip, 10)) + 0x0100;
+        let check = check + u32::from(check >= 0xffff);
+        ip[10..12].copy_from_slice(&(check as u16).to_be_bytes());
+    }
+    Ok(())
+}
+
+/// DR (`ip_vs_dr_xmit`): the same IP packet, one hop older, addressed at layer 2 to the
+/// real server.
 ///
-/// Nothing above layer 2 is read or rewritten (IPVS parsed the packet before choosing the
-/// real server), so only the Ethernet header is checked: untagged, carrying IPv4 or IPv6.
-/// The frame's buffer is reused: only its Ethernet addresses change.
+/// Nothing else above layer 2 is read or rewritten (IPVS parsed the packet before choosing
+/// the real server), so only the Ethernet header and the IP header's length are checked:
+/// untagged, carrying IPv4 or IPv6. The frame's buffer is reused.
 #[inline]
 pub fn dr(mut frame: Vec<u8>, director_mac: [u8; 6], rs_mac: [u8; 6]) -> Result<Vec<u8>, FwdError> {
-    let (eth, payload) = EthernetRepr::parse(&frame).map_err(malformed)?;
+    let (eth, _) = EthernetRepr::parse(&frame).map_err(malformed)?;
     if eth.ethertype != ethertype::IPV4 && eth.ethertype != ethertype::IPV6 {
         return Err(FwdError::NotIp);
     }
-    if payload.is_empty() {
-        return Err(FwdError::Malformed(
-            "no IP packet after the Ethernet header".into(),
-        ));
-    }
+    decrement_ttl(eth.ethertype, &mut frame[ethernet::HEADER_LEN..])?;
     ethernet::set_macs(&mut frame, director_mac, rs_mac);
     Ok(frame)
 }
@@ -127,6 +152,11 @@ fn nat(
     let mut out = frame[..ethernet::HEADER_LEN + p.total].to_vec();
     ethernet::set_macs(&mut out, src_mac, dst_mac);
     let ip = &mut out[ethernet::HEADER_LEN..];
+    if let Rewrite::Dst(_) = rewrite {
+        // Toward the real server through __ip_vs_get_out_rt; a reply is forwarded by the
+        // host's own routing, which takes its hop there.
+        decrement_ttl(ethertype::IPV4, ip)?;
+    }
     let (addr_at, port_at, to) = match rewrite {
         Rewrite::Dst(to) => (16, 2, to),
         Rewrite::Src(to) => (12, 0, to),
@@ -180,10 +210,12 @@ fn gue_sport(inner: &[u8]) -> u16 {
     32768 + (h % (61000 - 32768)) as u16
 }
 
-/// TUN (`ip_vs_tunnel_xmit`): the whole IPv4 packet inside a new IPv4
+/// TUN (`ip_vs_tunnel_xmit`): the whole IPv4 packet, one hop older, inside a new IPv4
 /// header from `local` to the real server `remote`, as IPIP, GUE (UDP to the
 /// given port, no checksum) or GRE (protocol 0x0800, no options).
-/// TTL, TOS and DF come from the inner header, as the kernel copies them.
+/// TTL, TOS and DF come from the inner header, as the kernel copies them; the outer
+/// identification is 0 when DF is set (`ip_select_ident`), else the inner one (the kernel
+/// draws it from its own generator, which nothing downstream reads).
 pub fn tun(
     frame: &[u8],
     kind: TunnelType,
@@ -194,6 +226,9 @@ pub fn tun(
 ) -> Result<Vec<u8>, FwdError> {
     let p = parse(frame)?;
     let inner = &frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + p.total];
+    if p.ip.ttl <= 1 {
+        return Err(FwdError::TtlExceeded);
+    }
     let encap = match kind {
         TunnelType::Ipip => EncapRepr::Ipip,
         TunnelType::Gue { port } => EncapRepr::Gue {
@@ -210,9 +245,9 @@ pub fn tun(
         src: local,
         dst: remote,
         protocol: encap.outer_protocol(),
-        ttl: p.ip.ttl,
+        ttl: p.ip.ttl - 1,
         tos: p.ip.tos,
-        ident: p.ip.ident,
+        ident: if p.ip.dont_frag { 0 } else { p.ip.ident },
         dont_frag: p.ip.dont_frag,
         more_frags: false,
         frag_offset: 0,
@@ -234,6 +269,7 @@ pub fn tun(
     let body = &mut ip[ipv4::HEADER_LEN..];
     encap.emit(body, inner.len()).map_err(to_fwd)?;
     body[encap.buffer_len()..].copy_from_slice(inner);
+    decrement_ttl(ethertype::IPV4, &mut body[encap.buffer_len()..])?;
     Ok(out)
 }
 
@@ -289,13 +325,86 @@ mod tests {
         (ip, t)
     }
 
+    /// Ones'-complement sum of an IPv4 header: 0xffff when its checksum is right (either
+    /// zero of ones' complement, as an incremental update may leave it).
+    fn header_sums_right(ip: &[u8]) -> bool {
+        let hlen = usize::from(ip[0] & 0xf) * 4;
+        let mut sum: u32 = ip[..hlen]
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
     #[test]
-    fn dr_changes_only_the_macs() {
+    fn dr_changes_the_macs_and_takes_one_hop() {
         let f = tcp_frame();
         let out = dr(f.clone(), DIR_MAC, RS_MAC).unwrap();
         assert_eq!(&out[0..6], &RS_MAC);
         assert_eq!(&out[6..12], &DIR_MAC);
-        assert_eq!(&out[12..], &f[12..]);
+        assert_eq!(out[14 + 8], 63, "TTL");
+        assert!(header_sums_right(&out[14..]));
+        // Besides TTL and header checksum, not a byte of the packet changes.
+        let (mut a, mut b) = (out[12..].to_vec(), f[12..].to_vec());
+        for v in [&mut a, &mut b] {
+            v[2 + 8] = 0;
+            v[2 + 10..2 + 12].fill(0);
+        }
+        assert_eq!(a, b);
+        // IPv6: the hop limit, and no checksum to mend.
+        let b6 = PacketBuilder::ethernet2(CLIENT_MAC, DIR_MAC)
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5353, 53);
+        let mut v6 = Vec::new();
+        b6.write(&mut v6, b"q").unwrap();
+        let out = dr(v6.clone(), DIR_MAC, RS_MAC).unwrap();
+        assert_eq!(out[14 + 7], 63);
+        assert_eq!(&out[14 + 8..], &v6[14 + 8..]);
+    }
+
+    #[test]
+    fn a_packet_with_no_hop_left_is_dropped_by_every_method() {
+        for ttl in [0u8, 1] {
+            let mut f = tcp_frame();
+            f[14 + 8] = ttl;
+            crate::wire::ipv4::fill_checksum(&mut f[14..]);
+            assert_eq!(dr(f.clone(), DIR_MAC, RS_MAC), Err(FwdError::TtlExceeded));
+            let rs = "10.0.0.11:80".parse().unwrap();
+            assert_eq!(nat_in(&f, rs, DIR_MAC, RS_MAC), Err(FwdError::TtlExceeded));
+            let (l, r) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 11));
+            assert_eq!(
+                tun(&f, TunnelType::Ipip, l, r, DIR_MAC, RS_MAC),
+                Err(FwdError::TtlExceeded)
+            );
+        }
+    }
+
+    proptest! {
+        /// `ip_decrease_ttl`'s incremental update leaves a checksum that still sums right,
+        /// and agrees with a full recomputation up to ones' complement's two zeros.
+        #[test]
+        fn the_incremental_checksum_is_a_right_one(
+            ttl in 2u8..=255, tos in any::<u8>(), id in any::<u16>(), len in 0usize..64,
+        ) {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2(CLIENT_MAC, DIR_MAC)
+                .ipv4([192, 0, 2, 7], [10, 0, 0, 1], ttl)
+                .udp(1, 2)
+                .write(&mut f, &vec![7u8; len])
+                .unwrap();
+            f[15] = tos;
+            f[18..20].copy_from_slice(&id.to_be_bytes());
+            crate::wire::ipv4::fill_checksum(&mut f[14..]);
+            let out = dr(f, DIR_MAC, RS_MAC).unwrap();
+            prop_assert!(header_sums_right(&out[14..]));
+            let mut full = out[14..].to_vec();
+            crate::wire::ipv4::fill_checksum(&mut full);
+            let (inc, rec) = (be16(&out[14..], 10), be16(&full, 10));
+            prop_assert!(inc == rec || (inc, rec) == (0xffff, 0) || (inc, rec) == (0, 0xffff));
+        }
     }
 
     #[test]
@@ -347,7 +456,7 @@ mod tests {
     }
 
     #[test]
-    fn tunnels_carry_the_inner_packet_unchanged() {
+    fn tunnels_carry_the_inner_packet_one_hop_older() {
         let f = tcp_frame();
         let local = Ipv4Addr::new(10, 0, 0, 2);
         let remote = Ipv4Addr::new(10, 0, 0, 11);
@@ -361,9 +470,18 @@ mod tests {
             assert_eq!(outer.header_checksum, outer.calc_header_checksum());
             assert_eq!(outer.protocol.0, proto);
             assert_eq!(outer.destination, remote.octets());
-            assert_eq!(outer.time_to_live, 64);
+            // One hop taken inside and copied out; DF set, so identification 0.
+            assert_eq!(outer.time_to_live, 63);
+            assert!(outer.dont_fragment);
+            assert_eq!(outer.identification, 0);
             assert_eq!(usize::from(outer.total_len), out.len() - 14);
-            assert_eq!(&rest[hdr..], &f[14..], "{kind:?}");
+            let inner = &rest[hdr..];
+            assert_eq!(inner[8], 63);
+            assert!(header_sums_right(inner));
+            let mut expect = f[14..].to_vec();
+            expect[8] = 63;
+            expect[10..12].copy_from_slice(&inner[10..12]);
+            assert_eq!(inner, &expect[..], "{kind:?}");
             if let TunnelType::Gue { port } = kind {
                 assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), port);
                 assert_eq!(
@@ -419,10 +537,14 @@ mod tests {
         dst: SocketAddrV4,
         udp: bool,
         macs: ([u8; 6], [u8; 6]),
+        ttl: u8,
         payload: &[u8],
     ) -> Vec<u8> {
-        let b =
-            PacketBuilder::ethernet2(macs.0, macs.1).ipv4(src.ip().octets(), dst.ip().octets(), 64);
+        let b = PacketBuilder::ethernet2(macs.0, macs.1).ipv4(
+            src.ip().octets(),
+            dst.ip().octets(),
+            ttl,
+        );
         let mut v = Vec::new();
         if udp {
             b.udp(src.port(), dst.port())
@@ -445,12 +567,13 @@ mod tests {
             payload in proptest::collection::vec(any::<u8>(), 0..60),
         ) {
             let (c, v, r) = (SocketAddrV4::new(c.into(), cp), SocketAddrV4::new(v.into(), vp), SocketAddrV4::new(r.into(), rp));
-            let f = built(c, v, udp, (CLIENT_MAC, DIR_MAC), &payload);
+            let f = built(c, v, udp, (CLIENT_MAC, DIR_MAC), 64, &payload);
+            // Inbound takes a hop (__ip_vs_get_out_rt); the reply's is the forwarding host's.
             let inb = nat_in(&f, r, DIR_MAC, RS_MAC).unwrap();
-            prop_assert_eq!(inb, built(c, r, udp, (DIR_MAC, RS_MAC), &payload));
-            let reply = built(r, c, udp, (RS_MAC, DIR_MAC), &payload);
+            prop_assert_eq!(inb, built(c, r, udp, (DIR_MAC, RS_MAC), 63, &payload));
+            let reply = built(r, c, udp, (RS_MAC, DIR_MAC), 64, &payload);
             let out = nat_out(&reply, v, DIR_MAC, CLIENT_MAC).unwrap();
-            prop_assert_eq!(out, built(v, c, udp, (DIR_MAC, CLIENT_MAC), &payload));
+            prop_assert_eq!(out, built(v, c, udp, (DIR_MAC, CLIENT_MAC), 64, &payload));
         }
     }
 

@@ -74,7 +74,14 @@ impl Sim {
             }
             Model::Server(s) => {
                 if rx == Rx::Local {
-                    if let Ok(seg) = packet::parse_tcp(&frame) {
+                    // A TUN real server's tunnel receiver hands on what the director sent.
+                    let inner = match packet::ipv4_addrs(&frame) {
+                        Some((_, _, proto)) if proto != lvs_core::wire::ip_proto::TCP => {
+                            h.stack.decapsulate(&frame)
+                        }
+                        _ => None,
+                    };
+                    if let Ok(seg) = packet::parse_tcp(inner.as_deref().unwrap_or(&frame)) {
                         s.on_segment(now, &seg, &mut h.stack, &mut self.fx);
                     }
                 }
@@ -401,6 +408,7 @@ impl Sim {
         let env = HostEnv {
             hostname: h.name.clone(),
             ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
+            gateway: h.stack.gateway(),
         };
         let mut p = (d.factory)(&env, &mut h.rng);
         let local = d.clock.local(now);

@@ -128,6 +128,7 @@ impl Sim {
         stack.set_lo(spec.lo_vips.clone());
         stack.arp_ignore = spec.arp_ignore;
         stack.arp_announce = spec.arp_announce;
+        stack.decap.extend(spec.tunnel);
         stack.set_gateway(spec.gateway);
         let initial: Vec<(u16, bool)> = spec.services.iter().map(|s| (s.port, s.running)).collect();
         let id = self.add_host(
