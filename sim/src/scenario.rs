@@ -435,10 +435,13 @@ pub fn observe_with_progress(
 ) -> Result<RunRecord, RunError> {
     let seed = opts.seed.unwrap_or(s.seed);
     let mut sim = build(s, seed)?;
-    // Answered requests are traced only for the outputs that draw or list them, so a long
-    // run's memory does not grow with its requests.
-    sim.trace_requests = opts.trace_json || opts.svg;
+    // Answered requests are traced only for the JSON trace, which lists them; the SVG bins
+    // them as they finish, so a long run's memory does not grow with its requests.
+    sim.trace_requests = opts.trace_json;
     let end = opts.until.unwrap_or(s.duration);
+    if opts.svg {
+        sim.bin_requests_for_svg(at(end));
+    }
     if let Some(within) = s.expect.converge_within {
         sim.expect_converged(at(settle_from(s)), within);
     }

@@ -222,9 +222,47 @@ impl Sim {
         self.scenario = name.to_string();
     }
 
-    /// An SVG timeline of the run so far.
+    /// An SVG timeline of the run so far (requests from the bins when
+    /// [`Sim::bin_requests_for_svg`] was called, else from the trace).
     pub fn svg(&self) -> String {
-        crate::svg::render(&self.trace, self.now)
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|h| crate::svg::HostInfo {
+                name: h.name.clone(),
+                role: match h.model {
+                    Model::Director(_) => crate::svg::Role::Director,
+                    Model::Server(_) => crate::svg::Role::RealServer,
+                    Model::Client(_) => crate::svg::Role::Client,
+                    Model::Gateway => crate::svg::Role::Gateway,
+                },
+                addrs: h
+                    .stack
+                    .ifaces()
+                    .iter()
+                    .flat_map(|i| i.spec.addrs.iter().map(|a| a.0))
+                    .collect(),
+                macs: h.stack.ifaces().iter().map(|i| i.spec.mac).collect(),
+            })
+            .collect();
+        let ctx = crate::svg::Context {
+            scenario: self.scenario.clone(),
+            seed: self.seed,
+            end: self.now,
+            hosts,
+        };
+        crate::svg::render(&self.trace, &self.timeline, &ctx)
+    }
+
+    /// Bin every request from now on for a timeline ending at `end`, so [`Sim::svg`] draws
+    /// them without the trace keeping them (`trace_requests` can stay off).
+    pub fn bin_requests_for_svg(&mut self, end: Instant) {
+        self.timeline.bin_requests(end);
+    }
+
+    /// What the timeline gathered so far (gateway ARP changes, request bins).
+    pub fn timeline(&self) -> &crate::svg::Timeline {
+        &self.timeline
     }
 
     /// Exit status the simulator reports for a script probe `command` on director `host`.

@@ -62,7 +62,7 @@ mod world;
 
 pub use world::LinkParams;
 
-use world::{host_u32, Host, Link, Node, Segment};
+use world::{host_u32, Host, Link, Model, Node, Segment};
 
 /// Errors from building or poking the simulated network.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -251,6 +251,8 @@ pub struct Sim {
     fx: Fx,
     check_at: Option<Instant>,
     reqs: Vec<RequestRecord>,
+    /// What the SVG timeline gathers as the run goes (gateway ARP entries, request bins).
+    timeline: crate::svg::Timeline,
     targets: Vec<EdgeIndex>,
     events: u64,
 }
@@ -281,6 +283,7 @@ impl Sim {
             fx: Fx::default(),
             check_at: None,
             reqs: Vec::new(),
+            timeline: crate::svg::Timeline::default(),
             targets: Vec::new(),
             events: 0,
         }
@@ -351,7 +354,12 @@ impl Sim {
         match ev {
             Ev::Deliver { link, frame } => {
                 let l = &self.graph[link];
-                self.deliver(l.host, l.iface, frame)
+                let (host, iface) = (l.host, l.iface);
+                let arp = self.gateway_arp_sender(host, &frame);
+                self.deliver(host, iface, frame);
+                if let Some(ip) = arp {
+                    self.note_gateway_arp(host, ip);
+                }
             }
             Ev::Onward { link, cut } => {
                 if let Some(frame) = self.cuts.onward(cut) {
@@ -375,6 +383,23 @@ impl Sim {
             Ev::Exit { host, gen } => self.exited(host as usize, gen),
             Ev::Fault(f) => self.apply_inner(*f),
             Ev::Check => {}
+        }
+    }
+
+    /// The sender of an ARP frame reaching a gateway, whose cache entry for it the frame
+    /// may change (what the timeline's gateway lanes show).
+    fn gateway_arp_sender(&self, host: usize, frame: &[u8]) -> Option<std::net::Ipv4Addr> {
+        if !matches!(self.hosts.get(host)?.model, Model::Gateway) {
+            return None;
+        }
+        crate::packet::parse_arp(frame).ok().map(|a| a.spa)
+    }
+
+    /// Hand the gateway's current entry for `ip` to the timeline, which keeps changes.
+    fn note_gateway_arp(&mut self, host: usize, ip: std::net::Ipv4Addr) {
+        if let Some(n) = self.hosts.get(host).and_then(|h| h.stack.neigh.get(&ip)) {
+            let mac = n.mac;
+            self.timeline.arp_entry(self.now.as_nanos(), host, ip, mac);
         }
     }
 
@@ -414,6 +439,7 @@ impl Sim {
             let mut reqs = std::mem::take(&mut self.reqs);
             for r in reqs.drain(..) {
                 crate::record::account(&mut self.metrics, &r);
+                self.timeline.request(&r);
                 if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
                     self.trace_push(host, TraceEvent::Request { record: r });
                 }
