@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::packet::Mac;
+
 use lvs_core::director::{StateChangeKind, VrrpState};
 
 use super::input::{ArpChange, Context, Role};
@@ -390,14 +392,14 @@ pub(super) fn build(trace: &[TraceEntry], arp: &[ArpChange], ctx: &Context) -> V
             services_of.entry(d).or_default().insert(s);
         }
     }
-    let mut vrrp_lanes: BTreeMap<(usize, String), Lane> = instances
+    let vrrp_lanes: BTreeMap<(usize, String), Lane> = instances
         .iter()
         .map(|(i, n)| {
             let label = format!("{n} @ {}", directors[*i]);
             ((*i, n.clone()), Lane::new(label, false))
         })
         .collect();
-    let mut dest_lanes: BTreeMap<DestKey, Lane> = dests
+    let dest_lanes: BTreeMap<DestKey, Lane> = dests
         .iter()
         .map(|k| {
             let (d, i, s) = k;
@@ -411,54 +413,42 @@ pub(super) fn build(trace: &[TraceEntry], arp: &[ArpChange], ctx: &Context) -> V
             (k.clone(), Lane::new(label, *i > 0))
         })
         .collect();
-    let mut vip_lanes: BTreeMap<String, Lane> = vips
+    let vip_lanes: BTreeMap<String, Lane> = vips
         .keys()
         .map(|v| (v.clone(), Lane::new(format!("VIP {v}"), false)))
         .collect();
+    let mut gw_lanes: BTreeMap<(String, usize), (Option<Mac>, Lane)> = BTreeMap::new();
+    for c in arp {
+        let v = c.ip.to_string();
+        if vips.contains_key(&v) {
+            gw_lanes.entry((v, c.gateway)).or_insert_with(|| {
+                let gw = ctx
+                    .hosts
+                    .get(c.gateway)
+                    .map_or("gateway", |h| h.name.as_str());
+                (None, Lane::new(format!("{gw}'s ARP entry"), true))
+            });
+        }
+    }
+    let mut arp = arp.iter().peekable();
     let mut partitions: Vec<(Vec<String>, Vec<String>)> = Vec::new();
 
-    let refresh = |t: u64,
-                   hosts: &BTreeMap<String, HostState>,
-                   vips: &BTreeMap<String, BTreeSet<String>>,
-                   vrrp_lanes: &mut BTreeMap<(usize, String), Lane>,
-                   dest_lanes: &mut BTreeMap<DestKey, Lane>,
-                   vip_lanes: &mut BTreeMap<String, Lane>| {
-        for ((i, inst), lane) in vrrp_lanes.iter_mut() {
-            if let Some(h) = hosts.get(directors[*i]) {
-                let (text, st) = vrrp_seg(h, inst);
-                lane.set(t, text, st);
-            }
-        }
-        for ((d, i, svc), lane) in dest_lanes.iter_mut() {
-            if *i == 0 {
-                let owner = ctx.owner_of(d);
-                let port = d.parse::<SocketAddr>().map_or(0, |a| a.port());
-                if let Some(h) = owner.and_then(|o| hosts.get(o)) {
-                    let (text, st) = service_seg(h, port);
-                    lane.set(t, text, st);
-                }
-            } else if let Some(h) = hosts.get(directors[i - 1]) {
-                let (text, st) = dest_seg(h, svc, d);
-                lane.set(t, text, st);
-            }
-        }
-        for (v, lane) in vip_lanes.iter_mut() {
-            if let Some(holders) = vips.get(v) {
-                let (text, st) = vip_seg(holders, hosts, ctx);
-                lane.set(t, text, st);
-            }
-        }
+    let mut rows = Rows {
+        directors: &directors,
+        ctx,
+        vrrp: vrrp_lanes,
+        dests: dest_lanes,
+        vips: vip_lanes,
+        gateways: gw_lanes,
     };
-    refresh(
-        0,
-        &hosts,
-        &vips,
-        &mut vrrp_lanes,
-        &mut dest_lanes,
-        &mut vip_lanes,
-    );
+    rows.refresh(0, &hosts, &vips);
     for e in trace {
         let host = &*e.host;
+        // A gateway's entry changed: its lane follows (before the trace's events at that
+        // time, whose order against it is not recorded).
+        while let Some(c) = arp.next_if(|c| c.t <= e.t) {
+            rows.arp(c, &hosts, &vips);
+        }
         match &e.event {
             TraceEvent::Notify {
                 kind, name, state, ..
@@ -570,20 +560,24 @@ pub(super) fn build(trace: &[TraceEntry], arp: &[ArpChange], ctx: &Context) -> V
             }
             _ => continue,
         }
-        refresh(
-            e.t,
-            &hosts,
-            &vips,
-            &mut vrrp_lanes,
-            &mut dest_lanes,
-            &mut vip_lanes,
-        );
+        rows.refresh(e.t, &hosts, &vips);
+    }
+    for c in arp {
+        rows.arp(c, &hosts, &vips);
     }
 
+    let Rows {
+        vrrp: vrrp_lanes,
+        dests: dest_lanes,
+        vips: vip_lanes,
+        gateways: gw_lanes,
+        ..
+    } = rows;
     let mut vip_section = Vec::new();
     for (v, lane) in vip_lanes {
         vip_section.push(lane);
-        vip_section.extend(gateway_lanes(&v, arp, ctx));
+        let mine = gw_lanes.iter().filter(|((gv, _), _)| *gv == v);
+        vip_section.extend(mine.map(|(_, (_, l))| l.clone()));
     }
     let mut sections = vec![
         Section {
@@ -601,6 +595,71 @@ pub(super) fn build(trace: &[TraceEntry], arp: &[ArpChange], ctx: &Context) -> V
     ];
     sections.retain(|s| !s.lanes.is_empty());
     sections
+}
+
+/// The lanes while the trace is read: each follows the state it draws.
+struct Rows<'a> {
+    directors: &'a [&'a str],
+    ctx: &'a Context,
+    vrrp: BTreeMap<(usize, String), Lane>,
+    dests: BTreeMap<DestKey, Lane>,
+    vips: BTreeMap<String, Lane>,
+    /// (VIP, gateway) → the MAC its ARP cache holds for it, and its lane.
+    gateways: BTreeMap<(String, usize), (Option<Mac>, Lane)>,
+}
+
+impl Rows<'_> {
+    /// Every lane reads what `hosts` and `vips` say from `t` on.
+    fn refresh(
+        &mut self,
+        t: u64,
+        hosts: &BTreeMap<String, HostState>,
+        vips: &BTreeMap<String, BTreeSet<String>>,
+    ) {
+        let (ctx, directors) = (self.ctx, self.directors);
+        for ((i, inst), lane) in self.vrrp.iter_mut() {
+            if let Some(h) = hosts.get(directors[*i]) {
+                let (text, st) = vrrp_seg(h, inst);
+                lane.set(t, text, st);
+            }
+        }
+        for ((d, i, svc), lane) in self.dests.iter_mut() {
+            if *i == 0 {
+                let owner = ctx.owner_of(d);
+                let port = d.parse::<SocketAddr>().map_or(0, |a| a.port());
+                if let Some(h) = owner.and_then(|o| hosts.get(o)) {
+                    let (text, st) = service_seg(h, port);
+                    lane.set(t, text, st);
+                }
+            } else if let Some(h) = hosts.get(directors[i - 1]) {
+                let (text, st) = dest_seg(h, svc, d);
+                lane.set(t, text, st);
+            }
+        }
+        for (v, lane) in self.vips.iter_mut() {
+            if let Some(holders) = vips.get(v) {
+                let (text, st) = vip_seg(holders, hosts, ctx);
+                lane.set(t, text, st);
+            }
+        }
+        for ((v, _), (mac, lane)) in self.gateways.iter_mut() {
+            let (text, st) = gateway_seg(*mac, vips.get(v), hosts, ctx);
+            lane.set(t, text, st);
+        }
+    }
+
+    /// A gateway's entry changed.
+    fn arp(
+        &mut self,
+        c: &ArpChange,
+        hosts: &BTreeMap<String, HostState>,
+        vips: &BTreeMap<String, BTreeSet<String>>,
+    ) {
+        if let Some((mac, _)) = self.gateways.get_mut(&(c.ip.to_string(), c.gateway)) {
+            *mac = Some(c.mac);
+        }
+        self.refresh(c.t, hosts, vips);
+    }
 }
 
 /// Every host's peers across the partitions in force.
@@ -623,34 +682,39 @@ fn cut_off(hosts: &mut BTreeMap<String, HostState>, partitions: &[(Vec<String>, 
     }
 }
 
-/// The lanes of where each gateway sends `vip`: the MAC its ARP cache holds, and whose.
-fn gateway_lanes(vip: &str, arp: &[ArpChange], ctx: &Context) -> Vec<Lane> {
-    let Ok(IpAddr::V4(ip)) = vip.parse::<IpAddr>() else {
-        return Vec::new();
+/// Where a gateway sends a VIP: the director whose MAC its ARP cache holds, marked stale
+/// when that host does not hold the VIP (or its keepalived is gone), which is where the
+/// VIP's traffic is lost until a gratuitous ARP or the entry's expiry moves it.
+fn gateway_seg(
+    mac: Option<Mac>,
+    holders: Option<&BTreeSet<String>>,
+    hosts: &BTreeMap<String, HostState>,
+    ctx: &Context,
+) -> (String, Style) {
+    let Some(mac) = mac else {
+        return ("not resolved".to_string(), style::NOT_STARTED);
     };
-    let mut lanes: BTreeMap<usize, Lane> = BTreeMap::new();
-    for c in arp.iter().filter(|c| c.ip == ip) {
-        let gw = ctx
-            .hosts
-            .get(c.gateway)
-            .map_or("gateway", |h| h.name.as_str());
-        let lane = lanes
-            .entry(c.gateway)
-            .or_insert_with(|| Lane::new(format!("{gw}'s ARP entry"), true));
-        let mac = mac_text(c.mac);
-        let (text, st) = match ctx.mac_owner(c.mac) {
-            Some(owner) => (format!("→ {owner} ({mac})"), ctx.director_style(owner)),
-            None => (format!("→ {mac} (no host has it)"), style::UNKNOWN_MAC),
-        };
-        if lane.segs.is_empty() && c.t > 0 {
-            lane.set(0, "not resolved".to_string(), style::NOT_STARTED);
-        }
-        lane.set(c.t, text, st);
+    let text = mac_text(mac);
+    let Some(owner) = ctx.mac_owner(mac) else {
+        return (format!("→ {text} (no host has it)"), style::UNKNOWN_MAC);
+    };
+    let mut st = ctx.director_style(owner);
+    let holds = holders.is_some_and(|h| h.contains(owner));
+    let gone = hosts
+        .get(owner)
+        .is_some_and(|h| matches!(h.proc, Proc::Down(_)));
+    let stale = match (holds, gone) {
+        (false, _) => format!(" · stale: {owner} does not hold it"),
+        (true, true) => format!(" · stale: {owner}'s keepalived is not running"),
+        (true, false) => String::new(),
+    };
+    if !stale.is_empty() {
+        st.overlay = Some(style::STALE);
     }
-    lanes.into_values().collect()
+    (format!("→ {owner} ({text}){stale}"), st)
 }
 
-fn mac_text(m: crate::packet::Mac) -> String {
+fn mac_text(m: Mac) -> String {
     let p: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
     p.join(":")
 }
@@ -681,7 +745,7 @@ impl Context {
     }
 
     /// The host an interface MAC belongs to.
-    fn mac_owner(&self, mac: crate::packet::Mac) -> Option<&str> {
+    fn mac_owner(&self, mac: Mac) -> Option<&str> {
         self.hosts
             .iter()
             .find(|h| h.macs.contains(&mac))

@@ -32,7 +32,7 @@ pub const WIDTH: f64 = LEFT + PLOT_W + 20.0;
 /// Height of a lane's bar, px.
 pub const BAR_H: f64 = 16.0;
 /// Height of the strip marking a host condition (NIC down, partitioned) along a bar, px.
-pub const OVERLAY_H: f64 = 5.0;
+pub const OVERLAY_H: f64 = 4.0;
 /// Distance between lanes, px.
 const ROW: f64 = 20.0;
 /// Advance of one character of the 11 px monospace font, px.
@@ -400,10 +400,12 @@ fn swatch(out: &mut String, x: f64, y: f64, w: f64, h: f64, st: &style::Style) {
         r##"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{}" stroke="#999999" stroke-width="0.5"/>"##,
         st.fill
     );
+    // As along a lane: a strip at the bottom.
     if let Some(o) = st.overlay {
         let _ = write!(
             out,
-            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{o}"/>"#
+            r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="4.0" fill="{o}"/>"#,
+            y + h - 4.0
         );
     }
     out.push('\n');
@@ -891,29 +893,28 @@ mod tests {
     #[test]
     fn the_gateway_lane_names_the_director_whose_mac_it_holds() {
         let mut tl = Timeline::default();
-        let vip = Ipv4Addr::new(10, 0, 0, 100);
-        tl.arp_entry(1_000_000_000, 3, vip, [2, 0, 0, 0, 0, 1]);
-        tl.arp_entry(1_500_000_000, 3, vip, [2, 0, 0, 0, 0, 1]);
-        tl.arp_entry(2_000_000_000, 3, vip, [2, 0, 0, 0, 0, 2]);
+        let vip_ip = Ipv4Addr::new(10, 0, 0, 100);
+        tl.arp_entry(1_000_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 1]);
+        tl.arp_entry(1_500_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 1]);
+        tl.arp_entry(2_500_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 2]);
         assert_eq!(
             tl.arp_changes().len(),
             2,
             "an unchanged entry is not a change"
         );
-        let trace = [vip_entry()];
+        // d1 gives the VIP up at 2 s, d2 takes it at 3 s: the gateway moved early.
+        let trace = [vip(1, "d1", true), vip(2, "d1", false), vip(3, "d2", true)];
         let svg = render(&trace, &tl, &ctx(4));
         assert_eq!(
             lane_titles(&svg, "gw's ARP entry"),
             vec![
                 "not resolved",
                 "→ d1 (02:00:00:00:00:01)",
-                "→ d2 (02:00:00:00:00:02)"
+                "→ d1 (02:00:00:00:00:01) · stale: d1 does not hold it",
+                "→ d2 (02:00:00:00:00:02) · stale: d2 does not hold it",
+                "→ d2 (02:00:00:00:00:02)",
             ]
         );
-    }
-
-    fn vip_entry() -> TraceEntry {
-        vip(1, "d1", true)
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(super) const SPLIT_BRAIN: Style = s(SPLIT, false, 9);
 pub(super) const UNKNOWN_MAC: Style = s("#999999", false, 6);
 /// Overlay: an interface of the host is down.
 pub(super) const NIC_DOWN: &str = "url(#p-nic)";
+/// Overlay: a gateway sends the VIP to a host that does not serve it.
+pub(super) const STALE: &str = "#cc0000";
 /// Overlay: the host is cut off from some others.
 pub(super) const PARTITIONED: &str = "url(#p-part)";
 
@@ -84,7 +86,7 @@ pub(super) const DEFS: &str = r##"<defs>
 <pattern id="p-nochk" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#f2f2f2"/><rect width="2" height="8" fill="#c4c4c4"/></pattern>
 <pattern id="p-leftover" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#f4cccc"/><rect width="2" height="8" fill="#a9a9a9"/></pattern>
 <pattern id="p-nic" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect width="2" height="6" fill="#8b0000"/></pattern>
-<pattern id="p-part" width="7" height="7" patternUnits="userSpaceOnUse"><rect width="7" height="1.5" fill="#222222"/><rect width="1.5" height="7" fill="#222222"/></pattern>
+<pattern id="p-part" width="6" height="6" patternUnits="userSpaceOnUse"><rect width="6" height="6" fill="#ffffff"/><rect width="3" height="6" fill="#222222"/></pattern>
 </defs>
 "##;
 
@@ -127,6 +129,13 @@ pub(super) fn legend() -> Vec<(&'static str, Vec<(Style, &'static str)>)> {
                 (director(Some(0)), "held by (colour per director)"),
                 (SPLIT_BRAIN, "SPLIT BRAIN"),
                 (NO_HOLDER, "no holder"),
+                (
+                    Style {
+                        overlay: Some(STALE),
+                        ..director(Some(1))
+                    },
+                    "gateway ARP stale",
+                ),
             ],
         ),
         (
