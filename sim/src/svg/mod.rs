@@ -139,13 +139,14 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
-/// The smallest 1, 2 or 5 × 10^n at or above `v` (v > 0).
+/// The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10^n) at or above `v`,
+/// so the tallest bar fills most of its panel.
 fn nice_ceil(v: f64) -> f64 {
     if !(v.is_finite() && v > 0.0) {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
+    for m in [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
         if m * p >= v {
             return m * p;
         }
@@ -927,6 +928,10 @@ mod tests {
         assert_eq!(fmt_t(30_000_000_000, 10_000_000_000), "30s");
         assert_eq!(fmt_t(2_500_000_000, 500_000_000), "2.5s");
         assert_eq!(fmt_t(50_000_000, 50_000_000), "0.05s");
+        assert_eq!(fmt_rate(nice_ceil(1050.0)), "1200");
+        assert_eq!(fmt_rate(nice_ceil(7.9)), "8.0");
+        assert_eq!(fmt_rate(nice_ceil(0.3)), "0.30");
+        assert_eq!(nice_ceil(0.0), 1.0);
     }
 
     #[test]
