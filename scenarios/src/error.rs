@@ -216,6 +216,12 @@ pub enum Problem {
         /// The allowed range, in words.
         range: &'static str,
     },
+    /// A snapshot command that is none of those a snapshot can print.
+    #[error("cannot show {text:?}: write one of \"ipvsadm -L -n\", \"ipvsadm -L -n --stats\", \"ipvsadm -L -n --rate\", \"ipvsadm -L -n -c\", \"ip addr\"")]
+    BadShow {
+        /// The text written.
+        text: String,
+    },
     /// A real server's tunnel receiver that is none of the three.
     #[error("bad tunnel {text:?}: write \"ipip\" (tunl0), \"gre\" (gre0) or \"gue:PORT\" (ip fou add port PORT gue)")]
     BadTunnel {

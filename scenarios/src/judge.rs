@@ -16,7 +16,7 @@ use lvs_core::vrrp::VrrpState as CoreState;
 use lvs_core::Instant;
 
 use crate::observe::{Metrics, Observation, Observed, RunRecord, Violation, ViolationKind};
-use crate::{format_duration, HostId, Role, Scenario, VrrpState};
+use crate::{format_duration, HostId, Role, Scenario, Show, VrrpState};
 
 /// How to run a scenario.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,14 +40,16 @@ pub struct DirectorLog {
     pub text: String,
 }
 
-/// One `ipvsadm -L -n` taken during the run.
+/// One command's output (`ipvsadm -L -n`, `ip addr`, ...) taken during the run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableSnapshot {
     /// Virtual time.
     pub at: Duration,
     /// Host name.
     pub director: String,
-    /// The table; `None` when no running director had one to show.
+    /// The command line.
+    pub command: String,
+    /// Its output; `None` when no running director had one to show.
     pub table: Option<String>,
     /// Whether the director process was running.
     pub running: bool,
@@ -186,14 +188,15 @@ impl Report {
         out
     }
 
-    /// The `ipvsadm -L -n` snapshots.
+    /// The snapshots: each command's output per director and time.
     pub fn render_snapshots(&self) -> String {
         let mut out = String::new();
         for s in &self.snapshots {
             let _ = writeln!(
                 out,
-                "==> {} ipvsadm -L -n at {} <==",
+                "==> {} {} at {} <==",
                 s.director,
+                s.command,
                 secs(s.at)
             );
             match (&s.table, s.running) {
@@ -404,19 +407,29 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
         };
         for d in which {
             let director = name_of(*d);
-            let seen = obs.iter().find_map(|o| match &o.what {
-                Observed::IpvsTable {
-                    running, listing, ..
-                } if o.t == snap.at && o.host == director => Some((listing.clone(), *running)),
-                _ => None,
-            });
-            let (table, running) = seen.unwrap_or((None, false));
-            snapshots.push(TableSnapshot {
-                at: snap.at,
-                director: director.to_string(),
-                table,
-                running,
-            });
+            for show in &snap.show {
+                let command = show.command();
+                let seen = obs.iter().find_map(|o| match &o.what {
+                    _ if o.t != snap.at || o.host != director => None,
+                    Observed::IpvsTable {
+                        running, listing, ..
+                    } if *show == Show::List => Some((listing.clone(), *running)),
+                    Observed::Shown {
+                        command: c,
+                        output,
+                        running,
+                    } if c == command => Some((output.clone(), *running)),
+                    _ => None,
+                });
+                let (table, running) = seen.unwrap_or((None, false));
+                snapshots.push(TableSnapshot {
+                    at: snap.at,
+                    director: director.to_string(),
+                    command: command.to_string(),
+                    table,
+                    running,
+                });
+            }
         }
     }
     let logs = all_directors

@@ -519,13 +519,61 @@ pub enum LinkTarget {
     Iface(IfaceRef),
 }
 
-/// When to print which directors' `ipvsadm -L -n`.
+/// When to print what of which directors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// When.
     pub at: Duration,
     /// Which directors (all of them when the file names none).
     pub directors: Vec<HostId>,
+    /// What to print of each, in the file's order (`ipvsadm -L -n` when it names nothing).
+    pub show: Vec<Show>,
+}
+
+/// A command whose output a snapshot prints, as the operator would type it on the director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Show {
+    /// `ipvsadm -L -n`: services, destinations, weights, active / inactive connections.
+    List,
+    /// `ipvsadm -L -n --stats`: connections, packets and bytes since each was added.
+    Stats,
+    /// `ipvsadm -L -n --rate`: the kernel estimator's per-second rates.
+    Rate,
+    /// `ipvsadm -L -n -c`: the connection table.
+    Connections,
+    /// `ip addr`: the host's interfaces and addresses, VIPs included.
+    Addresses,
+}
+
+impl Show {
+    /// Every one, in the order they are listed.
+    pub const ALL: [Show; 5] = [
+        Show::List,
+        Show::Stats,
+        Show::Rate,
+        Show::Connections,
+        Show::Addresses,
+    ];
+
+    /// The command line.
+    pub fn command(self) -> &'static str {
+        match self {
+            Show::List => "ipvsadm -L -n",
+            Show::Stats => "ipvsadm -L -n --stats",
+            Show::Rate => "ipvsadm -L -n --rate",
+            Show::Connections => "ipvsadm -L -n -c",
+            Show::Addresses => "ip addr",
+        }
+    }
+}
+
+impl std::str::FromStr for Show {
+    type Err = ();
+
+    /// Exactly one of the [`Show::command`] lines.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Show::ALL.into_iter().find(|v| v.command() == s).ok_or(())
+    }
 }
 
 /// A VRRP state an instance can be expected in at the end.

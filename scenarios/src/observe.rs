@@ -80,6 +80,17 @@ pub enum Observed {
         /// The same table as `ipvsadm -L -n` printed it, for the report.
         listing: Option<String>,
     },
+    /// What a snapshot's other commands printed on the director (`ipvsadm -L -n --stats`,
+    /// `--rate`, `-c`, `ip addr`; `ipvsadm -L -n` is the [`Observed::IpvsTable`]).
+    Shown {
+        /// The command line ([`crate::Show::command`]).
+        command: String,
+        /// Its output; `None` when nothing was there to ask (keepalived not running, so no
+        /// table).
+        output: Option<String>,
+        /// Whether the director process was running.
+        running: bool,
+    },
     /// A fault the scenario injected, as the backend describes it.
     Fault {
         /// What was done.

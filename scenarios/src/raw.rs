@@ -193,6 +193,7 @@ pub(crate) struct RawFault {
 pub(crate) struct RawSnapshot {
     pub at: S<String>,
     pub directors: Option<Vec<S<String>>>,
+    pub show: Option<Vec<S<String>>>,
 }
 
 /// `[expect]`.

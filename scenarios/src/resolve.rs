@@ -1317,7 +1317,29 @@ impl Cx<'_> {
                 .map(|(i, _)| HostId(i))
                 .collect(),
         };
-        Ok(Snapshot { at, directors })
+        let mut show = Vec::new();
+        for (si, text) in s.show.iter().flatten().enumerate() {
+            let v = text.get_ref().parse::<Show>().map_err(|()| {
+                self.err(
+                    text.span(),
+                    key(&format!("show[{si}]")),
+                    Problem::BadShow {
+                        text: text.get_ref().clone(),
+                    },
+                )
+            })?;
+            if !show.contains(&v) {
+                show.push(v);
+            }
+        }
+        if show.is_empty() {
+            show.push(Show::List);
+        }
+        Ok(Snapshot {
+            at,
+            directors,
+            show,
+        })
     }
 
     fn expect(&self, e: &S<RawExpect>, ix: &HostIndex) -> R<Expect> {

@@ -148,6 +148,7 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("process of a client", Replace("role = \"client\"", "role = \"client\"\nprocess = { exit = \"1s\" }"), "WrongRoleKey"),
         ("snapshot after the end", Append("\n[[snapshot]]\nat = \"90s\"\n"), "AfterEnd"),
         ("snapshot of a real server", Append("\n[[snapshot]]\nat = \"30s\"\ndirectors = [\"rs1\"]\n"), "WrongRole"),
+        ("snapshot of an unknown command", Append("\n[[snapshot]]\nat = \"30s\"\nshow = [\"ipvsadm -Ln\"]\n"), "BadShow"),
         ("vip_owner key not an address", Append("\n[expect]\nvip_owner = { \"vip\" = \"d1\" }\n"), "BadIp"),
         ("vip_owner not a director", Append("\n[expect]\nvip_owner = { \"10.0.0.100\" = \"rs1\" }\n"), "WrongRole"),
         ("vrrp_state unknown state", Append("\n[expect]\nvrrp_state = { d1 = \"PRIMARY\" }\n"), "BadState"),
@@ -204,6 +205,7 @@ fn variant(p: &Problem) -> &'static str {
         Problem::StartAfterStop { .. } => "StartAfterStop",
         Problem::TooMuchWork { .. } => "TooMuchWork",
         Problem::BadTunnel { .. } => "BadTunnel",
+        Problem::BadShow { .. } => "BadShow",
     }
 }
 

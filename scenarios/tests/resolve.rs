@@ -66,6 +66,7 @@ at = "90s"
 [[snapshot]]
 at = "10s"
 directors = ["d1"]
+show = ["ip addr", "ipvsadm -L -n -c", "ip addr", "ipvsadm -L -n"]
 "#;
 
 fn small() -> Scenario {
@@ -185,13 +186,17 @@ fn faults_and_snapshots_are_in_time_order_file_order_kept_on_ties() {
     assert_eq!(
         s.snapshots,
         [
+            // The file's order, each command once.
             Snapshot {
                 at: Duration::from_secs(10),
-                directors: vec![HostId(0)]
+                directors: vec![HostId(0)],
+                show: vec![Show::Addresses, Show::Connections, Show::List],
             },
+            // Nothing named: `ipvsadm -L -n`.
             Snapshot {
                 at: Duration::from_secs(90),
-                directors: vec![HostId(0)]
+                directors: vec![HostId(0)],
+                show: vec![Show::List],
             },
         ]
     );

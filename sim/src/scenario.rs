@@ -28,7 +28,9 @@ use lvs_core::director::StateChangeKind;
 use lvs_core::ipvs::table::Ipvs;
 use lvs_scenarios::judge::{at, judge, settle_from, split_brain_grace, Report, RunOptions};
 use lvs_scenarios::observe::{IpvsDest, IpvsService, IpvsTable, Observation, Observed, RunRecord};
-use lvs_scenarios::{FaultAction, Host, HostId, IfaceRef, LinkTarget, LoadPattern, Role, Scenario};
+use lvs_scenarios::{
+    FaultAction, Host, HostId, IfaceRef, LinkTarget, LoadPattern, Role, Scenario, Show,
+};
 
 use crate::client::{ClientSpec, Workload as SimWorkload};
 use crate::record::TraceEvent;
@@ -466,7 +468,12 @@ pub fn observe_with_progress(
             &snap.directors
         };
         for d in which {
-            tables.push(table_observation(&sim, *d, snap.at));
+            for show in &snap.show {
+                tables.push(match show {
+                    Show::List => table_observation(&sim, *d, snap.at),
+                    other => shown_observation(&sim, *d, snap.at, *other),
+                });
+            }
         }
     }
     run_to(&mut sim, end);
@@ -490,6 +497,20 @@ pub fn observe_with_progress(
 
 fn since_start(t: lvs_core::Instant) -> Duration {
     Duration::from_nanos(t.as_nanos())
+}
+
+/// What `show` printed on director `d` at `t`, as an observation.
+fn shown_observation(sim: &Sim, d: HostId, t: Duration, show: Show) -> Observation {
+    let host = sim_host(d);
+    Observation {
+        t,
+        host: sim.host_name(host).to_string(),
+        what: Observed::Shown {
+            command: show.command().to_string(),
+            output: sim.show(host, show),
+            running: sim.director_alive(host),
+        },
+    }
 }
 
 /// A director's IPVS table at `t` as an observation.

@@ -576,6 +576,84 @@ impl Stack {
         }
     }
 
+    /// What `ip addr` prints on this host, as iproute2 6.1 prints it for a veth in a
+    /// namespace (the netns harness's hosts) without the peer's `@ifN` and `link-netns`:
+    /// lo, then each interface with its flags and state (`carrier(index)`: the link is
+    /// up), its addresses in the order they were added (one in a subnet an earlier one
+    /// holds is `secondary`), and the EUI-64 link-local address the kernel gives it while
+    /// it is up. Recorded: `ip addr` in two namespaces joined by a veth pair, peer up and
+    /// down, interface up and down.
+    pub fn ip_addr(&self, carrier: impl Fn(usize) -> bool) -> String {
+        use std::fmt::Write as _;
+        const VALID: &str = "       valid_lft forever preferred_lft forever\n";
+        let mut out = String::from(
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n\
+             \x20   link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n\
+             \x20   inet 127.0.0.1/8 scope host lo\n",
+        );
+        out.push_str(VALID);
+        for a in &self.lo {
+            let _ = writeln!(out, "    inet {a}/32 scope global lo");
+            out.push_str(VALID);
+        }
+        out.push_str("    inet6 ::1/128 scope host \n");
+        out.push_str(VALID);
+        for (n, i) in self.ifaces.iter().enumerate() {
+            let (flags, state) = match (i.up, carrier(n)) {
+                (false, _) => ("BROADCAST,MULTICAST", "DOWN"),
+                (true, false) => ("NO-CARRIER,BROADCAST,MULTICAST,UP", "DOWN"),
+                (true, true) => ("BROADCAST,MULTICAST,UP,LOWER_UP", "UP"),
+            };
+            let name = &i.spec.name;
+            let _ = writeln!(
+                out,
+                "{}: {name}: <{flags}> mtu 1500 qdisc noqueue state {state} group default qlen 1000",
+                n + 2
+            );
+            let _ = writeln!(
+                out,
+                "    link/ether {} brd ff:ff:ff:ff:ff:ff",
+                lvs_scenarios::MacAddr(i.spec.mac)
+            );
+            let mut seen: Vec<(u32, u8)> = Vec::new();
+            for &(a, p) in i.spec.addrs.iter().chain(&i.vips) {
+                let net = (u32::from(a) & prefix_mask(p), p);
+                let secondary = if seen.contains(&net) {
+                    "secondary "
+                } else {
+                    ""
+                };
+                seen.push(net);
+                let _ = writeln!(out, "    inet {a}/{p} scope global {secondary}{name}");
+                out.push_str(VALID);
+            }
+            if i.up {
+                let m = i.spec.mac;
+                let ll = std::net::Ipv6Addr::from([
+                    0xfe,
+                    0x80,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    m[0] ^ 2,
+                    m[1],
+                    m[2],
+                    0xff,
+                    0xfe,
+                    m[3],
+                    m[4],
+                    m[5],
+                ]);
+                let _ = writeln!(out, "    inet6 {ll}/64 scope link ");
+                out.push_str(VALID);
+            }
+        }
+        out
+    }
+
     /// Every VIP on every interface.
     pub fn vips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.ifaces.iter().flat_map(|i| i.vips.iter().map(|v| v.0))
@@ -816,5 +894,35 @@ mod tests {
             s.set_lo(Vec::new());
             assert_eq!(s.decapsulate(&outer), None);
         }
+    }
+
+    /// `ip addr` as iproute2 printed it in a namespace (fixtures/iproute2: eth0 up with a
+    /// /32 VIP and a second address in its subnet, eth1 set down, eth2's peer set down),
+    /// less the veth's `@ifN` and `link-netns` that only the harness's wiring has.
+    #[test]
+    fn ip_addr_prints_what_iproute2_prints() {
+        let recorded = include_str!("../../fixtures/iproute2/ip-addr-veth.txt");
+        let expected: String = recorded
+            .lines()
+            .map(|l| {
+                let l = l.split(" link-netns ").next().unwrap_or(l);
+                match l.split_once("@if") {
+                    Some((head, rest)) => {
+                        format!("{head}{}\n", &rest[rest.find(':').unwrap_or(0)..])
+                    }
+                    None => format!("{l}\n"),
+                }
+            })
+            .collect();
+        let a = |third: u8, last: u8| Ipv4Addr::new(198, 18, third, last);
+        let mut s = Stack::new(
+            (0..3)
+                .map(|n| IfaceSpec::new(&format!("eth{n}"), [2, 0, 0, 0, 0, n], a(n, 114), 24))
+                .collect(),
+        );
+        assert!(s.add_vip("eth0", a(0, 118), 32));
+        assert!(s.add_vip("eth0", a(0, 119), 24));
+        s.set_up(1, false);
+        assert_eq!(s.ip_addr(|i| i != 2), expected);
     }
 }

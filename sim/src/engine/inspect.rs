@@ -72,6 +72,30 @@ impl Sim {
         }
     }
 
+    /// What `show` prints on `host` now: `ip addr` from its stack (the addresses stay when
+    /// keepalived dies); the ipvsadm views from the running director's table, read at the
+    /// director's own clock (None: no process, or no table).
+    pub fn show(&self, host: HostId, show: lvs_scenarios::Show) -> Option<String> {
+        use lvs_core::ipvs::list;
+        use lvs_scenarios::Show;
+        let h = self.hosts.get(host.0)?;
+        if show == Show::Addresses {
+            return Some(h.stack.ip_addr(|i| self.iface_carrier(host.0, i)));
+        }
+        let Model::Director(d) = &h.model else {
+            return None;
+        };
+        let ipvs = d.proc.as_ref()?.ipvs()?;
+        let local = d.clock.local(self.now);
+        Some(match show {
+            Show::List => list::list_numeric(ipvs.services()),
+            Show::Stats => list::list_stats(ipvs.services()),
+            Show::Rate => list::list_rate(ipvs, local),
+            Show::Connections => list::list_connections(&ipvs.conn_infos(), local),
+            Show::Addresses => unreachable!("answered from the stack above"),
+        })
+    }
+
     /// The running director's IPVS table (None: no process, or the process keeps none).
     pub fn ipvs(&self, host: HostId) -> Option<&Ipvs> {
         match &self.hosts.get(host.0)?.model {

@@ -6,7 +6,7 @@ use super::{Counters, Ipvs};
 use crate::ipvs::conn::DestId;
 use crate::ipvs::service::{Dest, DestSpec, IpvsError, Service, ServiceSpec};
 use crate::ipvs::stats::IpvsStats;
-use crate::ipvs::{IpvsChange, ServiceKey};
+use crate::ipvs::{IpvsChange, ServiceKey, SockAddr};
 
 impl Ipvs {
     /// `ipvsadm --set tcp tcpfin udp` (0 keeps a value).
@@ -34,6 +34,8 @@ impl Ipvs {
         let key = spec.key;
         let svc = Service::new(spec);
         self.services.insert(key, svc);
+        // A new service object: new estimators, for it and whatever it will hold.
+        self.estimators.forget(&key, None);
         self.refresh_weights();
         Ok(())
     }
@@ -90,6 +92,13 @@ impl Ipvs {
                 }
             }
         }
+        if restored.is_none() {
+            // A new destination object starts a new estimator; one back from the trash
+            // keeps its own, which did not run meanwhile.
+            let at = SockAddr(spec.addr, spec.port);
+            self.estimators.forget(key, Some(at));
+        }
+        let svc = self.services.get_mut(key).ok_or(IpvsError::NoSuchService)?;
         if let (Some(c), Some(d)) = (restored, svc.dest_mut(spec.addr, spec.port)) {
             d.activeconns = c.active;
             d.inactconns = c.inact;

@@ -25,7 +25,7 @@ use super::conn::{
 };
 use super::dest::overload_cleared;
 use super::service::{Dest, Service};
-use super::stats::IpvsStats;
+use super::stats::{Estimator, IpvsStats, Rates, ESTIMATOR_PERIOD_NS};
 use super::{FwdMethod, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
 
@@ -217,6 +217,73 @@ pub struct Ipvs {
     /// Live destination slots forwarding with NAT: without one, no packet is a NAT reply.
     masq_slots: usize,
     expired: Vec<Expired>,
+    pub(super) estimators: Estimators,
+}
+
+/// Whose counters an estimator follows: a service, or one of its destinations.
+pub type EstimatorKey = (ServiceKey, Option<SockAddr>);
+
+/// The kernel's `est_list`: one [`Estimator`] per service and destination, all run together
+/// every 2 s of the driver's clock. Driven lazily: counters only change with packets, so the
+/// runs due before a packet (or a listing) are done then, over the counters as they stood.
+#[derive(Clone, Debug)]
+pub(super) struct Estimators {
+    by_key: BTreeMap<EstimatorKey, Estimator>,
+    next: Instant,
+}
+
+impl Default for Estimators {
+    fn default() -> Self {
+        Estimators {
+            by_key: BTreeMap::new(),
+            next: Instant::from_nanos(ESTIMATOR_PERIOD_NS),
+        }
+    }
+}
+
+impl Estimators {
+    /// Every run of `estimation_timer` due by `now`. Once every average is zero and no
+    /// counter moves, later runs change nothing and are skipped.
+    fn run_until(&mut self, services: &BTreeMap<ServiceKey, Service>, now: Instant) {
+        if now < self.next {
+            return;
+        }
+        while self.next <= now {
+            let mut settled = true;
+            for svc in services.values() {
+                let key = svc.spec().key;
+                let counters = std::iter::once((None, svc.stats())).chain(
+                    svc.dests()
+                        .iter()
+                        .map(|d| (Some(SockAddr(d.addr, d.port)), &d.stats)),
+                );
+                for (dest, stats) in counters {
+                    let e = self.by_key.entry((key, dest)).or_default();
+                    e.tick(stats);
+                    settled &= e.settled(stats);
+                }
+            }
+            self.next += std::time::Duration::from_nanos(ESTIMATOR_PERIOD_NS);
+            if settled {
+                let periods = (now.as_nanos() / ESTIMATOR_PERIOD_NS) + 1;
+                self.next = Instant::from_nanos(periods * ESTIMATOR_PERIOD_NS);
+            }
+        }
+        // A service that is gone takes its estimators along; a destination's waits in case
+        // it comes back from the trash (`add_dest` forgets it when it comes back new).
+        self.by_key.retain(|(key, _), _| services.contains_key(key));
+    }
+
+    /// Drop the estimator of a service (`dest` None: and of all its destinations) or of
+    /// one destination, so that it starts afresh.
+    pub(super) fn forget(&mut self, key: &ServiceKey, dest: Option<SockAddr>) {
+        match dest {
+            Some(d) => {
+                self.by_key.remove(&(*key, Some(d)));
+            }
+            None => self.by_key.retain(|(k, _), _| k != key),
+        }
+    }
 }
 
 /// Masks `addr` to its first `prefix` bits.
@@ -254,7 +321,16 @@ impl Ipvs {
             free_slots: Vec::new(),
             masq_slots: 0,
             expired: Vec::new(),
+            estimators: Estimators::default(),
         }
+    }
+
+    /// The rate of every service and destination as the kernel's estimator reads at `now`
+    /// (what `ipvsadm -L -n --rate` prints).
+    pub fn rates_at(&self, now: Instant) -> BTreeMap<EstimatorKey, Rates> {
+        let mut est = self.estimators.clone();
+        est.run_until(&self.services, now);
+        est.by_key.iter().map(|(k, e)| (*k, e.rates())).collect()
     }
 
     /// The sysctls in force.
@@ -465,8 +541,10 @@ impl Ipvs {
             .collect()
     }
 
-    /// Expire what is due.
+    /// Expire what is due; run the rate estimators due (before the packet that brought
+    /// `now` is counted).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.estimators.run_until(&self.services, now);
         let mut out = std::mem::take(&mut self.expired);
         out.clear();
         self.conns.handle_timeout(now, &mut out);
