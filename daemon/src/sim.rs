@@ -96,7 +96,7 @@ fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
     let opts = RunOptions {
         seed: args.seed,
         until: args.until,
-        trace_json: args.json.is_some(),
+        trace_json: args.json.clone(),
         svg: args.svg.is_some(),
     };
     let report = {
@@ -111,9 +111,6 @@ fn execute(args: &Args, out: &mut dyn Write) -> Result<ExitCode> {
             .as_bytes(),
     )?;
     out.flush()?;
-    if let (Some(path), Some(json)) = (&args.json, &report.trace_json) {
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-    }
     if let (Some(path), Some(svg)) = (&args.svg, &report.svg) {
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -25,8 +25,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Stop at this virtual time instead of the scenario's duration.
     pub until: Option<Duration>,
-    /// Keep the JSON trace in the report.
-    pub trace_json: bool,
+    /// Write the backend's JSON trace to this file as the run goes.
+    pub trace_json: Option<std::path::PathBuf>,
     /// Keep the SVG timeline in the report.
     pub svg: bool,
 }
@@ -157,8 +157,6 @@ pub struct Report {
     pub verdicts: Vec<Verdict>,
     /// Every invariant violation the simulator saw (safety and liveness).
     pub violations: Vec<Violation>,
-    /// The simulator's JSON trace, when asked for.
-    pub trace_json: Option<String>,
     /// The SVG timeline, when asked for.
     pub svg: Option<String>,
 }
@@ -493,7 +491,6 @@ pub fn judge(s: &Scenario, run: &RunRecord) -> Report {
         summary,
         verdicts,
         violations,
-        trace_json: run.trace_json.clone(),
         svg: run.svg.clone(),
     }
 }
@@ -990,7 +987,6 @@ mod tests {
             observations: Vec::new(),
             requests: Metrics::default(),
             events: 0,
-            trace_json: None,
             svg: None,
         };
         let r = judge(&s, &run);
@@ -1041,7 +1037,6 @@ mod tests {
             observations,
             requests: Metrics::default(),
             events: 0,
-            trace_json: None,
             svg: None,
         };
         let r = judge(&s, &record(observations.clone()));
@@ -1089,7 +1084,6 @@ mod tests {
             observations,
             requests,
             events: 0,
-            trace_json: None,
             svg: None,
         };
         let r = judge(&s, &run);

@@ -185,8 +185,6 @@ pub struct RunRecord {
     pub requests: Metrics,
     /// Events the backend processed (0 when it does not count them).
     pub events: u64,
-    /// The backend's own trace (JSON), when asked for.
-    pub trace_json: Option<String>,
     /// A timeline picture (SVG), when asked for.
     pub svg: Option<String>,
 }

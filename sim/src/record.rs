@@ -351,3 +351,100 @@ mod tests {
         assert_eq!(l, "   12.345 lvs1 Keepalived_vrrp[1002]: x");
     }
 }
+
+/// What the trace's document says before its events.
+#[derive(serde::Serialize)]
+pub struct TraceHeader<'a> {
+    /// `lvsd-trace`.
+    pub schema: &'static str,
+    /// [`TRACE_VERSION`].
+    pub version: u32,
+    /// The lvsd version that wrote it.
+    pub lvsd: &'static str,
+    /// The scenario's name.
+    pub scenario: &'a str,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// What the trace's document says after its events, known at the end of the run.
+#[derive(serde::Serialize)]
+pub struct TraceTail<'a> {
+    /// Virtual time the run ended at.
+    pub end_ns: u64,
+    /// The clients' requests.
+    pub metrics: &'a Metrics,
+    /// Jain's fairness index of the responses per real server.
+    pub jain_index: Option<f64>,
+    /// The first outage's length (client view).
+    pub failover_ns: Option<u128>,
+    /// Safety and liveness violations found.
+    pub violations: &'a [Violation],
+}
+
+/// The JSON trace (scenarios/TRACE.md) written as the run goes: the header, each entry as
+/// it happens, then the tail. One JSON object; memory does not grow with the run. Write
+/// errors are kept and returned by [`TraceWriter::finish`].
+pub struct TraceWriter<W: std::io::Write> {
+    out: W,
+    entries: u64,
+    error: Option<std::io::Error>,
+}
+
+/// A serialized object without its closing brace (`{"a":1` of `{"a":1}`).
+fn open_object(v: &impl serde::Serialize) -> serde_json::Result<String> {
+    let mut s = serde_json::to_string(v)?;
+    s.pop();
+    Ok(s)
+}
+
+impl<W: std::io::Write> TraceWriter<W> {
+    /// Start the document on `out`.
+    pub fn begin(out: W, header: &TraceHeader<'_>) -> Self {
+        let mut w = TraceWriter {
+            out,
+            entries: 0,
+            error: None,
+        };
+        w.write(|out| {
+            let head = open_object(header)?;
+            write!(out, "{head},\"events\":[").map_err(serde_json::Error::io)
+        });
+        w
+    }
+
+    fn write(&mut self, f: impl FnOnce(&mut W) -> serde_json::Result<()>) {
+        if self.error.is_none() {
+            if let Err(e) = f(&mut self.out) {
+                self.error = Some(e.into());
+            }
+        }
+    }
+
+    /// One more event.
+    pub fn entry(&mut self, e: &TraceEntry) {
+        let comma = self.entries > 0;
+        self.entries += 1;
+        self.write(|out| {
+            if comma {
+                out.write_all(b",").map_err(serde_json::Error::io)?;
+            }
+            serde_json::to_writer(&mut *out, e)
+        });
+    }
+
+    /// Close the events and the document with `tail`, and flush.
+    pub fn finish(mut self, tail: &TraceTail<'_>) -> std::io::Result<W> {
+        self.write(|out| {
+            let mut rest = serde_json::to_string(tail)?;
+            rest.replace_range(..1, "],");
+            out.write_all(rest.as_bytes())
+                .map_err(serde_json::Error::io)?;
+            out.flush().map_err(serde_json::Error::io)
+        });
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
+    }
+}

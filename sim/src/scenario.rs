@@ -61,6 +61,14 @@ pub enum RunError {
         /// The diagnostics.
         source: crate::keepalived::ConfError,
     },
+    /// The JSON trace could not be written.
+    #[error("writing the trace to {}: {source}", path.display())]
+    Trace {
+        /// The file asked for.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// A host cannot be modelled as written.
     #[error("{file}: host {host}: {why}")]
     Host {
@@ -437,9 +445,16 @@ pub fn observe_with_progress(
 ) -> Result<RunRecord, RunError> {
     let seed = opts.seed.unwrap_or(s.seed);
     let mut sim = build(s, seed)?;
-    // Answered requests are traced only for the JSON trace, which lists them; the SVG bins
-    // them as they finish, so a long run's memory does not grow with its requests.
-    sim.trace_requests = opts.trace_json;
+    // Answered requests are kept by no one: the JSON trace is written as the run goes and
+    // the SVG bins them as they finish, so a long run's memory does not grow with them.
+    sim.trace_requests = false;
+    if let Some(path) = &opts.trace_json {
+        let file = std::fs::File::create(path).map_err(|e| RunError::Trace {
+            path: path.clone(),
+            source: e,
+        })?;
+        sim.stream_trace(Box::new(std::io::BufWriter::new(file)));
+    }
     let end = opts.until.unwrap_or(s.duration);
     if opts.svg {
         sim.bin_requests_for_svg(at(end));
@@ -480,6 +495,12 @@ pub fn observe_with_progress(
     for d in &all_directors {
         tables.push(table_observation(&sim, *d, end));
     }
+    if let (Some(path), Some(Err(e))) = (&opts.trace_json, sim.finish_trace()) {
+        return Err(RunError::Trace {
+            path: path.clone(),
+            source: e,
+        });
+    }
     let mut observations = observations(&sim);
     observations.extend(tables);
     // Each kind keeps its order; a snapshot comes after everything at its time.
@@ -490,7 +511,6 @@ pub fn observe_with_progress(
         observations,
         requests: sim.metrics(),
         events: sim.events_processed(),
-        trace_json: opts.trace_json.then(|| sim.trace_json()),
         svg: opts.svg.then(|| sim.svg()),
     })
 }
@@ -818,6 +838,50 @@ mod tests {
             2,
             "only the 20 s snapshot, on both directors"
         );
-        assert!(r.trace_json.is_none() && r.svg.is_none());
+        assert!(r.svg.is_none());
+    }
+
+    /// A `Write` whose bytes can be read back after the sim took it.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // The trace written as the run goes is, byte for byte, the one a run that kept every
+    // entry would write at its end; and the streaming run kept no answered request.
+    #[test]
+    fn the_streamed_trace_is_the_kept_one_without_keeping_it() {
+        let s = seed("07-master-killed");
+        let mut kept = build(&s, s.seed).expect("builds");
+        kept.trace_requests = true;
+        kept.run_until(at(s.duration));
+        let mut streamed = build(&s, s.seed).expect("builds");
+        streamed.trace_requests = false;
+        let out = Shared::default();
+        streamed.stream_trace(Box::new(out.clone()));
+        streamed.run_until(at(s.duration));
+        streamed
+            .finish_trace()
+            .expect("streaming")
+            .expect("written");
+        let text = String::from_utf8(out.0.borrow().clone()).expect("utf-8");
+        assert_eq!(text, kept.trace_json());
+        let answered = |sim: &Sim| {
+            sim.trace()
+                .iter()
+                .filter(|e| matches!(&e.event, TraceEvent::Request { record } if matches!(record.outcome, crate::client::Outcome::Ok { .. })))
+                .count()
+        };
+        assert!(answered(&kept) > 100);
+        assert_eq!(answered(&streamed), 0);
+        serde_json::from_str::<serde_json::Value>(&text).expect("one JSON document");
     }
 }

@@ -44,12 +44,14 @@ fn same_seed_same_bytes_other_seed_other_jitter() {
     assert_ne!(a, c);
     assert!(
         a.starts_with(&format!(
-            "{{\"schema\":\"lvsd-trace\",\"version\":1,\"lvsd\":\"{}\",\"scenario\":\"\",\"seed\":7,\"end_ns\":15000000000,\"events\":[",
+            "{{\"schema\":\"lvsd-trace\",\"version\":1,\"lvsd\":\"{}\",\"scenario\":\"\",\"seed\":7,\"events\":[",
             env!("CARGO_PKG_VERSION")
         )),
         "{}",
         &a[..200]
     );
+    // What is known at the end comes after the events it sums up.
+    assert!(a.contains("],\"end_ns\":15000000000,\"metrics\":{"), "{a}");
 }
 
 #[test]

@@ -3,28 +3,20 @@
 
 mod common;
 
-use common::{is_vrrp_verdict, load, SEED};
+use common::{is_vrrp_verdict, load, run_traced, SEED};
 use lvs_scenarios::judge::{Report, RunOptions};
-use lvs_sim::scenario::run;
 use sha2::{Digest, Sha256};
 
-fn traced(name: &str, seed: Option<u64>) -> Report {
+/// The report and the hash of the JSON trace of a run of `name`.
+fn traced(name: &str, seed: Option<u64>) -> (Report, String) {
     let s = load(name);
     let opts = RunOptions {
         seed,
-        trace_json: true,
         ..RunOptions::default()
     };
-    match run(&s, &opts) {
-        Ok(r) => r,
-        Err(e) => panic!("{name}: {e}"),
-    }
-}
-
-fn trace_hash(r: &Report) -> String {
-    let json = r.trace_json.as_deref().unwrap_or_default();
-    assert!(!json.is_empty(), "{}: no trace", r.scenario);
-    hex::encode(Sha256::digest(json.as_bytes()))
+    let (r, json) = run_traced(&s, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(!json.is_empty(), "{name}: no trace");
+    (r, hex::encode(Sha256::digest(json.as_bytes())))
 }
 
 fn vrrp_verdicts(r: &Report) -> Vec<(String, bool, String)> {
@@ -38,8 +30,8 @@ fn vrrp_verdicts(r: &Report) -> Vec<(String, bool, String)> {
 #[test]
 fn same_seed_gives_byte_identical_traces() {
     for name in SEED {
-        let (a, b) = (traced(name, None), traced(name, None));
-        assert_eq!(trace_hash(&a), trace_hash(&b), "{name}: trace differs");
+        let ((a, ha), (b, hb)) = (traced(name, None), traced(name, None));
+        assert_eq!(ha, hb, "{name}: trace differs");
         assert_eq!(a.render_text(), b.render_text(), "{name}: report differs");
     }
 }
@@ -47,13 +39,9 @@ fn same_seed_gives_byte_identical_traces() {
 #[test]
 fn another_seed_changes_the_trace_but_not_the_vrrp_verdicts() {
     for name in SEED {
-        let a = traced(name, None);
-        let b = traced(name, Some(a.seed + 1000));
-        assert_ne!(
-            trace_hash(&a),
-            trace_hash(&b),
-            "{name}: the seed changed nothing"
-        );
+        let (a, ha) = traced(name, None);
+        let (b, hb) = traced(name, Some(a.seed + 1000));
+        assert_ne!(ha, hb, "{name}: the seed changed nothing");
         // Observed text is compared for vrrp_state and vip_owner; failover_within's observed
         // gap length depends on jitter, so only its pass/fail is compared.
         let strip = |v: Vec<(String, bool, String)>| {
@@ -78,15 +66,20 @@ fn another_seed_changes_the_trace_but_not_the_vrrp_verdicts() {
 #[test]
 fn watching_progress_changes_nothing() {
     let s = load("07-master-killed");
+    let path = std::env::temp_dir().join(format!("lvsd-test-watched-{}.json", std::process::id()));
     let opts = RunOptions {
-        trace_json: true,
+        trace_json: Some(path.clone()),
         ..RunOptions::default()
     };
     let mut calls = Vec::new();
     let watched =
         lvs_sim::scenario::run_with_progress(&s, &opts, &mut |now, end| calls.push((now, end)))
             .unwrap();
-    assert_eq!(watched, run(&s, &opts).unwrap());
+    let watched_trace = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (plain, plain_trace) = run_traced(&s, &RunOptions::default()).unwrap();
+    assert_eq!(watched, plain);
+    assert_eq!(watched_trace, plain_trace);
     assert!(calls.len() >= 200, "{} calls", calls.len());
     assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
     assert_eq!(calls.last(), Some(&(s.duration, s.duration)));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use lvs_scenarios::judge::RunOptions;
 use lvs_scenarios::Scenario;
-use lvs_sim::scenario::run;
+mod common;
 use serde_json::Value;
 
 fn scenarios_dir() -> PathBuf {
@@ -21,11 +21,7 @@ fn validator() -> jsonschema::Validator {
 
 fn trace(path: &str) -> Value {
     let s = Scenario::load(scenarios_dir().join(path)).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        trace_json: true,
-        ..RunOptions::default()
-    };
-    let json = run(&s, &opts).unwrap().trace_json.expect("asked for");
+    let (_, json) = common::run_traced(&s, &RunOptions::default()).unwrap();
     serde_json::from_str(&json).unwrap()
 }
 

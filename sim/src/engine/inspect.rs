@@ -10,7 +10,7 @@ use lvs_core::Instant;
 use crate::client::Client;
 use crate::director::ProcessTiming;
 use crate::invariants::{InvariantConfig, Invariants, Violation};
-use crate::record::{LogLine, Metrics, TraceEntry};
+use crate::record::{LogLine, Metrics, TraceEntry, TraceHeader, TraceTail, TraceWriter};
 use crate::server::RealServer;
 use crate::stack::Stack;
 use crate::HostId;
@@ -210,35 +210,53 @@ impl Sim {
     /// The trace as JSON, schema `lvsd-trace` version [`crate::record::TRACE_VERSION`]
     /// (scenarios/TRACE.md, scenarios/trace.schema.json).
     pub fn trace_json(&self) -> String {
-        #[derive(serde::Serialize)]
-        struct Doc<'a> {
-            schema: &'static str,
-            version: u32,
-            lvsd: &'static str,
-            scenario: &'a str,
-            seed: u64,
-            end_ns: u64,
-            events: &'a [TraceEntry],
-            metrics: Metrics,
-            jain_index: Option<f64>,
-            failover_ns: Option<u128>,
-            violations: &'a [Violation],
+        let mut w = TraceWriter::begin(Vec::new(), &self.trace_header());
+        for e in &self.trace {
+            w.entry(e);
         }
         let m = self.metrics();
-        let doc = Doc {
+        let out = w.finish(&self.trace_tail(&m)).unwrap_or_default();
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// What the trace says before its events.
+    pub(super) fn trace_header(&self) -> TraceHeader<'_> {
+        TraceHeader {
             schema: "lvsd-trace",
             version: crate::record::TRACE_VERSION,
             lvsd: env!("CARGO_PKG_VERSION"),
             scenario: &self.scenario,
             seed: self.seed,
+        }
+    }
+
+    /// What the trace says after its events, now.
+    pub(super) fn trace_tail<'a>(&'a self, m: &'a Metrics) -> TraceTail<'a> {
+        TraceTail {
             end_ns: self.now.as_nanos(),
-            events: &self.trace,
+            metrics: m,
             jain_index: m.jain_index(),
             failover_ns: m.failover_time().map(|d| d.as_nanos()),
-            metrics: m,
             violations: &self.inv.violations,
-        };
-        serde_json::to_string(&doc).unwrap_or_default()
+        }
+    }
+
+    /// Write the JSON trace to `out` as the run goes from now on (the entries so far first):
+    /// answered requests are written and not kept, so memory does not grow with them.
+    /// [`Sim::finish_trace`] closes it.
+    pub fn stream_trace(&mut self, out: Box<dyn std::io::Write>) {
+        let mut w = TraceWriter::begin(out, &self.trace_header());
+        for e in &self.trace {
+            w.entry(e);
+        }
+        self.trace_sink = Some(w);
+    }
+
+    /// Close the trace [`Sim::stream_trace`] writes (None when none is being written).
+    pub fn finish_trace(&mut self) -> Option<std::io::Result<()>> {
+        let w = self.trace_sink.take()?;
+        let m = self.metrics();
+        Some(w.finish(&self.trace_tail(&m)).map(drop))
     }
 
     /// Names the run in its trace (the scenario's `name`).

@@ -239,6 +239,8 @@ pub struct Sim {
     trace: Vec<TraceEntry>,
     /// Record every finished request in the trace (off for long runs).
     pub trace_requests: bool,
+    /// Where the trace is written as the run goes ([`Sim::stream_trace`]).
+    trace_sink: Option<crate::record::TraceWriter<Box<dyn std::io::Write>>>,
     /// Forward frames through gateways without a gateway event (see `cut`); on by default.
     pub cut_through: bool,
     cuts: Cuts,
@@ -275,6 +277,7 @@ impl Sim {
             logs: Vec::new(),
             trace: Vec::new(),
             trace_requests: true,
+            trace_sink: None,
             cut_through: true,
             cuts: Cuts::default(),
             links_stale: false,
@@ -404,15 +407,26 @@ impl Sim {
     }
 
     fn trace_push(&mut self, host: usize, event: TraceEvent) {
+        self.trace_record(host, event, true);
+    }
+
+    /// Write `event` to the streamed trace, if one is written, and keep it when `keep`.
+    fn trace_record(&mut self, host: usize, event: TraceEvent, keep: bool) {
         let host = match self.hosts.get(host) {
             Some(h) => h.label.clone(),
             None => Arc::from(""),
         };
-        self.trace.push(TraceEntry {
+        let entry = TraceEntry {
             t: self.now.as_nanos(),
             host,
             event,
-        });
+        };
+        if let Some(w) = &mut self.trace_sink {
+            w.entry(&entry);
+        }
+        if keep {
+            self.trace.push(entry);
+        }
     }
 
     fn flush_fx(&mut self, host: usize) {
@@ -440,8 +454,11 @@ impl Sim {
             for r in reqs.drain(..) {
                 crate::record::account(&mut self.metrics, &r);
                 self.timeline.request(&r);
-                if self.trace_requests || !matches!(r.outcome, crate::client::Outcome::Ok { .. }) {
-                    self.trace_push(host, TraceEvent::Request { record: r });
+                let ok = matches!(r.outcome, crate::client::Outcome::Ok { .. });
+                // A streamed trace has every request; memory keeps the failures only.
+                let keep = !ok || (self.trace_requests && self.trace_sink.is_none());
+                if keep || self.trace_sink.is_some() {
+                    self.trace_record(host, TraceEvent::Request { record: r }, keep);
                 }
             }
             self.reqs = reqs;

@@ -68,3 +68,23 @@ pub fn assert_pass(r: &Report, prefixes: &[&str]) {
         );
     }
 }
+
+/// Run `s` with its JSON trace written to a file of its own (as `lvsd sim --json` writes
+/// it, streaming) and return the report with the trace's text.
+pub fn run_traced(
+    s: &Scenario,
+    opts: &lvs_scenarios::judge::RunOptions,
+) -> Result<(Report, String), lvs_sim::scenario::RunError> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("lvsd-test-trace-{}-{n}.json", std::process::id()));
+    let opts = lvs_scenarios::judge::RunOptions {
+        trace_json: Some(path.clone()),
+        ..opts.clone()
+    };
+    let report = lvs_sim::scenario::run(s, &opts);
+    let json = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    Ok((report?, json))
+}
