@@ -442,7 +442,7 @@ impl Stack {
 
     /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
     /// `dst` itself on a connected subnet, else the default gateway.
-    fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
         match self.routes.on_link(dst) {
             Some(n) => Some((n, dst)),
             None => self.routes.via_gateway,

@@ -1,6 +1,6 @@
 //! Connected parts (partitions) and the invariant checks run against them.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::invariants::{Violation, NO_PART};
@@ -113,9 +113,84 @@ impl Sim {
         true
     }
 
+    /// The host holding `addr` that a packet `from` sends to it reaches, following each
+    /// host's route (connected subnet or gateway) over links with carrier at both ends and
+    /// through hosts that forward: where a health check from `from` gets to.
+    fn route_reaches(&self, from: usize, addr: Ipv4Addr) -> Option<usize> {
+        let mut cur = from;
+        // A handful of routers at most; a routing loop ends here too.
+        for _ in 0..8 {
+            let (iface, hop) = self.hosts[cur].stack.next_hop(addr)?;
+            let link = self.hosts[cur].stack.ifaces()[iface].link?;
+            if !self.iface_carrier(cur, iface) {
+                return None;
+            }
+            let seg = self.segs.get(self.graph[link].seg)?;
+            let next = self.graph.edges(seg.node).find_map(|r| {
+                let (h, i) = (r.weight().host, r.weight().iface);
+                let holds = self.hosts[h].stack.ifaces()[i]
+                    .spec
+                    .addrs
+                    .iter()
+                    .any(|a| a.0 == hop);
+                (h != cur && holds && self.iface_carrier(h, i)).then_some(h)
+            })?;
+            if hop == addr {
+                return Some(next);
+            }
+            if !self.hosts[next].stack.forward {
+                return None;
+            }
+            cur = next;
+        }
+        None
+    }
+
+    /// Every running director's IPVS table shows each real server it knows (its checkers
+    /// once added it) as it is: present with a weight above 0 exactly when the host's
+    /// service on that port runs, the director's route to the address reaches it (see
+    /// `route_reaches`) and no partition stands between the two. Link loss is not weighed.
+    pub(super) fn tables_settled(&self) -> bool {
+        self.known_dests.iter().all(|&(d, svc, addr, port)| {
+            let Model::Director(dir) = &self.hosts[d].model else {
+                return true;
+            };
+            let Some(ipvs) = dir
+                .proc
+                .as_ref()
+                .filter(|_| !dir.paused)
+                .and_then(|p| p.ipvs())
+            else {
+                return true;
+            };
+            let Some(service) = ipvs.service(&svc) else {
+                return true;
+            };
+            let in_table = service
+                .dests()
+                .iter()
+                .any(|x| x.addr == addr && x.port == port && x.weight > 0);
+            let IpAddr::V4(v4) = addr else {
+                return true;
+            };
+            let up = self.route_reaches(d, v4).is_some_and(|r| {
+                let Model::Server(s) = &self.hosts[r].model else {
+                    return false;
+                };
+                s.services
+                    .iter()
+                    .any(|(spec, _)| spec.port == port && spec.running)
+                    && !self.blocked.contains(&(d, r))
+                    && !self.blocked.contains(&(r, d))
+            });
+            in_table == up
+        })
+    }
+
     pub(super) fn check_invariants(&mut self) {
         let parts = self.parts();
-        let extra = self.gateways_agree();
+        // Only a pending liveness bound reads the convergence conditions the engine adds.
+        let extra = self.inv.liveness_pending() && self.gateways_agree() && self.tables_settled();
         let before = self.inv.violations.len();
         self.inv.check(self.now, &parts, extra);
         let new: Vec<Violation> = self.inv.violations[before..].to_vec();

@@ -294,6 +294,10 @@ impl Sim {
             }
             Output::Ipvs(change) => {
                 self.inv.ipvs(HostId(host), &change);
+                use lvs_core::ipvs::IpvsChange::{AddDest, EditDest};
+                if let AddDest(svc, d) | EditDest(svc, d) = &change {
+                    self.known_dests.insert((host, *svc, d.addr, d.port));
+                }
                 self.trace_push(
                     host,
                     TraceEvent::Ipvs(crate::record::IpvsRecord::of(&change)),

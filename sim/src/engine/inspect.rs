@@ -171,15 +171,17 @@ impl Sim {
     }
 
     /// State a liveness bound: converged (one MASTER per instance per part, one holder per VIP,
-    /// every gateway's ARP entry for a VIP pointing at its holder) within `within` after `after`.
+    /// every gateway's ARP entry for a VIP pointing at its holder, every running director's
+    /// IPVS table showing its real servers as they are) within `within` after `after`.
     pub fn expect_converged(&mut self, after: Instant, within: Duration) {
         self.inv.expect_converged(after, within);
     }
 
     /// True when the cluster is converged now: one MASTER per instance in every connected
-    /// part, one holder per VIP, gateways' ARP entries for VIPs pointing at the holder.
+    /// part, one holder per VIP, gateways' ARP entries for VIPs pointing at the holder, and
+    /// settled IPVS tables (see `tables_settled`).
     pub fn converged(&self) -> bool {
-        self.gateways_agree() && self.inv.converged(&self.parts())
+        self.gateways_agree() && self.tables_settled() && self.inv.converged(&self.parts())
     }
 
     /// Run until [`Sim::converged`] holds or `within` has passed; the time it took, if it did.

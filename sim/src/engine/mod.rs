@@ -234,6 +234,9 @@ pub struct Sim {
     macs: BTreeMap<Mac, usize>,
     blocked: BTreeSet<(usize, usize)>,
     inv: Invariants,
+    /// Every (director, service, real server address, port) a director's checkers ever put
+    /// in its IPVS table: what "settled tables" are judged over.
+    known_dests: BTreeSet<(usize, lvs_core::ipvs::ServiceKey, std::net::IpAddr, u16)>,
     metrics: Metrics,
     logs: Vec<LogLine>,
     trace: Vec<TraceEntry>,
@@ -273,6 +276,7 @@ impl Sim {
             macs: BTreeMap::new(),
             blocked: BTreeSet::new(),
             inv: Invariants::default(),
+            known_dests: BTreeSet::new(),
             metrics: Metrics::default(),
             logs: Vec::new(),
             trace: Vec::new(),
