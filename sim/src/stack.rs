@@ -393,9 +393,14 @@ impl Stack {
     fn receive_arp(&mut self, now: Instant, iface: usize, arp: &Arp, fx: &mut Fx) {
         let for_us =
             arp.op == ArpOp::Request && !arp.is_gratuitous() && self.answers_for(iface, arp.tpa);
-        let solicited = self.pending.contains_key(&arp.spa);
+        let solicited = self.pending.get(&arp.spa).is_some_and(|p| p.iface == iface);
         let lock = self.locktime;
         match self.neigh.get_mut(&arp.spa) {
+            // Linux keeps a neighbour per device: what another interface hears of an address
+            // (a TUN real server's ARP request sent from its VIP on the far side of a gateway)
+            // never replaces the entry packets to it leave by. One entry per address here, so
+            // only an answer to this interface's own request moves it.
+            Some(n) if n.iface != iface && !solicited => {}
             // Linux neigh_update: a gratuitous ARP always overrides; others respect locktime.
             Some(n) if arp.is_gratuitous() || now >= n.updated + lock || solicited => {
                 n.mac = arp.sha;
@@ -461,7 +466,7 @@ impl Stack {
     /// destination) MACs. `None` when it would drop the packet or first ask ARP.
     pub fn resolved_forward(&self, at: Instant, dst: Ipv4Addr) -> Option<(usize, Mac, Mac)> {
         let (iface, hop) = self.next_hop(dst)?;
-        let n = self.lookup(at, hop)?;
+        let n = self.lookup(at, hop).filter(|n| n.iface == iface)?;
         Some((iface, self.ifaces[iface].spec.mac, n.mac))
     }
 
@@ -490,7 +495,7 @@ impl Stack {
             return;
         };
         let my_mac = self.ifaces[iface].spec.mac;
-        if let Some(n) = self.lookup(now, hop) {
+        if let Some(n) = self.lookup(now, hop).filter(|n| n.iface == iface) {
             address(&mut frame, my_mac, n.mac);
             fx.tx.push((iface, frame));
             return;
@@ -924,5 +929,51 @@ mod tests {
         assert!(s.add_vip("eth0", a(0, 119), 24));
         s.set_up(1, false);
         assert_eq!(s.ip_addr(|i| i != 2), expected);
+    }
+
+    // Found by the sim bench: a TUN real server's ARP request for its gateway, sent from the
+    // VIP on its lo (arp_announce 0), reached the gateway's other interface and moved the
+    // gateway's entry for the VIP there, so every request went to the real server instead
+    // of the director. Linux keeps one neighbour per device: that cannot happen.
+    #[test]
+    fn what_one_interface_hears_does_not_move_another_interfaces_neighbour() {
+        let mut s = Stack::new(vec![
+            IfaceSpec::new("eth0", A, ip(1), 24),
+            IfaceSpec::new("eth1", B, Ipv4Addr::new(10, 1, 0, 1), 24),
+        ]);
+        let vip = ip(100);
+        let mut fx = Fx::default();
+        // The director (C) asks eth0's address from its VIP: learnt on eth0.
+        let learn = Arp {
+            op: ArpOp::Request,
+            sha: C,
+            spa: vip,
+            tha: [0; 6],
+            tpa: ip(1),
+        };
+        s.receive(Instant::ZERO, 0, &learn.to_frame(C, BROADCAST), &mut fx);
+        assert_eq!(
+            s.lookup(Instant::ZERO, vip).map(|n| (n.iface, n.mac)),
+            Some((0, C))
+        );
+        // Two seconds on (past locktime), a host behind eth1 asks for eth1's address from
+        // the VIP.
+        let later = Instant::from_secs(2);
+        let ask = Arp {
+            op: ArpOp::Request,
+            sha: [2, 0, 0, 0, 0, 0xd],
+            spa: vip,
+            tha: [0; 6],
+            tpa: Ipv4Addr::new(10, 1, 0, 1),
+        };
+        s.receive(
+            later,
+            1,
+            &ask.to_frame([2, 0, 0, 0, 0, 0xd], BROADCAST),
+            &mut fx,
+        );
+        assert_eq!(s.lookup(later, vip).map(|n| (n.iface, n.mac)), Some((0, C)));
+        // Packets to the VIP still leave by eth0, to the director's MAC.
+        assert_eq!(s.resolved_forward(later, vip), Some((0, A, C)));
     }
 }
