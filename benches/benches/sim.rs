@@ -1,5 +1,6 @@
 //! Simulator throughput on the seed topology (two directors, two real servers, a gateway,
-//! four clients) under 1,000 requests/s, and one simulated hour of it.
+//! four clients) under 1,000 requests/s, and one simulated hour of it; the NAT, TUN and
+//! mixed-method suites' clusters under the same load, beside it.
 //!
 //! `cargo bench -p lvs-benches --bench sim` runs the loaded window; add `-- hour` (or set
 //! `LVS_BENCH_HOUR=1`) for the simulated hour, and `trace-off` to skip its traced run. Without `--bench` (as `cargo test --benches`
@@ -13,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant as WallInstant};
 
-use lvs_benches::{load_seed, set_open_load};
+use lvs_benches::{load_scenario, load_seed, set_open_load};
 use lvs_core::Instant;
 use lvs_scenarios::Scenario;
 use lvs_sim::scenario::build;
@@ -116,6 +117,27 @@ fn seed_at_rate(rate: f64, duration: Duration) -> Scenario {
     s
 }
 
+/// `rel` with its faults removed and its clients sending `rate` requests/s in all from
+/// their start to `duration`: a forwarding method's cluster under steady load.
+fn method_at_rate(rel: &str, rate: f64, duration: Duration) -> Scenario {
+    let mut s = load_scenario(rel).unwrap_or_else(|e| panic!("loading {rel}: {e}"));
+    s.faults.clear();
+    assert!(
+        set_open_load(&mut s, rate, duration) > 0,
+        "{rel} has clients"
+    );
+    s
+}
+
+/// The NAT, TUN and mixed suites' clusters: their clients start at 8 s, the master is up
+/// by then.
+const METHODS: [(&str, &str); 3] = [
+    ("NAT", "nat/nat-failover.toml"),
+    ("TUN (IPIP, GRE, GUE)", "tun/tun-failover.toml"),
+    ("mixed DR + NAT + TUN", "mixed/mixed-failover.toml"),
+];
+const METHOD_LOAD_START: Duration = Duration::from_secs(10);
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let bench = args.iter().any(|a| a == "--bench");
@@ -128,6 +150,16 @@ fn main() {
         let r = measure("smoke", &s, true, LOAD_START, Duration::from_secs(30));
         assert!(r.ok > 300, "smoke run served {} requests", r.ok);
         assert_eq!(r.failed, 0, "smoke run failed requests");
+        for (name, rel) in METHODS {
+            let s = method_at_rate(rel, 100.0, Duration::from_secs(20));
+            let r = measure(name, &s, false, METHOD_LOAD_START, Duration::from_secs(20));
+            assert!(
+                r.ok > 800 && r.failed == 0,
+                "{name}: {} ok, {} failed",
+                r.ok,
+                r.failed
+            );
+        }
         println!(
             "sim bench smoke run: {} events, {} requests ok",
             r.events, r.ok
@@ -160,6 +192,18 @@ fn main() {
             LOAD_START,
         ),
     ];
+    // The same load through each forwarding method: NAT's replies cross the director too,
+    // TUN's requests cross the gateway twice (out to the real servers' subnet).
+    for (name, rel) in METHODS {
+        let s = method_at_rate(rel, RATE, METHOD_LOAD_START + window);
+        rows.push(measure(
+            &format!("{name} @1000 req/s, 60 s loaded, trace off"),
+            &s,
+            false,
+            METHOD_LOAD_START,
+            METHOD_LOAD_START + window,
+        ));
+    }
     if hour {
         let hour = Duration::from_secs(3600);
         let s = seed_at_rate(RATE, hour);
@@ -170,6 +214,20 @@ fn main() {
             Duration::ZERO,
             hour,
         ));
+        // The process's peak resident set so far: the trace-off hour is its largest run.
+        if let Some(peak) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .map(str::to_string)
+            })
+        {
+            println!(
+                "peak memory after the trace-off hour: {}",
+                peak.trim_start_matches("VmHWM:").trim()
+            );
+        }
         if !args.iter().any(|a| a == "trace-off") {
             rows.push(measure(
                 "seed 1 h @1000 req/s, trace on",

@@ -13,6 +13,11 @@ pub fn seed_dir() -> PathBuf {
         .join("seed")
 }
 
+/// Loads `rel` (e.g. `nat/nat-failover.toml`) from the repository's `scenarios/`.
+pub fn load_scenario(rel: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::load(seed_dir().join("..").join(rel))
+}
+
 /// Loads the seed scenario `file` (e.g. `03-traffic-spread.toml`) from [`seed_dir`].
 pub fn load_seed(file: &str) -> Result<Scenario, ScenarioError> {
     Scenario::load(seed_dir().join(file))
