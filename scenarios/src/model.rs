@@ -296,7 +296,7 @@ pub struct RealServer {
     pub arp_announce: u8,
     /// The tunnel receiver of a TUN real server (`tunnel = "ipip"`).
     pub tunnel: Option<Decap>,
-    /// TCP services listening on every address.
+    /// TCP and UDP services listening on every address.
     pub services: Vec<Service>,
 }
 
@@ -343,9 +343,21 @@ impl RealServer {
     }
 }
 
-/// A TCP service on a real server.
+/// The transport of a service or workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP: one connection per request.
+    #[default]
+    Tcp,
+    /// UDP: one datagram per request, one answer.
+    Udp,
+}
+
+/// A TCP or UDP service on a real server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
+    /// TCP or UDP.
+    pub protocol: Transport,
     /// Listening port.
     pub port: u16,
     /// Time to serve one request once accepted.
@@ -363,11 +375,17 @@ pub struct Client {
     pub workload: Workload,
 }
 
-/// A request flow to one VIP:port, one TCP connection per request.
+/// A request flow to one VIP:port, one TCP connection or one UDP datagram per request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// Where requests go.
     pub target: SocketAddrV4,
+    /// TCP or UDP.
+    pub protocol: Transport,
+    /// UDP: how long an answer is awaited before the request times out.
+    pub timeout: Duration,
+    /// UDP: every request from this port instead of a fresh one each.
+    pub source_port: Option<u16>,
     /// Open or closed loop.
     pub pattern: LoadPattern,
     /// Bytes of each request.

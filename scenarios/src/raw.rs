@@ -95,9 +95,18 @@ pub(crate) struct RawInterface {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawService {
     pub port: S<u16>,
+    pub protocol: Option<S<RawTransport>>,
     pub service_time: Option<S<String>>,
     pub capacity: Option<S<u32>>,
     pub response_size: Option<S<u32>>,
+}
+
+/// `protocol = "tcp" | "udp"` of a service or workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawTransport {
+    Tcp,
+    Udp,
 }
 
 /// `[host.workload]` on a client.
@@ -114,6 +123,9 @@ pub(crate) struct RawProcess {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWorkload {
     pub target: S<String>,
+    pub protocol: Option<S<RawTransport>>,
+    pub timeout: Option<S<String>>,
+    pub source_port: Option<S<u16>>,
     pub rate: Option<S<f64>>,
     pub concurrency: Option<S<u32>>,
     pub think_time: Option<S<String>>,

@@ -24,6 +24,10 @@ pub const DEFAULT_CAPACITY: u32 = 256;
 pub const DEFAULT_RESPONSE_SIZE: u32 = 1024;
 /// Request bytes when the file gives none.
 pub const DEFAULT_REQUEST_SIZE: u32 = 200;
+/// How long a UDP client waits for an answer: 1 s, the first try of a stub resolver
+/// (systemd-resolved and Windows wait 1 s; glibc's `options timeout` is 5 s but a DNS
+/// client that gives up on a silent server after 1 s is the common operator view).
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(1);
 /// A gateway's ARP cache lifetime when the file gives none.
 pub const DEFAULT_ARP_CACHE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -763,7 +767,14 @@ impl Cx<'_> {
                     let s = s.get_ref();
                     let port = *s.port.get_ref();
                     let skey = |k: &str| key(&format!("service[{i}].{k}"));
-                    if services.iter().any(|o| o.port == port) {
+                    let protocol = match s.protocol.as_ref().map(|p| *p.get_ref()) {
+                        Some(RawTransport::Udp) => Transport::Udp,
+                        _ => Transport::Tcp,
+                    };
+                    if services
+                        .iter()
+                        .any(|o| o.port == port && o.protocol == protocol)
+                    {
                         return Err(self.err(
                             s.port.span(),
                             skey("port"),
@@ -788,6 +799,7 @@ impl Cx<'_> {
                         None => DEFAULT_CAPACITY,
                     };
                     services.push(Service {
+                        protocol,
                         port,
                         service_time: self.opt_duration(
                             &s.service_time,
@@ -841,6 +853,47 @@ impl Cx<'_> {
         let w = w.get_ref();
         let wkey = |k: &str| key(&format!("workload.{k}"));
         let target = self.socket(&w.target, &wkey("target"))?;
+        let protocol = match w.protocol.as_ref().map(|p| *p.get_ref()) {
+            Some(RawTransport::Udp) => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        if protocol == Transport::Tcp {
+            for (k, span) in [
+                ("timeout", w.timeout.as_ref().map(S::span)),
+                ("source_port", w.source_port.as_ref().map(S::span)),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        span,
+                        wkey(k),
+                        Problem::OnlyWith {
+                            needs: "protocol = \"udp\"",
+                        },
+                    ));
+                }
+            }
+        }
+        let timeout = self.opt_duration(&w.timeout, &wkey("timeout"), DEFAULT_UDP_TIMEOUT)?;
+        if let Some(t) = w.timeout.as_ref().filter(|_| timeout.is_zero()) {
+            return Err(self.err(
+                t.span(),
+                wkey("timeout"),
+                Problem::OutOfRange {
+                    value: t.get_ref().clone(),
+                    range: "more than 0",
+                },
+            ));
+        }
+        if let Some(p) = w.source_port.as_ref().filter(|p| *p.get_ref() == 0) {
+            return Err(self.err(
+                p.span(),
+                wkey("source_port"),
+                Problem::OutOfRange {
+                    value: p.get_ref().to_string(),
+                    range: "1 to 65535",
+                },
+            ));
+        }
         let pattern = match (&w.rate, &w.concurrency) {
             (Some(_), Some(c)) => {
                 return Err(self.err(
@@ -928,6 +981,9 @@ impl Cx<'_> {
         }
         Ok(Workload {
             target,
+            protocol,
+            timeout,
+            source_port: w.source_port.as_ref().map(|p| *p.get_ref()),
             pattern,
             request_size: w
                 .request_size

@@ -91,6 +91,7 @@ fn defaults_fill_what_the_file_leaves_out() {
     assert_eq!(
         rs.services,
         [Service {
+            protocol: Transport::Tcp,
             port: 80,
             service_time: DEFAULT_SERVICE_TIME,
             capacity: DEFAULT_CAPACITY,
@@ -104,6 +105,9 @@ fn defaults_fill_what_the_file_leaves_out() {
         c.workload,
         Workload {
             target: "10.0.0.100:80".parse().unwrap(),
+            protocol: Transport::Tcp,
+            timeout: DEFAULT_UDP_TIMEOUT,
+            source_port: None,
             pattern: LoadPattern::Closed {
                 concurrency: 3,
                 think_time: Duration::from_millis(250)

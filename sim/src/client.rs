@@ -1,6 +1,8 @@
 //! Clients: open-loop (Poisson arrivals) or closed-loop (N concurrent) request flows over a
 //! small TCP model — SYN, request, response+FIN, retransmission with exponential backoff,
-//! give-up after a number of tries — so a connection a failover breaks is counted.
+//! give-up after a number of tries — so a connection a failover breaks is counted; or over
+//! UDP as a stub resolver asks: one datagram from a connected socket, one answer awaited
+//! until a timeout, an ICMP port unreachable read as ECONNREFUSED.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -14,7 +16,8 @@ use lvs_core::Instant;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::packet::{TcpFlags, TcpSeg};
+use crate::packet::{TcpFlags, TcpSeg, UdpDgram};
+use crate::server::UDP_REQUEST_ID;
 use crate::stack::{Fx, Stack};
 
 /// Timer token that starts new connections.
@@ -55,6 +58,19 @@ pub struct ClientSpec {
     pub rto: Duration,
     /// Transmissions of a segment before the connection is given up.
     pub max_tries: u32,
+    /// UDP requests instead of TCP connections.
+    pub udp: Option<UdpSpec>,
+}
+
+/// How a UDP client asks: one datagram per request from a connected socket.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct UdpSpec {
+    /// How long it waits for the answer before the request counts as timed out (it is
+    /// not sent again: each request is one try, as one resolver query to one server).
+    pub timeout: Duration,
+    /// Every request from this port (a long-lived socket), instead of a fresh ephemeral
+    /// port per request (as a resolver binds one per query).
+    pub source_port: Option<u16>,
 }
 
 impl ClientSpec {
@@ -67,6 +83,7 @@ impl ClientSpec {
             stop: None,
             rto: Duration::from_secs(1),
             max_tries: 3,
+            udp: None,
         }
     }
 }
@@ -81,6 +98,8 @@ pub enum FailReason {
     Timeout,
     /// RST received.
     Reset,
+    /// ECONNREFUSED on a connected UDP socket: an ICMP port unreachable came back.
+    Refused,
 }
 
 /// The end of one request.
@@ -281,17 +300,14 @@ impl Client {
     }
 
     fn open(&mut self, now: Instant, rng: &mut ChaCha8Rng, stack: &mut Stack, fx: &mut Fx) {
-        let mut port = self.next_port;
-        for _ in 0..28232 {
-            if !self.by_port.contains_key(&port) {
-                break;
-            }
-            port = if port == u16::MAX { 32768 } else { port + 1 };
+        if let Some(u) = &self.spec.udp {
+            let (timeout, fixed) = (u.timeout, u.source_port);
+            self.query(now, timeout, fixed, stack, fx);
+            return;
         }
-        if self.by_port.contains_key(&port) {
+        let Some(port) = self.free_port() else {
             return; // every ephemeral port in use
-        }
-        self.next_port = if port == u16::MAX { 32768 } else { port + 1 };
+        };
         let id = self.next_id;
         self.next_id += 1;
         let isn: u32 = rng.gen();
@@ -321,6 +337,134 @@ impl Client {
         self.conns.insert(id, conn);
         self.arm(deadline, id, fx);
         self.by_port.insert(port, id);
+    }
+
+    /// The next ephemeral port no request in flight holds, from 32768 up and around
+    /// (`ip_local_port_range` 32768-60999 as Linux has it; the TCP side wraps the same way).
+    fn free_port(&mut self) -> Option<u16> {
+        let mut port = self.next_port;
+        for _ in 0..28232 {
+            if !self.by_port.contains_key(&port) {
+                break;
+            }
+            port = if port == u16::MAX { 32768 } else { port + 1 };
+        }
+        if self.by_port.contains_key(&port) {
+            return None;
+        }
+        self.next_port = if port == u16::MAX { 32768 } else { port + 1 };
+        Some(port)
+    }
+
+    /// One UDP request: a datagram carrying the request's id (echoed by the server), and
+    /// one deadline.
+    fn query(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        fixed: Option<u16>,
+        stack: &mut Stack,
+        fx: &mut Fx,
+    ) {
+        let port = match fixed {
+            Some(p) => p,
+            None => match self.free_port() {
+                Some(p) => p,
+                None => return, // every ephemeral port in use
+            },
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let conn = Conn {
+            port,
+            established: false,
+            tries: 1,
+            rto: timeout,
+            deadline: now + timeout,
+            started: now,
+            isn: 0,
+            peer_isn: 0,
+        };
+        self.sent += 1;
+        let body = id.to_be_bytes();
+        let d = UdpDgram {
+            src: self.local,
+            dst: *self.spec.target.ip(),
+            sport: port,
+            dport: self.spec.target.port(),
+            payload: &body,
+        };
+        if let Some(frame) = d.to_unaddressed_frame() {
+            stack.route(now, Some(d.src), d.dst, frame, fx);
+        }
+        self.conns.insert(id, conn);
+        self.arm(now + timeout, id, fx);
+        if fixed.is_none() {
+            self.by_port.insert(port, id);
+        }
+    }
+
+    /// A UDP datagram for this host arrived: the answer to the request whose id it echoes,
+    /// if it comes from the target to that request's port (what a connected socket accepts).
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        d: &UdpDgram<'_>,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        if self.spec.udp.is_none()
+            || d.src != *self.spec.target.ip()
+            || d.sport != self.spec.target.port()
+            || d.payload.len() < UDP_REQUEST_ID
+        {
+            return;
+        }
+        let (id, name) = d.payload.split_at(UDP_REQUEST_ID);
+        let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
+        if self.conns.get(&id).is_none_or(|c| c.port != d.dport) {
+            return; // a late answer to a request already given up
+        }
+        let server = self.server_named(name);
+        self.finish(now, id, Outcome::Ok { server }, fx, out);
+    }
+
+    /// An ICMP port unreachable quoting a datagram `(src, sport, dst, dport)` arrived.
+    /// `udp_err` finds the socket by the quoted addresses and ports and, the socket being
+    /// connected, reports ECONNREFUSED to its next receive: the request waiting on that
+    /// port fails (the oldest one when several share a fixed port).
+    pub fn on_port_unreachable(
+        &mut self,
+        now: Instant,
+        quoted: (Ipv4Addr, u16, Ipv4Addr, u16),
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        let (src, sport, dst, dport) = quoted;
+        if self.spec.udp.is_none()
+            || src != self.local
+            || dst != *self.spec.target.ip()
+            || dport != self.spec.target.port()
+        {
+            return;
+        }
+        let id = match self.by_port.get(&sport) {
+            Some(&id) => Some(id),
+            // A fixed port: requests share it and are not in `by_port`.
+            None => self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.port == sport)
+                .map(|(id, _)| *id)
+                .min(),
+        };
+        if let Some(id) = id {
+            let failed = Outcome::Failed {
+                reason: FailReason::Refused,
+                broken: false,
+            };
+            self.finish(now, id, failed, fx, out);
+        }
     }
 
     fn finish(
@@ -413,6 +557,15 @@ impl Client {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if self.spec.udp.is_some() {
+            // One datagram, no retry: the timeout is the request's end.
+            let failed = Outcome::Failed {
+                reason: FailReason::Timeout,
+                broken: false,
+            };
+            self.finish(now, id, failed, fx, out);
+            return;
+        }
         if c.tries >= self.spec.max_tries {
             let (reason, broken) = if c.established {
                 (FailReason::Timeout, true)

@@ -106,6 +106,15 @@ pub fn factory_with(
             ),
         });
     }
+    if let Some(at) = udp_check(&cfg) {
+        return Err(ConfError::Unsupported {
+            at: at.to_string(),
+            why: "UDP_CHECK: the simulator cannot run keepalived's UDP checker yet; refused \
+                  rather than run the real server with no checker at all (check a UDP \
+                  service with TCP_CHECK or MISC_CHECK on the same port)"
+                .to_string(),
+        });
+    }
     let log = config_log(
         &parsed.diagnostics,
         &|f| shown_name(file, f),
@@ -127,6 +136,19 @@ pub fn factory_with(
             Err(e) => Box::new(Refused(Some(e))),
         }
     }))
+}
+
+/// Where the first real server with a UDP_CHECK has it: the parser keeps it among the
+/// keywords it does not honour, so the real server would run unchecked.
+fn udp_check(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
+    cfg.virtual_servers.iter().find_map(|vs| {
+        vs.real_servers.iter().find_map(|rs| {
+            rs.other
+                .iter()
+                .find(|o| o.value.split_whitespace().next() == Some("UDP_CHECK"))
+                .map(|o| &o.span)
+        })
+    })
 }
 
 /// Where the first TUN real server asking for a tunnel checksum (`csum`, `remcsum`) is

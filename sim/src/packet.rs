@@ -1,5 +1,6 @@
-//! Frame codecs the modelled hosts need, on [`lvs_core::wire`]: Ethernet II, ARP and the
-//! IPv4/TCP segments of the modelled connections. The segment reader and writer are
+//! Frame codecs the modelled hosts need, on [`lvs_core::wire`]: Ethernet II, ARP, the
+//! IPv4/TCP segments of the modelled connections, IPv4/UDP datagrams and the ICMP port
+//! unreachable a host without a UDP listener answers with. The segment reader and writer are
 //! `wire`'s hand-written ones ([`Ipv4Segment`], the hottest code of a simulated hour); the
 //! frames they leave are read through `wire`'s header parsers, and the tests check both
 //! against etherparse.
@@ -9,6 +10,7 @@ use std::net::Ipv4Addr;
 use lvs_core::wire::ethernet::{self, EthernetRepr};
 use lvs_core::wire::ipv4::{self, Ipv4Repr};
 use lvs_core::wire::tcp::{self as wtcp, Ipv4Segment, TcpRepr};
+use lvs_core::wire::udp::{self, UdpRepr};
 use lvs_core::wire::{ip_proto, WireError};
 
 pub use lvs_core::wire::arp::{ArpOp, ArpRepr as Arp};
@@ -246,7 +248,9 @@ pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
 
 /// [`parse_tcp`] through `wire`'s header parsers: the frames the fast reader leaves
 /// (failed checks, other protocols, IPsec AH), with the reason.
-fn parse_tcp_slow(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+/// The IPv4 header of an Ethernet II frame, its upper-layer protocol (past IPsec AH) and
+/// that layer's bytes.
+fn ipv4_upper(frame: &[u8]) -> Result<(Ipv4Repr, u8, &[u8]), PacketError> {
     let malformed = |e: WireError| PacketError::Malformed(e.to_string());
     let (eth, rest) = EthernetRepr::parse(frame).map_err(|_| PacketError::Short(frame.len()))?;
     if eth.ethertype != ETHERTYPE_IPV4 {
@@ -257,6 +261,12 @@ fn parse_tcp_slow(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
     }
     let (ip, payload) = Ipv4Repr::parse(rest).map_err(malformed)?;
     let (proto, l4) = ipv4::upper_layer(&ip, payload).map_err(malformed)?;
+    Ok((ip, proto, l4))
+}
+
+fn parse_tcp_slow(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
+    let malformed = |e: WireError| PacketError::Malformed(e.to_string());
+    let (ip, proto, l4) = ipv4_upper(frame)?;
     if proto != ip_proto::TCP {
         return Err(PacketError::Unsupported {
             what: "IP protocol",
@@ -274,6 +284,173 @@ fn parse_tcp_slow(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
         flags: TcpFlags::from_wire(t.flags),
         payload,
     })
+}
+
+/// The transport protocol of a modelled service or workload.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// TCP: one connection per request.
+    #[default]
+    Tcp,
+    /// UDP: one datagram per request, one back.
+    Udp,
+}
+
+/// The fields of one UDP/IPv4 datagram the models look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpDgram<'a> {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+/// IP header fields every modelled datagram carries: TTL 64 and DF, as Linux sends a UDP
+/// datagram that fits the path MTU (`IP_PMTUDISC_WANT`), and as the TCP segments are built.
+fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usize) -> Ipv4Repr {
+    Ipv4Repr {
+        src,
+        dst,
+        protocol,
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        payload_len,
+    }
+}
+
+impl UdpDgram<'_> {
+    /// An Ethernet frame carrying this datagram (UDP checksum filled in, as Linux sends
+    /// it) with the MAC addresses left zero; `None` when it does not fit one IPv4 packet.
+    pub fn to_unaddressed_frame(&self) -> Option<Vec<u8>> {
+        let udp = UdpRepr {
+            src_port: self.sport,
+            dst_port: self.dport,
+            payload_len: self.payload.len(),
+            checksum: true,
+        };
+        let ip = ipv4_header(self.src, self.dst, ip_proto::UDP, udp.buffer_len());
+        u16::try_from(ip.buffer_len()).ok()?;
+        let mut f = vec![0u8; ETH_HDR + ip.buffer_len()];
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let at = ETH_HDR + ipv4::HEADER_LEN;
+        f[at + udp::HEADER_LEN..].copy_from_slice(self.payload);
+        udp.emit(&mut f[at..], self.src.into(), self.dst.into())
+            .ok()?;
+        ip.emit(&mut f[ETH_HDR..]).ok()?;
+        Some(f)
+    }
+}
+
+/// Read the UDP datagram of an IPv4 frame; a datagram whose checksum is wrong is an error
+/// (the kernel drops it, `UDP_MIB_CSUMERRORS`), as is a fragment (not reassembled here).
+pub fn parse_udp(frame: &[u8]) -> Result<UdpDgram<'_>, PacketError> {
+    let malformed = |e: WireError| PacketError::Malformed(e.to_string());
+    let (ip, proto, l4) = ipv4_upper(frame)?;
+    if ip.is_fragment() {
+        return Err(PacketError::Unsupported {
+            what: "IPv4 fragment offset",
+            value: ip.frag_offset.into(),
+        });
+    }
+    if proto != ip_proto::UDP {
+        return Err(PacketError::Unsupported {
+            what: "IP protocol",
+            value: proto.into(),
+        });
+    }
+    let (u, data) = UdpRepr::parse(l4).map_err(malformed)?;
+    udp::verify_checksum(ip.src.into(), ip.dst.into(), &l4[..u.buffer_len()]).map_err(malformed)?;
+    Ok(UdpDgram {
+        src: ip.src,
+        dst: ip.dst,
+        sport: u.src_port,
+        dport: u.dst_port,
+        payload: data,
+    })
+}
+
+/// ICMP type "destination unreachable".
+const ICMP_DEST_UNREACH: u8 = 3;
+/// Its code "port unreachable".
+const ICMP_PORT_UNREACH: u8 = 3;
+/// ICMP header: type, code, checksum, four unused bytes.
+const ICMP_HDR: usize = 8;
+
+/// The ICMP port unreachable `icmp_send` (net/ipv4/icmp.c) builds for the IPv4 packet
+/// `offending` (its header and what follows, as received): from `src`, to the packet's
+/// source, quoting as much of it as fits in 576 bytes (RFC 1812 4.3.2.3, the kernel's
+/// `576 - sizeof(iphdr) - sizeof(icmphdr)` room). MACs are left zero.
+pub fn icmp_port_unreachable(src: Ipv4Addr, offending: &[u8]) -> Option<Vec<u8>> {
+    let (orig, _) = Ipv4Repr::parse(offending).ok()?;
+    let quoted = &offending[..offending
+        .len()
+        .min(576 - ipv4::HEADER_LEN - ICMP_HDR)
+        .min(ipv4::HEADER_LEN + orig.payload_len)];
+    let ip = ipv4_header(src, orig.src, ip_proto::ICMP, ICMP_HDR + quoted.len());
+    // icmp_send sends the error with TOS 0xc0 (internetwork control) over the packet's TOS
+    // bits; DF is not set on ICMP errors (ip_dont_fragment is false for the ICMP socket,
+    // which uses IP_PMTUDISC_DONT).
+    let ip = Ipv4Repr {
+        tos: (orig.tos & 0x1e) | 0xc0,
+        dont_frag: false,
+        ..ip
+    };
+    let mut f = vec![0u8; ETH_HDR + ip.buffer_len()];
+    f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    let at = ETH_HDR + ipv4::HEADER_LEN;
+    f[at] = ICMP_DEST_UNREACH;
+    f[at + 1] = ICMP_PORT_UNREACH;
+    f[at + ICMP_HDR..].copy_from_slice(quoted);
+    let sum = lvs_core::wire::checksum::of(&[&f[at..]]);
+    f[at + 2..at + 4].copy_from_slice(&sum.to_be_bytes());
+    ip.emit(&mut f[ETH_HDR..]).ok()?;
+    Some(f)
+}
+
+/// The UDP 4-tuple quoted by an ICMP port unreachable in an IPv4 frame, as the packet was
+/// sent: (source, source port, destination, destination port); `None` for anything else.
+pub fn parse_port_unreachable(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16)> {
+    let (eth, rest) = EthernetRepr::parse(frame).ok()?;
+    if eth.ethertype != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let (ip, payload) = Ipv4Repr::parse(rest).ok()?;
+    if ip.protocol != ip_proto::ICMP || ip.is_fragment() || payload.len() < ICMP_HDR {
+        return None;
+    }
+    if payload[0] != ICMP_DEST_UNREACH
+        || payload[1] != ICMP_PORT_UNREACH
+        || lvs_core::wire::checksum::of(&[payload]) != 0
+    {
+        return None;
+    }
+    let quoted = &payload[ICMP_HDR..];
+    // Only the quoted header and the first 8 bytes of its payload are certain to be there.
+    if quoted.len() < ipv4::HEADER_LEN || quoted[0] >> 4 != 4 {
+        return None;
+    }
+    let hlen = ipv4::header_len(quoted);
+    if quoted[9] != ip_proto::UDP || hlen < ipv4::HEADER_LEN || quoted.len() < hlen + 4 {
+        return None;
+    }
+    let port = |at: usize| u16::from_be_bytes([quoted[hlen + at], quoted[hlen + at + 1]]);
+    Some((
+        ipv4::addr_at(quoted, 12),
+        port(0),
+        ipv4::addr_at(quoted, 16),
+        port(2),
+    ))
 }
 
 #[cfg(test)]
@@ -482,6 +659,44 @@ mod tests {
                 "{g:02x?}: {fast:?} vs {reference:?}"
             );
         }
+    }
+
+    #[test]
+    fn udp_matches_etherparse_and_icmp_quotes_it() {
+        let d = UdpDgram {
+            src: Ipv4Addr::new(203, 0, 113, 10),
+            dst: Ipv4Addr::new(10, 0, 0, 100),
+            sport: 40000,
+            dport: 53,
+            payload: b"query-id",
+        };
+        let f = d.to_unaddressed_frame().unwrap();
+        let mut reference = Vec::new();
+        etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4(d.src.octets(), d.dst.octets(), 64)
+            .udp(40000, 53)
+            .write(&mut reference, b"query-id")
+            .unwrap();
+        assert_eq!(f, reference);
+        assert_eq!(parse_udp(&f), Ok(d.clone()));
+        let mut bad = f.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(parse_udp(&bad).is_err(), "a wrong UDP checksum is dropped");
+        let icmp = icmp_port_unreachable(d.dst, &f[ETH_HDR..]).unwrap();
+        let ip = etherparse::Ipv4Slice::from_slice(&icmp[ETH_HDR..]).unwrap();
+        assert_eq!(ip.header().source_addr(), d.dst);
+        assert_eq!(ip.header().destination_addr(), d.src);
+        let icmp_msg = etherparse::Icmpv4Slice::from_slice(ip.payload().payload).unwrap();
+        assert_eq!((icmp_msg.type_u8(), icmp_msg.code_u8()), (3, 3));
+        assert_eq!(
+            icmp_msg.checksum(),
+            icmp_msg.icmp_type().calc_checksum(icmp_msg.payload())
+        );
+        assert_eq!(
+            parse_port_unreachable(&icmp),
+            Some((d.src, 40000, d.dst, 53))
+        );
+        assert_eq!(parse_port_unreachable(&f), None);
     }
 
     #[test]

@@ -283,12 +283,14 @@ fn state_name<S: serde::Serializer>(s: &VrrpState, ser: S) -> Result<S::Ok, S::E
     ser.serialize_str(s.as_str())
 }
 
-/// The name a failure reason is counted under (`connect_timeout`, `timeout`, `reset`).
+/// The name a failure reason is counted under (`connect_timeout`, `timeout`, `reset`,
+/// `refused`).
 pub fn fail_reason_name(reason: FailReason) -> &'static str {
     match reason {
         FailReason::ConnectTimeout => "connect_timeout",
         FailReason::Timeout => "timeout",
         FailReason::Reset => "reset",
+        FailReason::Refused => "refused",
     }
 }
 

@@ -158,7 +158,14 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     .iter()
                     .map(|sv| ServiceSpec {
                         max_concurrency: sv.capacity,
-                        ..ServiceSpec::new(sv.port, sv.service_time)
+                        ..match sv.protocol {
+                            lvs_scenarios::Transport::Tcp => {
+                                ServiceSpec::new(sv.port, sv.service_time)
+                            }
+                            lvs_scenarios::Transport::Udp => {
+                                ServiceSpec::udp(sv.port, sv.service_time)
+                            }
+                        }
                     })
                     .collect();
                 let spec = RealServerSpec {
@@ -191,9 +198,16 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                         think: think_time,
                     },
                 };
+                let udp = (w.protocol == lvs_scenarios::Transport::Udp).then_some(
+                    crate::client::UdpSpec {
+                        timeout: w.timeout,
+                        source_port: w.source_port,
+                    },
+                );
                 let spec = ClientSpec {
                     start: at(w.start),
                     stop: Some(at(w.stop)),
+                    udp,
                     ..ClientSpec::new(w.target, workload)
                 };
                 sim.add_client(&h.name, iface, gateway, spec)

@@ -1,6 +1,8 @@
-//! A real server behind an LVS-DR director: TCP services with a service time and a
+//! A real server behind an LVS director: TCP and UDP services with a service time and a
 //! concurrency limit, VIPs on lo (answered by `arp_ignore`/`arp_announce` in the stack),
-//! replies straight to the client through the default gateway.
+//! replies routed like any of its packets (straight to the client through the default
+//! gateway for DR / TUN, through the director for NAT). A UDP datagram to a port nothing
+//! listens on is answered with an ICMP port unreachable, rate-limited as Linux does.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -9,26 +11,40 @@ use std::time::Duration;
 use lvs_core::Instant;
 use rustc_hash::FxHashMap;
 
-use crate::packet::{TcpFlags, TcpSeg};
+use crate::packet::{self, TcpFlags, TcpSeg, Transport, UdpDgram};
 use crate::stack::{Fx, Stack};
 
 /// How long a finished connection's state is kept to answer retransmissions (TIME_WAIT-like).
 const LINGER: Duration = Duration::from_secs(30);
 
-/// Timer token of the reaper (request timers are `id << 1` with ids from 1).
+/// Timer token of the reaper (TCP request timers are `id << 1`, UDP answer timers
+/// `id << 1 | 1`, both with ids from 1).
 const REAP: u64 = 1;
+
+/// `net.ipv4.icmp_ratelimit` (1 s, `icmp_sk_init`): one ICMP error of a type in
+/// `icmp_ratemask` (0x1818: destination unreachable among them) per peer per this long.
+const ICMP_RATELIMIT: Duration = Duration::from_secs(1);
+/// `XRLIM_BURST_FACTOR` (net/ipv4/inetpeer.c): a peer's bucket holds six of them, and a new
+/// peer starts full (`inet_getpeer` sets `rate_last` 60 s back).
+const ICMP_BURST: u32 = 6;
+/// Bytes of a UDP request the answer echoes, so that a client tells its requests apart on
+/// one port (as a DNS answer echoes the query ID).
+pub const UDP_REQUEST_ID: usize = 8;
 /// The reaper waits at least this long between rounds, so it wakes once per batch of
 /// lingering connections instead of once per connection.
 const REAP_BATCH: Duration = Duration::from_secs(1);
 
-/// One listening TCP service.
+/// One listening TCP or UDP service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ServiceSpec {
+    /// TCP or UDP.
+    pub protocol: Transport,
     /// Listening port.
     pub port: u16,
     /// Time from receiving a request to sending the response.
     pub service_time: Duration,
-    /// Connections served at once; SYNs beyond it are dropped (full accept queue).
+    /// Connections (TCP) or datagrams (UDP) served at once; SYNs beyond it are dropped
+    /// (full accept queue), datagrams beyond it too (full receive buffer).
     pub max_concurrency: u32,
     /// Listening at start.
     pub running: bool,
@@ -39,15 +55,25 @@ pub struct ServiceSpec {
 }
 
 impl ServiceSpec {
-    /// A running service on `port` answering after `service_time`, without a concurrency limit.
+    /// A running TCP service on `port` answering after `service_time`, without a
+    /// concurrency limit.
     pub fn new(port: u16, service_time: Duration) -> Self {
         ServiceSpec {
+            protocol: Transport::Tcp,
             port,
             service_time,
             max_concurrency: u32::MAX,
             running: true,
             http_status: 200,
             http_digest: String::new(),
+        }
+    }
+
+    /// [`ServiceSpec::new`] for UDP: one datagram in, one answer out after `service_time`.
+    pub fn udp(port: u16, service_time: Duration) -> Self {
+        ServiceSpec {
+            protocol: Transport::Udp,
+            ..ServiceSpec::new(port, service_time)
         }
     }
 }
@@ -100,6 +126,14 @@ pub struct ServerStats {
     pub syn_dropped: u64,
     /// RSTs sent for segments of unknown connections.
     pub reset_unknown: u64,
+    /// UDP datagrams answered.
+    pub udp_served: u64,
+    /// UDP datagrams dropped at the concurrency limit.
+    pub udp_dropped: u64,
+    /// ICMP port unreachables sent (no UDP service listening).
+    pub icmp_unreachable: u64,
+    /// ICMP port unreachables the per-peer rate limit held back.
+    pub icmp_limited: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -119,6 +153,21 @@ struct Conn {
 
 type Key = (Ipv4Addr, u16, Ipv4Addr, u16);
 
+/// A UDP request being served: its 4-tuple (client, client port, local address, port) and
+/// the request ID its answer echoes.
+#[derive(Clone, Debug)]
+struct UdpPending {
+    key: Key,
+    id: [u8; UDP_REQUEST_ID],
+}
+
+/// A peer's ICMP token bucket (`struct inet_peer`'s `rate_tokens` / `rate_last`).
+#[derive(Copy, Clone, Debug)]
+struct Bucket {
+    tokens: Duration,
+    last: Instant,
+}
+
 /// A real server's TCP services.
 pub struct RealServer {
     name: Vec<u8>,
@@ -129,6 +178,10 @@ pub struct RealServer {
     by_id: FxHashMap<u64, Key>,
     lingering: VecDeque<(Instant, u64)>,
     next_id: u64,
+    /// UDP requests in service by id, each with one answer timer.
+    udp_pending: FxHashMap<u64, UdpPending>,
+    /// ICMP error buckets per peer address.
+    icmp_peers: FxHashMap<Ipv4Addr, Bucket>,
     /// Counters.
     pub stats: ServerStats,
 }
@@ -143,34 +196,123 @@ impl RealServer {
             by_id: FxHashMap::default(),
             lingering: VecDeque::new(),
             next_id: 1,
+            udp_pending: FxHashMap::default(),
+            icmp_peers: FxHashMap::default(),
             stats: ServerStats::default(),
         }
     }
 
-    /// The service on `port`.
+    /// The TCP service on `port` (what a TCP_CHECK or HTTP_GET connects to).
     pub fn service(&self, port: u16) -> Option<&ServiceSpec> {
+        self.service_of(Transport::Tcp, port)
+    }
+
+    /// The `protocol` service on `port`.
+    pub fn service_of(&self, protocol: Transport, port: u16) -> Option<&ServiceSpec> {
         self.services
             .iter()
-            .find(|s| s.0.port == port)
+            .find(|s| s.0.port == port && s.0.protocol == protocol)
             .map(|s| &s.0)
     }
 
-    /// Start or stop the service on `port`; stopping drops its connections (the process is gone).
+    /// Start or stop every service on `port` (TCP and UDP: one daemon, such as a DNS
+    /// server, listens on both); stopping drops their connections and the UDP requests in
+    /// service (the process is gone). False when nothing listens on `port`.
     pub fn set_running(&mut self, port: u16, running: bool) -> bool {
-        let Some(svc) = self.services.iter_mut().find(|s| s.0.port == port) else {
-            return false;
-        };
-        svc.0.running = running;
-        if !running {
-            svc.1 = 0;
+        let mut found = false;
+        for svc in self.services.iter_mut().filter(|s| s.0.port == port) {
+            found = true;
+            svc.0.running = running;
+            if !running {
+                svc.1 = 0;
+            }
+        }
+        if found && !running {
             let gone: Vec<Key> = self.conns.keys().filter(|k| k.3 == port).copied().collect();
             for k in gone {
                 if let Some(c) = self.conns.remove(&k) {
                     self.by_id.remove(&c.id);
                 }
             }
+            self.udp_pending.retain(|_, p| p.key.3 != port);
         }
-        true
+        found
+    }
+
+    fn release_of(&mut self, protocol: Transport, port: u16) {
+        if let Some(s) = self
+            .services
+            .iter_mut()
+            .find(|s| s.0.port == port && s.0.protocol == protocol)
+        {
+            s.1 = s.1.saturating_sub(1);
+        }
+    }
+
+    /// A UDP datagram for a local address arrived; `ip` is its IPv4 packet as received (what
+    /// an ICMP error quotes).
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        d: &UdpDgram<'_>,
+        ip: &[u8],
+        stack: &mut Stack,
+        fx: &mut Fx,
+    ) {
+        let key: Key = (d.src, d.sport, d.dst, d.dport);
+        let svc = self
+            .services
+            .iter_mut()
+            .find(|s| s.0.port == d.dport && s.0.protocol == Transport::Udp);
+        let Some(svc) = svc.filter(|s| s.0.running) else {
+            self.port_unreachable(now, d, ip, stack, fx);
+            return;
+        };
+        if svc.1 >= svc.0.max_concurrency {
+            self.stats.udp_dropped += 1;
+            return;
+        }
+        svc.1 += 1;
+        let service_time = svc.0.service_time;
+        let mut id = [0u8; UDP_REQUEST_ID];
+        let n = d.payload.len().min(UDP_REQUEST_ID);
+        id[..n].copy_from_slice(&d.payload[..n]);
+        let pid = self.next_id;
+        self.next_id += 1;
+        self.udp_pending.insert(pid, UdpPending { key, id });
+        fx.timers.push((now + service_time, pid << 1 | 1));
+    }
+
+    /// `__udp4_lib_rcv` found no socket: `icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)`,
+    /// from the address the datagram was sent to (a local one, `RTCF_LOCAL`: the VIP on lo
+    /// for DR / TUN), through `icmpv4_xrlim_allow`'s per-peer token bucket.
+    fn port_unreachable(
+        &mut self,
+        now: Instant,
+        d: &UdpDgram<'_>,
+        ip: &[u8],
+        stack: &mut Stack,
+        fx: &mut Fx,
+    ) {
+        // inet_peer_xrlim_allow: tokens grow with the time since the last call, capped at
+        // the burst; a message costs one ratelimit's worth.
+        let cap = ICMP_RATELIMIT * ICMP_BURST;
+        let b = self.icmp_peers.entry(d.src).or_insert(Bucket {
+            tokens: cap,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.saturating_duration_since(b.last)).min(cap);
+        b.last = now;
+        if b.tokens < ICMP_RATELIMIT {
+            self.stats.icmp_limited += 1;
+            return;
+        }
+        b.tokens -= ICMP_RATELIMIT;
+        let Some(frame) = packet::icmp_port_unreachable(d.dst, ip) else {
+            return;
+        };
+        self.stats.icmp_unreachable += 1;
+        stack.route(now, Some(d.dst), d.src, frame, fx);
     }
 
     fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
@@ -179,9 +321,7 @@ impl RealServer {
     }
 
     fn release(&mut self, port: u16) {
-        if let Some(s) = self.services.iter_mut().find(|s| s.0.port == port) {
-            s.1 = s.1.saturating_sub(1);
-        }
+        self.release_of(Transport::Tcp, port);
     }
 
     /// A TCP segment for a local address arrived.
@@ -223,7 +363,10 @@ impl RealServer {
                 Self::send(stack, now, fx, r);
                 return;
             }
-            let svc = self.services.iter_mut().find(|s| s.0.port == seg.dport);
+            let svc = self
+                .services
+                .iter_mut()
+                .find(|s| s.0.port == seg.dport && s.0.protocol == Transport::Tcp);
             let Some(svc) = svc.filter(|s| s.0.running) else {
                 self.stats.refused += 1;
                 let f = TcpFlags {
@@ -354,6 +497,10 @@ impl RealServer {
             return;
         }
         let id = token >> 1;
+        if token & 1 == 1 {
+            self.answer_udp(now, id, stack, fx);
+            return;
+        }
         let Some(key) = self.by_id.get(&id).copied() else {
             return;
         };
@@ -373,6 +520,29 @@ impl RealServer {
             fx.timers.push((now + LINGER, REAP));
         }
         self.lingering.push_back((now + LINGER, id));
+    }
+
+    /// A UDP request's service time is over: one datagram back, from the address and port
+    /// it was sent to, with the request ID and the server's name.
+    fn answer_udp(&mut self, now: Instant, id: u64, stack: &mut Stack, fx: &mut Fx) {
+        let Some(p) = self.udp_pending.remove(&id) else {
+            return; // the service stopped meanwhile
+        };
+        self.release_of(Transport::Udp, p.key.3);
+        self.stats.udp_served += 1;
+        let mut body = Vec::with_capacity(UDP_REQUEST_ID + self.name.len());
+        body.extend_from_slice(&p.id);
+        body.extend_from_slice(&self.name);
+        let d = UdpDgram {
+            src: p.key.2,
+            dst: p.key.0,
+            sport: p.key.3,
+            dport: p.key.1,
+            payload: &body,
+        };
+        if let Some(frame) = d.to_unaddressed_frame() {
+            stack.route(now, Some(p.key.2), p.key.0, frame, fx);
+        }
     }
 
     /// Connections currently held.

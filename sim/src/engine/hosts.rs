@@ -81,8 +81,11 @@ impl Sim {
                         }
                         _ => None,
                     };
-                    if let Ok(seg) = packet::parse_tcp(inner.as_deref().unwrap_or(&frame)) {
+                    let f = inner.as_deref().unwrap_or(&frame);
+                    if let Ok(seg) = packet::parse_tcp(f) {
                         s.on_segment(now, &seg, &mut h.stack, &mut self.fx);
+                    } else if let Ok(d) = packet::parse_udp(f) {
+                        s.on_datagram(now, &d, &f[packet::ETH_HDR..], &mut h.stack, &mut self.fx);
                     }
                 }
             }
@@ -90,6 +93,10 @@ impl Sim {
                 if rx == Rx::Local {
                     if let Ok(seg) = packet::parse_tcp(&frame) {
                         c.on_segment(now, &seg, &mut h.stack, &mut self.fx, &mut self.reqs);
+                    } else if let Ok(d) = packet::parse_udp(&frame) {
+                        c.on_datagram(now, &d, &mut self.fx, &mut self.reqs);
+                    } else if let Some(q) = packet::parse_port_unreachable(&frame) {
+                        c.on_port_unreachable(now, q, &mut self.fx, &mut self.reqs);
                     }
                 }
             }
