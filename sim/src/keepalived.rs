@@ -157,7 +157,7 @@ fn checksummed_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span
     use config::model::{LbKind, TunnelCsum};
     cfg.virtual_servers.iter().find_map(|vs| {
         vs.real_servers.iter().find_map(|rs| {
-            let kind = rs.lvs_method.as_ref().or(vs.lvs_method.as_ref())?;
+            let kind = vs.method_line_of(rs)?;
             match &kind.value {
                 LbKind::Tun(t) => match t.csum {
                     TunnelCsum::NoCsum => None,

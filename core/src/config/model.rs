@@ -497,6 +497,9 @@ pub struct VirtualServer {
     pub sorry_server: Option<Spanned<(IpAddr, u16)>>,
     /// `sorry_server_lvs_method` (the virtual server's method when none is given).
     pub sorry_server_lvs_method: Option<Spanned<LbKind>>,
+    /// The virtual server's `lb_kind` in effect at the `sorry_server` line (keepalived's
+    /// `alloc_ssvr` copies it, as `alloc_rs` does for a real server).
+    pub sorry_server_inherited_method: Option<Spanned<LbKind>>,
     /// `alpha`.
     pub alpha: Option<Span>,
     /// `omega`.
@@ -522,6 +525,10 @@ pub struct RealServer {
     pub weight: Option<Spanned<i32>>,
     /// `lvs_method` for this server only.
     pub lvs_method: Option<Spanned<LbKind>>,
+    /// The virtual server's `lb_kind` in effect when this block started, which keepalived's
+    /// `alloc_rs` copies (a later `lb_kind` of the service does not change it); `None` when
+    /// none came before, and keepalived's validation gives the server the service's last.
+    pub inherited_method: Option<Spanned<LbKind>>,
     /// `inhibit_on_failure` (weight 0 instead of removal).
     pub inhibit_on_failure: Option<Span>,
     /// `uthreshold`.

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use super::diagnostic::Spanned;
 use super::model::{Config, LbKind, RealServer, VirtualServer, VsKey, VsgEntry};
 use crate::check::virtual_server::effective_rs_port;
 use crate::ipvs::sched::{SchedFlags, SchedKind};
@@ -52,12 +53,28 @@ pub(super) fn range(addr: IpAddr, end: Option<u16>) -> Vec<IpAddr> {
 }
 
 impl VirtualServer {
-    /// The forwarding method a real server ends up with (its own, else the service's, else NAT).
+    /// The forwarding method a real server ends up with: its own, else the service's when its
+    /// block started, else the service's last, else NAT (keepalived's `alloc_rs` copy, then
+    /// validation's fill-in of an unset one).
     pub fn method_of(&self, rs: &RealServer) -> LbKind {
+        self.method_line_of(rs).map_or(LbKind::Nat, |k| k.value)
+    }
+
+    /// The `lvs_method` / `lb_kind` line [`Self::method_of`] takes a real server's method from.
+    pub fn method_line_of<'a>(&'a self, rs: &'a RealServer) -> Option<&'a Spanned<LbKind>> {
         rs.lvs_method
             .as_ref()
+            .or(rs.inherited_method.as_ref())
             .or(self.lvs_method.as_ref())
-            .map_or(LbKind::Nat, |k| k.value)
+    }
+
+    /// The sorry server's method line: its own `sorry_server_lvs_method`, else the service's
+    /// at the `sorry_server` line, else the service's last (NAT when none).
+    pub fn sorry_method_line(&self) -> Option<&Spanned<LbKind>> {
+        self.sorry_server_lvs_method
+            .as_ref()
+            .or(self.sorry_server_inherited_method.as_ref())
+            .or(self.lvs_method.as_ref())
     }
 
     /// keepalived skips a real server of the other address family unless it is tunnelled.

@@ -1798,6 +1798,53 @@ fn a_word_after_a_group_name_is_fatal() {
     assert_eq!(ours, theirs);
 }
 
+/// keepalived 2.2.7's `alloc_rs` copies the service's forwarding method into a real server
+/// when its block starts, so an `lb_kind` after the block does not reach it; a server with
+/// none before it (and none of its own) takes the service's last at validation, and NAT
+/// with keepalived's warning when the service has none at all. Its own `lvs_method` wins.
+#[test]
+fn a_real_server_takes_the_lb_kind_in_effect_when_its_block_starts() {
+    let text = "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n \
+                real_server 10.0.0.2 80 {\n }\n lb_kind DR\n \
+                real_server 10.0.0.3 80 {\n }\n lb_kind TUN type gre\n \
+                real_server 10.0.0.4 80 {\n }\n \
+                real_server 10.0.0.5 80 {\n  lvs_method NAT\n }\n lb_kind DR\n}\n";
+    let p = parse_str("t", text);
+    assert!(!p.has_errors(), "{:?}", p.diagnostics);
+    let cfg = p.config.as_ref().unwrap();
+    let fwd: Vec<(IpAddr, FwdMethod)> = cfg.ipvs_rules()[0]
+        .1
+        .iter()
+        .map(|d| (d.addr, d.fwd))
+        .collect();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    use crate::ipvs::TunnelType;
+    assert_eq!(
+        fwd,
+        vec![
+            (ip("10.0.0.2"), FwdMethod::Route),
+            (ip("10.0.0.3"), FwdMethod::Route),
+            (ip("10.0.0.4"), FwdMethod::Tunnel(TunnelType::Gre)),
+            (ip("10.0.0.5"), FwdMethod::Masq),
+        ]
+    );
+    let said = |p: &Parsed| {
+        p.diagnostics
+            .iter()
+            .any(|d| d.message.contains("no forwarding method set"))
+    };
+    assert!(!said(&p));
+    // With no lb_kind at all: NAT, and keepalived says it set it.
+    let none = parse_str(
+        "t",
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n \
+         real_server 10.0.0.2 80 {\n }\n}\n",
+    );
+    let cfg = none.config.as_ref().unwrap();
+    assert_eq!(cfg.ipvs_rules()[0].1[0].fwd, FwdMethod::Masq);
+    assert!(said(&none));
+}
+
 /// keepalived 2.2.7's tunnel options after `TUN` (`svr_forwarding_handler`): the encapsulation
 /// and port reach the IPVS destination; a bad option is reported in keepalived's words and
 /// leaves the tunnel as it was (the service's for a real server), the method still TUN.

@@ -241,7 +241,10 @@ pub fn validate(c: &Config, s: &mut Sources) {
                 ),
             );
         }
-        if vs.lvs_method.is_none() && vs.real_servers.iter().any(|r| r.lvs_method.is_none()) {
+        // keepalived fills an unset method from the service's, first setting that to NAT.
+        let unset = vs.real_servers.iter().any(|r| r.lvs_method.is_none())
+            || (vs.sorry_server.is_some() && vs.sorry_server_lvs_method.is_none());
+        if vs.lvs_method.is_none() && unset {
             s.warn_unplaced_keepalived(
                 &vs.key.span,
                 format!(
@@ -363,15 +366,12 @@ fn port_checks(c: &Config, vs: &VirtualServer, fwmark: bool, s: &mut Sources) {
 }
 
 /// validate_check_config's port rule for the sorry server: a non-NAT one (its own
-/// `sorry_server_lvs_method`, else the service's method) takes the service's port, 0 under a
-/// fwmark; keepalived says so where a written port differs. Under a group it only says so.
+/// `sorry_server_lvs_method`, else the service's method at its line, else the service's
+/// last) takes the service's port, 0 under a fwmark; keepalived says so where a written port
+/// differs. Under a group it only says so.
 fn sorry_port_checks(c: &Config, vs: &VirtualServer, s: &mut Sources) {
     let Some(ss) = &vs.sorry_server else { return };
-    let method = vs
-        .sorry_server_lvs_method
-        .as_ref()
-        .or(vs.lvs_method.as_ref())
-        .map_or(LbKind::Nat, |m| m.value);
+    let method = vs.sorry_method_line().map_or(LbKind::Nat, |m| m.value);
     let port = ss.value.1;
     if method == LbKind::Nat || port == 0 {
         return;

@@ -381,7 +381,11 @@ fn checkers_config(cfg: &Config) -> HealthCheckersConfig {
             v.sorry_server = vs.sorry_server.as_ref().map(|s| SorryServerConfig {
                 addr: s.value.0,
                 port: s.value.1,
-                fwd: vs.sorry_server_lvs_method.as_ref().map(|m| fwd(m.value)),
+                fwd: vs
+                    .sorry_server_lvs_method
+                    .as_ref()
+                    .or(vs.sorry_server_inherited_method.as_ref())
+                    .map(|m| fwd(m.value)),
                 inhibit: false,
             });
             v.real_servers = vs
@@ -403,7 +407,12 @@ fn real_server(vs: &model::VirtualServer, rs: &model::RealServer) -> RealServerC
     let port = rs.port.as_ref().map_or(0, |p| p.value);
     let mut r = RealServerConfig::new(rs.addr.value, port);
     r.weight = rs.weight.as_ref().map_or(1, |w| w.value);
-    r.fwd = rs.lvs_method.as_ref().map(|k| fwd(k.value));
+    // Its own method, else the service's when its block started (else the service's own).
+    r.fwd = rs
+        .lvs_method
+        .as_ref()
+        .or(rs.inherited_method.as_ref())
+        .map(|k| fwd(k.value));
     r.u_threshold = rs.uthreshold.as_ref().map_or(0, |u| u.value);
     r.l_threshold = rs.lthreshold.as_ref().map_or(0, |l| l.value);
     r.inhibit_on_failure = rs.inhibit_on_failure.as_ref().map(|_| true);
@@ -529,12 +538,15 @@ mod tests {
     }
 
     // keepalived's sorry_server_lvs_method: the sorry server's own forwarding method (a NAT
-    // sorry server behind a DR service keeps its port); without it, the service's.
+    // sorry server behind a DR service keeps its port); without it, the service's as it was
+    // at the sorry_server line (alloc_ssvr copies it), a later lb_kind not changing it.
     #[test]
     fn the_sorry_server_forwards_with_its_own_method_when_given() {
         let own = sorry(" sorry_server_lvs_method NAT\n").unwrap();
         assert_eq!((own.port, own.fwd), (8080, Some(FwdMethod::Masq)));
         let inherited = sorry("").unwrap();
-        assert_eq!(inherited.fwd, None);
+        assert_eq!(inherited.fwd, Some(FwdMethod::Route));
+        let later = sorry(" lb_kind NAT\n").unwrap();
+        assert_eq!(later.fwd, Some(FwdMethod::Route));
     }
 }

@@ -305,6 +305,7 @@ impl Builder<'_> {
             quorum_down: None,
             sorry_server: None,
             sorry_server_lvs_method: None,
+            sorry_server_inherited_method: None,
             alpha: None,
             omega: None,
             ha_suspend: None,
@@ -420,7 +421,10 @@ impl Builder<'_> {
                             None => Some(0),
                         };
                         if let (Some(a), Some(port)) = (self.ip(a), port) {
+                            // alloc_ssvr: a new sorry server, with the method in effect now.
                             vs.sorry_server = Some(Spanned::new((a.value, port), a.span));
+                            vs.sorry_server_lvs_method = None;
+                            vs.sorry_server_inherited_method = vs.lvs_method.clone();
                         }
                     }
                 }
@@ -439,7 +443,7 @@ impl Builder<'_> {
                         let prev = tunnel_of(
                             vs.sorry_server_lvs_method
                                 .as_ref()
-                                .or(vs.lvs_method.as_ref()),
+                                .or(vs.sorry_server_inherited_method.as_ref()),
                         );
                         if let Some(m) = self.lb_kind(n, "sorry", prev) {
                             vs.sorry_server_lvs_method = Some(m);
@@ -455,7 +459,7 @@ impl Builder<'_> {
                 "ha_suspend" => vs.ha_suspend = Some(self.flag(n)),
                 "virtualhost" => vs.virtualhost = self.str_arg(n),
                 "real_server" => {
-                    if let Some(rs) = self.real_server(n, tunnel_of(vs.lvs_method.as_ref())) {
+                    if let Some(rs) = self.real_server(n, vs.lvs_method.clone()) {
                         vs.real_servers.push(rs);
                     }
                 }
@@ -498,8 +502,13 @@ impl Builder<'_> {
         }
     }
 
-    /// `inherited`: the service's tunnel when the block starts (keepalived's `alloc_rs`).
-    fn real_server(&mut self, node: &Node, inherited: Tunnel) -> Option<RealServer> {
+    /// `inherited`: the service's method (and tunnel) when the block starts, which keepalived's
+    /// `alloc_rs` copies into the new server.
+    fn real_server(
+        &mut self,
+        node: &Node,
+        inherited: Option<Spanned<LbKind>>,
+    ) -> Option<RealServer> {
         let w = self.arg(node, 1)?;
         let addr = self.ip(w)?;
         let port = match node.words.get(2) {
@@ -512,6 +521,7 @@ impl Builder<'_> {
             port,
             weight: None,
             lvs_method: None,
+            inherited_method: inherited,
             inhibit_on_failure: None,
             uthreshold: None,
             lthreshold: None,
@@ -540,10 +550,7 @@ impl Builder<'_> {
                     }
                 }
                 "lvs_method" => {
-                    let prev = rs
-                        .lvs_method
-                        .as_ref()
-                        .map_or(inherited, |m| tunnel_of(Some(m)));
+                    let prev = tunnel_of(rs.lvs_method.as_ref().or(rs.inherited_method.as_ref()));
                     if let Some(m) = self.lb_kind(n, "real", prev) {
                         rs.lvs_method = Some(m);
                     }
