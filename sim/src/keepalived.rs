@@ -106,13 +106,10 @@ pub fn factory_with(
             ),
         });
     }
-    if let Some(at) = udp_check(&cfg) {
+    if let Some(found) = unsupported_checker(&cfg) {
         return Err(ConfError::Unsupported {
-            at: at.to_string(),
-            why: "UDP_CHECK: the simulator cannot run keepalived's UDP checker yet; refused \
-                  rather than run the real server with no checker at all (check a UDP \
-                  service with TCP_CHECK or MISC_CHECK on the same port)"
-                .to_string(),
+            at: found.at.to_string(),
+            why: found.why(),
         });
     }
     let log = config_log(
@@ -138,15 +135,82 @@ pub fn factory_with(
     }))
 }
 
-/// Where the first real server with a UDP_CHECK has it: the parser keeps it among the
-/// keywords it does not honour, so the real server would run unchecked.
-fn udp_check(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
+/// keepalived 2.2.7's checkers the simulator does not run: the keyword, what it checks, and
+/// what to check with instead. The parser keeps them among the keywords it does not honour.
+const UNSUPPORTED_CHECKERS: &[(&str, &str, &str)] = &[
+    (
+        "UDP_CHECK",
+        "UDP checker",
+        "check a UDP service with TCP_CHECK or MISC_CHECK on the same port",
+    ),
+    (
+        "DNS_CHECK",
+        "DNS query checker",
+        "check a name server with TCP_CHECK on its port or MISC_CHECK",
+    ),
+    (
+        "SMTP_CHECK",
+        "SMTP checker",
+        "check a mail server with TCP_CHECK on its port or MISC_CHECK",
+    ),
+    (
+        "PING_CHECK",
+        "ICMP echo checker",
+        "check the server with TCP_CHECK or MISC_CHECK",
+    ),
+    (
+        "FILE_CHECK",
+        "tracked-file checker",
+        "stand a MISC_CHECK in for the file",
+    ),
+    (
+        "BFD_CHECK",
+        "BFD session checker",
+        "check the server with TCP_CHECK or MISC_CHECK",
+    ),
+];
+
+/// A real server's checker the simulator cannot run.
+struct UnsupportedChecker<'a> {
+    /// Where the checker's block starts.
+    at: &'a config::diagnostic::Span,
+    /// Its row of [`UNSUPPORTED_CHECKERS`].
+    row: (&'static str, &'static str, &'static str),
+    /// Whether the real server also has checkers the simulator runs.
+    others: bool,
+}
+
+impl UnsupportedChecker<'_> {
+    /// Why the config is refused. keepalived keeps a real server in the table only while none
+    /// of its checkers has failed (`num_failed_checkers`), so skipping one checker is not the
+    /// same as running the server with the others.
+    fn why(&self) -> String {
+        let (word, what, instead) = self.row;
+        let without = if self.others {
+            "on its other checkers alone, where keepalived also needs this one to succeed"
+        } else {
+            "with no checker at all"
+        };
+        format!(
+            "{word}: the simulator cannot run keepalived's {what} yet; refused rather than \
+             run the real server {without} ({instead})"
+        )
+    }
+}
+
+/// The first real server's checker the simulator cannot run, in the config's order.
+fn unsupported_checker(cfg: &config::Config) -> Option<UnsupportedChecker<'_>> {
     cfg.virtual_servers.iter().find_map(|vs| {
         vs.real_servers.iter().find_map(|rs| {
-            rs.other
-                .iter()
-                .find(|o| o.value.split_whitespace().next() == Some("UDP_CHECK"))
-                .map(|o| &o.span)
+            rs.other.iter().find_map(|o| {
+                let word = o.value.split_whitespace().next()?;
+                let row = *UNSUPPORTED_CHECKERS.iter().find(|r| r.0 == word)?;
+                Some(UnsupportedChecker {
+                    at: &o.span,
+                    row,
+                    others: !rs.checkers.is_empty(),
+                })
+            })
         })
     })
 }
@@ -205,7 +269,70 @@ impl DirectorNode for Refused {
 
 #[cfg(test)]
 mod tests {
-    use super::shown_name;
+    use super::{factory, shown_name, ConfError, UNSUPPORTED_CHECKERS};
+
+    /// A real server with `checker` (and a TCP_CHECK before it when `with_tcp`), with what
+    /// each checker refers to declared, as keepalived 2.2.7 -t accepts it.
+    fn conf_with(checker: &str, with_tcp: bool) -> String {
+        let body = match checker {
+            "DNS_CHECK" => "type A\n      name example.com",
+            "SMTP_CHECK" => "helo_name lvsd",
+            "FILE_CHECK" => "track_file ready",
+            "BFD_CHECK" => "name bfd1",
+            _ => "connect_timeout 2",
+        };
+        let tcp = if with_tcp {
+            "    TCP_CHECK {\n      connect_timeout 2\n    }\n"
+        } else {
+            ""
+        };
+        format!(
+            "track_file ready {{\n  file /tmp/ready\n}}\n\
+             bfd_instance bfd1 {{\n  neighbor_ip 10.0.0.11\n}}\n\
+             virtual_server 10.0.0.100 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+             \x20 real_server 10.0.0.11 80 {{\n{tcp}    {checker} {{\n      {body}\n    }}\n\
+             \x20 }}\n}}\n"
+        )
+    }
+
+    // Each checker the simulator does not run refuses the config at load with its line, and
+    // says truly what running without it would be: no checker at all, or the others alone
+    // (keepalived needs all of a real server's checkers up).
+    #[test]
+    fn every_unsupported_checker_is_refused_with_its_line() {
+        for &(word, what, _) in UNSUPPORTED_CHECKERS {
+            for with_tcp in [false, true] {
+                let text = conf_with(word, with_tcp);
+                let line = text.lines().position(|l| l.contains(word)).unwrap() + 1;
+                let Err(ConfError::Unsupported { at, why }) = factory("k.conf", &text) else {
+                    panic!("{word} (TCP_CHECK too: {with_tcp}) was not refused:\n{text}");
+                };
+                assert!(at.starts_with(&format!("k.conf:{line}:")), "{word}: {at}");
+                assert!(why.starts_with(&format!("{word}: ")), "{why}");
+                assert!(why.contains(what), "{why}");
+                let said = if with_tcp {
+                    "other checkers alone"
+                } else {
+                    "no checker at all"
+                };
+                assert!(
+                    why.contains(said),
+                    "{word} (TCP_CHECK too: {with_tcp}): {why}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_real_server_with_only_supported_checkers_loads() {
+        let text = conf_with("UDP_CHECK", true)
+            .replace("UDP_CHECK", "MISC_CHECK")
+            .replace(
+                "connect_timeout 2\n    }\n  }",
+                "misc_path /bin/true\n    }\n  }",
+            );
+        assert!(factory("k.conf", &text).is_ok(), "{text}");
+    }
 
     #[test]
     fn files_are_named_as_under_etc_keepalived() {
