@@ -33,7 +33,7 @@ TRACE is text, one command a line; `#` starts a comment.
         a new connection from CLIENT to the current service (or to VIP:PORT).
         TCP: SYN then ACK, so it stays ESTABLISHED; with `close` it also
         closes at once (FIN exchange) and stays inactive until it expires.
-        UDP/SCTP: one datagram. Prints `CLIENT -> RIP:PORT` or `CLIENT -> none`.
+        UDP: one datagram; SCTP: one INIT (the association in INIT1). Prints `CLIENT -> RIP:PORT` or `CLIENT -> none`.
   time +N[ms|s|m|h]
         let time pass (connection timeouts, persistence expiry).
   set TCP TCPFIN UDP
@@ -198,6 +198,8 @@ impl Replay {
             dst: addr,
             dport: port,
             tcp,
+            // An SCTP association starts with an INIT (sctp_conn_schedule schedules nothing else).
+            sctp: lvs_core::wire::sctp::ChunkTypes::of(lvs_core::wire::sctp::chunk::INIT),
             fwmark: 0,
             len: 0,
         };
@@ -218,6 +220,7 @@ impl Replay {
                         dst: ca,
                         dport: cp,
                         tcp,
+                        sctp: Default::default(),
                         fwmark: 0,
                         len: 0,
                     };

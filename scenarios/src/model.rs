@@ -296,7 +296,7 @@ pub struct RealServer {
     pub arp_announce: u8,
     /// The tunnel receiver of a TUN real server (`tunnel = "ipip"`).
     pub tunnel: Option<Decap>,
-    /// TCP and UDP services listening on every address.
+    /// TCP, UDP and SCTP services listening on every address.
     pub services: Vec<Service>,
 }
 
@@ -351,12 +351,14 @@ pub enum Transport {
     Tcp,
     /// UDP: one datagram per request, one answer.
     Udp,
+    /// SCTP: one association per request (handshake, one DATA each way, SHUTDOWN).
+    Sctp,
 }
 
-/// A TCP or UDP service on a real server.
+/// A TCP, UDP or SCTP service on a real server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// TCP or UDP.
+    /// TCP, UDP or SCTP.
     pub protocol: Transport,
     /// Listening port.
     pub port: u16,
@@ -375,14 +377,15 @@ pub struct Client {
     pub workload: Workload,
 }
 
-/// A request flow to one VIP:port, one TCP connection or one UDP datagram per request.
+/// A request flow to one VIP:port, one TCP connection, UDP datagram or SCTP association per
+/// request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// Where requests go.
     pub target: SocketAddrV4,
-    /// TCP or UDP.
+    /// TCP, UDP or SCTP.
     pub protocol: Transport,
-    /// UDP: how long an answer is awaited before the request times out.
+    /// UDP and SCTP: how long an answer is awaited before the request times out.
     pub timeout: Duration,
     /// UDP: every request from this port instead of a fresh one each.
     pub source_port: Option<u16>,

@@ -101,12 +101,13 @@ pub(crate) struct RawService {
     pub response_size: Option<S<u32>>,
 }
 
-/// `protocol = "tcp" | "udp"` of a service or workload.
+/// `protocol = "tcp" | "udp" | "sctp"` of a service or workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RawTransport {
     Tcp,
     Udp,
+    Sctp,
 }
 
 /// `[host.workload]` on a client.

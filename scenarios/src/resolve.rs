@@ -28,6 +28,10 @@ pub const DEFAULT_REQUEST_SIZE: u32 = 200;
 /// (systemd-resolved and Windows wait 1 s; glibc's `options timeout` is 5 s but a DNS
 /// client that gives up on a silent server after 1 s is the common operator view).
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an SCTP client waits for its answer, handshake included: 10 s, an application's
+/// request timeout that lets Linux's INIT go three times (at 0, 3 and 9 s, `rto_initial` 3 s
+/// doubling) before the request is given up.
+pub const DEFAULT_SCTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A gateway's ARP cache lifetime when the file gives none.
 pub const DEFAULT_ARP_CACHE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -767,10 +771,7 @@ impl Cx<'_> {
                     let s = s.get_ref();
                     let port = *s.port.get_ref();
                     let skey = |k: &str| key(&format!("service[{i}].{k}"));
-                    let protocol = match s.protocol.as_ref().map(|p| *p.get_ref()) {
-                        Some(RawTransport::Udp) => Transport::Udp,
-                        _ => Transport::Tcp,
-                    };
+                    let protocol = transport(s.protocol.as_ref());
                     if services
                         .iter()
                         .any(|o| o.port == port && o.protocol == protocol)
@@ -853,27 +854,30 @@ impl Cx<'_> {
         let w = w.get_ref();
         let wkey = |k: &str| key(&format!("workload.{k}"));
         let target = self.socket(&w.target, &wkey("target"))?;
-        let protocol = match w.protocol.as_ref().map(|p| *p.get_ref()) {
-            Some(RawTransport::Udp) => Transport::Udp,
-            _ => Transport::Tcp,
-        };
-        if protocol == Transport::Tcp {
-            for (k, span) in [
-                ("timeout", w.timeout.as_ref().map(S::span)),
-                ("source_port", w.source_port.as_ref().map(S::span)),
-            ] {
-                if let Some(span) = span {
-                    return Err(self.err(
-                        span,
-                        wkey(k),
-                        Problem::OnlyWith {
-                            needs: "protocol = \"udp\"",
-                        },
-                    ));
-                }
+        let protocol = transport(w.protocol.as_ref());
+        for (k, span, allowed, needs) in [
+            (
+                "timeout",
+                w.timeout.as_ref().map(S::span),
+                protocol != Transport::Tcp,
+                "protocol = \"udp\" | \"sctp\"",
+            ),
+            (
+                "source_port",
+                w.source_port.as_ref().map(S::span),
+                protocol == Transport::Udp,
+                "protocol = \"udp\"",
+            ),
+        ] {
+            if let (Some(span), false) = (span, allowed) {
+                return Err(self.err(span, wkey(k), Problem::OnlyWith { needs }));
             }
         }
-        let timeout = self.opt_duration(&w.timeout, &wkey("timeout"), DEFAULT_UDP_TIMEOUT)?;
+        let default_timeout = match protocol {
+            Transport::Sctp => DEFAULT_SCTP_TIMEOUT,
+            _ => DEFAULT_UDP_TIMEOUT,
+        };
+        let timeout = self.opt_duration(&w.timeout, &wkey("timeout"), default_timeout)?;
         if let Some(t) = w.timeout.as_ref().filter(|_| timeout.is_zero()) {
             return Err(self.err(
                 t.span(),
@@ -1501,4 +1505,13 @@ pub(crate) fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     let addr: Ipv4Addr = addr.parse().ok()?;
     let len: u8 = len.parse().ok()?;
     (len <= 32).then_some((addr, len))
+}
+
+/// The transport a `protocol` key names (TCP when there is none).
+fn transport(p: Option<&S<RawTransport>>) -> Transport {
+    match p.map(|p| *p.get_ref()) {
+        Some(RawTransport::Udp) => Transport::Udp,
+        Some(RawTransport::Sctp) => Transport::Sctp,
+        Some(RawTransport::Tcp) | None => Transport::Tcp,
+    }
 }

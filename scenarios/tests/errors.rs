@@ -165,6 +165,8 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("concurrency beyond the ephemeral ports", Replace("rate = 10\n", "concurrency = 100000\n"), "OutOfRange"),
         ("udp timeout on a tcp workload", Replace("rate = 10\n", "rate = 10\ntimeout = \"1s\"\n"), "OnlyWith"),
         ("source_port on a tcp workload", Replace("rate = 10\n", "rate = 10\nsource_port = 5353\n"), "OnlyWith"),
+        ("source_port on an sctp workload", Replace("rate = 10\n", "rate = 10\nprotocol = \"sctp\"\nsource_port = 5353\n"), "OnlyWith"),
+        ("sctp timeout zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"sctp\"\ntimeout = \"0s\"\n"), "OutOfRange"),
         ("udp timeout zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\ntimeout = \"0s\"\n"), "OutOfRange"),
         ("udp source_port zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\nsource_port = 0\n"), "OutOfRange"),
         ("duplicate udp service port", Replace("[[host.service]]\nport = 80\n", "[[host.service]]\nport = 80\nprotocol = \"udp\"\n[[host.service]]\nport = 80\nprotocol = \"udp\"\n"), "Duplicate"),

@@ -2,7 +2,8 @@
 //! small TCP model — SYN, request, response+FIN, retransmission with exponential backoff,
 //! give-up after a number of tries — so a connection a failover breaks is counted; or over
 //! UDP as a stub resolver asks: one datagram from a connected socket, one answer awaited
-//! until a timeout, an ICMP port unreachable read as ECONNREFUSED.
+//! until a timeout, an ICMP port unreachable read as ECONNREFUSED; or over SCTP, one
+//! association per request ([`crate::sctp`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -17,6 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::packet::{TcpFlags, TcpSeg, UdpDgram};
+use crate::sctp::{ClientEnd, Finished, SctpClient, SctpPkt, SctpSpec, SCTP_TIMER};
 use crate::server::UDP_REQUEST_ID;
 use crate::stack::{Fx, Stack};
 
@@ -60,6 +62,8 @@ pub struct ClientSpec {
     pub max_tries: u32,
     /// UDP requests instead of TCP connections.
     pub udp: Option<UdpSpec>,
+    /// SCTP associations instead of TCP connections ([`crate::sctp`]).
+    pub sctp: Option<SctpSpec>,
 }
 
 /// How a UDP client asks: one datagram per request from a connected socket.
@@ -84,6 +88,7 @@ impl ClientSpec {
             rto: Duration::from_secs(1),
             max_tries: 3,
             udp: None,
+            sctp: None,
         }
     }
 }
@@ -98,7 +103,8 @@ pub enum FailReason {
     Timeout,
     /// RST received.
     Reset,
-    /// ECONNREFUSED on a connected UDP socket: an ICMP port unreachable came back.
+    /// ECONNREFUSED: on a connected UDP socket, an ICMP port unreachable came back; on an
+    /// SCTP association, an ABORT answered its INIT or COOKIE ECHO.
     Refused,
 }
 
@@ -211,6 +217,8 @@ pub struct Client {
     pub sent: u64,
     /// Response bodies seen, so that an answer names its server without an allocation.
     servers: Vec<Arc<str>>,
+    /// SCTP associations (an SCTP workload).
+    sctp: SctpClient,
 }
 
 const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
@@ -242,6 +250,7 @@ impl Client {
             check_at: None,
             sent: 0,
             servers: Vec::new(),
+            sctp: SctpClient::default(),
         }
     }
 
@@ -250,9 +259,9 @@ impl Client {
         (self.spec.start, START)
     }
 
-    /// Connections in flight.
+    /// Connections (or SCTP requests) in flight.
     pub fn in_flight(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.sctp.in_flight()
     }
 
     /// File a connection's deadline; the RETRANSMIT timer moves earlier if it must.
@@ -305,6 +314,19 @@ impl Client {
             self.query(now, timeout, fixed, stack, fx);
             return;
         }
+        if let Some(spec) = self.spec.sctp.clone() {
+            let Some(port) = self.free_port() else {
+                return; // every ephemeral port in use
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            self.sent += 1;
+            let tags = (rng.gen(), rng.gen());
+            let (local, target) = ((self.local, port), self.spec.target);
+            self.sctp
+                .open(now, id, local, target, tags, &spec, stack, fx);
+            return;
+        }
         let Some(port) = self.free_port() else {
             return; // every ephemeral port in use
         };
@@ -343,13 +365,14 @@ impl Client {
     /// (`ip_local_port_range` 32768-60999 as Linux has it; the TCP side wraps the same way).
     fn free_port(&mut self) -> Option<u16> {
         let mut port = self.next_port;
+        let taken = |c: &Self, p| c.by_port.contains_key(&p) || c.sctp.holds(p);
         for _ in 0..28232 {
-            if !self.by_port.contains_key(&port) {
+            if !taken(self, port) {
                 break;
             }
             port = if port == u16::MAX { 32768 } else { port + 1 };
         }
-        if self.by_port.contains_key(&port) {
+        if taken(self, port) {
             return None;
         }
         self.next_port = if port == u16::MAX { 32768 } else { port + 1 };
@@ -479,10 +502,24 @@ impl Client {
             return;
         };
         self.by_port.remove(&c.port);
+        self.record(now, c.started, c.port, outcome, fx, out);
+    }
+
+    /// A request ended: its record, and in a closed loop the next request after the think
+    /// time.
+    fn record(
+        &mut self,
+        now: Instant,
+        started: Instant,
+        port: u16,
+        outcome: Outcome,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
         out.push(RequestRecord {
-            started: c.started,
+            started,
             finished: now,
-            port: c.port,
+            port,
             target: self.spec.target,
             outcome,
         });
@@ -491,6 +528,46 @@ impl Client {
                 fx.timers.push((now + think, START));
             }
         }
+    }
+
+    /// An SCTP packet for this host arrived.
+    pub fn on_sctp(
+        &mut self,
+        now: Instant,
+        p: &SctpPkt<'_>,
+        stack: &mut Stack,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        if self.spec.sctp.is_none() {
+            return;
+        }
+        if let Some(f) = self.sctp.on_packet(now, p, self.spec.target, stack, fx) {
+            self.sctp_finished(now, f, fx, out);
+        }
+    }
+
+    /// An SCTP request ended: an answer names its server; an ABORT before the association
+    /// was up is ECONNREFUSED, after it ECONNRESET; no answer in time is a connect timeout
+    /// before the association was up, a timeout on a broken one after.
+    fn sctp_finished(
+        &mut self,
+        now: Instant,
+        f: Finished,
+        fx: &mut Fx,
+        out: &mut Vec<RequestRecord>,
+    ) {
+        let failed = |reason, broken| Outcome::Failed { reason, broken };
+        let outcome = match f.end {
+            ClientEnd::Answered(name) => Outcome::Ok {
+                server: self.server_named(&name),
+            },
+            ClientEnd::Aborted { established: false } => failed(FailReason::Refused, false),
+            ClientEnd::Aborted { established: true } => failed(FailReason::Reset, true),
+            ClientEnd::TimedOut { established: false } => failed(FailReason::ConnectTimeout, false),
+            ClientEnd::TimedOut { established: true } => failed(FailReason::Timeout, true),
+        };
+        self.record(now, f.started, f.port, outcome, fx, out);
     }
 
     /// A timer fired.
@@ -520,11 +597,18 @@ impl Client {
                     // The first START opens all slots; later ones refill one slot each.
                     let n = if self.sent == 0 { concurrency } else { 1 };
                     for _ in 0..n {
-                        if self.conns.len() < concurrency as usize {
+                        if self.in_flight() < concurrency as usize {
                             self.open(now, rng, stack, fx);
                         }
                     }
                 }
+            }
+            return;
+        }
+        if token & SCTP_TIMER != 0 && token < START {
+            let (local, target) = (self.local, self.spec.target);
+            if let Some(f) = self.sctp.on_timer(now, token, local, target, stack, fx) {
+                self.sctp_finished(now, f, fx, out);
             }
             return;
         }

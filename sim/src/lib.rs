@@ -18,6 +18,7 @@ pub mod queue;
 pub mod record;
 pub mod rng;
 pub mod scenario;
+pub mod sctp;
 pub mod server;
 pub mod stack;
 pub mod svg;

@@ -250,7 +250,7 @@ pub fn parse_tcp(frame: &[u8]) -> Result<TcpSeg<'_>, PacketError> {
 /// (failed checks, other protocols, IPsec AH), with the reason.
 /// The IPv4 header of an Ethernet II frame, its upper-layer protocol (past IPsec AH) and
 /// that layer's bytes.
-fn ipv4_upper(frame: &[u8]) -> Result<(Ipv4Repr, u8, &[u8]), PacketError> {
+pub(crate) fn ipv4_upper(frame: &[u8]) -> Result<(Ipv4Repr, u8, &[u8]), PacketError> {
     let malformed = |e: WireError| PacketError::Malformed(e.to_string());
     let (eth, rest) = EthernetRepr::parse(frame).map_err(|_| PacketError::Short(frame.len()))?;
     if eth.ethertype != ETHERTYPE_IPV4 {
@@ -295,6 +295,8 @@ pub enum Transport {
     Tcp,
     /// UDP: one datagram per request, one back.
     Udp,
+    /// SCTP: one association per request ([`crate::sctp`]).
+    Sctp,
 }
 
 /// The fields of one UDP/IPv4 datagram the models look at.
@@ -314,7 +316,12 @@ pub struct UdpDgram<'a> {
 
 /// IP header fields every modelled datagram carries: TTL 64 and DF, as Linux sends a UDP
 /// datagram that fits the path MTU (`IP_PMTUDISC_WANT`), and as the TCP segments are built.
-fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload_len: usize) -> Ipv4Repr {
+pub(crate) fn ipv4_header(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    payload_len: usize,
+) -> Ipv4Repr {
     Ipv4Repr {
         src,
         dst,

@@ -165,6 +165,9 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                             lvs_scenarios::Transport::Udp => {
                                 ServiceSpec::udp(sv.port, sv.service_time)
                             }
+                            lvs_scenarios::Transport::Sctp => {
+                                ServiceSpec::sctp(sv.port, sv.service_time)
+                            }
                         }
                     })
                     .collect();
@@ -204,10 +207,13 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                         source_port: w.source_port,
                     },
                 );
+                let sctp = (w.protocol == lvs_scenarios::Transport::Sctp)
+                    .then_some(crate::sctp::SctpSpec { timeout: w.timeout });
                 let spec = ClientSpec {
                     start: at(w.start),
                     stop: Some(at(w.stop)),
                     udp,
+                    sctp,
                     ..ClientSpec::new(w.target, workload)
                 };
                 sim.add_client(&h.name, iface, gateway, spec)

@@ -12,13 +12,14 @@ use lvs_core::Instant;
 use rustc_hash::FxHashMap;
 
 use crate::packet::{self, TcpFlags, TcpSeg, Transport, UdpDgram};
+use crate::sctp::{Listeners, SctpPkt, SctpServer, SCTP_TIMER};
 use crate::stack::{Fx, Stack};
 
 /// How long a finished connection's state is kept to answer retransmissions (TIME_WAIT-like).
 const LINGER: Duration = Duration::from_secs(30);
 
 /// Timer token of the reaper (TCP request timers are `id << 1`, UDP answer timers
-/// `id << 1 | 1`, both with ids from 1).
+/// `id << 1 | 1`, both with ids from 1; SCTP association timers carry [`SCTP_TIMER`]).
 const REAP: u64 = 1;
 
 /// `net.ipv4.icmp_ratelimit` (1 s, `icmp_sk_init`): one ICMP error of a type in
@@ -73,6 +74,15 @@ impl ServiceSpec {
     pub fn udp(port: u16, service_time: Duration) -> Self {
         ServiceSpec {
             protocol: Transport::Udp,
+            ..ServiceSpec::new(port, service_time)
+        }
+    }
+
+    /// [`ServiceSpec::new`] for SCTP: one association per request, answered after
+    /// `service_time` ([`crate::sctp`]).
+    pub fn sctp(port: u16, service_time: Duration) -> Self {
+        ServiceSpec {
+            protocol: Transport::Sctp,
             ..ServiceSpec::new(port, service_time)
         }
     }
@@ -182,8 +192,53 @@ pub struct RealServer {
     udp_pending: FxHashMap<u64, UdpPending>,
     /// ICMP error buckets per peer address.
     icmp_peers: FxHashMap<Ipv4Addr, Bucket>,
+    /// SCTP associations.
+    pub sctp: SctpServer,
     /// Counters.
     pub stats: ServerStats,
+}
+
+/// The SCTP services of a real server as its associations see them.
+struct SctpListeners<'a> {
+    services: &'a mut [(ServiceSpec, u32)],
+    name: &'a [u8],
+}
+
+impl SctpListeners<'_> {
+    fn running(&mut self, port: u16) -> Option<&mut (ServiceSpec, u32)> {
+        self.services
+            .iter_mut()
+            .find(|s| s.0.port == port && s.0.protocol == Transport::Sctp && s.0.running)
+    }
+}
+
+impl Listeners for SctpListeners<'_> {
+    fn service_time(&self, port: u16) -> Option<Duration> {
+        self.services
+            .iter()
+            .find(|s| s.0.port == port && s.0.protocol == Transport::Sctp && s.0.running)
+            .map(|s| s.0.service_time)
+    }
+
+    fn take(&mut self, port: u16) -> bool {
+        match self.running(port) {
+            Some(s) if s.1 < s.0.max_concurrency => {
+                s.1 += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn release(&mut self, port: u16) {
+        if let Some(s) = self.running(port) {
+            s.1 = s.1.saturating_sub(1);
+        }
+    }
+
+    fn name(&self) -> &[u8] {
+        self.name
+    }
 }
 
 impl RealServer {
@@ -198,6 +253,7 @@ impl RealServer {
             next_id: 1,
             udp_pending: FxHashMap::default(),
             icmp_peers: FxHashMap::default(),
+            sctp: SctpServer::default(),
             stats: ServerStats::default(),
         }
     }
@@ -235,8 +291,18 @@ impl RealServer {
                 }
             }
             self.udp_pending.retain(|_, p| p.key.3 != port);
+            self.sctp.drop_port(port);
         }
         found
+    }
+
+    /// An SCTP packet for a local address arrived.
+    pub fn on_sctp(&mut self, now: Instant, p: &SctpPkt<'_>, stack: &mut Stack, fx: &mut Fx) {
+        let mut l = SctpListeners {
+            services: &mut self.services,
+            name: &self.name,
+        };
+        self.sctp.on_packet(now, p, &mut l, stack, fx);
     }
 
     fn release_of(&mut self, protocol: Transport, port: u16) {
@@ -477,6 +543,14 @@ impl RealServer {
 
     /// A model timer fired: a request finished service, or lingering connections are due.
     pub fn on_timer(&mut self, now: Instant, token: u64, stack: &mut Stack, fx: &mut Fx) {
+        if token & SCTP_TIMER != 0 {
+            let mut l = SctpListeners {
+                services: &mut self.services,
+                name: &self.name,
+            };
+            self.sctp.on_timer(now, token, &mut l, stack, fx);
+            return;
+        }
         if token == REAP {
             while let Some(&(at, id)) = self.lingering.front() {
                 if at > now {

@@ -2,26 +2,19 @@
 //! clients, a name server stopping on one real server and a master failover.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use lvs_scenarios::judge::{at, RunOptions};
 use lvs_scenarios::observe::Observed;
-use lvs_scenarios::Scenario;
 use lvs_sim::client::{FailReason, Outcome};
 use lvs_sim::record::TraceEvent;
 use lvs_sim::scenario::{build, observe, run};
 
-fn load(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
-}
+mod common;
 
 #[test]
 fn dr_udp_answers_fail_only_between_service_stop_and_removal_and_stick_per_port() {
-    let s = load("udp/udp-dr-failover.toml");
+    let s = common::scenario("udp/udp-dr-failover.toml");
     let report = run(&s, &RunOptions::default()).unwrap();
     let failed: Vec<_> = report.failures().collect();
     assert!(failed.is_empty(), "{failed:#?}");

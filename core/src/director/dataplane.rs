@@ -56,10 +56,10 @@ pub enum Handled {
 pub fn packet_info(frame: &[u8]) -> Option<PacketInfo> {
     let f = wire::flow::flow(frame)?;
     Some(PacketInfo {
-        proto: if f.protocol == ip_proto::TCP {
-            Protocol::Tcp
-        } else {
-            Protocol::Udp
+        proto: match f.protocol {
+            ip_proto::TCP => Protocol::Tcp,
+            ip_proto::SCTP => Protocol::Sctp,
+            _ => Protocol::Udp,
         },
         src: f.src,
         sport: f.sport,
@@ -75,6 +75,7 @@ pub fn packet_info(frame: &[u8]) -> Option<PacketInfo> {
         } else {
             TcpFlags::default()
         },
+        sctp: f.sctp,
         fwmark: 0,
         len: f.ip_len,
     })

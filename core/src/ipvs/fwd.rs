@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::sctp::{self, SctpRepr};
 use crate::wire::tcp::{self, TcpRepr};
 use crate::wire::tunnel::{self, EncapRepr};
 use crate::wire::udp::{self, UdpRepr};
@@ -29,8 +30,8 @@ pub enum FwdError {
     /// NAT and TUN handle IPv4 only.
     #[error("only IPv4 is supported by this method")]
     NotIpv4,
-    /// NAT needs a whole TCP or UDP header (not a fragment, not another protocol).
-    #[error("NAT needs an unfragmented TCP or UDP packet")]
+    /// NAT needs a whole TCP, UDP or SCTP header (not a fragment, not another protocol).
+    #[error("NAT needs an unfragmented TCP, UDP or SCTP packet")]
     NotTcpUdp,
     /// IPv4 extension headers (AH) cannot be rewritten.
     #[error("IPv4 authentication header present")]
@@ -97,7 +98,7 @@ struct Parsed {
     total: usize,
     /// The IPv4 header.
     ip: Ipv4Repr,
-    /// TCP or UDP, when the packet is not a fragment and carries one.
+    /// TCP, UDP or SCTP, when the packet is not a fragment and carries one.
     transport: Option<u8>,
 }
 
@@ -115,6 +116,9 @@ fn parse(frame: &[u8]) -> Result<Parsed, FwdError> {
         _ if ip.is_fragment() => None,
         ip_proto::TCP => TcpRepr::parse(l4).map(|_| Some(proto)).map_err(malformed)?,
         ip_proto::UDP => UdpRepr::parse(l4).map(|_| Some(proto)).map_err(malformed)?,
+        ip_proto::SCTP => SctpRepr::parse(l4)
+            .map(|_| Some(proto))
+            .map_err(malformed)?,
         _ => None,
     };
     let hlen = ipv4::header_len(payload);
@@ -161,6 +165,7 @@ fn nat(
         Rewrite::Dst(to) => (16, 2, to),
         Rewrite::Src(to) => (12, 0, to),
     };
+    let port_moves = be16(ip, p.hlen + port_at) != to.port();
     ip[addr_at..addr_at + 4].copy_from_slice(&to.ip().octets());
     ip[p.hlen + port_at..p.hlen + port_at + 2].copy_from_slice(&to.port().to_be_bytes());
     ipv4::fill_checksum(ip);
@@ -169,6 +174,12 @@ fn nat(
     let l4 = &mut ip[p.hlen..];
     if proto == ip_proto::TCP {
         tcp::fill_checksum(l4, src, dst);
+    } else if proto == ip_proto::SCTP {
+        // sctp_dnat_handler / sctp_snat_handler: the CRC32c covers no address, so it is
+        // recomputed only when the port changes (a received sum that was wrong stays so).
+        if port_moves {
+            sctp::fill_checksum(l4);
+        }
     } else {
         let end = match usize::from(be16(l4, 4)) {
             0 => l4.len(),
@@ -453,6 +464,87 @@ mod tests {
             };
             assert_eq!(sp, 80);
         }
+    }
+
+    /// An Ethernet IPv4 SCTP frame carrying one DATA chunk, with a right CRC32c.
+    fn sctp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), macs: ([u8; 6], [u8; 6])) -> Vec<u8> {
+        let c = sctp::ChunkRepr {
+            kind: sctp::chunk::DATA,
+            flags: 3,
+            value_len: 13,
+        };
+        let h = SctpRepr {
+            src_port: src.1,
+            dst_port: dst.1,
+            verification_tag: 0x1234_5678,
+            chunks_len: c.buffer_len(),
+        };
+        let mut packet = vec![0x5a; h.buffer_len()];
+        c.emit(&mut packet[sctp::HEADER_LEN..]).unwrap();
+        h.emit(&mut packet).unwrap();
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(macs.0, macs.1)
+            .ipv4(src.0, dst.0, 64)
+            .write(&mut v, etherparse::IpNumber(ip_proto::SCTP), &packet)
+            .unwrap();
+        v
+    }
+
+    #[test]
+    fn sctp_nat_rewrites_ports_and_recomputes_the_crc32c() {
+        let f = sctp_frame(
+            ([192, 0, 2, 7], 40001),
+            ([10, 0, 0, 1], 9),
+            (CLIENT_MAC, DIR_MAC),
+        );
+        let rs: SocketAddrV4 = "10.0.0.11:9900".parse().unwrap();
+        let inb = nat_in(&f, rs, DIR_MAC, RS_MAC).unwrap();
+        // What the real server would have received had the client sent to it directly.
+        let want = sctp_frame(
+            ([192, 0, 2, 7], 40001),
+            ([10, 0, 0, 11], 9900),
+            (DIR_MAC, RS_MAC),
+        );
+        let mut want_ip = want.clone();
+        want_ip[22] -= 1;
+        crate::wire::ipv4::fill_checksum(&mut want_ip[14..]);
+        assert_eq!(inb, want_ip);
+        sctp::verify_checksum(&inb[34..]).unwrap();
+        // The reply leaves from VIP:vport, its sum right again.
+        let reply = sctp_frame(
+            ([10, 0, 0, 11], 9900),
+            ([192, 0, 2, 7], 40001),
+            (RS_MAC, DIR_MAC),
+        );
+        let out = nat_out(&reply, "10.0.0.1:9".parse().unwrap(), DIR_MAC, CLIENT_MAC).unwrap();
+        assert_eq!(
+            out,
+            sctp_frame(
+                ([10, 0, 0, 1], 9),
+                ([192, 0, 2, 7], 40001),
+                (DIR_MAC, CLIENT_MAC)
+            )
+        );
+        // Same port: only the address moves, and the sum (which covers no address) is left
+        // as it came, a wrong one included, as the kernel leaves it.
+        let mut bad = f.clone();
+        bad[34 + 8] ^= 0xff;
+        let same: SocketAddrV4 = "10.0.0.11:9".parse().unwrap();
+        let inb = nat_in(&bad, same, DIR_MAC, RS_MAC).unwrap();
+        assert_eq!(inb[34 + 8..34 + 12], bad[34 + 8..34 + 12]);
+        assert!(sctp::verify_checksum(&inb[34..]).is_err());
+        let inb = nat_in(&f, same, DIR_MAC, RS_MAC).unwrap();
+        sctp::verify_checksum(&inb[34..]).unwrap();
+        // A common header cut short is malformed.
+        let mut short = f.clone();
+        short.truncate(34 + 11);
+        let n = short.len() - 14;
+        short[16..18].copy_from_slice(&(n as u16).to_be_bytes());
+        crate::wire::ipv4::fill_checksum(&mut short[14..]);
+        assert!(matches!(
+            nat_in(&short, rs, DIR_MAC, RS_MAC),
+            Err(FwdError::Malformed(_))
+        ));
     }
 
     #[test]

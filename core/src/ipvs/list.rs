@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::conn::{Conn, TcpState};
+use super::conn::{Conn, SctpState, TcpState};
 use super::service::{Dest, Service};
 use super::stats::{IpvsStats, Rates};
 use super::table::{ConnInfo, EstimatorKey, Ipvs};
@@ -256,7 +256,7 @@ fn proto_name(proto: u8) -> String {
     }
 }
 
-/// `ip_vs_state_name`: a template's NONE / ASSURED, TCP's state, UDP's one state.
+/// `ip_vs_state_name`: a template's NONE / ASSURED, TCP's and SCTP's states, UDP's one state.
 fn state_name(c: &Conn) -> &'static str {
     if c.template {
         return match c.state {
@@ -268,6 +268,7 @@ fn state_name(c: &Conn) -> &'static str {
     match c.key.proto {
         6 => TcpState::from_u8(c.state).map_or("ERR!", TcpState::name),
         17 => "UDP",
+        132 => SctpState::from_u8(c.state).map_or("ERR!", SctpState::name),
         0 => "NONE",
         _ => "ERR!",
     }
@@ -475,6 +476,7 @@ TCP  223.202.22.118:80                   7  123456K        0   98765M     123T\n
                 syn: true,
                 ..Default::default()
             },
+            sctp: Default::default(),
             fwmark: 0,
             len: 60,
         }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::conn::{ConnId, ConnKey, TcpState};
+use super::conn::{ConnId, ConnKey, SctpState, TcpState};
 use super::table::{Ipvs, SyncedConn};
 use super::FwdMethod;
 use crate::time::Instant;
@@ -136,6 +136,23 @@ impl SyncSender {
                 return false;
             }
             if c.state != c.old_state && c.state != TcpState::Established as u8 {
+                return true;
+            }
+        } else if c.key.proto == 132 && !c.template {
+            let ok = matches!(
+                SctpState::from_u8(c.state),
+                Some(
+                    SctpState::Established
+                        | SctpState::ShutdownSent
+                        | SctpState::ShutdownReceived
+                        | SctpState::ShutdownAckSent
+                        | SctpState::Closed
+                )
+            );
+            if !ok {
+                return false;
+            }
+            if c.state != c.old_state && c.state != SctpState::Established as u8 {
                 return true;
             }
         }
@@ -346,7 +363,7 @@ fn states_of(protocol: u8) -> Option<usize> {
         6 => Some(super::conn::TCP_STATES),
         // IP_VS_UDP_S_LAST, IP_VS_SCTP_S_LAST; AH and ESP have one state.
         17 => Some(1),
-        132 => Some(14),
+        132 => Some(super::conn::SCTP_STATES),
         50 | 51 => Some(1),
         _ => None,
     }
@@ -514,6 +531,7 @@ mod tests {
             dst: "10.0.0.1".parse().unwrap(),
             dport: 80,
             tcp,
+            sctp: Default::default(),
             fwmark: 0,
             len: 40,
         };

@@ -1,20 +1,22 @@
-//! The data plane's reader: a frame's addresses, protocol, ports and TCP flags.
+//! The data plane's reader: a frame's addresses, protocol, ports and TCP flags (SCTP: the
+//! chunk types IPVS reads).
 //!
 //! Ethernet II IPv4 frames, nearly all of them, are read by direct byte reads
 //! ([`ipv4::read_frame`]);
 //! the rest (VLAN tags, IPv6, IPsec AH) through the layers' `Repr` parsers. Both give the
 //! answer etherparse 0.16's `SlicedPacket::from_ethernet` gives, `None` included: the tests
-//! hold them to it.
+//! hold them to it. SCTP, which etherparse slices only to the IP payload, is read from that
+//! payload: the ports of its common header and [`sctp::chunk_types`].
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::ethernet::{self, ethertype};
-use super::{be16, ip_proto, ipv4, ipv6, tcp, udp};
+use super::{be16, ip_proto, ipv4, ipv6, sctp, tcp, udp};
 
-/// What IPVS reads of a TCP or UDP packet.
+/// What IPVS reads of a TCP, UDP or SCTP packet.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Flow {
-    /// [`ip_proto::TCP`] or [`ip_proto::UDP`].
+    /// [`ip_proto::TCP`], [`ip_proto::UDP`] or [`ip_proto::SCTP`].
     pub protocol: u8,
     /// Source address.
     pub src: IpAddr,
@@ -24,14 +26,17 @@ pub struct Flow {
     pub dst: IpAddr,
     /// Destination port.
     pub dport: u16,
-    /// TCP flags byte (0 for UDP).
+    /// TCP flags byte (0 for UDP and SCTP).
     pub tcp_flags: tcp::TcpFlags,
+    /// SCTP: the chunk types IPVS reads (zero for TCP and UDP).
+    pub sctp: sctp::ChunkTypes,
     /// The IP packet's length from its header on (IPv4 total length, IPv6 40 + payload
     /// length): what the kernel's `skb->len` is at IPVS's hooks, Ethernet padding excluded.
     pub ip_len: u32,
 }
 
-/// The [`Flow`] of a frame; `None` when it has no TCP or UDP header etherparse would read.
+/// The [`Flow`] of a frame; `None` when it has no TCP or UDP header etherparse would read,
+/// nor an SCTP common header and first chunk header.
 #[inline]
 pub fn flow(frame: &[u8]) -> Option<Flow> {
     match flow_fast(frame) {
@@ -63,9 +68,11 @@ fn flow_fast(frame: &[u8]) -> Option<Option<Flow>> {
     ))
 }
 
-/// The ports (and TCP flags) of a TCP or UDP header, with etherparse's checks.
+/// The ports (and TCP flags) of a TCP or UDP header, with etherparse's checks; the ports and
+/// chunk types of an SCTP packet.
 #[inline(always)]
 fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8], ip_len: u32) -> Option<Flow> {
+    let mut chunks = sctp::ChunkTypes::default();
     let tcp_flags = match protocol {
         ip_proto::TCP => {
             let th = l4.get(..tcp::HEADER_LEN)?;
@@ -83,6 +90,10 @@ fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8], ip_len: u32) -> 
             }
             tcp::TcpFlags(0)
         }
+        ip_proto::SCTP => {
+            chunks = sctp::chunk_types(l4)?;
+            tcp::TcpFlags(0)
+        }
         // ICMP or another protocol: no ports.
         _ => return None,
     };
@@ -93,6 +104,7 @@ fn transport(protocol: u8, src: IpAddr, dst: IpAddr, l4: &[u8], ip_len: u32) -> 
         dst,
         dport: be16(l4, 2),
         tcp_flags,
+        sctp: chunks,
         ip_len,
     })
 }

@@ -10,7 +10,7 @@
 //!
 //! Layers: [`ethernet`] (with 802.1Q tags), [`arp`], [`ipv4`], [`ipv6`] (with its extension
 //! headers), [`icmpv6`] (the neighbour advertisement VRRP sends), [`udp`], [`tcp`],
-//! [`vrrp`] (v2 / v3), [`tunnel`] (IPIP / GUE / GRE), [`ipvs_sync`] (the IPVS sync daemon's
+//! [`sctp`] (common header, chunks, CRC32c), [`vrrp`] (v2 / v3), [`tunnel`] (IPIP / GUE / GRE), [`ipvs_sync`] (the IPVS sync daemon's
 //! message).
 
 pub mod arp;
@@ -21,6 +21,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ipvs_sync;
+pub mod sctp;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;
@@ -54,6 +55,8 @@ pub mod ip_proto {
     pub const IPV6_DEST_OPTS: u8 = 60;
     /// VRRP.
     pub const VRRP: u8 = 112;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
 }
 
 /// Why bytes are not the header they should be.
@@ -96,6 +99,16 @@ pub enum WireError {
         got: u16,
         /// Computed.
         expected: u16,
+    },
+    /// A 32-bit CRC (SCTP's CRC32c) does not verify.
+    #[error("bad {layer} checksum {got:#010x}, expected {expected:#010x}")]
+    Crc {
+        /// Which layer.
+        layer: &'static str,
+        /// Carried.
+        got: u32,
+        /// Computed.
+        expected: u32,
     },
     /// The caller's buffer or a length field cannot hold what is to be emitted.
     #[error("{layer} too large to emit")]

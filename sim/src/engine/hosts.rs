@@ -86,6 +86,8 @@ impl Sim {
                         s.on_segment(now, &seg, &mut h.stack, &mut self.fx);
                     } else if let Ok(d) = packet::parse_udp(f) {
                         s.on_datagram(now, &d, &f[packet::ETH_HDR..], &mut h.stack, &mut self.fx);
+                    } else if let Ok(p) = crate::sctp::parse_sctp(f) {
+                        s.on_sctp(now, &p, &mut h.stack, &mut self.fx);
                     }
                 }
             }
@@ -97,6 +99,8 @@ impl Sim {
                         c.on_datagram(now, &d, &mut self.fx, &mut self.reqs);
                     } else if let Some(q) = packet::parse_port_unreachable(&frame) {
                         c.on_port_unreachable(now, q, &mut self.fx, &mut self.reqs);
+                    } else if let Ok(p) = crate::sctp::parse_sctp(&frame) {
+                        c.on_sctp(now, &p, &mut h.stack, &mut self.fx, &mut self.reqs);
                     }
                 }
             }

@@ -35,6 +35,15 @@ pub fn load(name: &str) -> Scenario {
     }
 }
 
+/// Loads `scenarios/REL` (such as `udp/udp-dr-failover.toml`), failing the test with the
+/// scenario error's text.
+pub fn scenario(rel: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(rel);
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 /// Verdicts about VRRP: who is MASTER, who holds the VIPs, how fast they move, and safety.
 /// These need no IPVS data plane.
 pub fn is_vrrp_verdict(v: &Verdict) -> bool {

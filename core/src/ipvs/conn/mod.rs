@@ -1,7 +1,9 @@
-//! Connection table: the kernel's TCP state tables, timeouts and persistence templates.
+//! Connection table: the kernel's TCP and SCTP state tables, timeouts and persistence
+//! templates.
 //!
 //! Reference: Linux 6.1 `ip_vs_conn.c` (table, expiry, templates) and
-//! `ip_vs_proto_tcp.c` / `ip_vs_proto_udp.c` (state tables, timeouts).
+//! `ip_vs_proto_tcp.c` / `ip_vs_proto_udp.c` / `ip_vs_proto_sctp.c` (state tables,
+//! timeouts).
 //!
 //! Layout: like the kernel, entries are chained in buckets hashed on the
 //! client side only (protocol, client address, client port), so that one
@@ -12,9 +14,12 @@
 //! lazily: a deadline moving later costs nothing until its bucket comes up.
 //! No iteration order of this table depends on a hash: listings are sorted.
 //!
-//! Files: `state` (TCP state tables, timeouts), `slab` (the per-family slab and hash
+//! Files: `dir` (packet directions), `state` (TCP state tables, timeouts), `sctp` (the SCTP states, chunk events and
+//! table), `slab` (the per-family slab and hash
 //! index), `wheel` (the expiry buckets); this one is the table over them.
 
+mod dir;
+mod sctp;
 mod slab;
 mod state;
 #[cfg(test)]
@@ -27,9 +32,11 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+pub use dir::{Direction, TableDir};
+pub use sctp::{sctp_next_state, SctpEvent, SctpState, SCTP_STATES, SCTP_TIMEOUTS};
 pub use slab::{flags, ConnError};
 use slab::{prefetch, Addr, Entry, Store, NIL, TEMPLATE_PROTO, V6, V6_BIT};
-pub use state::{tcp_next_state, Direction, TableDir, TcpFlags, TcpState, Timeouts, TCP_STATES};
+pub use state::{tcp_next_state, TcpFlags, TcpState, Timeouts, TCP_STATES};
 use wheel::{sec_of, Bucket, Wheel, TICK_NS};
 
 /// Opaque handle of a destination binding, managed by [`super::table::Ipvs`].
@@ -425,6 +432,49 @@ impl ConnTable {
         secure: bool,
         timeouts: &Timeouts,
     ) -> Option<(TcpState, TcpState, Option<bool>)> {
+        let (old, new, moved) = self.step(id, now, dir, |state, dir| {
+            let old = TcpState::from_u8(state).unwrap_or(TcpState::None);
+            let new = tcp_next_state(old, dir, tcp, secure);
+            let active = new == TcpState::Established;
+            (new as u8, active, timeouts.tcp[new as usize])
+        })?;
+        let old = TcpState::from_u8(old).unwrap_or(TcpState::None);
+        Some((old, TcpState::from_u8(new)?, moved))
+    }
+
+    /// Apply an SCTP packet whose chunks make `event` to a connection's state
+    /// (`set_sctp_state`) and restart its timer with the new state's timeout; returns as
+    /// [`ConnTable::tcp_segment`] does (ESTABLISHED is the one active state).
+    pub fn sctp_chunk(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        dir: Direction,
+        event: SctpEvent,
+        timeouts: &Timeouts,
+    ) -> Option<(SctpState, SctpState, Option<bool>)> {
+        let (old, new, moved) = self.step(id, now, dir, |state, dir| {
+            let old = SctpState::from_u8(state).unwrap_or(SctpState::None);
+            let new = sctp_next_state(old, dir, event);
+            let active = new == SctpState::Established;
+            (new as u8, active, timeouts.sctp[new as usize])
+        })?;
+        let old = SctpState::from_u8(old).unwrap_or(SctpState::None);
+        Some((old, SctpState::from_u8(new)?, moved))
+    }
+
+    /// One state transition as `set_tcp_state` and `set_sctp_state` share it: the
+    /// direction turns INPUT-ONLY while no output was seen (and the first output packet
+    /// clears NOOUTPUT), `next` gives the new state, whether it is active and its timeout
+    /// from the old state and that direction, and a change of state on a connection with
+    /// a destination moves it between active and inactive.
+    fn step(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        dir: Direction,
+        next: impl FnOnce(u8, TableDir) -> (u8, bool, u32),
+    ) -> Option<(u8, u8, Option<bool>)> {
         let (old, new, moved, timeout) = with_store!(self, id.0, |s, i| {
             let e = s
                 .slab
@@ -441,21 +491,21 @@ impl ConnTable {
                     dir = TableDir::InputOnly;
                 }
             }
-            let old = TcpState::from_u8(e.state).unwrap_or(TcpState::None);
-            let new = tcp_next_state(old, dir, tcp, secure);
+            let old = e.state;
+            let (new, active, timeout) = next(old, dir);
             let mut moved = None;
             if new != old && e.dest != NO_DEST {
                 let inactive = e.flags & flags::INACTIVE != 0;
-                if !inactive && new != TcpState::Established {
+                if !inactive && !active {
                     e.flags |= flags::INACTIVE;
                     moved = Some(false);
-                } else if inactive && new == TcpState::Established {
+                } else if inactive && active {
                     e.flags &= !flags::INACTIVE;
                     moved = Some(true);
                 }
             }
-            e.state = new as u8;
-            (old, new, moved, timeouts.tcp[new as usize])
+            e.state = new;
+            (old, new, moved, timeout)
         });
         self.set_timeout(id, now, timeout);
         Some((old, new, moved))

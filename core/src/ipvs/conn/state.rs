@@ -1,6 +1,7 @@
-//! The kernel's TCP state tables (`tcp_states`, `tcp_states_dos`) and per-state timeouts.
+//! The kernel's TCP state tables (`tcp_states`, `tcp_states_dos`) and the per-state
+//! timeouts of every protocol.
 //!
-//! Reference: Linux 6.1 `ip_vs_proto_tcp.c` / `ip_vs_proto_udp.c`.
+//! Reference: Linux 6.1 `ip_vs_proto_tcp.c` / `ip_vs_proto_udp.c` / `ip_vs_proto_sctp.c`.
 
 /// The kernel's TCP connection states (`IP_VS_TCP_S_*`), in table order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -70,15 +71,6 @@ impl TcpState {
     }
 }
 
-/// Which way a packet travels relative to the connection (`IP_VS_DIR_*`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Direction {
-    /// Client to virtual service.
-    Input,
-    /// Real server back through the director (NAT only).
-    Output,
-}
-
 /// The TCP header bits the state machine reads.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TcpFlags {
@@ -145,6 +137,7 @@ impl TcpFlags {
     }
 }
 
+use super::dir::TableDir;
 use TcpState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
     SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
@@ -190,17 +183,6 @@ const TCP_STATES_SECURE: [StateRow; 12] = [
     [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
 ];
 
-/// Which half of the state table a packet uses (`TCP_DIR_*` offsets / 4).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum TableDir {
-    /// Input packet on a connection whose replies pass the director (NAT).
-    Input,
-    /// Reply packet seen by the director (NAT).
-    Output,
-    /// Input packet on a connection whose replies bypass the director (DR, TUN).
-    InputOnly,
-}
-
 /// The next TCP state (`set_tcp_state`), for the normal or the `secure_tcp` table.
 /// A segment without SYN/FIN/ACK/RST moves the connection to CLOSE, as the kernel does.
 pub fn tcp_next_state(state: TcpState, dir: TableDir, flags: TcpFlags, secure: bool) -> TcpState {
@@ -220,15 +202,16 @@ pub fn tcp_next_state(state: TcpState, dir: TableDir, flags: TcpFlags, secure: b
     table[off + row][state as usize]
 }
 
-/// Per-state timeouts in seconds (`tcp_timeouts`, `udp_timeouts`), changed by `ipvsadm --set`.
+/// Per-state timeouts in seconds (`tcp_timeouts`, `udp_timeouts`, `sctp_timeouts`); `ipvsadm
+/// --set` changes the TCP and UDP ones.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Timeouts {
     /// TCP, indexed by [`TcpState`] number.
     pub tcp: [u32; TCP_STATES],
     /// UDP (`IP_VS_UDP_S_NORMAL`).
     pub udp: u32,
-    /// Other protocols (SCTP is kept as a single-state protocol here).
-    pub other: u32,
+    /// SCTP, indexed by [`super::SctpState`] number.
+    pub sctp: [u32; super::SCTP_STATES],
 }
 
 impl Default for Timeouts {
@@ -237,7 +220,7 @@ impl Default for Timeouts {
             // NONE, ES, SYN_SENT, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, SYNACK
             tcp: [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120],
             udp: 300,
-            other: 300,
+            sctp: super::SCTP_TIMEOUTS,
         }
     }
 }
@@ -265,12 +248,13 @@ impl Timeouts {
         )
     }
 
-    /// Timeout of a connection of protocol `proto` in `state`.
+    /// Timeout of a connection of protocol `proto` in `state` (a state past the table's
+    /// is the kernel's `[IP_VS_*_S_LAST]` entry, 2 s); any other protocol has UDP's.
     pub fn for_state(&self, proto: u8, state: u8) -> u32 {
         match proto {
             6 => self.tcp.get(usize::from(state)).copied().unwrap_or(2),
-            17 => self.udp,
-            _ => self.other,
+            132 => self.sctp.get(usize::from(state)).copied().unwrap_or(2),
+            _ => self.udp,
         }
     }
 }

@@ -14,6 +14,8 @@
 mod control;
 mod packet;
 #[cfg(test)]
+mod sctp_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ use super::service::{Dest, Service};
 use super::stats::{Estimator, IpvsStats, Rates, ESTIMATOR_PERIOD_NS};
 use super::{FwdMethod, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
+use crate::wire::sctp::ChunkTypes;
 
 /// The sysctls under `net.ipv4.vs` this model honours.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -41,8 +44,12 @@ pub struct IpvsOptions {
     pub secure_tcp: bool,
     /// `sloppy_tcp`: schedule a new connection on any TCP packet, not only SYN.
     pub sloppy_tcp: bool,
+    /// `sloppy_sctp`: schedule a new connection on any SCTP packet but an ABORT, not only
+    /// on an INIT.
+    pub sloppy_sctp: bool,
     /// `conn_reuse_mode` (default 1): a SYN on an uncontrolled connection in
-    /// TIME_WAIT or CLOSE (bit 2: also FIN_WAIT without output) is scheduled anew.
+    /// TIME_WAIT or CLOSE (bit 2: also FIN_WAIT without output), or an SCTP INIT on one in
+    /// CLOSED, is scheduled anew.
     pub conn_reuse_mode: u8,
 }
 
@@ -53,6 +60,7 @@ impl Default for IpvsOptions {
             expire_quiescent_template: false,
             secure_tcp: false,
             sloppy_tcp: false,
+            sloppy_sctp: false,
             conn_reuse_mode: 1,
         }
     }
@@ -73,6 +81,8 @@ pub struct PacketInfo {
     pub dport: u16,
     /// TCP flags (ignored for UDP/SCTP).
     pub tcp: TcpFlags,
+    /// SCTP: the chunk types IPVS reads (ignored for TCP/UDP).
+    pub sctp: ChunkTypes,
     /// Netfilter mark (0 = none).
     pub fwmark: u32,
     /// The IP packet's length (`skb->len`: IP header to the end of the payload), what the

@@ -5,12 +5,13 @@ use std::net::IpAddr;
 
 use super::{mask_addr, DropReason, Forward, Ipvs, PacketInfo, Verdict};
 use crate::ipvs::conn::{
-    flags, Conn, ConnError, ConnId, ConnKey, DestId, Direction, NewConn, TcpFlags, TcpState,
-    NO_DEST,
+    flags, Conn, ConnError, ConnId, ConnKey, DestId, Direction, NewConn, SctpEvent, SctpState,
+    TcpState, NO_DEST,
 };
 use crate::ipvs::service::SchedPacket;
 use crate::ipvs::{FwdMethod, Protocol, ServiceKey, SockAddr};
 use crate::time::Instant;
+use crate::wire::sctp::chunk;
 
 impl Ipvs {
     /// `ip_vs_service_find`: fwmark first, then address:port, then a port-zero service.
@@ -81,6 +82,13 @@ impl Ipvs {
                 {
                     return Verdict::Pass;
                 }
+                // sctp_conn_schedule: an INIT (any chunk but an ABORT when sloppy) makes one.
+                if pkt.proto == Protocol::Sctp
+                    && (pkt.sctp.first == chunk::ABORT
+                        || !(pkt.sctp.first == chunk::INIT || self.opts.sloppy_sctp))
+                {
+                    return Verdict::Pass;
+                }
                 let Some(skey) = self.find_service(pkt) else {
                     return Verdict::Pass;
                 };
@@ -93,7 +101,7 @@ impl Ipvs {
         // ip_vs_in_stats, before the state transition as in ip_vs_in_hook.
         let dest_id = self.conns.dest(id).unwrap_or(NO_DEST);
         self.count_traffic(dest_id, |s| s.count_in(pkt.len));
-        self.transition(id, now, Direction::Input, pkt.proto, pkt.tcp);
+        self.transition(id, now, Direction::Input, pkt);
         let in_pkts = self.conns.count_in_packet(id);
         let slot = self
             .slots
@@ -117,14 +125,27 @@ impl Ipvs {
         }
     }
 
-    /// `conn_reuse_mode && is_new_conn`: a TCP SYN (the kernel keeps no conntrack here).
+    /// `conn_reuse_mode && is_new_conn`: a TCP SYN or an SCTP INIT (the kernel keeps no
+    /// conntrack here).
     fn is_new_conn_on_old(&self, pkt: &PacketInfo) -> bool {
-        self.opts.conn_reuse_mode != 0 && pkt.proto == Protocol::Tcp && pkt.tcp.syn
+        self.opts.conn_reuse_mode != 0
+            && match pkt.proto {
+                Protocol::Tcp => pkt.tcp.syn,
+                Protocol::Sctp => pkt.sctp.first == chunk::INIT,
+                Protocol::Udp => false,
+            }
     }
 
-    /// `is_new_conn_expected`.
+    /// `is_new_conn_expected`: TCP in TIME_WAIT or CLOSE (FIN_WAIT without output with
+    /// bit 2), SCTP in CLOSED.
     fn new_conn_expected(&self, c: &Conn) -> bool {
-        if c.control.is_some() || c.key.proto != 6 {
+        if c.control.is_some() {
+            return false;
+        }
+        if c.key.proto == 132 {
+            return c.state == SctpState::Closed as u8;
+        }
+        if c.key.proto != 6 {
             return false;
         }
         let st = c.state;
@@ -162,34 +183,35 @@ impl Ipvs {
         };
         // handle_response: ip_vs_out_stats, then the state transition.
         self.count_traffic(c.dest, |s| s.count_out(pkt.len));
-        self.transition(c.id, now, Direction::Output, pkt.proto, pkt.tcp);
+        self.transition(c.id, now, Direction::Output, pkt);
         Verdict::Reply {
             conn: c.id,
             vaddr: SockAddr(c.key.vaddr, c.key.vport),
         }
     }
 
-    fn transition(
-        &mut self,
-        id: ConnId,
-        now: Instant,
-        dir: Direction,
-        proto: Protocol,
-        tcp: TcpFlags,
-    ) {
-        match proto {
-            Protocol::Tcp => {
-                let r =
-                    self.conns
-                        .tcp_segment(id, now, dir, tcp, self.opts.secure_tcp, &self.timeouts);
-                if let Some((_, _, Some(active))) = r {
-                    if let Some(dest) = self.conns.dest(id) {
-                        self.move_activity(dest, active);
-                    }
-                }
+    /// The protocol's `state_transition` for `pkt` on connection `id`.
+    fn transition(&mut self, id: ConnId, now: Instant, dir: Direction, pkt: &PacketInfo) {
+        let moved = match pkt.proto {
+            Protocol::Tcp => self
+                .conns
+                .tcp_segment(id, now, dir, pkt.tcp, self.opts.secure_tcp, &self.timeouts)
+                .and_then(|r| r.2),
+            Protocol::Sctp => {
+                let event = SctpEvent::of_chunk(pkt.sctp.state);
+                self.conns
+                    .sctp_chunk(id, now, dir, event, &self.timeouts)
+                    .and_then(|r| r.2)
             }
-            Protocol::Udp => self.conns.set_timeout(id, now, self.timeouts.udp),
-            Protocol::Sctp => self.conns.set_timeout(id, now, self.timeouts.other),
+            Protocol::Udp => {
+                self.conns.set_timeout(id, now, self.timeouts.udp);
+                None
+            }
+        };
+        if let Some(active) = moved {
+            if let Some(dest) = self.conns.dest(id) {
+                self.move_activity(dest, active);
+            }
         }
     }
 

@@ -47,6 +47,7 @@ fn pkt(client: &str, sport: u16, tcp: TcpFlags) -> PacketInfo {
         dst: VIP.parse().unwrap(),
         dport: 80,
         tcp,
+        sctp: Default::default(),
         fwmark: 0,
         len: 40,
     }
@@ -307,6 +308,7 @@ fn nat_replies_follow_the_connection_not_the_service_list() {
         dst: "192.0.2.7".parse().unwrap(),
         dport: 5,
         tcp: TcpFlags::SYN_ACK,
+        sctp: Default::default(),
         fwmark: 0,
         len: 40,
     };
@@ -332,6 +334,7 @@ fn nat_reply_is_matched_and_moves_state() {
         dst: "192.0.2.7".parse().unwrap(),
         dport: 5,
         tcp: TcpFlags::SYN_ACK,
+        sctp: Default::default(),
         fwmark: 0,
         len: 40,
     };
@@ -370,6 +373,7 @@ fn traffic_counts_in_and_out_per_destination_and_service() {
         dst: "192.0.2.7".parse().unwrap(),
         dport: 5,
         tcp: TcpFlags::SYN_ACK,
+        sctp: Default::default(),
         fwmark: 0,
         len: 60,
     };

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 fn flow_etherparse(frame: &[u8]) -> Option<Flow> {
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
     let p = SlicedPacket::from_ethernet(frame).ok()?;
-    let (src, dst, ip_len) = match p.net? {
+    let (src, dst, ip_len) = match p.net.as_ref()? {
         NetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
             IpAddr::V4(ip.header().destination_addr()),
@@ -16,9 +16,12 @@ fn flow_etherparse(frame: &[u8]) -> Option<Flow> {
         NetSlice::Ipv6(ip) => (
             IpAddr::V6(ip.header().source_addr()),
             IpAddr::V6(ip.header().destination_addr()),
-            40 + ip.payload().payload.len() as u32 + ext_len(&ip),
+            40 + ip.payload().payload.len() as u32 + ext_len(ip),
         ),
     };
+    if p.transport.is_none() {
+        return sctp_reference(&p, src, dst, ip_len);
+    }
     let (protocol, sport, dport, tcp_flags) = match p.transport? {
         TransportSlice::Tcp(t) => (
             ip_proto::TCP,
@@ -41,6 +44,36 @@ fn flow_etherparse(frame: &[u8]) -> Option<Flow> {
         dst,
         dport,
         tcp_flags,
+        sctp: sctp::ChunkTypes::default(),
+        ip_len,
+    })
+}
+
+/// An SCTP packet as etherparse slices it, to its IP payload: the ports of the common header
+/// and the chunk types (`sctp::chunk_types`, held to the kernel's reading in `sctp`).
+fn sctp_reference(
+    p: &etherparse::SlicedPacket<'_>,
+    src: IpAddr,
+    dst: IpAddr,
+    ip_len: u32,
+) -> Option<Flow> {
+    let payload = match p.net.as_ref()? {
+        etherparse::NetSlice::Ipv4(ip) => ip.payload(),
+        etherparse::NetSlice::Ipv6(ip) => ip.payload(),
+    };
+    if payload.ip_number != etherparse::IpNumber(ip_proto::SCTP) || payload.fragmented {
+        return None;
+    }
+    let l4 = payload.payload;
+    let chunks = sctp::chunk_types(l4)?;
+    Some(Flow {
+        protocol: ip_proto::SCTP,
+        src,
+        sport: u16::from_be_bytes([l4[0], l4[1]]),
+        dst,
+        dport: u16::from_be_bytes([l4[2], l4[3]]),
+        tcp_flags: tcp::TcpFlags(0),
+        sctp: chunks,
         ip_len,
     })
 }
@@ -306,7 +339,106 @@ fn unusual_frames_read_like_etherparse() {
     assert_eq!(without_ah, flow(&tcp));
 }
 
+/// An Ethernet II + IPv4 (or IPv6) SCTP frame of `chunks` (type, value length) from
+/// etherparse's builder, the SCTP packet made by `sctp`'s Reprs.
+fn sctp_built(v6: bool, ports: (u16, u16), chunks: &[(u8, usize)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for &(kind, value_len) in chunks {
+        let c = sctp::ChunkRepr {
+            kind,
+            flags: 0,
+            value_len,
+        };
+        let at = body.len();
+        body.resize(at + c.buffer_len(), 0xee);
+        c.emit(&mut body[at..]).unwrap();
+    }
+    let h = sctp::SctpRepr {
+        src_port: ports.0,
+        dst_port: ports.1,
+        verification_tag: 9,
+        chunks_len: body.len(),
+    };
+    let mut packet = vec![0; h.buffer_len()];
+    packet[sctp::HEADER_LEN..].copy_from_slice(&body);
+    h.emit(&mut packet).unwrap();
+    let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]);
+    let mut frame = Vec::new();
+    let n = etherparse::IpNumber(ip_proto::SCTP);
+    if v6 {
+        b.ipv6([1; 16], [2; 16], 64).write(&mut frame, n, &packet)
+    } else {
+        b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .write(&mut frame, n, &packet)
+    }
+    .unwrap();
+    frame
+}
+
+#[test]
+fn sctp_frames_give_ports_and_chunk_types() {
+    use sctp::chunk;
+    let f = sctp_built(false, (40000, 9), &[(chunk::INIT, 16)]);
+    check(&f, true, true);
+    let r = flow(&f).unwrap();
+    assert_eq!(
+        (r.protocol, r.sport, r.dport, r.tcp_flags, r.ip_len),
+        (
+            ip_proto::SCTP,
+            40000,
+            9,
+            tcp::TcpFlags(0),
+            (f.len() - 14) as u32
+        )
+    );
+    assert_eq!(r.sctp, sctp::ChunkTypes::of(chunk::INIT));
+    // A COOKIE ECHO bundled before an ABORT moves the state as an ABORT.
+    let f = sctp_built(false, (1, 2), &[(chunk::COOKIE_ECHO, 7), (chunk::ABORT, 0)]);
+    check(&f, true, true);
+    let want = sctp::ChunkTypes {
+        first: chunk::COOKIE_ECHO,
+        state: chunk::ABORT,
+    };
+    assert_eq!(flow(&f).unwrap().sctp, want);
+    // The common header without a chunk header: no flow.
+    let mut short = sctp_built(false, (1, 2), &[(chunk::DATA, 0)]);
+    short.truncate(14 + 20 + 15);
+    set_total_len(&mut short, 20 + 15);
+    check(&short, false, true);
+    // IPv6 goes the slow way to the same reading.
+    let f = sctp_built(true, (40000, 9), &[(chunk::SHUTDOWN, 4)]);
+    check(&f, true, false);
+    assert_eq!(
+        flow(&f).unwrap().sctp,
+        sctp::ChunkTypes::of(chunk::SHUTDOWN)
+    );
+    // A fragment has no ports.
+    let mut frag = sctp_built(false, (1, 2), &[(chunk::INIT, 16)]);
+    frag[20] |= 0x20;
+    check(&frag, false, true);
+}
+
 proptest! {
+
+    /// Built SCTP frames of either family, damaged or not, read as etherparse slices them.
+    #[test]
+    fn sctp_frames_read_like_etherparse(
+        v6: bool, sport: u16, dport: u16,
+        chunks in proptest::collection::vec((0u8..16, 0usize..12), 1..4),
+        damage in proptest::collection::vec((0usize..80, any::<u8>(), 0u8..3), 0..4),
+        cut in proptest::option::of(0usize..120),
+    ) {
+        let mut f = sctp_built(v6, (sport, dport), &chunks);
+        if damage.is_empty() && cut.is_none() {
+            let r = flow(&f);
+            prop_assert_eq!(r.map(|r| (r.sport, r.dport, r.sctp.first)), Some((sport, dport, chunks[0].0)));
+        }
+        crate::fuzz::damage(&mut f, &damage);
+        if let Some(n) = cut {
+            f.truncate(n);
+        }
+        prop_assert_eq!(flow(&f), flow_etherparse(&f));
+    }
 
     /// Built IPv4 TCP and UDP frames are read by the fast path, as etherparse reads them.
     #[test]
@@ -355,7 +487,7 @@ proptest! {
     fn junk_reads_like_etherparse(
         mut junk in proptest::collection::vec(any::<u8>(), 0..120),
         shape in 0u8..4,
-        proto in prop_oneof![Just(6u8), Just(17), Just(51), any::<u8>()],
+        proto in prop_oneof![Just(6u8), Just(17), Just(51), Just(132), any::<u8>()],
     ) {
         if shape >= 1 && junk.len() >= 14 {
             junk[12..14].copy_from_slice(&[0x08, 0x00]);
