@@ -623,13 +623,13 @@ fn running(obs: &[Observation], host: &str) -> bool {
 fn summarize(s: &Scenario, run: &RunRecord, gaps: &[Gap]) -> Summary {
     let m = &run.requests;
     let moves = vip_moves(&run.observations);
-    let mut per_server = m.per_server.clone();
-    for h in &s.hosts {
-        if let Role::RealServer(_) = h.role {
-            per_server.entry(h.name.clone()).or_insert(0);
-        }
-    }
-    let total: u64 = per_server.values().sum();
+    // Every real server has a share, 0 for one that answered nothing.
+    let real_servers = s
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.role, Role::RealServer(_)))
+        .map(|h| h.name.as_str());
+    let shares = m.shares(real_servers);
     let answered = m.requests_ok > 0;
     Summary {
         failover: failover(&moves, m, run.end),
@@ -644,19 +644,15 @@ fn summarize(s: &Scenario, run: &RunRecord, gaps: &[Gap]) -> Summary {
         latency_p50: m.latency_quantile(0.5),
         latency_p99: m.latency_quantile(0.99),
         latency_max: answered.then(|| Duration::from_nanos(m.latency_max_ns)),
-        shares: per_server
-            .iter()
-            .map(|(name, n)| ServerShare {
-                server: name.clone(),
-                requests: *n,
-                share: if total == 0 {
-                    0.0
-                } else {
-                    *n as f64 / total as f64
-                },
+        jain_index: crate::observe::jain(shares.values().map(|(n, _)| *n as f64)),
+        shares: shares
+            .into_iter()
+            .map(|(server, (requests, share))| ServerShare {
+                server,
+                requests,
+                share,
             })
             .collect(),
-        jain_index: crate::observe::jain(per_server.values().map(|v| *v as f64)),
         events: run.events,
     }
 }
@@ -1072,10 +1068,10 @@ mod tests {
         let t = Instant::from_millis;
         requests.record_ok(v, "web1", t(29_000), t(29_030));
         // A real server's reset at 10 s is an outage, but no VIP moved around it.
-        requests.record_failed(v, "reset", false, t(10_000), t(10_001));
+        requests.record_failed(v, "reset", false, t(10_000));
         requests.record_ok(v, "web2", t(10_500), t(10_530));
         requests.record_ok(v, "web1", t(29_000), t(29_030));
-        requests.record_failed(v, "connect_timeout", false, t(29_900), t(32_900));
+        requests.record_failed(v, "connect_timeout", false, t(29_900));
         requests.record_ok(v, "web2", t(31_000), t(33_100));
         requests.requests_sent = 7;
         let run = RunRecord {

@@ -300,17 +300,11 @@ impl Metrics {
         }
     }
 
-    /// Account a request to `target` sent at `started` that failed at `finished` for
-    /// `reason`; `broken` when its connection had been established.
+    /// Account a request to `target` sent at `started` that failed for `reason`; `broken`
+    /// when its connection had been established. (An outage runs from the first failed
+    /// request's send to the next answer, so when it failed does not matter.)
     #[inline]
-    pub fn record_failed(
-        &mut self,
-        target: IpAddr,
-        reason: &str,
-        broken: bool,
-        started: Instant,
-        _finished: Instant,
-    ) {
+    pub fn record_failed(&mut self, target: IpAddr, reason: &str, broken: bool, started: Instant) {
         self.requests_failed += 1;
         if broken {
             self.connections_broken += 1;
@@ -366,20 +360,26 @@ impl Metrics {
         jain(self.per_server.values().map(|v| *v as f64))
     }
 
-    /// Share of responses per server, 0..=1.
-    pub fn shares(&self) -> BTreeMap<String, f64> {
-        let total: u64 = self.per_server.values().sum();
-        self.per_server
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if total == 0 {
-                        0.0
-                    } else {
-                        *v as f64 / total as f64
-                    },
-                )
+    /// Answers and share of all answers (0..=1) per server: every server that answered,
+    /// and each of `also` (servers that may have answered nothing) with what it has.
+    pub fn shares<'a>(
+        &self,
+        also: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, (u64, f64)> {
+        let mut counts = self.per_server.clone();
+        for name in also {
+            counts.entry(name.to_string()).or_insert(0);
+        }
+        let total: u64 = counts.values().sum();
+        counts
+            .into_iter()
+            .map(|(k, n)| {
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    n as f64 / total as f64
+                };
+                (k, (n, share))
             })
             .collect()
     }
@@ -419,8 +419,8 @@ mod tests {
         let mut m = Metrics::default();
         m.record_ok(VIP, "rs1", s(0), s(1));
         // Sent at 2 and 3, failed at 5 and 6 (finish order); the next answer at 9.
-        m.record_failed(VIP, "reset", true, s(3), s(5));
-        m.record_failed(VIP, "connect_timeout", false, s(2), s(6));
+        m.record_failed(VIP, "reset", true, s(3));
+        m.record_failed(VIP, "connect_timeout", false, s(2));
         // Another VIP's answers do not close this VIP's outage.
         m.record_ok(OTHER, "rs3", s(6), s(7));
         m.record_ok(VIP, "rs2", s(6), s(9));
@@ -437,7 +437,10 @@ mod tests {
         assert_eq!((m.requests_failed, m.connections_broken), (2, 1));
         assert_eq!(m.failures.get("reset"), Some(&1));
         assert_eq!(m.latency_max_ns, 3_000_000_000);
-        assert_eq!(m.shares().get("rs1"), Some(&(1.0 / 3.0)));
+        assert_eq!(m.shares([]).get("rs1"), Some(&(1, 1.0 / 3.0)));
+        let padded = m.shares(["rs1", "rs9"]);
+        assert_eq!(padded.get("rs9"), Some(&(0, 0.0)));
+        assert_eq!(padded.get("rs2"), Some(&(1, 1.0 / 3.0)));
         m.requests_sent = 7;
         assert_eq!(m.in_flight(), 2);
     }

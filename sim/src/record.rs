@@ -300,13 +300,9 @@ pub fn account(m: &mut Metrics, r: &RequestRecord) {
     let target = std::net::IpAddr::V4(*r.target.ip());
     match &r.outcome {
         Outcome::Ok { server } => m.record_ok(target, server, r.started, r.finished),
-        Outcome::Failed { reason, broken } => m.record_failed(
-            target,
-            fail_reason_name(*reason),
-            *broken,
-            r.started,
-            r.finished,
-        ),
+        Outcome::Failed { reason, broken } => {
+            m.record_failed(target, fail_reason_name(*reason), *broken, r.started)
+        }
     }
 }
 
