@@ -10,6 +10,7 @@ use lvs_core::Instant;
 
 use crate::client::{FailReason, Outcome, RequestRecord};
 use crate::invariants::Violation;
+use crate::packet::Mac;
 
 pub use lvs_scenarios::observe::Metrics;
 
@@ -61,7 +62,7 @@ pub fn pid(host: usize, restarts: u32, source: LogSource) -> u32 {
 }
 
 /// The version of the JSON trace's schema (scenarios/TRACE.md); a change of shape bumps it.
-pub const TRACE_VERSION: u32 = 1;
+pub const TRACE_VERSION: u32 = 2;
 
 /// One trace entry.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -147,6 +148,22 @@ pub enum TraceEvent {
         /// Its record.
         violation: Violation,
     },
+    /// A gateway's ARP entry for an address changed (or was first learnt): the MAC the
+    /// gateway now sends that address's traffic to. The entry's host is the gateway.
+    GatewayArp {
+        /// The address.
+        ip: String,
+        /// The MAC the entry now holds, `02:00:00:00:00:01`.
+        mac: String,
+        /// The host with an interface of that MAC (null when no host of the run has it).
+        owner: Option<String>,
+    },
+}
+
+/// A MAC address as `ip link` shows it: `02:00:00:00:00:01`.
+pub fn mac_text(m: Mac) -> String {
+    let p: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+    p.join(":")
 }
 
 /// A fault as the trace holds it: its kind and the fields it has, and a description.

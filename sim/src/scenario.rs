@@ -637,7 +637,8 @@ pub fn observations(sim: &Sim) -> Vec<Observation> {
             | TraceEvent::Ipvs(_)
             | TraceEvent::Probe { .. }
             | TraceEvent::Service { .. }
-            | TraceEvent::Violation { .. } => continue,
+            | TraceEvent::Violation { .. }
+            | TraceEvent::GatewayArp { .. } => continue,
         };
         out.push(Observation {
             t: Duration::from_nanos(e.t),

@@ -44,7 +44,8 @@ fn same_seed_same_bytes_other_seed_other_jitter() {
     assert_ne!(a, c);
     assert!(
         a.starts_with(&format!(
-            "{{\"schema\":\"lvsd-trace\",\"version\":1,\"lvsd\":\"{}\",\"scenario\":\"\",\"seed\":7,\"events\":[",
+            "{{\"schema\":\"lvsd-trace\",\"version\":{},\"lvsd\":\"{}\",\"scenario\":\"\",\"seed\":7,\"events\":[",
+            lvs_sim::record::TRACE_VERSION,
             env!("CARGO_PKG_VERSION")
         )),
         "{}",

@@ -76,9 +76,63 @@ fn traces_validate_against_the_schema() {
         "fault:service",
         "fault:stop",
         "fault:script",
+        "gateway_arp",
     ] {
         assert!(kinds.contains(k), "no {k} event in {kinds:?}");
     }
+}
+
+// The master's WAN NIC goes down: the gateway's entry for the VIP starts at the master's
+// MAC and moves to the backup's with its gratuitous ARP, each change naming its host.
+#[test]
+fn gateway_arp_events_follow_the_vip_to_its_holder() {
+    let path = "seed/10-master-wan-nic-down.toml";
+    let s = Scenario::load(scenarios_dir().join(path)).unwrap();
+    let gateways: Vec<&str> = s
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.role, lvs_scenarios::Role::Gateway(_)))
+        .map(|h| h.name.as_str())
+        .collect();
+    let doc = trace(path);
+    // (gateway, address) -> the entry's (mac, owner) changes in order.
+    type Changes = Vec<(String, Option<String>)>;
+    let mut entries: std::collections::BTreeMap<(String, String), Changes> = Default::default();
+    for e in doc["events"].as_array().unwrap() {
+        let ev = &e["event"];
+        if ev["type"] != "gateway_arp" {
+            continue;
+        }
+        let gw = e["host"].as_str().unwrap().to_string();
+        assert!(gateways.contains(&gw.as_str()), "{e}");
+        entries
+            .entry((gw, ev["ip"].as_str().unwrap().to_string()))
+            .or_default()
+            .push((
+                ev["mac"].as_str().unwrap().to_string(),
+                ev["owner"].as_str().map(String::from),
+            ));
+    }
+    // Each event is a change of its entry, never a repeat.
+    for (k, c) in &entries {
+        assert!(c.windows(2).all(|w| w[0].0 != w[1].0), "{k:?}: {c:?}");
+    }
+    // The VIP's entry moved from one director to the other, each MAC named by its host.
+    let directors: Vec<&str> = s
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.role, lvs_scenarios::Role::Director(_)))
+        .map(|h| h.name.as_str())
+        .collect();
+    let moved = entries.iter().find(|(_, c)| {
+        let owners: std::collections::BTreeSet<_> =
+            c.iter().filter_map(|(_, o)| o.as_deref()).collect();
+        owners.len() >= 2 && owners.iter().all(|o| directors.contains(o))
+    });
+    assert!(
+        moved.is_some(),
+        "no entry moved between directors: {entries:?}"
+    );
 }
 
 #[test]
@@ -98,7 +152,7 @@ fn a_trace_out_of_shape_is_refused() {
             .position(|e| e["event"]["type"] == ty)
             .unwrap()
     };
-    bend(&|d| d["version"] = Value::from(2));
+    bend(&|d| d["version"] = Value::from(1));
     bend(&|d| {
         let i = first(d, "notify");
         d["events"][i]["event"]["state"] = Value::from("Backup");
@@ -115,5 +169,9 @@ fn a_trace_out_of_shape_is_refused() {
     bend(&|d| {
         let i = first(d, "fault");
         d["events"][i]["event"]["kind"] = Value::from("meteor");
+    });
+    bend(&|d| {
+        let i = first(d, "gateway_arp");
+        d["events"][i]["event"]["mac"] = Value::from("02-00-00-00-00-01");
     });
 }

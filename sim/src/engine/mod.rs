@@ -402,11 +402,25 @@ impl Sim {
         crate::packet::parse_arp(frame).ok().map(|a| a.spa)
     }
 
-    /// Hand the gateway's current entry for `ip` to the timeline, which keeps changes.
+    /// Hand the gateway's current entry for `ip` to the timeline, which keeps changes, and
+    /// trace a change with the host whose interface has the MAC.
     fn note_gateway_arp(&mut self, host: usize, ip: std::net::Ipv4Addr) {
-        if let Some(n) = self.hosts.get(host).and_then(|h| h.stack.neigh.get(&ip)) {
-            let mac = n.mac;
-            self.timeline.arp_entry(self.now.as_nanos(), host, ip, mac);
+        let Some(mac) = self
+            .hosts
+            .get(host)
+            .and_then(|h| h.stack.neigh.get(&ip))
+            .map(|n| n.mac)
+        else {
+            return;
+        };
+        if self.timeline.arp_entry(self.now.as_nanos(), host, ip, mac) {
+            let owner = self.macs.get(&mac).and_then(|&o| self.hosts.get(o));
+            let event = TraceEvent::GatewayArp {
+                ip: ip.to_string(),
+                mac: crate::record::mac_text(mac),
+                owner: owner.map(|h| h.name.clone()),
+            };
+            self.trace_push(host, event);
         }
     }
 

@@ -91,9 +91,10 @@ impl Timeline {
         }
     }
 
-    /// A gateway's ARP cache maps `ip` to `mac` at `t`; kept when it changed.
-    pub fn arp_entry(&mut self, t: u64, gateway: usize, ip: Ipv4Addr, mac: Mac) {
-        if self.last.insert((gateway, ip), mac) != Some(mac) {
+    /// A gateway's ARP cache maps `ip` to `mac` at `t`; kept (and true) when it changed.
+    pub fn arp_entry(&mut self, t: u64, gateway: usize, ip: Ipv4Addr, mac: Mac) -> bool {
+        let changed = self.last.insert((gateway, ip), mac) != Some(mac);
+        if changed {
             self.arp.push(ArpChange {
                 t,
                 gateway,
@@ -101,6 +102,7 @@ impl Timeline {
                 mac,
             });
         }
+        changed
     }
 
     /// The gateways' ARP changes in time order.

@@ -13,7 +13,7 @@ use lvs_core::director::{StateChangeKind, VrrpState};
 
 use super::input::{ArpChange, Context, Role};
 use super::style::{self, Style};
-use crate::record::{TraceEntry, TraceEvent};
+use crate::record::{mac_text, TraceEntry, TraceEvent};
 
 /// One stretch of a lane: from `t` to the next one's `t` (or the end).
 #[derive(Clone, Debug, PartialEq)]
@@ -712,11 +712,6 @@ fn gateway_seg(
         st.overlay = Some(style::STALE);
     }
     (format!("→ {owner} ({text}){stale}"), st)
-}
-
-fn mac_text(m: Mac) -> String {
-    let p: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
-    p.join(":")
 }
 
 impl Context {
