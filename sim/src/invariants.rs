@@ -126,7 +126,8 @@ impl Invariants {
         }
     }
 
-    /// A director sent a SYN for `vip:port` to a host holding `server_addrs`.
+    /// A director sent a SYN (or an SCTP INIT) for `vip:port` to a host holding
+    /// `server_addrs`.
     pub fn syn_forwarded(
         &mut self,
         now: Instant,

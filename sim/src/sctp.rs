@@ -123,6 +123,18 @@ pub fn parse_sctp(frame: &[u8]) -> Result<SctpPkt<'_>, PacketError> {
     })
 }
 
+/// Whether `frame` is an Ethernet IPv4 SCTP packet whose first chunk is an INIT, by a look at
+/// a few bytes (most frames a director forwards are not: no parse for them).
+pub fn is_init(frame: &[u8]) -> bool {
+    let Some(&vihl) = frame.get(ETH_HDR) else {
+        return false;
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    packet::ethertype(frame) == Some(ETHERTYPE_IPV4)
+        && frame.get(ETH_HDR + 9) == Some(&ip_proto::SCTP)
+        && frame.get(ETH_HDR + ihl + wsctp::HEADER_LEN) == Some(&chunk::INIT)
+}
+
 /// An Ethernet frame (MACs zero) of one SCTP packet of `chunks` (type, flags, value); `None`
 /// when it would not fit an IPv4 packet.
 pub fn frame(
@@ -1218,6 +1230,9 @@ mod tests {
         n.open(t0, Duration::from_secs(10));
         let chunks: Vec<(bool, u8)> = n.seen.iter().map(|s| (s.1, s.2)).collect();
         assert_eq!(chunks, [(true, chunk::INIT), (false, chunk::ABORT)]);
+        let init = frame((CLIENT, 1), (VIP, 2), 0, &[(chunk::INIT, 0, &[0; 16])]).unwrap();
+        let abort = frame((VIP, 2), (CLIENT, 1), 7, &[(chunk::ABORT, 0, &[])]).unwrap();
+        assert!(is_init(&init) && !is_init(&abort) && !is_init(&init[..40]));
         assert_eq!(n.server.stats.refused, 1);
         assert_eq!(
             n.finished[0].1.end,

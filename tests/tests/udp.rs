@@ -4,11 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lvs_scenarios::judge::{at, RunOptions};
+use lvs_scenarios::judge::RunOptions;
 use lvs_scenarios::observe::Observed;
 use lvs_sim::client::{FailReason, Outcome};
-use lvs_sim::record::TraceEvent;
-use lvs_sim::scenario::{build, observe, run};
+use lvs_sim::scenario::{observe, run};
 
 mod common;
 
@@ -33,18 +32,12 @@ fn dr_udp_answers_fail_only_between_service_stop_and_removal_and_stick_per_port(
         .t;
     assert!(removed > stop && removed < stop + Duration::from_secs(5));
 
-    let mut sim = build(&s, s.seed).unwrap();
-    sim.run_until(at(s.duration));
     let (mut servers, mut sticky, mut refused) = (BTreeSet::new(), BTreeSet::new(), 0);
-    for e in sim.trace() {
-        let TraceEvent::Request { record } = &e.event else {
-            continue;
-        };
-        let sent = Duration::from_nanos(record.started.as_nanos());
-        match &record.outcome {
+    for (sent, port, outcome) in common::requests(&s) {
+        match &outcome {
             Outcome::Ok { server } => {
                 servers.insert(server.to_string());
-                if record.port == 5353 {
+                if port == 5353 {
                     sticky.insert(server.to_string());
                 }
             }

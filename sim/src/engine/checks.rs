@@ -14,18 +14,25 @@ use super::{Ev, Sim};
 /// How often convergence is re-evaluated while a liveness bound is pending.
 const LIVENESS_POLL: Duration = Duration::from_millis(10);
 impl Sim {
-    /// A SYN a director forwards goes to the host owning the destination MAC.
+    /// A SYN (or SCTP INIT) a director forwards goes to the host owning the destination MAC.
     pub(super) fn check_syn(&mut self, host: usize, frame: &[u8]) {
-        // Most forwarded frames are not SYNs: read the flags byte before parsing.
-        if !packet::is_tcp_syn(frame) {
-            return;
-        }
-        let Ok(seg) = packet::parse_tcp(frame) else {
+        // Most forwarded frames are neither: read a flags or chunk type byte before parsing.
+        let (dst, dport) = if packet::is_tcp_syn(frame) {
+            let Ok(seg) = packet::parse_tcp(frame) else {
+                return;
+            };
+            if !seg.flags.syn || seg.flags.ack {
+                return;
+            }
+            (seg.dst, seg.dport)
+        } else if crate::sctp::is_init(frame) {
+            let Ok(p) = crate::sctp::parse_sctp(frame) else {
+                return;
+            };
+            (p.dst, p.dport)
+        } else {
             return;
         };
-        if !seg.flags.syn || seg.flags.ack {
-            return;
-        }
         let Some(target) = packet::dst_mac(frame).and_then(|m| self.macs.get(&m).copied()) else {
             return;
         };
@@ -37,7 +44,7 @@ impl Sim {
             .collect();
         let before = self.inv.violations.len();
         self.inv
-            .syn_forwarded(self.now, HostId(host), seg.dst, seg.dport, &addrs);
+            .syn_forwarded(self.now, HostId(host), dst, dport, &addrs);
         let new: Vec<Violation> = self.inv.violations[before..].to_vec();
         for v in new {
             self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });

@@ -44,6 +44,24 @@ pub fn scenario(rel: &str) -> Scenario {
     Scenario::load(&path).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// Every request of a run of `s` to its end: when it was sent, from which port, and how it
+/// ended.
+pub fn requests(s: &Scenario) -> Vec<(std::time::Duration, u16, lvs_sim::client::Outcome)> {
+    let mut sim = lvs_sim::scenario::build(s, s.seed).unwrap();
+    sim.run_until(lvs_scenarios::judge::at(s.duration));
+    sim.trace()
+        .iter()
+        .filter_map(|e| match &e.event {
+            lvs_sim::record::TraceEvent::Request { record } => Some((
+                std::time::Duration::from_nanos(record.started.as_nanos()),
+                record.port,
+                record.outcome.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Verdicts about VRRP: who is MASTER, who holds the VIPs, how fast they move, and safety.
 /// These need no IPVS data plane.
 pub fn is_vrrp_verdict(v: &Verdict) -> bool {
