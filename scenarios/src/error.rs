@@ -112,23 +112,31 @@ pub enum Problem {
         /// The host's interfaces, comma-separated.
         known: String,
     },
-    /// Not `a.b.c.d/len`.
-    #[error("bad interface address {text:?}: write an IPv4 address and prefix length, e.g. \"223.202.22.114/24\"")]
+    /// Not `ADDRESS/LEN`.
+    #[error("bad interface address {text:?}: write an address and prefix length, e.g. \"223.202.22.114/24\" (ip) or \"2001:db8:22::114/64\" (ip6)")]
     BadCidr {
         /// The text written.
         text: String,
     },
-    /// Not an IPv4 address.
-    #[error("bad IPv4 address {text:?} (IPv6 is not supported in scenarios yet)")]
+    /// Not an address of the family the key takes.
+    #[error("bad {family} address {text:?}")]
     BadIp {
         /// The text written.
         text: String,
+        /// "IPv4" (`gateway`), "IPv6" (`gateway6`) or "IP".
+        family: &'static str,
     },
-    /// Not `a.b.c.d:port`.
-    #[error("bad address {text:?}: write IPv4:port, e.g. \"223.202.22.118:80\"")]
+    /// Not `ADDRESS:PORT`.
+    #[error("bad address {text:?}: write ADDRESS:PORT, e.g. \"223.202.22.118:80\" or \"[2001:db8:22::118]:80\"")]
     BadSocketAddr {
         /// The text written.
         text: String,
+    },
+    /// Something the simulator cannot run yet, refused rather than run differently.
+    #[error("{what}: the simulator cannot run this yet")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
     },
     /// Two interfaces with one address.
     #[error("address {addr} is already used by {other}")]

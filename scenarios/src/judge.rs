@@ -781,7 +781,7 @@ fn evaluate(
         })
     };
     for (vip, owner) in &e.vip_owner {
-        let on = vip_holders(obs, IpAddr::V4(*vip));
+        let on = vip_holders(obs, *vip);
         let holders: Vec<&crate::Host> = s
             .hosts
             .iter()

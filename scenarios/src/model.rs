@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,6 +122,8 @@ pub struct Host {
     pub interfaces: Vec<Interface>,
     /// Default route, when it has one.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 default route, when it has one.
+    pub gateway6: Option<Ipv6Addr>,
     /// Role and role-specific settings.
     pub role: Role,
 }
@@ -144,6 +146,9 @@ pub struct Interface {
     pub addr: Ipv4Addr,
     /// Prefix length of the connected subnet.
     pub prefix_len: u8,
+    /// A global IPv6 address and its prefix length (`ip6`); the link-local one comes from
+    /// the MAC, as the kernel makes it.
+    pub addr6: Option<(Ipv6Addr, u8)>,
     /// Hardware address (given, or derived by [`MacAddr::derived`]).
     pub mac: MacAddr,
 }
@@ -157,6 +162,16 @@ impl Interface {
     /// True when `addr` is on this interface's subnet.
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         network_of(addr, self.prefix_len) == self.network()
+    }
+
+    /// True when `addr` is on this interface's IPv6 subnet.
+    pub fn contains6(&self, addr: Ipv6Addr) -> bool {
+        self.addr6.is_some_and(|(a, p)| {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(p.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(addr) & mask
+        })
     }
 }
 
@@ -289,7 +304,7 @@ impl KeepalivedConf {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RealServer {
     /// Addresses configured on the loopback (`ifconfig lo:0 VIP ... up`).
-    pub vips_on_lo: Vec<Ipv4Addr>,
+    pub vips_on_lo: Vec<IpAddr>,
     /// `net.ipv4.conf.all.arp_ignore` (0..=3 or 8).
     pub arp_ignore: u8,
     /// `net.ipv4.conf.all.arp_announce` (0..=2).
@@ -382,7 +397,7 @@ pub struct Client {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// Where requests go.
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     /// TCP, UDP or SCTP.
     pub protocol: Transport,
     /// UDP and SCTP: how long an answer is awaited before the request times out.
@@ -614,11 +629,11 @@ pub enum VrrpState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expect {
     /// Which director holds each VIP at the end.
-    pub vip_owner: BTreeMap<Ipv4Addr, HostId>,
+    pub vip_owner: BTreeMap<IpAddr, HostId>,
     /// The state every VRRP instance of a director is in at the end.
     pub vrrp_state: BTreeMap<HostId, VrrpState>,
     /// The exact set of real servers in a director's IPVS table at the end.
-    pub ipvs_destinations: BTreeMap<HostId, Vec<SocketAddrV4>>,
+    pub ipvs_destinations: BTreeMap<HostId, Vec<SocketAddr>>,
     /// Upper bound on failed requests over the whole run.
     pub max_failed_requests: Option<u64>,
     /// Lower bound on completed requests (so "no failure" is not won by sending nothing).

@@ -17,9 +17,12 @@
 //!
 //! Distinct blocks do not overlap and offsets are unique inside a block, so the mapping is
 //! injective; it fails rather than wrap when the blocks exceed the /15's 131072 addresses.
+//!
+//! IPv6 addresses are not mapped: a scenario's IPv6 addresses live inside the harness's
+//! namespaces as written (scenarios use 2001:db8::/32, the documentation prefix).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{network_of, Role, Scenario};
 
@@ -68,6 +71,14 @@ pub struct AddressMap {
     loose: Vec<(Ipv4Addr, Ipv4Addr)>,
 }
 
+/// The IPv4 address `a` is, if it is one (only those are mapped).
+fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(*v),
+        IpAddr::V6(_) => None,
+    }
+}
+
 impl AddressMap {
     /// The map for a scenario: its interface subnets, then every other address it names
     /// (gateways, VIPs on `lo`, workload targets, expected VIPs and IPVS destinations).
@@ -80,18 +91,18 @@ impl AddressMap {
             }
             others.extend(h.gateway);
             match &h.role {
-                Role::RealServer(rs) => others.extend(rs.vips_on_lo.iter().copied()),
-                Role::Client(c) => others.push(*c.workload.target.ip()),
+                Role::RealServer(rs) => others.extend(rs.vips_on_lo.iter().filter_map(v4)),
+                Role::Client(c) => others.extend(v4(&c.workload.target.ip())),
                 Role::Director(_) | Role::Gateway(_) => {}
             }
         }
-        others.extend(s.expect.vip_owner.keys().copied());
+        others.extend(s.expect.vip_owner.keys().filter_map(v4));
         others.extend(
             s.expect
                 .ipvs_destinations
                 .values()
                 .flatten()
-                .map(|a| *a.ip()),
+                .filter_map(|a| v4(&a.ip())),
         );
         AddressMap::new(subnets, others)
     }

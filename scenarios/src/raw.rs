@@ -62,6 +62,7 @@ pub(crate) struct RawHost {
     #[serde(default)]
     pub interfaces: Vec<S<RawInterface>>,
     pub gateway: Option<S<String>>,
+    pub gateway6: Option<S<String>>,
     // director
     pub keepalived_conf: Option<S<String>>,
     pub keepalived_conf_inline: Option<S<String>>,
@@ -87,6 +88,7 @@ pub(crate) struct RawInterface {
     pub name: S<String>,
     pub segment: S<String>,
     pub ip: S<String>,
+    pub ip6: Option<S<String>>,
     pub mac: Option<S<String>>,
 }
 

@@ -2,7 +2,7 @@
 //! addresses, keepalived.conf files are read in. The first problem found is returned.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -211,12 +211,26 @@ impl Cx<'_> {
                 key,
                 Problem::BadIp {
                     text: v.get_ref().clone(),
+                    family: "IPv4",
                 },
             )
         })
     }
 
-    fn socket(&self, v: &S<String>, key: &str) -> R<SocketAddrV4> {
+    fn ip(&self, v: &S<String>, key: &str) -> R<IpAddr> {
+        v.get_ref().trim().parse().map_err(|_| {
+            self.err(
+                v.span(),
+                key,
+                Problem::BadIp {
+                    text: v.get_ref().clone(),
+                    family: "IP",
+                },
+            )
+        })
+    }
+
+    fn socket(&self, v: &S<String>, key: &str) -> R<SocketAddr> {
         v.get_ref().trim().parse().map_err(|_| {
             self.err(
                 v.span(),
@@ -415,6 +429,7 @@ impl Cx<'_> {
         let mut out: Vec<Host> = Vec::with_capacity(raw.hosts.len());
         // Address and MAC → key of first use, to name both sides of a clash.
         let mut addrs: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        let mut addrs6: BTreeMap<Ipv6Addr, String> = BTreeMap::new();
         let mut macs: BTreeMap<MacAddr, String> = BTreeMap::new();
         for (hi, h) in raw.hosts.iter().enumerate() {
             let id = HostId(hi);
@@ -534,11 +549,38 @@ impl Cx<'_> {
                     ));
                 }
                 macs.insert(mac, ikey("mac"));
+                let addr6 = match &itf.ip6 {
+                    Some(v) => {
+                        let (a, p) = parse_cidr6(v.get_ref()).ok_or_else(|| {
+                            self.err(
+                                v.span(),
+                                ikey("ip6"),
+                                Problem::BadCidr {
+                                    text: v.get_ref().clone(),
+                                },
+                            )
+                        })?;
+                        if let Some(other) = addrs6.get(&a) {
+                            return Err(self.err(
+                                v.span(),
+                                ikey("ip6"),
+                                Problem::DuplicateAddress {
+                                    addr: a.to_string(),
+                                    other: String::clone(other),
+                                },
+                            ));
+                        }
+                        addrs6.insert(a, ikey("ip6"));
+                        Some((a, p))
+                    }
+                    None => None,
+                };
                 interfaces.push(Interface {
                     name: iname.clone(),
                     segment: SegmentId(seg),
                     addr,
                     prefix_len,
+                    addr6,
                     mac,
                 });
             }
@@ -558,12 +600,39 @@ impl Cx<'_> {
                 }
                 None => None,
             };
+            let gateway6 = match &h.gateway6 {
+                Some(g) => {
+                    let parsed: Option<Ipv6Addr> = g.get_ref().trim().parse().ok();
+                    let addr = parsed.ok_or_else(|| {
+                        self.err(
+                            g.span(),
+                            key("gateway6"),
+                            Problem::BadIp {
+                                text: g.get_ref().clone(),
+                                family: "IPv6",
+                            },
+                        )
+                    })?;
+                    if !interfaces.iter().any(|i| i.contains6(addr)) {
+                        return Err(self.err(
+                            g.span(),
+                            key("gateway6"),
+                            Problem::GatewayOffLink {
+                                addr: addr.to_string(),
+                            },
+                        ));
+                    }
+                    Some(addr)
+                }
+                None => None,
+            };
             let role = self.role(h, &key, raw)?;
             out.push(Host {
                 id,
                 name: name.clone(),
                 interfaces,
                 gateway,
+                gateway6,
                 role,
             });
         }
@@ -718,7 +787,7 @@ impl Cx<'_> {
                 let mut vips = Vec::new();
                 if let Some(list) = &h.vips_on_lo {
                     for (i, v) in list.get_ref().iter().enumerate() {
-                        vips.push(self.ipv4(v, &key(&format!("vips_on_lo[{i}]")))?);
+                        vips.push(self.ip(v, &key(&format!("vips_on_lo[{i}]")))?);
                     }
                 }
                 let arp_ignore = match &h.arp_ignore {
@@ -855,6 +924,15 @@ impl Cx<'_> {
         let wkey = |k: &str| key(&format!("workload.{k}"));
         let target = self.socket(&w.target, &wkey("target"))?;
         let protocol = transport(w.protocol.as_ref());
+        if protocol != Transport::Tcp && target.is_ipv6() {
+            return Err(self.err(
+                w.target.span(),
+                wkey("target"),
+                Problem::Unsupported {
+                    what: "UDP and SCTP over IPv6",
+                },
+            ));
+        }
         for (k, span, allowed, needs) in [
             (
                 "timeout",
@@ -1409,10 +1487,16 @@ impl Cx<'_> {
         if let Some(map) = &e.vip_owner {
             for (vip, owner) in map.get_ref() {
                 let k = format!("expect.vip_owner.\"{vip}\"");
-                let addr: Ipv4Addr = vip
-                    .trim()
-                    .parse()
-                    .map_err(|_| self.err(map.span(), &k, Problem::BadIp { text: vip.clone() }))?;
+                let addr: IpAddr = vip.trim().parse().map_err(|_| {
+                    self.err(
+                        map.span(),
+                        &k,
+                        Problem::BadIp {
+                            text: vip.clone(),
+                            family: "IP",
+                        },
+                    )
+                })?;
                 vip_owner.insert(addr, self.host_of_role(owner, &k, ix, &dir, "director")?);
             }
         }
@@ -1500,6 +1584,14 @@ impl Cx<'_> {
 }
 
 /// `a.b.c.d/len` with len in 0..=32.
+/// `ADDR/LEN` for IPv6.
+pub(crate) fn parse_cidr6(text: &str) -> Option<(Ipv6Addr, u8)> {
+    let (addr, len) = text.trim().split_once('/')?;
+    let addr: Ipv6Addr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 128).then_some((addr, len))
+}
+
 pub(crate) fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     let (addr, len) = text.trim().split_once('/')?;
     let addr: Ipv4Addr = addr.parse().ok()?;

@@ -103,6 +103,11 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("director with two configs", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf = \"k.conf\"\nkeepalived_conf_inline = \"x\""), "Conflict"),
         ("missing keepalived.conf file", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf = \"missing.conf\""), "ConfRead"),
         ("director starts after the end", Replace("keepalived_conf_inline = \"vrrp_instance VI { }\"", "keepalived_conf_inline = \"x\"\nstart_at = \"2m\""), "AfterEnd"),
+        ("bad ip6", Replace("ip = \"10.0.0.3/24\" }", "ip = \"10.0.0.3/24\", ip6 = \"2001:db8::3/129\" }"), "BadCidr"),
+        ("ip6 given an IPv4 address", Replace("ip = \"10.0.0.3/24\" }", "ip = \"10.0.0.3/24\", ip6 = \"10.0.0.3/24\" }"), "BadCidr"),
+        ("gateway6 off-link", Replace("gateway = \"10.0.0.1\"", "gateway = \"10.0.0.1\"\ngateway6 = \"2001:db8::1\""), "GatewayOffLink"),
+        ("gateway6 not an IPv6 address", Replace("gateway = \"10.0.0.1\"", "gateway = \"10.0.0.1\"\ngateway6 = \"10.0.0.1\""), "BadIp"),
+        ("udp over IPv6", Replace("target = \"10.0.0.100:80\"", "target = \"[2001:db8::100]:80\"\nprotocol = \"udp\""), "Unsupported"),
         ("bad vip on lo", Replace("vips_on_lo = [\"10.0.0.100\"]", "vips_on_lo = [\"10.0.0.300\"]"), "BadIp"),
         ("arp_ignore out of range", Replace("arp_ignore = 1", "arp_ignore = 5"), "OutOfRange"),
         ("unknown tunnel", Replace("arp_ignore = 1", "arp_ignore = 1\ntunnel = \"vxlan\""), "BadTunnel"),
@@ -213,6 +218,7 @@ fn variant(p: &Problem) -> &'static str {
         Problem::TooMuchWork { .. } => "TooMuchWork",
         Problem::BadTunnel { .. } => "BadTunnel",
         Problem::BadShow { .. } => "BadShow",
+        Problem::Unsupported { .. } => "Unsupported",
     }
 }
 

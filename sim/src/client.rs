@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub enum Workload {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ClientSpec {
     /// The virtual service.
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     /// Request pattern.
     pub workload: Workload,
     /// First request.
@@ -79,7 +79,7 @@ pub struct UdpSpec {
 
 impl ClientSpec {
     /// Defaults: start at 0, 1 s initial RTO, 3 tries.
-    pub fn new(target: SocketAddrV4, workload: Workload) -> Self {
+    pub fn new(target: SocketAddr, workload: Workload) -> Self {
         ClientSpec {
             target,
             workload,
@@ -138,7 +138,7 @@ pub struct RequestRecord {
     /// Client port.
     pub port: u16,
     /// The VIP:port it was sent to.
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     /// Result.
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -202,7 +202,7 @@ impl Deadlines {
 pub struct Client {
     /// Configuration.
     pub spec: ClientSpec,
-    local: Ipv4Addr,
+    local: IpAddr,
     // Hash maps: looked up per segment, never iterated into an output.
     conns: FxHashMap<u64, Conn>,
     by_port: FxHashMap<u16, u64>,
@@ -238,7 +238,7 @@ impl Client {
     }
 
     /// A client sending from `local`.
-    pub fn new(spec: ClientSpec, local: Ipv4Addr) -> Self {
+    pub fn new(spec: ClientSpec, local: IpAddr) -> Self {
         Client {
             spec,
             local,
@@ -298,7 +298,7 @@ impl Client {
     ) -> TcpSeg<'a> {
         TcpSeg {
             src: self.local,
-            dst: *self.spec.target.ip(),
+            dst: self.spec.target.ip(),
             sport: port,
             dport: self.spec.target.port(),
             seq,
@@ -315,6 +315,10 @@ impl Client {
             return;
         }
         if let Some(spec) = self.spec.sctp.clone() {
+            // SCTP over IPv6 is refused when the scenario loads.
+            let (IpAddr::V4(local), SocketAddr::V4(target)) = (self.local, self.spec.target) else {
+                return;
+            };
             let Some(port) = self.free_port() else {
                 return; // every ephemeral port in use
             };
@@ -322,7 +326,7 @@ impl Client {
             self.next_id += 1;
             self.sent += 1;
             let tags = (rng.gen(), rng.gen());
-            let (local, target) = ((self.local, port), self.spec.target);
+            let local = (local, port);
             self.sctp
                 .open(now, id, local, target, tags, &spec, stack, fx);
             return;
@@ -408,17 +412,21 @@ impl Client {
             isn: 0,
             peer_isn: 0,
         };
+        // UDP over IPv6 is refused when the scenario loads.
+        let (IpAddr::V4(local), IpAddr::V4(target)) = (self.local, self.spec.target.ip()) else {
+            return;
+        };
         self.sent += 1;
         let body = id.to_be_bytes();
         let d = UdpDgram {
-            src: self.local,
-            dst: *self.spec.target.ip(),
+            src: local,
+            dst: target,
             sport: port,
             dport: self.spec.target.port(),
             payload: &body,
         };
         if let Some(frame) = d.to_unaddressed_frame() {
-            stack.route(now, Some(d.src), d.dst, frame, fx);
+            stack.route(now, Some(d.src.into()), d.dst.into(), frame, fx);
         }
         self.conns.insert(id, conn);
         self.arm(now + timeout, id, fx);
@@ -437,7 +445,7 @@ impl Client {
         out: &mut Vec<RequestRecord>,
     ) {
         if self.spec.udp.is_none()
-            || d.src != *self.spec.target.ip()
+            || IpAddr::V4(d.src) != self.spec.target.ip()
             || d.sport != self.spec.target.port()
             || d.payload.len() < UDP_REQUEST_ID
         {
@@ -465,8 +473,8 @@ impl Client {
     ) {
         let (src, sport, dst, dport) = quoted;
         if self.spec.udp.is_none()
-            || src != self.local
-            || dst != *self.spec.target.ip()
+            || IpAddr::V4(src) != self.local
+            || IpAddr::V4(dst) != self.spec.target.ip()
             || dport != self.spec.target.port()
         {
             return;
@@ -539,10 +547,10 @@ impl Client {
         fx: &mut Fx,
         out: &mut Vec<RequestRecord>,
     ) {
-        if self.spec.sctp.is_none() {
+        let (Some(_), SocketAddr::V4(target)) = (&self.spec.sctp, self.spec.target) else {
             return;
-        }
-        if let Some(f) = self.sctp.on_packet(now, p, self.spec.target, stack, fx) {
+        };
+        if let Some(f) = self.sctp.on_packet(now, p, target, stack, fx) {
             self.sctp_finished(now, f, fx, out);
         }
     }
@@ -606,7 +614,9 @@ impl Client {
             return;
         }
         if token & SCTP_TIMER != 0 && token < START {
-            let (local, target) = (self.local, self.spec.target);
+            let (IpAddr::V4(local), SocketAddr::V4(target)) = (self.local, self.spec.target) else {
+                return;
+            };
             if let Some(f) = self.sctp.on_timer(now, token, local, target, stack, fx) {
                 self.sctp_finished(now, f, fx, out);
             }
@@ -701,7 +711,7 @@ impl Client {
         fx: &mut Fx,
         out: &mut Vec<RequestRecord>,
     ) {
-        if seg.src != *self.spec.target.ip() || seg.sport != self.spec.target.port() {
+        if seg.src != self.spec.target.ip() || seg.sport != self.spec.target.port() {
             return;
         }
         let Some(&id) = self.by_port.get(&seg.dport) else {
@@ -821,7 +831,7 @@ mod tests {
         /// One connection at a time (closed loop, no think time), 1 s first RTO, 3 tries.
         fn new() -> Self {
             let mut spec = ClientSpec::new(
-                SocketAddrV4::new(VIP, 80),
+                SocketAddr::from((VIP, 80)),
                 Workload::Closed {
                     concurrency: 1,
                     think: Duration::from_secs(3600),
@@ -829,7 +839,7 @@ mod tests {
             );
             spec.start = Instant::ZERO;
             Rig {
-                client: Client::new(spec, ME),
+                client: Client::new(spec, ME.into()),
                 stack: Stack::new(vec![IfaceSpec::new("eth0", [2; 6], ME, 24)]),
                 rng: node_rng(1, 1),
                 fx: Fx::default(),
@@ -852,8 +862,8 @@ mod tests {
         fn segment(&mut self, at_ms: u64, flags: TcpFlags, payload: &[u8]) {
             let now = Instant::from_nanos(at_ms * 1_000_000);
             let seg = TcpSeg {
-                src: VIP,
-                dst: ME,
+                src: VIP.into(),
+                dst: ME.into(),
                 sport: 80,
                 dport: 32768,
                 seq: 7,

@@ -7,7 +7,7 @@
 //! Liveness: after a stated instant the cluster converges within a stated bound.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lvs_core::director::VrrpState;
@@ -43,7 +43,7 @@ pub use lvs_scenarios::observe::{Violation, ViolationKind};
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Suspect {
     Masters(String),
-    Vip(Ipv4Addr),
+    Vip(IpAddr),
 }
 
 #[derive(Clone, Debug)]
@@ -60,7 +60,7 @@ pub struct Invariants {
     /// Tolerances.
     pub config: InvariantConfig,
     states: BTreeMap<String, BTreeMap<HostId, VrrpState>>,
-    vip_owners: BTreeMap<Ipv4Addr, BTreeSet<HostId>>,
+    vip_owners: BTreeMap<IpAddr, BTreeSet<HostId>>,
     down: BTreeMap<HostId, BTreeMap<ServiceKey, BTreeSet<std::net::IpAddr>>>,
     suspects: BTreeMap<Suspect, (Instant, bool)>,
     liveness: Vec<Liveness>,
@@ -80,7 +80,7 @@ impl Invariants {
     }
 
     /// `host` now holds (or no longer holds) `vip`.
-    pub fn vip(&mut self, host: HostId, vip: Ipv4Addr, held: bool) {
+    pub fn vip(&mut self, host: HostId, vip: IpAddr, held: bool) {
         let owners = self.vip_owners.entry(vip).or_default();
         if held {
             owners.insert(host);
@@ -132,24 +132,19 @@ impl Invariants {
         &mut self,
         now: Instant,
         host: HostId,
-        vip: Ipv4Addr,
+        vip: IpAddr,
         port: u16,
-        server_addrs: &[Ipv4Addr],
+        server_addrs: &[IpAddr],
     ) {
         let Some(marks) = self.down.get(&host) else {
             return;
         };
         for (svc, down) in marks {
             let matches = match svc {
-                ServiceKey::Inet { addr, port: p, .. } => {
-                    *addr == std::net::IpAddr::V4(vip) && (*p == port || *p == 0)
-                }
+                ServiceKey::Inet { addr, port: p, .. } => *addr == vip && (*p == port || *p == 0),
                 ServiceKey::Fwmark { .. } => false,
             };
-            if let Some(a) = server_addrs
-                .iter()
-                .find(|a| matches && down.contains(&std::net::IpAddr::V4(**a)))
-            {
+            if let Some(a) = server_addrs.iter().find(|a| matches && down.contains(*a)) {
                 self.violations.push(Violation {
                     t: now,
                     kind: ViolationKind::ConnToDownServer,
@@ -227,7 +222,7 @@ impl Invariants {
     }
 
     /// Hosts holding `vip`.
-    pub fn vip_holders(&self, vip: Ipv4Addr) -> Vec<HostId> {
+    pub fn vip_holders(&self, vip: IpAddr) -> Vec<HostId> {
         self.vip_owners
             .get(&vip)
             .map(|s| s.iter().copied().collect())
@@ -235,7 +230,7 @@ impl Invariants {
     }
 
     /// VIPs seen so far.
-    pub fn vips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.vip_owners.keys().copied()
     }
 

@@ -63,7 +63,15 @@ pub fn node_env(env: &HostEnv) -> NodeEnv {
             .map(|i| Iface {
                 name: i.name.clone(),
                 mac: i.mac,
-                addrs: i.addrs.iter().map(|(a, _)| IpAddr::V4(*a)).collect(),
+                // IPv4, then the link-local address (keepalived's IPv6 VRRP source) and
+                // the global IPv6 ones, as the kernel's address dump lists them.
+                addrs: i
+                    .addrs
+                    .iter()
+                    .map(|(a, _)| IpAddr::V4(*a))
+                    .chain(std::iter::once(IpAddr::V6(i.link_local())))
+                    .chain(i.addrs6.iter().map(|(a, _)| IpAddr::V6(*a)))
+                    .collect(),
             })
             .collect(),
         routes,
@@ -110,6 +118,16 @@ pub fn factory_with(
         return Err(ConfError::Unsupported {
             at: found.at.to_string(),
             why: found.why(),
+        });
+    }
+    if let Some((at, method)) = ipv6_beyond_dr(&cfg) {
+        return Err(ConfError::Unsupported {
+            at: at.to_string(),
+            why: format!(
+                "an IPv6 real server forwarded by {method}: the simulator's data plane \
+                 forwards IPv6 by DR only yet; refused rather than run with requests that \
+                 never reach it"
+            ),
         });
     }
     let log = config_log(
@@ -229,6 +247,24 @@ fn checksummed_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span
                     TunnelCsum::RemCsum => Some((&kind.span, "remcsum")),
                 },
                 _ => None,
+            }
+        })
+    })
+}
+
+/// Where the first IPv6 real server forwarded by NAT or TUN is, with its method's name: the
+/// userspace data plane forwards IPv6 by DR only.
+fn ipv6_beyond_dr(cfg: &config::Config) -> Option<(&config::diagnostic::Span, &'static str)> {
+    use config::model::LbKind;
+    cfg.virtual_servers.iter().find_map(|vs| {
+        vs.real_servers.iter().find_map(|rs| {
+            if !rs.addr.value.is_ipv6() {
+                return None;
+            }
+            match vs.method_of(rs) {
+                LbKind::Dr => None,
+                LbKind::Nat => Some((&rs.addr.span, "NAT")),
+                LbKind::Tun(_) => Some((&rs.addr.span, "TUN")),
             }
         })
     })

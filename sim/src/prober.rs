@@ -9,7 +9,7 @@
 //! answer in time is a timeout.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind};
@@ -33,7 +33,7 @@ pub enum Outcome {
     /// HTTP_GET: the response arrived from `server` (its service's status and body).
     Responded {
         /// The real server's address.
-        server: SocketAddrV4,
+        server: SocketAddr,
     },
     /// Nothing in time.
     TimedOut,
@@ -64,8 +64,8 @@ enum State {
 struct Sock {
     id: ProbeId,
     gen: u32,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
     request: Option<Vec<u8>>,
     isn: u32,
     state: State,
@@ -116,12 +116,10 @@ impl Prober {
             }
             ProbeKind::Script { .. } => return false,
         };
-        let SocketAddr::V4(peer) = target else {
-            return false;
-        };
+        let peer = target;
         let src = match bind {
-            Some(SocketAddr::V4(b)) if !b.ip().is_unspecified() => Some(*b.ip()),
-            _ => stack.source_for(*peer.ip()),
+            Some(b) if !b.ip().is_unspecified() && b.is_ipv4() == peer.is_ipv4() => Some(b.ip()),
+            _ => stack.source_for(peer.ip()),
         };
         let Some(src) = src else {
             return false;
@@ -132,7 +130,7 @@ impl Prober {
         let sock = Sock {
             id: probe.id,
             gen,
-            local: SocketAddrV4::new(src, port),
+            local: SocketAddr::new(src, port),
             peer,
             request,
             isn: (serial as u32).wrapping_mul(2_246_822_519),
@@ -167,11 +165,11 @@ impl Prober {
     }
 
     /// Whether a TCP segment to `dst`:`dport` is for one of the probe sockets.
-    pub fn owns(&self, dst: Ipv4Addr, dport: u16) -> bool {
+    pub fn owns(&self, dst: IpAddr, dport: u16) -> bool {
         self.ports
             .get(&dport)
             .and_then(|s| self.socks.get(s))
-            .is_some_and(|s| *s.local.ip() == dst)
+            .is_some_and(|s| s.local.ip() == dst)
     }
 
     /// A TCP segment for a probe socket arrived.
@@ -184,7 +182,7 @@ impl Prober {
     ) -> Option<Done> {
         let serial = *self.ports.get(&seg.dport)?;
         let sock = self.socks.get_mut(&serial)?;
-        if seg.src != *sock.peer.ip() || seg.sport != sock.peer.port() {
+        if seg.src != sock.peer.ip() || seg.sport != sock.peer.port() {
             return None;
         }
         if seg.flags.rst {
@@ -288,8 +286,8 @@ fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
 impl Sock {
     fn seg<'a>(&self, seq: u32, ack: u32, flags: TcpFlags, payload: &'a [u8]) -> TcpSeg<'a> {
         TcpSeg {
-            src: *self.local.ip(),
-            dst: *self.peer.ip(),
+            src: self.local.ip(),
+            dst: self.peer.ip(),
             sport: self.local.port(),
             dport: self.peer.port(),
             seq,

@@ -314,7 +314,7 @@ pub fn fail_reason_name(reason: FailReason) -> &'static str {
 /// Account one finished request in `m`.
 #[inline]
 pub fn account(m: &mut Metrics, r: &RequestRecord) {
-    let target = std::net::IpAddr::V4(*r.target.ip());
+    let target = r.target.ip();
     match &r.outcome {
         Outcome::Ok { server } => m.record_ok(target, server, r.started, r.finished),
         Outcome::Failed { reason, broken } => {

@@ -110,7 +110,10 @@ fn per_link_loss(loss: f64) -> f64 {
 fn ifaces_of(h: &Host) -> Vec<IfaceSpec> {
     h.interfaces
         .iter()
-        .map(|i| IfaceSpec::new(&i.name, i.mac.0, i.addr, i.prefix_len))
+        .map(|i| IfaceSpec {
+            addrs6: i.addr6.into_iter().collect(),
+            ..IfaceSpec::new(&i.name, i.mac.0, i.addr, i.prefix_len)
+        })
         .collect()
 }
 
@@ -176,6 +179,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     arp_ignore: r.arp_ignore,
                     arp_announce: r.arp_announce,
                     gateway: h.gateway,
+                    gateway6: h.gateway6,
                     tunnel: r.tunnel,
                     services,
                 };
@@ -187,9 +191,9 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     .into_iter()
                     .next()
                     .ok_or_else(|| host_err("a client needs an interface"))?;
-                let gateway = h
-                    .gateway
-                    .ok_or_else(|| host_err("a client needs a default gateway"))?;
+                if h.gateway.is_none() && h.gateway6.is_none() {
+                    return Err(host_err("a client needs a default gateway"));
+                }
                 let w = &c.workload;
                 let workload = match w.pattern {
                     LoadPattern::Open { rate } => SimWorkload::Open { rate },
@@ -216,7 +220,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     sctp,
                     ..ClientSpec::new(w.target, workload)
                 };
-                sim.add_client(&h.name, iface, gateway, spec)
+                sim.add_client(&h.name, iface, h.gateway, h.gateway6, spec)
                     .map_err(sim_err)?
             }
             Role::Gateway(g) => sim
@@ -618,8 +622,7 @@ pub fn observations(sim: &Sim) -> Vec<Observation> {
                 state: *state,
             },
             TraceEvent::AddVip { iface, addr } | TraceEvent::DelVip { iface, addr } => {
-                // The simulator installs IPv4 VIPs only.
-                let Ok(addr @ IpAddr::V4(_)) = addr.parse::<IpAddr>() else {
+                let Ok(addr) = addr.parse::<IpAddr>() else {
                     continue;
                 };
                 Observed::Vip {

@@ -257,7 +257,7 @@ fn out_of_the_blue(now: Instant, p: &SctpPkt<'_>, stack: &mut Stack, fx: &mut Fx
         vtag,
         &[(kind, flags, &[])],
     ) {
-        stack.route(now, Some(p.dst), p.src, f, fx);
+        stack.route(now, Some(p.dst.into()), p.src.into(), f, fx);
     }
     true
 }
@@ -447,7 +447,7 @@ impl SctpClient {
         let src = (local, a.port);
         let dst = (*target.ip(), target.port());
         if let Some(f) = frame(src, dst, vtag, &[(kind, flags, &value)]) {
-            stack.route(now, Some(local), *target.ip(), f, fx);
+            stack.route(now, Some(local.into()), (*target.ip()).into(), f, fx);
         }
     }
 
@@ -462,7 +462,7 @@ impl SctpClient {
         let src = (local, a.port);
         let dst = (*target.ip(), target.port());
         if let Some(f) = frame(src, dst, a.peer_tag, &[(chunk::ABORT, 0, &[])]) {
-            stack.route(now, Some(local), *target.ip(), f, fx);
+            stack.route(now, Some(local.into()), (*target.ip()).into(), f, fx);
         }
     }
 
@@ -614,7 +614,7 @@ impl SctpClient {
                     let dst = (*target.ip(), target.port());
                     let done = [(chunk::SHUTDOWN_COMPLETE, 0, &[][..])];
                     if let Some(f) = frame(src, dst, a.peer_tag, &done) {
-                        stack.route(now, Some(local), *target.ip(), f, fx);
+                        stack.route(now, Some(local.into()), (*target.ip()).into(), f, fx);
                     }
                     self.remove(a.port);
                     return finished;
@@ -741,7 +741,7 @@ impl SctpServer {
     ) {
         let (client, cport, local, port) = a.key;
         if let Some(f) = frame((local, port), (client, cport), a.peer_tag, chunks) {
-            stack.route(now, Some(local), client, f, fx);
+            stack.route(now, Some(local.into()), client.into(), f, fx);
         }
     }
 
@@ -808,7 +808,7 @@ impl SctpServer {
                     peer_tag,
                     &[(chunk::INIT_ACK, 0, &v)],
                 ) {
-                    stack.route(now, Some(local), client, f, fx);
+                    stack.route(now, Some(local.into()), client.into(), f, fx);
                 }
             }
             chunk::COOKIE_ECHO => {
@@ -1058,7 +1058,7 @@ mod tests {
 
     fn net(peer: Peer) -> Net {
         let mut ss = Stack::new(vec![IfaceSpec::new("eth0", [2; 6], SERVER, 24)]);
-        ss.set_lo(vec![VIP]);
+        ss.set_lo(vec![VIP.into()]);
         Net {
             cs: Stack::new(vec![IfaceSpec::new("eth0", [1; 6], CLIENT, 24)]),
             ss,

@@ -5,7 +5,7 @@
 //! listens on is answered with an ICMP port unreachable, rate-limited as Linux does.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use lvs_core::Instant;
@@ -92,13 +92,15 @@ impl ServiceSpec {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RealServerSpec {
     /// VIPs on lo (lvs_dr real_server.sh's `ifconfig lo:0 VIP`).
-    pub lo_vips: Vec<Ipv4Addr>,
+    pub lo_vips: Vec<IpAddr>,
     /// `net.ipv4.conf.*.arp_ignore`.
     pub arp_ignore: u8,
     /// `net.ipv4.conf.*.arp_announce`.
     pub arp_announce: u8,
     /// Default gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 default gateway.
+    pub gateway6: Option<std::net::Ipv6Addr>,
     /// Tunnel receiver (a TUN real server's).
     pub tunnel: Option<crate::stack::Decap>,
     /// Services.
@@ -107,16 +109,13 @@ pub struct RealServerSpec {
 
 impl RealServerSpec {
     /// The seed's real_server.sh: VIPs on lo, arp_ignore=1, arp_announce=2.
-    pub fn dr(
-        lo_vips: Vec<Ipv4Addr>,
-        gateway: Option<Ipv4Addr>,
-        services: Vec<ServiceSpec>,
-    ) -> Self {
+    pub fn dr(lo_vips: Vec<IpAddr>, gateway: Option<Ipv4Addr>, services: Vec<ServiceSpec>) -> Self {
         RealServerSpec {
             lo_vips,
             arp_ignore: 1,
             arp_announce: 2,
             gateway,
+            gateway6: None,
             tunnel: None,
             services,
         }
@@ -161,7 +160,7 @@ struct Conn {
     peer_next: u32,
 }
 
-type Key = (Ipv4Addr, u16, Ipv4Addr, u16);
+type Key = (IpAddr, u16, IpAddr, u16);
 
 /// A UDP request being served: its 4-tuple (client, client port, local address, port) and
 /// the request ID its answer echoes.
@@ -325,7 +324,7 @@ impl RealServer {
         stack: &mut Stack,
         fx: &mut Fx,
     ) {
-        let key: Key = (d.src, d.sport, d.dst, d.dport);
+        let key: Key = (d.src.into(), d.sport, d.dst.into(), d.dport);
         let svc = self
             .services
             .iter_mut()
@@ -378,7 +377,7 @@ impl RealServer {
             return;
         };
         self.stats.icmp_unreachable += 1;
-        stack.route(now, Some(d.dst), d.src, frame, fx);
+        stack.route(now, Some(d.dst.into()), d.src.into(), frame, fx);
     }
 
     fn send(stack: &mut Stack, now: Instant, fx: &mut Fx, seg: TcpSeg<'_>) {
@@ -607,9 +606,12 @@ impl RealServer {
         let mut body = Vec::with_capacity(UDP_REQUEST_ID + self.name.len());
         body.extend_from_slice(&p.id);
         body.extend_from_slice(&self.name);
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (p.key.2, p.key.0) else {
+            return;
+        };
         let d = UdpDgram {
-            src: p.key.2,
-            dst: p.key.0,
+            src,
+            dst,
             sport: p.key.3,
             dport: p.key.1,
             payload: &body,
@@ -632,8 +634,8 @@ mod tests {
 
     fn seg(flags: TcpFlags, payload: &'static [u8]) -> TcpSeg<'static> {
         TcpSeg {
-            src: Ipv4Addr::new(10, 0, 0, 50),
-            dst: Ipv4Addr::new(10, 0, 0, 100),
+            src: Ipv4Addr::new(10, 0, 0, 50).into(),
+            dst: Ipv4Addr::new(10, 0, 0, 100).into(),
             sport: 40000,
             dport: 80,
             seq: 1,
@@ -651,7 +653,7 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 11),
             24,
         )]);
-        stack.set_lo(vec![Ipv4Addr::new(10, 0, 0, 100)]);
+        stack.set_lo(vec![Ipv4Addr::new(10, 0, 0, 100).into()]);
         let mut rs = RealServer::new("rs1", vec![ServiceSpec::new(80, Duration::from_millis(5))]);
         let mut fx = Fx::default();
         let t0 = Instant::from_secs(1);

@@ -1,20 +1,30 @@
-//! A host's IPv4 stack as far as the models need it: interfaces with addresses, VIPs on
-//! lo, the ARP cache (Linux rules for gratuitous ARP, locktime, arp_ignore/arp_announce),
-//! routing by connected subnet or default gateway, and forwarding for routers.
+//! A host's IPv4 and IPv6 stack as far as the models need it: interfaces with addresses,
+//! VIPs on lo, the ARP cache (Linux rules for gratuitous ARP, locktime,
+//! arp_ignore/arp_announce), IPv6 neighbour discovery (Linux's `ndisc.c` rules: a
+//! solicitation answered only for an address of the interface it came in on, an unsolicited
+//! advert updating only an entry that exists), routing by connected subnet or default
+//! gateway, and forwarding for routers.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use lvs_core::Instant;
 use rustc_hash::FxHashMap;
 
-use crate::packet::{self, Arp, ArpOp, Mac, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HDR};
+use lvs_core::wire::icmpv6::{Ndisc, NdiscFrame, NeighbourAdvertRepr};
+
+use crate::packet::{
+    self, Arp, ArpOp, Mac, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HDR,
+};
 
 pub use lvs_scenarios::Decap;
 
 /// Timer tokens with this bit belong to the stack (ARP retries); models use the rest.
 pub const STACK_TOKEN: u64 = 1 << 63;
+/// Stack timer tokens with this bit too are neighbour solicitation retries (the rest is the
+/// solicitation's number); without it, ARP retries (the rest is the IPv4 address).
+const NDISC_TOKEN: u64 = 1 << 62;
 
 /// ARP requests sent for one address before its queued packets are dropped (Linux `mcast_solicit`).
 const ARP_TRIES: u32 = 3;
@@ -30,6 +40,8 @@ pub struct IfaceSpec {
     pub mac: Mac,
     /// Primary addresses with prefix length; the first one is the source of ARP requests.
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// Global IPv6 addresses with prefix length (the link-local one comes from the MAC).
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
 }
 
 impl IfaceSpec {
@@ -39,8 +51,45 @@ impl IfaceSpec {
             name: name.to_string(),
             mac,
             addrs: vec![(addr, prefix)],
+            addrs6: Vec::new(),
         }
     }
+
+    /// The EUI-64 link-local address the kernel gives the interface (RFC 4291 2.5.1).
+    pub fn link_local(&self) -> Ipv6Addr {
+        let m = self.mac;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 2,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+}
+
+/// True for an address in fe80::/10.
+fn is_link_local(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// True when `ip` is in `net`/`prefix`.
+fn in_prefix6(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+    let mask = u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0);
+    u128::from(ip) & mask == u128::from(net) & mask
 }
 
 /// Interface state inside the stack.
@@ -50,6 +99,8 @@ pub struct Iface {
     pub spec: IfaceSpec,
     /// Virtual addresses added at run time (keepalived's VIPs).
     pub vips: Vec<(Ipv4Addr, u8)>,
+    /// Virtual IPv6 addresses added at run time.
+    pub vips6: Vec<(Ipv6Addr, u8)>,
     /// Administrative state (`ip link set dev X up/down`).
     pub up: bool,
     /// The link to a segment, once connected.
@@ -57,8 +108,41 @@ pub struct Iface {
 }
 
 impl Iface {
+    /// The interface's configured addresses (VIPs and the link-local address excluded).
+    pub fn configured(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.spec.addrs.iter().map(|a| IpAddr::V4(a.0));
+        v4.chain(self.spec.addrs6.iter().map(|a| IpAddr::V6(a.0)))
+    }
+
     fn holds(&self, ip: Ipv4Addr) -> bool {
         self.spec.addrs.iter().any(|(a, _)| *a == ip) || self.vips.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// An IPv6 address of this interface (Linux's strict `ipv6_chk_addr`: lo's do not count).
+    fn holds6(&self, ip: Ipv6Addr) -> bool {
+        self.spec.link_local() == ip
+            || self.spec.addrs6.iter().any(|(a, _)| *a == ip)
+            || self.vips6.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// The IPv6 source for `dst` leaving here, as source address selection picks it: the
+    /// first global address for a global destination, else the link-local one.
+    fn source6(&self, dst: Ipv6Addr) -> Ipv6Addr {
+        match self.spec.addrs6.first() {
+            Some(&(a, _)) if !is_link_local(dst) => a,
+            _ => self.spec.link_local(),
+        }
+    }
+
+    /// On a subnet of this interface (its link-local prefix included).
+    fn on_link6(&self, ip: Ipv6Addr) -> bool {
+        is_link_local(ip)
+            || self
+                .spec
+                .addrs6
+                .iter()
+                .chain(&self.vips6)
+                .any(|&(a, p)| in_prefix6(ip, a, p))
     }
 }
 
@@ -87,11 +171,13 @@ pub struct Neigh {
     pub updated: Instant,
 }
 
-struct Pending {
+struct Pending<A> {
     iface: usize,
     tries: u32,
-    src: Ipv4Addr,
+    src: A,
     frames: Vec<Vec<u8>>,
+    /// The retry timer's token.
+    token: u64,
 }
 
 /// Side effects a host model asks the engine to carry out.
@@ -108,14 +194,17 @@ pub struct Fx {
 pub enum Rx {
     /// An ARP packet (already processed by the stack).
     Arp,
+    /// An IPv6 neighbour solicitation or advertisement (already processed by the stack).
+    Ndisc,
     /// An IPv4 packet for a local address (interface, VIP or lo).
     Local,
     /// To be routed on towards this address (routers only): the caller hands the frame to
     /// [`Stack::forward_frame`], which can then reuse the buffer instead of copying it.
-    Forward(Ipv4Addr),
-    /// IPv4 for an address this host does not hold: dropped.
+    Forward(IpAddr),
+    /// IP for an address this host does not hold: dropped.
     NotLocal,
-    /// Addressed to this host but neither ARP nor unicast IPv4 (VRRP multicast, other ethertypes).
+    /// Addressed to this host but neither ARP, neighbour discovery nor unicast IP (VRRP
+    /// multicast, other ethertypes).
     Other,
     /// Not addressed to this interface's MAC, or unreadable.
     Ignored,
@@ -181,7 +270,14 @@ pub struct Stack {
     pub locktime: Duration,
     /// ARP cache (looked up on every routed packet, never iterated into an output).
     pub neigh: FxHashMap<Ipv4Addr, Neigh>,
-    pending: BTreeMap<Ipv4Addr, Pending>,
+    pending: BTreeMap<Ipv4Addr, Pending<Ipv4Addr>>,
+    lo6: Vec<Ipv6Addr>,
+    gateway6: Option<Ipv6Addr>,
+    /// IPv6 neighbour cache (its entries live as long as ARP's).
+    pub neigh6: FxHashMap<Ipv6Addr, Neigh>,
+    pending6: BTreeMap<Ipv6Addr, Pending<Ipv6Addr>>,
+    /// Numbers the neighbour solicitations' retry timers.
+    solicits: u64,
     /// Counters.
     pub stats: StackStats,
 }
@@ -195,6 +291,7 @@ impl Stack {
                 .map(|spec| Iface {
                     spec,
                     vips: Vec::new(),
+                    vips6: Vec::new(),
                     up: true,
                     link: None,
                 })
@@ -209,6 +306,11 @@ impl Stack {
             locktime: Duration::from_secs(1),
             neigh: FxHashMap::default(),
             pending: BTreeMap::new(),
+            lo6: Vec::new(),
+            gateway6: None,
+            neigh6: FxHashMap::default(),
+            pending6: BTreeMap::new(),
+            solicits: 0,
             stats: StackStats::default(),
             routes: Routes::default(),
         };
@@ -253,14 +355,22 @@ impl Stack {
         }
     }
 
-    /// Addresses on lo (a real server's VIPs).
-    pub fn lo(&self) -> &[Ipv4Addr] {
-        &self.lo
+    /// Addresses on lo (a real server's VIPs), IPv4 then IPv6.
+    pub fn lo(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.lo.iter().map(|a| IpAddr::V4(*a));
+        v4.chain(self.lo6.iter().map(|a| IpAddr::V6(*a)))
     }
 
     /// Replace the addresses on lo.
-    pub fn set_lo(&mut self, addrs: Vec<Ipv4Addr>) {
-        self.lo = addrs;
+    pub fn set_lo(&mut self, addrs: Vec<IpAddr>) {
+        self.lo.clear();
+        self.lo6.clear();
+        for a in addrs {
+            match a {
+                IpAddr::V4(a) => self.lo.push(a),
+                IpAddr::V6(a) => self.lo6.push(a),
+            }
+        }
         self.reroute();
     }
 
@@ -275,18 +385,50 @@ impl Stack {
         self.reroute();
     }
 
+    /// IPv6 default gateway.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateway6
+    }
+
+    /// Set the IPv6 default gateway.
+    pub fn set_gateway6(&mut self, gateway: Option<Ipv6Addr>) {
+        self.gateway6 = gateway;
+    }
+
     /// Index of the interface called `name`.
     pub fn iface_index(&self, name: &str) -> Option<usize> {
         self.ifaces.iter().position(|i| i.spec.name == name)
     }
 
     /// True when `ip` is one of this host's addresses (interfaces, VIPs, lo).
-    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(ip) => self.is_local4(ip),
+            IpAddr::V6(ip) => self.is_local6(ip),
+        }
+    }
+
+    fn is_local4(&self, ip: Ipv4Addr) -> bool {
         self.routes.local.contains(&u32::from(ip))
     }
 
+    fn is_local6(&self, ip: Ipv6Addr) -> bool {
+        self.lo6.contains(&ip) || self.ifaces.iter().any(|i| i.holds6(ip))
+    }
+
     /// The cache entry for `ip` if it has not expired.
-    pub fn lookup(&self, now: Instant, ip: Ipv4Addr) -> Option<Neigh> {
+    pub fn lookup(&self, now: Instant, ip: IpAddr) -> Option<Neigh> {
+        match ip {
+            IpAddr::V4(ip) => self.lookup4(now, ip),
+            IpAddr::V6(ip) => self
+                .neigh6
+                .get(&ip)
+                .copied()
+                .filter(|n| now < n.updated + self.arp_timeout),
+        }
+    }
+
+    fn lookup4(&self, now: Instant, ip: Ipv4Addr) -> Option<Neigh> {
         self.neigh
             .get(&ip)
             .copied()
@@ -297,7 +439,7 @@ impl Stack {
         if self.arp_ignore >= 1 {
             self.ifaces.get(iface).is_some_and(|i| i.holds(ip))
         } else {
-            self.is_local(ip)
+            self.is_local4(ip)
         }
     }
 
@@ -308,6 +450,11 @@ impl Stack {
             Rx::Arp => {
                 if let Ok(arp) = packet::parse_arp(frame) {
                     self.receive_arp(now, iface, &arp, fx);
+                }
+            }
+            Rx::Ndisc => {
+                if let Some(nd) = NdiscFrame::parse(frame) {
+                    self.receive_ndisc(now, iface, &nd, fx);
                 }
             }
             Rx::NotLocal => self.stats.dropped_not_local += 1,
@@ -348,7 +495,7 @@ impl Stack {
             return None;
         }
         let (ip, _) = Ipv4Repr::parse(inner).ok()?;
-        if !self.is_local(ip.dst) {
+        if !self.is_local4(ip.dst) {
             self.stats.dropped_no_tunnel += 1;
             return None;
         }
@@ -378,10 +525,26 @@ impl Stack {
                 };
                 if dst_ip.is_multicast() || dst_ip.is_broadcast() {
                     Rx::Other
-                } else if self.is_local(dst_ip) {
+                } else if self.is_local4(dst_ip) {
                     Rx::Local
                 } else if self.forward && dst == my_mac {
-                    Rx::Forward(dst_ip)
+                    Rx::Forward(IpAddr::V4(dst_ip))
+                } else {
+                    Rx::NotLocal
+                }
+            }
+            Some(ETHERTYPE_IPV6) => {
+                let Some((_, IpAddr::V6(dst_ip), proto)) = packet::ip_addrs(frame) else {
+                    return Rx::Ignored;
+                };
+                if proto == lvs_core::wire::ip_proto::ICMPV6 && NdiscFrame::parse(frame).is_some() {
+                    Rx::Ndisc
+                } else if dst_ip.is_multicast() {
+                    Rx::Other
+                } else if self.is_local6(dst_ip) {
+                    Rx::Local
+                } else if self.forward && dst == my_mac {
+                    Rx::Forward(IpAddr::V6(dst_ip))
                 } else {
                     Rx::NotLocal
                 }
@@ -445,41 +608,239 @@ impl Stack {
         }
     }
 
+    /// An IPv6 neighbour discovery message on `iface` (Linux `ndisc_recv_ns` /
+    /// `ndisc_recv_na`, `accept_untracked_na` 0).
+    fn receive_ndisc(&mut self, now: Instant, iface: usize, nd: &NdiscFrame, fx: &mut Fx) {
+        let Some(my) = self.ifaces.get(iface) else {
+            return;
+        };
+        let my_mac = my.spec.mac;
+        match nd.msg {
+            Ndisc::Solicit(ns) => {
+                // Answered only for an address of this very interface; the asker is learnt
+                // from its source link-layer address then (DAD, from ::, is not answered).
+                if !my.holds6(ns.target) || nd.src.is_unspecified() {
+                    return;
+                }
+                let Some(mac) = ns.source_mac else {
+                    return;
+                };
+                self.learn6(now, iface, nd.src, mac, true, fx);
+                let answer = NdiscFrame {
+                    src_mac: my_mac,
+                    src: ns.target,
+                    dst: nd.src,
+                    msg: Ndisc::Advert(NeighbourAdvertRepr {
+                        router: self.forward,
+                        solicited: true,
+                        override_flag: true,
+                        target: ns.target,
+                        target_mac: Some(my_mac),
+                    }),
+                };
+                fx.tx.push((iface, answer.emit(mac)));
+            }
+            Ndisc::Advert(na) => {
+                let Some(mac) = na.target_mac else {
+                    return;
+                };
+                let solicited = self
+                    .pending6
+                    .get(&na.target)
+                    .is_some_and(|p| p.iface == iface);
+                match self.neigh6.get(&na.target) {
+                    // An entry of another interface moves only by an answer to this one's
+                    // own solicitation (one entry per address here, one per device in Linux).
+                    Some(n) if n.iface != iface && !solicited => {}
+                    Some(_) if na.override_flag || solicited => {
+                        self.learn6(now, iface, na.target, mac, true, fx)
+                    }
+                    Some(_) => {}
+                    None if solicited => self.learn6(now, iface, na.target, mac, true, fx),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// `ip` is at `mac` on `iface`: the entry set and what waited for it sent.
+    fn learn6(
+        &mut self,
+        now: Instant,
+        iface: usize,
+        ip: Ipv6Addr,
+        mac: Mac,
+        create: bool,
+        fx: &mut Fx,
+    ) {
+        if create || self.neigh6.contains_key(&ip) {
+            self.neigh6.insert(
+                ip,
+                Neigh {
+                    mac,
+                    iface,
+                    updated: now,
+                },
+            );
+        }
+        if let Some(p) = self.pending6.remove(&ip) {
+            let my_mac = self
+                .ifaces
+                .get(p.iface)
+                .map(|i| i.spec.mac)
+                .unwrap_or_default();
+            for mut f in p.frames {
+                address(&mut f, my_mac, mac);
+                fx.tx.push((p.iface, f));
+            }
+        }
+    }
+
     /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
     /// `dst` itself on a connected subnet, else the default gateway.
-    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+    pub fn next_hop(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
+        match dst {
+            IpAddr::V4(dst) => self.next_hop4(dst).map(|(n, hop)| (n, IpAddr::V4(hop))),
+            IpAddr::V6(dst) => self.next_hop6(dst).map(|(n, hop)| (n, IpAddr::V6(hop))),
+        }
+    }
+
+    fn next_hop4(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
         match self.routes.on_link(dst) {
             Some(n) => Some((n, dst)),
             None => self.routes.via_gateway,
         }
     }
 
+    fn next_hop6(&self, dst: Ipv6Addr) -> Option<(usize, Ipv6Addr)> {
+        let on_link = |ip: Ipv6Addr| self.ifaces.iter().position(|i| i.up && i.on_link6(ip));
+        match on_link(dst) {
+            Some(n) => Some((n, dst)),
+            None => {
+                let gw = self.gateway6?;
+                on_link(gw).map(|n| (n, gw))
+            }
+        }
+    }
+
     /// The source address Linux picks for a connection to `dst`: the first address of the
     /// interface its route leaves on (`None`: no route).
-    pub fn source_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        let (iface, _) = self.next_hop(dst)?;
-        self.ifaces[iface].spec.addrs.first().map(|a| a.0)
+    pub fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(dst) => {
+                let (iface, _) = self.next_hop4(dst)?;
+                self.ifaces[iface]
+                    .spec
+                    .addrs
+                    .first()
+                    .map(|a| IpAddr::V4(a.0))
+            }
+            IpAddr::V6(dst) => {
+                let (iface, _) = self.next_hop6(dst)?;
+                Some(IpAddr::V6(self.ifaces[iface].source6(dst)))
+            }
+        }
     }
 
     /// Where [`Stack::forward_frame`] would send a packet for `dst` at `at` when the ARP
     /// cache already knows the next hop: the interface and the frame's new (source,
     /// destination) MACs. `None` when it would drop the packet or first ask ARP.
-    pub fn resolved_forward(&self, at: Instant, dst: Ipv4Addr) -> Option<(usize, Mac, Mac)> {
+    pub fn resolved_forward(&self, at: Instant, dst: IpAddr) -> Option<(usize, Mac, Mac)> {
         let (iface, hop) = self.next_hop(dst)?;
         let n = self.lookup(at, hop).filter(|n| n.iface == iface)?;
         Some((iface, self.ifaces[iface].spec.mac, n.mac))
     }
 
-    /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`].
-    pub fn forward_frame(&mut self, now: Instant, dst: Ipv4Addr, frame: Vec<u8>, fx: &mut Fx) {
+    /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`] (the modelled
+    /// routers leave TTL and hop limit as they are).
+    pub fn forward_frame(&mut self, now: Instant, dst: IpAddr, frame: Vec<u8>, fx: &mut Fx) {
         self.stats.forwarded += 1;
         self.route(now, None, dst, frame, fx);
     }
 
-    /// Send an IPv4 frame towards `dst`, resolving the next hop; the frame's Ethernet
+    /// Send an IP frame towards `dst`, resolving the next hop; the frame's Ethernet
     /// addresses are (over)written here. `src` is the packet's source when the host
     /// originates it (for arp_announce).
     pub fn route(
+        &mut self,
+        now: Instant,
+        src: Option<IpAddr>,
+        dst: IpAddr,
+        frame: Vec<u8>,
+        fx: &mut Fx,
+    ) {
+        match dst {
+            IpAddr::V4(dst) => {
+                let src = match src {
+                    Some(IpAddr::V4(s)) => Some(s),
+                    _ => None,
+                };
+                self.route4(now, src, dst, frame, fx)
+            }
+            IpAddr::V6(dst) => {
+                let src = match src {
+                    Some(IpAddr::V6(s)) => Some(s),
+                    _ => None,
+                };
+                self.route6(now, src, dst, frame, fx)
+            }
+        }
+    }
+
+    fn route6(
+        &mut self,
+        now: Instant,
+        src: Option<Ipv6Addr>,
+        dst: Ipv6Addr,
+        mut frame: Vec<u8>,
+        fx: &mut Fx,
+    ) {
+        if frame.len() < ETH_HDR {
+            return;
+        }
+        let Some((iface, hop)) = self.next_hop6(dst) else {
+            self.stats.dropped_unresolved += 1;
+            return;
+        };
+        let my = &self.ifaces[iface];
+        let my_mac = my.spec.mac;
+        if let Some(n) = self
+            .lookup(now, IpAddr::V6(hop))
+            .filter(|n| n.iface == iface)
+        {
+            address(&mut frame, my_mac, n.mac);
+            fx.tx.push((iface, frame));
+            return;
+        }
+        // ndisc_solicit: the packet's own source when it is this interface's, else the
+        // interface's address of the target's scope.
+        let from = match src {
+            Some(s) if my.holds6(s) => s,
+            _ => my.source6(hop),
+        };
+        match self.pending6.get_mut(&hop) {
+            Some(p) => p.frames.push(frame),
+            None => {
+                self.solicits += 1;
+                let token = STACK_TOKEN | NDISC_TOKEN | self.solicits;
+                self.pending6.insert(
+                    hop,
+                    Pending {
+                        iface,
+                        tries: 1,
+                        src: from,
+                        frames: vec![frame],
+                        token,
+                    },
+                );
+                let (ns, dst_mac) = NdiscFrame::solicit(my_mac, from, hop);
+                fx.tx.push((iface, ns.emit(dst_mac)));
+                fx.timers.push((now + ARP_RETRANS, token));
+            }
+        }
+    }
+
+    fn route4(
         &mut self,
         now: Instant,
         src: Option<Ipv4Addr>,
@@ -490,12 +851,12 @@ impl Stack {
         if frame.len() < ETH_HDR {
             return;
         }
-        let Some((iface, hop)) = self.next_hop(dst) else {
+        let Some((iface, hop)) = self.next_hop4(dst) else {
             self.stats.dropped_unresolved += 1;
             return;
         };
         let my_mac = self.ifaces[iface].spec.mac;
-        if let Some(n) = self.lookup(now, hop).filter(|n| n.iface == iface) {
+        if let Some(n) = self.lookup4(now, hop).filter(|n| n.iface == iface) {
             address(&mut frame, my_mac, n.mac);
             fx.tx.push((iface, frame));
             return;
@@ -507,12 +868,13 @@ impl Stack {
             .map(|a| a.0)
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
         let arp_src = match src {
-            Some(s) if self.arp_announce == 0 && self.is_local(s) => s,
+            Some(s) if self.arp_announce == 0 && self.is_local4(s) => s,
             _ => primary,
         };
         match self.pending.get_mut(&hop) {
             Some(p) => p.frames.push(frame),
             None => {
+                let token = STACK_TOKEN | u64::from(u32::from(hop));
                 self.pending.insert(
                     hop,
                     Pending {
@@ -520,11 +882,11 @@ impl Stack {
                         tries: 1,
                         src: arp_src,
                         frames: vec![frame],
+                        token,
                     },
                 );
                 self.send_arp_request(iface, arp_src, hop, fx);
-                fx.timers
-                    .push((now + ARP_RETRANS, STACK_TOKEN | u64::from(u32::from(hop))));
+                fx.timers.push((now + ARP_RETRANS, token));
             }
         }
     }
@@ -541,8 +903,25 @@ impl Stack {
         fx.tx.push((iface, req.to_frame(mac, BROADCAST)));
     }
 
-    /// A stack timer fired (ARP retry).
+    /// A stack timer fired (ARP or neighbour solicitation retry).
     pub fn timer(&mut self, now: Instant, token: u64, fx: &mut Fx) {
+        if token & NDISC_TOKEN != 0 {
+            let Some((&hop, p)) = self.pending6.iter_mut().find(|(_, p)| p.token == token) else {
+                return;
+            };
+            if p.tries >= ARP_TRIES {
+                let dropped = p.frames.len() as u64;
+                self.pending6.remove(&hop);
+                self.stats.dropped_unresolved += dropped;
+                return;
+            }
+            p.tries += 1;
+            let (iface, src) = (p.iface, p.src);
+            let (ns, dst_mac) = NdiscFrame::solicit(self.ifaces[iface].spec.mac, src, hop);
+            fx.tx.push((iface, ns.emit(dst_mac)));
+            fx.timers.push((now + ARP_RETRANS, token));
+            return;
+        }
         let hop = Ipv4Addr::from((token & 0xffff_ffff) as u32);
         let Some(p) = self.pending.get_mut(&hop) else {
             return;
@@ -560,11 +939,17 @@ impl Stack {
     }
 
     /// Add a VIP to an interface; false if the interface does not exist.
-    pub fn add_vip(&mut self, iface: &str, addr: Ipv4Addr, prefix: u8) -> bool {
+    pub fn add_vip(&mut self, iface: &str, addr: IpAddr, prefix: u8) -> bool {
         match self.ifaces.iter_mut().find(|i| i.spec.name == iface) {
             Some(i) => {
-                if !i.vips.iter().any(|(a, _)| *a == addr) {
-                    i.vips.push((addr, prefix));
+                match addr {
+                    IpAddr::V4(addr) if !i.vips.iter().any(|(a, _)| *a == addr) => {
+                        i.vips.push((addr, prefix))
+                    }
+                    IpAddr::V6(addr) if !i.vips6.iter().any(|(a, _)| *a == addr) => {
+                        i.vips6.push((addr, prefix))
+                    }
+                    _ => {}
                 }
                 self.reroute();
                 true
@@ -574,9 +959,12 @@ impl Stack {
     }
 
     /// Remove a VIP from an interface.
-    pub fn del_vip(&mut self, iface: &str, addr: Ipv4Addr) {
+    pub fn del_vip(&mut self, iface: &str, addr: IpAddr) {
         if let Some(i) = self.ifaces.iter_mut().find(|i| i.spec.name == iface) {
-            i.vips.retain(|(a, _)| *a != addr);
+            match addr {
+                IpAddr::V4(addr) => i.vips.retain(|(a, _)| *a != addr),
+                IpAddr::V6(addr) => i.vips6.retain(|(a, _)| *a != addr),
+            }
             self.reroute();
         }
     }
@@ -599,6 +987,11 @@ impl Stack {
         out.push_str(VALID);
         for a in &self.lo {
             let _ = writeln!(out, "    inet {a}/32 scope global lo");
+            out.push_str(VALID);
+        }
+        // The kernel lists an interface's IPv6 addresses newest first.
+        for a in self.lo6.iter().rev() {
+            let _ = writeln!(out, "    inet6 {a}/128 scope global ");
             out.push_str(VALID);
         }
         out.push_str("    inet6 ::1/128 scope host \n");
@@ -632,42 +1025,36 @@ impl Stack {
                 let _ = writeln!(out, "    inet {a}/{p} scope global {secondary}{name}");
                 out.push_str(VALID);
             }
+            // keepalived adds its IPv6 VIPs with IFA_F_NODAD.
+            let configured = i.spec.addrs6.iter().map(|a| (a, ""));
+            let v6: Vec<_> = configured
+                .chain(i.vips6.iter().map(|a| (a, "nodad ")))
+                .collect();
+            for ((a, p), flags) in v6.into_iter().rev() {
+                let _ = writeln!(out, "    inet6 {a}/{p} scope global {flags}");
+                out.push_str(VALID);
+            }
             if i.up {
-                let m = i.spec.mac;
-                let ll = std::net::Ipv6Addr::from([
-                    0xfe,
-                    0x80,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    m[0] ^ 2,
-                    m[1],
-                    m[2],
-                    0xff,
-                    0xfe,
-                    m[3],
-                    m[4],
-                    m[5],
-                ]);
-                let _ = writeln!(out, "    inet6 {ll}/64 scope link ");
+                let _ = writeln!(out, "    inet6 {}/64 scope link ", i.spec.link_local());
                 out.push_str(VALID);
             }
         }
         out
     }
 
-    /// Every VIP on every interface.
-    pub fn vips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.ifaces.iter().flat_map(|i| i.vips.iter().map(|v| v.0))
+    /// Every VIP on every interface, IPv4 then IPv6 per interface.
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.ifaces.iter().flat_map(|i| {
+            let v4 = i.vips.iter().map(|v| IpAddr::V4(v.0));
+            v4.chain(i.vips6.iter().map(|v| IpAddr::V6(v.0)))
+        })
     }
 
     /// Drop all runtime VIPs (a process that held them is gone and they go with it).
     pub fn clear_vips(&mut self) {
         for i in &mut self.ifaces {
             i.vips.clear();
+            i.vips6.clear();
         }
         self.reroute();
     }
@@ -694,7 +1081,7 @@ mod tests {
                 Some((n, gw))
             }),
         };
-        let local = st.lo().contains(&dst) || st.ifaces().iter().any(|i| i.holds(dst));
+        let local = st.lo.contains(&dst) || st.ifaces().iter().any(|i| i.holds(dst));
         (hop, local)
     }
 
@@ -719,19 +1106,19 @@ mod tests {
             for (k, &(_, _, up)) in ifaces.iter().enumerate() {
                 st.set_up(k, up);
             }
-            st.set_lo(lo.iter().map(|&n| addr(n)).collect());
+            st.set_lo(lo.iter().map(|&n| addr(n).into()).collect());
             st.set_gateway(gw.map(addr));
             let check = |st: &Stack| -> Result<(), TestCaseError> {
                 for &d in &dsts {
                     let (hop, local) = reference(st, addr(d));
-                    prop_assert_eq!(st.next_hop(addr(d)), hop);
-                    prop_assert_eq!(st.is_local(addr(d)), local);
+                    prop_assert_eq!(st.next_hop4(addr(d)), hop);
+                    prop_assert_eq!(st.is_local4(addr(d)), local);
                 }
                 Ok(())
             };
             check(&st)?;
             for &(k, a, p) in &vips {
-                st.add_vip(&format!("eth{k}"), addr(a), p);
+                st.add_vip(&format!("eth{k}"), addr(a).into(), p);
             }
             check(&st)?;
             for &k in &downs {
@@ -739,7 +1126,7 @@ mod tests {
             }
             check(&st)?;
             if let Some(&(k, a, _)) = vips.first() {
-                st.del_vip(&format!("eth{k}"), addr(a));
+                st.del_vip(&format!("eth{k}"), addr(a).into());
             }
             check(&st)?;
             st.clear_vips();
@@ -770,7 +1157,7 @@ mod tests {
     fn resolves_then_flushes_queued_packets_and_caches() {
         let mut s = stack();
         let mut fx = Fx::default();
-        s.route(Instant::ZERO, None, ip(9), vec![0x45; 34], &mut fx);
+        s.route(Instant::ZERO, None, ip(9).into(), vec![0x45; 34], &mut fx);
         assert_eq!(fx.tx.len(), 1, "one ARP request");
         let req = packet::parse_arp(&fx.tx[0].1).unwrap();
         assert_eq!((req.op, req.spa, req.tpa), (ArpOp::Request, ip(1), ip(9)));
@@ -789,11 +1176,11 @@ mod tests {
         assert_eq!(fx.tx.len(), 1);
         assert_eq!(packet::dst_mac(&fx.tx[0].1), Some(B));
         assert_eq!(
-            s.lookup(Instant::from_secs(1), ip(9)).map(|n| n.mac),
+            s.lookup(Instant::from_secs(1), ip(9).into()).map(|n| n.mac),
             Some(B)
         );
         // Expiry: the entry is no longer used after arp_timeout.
-        assert_eq!(s.lookup(Instant::from_secs(61), ip(9)), None);
+        assert_eq!(s.lookup(Instant::from_secs(61), ip(9).into()), None);
     }
 
     #[test]
@@ -839,7 +1226,7 @@ mod tests {
     #[test]
     fn arp_ignore_hides_lo_addresses() {
         let mut s = stack();
-        s.set_lo(vec![ip(100)]);
+        s.set_lo(vec![ip(100).into()]);
         let ask = Arp {
             op: ArpOp::Request,
             sha: B,
@@ -874,7 +1261,7 @@ mod tests {
         for (decap, kind) in kinds {
             let outer = fwd::tun(&inner, kind, ip(2), ip(1), B, A).unwrap();
             let mut s = stack();
-            s.set_lo(vec![ip(100)]);
+            s.set_lo(vec![ip(100).into()]);
             assert_eq!(s.classify(0, &outer), Rx::Local);
             // No receiver: dropped (plain UDP to a port nobody takes apart is not counted).
             assert_eq!(s.decapsulate(&outer), None);
@@ -925,10 +1312,99 @@ mod tests {
                 .map(|n| IfaceSpec::new(&format!("eth{n}"), [2, 0, 0, 0, 0, n], a(n, 114), 24))
                 .collect(),
         );
-        assert!(s.add_vip("eth0", a(0, 118), 32));
-        assert!(s.add_vip("eth0", a(0, 119), 24));
+        assert!(s.add_vip("eth0", a(0, 118).into(), 32));
+        assert!(s.add_vip("eth0", a(0, 119).into(), 24));
         s.set_up(1, false);
         assert_eq!(s.ip_addr(|i| i != 2), expected);
+    }
+
+    /// IPv6 as iproute2 printed it (fixtures/iproute2/ip-addr-ipv6.txt: a global address
+    /// on eth0, a VIP added after it with `nodad` as keepalived adds it, a /128 on lo).
+    #[test]
+    fn ip_addr_prints_ipv6_as_iproute2_prints_it() {
+        let recorded = include_str!("../../fixtures/iproute2/ip-addr-ipv6.txt");
+        let expected = recorded
+            .replace("eth0@if2:", "eth0:")
+            .replace(" link-netns lvsd-ipb", "");
+        let mut spec = IfaceSpec::new(
+            "eth0",
+            [2, 0, 0, 0, 0, 0],
+            Ipv4Addr::new(198, 18, 0, 114),
+            24,
+        );
+        spec.addrs6.push(("2001:db8:18::114".parse().unwrap(), 64));
+        let mut s = Stack::new(vec![spec]);
+        assert!(s.add_vip("eth0", "2001:db8:18::118".parse().unwrap(), 64));
+        s.set_lo(vec!["2001:db8:18::100".parse().unwrap()]);
+        assert_eq!(s.ip_addr(|_| true), expected);
+    }
+
+    /// Neighbour discovery between two hosts: a solicitation to the solicited-node group,
+    /// answered only for an address of the interface (not for lo's VIP), the answer
+    /// flushing the queued packet; an unsolicited advert with the override flag moves an
+    /// existing entry and creates none.
+    #[test]
+    fn neighbour_discovery_resolves_answers_and_follows_overrides() {
+        let v6 = |s: &str| -> Ipv6Addr { s.parse().unwrap() };
+        let host = |mac: Mac, a: &str| {
+            let mut spec = IfaceSpec::new("eth0", mac, Ipv4Addr::new(10, 0, 0, mac[5]), 24);
+            spec.addrs6.push((v6(a), 64));
+            Stack::new(vec![spec])
+        };
+        let (mut a, mut b) = (host(A, "2001:db8::a"), host(B, "2001:db8::b"));
+        b.set_lo(vec![IpAddr::V6(v6("2001:db8::100"))]);
+        let mut fx = Fx::default();
+        let pkt = vec![0u8; 60];
+        a.route(
+            Instant::ZERO,
+            None,
+            IpAddr::V6(v6("2001:db8::b")),
+            pkt.clone(),
+            &mut fx,
+        );
+        let [(0, ns)] = fx.tx.as_slice() else {
+            panic!("one solicitation: {:?}", fx.tx);
+        };
+        assert_eq!(&ns[..6], &[0x33, 0x33, 0xff, 0, 0, 0x0b]);
+        let ns = ns.clone();
+        fx.tx.clear();
+        assert_eq!(b.receive(Instant::ZERO, 0, &ns, &mut fx), Rx::Ndisc);
+        let [(0, na)] = fx.tx.as_slice() else {
+            panic!("one answer: {:?}", fx.tx);
+        };
+        assert_eq!(
+            b.lookup(Instant::ZERO, IpAddr::V6(v6("2001:db8::a")))
+                .map(|n| n.mac),
+            Some(A)
+        );
+        let na = na.clone();
+        fx.tx.clear();
+        a.receive(Instant::ZERO, 0, &na, &mut fx);
+        assert_eq!(fx.tx.len(), 1, "the queued packet goes");
+        assert_eq!(packet::dst_mac(&fx.tx[0].1), Some(B));
+        fx.tx.clear();
+        // lo's address is not answered for (Linux's strict address check).
+        a.route(
+            Instant::ZERO,
+            None,
+            IpAddr::V6(v6("2001:db8::100")),
+            pkt,
+            &mut fx,
+        );
+        let ns = fx.tx.pop().unwrap().1;
+        b.receive(Instant::ZERO, 0, &ns, &mut fx);
+        assert!(fx.tx.is_empty());
+        // An unsolicited override advert moves B's entry to C, and creates nothing.
+        let moved = lvs_core::vrrp::arp::unsolicited_na(C, v6("2001:db8::b"), false);
+        a.receive(Instant::from_secs(1), 0, &moved, &mut fx);
+        assert_eq!(
+            a.lookup(Instant::from_secs(1), IpAddr::V6(v6("2001:db8::b")))
+                .map(|n| n.mac),
+            Some(C)
+        );
+        let stranger = lvs_core::vrrp::arp::unsolicited_na(C, v6("2001:db8::77"), false);
+        a.receive(Instant::from_secs(1), 0, &stranger, &mut fx);
+        assert!(!a.neigh6.contains_key(&v6("2001:db8::77")));
     }
 
     // Found by the sim bench: a TUN real server's ARP request for its gateway, sent from the
@@ -953,7 +1429,8 @@ mod tests {
         };
         s.receive(Instant::ZERO, 0, &learn.to_frame(C, BROADCAST), &mut fx);
         assert_eq!(
-            s.lookup(Instant::ZERO, vip).map(|n| (n.iface, n.mac)),
+            s.lookup(Instant::ZERO, vip.into())
+                .map(|n| (n.iface, n.mac)),
             Some((0, C))
         );
         // Two seconds on (past locktime), a host behind eth1 asks for eth1's address from
@@ -972,8 +1449,11 @@ mod tests {
             &ask.to_frame([2, 0, 0, 0, 0, 0xd], BROADCAST),
             &mut fx,
         );
-        assert_eq!(s.lookup(later, vip).map(|n| (n.iface, n.mac)), Some((0, C)));
+        assert_eq!(
+            s.lookup(later, vip.into()).map(|n| (n.iface, n.mac)),
+            Some((0, C))
+        );
         // Packets to the VIP still leave by eth0, to the director's MAC.
-        assert_eq!(s.resolved_forward(later, vip), Some((0, A, C)));
+        assert_eq!(s.resolved_forward(later, vip.into()), Some((0, A, C)));
     }
 }

@@ -785,3 +785,169 @@ fn a_unicast_advert_for_another_address_is_not_seen() {
         assert_eq!(received, k - 2, "after the advert to {dst}");
     }
 }
+
+const CONF_V6: &str = r#"
+vrrp_instance VI_6 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 61
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        2001:db8::100/64
+    }
+}
+virtual_server 2001:db8::100 80 {
+    delay_loop 5
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 2001:db8::11 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+"#;
+
+/// An IPv6 LVS-DR director: VRRP v3 from the link-local address to ff02::12, the VIP's
+/// unsolicited neighbour advert, then a client's SYN: the real server is unknown, so a
+/// neighbour solicitation goes to its solicited-node group; its advert is learnt and the
+/// client's retransmitted SYN goes to its MAC, one hop older, otherwise untouched.
+#[test]
+fn ipv6_dr_resolves_the_real_server_by_solicitation_and_forwards() {
+    use crate::wire::icmpv6::{Ndisc, NdiscFrame, NeighbourAdvertRepr};
+    const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+    let link_local = ip("fe80::ff:fe00:1");
+    let env = NodeEnv {
+        ifaces: vec![Iface {
+            name: "eth0".into(),
+            mac: MAC,
+            addrs: vec![link_local, ip("2001:db8::1")],
+        }],
+        routes: Vec::new(),
+    };
+    let parsed = config::parse_str("keepalived.conf", CONF_V6);
+    let cfg = parsed.config.expect("config loads");
+    let mut dc = DirectorConfig::from_keepalived(&cfg, &env).expect("maps onto the host");
+    dc.data_plane = DataPlane::Userspace;
+    let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(7));
+    let mut n = One {
+        d: Director::new(dc, env, rng).expect("starts"),
+        now: Instant::ZERO,
+        out: Vec::new(),
+        probe: ProbeResult::Connected,
+    };
+    n.run_until(secs(10));
+    let sent: Vec<&Vec<u8>> = n
+        .since(Instant::ZERO)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Transmit { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .collect();
+    let advert = sent
+        .iter()
+        .filter(|f| wire::Carried::parse(f).is_ok())
+        .find_map(|f| crate::wire::ipv6::Ipv6Repr::parse(&f[14..]).ok())
+        .map(|(h, _)| (IpAddr::V6(h.src), IpAddr::V6(h.dst)))
+        .expect("a VRRP advert was sent");
+    assert_eq!(
+        advert,
+        (link_local, ip("ff02::12")),
+        "v3 from the link-local address"
+    );
+    let na = sent
+        .iter()
+        .find_map(|f| NdiscFrame::parse(f))
+        .expect("an unsolicited NA for the VIP");
+    assert!(
+        matches!(na.msg, Ndisc::Advert(a) if a.target == "2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap() && a.override_flag && !a.solicited)
+    );
+
+    let syn = || {
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2(PEER_MAC, MAC)
+            .ipv6(
+                "2001:db8:ff::7"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                "2001:db8::100"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                64,
+            )
+            .tcp(40000, 80, 1000, 65535)
+            .syn()
+            .write(&mut frame, &[])
+            .unwrap();
+        Input::Frame {
+            iface: IfaceName::from("eth0"),
+            frame,
+        }
+    };
+    let before = n.out.len();
+    n.input(syn());
+    let out: Vec<&Output> = n.out[before..].iter().map(|(_, o)| o).collect();
+    let [Output::Transmit { frame, .. }] = out.as_slice() else {
+        panic!("one frame out, not {out:?}");
+    };
+    let ns = NdiscFrame::parse(frame).expect("a neighbour solicitation");
+    let rs: std::net::Ipv6Addr = "2001:db8::11".parse().unwrap();
+    assert_eq!(
+        (ns.src, ns.dst, &frame[..6]),
+        (
+            "2001:db8::1".parse().unwrap(),
+            "ff02::1:ff00:11".parse().unwrap(),
+            &[0x33, 0x33, 0xff, 0, 0, 0x11][..]
+        ),
+        "from the global address, to the solicited-node group"
+    );
+    assert!(matches!(ns.msg, Ndisc::Solicit(s) if s.target == rs && s.source_mac == Some(MAC)));
+
+    let answer = NdiscFrame {
+        src_mac: RS_MAC,
+        src: rs,
+        dst: "2001:db8::1".parse().unwrap(),
+        msg: Ndisc::Advert(NeighbourAdvertRepr {
+            router: false,
+            solicited: true,
+            override_flag: true,
+            target: rs,
+            target_mac: Some(RS_MAC),
+        }),
+    };
+    n.input(Input::Frame {
+        iface: IfaceName::from("eth0"),
+        frame: answer.emit(MAC),
+    });
+
+    let before = n.out.len();
+    let Input::Frame {
+        frame: sent_syn, ..
+    } = syn()
+    else {
+        unreachable!()
+    };
+    n.input(syn());
+    let forwarded = n.out[before..]
+        .iter()
+        .map(|(_, o)| o)
+        .find_map(|o| match o {
+            Output::Transmit { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .expect("the SYN went on");
+    assert_eq!(&forwarded[..6], &RS_MAC, "to the real server's MAC");
+    assert_eq!(&forwarded[6..12], &MAC, "from ours");
+    assert_eq!(forwarded[14 + 7], 63, "one hop off the hop limit");
+    let mut expect = sent_syn.clone();
+    expect[..6].copy_from_slice(&RS_MAC);
+    expect[6..12].copy_from_slice(&MAC);
+    expect[14 + 7] = 63;
+    assert_eq!(forwarded, &expect, "nothing else changed");
+}

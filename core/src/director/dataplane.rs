@@ -11,6 +11,7 @@ use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
 use crate::ipvs::{fwd, FwdMethod, Protocol};
 use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ethernet;
+use crate::wire::icmpv6::NdiscFrame;
 use crate::wire::{self, ip_proto};
 
 use super::env::NodeEnv;
@@ -28,8 +29,9 @@ pub enum Handled {
         /// Rewritten frame.
         frame: Vec<u8>,
     },
-    /// The real server's MAC is unknown: here is an ARP request to send; the packet is dropped
-    /// (the client retransmits, as it would while the kernel resolves a neighbour).
+    /// The real server's MAC is unknown: here is an ARP request (IPv4) or a neighbour
+    /// solicitation (IPv6) to send; the packet is dropped (the client retransmits, as it
+    /// would while the kernel resolves a neighbour).
     Resolve {
         /// Interface to send on.
         iface: IfaceName,
@@ -184,13 +186,20 @@ pub fn forward(
             }
         }
         None => {
-            let (IpAddr::V4(target), Some((mac, Some(ip)))) = (rs, env.mac_and_v4(&arrived_on))
-            else {
-                return Handled::NotOurs;
+            let frame = match (rs, env.mac_and_v4(&arrived_on)) {
+                (IpAddr::V4(target), Some((mac, Some(ip)))) => arp_request(mac, ip, target),
+                (IpAddr::V6(target), Some((mac, _))) => {
+                    let Some(src) = env.ndisc_source(&arrived_on, target) else {
+                        return Handled::NotOurs;
+                    };
+                    let (ns, dst_mac) = NdiscFrame::solicit(mac, src, target);
+                    ns.emit(dst_mac)
+                }
+                _ => return Handled::NotOurs,
             };
             Handled::Resolve {
                 iface: arrived_on,
-                frame: arp_request(mac, ip, target),
+                frame,
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The host a director runs on, as the driver tells it: interfaces, their addresses, and
 //! the IPv4 routes the data plane reads (what the daemon learns from rtnetlink).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One network interface of the director's host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +80,27 @@ impl NodeEnv {
             .iter()
             .copied()
             .find(|a| a.is_ipv6() == ipv6)
+    }
+
+    /// The source of a neighbour solicitation for `target` sent on `name`, as the kernel's
+    /// source address selection picks it: an address of the same scope (a global one for a
+    /// global target, the link-local one for a link-local target), else any IPv6 address
+    /// of the interface.
+    pub fn ndisc_source(&self, name: &str, target: Ipv6Addr) -> Option<Ipv6Addr> {
+        let link_local = |a: &Ipv6Addr| a.segments()[0] & 0xffc0 == 0xfe80;
+        let v6: Vec<Ipv6Addr> = self
+            .iface(name)?
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(v) => Some(*v),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        v6.iter()
+            .find(|a| link_local(a) == link_local(&target))
+            .or(v6.first())
+            .copied()
     }
 
     /// Hardware and first IPv4 address of `name`: what the data plane sends from there.

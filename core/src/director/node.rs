@@ -18,6 +18,7 @@ use crate::vrrp::{
     arp, InstanceStats, NotifyScript, RouterConfig, RouterError, RxError, StateChangeKind,
     VrrpInput, VrrpOutput, VrrpRouter, VrrpState,
 };
+use crate::wire::icmpv6::{Ndisc, NdiscFrame};
 
 use super::dataplane::{self, Handled, Neighbours};
 use super::env::NodeEnv;
@@ -172,6 +173,9 @@ enum Class<'a> {
     Arp(arp::ArpFrame),
     /// TCP or UDP: client traffic or a sync datagram.
     Traffic(PacketInfo),
+    /// IPv6 neighbour discovery: the sender (a solicitation's source, an advert's target)
+    /// is learnt.
+    Ndisc(IpAddr, [u8; 6]),
     /// A VRRP advert, read up to the VRID dispatch.
     Vrrp(wire::Carried<'a>),
     /// An advert that fails the checks made before the VRID is known.
@@ -188,6 +192,18 @@ impl Class<'_> {
         // TCP/UDP is client traffic or sync; parsed once, never tried as VRRP.
         if let Some(pkt) = dataplane::packet_info(frame) {
             return Class::Traffic(pkt);
+        }
+        if let Some(nd) = NdiscFrame::parse(frame) {
+            return match nd.msg {
+                Ndisc::Solicit(ns) => match ns.source_mac {
+                    Some(mac) if !nd.src.is_unspecified() => Class::Ndisc(IpAddr::V6(nd.src), mac),
+                    _ => Class::Other,
+                },
+                Ndisc::Advert(na) => match na.target_mac {
+                    Some(mac) => Class::Ndisc(IpAddr::V6(na.target), mac),
+                    None => Class::Other,
+                },
+            };
         }
         match wire::Carried::parse(frame) {
             Ok(c) => Class::Vrrp(c),
@@ -523,6 +539,10 @@ impl Director {
         let (checked, vrid) = match Class::of(&frame) {
             Class::Arp(a) => {
                 self.learn(now, &iface, IpAddr::V4(a.arp.sender_ip), a.arp.sender_mac);
+                return Plane::Control;
+            }
+            Class::Ndisc(ip, mac) => {
+                self.learn(now, &iface, ip, mac);
                 return Plane::Control;
             }
             Class::Traffic(pkt) => {

@@ -98,10 +98,7 @@ pub fn multicast_mac(ip: IpAddr) -> Option<[u8; 6]> {
             let o = v4.octets();
             Some([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
         }
-        IpAddr::V6(v6) if v6.is_multicast() => {
-            let o = v6.octets();
-            Some([0x33, 0x33, o[12], o[13], o[14], o[15]])
-        }
+        IpAddr::V6(v6) if v6.is_multicast() => Some(crate::wire::icmpv6::multicast_mac(v6)),
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! Connected parts (partitions) and the invariant checks run against them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::invariants::{Violation, NO_PART};
@@ -29,18 +29,18 @@ impl Sim {
             let Ok(p) = crate::sctp::parse_sctp(frame) else {
                 return;
             };
-            (p.dst, p.dport)
+            (IpAddr::V4(p.dst), p.dport)
         } else {
             return;
         };
         let Some(target) = packet::dst_mac(frame).and_then(|m| self.macs.get(&m).copied()) else {
             return;
         };
-        let addrs: Vec<Ipv4Addr> = self.hosts[target]
+        let addrs: Vec<IpAddr> = self.hosts[target]
             .stack
             .ifaces()
             .iter()
-            .flat_map(|i| i.spec.addrs.iter().map(|a| a.0))
+            .flat_map(|i| i.configured())
             .collect();
         let before = self.inv.violations.len();
         self.inv
@@ -123,7 +123,7 @@ impl Sim {
     /// The host holding `addr` that a packet `from` sends to it reaches, following each
     /// host's route (connected subnet or gateway) over links with carrier at both ends and
     /// through hosts that forward: where a health check from `from` gets to.
-    fn route_reaches(&self, from: usize, addr: Ipv4Addr) -> Option<usize> {
+    fn route_reaches(&self, from: usize, addr: IpAddr) -> Option<usize> {
         let mut cur = from;
         // A handful of routers at most; a routing loop ends here too.
         for _ in 0..8 {
@@ -136,10 +136,8 @@ impl Sim {
             let next = self.graph.edges(seg.node).find_map(|r| {
                 let (h, i) = (r.weight().host, r.weight().iface);
                 let holds = self.hosts[h].stack.ifaces()[i]
-                    .spec
-                    .addrs
-                    .iter()
-                    .any(|a| a.0 == hop);
+                    .configured()
+                    .any(|a| a == hop);
                 (h != cur && holds && self.iface_carrier(h, i)).then_some(h)
             })?;
             if hop == addr {
@@ -177,10 +175,7 @@ impl Sim {
                 .dests()
                 .iter()
                 .any(|x| x.addr == addr && x.port == port && x.weight > 0);
-            let IpAddr::V4(v4) = addr else {
-                return true;
-            };
-            let up = self.route_reaches(d, v4).is_some_and(|r| {
+            let up = self.route_reaches(d, addr).is_some_and(|r| {
                 let Model::Server(s) = &self.hosts[r].model else {
                     return false;
                 };

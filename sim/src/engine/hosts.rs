@@ -1,7 +1,7 @@
 //! Host processes: what a host does with a frame or timer that reaches it, and the director
 //! processes' lifecycle (start, kill), inputs, outputs and logs.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -29,7 +29,10 @@ impl Sim {
         }
         let now = self.now;
         if matches!(self.hosts[host].model, Model::Gateway)
-            && self.hosts[host].stack.classify(iface, &frame) == Rx::Arp
+            && matches!(
+                self.hosts[host].stack.classify(iface, &frame),
+                Rx::Arp | Rx::Ndisc
+            )
         {
             // The gateway's ARP cache may change under frames forwarded ahead of time.
             self.revert_cuts();
@@ -276,10 +279,8 @@ impl Sim {
                 addr,
                 prefix,
             }) => {
-                if let IpAddr::V4(a) = addr {
-                    if self.hosts[host].stack.add_vip(&iface, a, prefix) {
-                        self.inv.vip(HostId(host), a, true);
-                    }
+                if self.hosts[host].stack.add_vip(&iface, addr, prefix) {
+                    self.inv.vip(HostId(host), addr, true);
                 }
                 self.trace_push(
                     host,
@@ -290,11 +291,9 @@ impl Sim {
                 );
             }
             Output::DelVip(Vip { iface, addr, .. }) => {
-                if let IpAddr::V4(a) = addr {
-                    self.hosts[host].stack.del_vip(&iface, a);
-                    let still = self.hosts[host].stack.vips().any(|v| v == a);
-                    self.inv.vip(HostId(host), a, still);
-                }
+                self.hosts[host].stack.del_vip(&iface, addr);
+                let still = self.hosts[host].stack.vips().any(|v| v == addr);
+                self.inv.vip(HostId(host), addr, still);
                 self.trace_push(
                     host,
                     TraceEvent::DelVip {
@@ -325,7 +324,7 @@ impl Sim {
             // The host routes what its data plane hands back (a NAT reply) as Linux
             // forwards it: by its table, ARP as needed.
             Output::Route { frame } => {
-                if let Some((_, dst, _)) = packet::ipv4_addrs(&frame) {
+                if let Some((_, dst, _)) = packet::ip_addrs(&frame) {
                     let now = self.now;
                     self.hosts[host]
                         .stack
@@ -550,7 +549,7 @@ impl Sim {
             Life::Running => {}
         }
         let keep = d.keep_vips_on_kill;
-        let vips: Vec<Ipv4Addr> = self.hosts[host].stack.vips().collect();
+        let vips: Vec<IpAddr> = self.hosts[host].stack.vips().collect();
         // Nobody claims the addresses any more; with `keep` (Linux) they stay configured, so
         // the host's kernel still answers ARP for them until the next start removes them.
         for v in &vips {

@@ -1,7 +1,7 @@
 //! Reading the world: hosts, stacks, models, VIP holders, logs, metrics, trace, invariants;
 //! and the few per-host settings tests poke.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lvs_core::ipvs::table::Ipvs;
@@ -105,7 +105,8 @@ impl Sim {
     }
 
     /// Hosts holding `vip` on an interface.
-    pub fn vip_holders(&self, vip: Ipv4Addr) -> Vec<HostId> {
+    pub fn vip_holders(&self, vip: impl Into<IpAddr>) -> Vec<HostId> {
+        let vip = vip.into();
         (0..self.hosts.len())
             .filter(|h| self.hosts[*h].stack.vips().any(|v| v == vip))
             .map(HostId)

@@ -1,7 +1,7 @@
 //! Health-check probes: scripts answered from the scenario's script results, TCP_CHECK and
 //! HTTP_GET as real connections from the director host's own sockets (`crate::prober`).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lvs_core::check::probe::{Probe, ProbeId, ProbeKind, ProbeResult};
@@ -75,13 +75,13 @@ impl Sim {
             Outcome::Connected => ProbeResult::Connected,
             Outcome::Refused => ProbeResult::ConnectFailed,
             Outcome::TimedOut => ProbeResult::Timeout,
-            Outcome::Responded { server } => self.http_answer(*server.ip(), server.port()),
+            Outcome::Responded { server } => self.http_answer(server.ip(), server.port()),
         };
         self.probe_result(host, done.gen, done.id, result);
     }
 
     /// What the real server holding `ip` answers an HTTP_GET on `port` with.
-    fn http_answer(&self, ip: Ipv4Addr, port: u16) -> ProbeResult {
+    fn http_answer(&self, ip: IpAddr, port: u16) -> ProbeResult {
         let holder = self.hosts.iter().find_map(|h| match &h.model {
             Model::Server(s) if h.stack.is_local(ip) => s.service(port),
             _ => None,
@@ -115,8 +115,8 @@ impl Sim {
 }
 
 /// The IPv4 address a TCP frame is for and its destination port, when it is TCP over IPv4.
-pub(super) fn tcp_dst(frame: &[u8]) -> Option<(Ipv4Addr, u16)> {
-    let (_, dst, proto) = crate::packet::ipv4_addrs(frame)?;
+pub(super) fn tcp_dst(frame: &[u8]) -> Option<(IpAddr, u16)> {
+    let (_, dst, proto) = crate::packet::ip_addrs(frame)?;
     if proto != 6 {
         return None;
     }

@@ -2,7 +2,7 @@
 //! them, with the per-link parameters `send` reads on every frame.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,6 +130,7 @@ impl Sim {
         stack.arp_announce = spec.arp_announce;
         stack.decap.extend(spec.tunnel);
         stack.set_gateway(spec.gateway);
+        stack.set_gateway6(spec.gateway6);
         let initial: Vec<(u16, bool)> = spec.services.iter().map(|s| (s.port, s.running)).collect();
         let id = self.add_host(
             name,
@@ -142,21 +143,23 @@ impl Sim {
         Ok(id)
     }
 
-    /// Add a client with one interface and a default gateway.
+    /// Add a client with one interface and its default gateways.
     pub fn add_client(
         &mut self,
         name: &str,
         iface: IfaceSpec,
-        gateway: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
+        gateway6: Option<Ipv6Addr>,
         spec: ClientSpec,
     ) -> Result<HostId, SimError> {
-        let local = iface
-            .addrs
-            .first()
-            .map(|a| a.0)
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
         let mut stack = Stack::new(vec![iface]);
-        stack.set_gateway(Some(gateway));
+        stack.set_gateway(gateway);
+        stack.set_gateway6(gateway6);
+        let unspecified = match spec.target {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let local = stack.source_for(spec.target.ip()).unwrap_or(unspecified);
         let client = Client::new(spec, local);
         let (at, token) = client.first_timer();
         let id = self.add_host(name, stack, Model::Client(client))?;

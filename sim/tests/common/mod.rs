@@ -81,7 +81,7 @@ pub struct Fake {
     master: bool,
     next_beacon: Instant,
     rr: usize,
-    conns: BTreeMap<(Ipv4Addr, u16), Mac>,
+    conns: BTreeMap<(std::net::IpAddr, u16), Mac>,
     beacon_seq: u32,
 }
 
@@ -136,7 +136,7 @@ impl DirectorNode for Fake {
                 let Ok(seg) = packet::parse_tcp(&frame) else {
                     return;
                 };
-                if seg.dst != VIP || !self.master || self.cfg.rs.is_empty() {
+                if seg.dst != std::net::IpAddr::V4(VIP) || !self.master || self.cfg.rs.is_empty() {
                     return;
                 }
                 let key = (seg.src, seg.sport);
@@ -332,10 +332,14 @@ pub fn world_with(
         .add_real_server(
             "rs1",
             vec![IfaceSpec::new("eth0", RS1_MAC, lan(11), 24)],
-            RealServerSpec::dr(vec![VIP], Some(lan(1)), svc()),
+            RealServerSpec::dr(vec![VIP.into()], Some(lan(1)), svc()),
         )
         .unwrap();
-    let vips2 = if o.rs2_holds_vip { vec![VIP] } else { vec![] };
+    let vips2 = if o.rs2_holds_vip {
+        vec![VIP.into()]
+    } else {
+        vec![]
+    };
     let rs2 = sim
         .add_real_server(
             "rs2",
@@ -343,7 +347,7 @@ pub fn world_with(
             RealServerSpec::dr(vips2, Some(lan(1)), svc()),
         )
         .unwrap();
-    let mut spec = ClientSpec::new(SocketAddrV4::new(VIP, 80), o.workload);
+    let mut spec = ClientSpec::new(SocketAddrV4::new(VIP, 80).into(), o.workload);
     spec.start = Instant::from_millis(100);
     let client = sim
         .add_client(
@@ -354,7 +358,8 @@ pub fn world_with(
                 Ipv4Addr::new(192, 168, 1, 10),
                 24,
             ),
-            Ipv4Addr::new(192, 168, 1, 1),
+            Some(Ipv4Addr::new(192, 168, 1, 1)),
+            None,
             spec,
         )
         .unwrap();
@@ -386,6 +391,6 @@ pub fn world_with(
 pub fn gw_vip_mac(w: &World) -> Option<Mac> {
     w.sim
         .stack(w.gw)
-        .and_then(|s| s.lookup(w.sim.now(), VIP))
+        .and_then(|s| s.lookup(w.sim.now(), VIP.into()))
         .map(|n| n.mac)
 }
