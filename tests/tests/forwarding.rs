@@ -170,13 +170,48 @@ fn a_tun_real_server_without_its_tunnel_passes_its_check_and_swallows_requests()
 }
 
 // DR, NAT and TUN real servers in one virtual service, as keepalived allows each real server
-// its own lvs_method; all three serve before and after the failover.
+// its own lvs_method; all three serve before and after the failover, and the TUN server's
+// web server stopping costs only the connections its kernel resets before the checker
+// takes it out.
 #[test]
 fn dr_nat_and_tun_serve_side_by_side_in_one_virtual_service() {
     let s = load("mixed/mixed-failover.toml");
     every_verdict_passes(&s);
     let r = observe(&s, &RunOptions::default()).unwrap();
-    assert_eq!(r.requests.requests_failed, 0, "{:?}", r.requests.failures);
+    let stop = s.faults[0].at;
+    let removed = r
+        .observations
+        .iter()
+        .find(|o| {
+            o.host == "director1"
+                && matches!(&o.what, Observed::Log { line }
+                    if line.contains("Removing service [10.20.0.11]:tcp:80"))
+        })
+        .expect("the master's checker removes web-tun")
+        .t;
+    let mut sim = build(&s, s.seed).unwrap();
+    sim.run_until(at(s.duration));
+    let mut resets = 0;
+    for e in sim.trace() {
+        let TraceEvent::Request { record } = &e.event else {
+            continue;
+        };
+        if let Outcome::Failed { reason, broken } = &record.outcome {
+            let sent = Duration::from_nanos(record.started.as_nanos());
+            assert!(
+                *reason == lvs_sim::client::FailReason::Reset
+                    && !broken
+                    // A SYN sent just before the stop reaches web-tun after it (the
+                    // client's path is a few milliseconds long).
+                    && sent + Duration::from_millis(10) >= stop
+                    && sent <= removed,
+                "unexplained failure of a request sent at {sent:?}: {reason:?}"
+            );
+            resets += 1;
+        }
+    }
+    assert!(resets > 0, "web-tun's stop reset nothing");
+    assert_eq!(r.requests.requests_failed, resets);
     let served = per_server(&s, &["web-dr", "web-nat", "web-tun"]);
     let (dr, nat, tun) = (served[0], served[1], served[2]);
     // Only the TUN server takes anything out of a tunnel.
