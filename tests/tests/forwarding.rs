@@ -2,6 +2,8 @@
 //! method, a real server failing and returning and a director failover in it, every failed
 //! request accounted for.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -179,16 +181,12 @@ fn dr_nat_and_tun_serve_side_by_side_in_one_virtual_service() {
     every_verdict_passes(&s);
     let r = observe(&s, &RunOptions::default()).unwrap();
     let stop = s.faults[0].at;
-    let removed = r
-        .observations
-        .iter()
-        .find(|o| {
-            o.host == "director1"
-                && matches!(&o.what, Observed::Log { line }
-                    if line.contains("Removing service [10.20.0.11]:tcp:80"))
-        })
-        .expect("the master's checker removes web-tun")
-        .t;
+    let removed = common::logged_at(
+        &r.observations,
+        "director1",
+        "Removing service [10.20.0.11]:tcp:80",
+    )
+    .expect("the master's checker removes web-tun");
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
     let mut resets = 0;

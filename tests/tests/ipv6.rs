@@ -2,6 +2,8 @@
 //! over IPv6 and whose hosts find each other by neighbour discovery, a real server's web
 //! server stopping and the master's keepalived stopping.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
@@ -32,16 +34,12 @@ fn ipv6_dr_cluster_fails_only_between_service_stop_and_removal_and_at_the_failov
 
     let r = observe(&s, &RunOptions::default()).unwrap();
     let (stop, failover) = (s.faults[0].at, s.faults[1].at);
-    let removed = r
-        .observations
-        .iter()
-        .find(|o| {
-            o.host == "director1"
-                && matches!(&o.what, Observed::Log { line }
-                    if line.contains("Removing service [2001:db8:22::117]:tcp:80"))
-        })
-        .expect("the checker removes web2")
-        .t;
+    let removed = common::logged_at(
+        &r.observations,
+        "director1",
+        "Removing service [2001:db8:22::117]:tcp:80",
+    )
+    .expect("the checker removes web2");
     assert!(removed > stop && removed < stop + Duration::from_secs(5));
     // The new master announces the VIP with unsolicited neighbour adverts, as keepalived.
     assert!(r.observations.iter().any(|o| o.host == "director2"

@@ -51,16 +51,12 @@ fn dr_sctp_answers_fail_only_between_peer_stop_and_removal_with_kernel_states() 
     let stop = s.faults[0].at;
     let failover = s.faults[1].at;
     // keepalived's `protocol SCTP`: an SCTP virtual service, checked with TCP_CHECK.
-    let removed = r
-        .observations
-        .iter()
-        .find(|o| {
-            o.host == "director1"
-                && matches!(&o.what, Observed::Log { line }
-                    if line.contains("Removing service [223.202.22.117]:sctp:3868"))
-        })
-        .expect("the checker removes dia2")
-        .t;
+    let removed = common::logged_at(
+        &r.observations,
+        "director1",
+        "Removing service [223.202.22.117]:sctp:3868",
+    )
+    .expect("the checker removes dia2");
     assert!(removed > stop && removed < stop + Duration::from_secs(5));
 
     let (mut servers, mut refused, mut after_failover) = (BTreeSet::new(), 0, BTreeSet::new());

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lvs_scenarios::judge::RunOptions;
-use lvs_scenarios::observe::Observed;
 use lvs_sim::client::{FailReason, Outcome};
 use lvs_sim::scenario::{observe, run};
 
@@ -20,16 +19,12 @@ fn dr_udp_answers_fail_only_between_service_stop_and_removal_and_stick_per_port(
 
     let r = observe(&s, &RunOptions::default()).unwrap();
     let stop = s.faults[0].at;
-    let removed = r
-        .observations
-        .iter()
-        .find(|o| {
-            o.host == "director1"
-                && matches!(&o.what, Observed::Log { line }
-                    if line.contains("Removing service [223.202.22.117]:udp:53"))
-        })
-        .expect("the checker removes dns2")
-        .t;
+    let removed = common::logged_at(
+        &r.observations,
+        "director1",
+        "Removing service [223.202.22.117]:udp:53",
+    )
+    .expect("the checker removes dns2");
     assert!(removed > stop && removed < stop + Duration::from_secs(5));
 
     let (mut servers, mut sticky, mut refused) = (BTreeSet::new(), BTreeSet::new(), 0);

@@ -62,6 +62,23 @@ pub fn requests(s: &Scenario) -> Vec<(std::time::Duration, u16, lvs_sim::client:
         .collect()
 }
 
+/// When `host` first logged a line containing `needle` (a checker's "Removing service ...",
+/// say); `None` if it never did.
+#[allow(dead_code)] // not every suite that includes this module asks
+pub fn logged_at(
+    obs: &[lvs_scenarios::observe::Observation],
+    host: &str,
+    needle: &str,
+) -> Option<std::time::Duration> {
+    obs.iter()
+        .find(|o| {
+            o.host == host
+                && matches!(&o.what, lvs_scenarios::observe::Observed::Log { line }
+                    if line.contains(needle))
+        })
+        .map(|o| o.t)
+}
+
 /// Verdicts about VRRP: who is MASTER, who holds the VIPs, how fast they move, and safety.
 /// These need no IPVS data plane.
 pub fn is_vrrp_verdict(v: &Verdict) -> bool {
