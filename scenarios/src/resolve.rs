@@ -24,6 +24,17 @@ pub const DEFAULT_CAPACITY: u32 = 256;
 pub const DEFAULT_RESPONSE_SIZE: u32 = 1024;
 /// Request bytes when the file gives none.
 pub const DEFAULT_REQUEST_SIZE: u32 = 200;
+/// The largest TCP `request_size`: one segment's payload at MTU 1500 (less the 20-byte IPv4
+/// and TCP headers; the simulated segments carry no TCP options), as a client sends it.
+pub const MAX_TCP_REQUEST_SIZE: u32 = 1460;
+/// The largest UDP `request_size`: one datagram unfragmented at MTU 1500 (less the 20-byte
+/// IPv4 and 8-byte UDP headers).
+pub const MAX_UDP_REQUEST_SIZE: u32 = 1472;
+/// The smallest UDP `request_size`: the 8 bytes of the request's id, which the answer echoes.
+pub const MIN_UDP_REQUEST_SIZE: u32 = 8;
+/// What an IPv6 header takes beyond an IPv4 one (40 bytes against 20), off each largest
+/// `request_size` when the target is an IPv6 address.
+pub const IPV6_EXTRA_HEADER: u32 = 20;
 /// How long a UDP client waits for an answer: 1 s, the first try of a stub resolver
 /// (systemd-resolved and Windows wait 1 s; glibc's `options timeout` is 5 s but a DNS
 /// client that gives up on a silent server after 1 s is the common operator view).
@@ -1060,6 +1071,48 @@ impl Cx<'_> {
                     },
                 ));
             }
+        }
+        let v6 = target.is_ipv6();
+        let (min, max, range) = match protocol {
+            Transport::Tcp if v6 => (
+                1,
+                MAX_TCP_REQUEST_SIZE - IPV6_EXTRA_HEADER,
+                "1 to 1440 bytes: a TCP request is sent in one segment, MTU 1500 less the IPv6 and TCP headers",
+            ),
+            Transport::Tcp => (
+                1,
+                MAX_TCP_REQUEST_SIZE,
+                "1 to 1460 bytes: a TCP request is sent in one segment, MTU 1500 less the IPv4 and TCP headers",
+            ),
+            Transport::Udp if v6 => (
+                MIN_UDP_REQUEST_SIZE,
+                MAX_UDP_REQUEST_SIZE - IPV6_EXTRA_HEADER,
+                "8 to 1452 bytes: a UDP request is one datagram unfragmented at MTU 1500 over IPv6, holding its 8-byte id",
+            ),
+            Transport::Udp => (
+                MIN_UDP_REQUEST_SIZE,
+                MAX_UDP_REQUEST_SIZE,
+                "8 to 1472 bytes: a UDP request is one datagram unfragmented at MTU 1500, holding its 8-byte id",
+            ),
+            Transport::Sctp => (
+                MIN_UDP_REQUEST_SIZE,
+                MIN_UDP_REQUEST_SIZE,
+                "8 bytes: an SCTP request is one DATA chunk holding its 8-byte id, other sizes are not modelled yet",
+            ),
+        };
+        if let Some(v) = w
+            .request_size
+            .as_ref()
+            .filter(|v| !(min..=max).contains(v.get_ref()))
+        {
+            return Err(self.err(
+                v.span(),
+                wkey("request_size"),
+                Problem::OutOfRange {
+                    value: v.get_ref().to_string(),
+                    range,
+                },
+            ));
         }
         Ok(Workload {
             target,

@@ -174,6 +174,11 @@ fn cases() -> Vec<(&'static str, Edit, &'static str)> {
         ("sctp timeout zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"sctp\"\ntimeout = \"0s\"\n"), "OutOfRange"),
         ("udp timeout zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\ntimeout = \"0s\"\n"), "OutOfRange"),
         ("udp source_port zero", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\nsource_port = 0\n"), "OutOfRange"),
+        ("tcp request beyond one segment", Replace("rate = 10\n", "rate = 10\nrequest_size = 1461\n"), "OutOfRange"),
+        ("empty tcp request", Replace("rate = 10\n", "rate = 10\nrequest_size = 0\n"), "OutOfRange"),
+        ("udp request beyond one datagram", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\nrequest_size = 1473\n"), "OutOfRange"),
+        ("udp request shorter than its id", Replace("rate = 10\n", "rate = 10\nprotocol = \"udp\"\nrequest_size = 7\n"), "OutOfRange"),
+        ("sctp request of another size", Replace("rate = 10\n", "rate = 10\nprotocol = \"sctp\"\nrequest_size = 100\n"), "OutOfRange"),
         ("duplicate udp service port", Replace("[[host.service]]\nport = 80\n", "[[host.service]]\nport = 80\nprotocol = \"udp\"\n[[host.service]]\nport = 80\nprotocol = \"udp\"\n"), "Duplicate"),
     ]
 }

@@ -64,6 +64,12 @@ pub struct ClientSpec {
     pub udp: Option<UdpSpec>,
     /// SCTP associations instead of TCP connections ([`crate::sctp`]).
     pub sctp: Option<SctpSpec>,
+    /// Bytes of each request's payload: one TCP segment (1 to
+    /// [`lvs_scenarios::MAX_TCP_REQUEST_SIZE`]), or one UDP datagram holding the request's id
+    /// ([`lvs_scenarios::MIN_UDP_REQUEST_SIZE`] to [`lvs_scenarios::MAX_UDP_REQUEST_SIZE`]);
+    /// 20 bytes less each to an IPv6 target; `Sim::add_client` refuses any other size. An
+    /// SCTP request carries its id alone.
+    pub request_size: u32,
 }
 
 /// How a UDP client asks: one datagram per request from a connected socket.
@@ -78,7 +84,7 @@ pub struct UdpSpec {
 }
 
 impl ClientSpec {
-    /// Defaults: start at 0, 1 s initial RTO, 3 tries.
+    /// Defaults: start at 0, 1 s initial RTO, 3 tries, the bare GET request (18 bytes).
     pub fn new(target: SocketAddr, workload: Workload) -> Self {
         ClientSpec {
             target,
@@ -89,6 +95,7 @@ impl ClientSpec {
             max_tries: 3,
             udp: None,
             sctp: None,
+            request_size: REQUEST.len() as u32,
         }
     }
 }
@@ -219,9 +226,24 @@ pub struct Client {
     servers: Vec<Arc<str>>,
     /// SCTP associations (an SCTP workload).
     sctp: SctpClient,
+    /// Each request's payload (a UDP request's first bytes are overwritten by its id).
+    request: Vec<u8>,
 }
 
+/// The request's head; a larger request continues with filler, as a body would.
 const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+/// The request payload of `size` bytes (at least a UDP request's id).
+fn request_payload(size: u32, udp: bool) -> Vec<u8> {
+    let size = size as usize;
+    let size = if udp { size.max(UDP_REQUEST_ID) } else { size };
+    REQUEST
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(b'x'))
+        .take(size)
+        .collect()
+}
 
 impl Client {
     /// The shared name for a response body.
@@ -239,7 +261,9 @@ impl Client {
 
     /// A client sending from `local`.
     pub fn new(spec: ClientSpec, local: IpAddr) -> Self {
+        let request = request_payload(spec.request_size, spec.udp.is_some());
         Client {
+            request,
             spec,
             local,
             conns: FxHashMap::default(),
@@ -417,13 +441,13 @@ impl Client {
             return;
         };
         self.sent += 1;
-        let body = id.to_be_bytes();
+        self.request[..UDP_REQUEST_ID].copy_from_slice(&id.to_be_bytes());
         let d = UdpDgram {
             src: local,
             dst: target,
             sport: port,
             dport: self.spec.target.port(),
-            payload: &body,
+            payload: &self.request,
         };
         if let Some(frame) = d.to_unaddressed_frame() {
             stack.route(now, Some(d.src.into()), d.dst.into(), frame, fx);
@@ -684,7 +708,7 @@ impl Client {
                 c.isn.wrapping_add(1),
                 c.peer_isn.wrapping_add(1),
                 f,
-                REQUEST,
+                &self.request,
             )
         } else {
             self.seg(
@@ -757,7 +781,7 @@ impl Client {
                 c.isn.wrapping_add(1),
                 c.peer_isn.wrapping_add(1),
                 f,
-                REQUEST,
+                &self.request,
             );
             self.send(now, stack, fx, data);
             return;
@@ -775,7 +799,7 @@ impl Client {
             };
             let fin = self.seg(
                 port,
-                isn.wrapping_add(1 + REQUEST.len() as u32),
+                isn.wrapping_add(1 + self.request.len() as u32),
                 ack,
                 f,
                 b"",

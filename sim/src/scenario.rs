@@ -14,8 +14,9 @@
 //!   two links is lost with the stated probability. A link fault aimed at one host or
 //!   interface sets that link alone (the peer keeps its half of the segment's latency).
 //! - `kill`/`stop`/`pause` of a real server stops all its services; `restart`/`resume`
-//!   starts them again. A service's `response_size` and a workload's `request_size` are not
-//!   modelled (one data segment each way).
+//!   starts them again. A service's `response_size` is not modelled (its answer is one
+//!   segment carrying its name); a workload's `request_size` is the payload of its one
+//!   request segment or datagram, at most one segment's worth.
 //! - A client uses its first interface and needs a default gateway.
 //! - IPv6 VIPs are not installed (see `engine`), so they are not observed as held.
 
@@ -218,6 +219,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                     stop: Some(at(w.stop)),
                     udp,
                     sctp,
+                    request_size: w.request_size,
                     ..ClientSpec::new(w.target, workload)
                 };
                 sim.add_client(&h.name, iface, h.gateway, h.gateway6, spec)

@@ -75,6 +75,54 @@ fn stats_rate_and_connections_agree_with_each_other_and_the_load() {
         .all(|l| l.contains(" 223.202.22.118:80 ")));
 }
 
+/// InBytes on director1's service in `ipvsadm -L -n --stats` at 19 s (before any fault) of
+/// the NAT scenario with every request `size` bytes, with its Conns and InPkts.
+fn nat_in_bytes(size: u32) -> (u64, u64, u64) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nat");
+    let text = std::fs::read_to_string(dir.join("nat-failover.toml")).unwrap();
+    let edited = text.replace(
+        "rate = 10\n",
+        &format!("rate = 10\nrequest_size = {size}\n"),
+    ) + "\n[[snapshot]]\nat = \"19s\"\nshow = [\"ipvsadm -L -n --stats\"]\n";
+    let s = Scenario::from_str(&edited, &dir).unwrap();
+    let r = run(&s, &RunOptions::default()).unwrap();
+    let stats = rows(shown(&r, "director1", "ipvsadm -L -n --stats", 19));
+    (stats[0][0], stats[0][1], stats[0][3])
+}
+
+// A workload's request_size is the payload of each request's data segment: with nothing else
+// changed the run is the same packet for packet, and the service's InBytes grow by the
+// difference once per data segment, which every connection opened (and answered) before the
+// snapshot sent once, none lost on these links.
+#[test]
+fn in_bytes_grow_with_the_request_size() {
+    let (conns, pkts, small) = nat_in_bytes(100);
+    let (conns2, pkts2, large) = nat_in_bytes(1400);
+    assert_eq!(
+        (conns, pkts),
+        (conns2, pkts2),
+        "the same run but for the bytes"
+    );
+    assert!(conns > 100, "{conns}");
+    let grown = large - small;
+    assert_eq!(grown % 1300, 0, "{small} -> {large}");
+    // A connection still in its handshake at the snapshot has sent no data yet.
+    let data_segments = grown / 1300;
+    assert!(
+        data_segments <= conns && data_segments + 2 >= conns,
+        "{data_segments} data segments for {conns} connections"
+    );
+    // And the size is refused beyond one segment, naming the key.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/nat");
+    let text = std::fs::read_to_string(dir.join("nat-failover.toml")).unwrap();
+    let too_big = text.replacen("rate = 10\n", "rate = 10\nrequest_size = 1461\n", 1);
+    let err = Scenario::from_str(&too_big, &dir).unwrap_err().to_string();
+    assert!(
+        err.contains("request_size") && err.contains("1460"),
+        "{err}"
+    );
+}
+
 // `ip addr` shows what the other views cannot: a SIGKILLed keepalived leaves its VIPs on the
 // host (nothing is left to remove them), so the old master still holds both after the backup
 // took them; a stopped one removed them on its way out.

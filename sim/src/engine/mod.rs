@@ -92,6 +92,23 @@ pub enum SimError {
     /// A host name is used twice.
     #[error("duplicate host name {0}")]
     DuplicateHost(String),
+    /// A client's requests are a size its model cannot send.
+    #[error(
+        "client {host}: a {protocol} request of {size} bytes: the client sends {min} to {max} \
+         (one TCP segment, or one UDP datagram holding the request's id)"
+    )]
+    RequestSize {
+        /// Host name.
+        host: String,
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+        /// The size asked for.
+        size: u32,
+        /// The smallest it sends.
+        min: u32,
+        /// The largest it sends.
+        max: u32,
+    },
 }
 
 /// A fault to inject, now or at a scheduled time.

@@ -152,6 +152,32 @@ impl Sim {
         gateway6: Option<Ipv6Addr>,
         spec: ClientSpec,
     ) -> Result<HostId, SimError> {
+        // An IPv6 header takes 20 bytes more of the MTU than an IPv4 one.
+        let extra = if spec.target.is_ipv6() {
+            lvs_scenarios::IPV6_EXTRA_HEADER
+        } else {
+            0
+        };
+        let limits = match (&spec.udp, &spec.sctp) {
+            (Some(_), _) => Some((
+                "udp",
+                lvs_scenarios::MIN_UDP_REQUEST_SIZE,
+                lvs_scenarios::MAX_UDP_REQUEST_SIZE - extra,
+            )),
+            // An SCTP request is its id alone (crate::sctp).
+            (None, Some(_)) => None,
+            (None, None) => Some(("tcp", 1, lvs_scenarios::MAX_TCP_REQUEST_SIZE - extra)),
+        };
+        let size = spec.request_size;
+        if let Some((protocol, min, max)) = limits.filter(|l| !(l.1..=l.2).contains(&size)) {
+            return Err(SimError::RequestSize {
+                host: name.to_string(),
+                protocol,
+                size,
+                min,
+                max,
+            });
+        }
         let mut stack = Stack::new(vec![iface]);
         stack.set_gateway(gateway);
         stack.set_gateway6(gateway6);
