@@ -96,6 +96,28 @@ fn ipv6_dr_cluster_fails_only_between_service_stop_and_removal_and_at_the_failov
     let d2_mac = sim.stack(host("director2")).unwrap().ifaces()[0].spec.mac;
     assert_eq!(entry.mac, d2_mac);
     assert_eq!(sim.vip_holders(IpAddr::V6(vip)), vec![host("director2")]);
+    // ... and the trace says so: the VIP's neighbour entry on the gateway moved to
+    // director2 after the failover, and last points there.
+    let moves: Vec<(u64, Option<String>)> = sim
+        .trace()
+        .iter()
+        .filter_map(|e| match &e.event {
+            TraceEvent::GatewayArp { ip, owner, .. } if *ip == VIP => Some((e.t, owner.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        moves.first().map(|m| m.1.as_deref()),
+        Some(Some("director1"))
+    );
+    assert_eq!(
+        moves.last().map(|m| m.1.as_deref()),
+        Some(Some("director2"))
+    );
+    let failover_ns = u64::try_from(failover.as_nanos()).unwrap();
+    assert!(moves
+        .iter()
+        .any(|(t, o)| *t > failover_ns && o.as_deref() == Some("director2")));
 
     // The tables and addresses as ipvsadm and iproute2 print them for IPv6.
     let list = sim.show(host("director2"), Show::List).unwrap();

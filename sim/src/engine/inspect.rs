@@ -285,7 +285,7 @@ impl Sim {
                     .stack
                     .ifaces()
                     .iter()
-                    .flat_map(|i| i.spec.addrs.iter().map(|a| a.0))
+                    .flat_map(|i| i.configured())
                     .collect(),
                 macs: h.stack.ifaces().iter().map(|i| i.spec.mac).collect(),
             })

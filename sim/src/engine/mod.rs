@@ -35,6 +35,7 @@
 //! - IPv4 only: IPv6 VIPs are traced but not installed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -410,22 +411,37 @@ impl Sim {
         }
     }
 
-    /// The sender of an ARP frame reaching a gateway, whose cache entry for it the frame
-    /// may change (what the timeline's gateway lanes show).
-    fn gateway_arp_sender(&self, host: usize, frame: &[u8]) -> Option<std::net::Ipv4Addr> {
+    /// The address whose entry in a gateway's cache an ARP frame (its sender) or an IPv6
+    /// neighbour discovery frame (a solicitation's sender, an advertisement's target)
+    /// reaching it may change (what the timeline's gateway lanes show).
+    fn gateway_arp_sender(&self, host: usize, frame: &[u8]) -> Option<IpAddr> {
+        use lvs_core::wire::icmpv6::{Ndisc, NdiscFrame};
         if !matches!(self.hosts.get(host)?.model, Model::Gateway) {
             return None;
         }
-        crate::packet::parse_arp(frame).ok().map(|a| a.spa)
+        if let Ok(a) = crate::packet::parse_arp(frame) {
+            return Some(IpAddr::V4(a.spa));
+        }
+        if crate::packet::ethertype(frame) != Some(crate::packet::ETHERTYPE_IPV6) {
+            return None;
+        }
+        let nd = NdiscFrame::parse(frame)?;
+        Some(IpAddr::V6(match nd.msg {
+            Ndisc::Solicit(_) => nd.src,
+            Ndisc::Advert(na) => na.target,
+        }))
     }
 
     /// Hand the gateway's current entry for `ip` to the timeline, which keeps changes, and
     /// trace a change with the host whose interface has the MAC.
-    fn note_gateway_arp(&mut self, host: usize, ip: std::net::Ipv4Addr) {
+    fn note_gateway_arp(&mut self, host: usize, ip: IpAddr) {
         let Some(mac) = self
             .hosts
             .get(host)
-            .and_then(|h| h.stack.neigh.get(&ip))
+            .and_then(|h| match ip {
+                IpAddr::V4(v4) => h.stack.neigh.get(&v4),
+                IpAddr::V6(v6) => h.stack.neigh6.get(&v6),
+            })
             .map(|n| n.mac)
         else {
             return;

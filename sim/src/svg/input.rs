@@ -2,7 +2,7 @@
 //! engine gathers while it runs (gateway ARP changes, request bins).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use lvs_core::Instant;
 
@@ -32,7 +32,7 @@ pub struct HostInfo {
     /// Its role.
     pub role: Role,
     /// Its interface addresses (a real server is named by them).
-    pub addrs: Vec<Ipv4Addr>,
+    pub addrs: Vec<IpAddr>,
     /// Its interface MACs (a gateway's ARP entry is named by them).
     pub macs: Vec<Mac>,
 }
@@ -50,7 +50,7 @@ pub struct Context {
     pub hosts: Vec<HostInfo>,
 }
 
-/// A gateway's ARP entry for an address changed (or was first learnt).
+/// A gateway's ARP (or IPv6 neighbour) entry for an address changed (or was first learnt).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArpChange {
     /// Virtual time, ns.
@@ -58,7 +58,7 @@ pub struct ArpChange {
     /// The gateway's host index.
     pub gateway: usize,
     /// The address.
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// The MAC it now maps to.
     pub mac: Mac,
 }
@@ -69,7 +69,7 @@ pub struct ArpChange {
 pub struct Timeline {
     requests: Option<RequestBins>,
     arp: Vec<ArpChange>,
-    last: BTreeMap<(usize, Ipv4Addr), Mac>,
+    last: BTreeMap<(usize, IpAddr), Mac>,
 }
 
 impl Timeline {
@@ -92,7 +92,7 @@ impl Timeline {
     }
 
     /// A gateway's ARP cache maps `ip` to `mac` at `t`; kept (and true) when it changed.
-    pub fn arp_entry(&mut self, t: u64, gateway: usize, ip: Ipv4Addr, mac: Mac) -> bool {
+    pub fn arp_entry(&mut self, t: u64, gateway: usize, ip: IpAddr, mac: Mac) -> bool {
         let changed = self.last.insert((gateway, ip), mac) != Some(mac);
         if changed {
             self.arp.push(ArpChange {

@@ -5,7 +5,7 @@
 //! sees it ("no checker" while that director's keepalived is not running, never "down").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::packet::Mac;
 
@@ -716,7 +716,7 @@ fn gateway_seg(
 
 impl Context {
     /// The host with address `ip`.
-    fn host_of(&self, ip: Ipv4Addr) -> Option<&str> {
+    fn host_of(&self, ip: IpAddr) -> Option<&str> {
         self.hosts
             .iter()
             .find(|h| h.addrs.contains(&ip))
@@ -726,8 +726,7 @@ impl Context {
     /// The host of a real server endpoint `addr:port`.
     fn owner_of(&self, endpoint: &str) -> Option<&str> {
         match endpoint.parse::<SocketAddr>().ok()?.ip() {
-            IpAddr::V4(ip) => self.host_of(ip),
-            IpAddr::V6(_) => None,
+            ip => self.host_of(ip),
         }
     }
 

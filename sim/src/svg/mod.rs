@@ -703,7 +703,7 @@ mod tests {
         let host = |name: &str, role, last: u8| HostInfo {
             name: name.into(),
             role,
-            addrs: vec![Ipv4Addr::new(10, 0, 0, last)],
+            addrs: vec![Ipv4Addr::new(10, 0, 0, last).into()],
             macs: vec![[2, 0, 0, 0, 0, last]],
         };
         Context {
@@ -894,7 +894,7 @@ mod tests {
     #[test]
     fn the_gateway_lane_names_the_director_whose_mac_it_holds() {
         let mut tl = Timeline::default();
-        let vip_ip = Ipv4Addr::new(10, 0, 0, 100);
+        let vip_ip: std::net::IpAddr = Ipv4Addr::new(10, 0, 0, 100).into();
         tl.arp_entry(1_000_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 1]);
         tl.arp_entry(1_500_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 1]);
         tl.arp_entry(2_500_000_000, 3, vip_ip, [2, 0, 0, 0, 0, 2]);
