@@ -725,9 +725,7 @@ impl Context {
 
     /// The host of a real server endpoint `addr:port`.
     fn owner_of(&self, endpoint: &str) -> Option<&str> {
-        match endpoint.parse::<SocketAddr>().ok()?.ip() {
-            ip => self.host_of(ip),
-        }
+        self.host_of(endpoint.parse::<SocketAddr>().ok()?.ip())
     }
 
     /// `web1 10.0.0.11:80` (the address alone when no host has it).
