@@ -404,6 +404,9 @@ pub struct TraceWriter<W: std::io::Write> {
     out: W,
     entries: u64,
     error: Option<std::io::Error>,
+    /// One entry's bytes, reused: serde_json's many small writes land here, then one
+    /// `write_all` reaches `out` (37 % fewer instructions than writing through: BENCHMARKS.md).
+    scratch: Vec<u8>,
 }
 
 /// A serialized object without its closing brace (`{"a":1` of `{"a":1}`).
@@ -420,6 +423,7 @@ impl<W: std::io::Write> TraceWriter<W> {
             out,
             entries: 0,
             error: None,
+            scratch: Vec::with_capacity(512),
         };
         w.write(|out| {
             let head = open_object(header)?;
@@ -438,14 +442,20 @@ impl<W: std::io::Write> TraceWriter<W> {
 
     /// One more event.
     pub fn entry(&mut self, e: &TraceEntry) {
-        let comma = self.entries > 0;
+        if self.error.is_some() {
+            return;
+        }
+        self.scratch.clear();
+        if self.entries > 0 {
+            self.scratch.push(b',');
+        }
         self.entries += 1;
-        self.write(|out| {
-            if comma {
-                out.write_all(b",").map_err(serde_json::Error::io)?;
-            }
-            serde_json::to_writer(&mut *out, e)
-        });
+        let written = serde_json::to_writer(&mut self.scratch, e)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(&self.scratch));
+        if let Err(e) = written {
+            self.error = Some(e);
+        }
     }
 
     /// Close the events and the document with `tail`, and flush.
