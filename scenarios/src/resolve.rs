@@ -216,26 +216,32 @@ impl Cx<'_> {
     }
 
     fn ipv4(&self, v: &S<String>, key: &str) -> R<Ipv4Addr> {
-        v.get_ref().trim().parse().map_err(|_| {
-            self.err(
-                v.span(),
-                key,
-                Problem::BadIp {
-                    text: v.get_ref().clone(),
-                    family: "IPv4",
-                },
-            )
-        })
+        self.addr(v.span(), v.get_ref(), key, "IPv4")
+    }
+
+    fn ipv6(&self, v: &S<String>, key: &str) -> R<Ipv6Addr> {
+        self.addr(v.span(), v.get_ref(), key, "IPv6")
     }
 
     fn ip(&self, v: &S<String>, key: &str) -> R<IpAddr> {
-        v.get_ref().trim().parse().map_err(|_| {
+        self.addr(v.span(), v.get_ref(), key, "IP")
+    }
+
+    /// `text` (at `span`) as an address of `family`, or the error naming both.
+    fn addr<A: std::str::FromStr>(
+        &self,
+        span: Range<usize>,
+        text: &str,
+        key: &str,
+        family: &'static str,
+    ) -> R<A> {
+        text.trim().parse().map_err(|_| {
             self.err(
-                v.span(),
+                span,
                 key,
                 Problem::BadIp {
-                    text: v.get_ref().clone(),
-                    family: "IP",
+                    text: text.to_string(),
+                    family,
                 },
             )
         })
@@ -613,17 +619,7 @@ impl Cx<'_> {
             };
             let gateway6 = match &h.gateway6 {
                 Some(g) => {
-                    let parsed: Option<Ipv6Addr> = g.get_ref().trim().parse().ok();
-                    let addr = parsed.ok_or_else(|| {
-                        self.err(
-                            g.span(),
-                            key("gateway6"),
-                            Problem::BadIp {
-                                text: g.get_ref().clone(),
-                                family: "IPv6",
-                            },
-                        )
-                    })?;
+                    let addr = self.ipv6(g, &key("gateway6"))?;
                     if !interfaces.iter().any(|i| i.contains6(addr)) {
                         return Err(self.err(
                             g.span(),
@@ -1540,16 +1536,7 @@ impl Cx<'_> {
         if let Some(map) = &e.vip_owner {
             for (vip, owner) in map.get_ref() {
                 let k = format!("expect.vip_owner.\"{vip}\"");
-                let addr: IpAddr = vip.trim().parse().map_err(|_| {
-                    self.err(
-                        map.span(),
-                        &k,
-                        Problem::BadIp {
-                            text: vip.clone(),
-                            family: "IP",
-                        },
-                    )
-                })?;
+                let addr: IpAddr = self.addr(map.span(), vip, &k, "IP")?;
                 vip_owner.insert(addr, self.host_of_role(owner, &k, ix, &dir, "director")?);
             }
         }

@@ -171,10 +171,12 @@ pub struct Neigh {
     pub updated: Instant,
 }
 
-struct Pending<A> {
+/// Frames waiting for a next hop's MAC (ARP for IPv4, neighbour solicitation for IPv6).
+struct Pending {
     iface: usize,
     tries: u32,
-    src: A,
+    /// The address the requests are sent from.
+    src: IpAddr,
     frames: Vec<Vec<u8>>,
     /// The retry timer's token.
     token: u64,
@@ -270,12 +272,12 @@ pub struct Stack {
     pub locktime: Duration,
     /// ARP cache (looked up on every routed packet, never iterated into an output).
     pub neigh: FxHashMap<Ipv4Addr, Neigh>,
-    pending: BTreeMap<Ipv4Addr, Pending<Ipv4Addr>>,
+    /// Next hops being resolved, IPv4 and IPv6.
+    pending: BTreeMap<IpAddr, Pending>,
     lo6: Vec<Ipv6Addr>,
     gateway6: Option<Ipv6Addr>,
     /// IPv6 neighbour cache (its entries live as long as ARP's).
     pub neigh6: FxHashMap<Ipv6Addr, Neigh>,
-    pending6: BTreeMap<Ipv6Addr, Pending<Ipv6Addr>>,
     /// Numbers the neighbour solicitations' retry timers.
     solicits: u64,
     /// Counters.
@@ -309,7 +311,6 @@ impl Stack {
             lo6: Vec::new(),
             gateway6: None,
             neigh6: FxHashMap::default(),
-            pending6: BTreeMap::new(),
             solicits: 0,
             stats: StackStats::default(),
             routes: Routes::default(),
@@ -556,7 +557,10 @@ impl Stack {
     fn receive_arp(&mut self, now: Instant, iface: usize, arp: &Arp, fx: &mut Fx) {
         let for_us =
             arp.op == ArpOp::Request && !arp.is_gratuitous() && self.answers_for(iface, arp.tpa);
-        let solicited = self.pending.get(&arp.spa).is_some_and(|p| p.iface == iface);
+        let solicited = self
+            .pending
+            .get(&IpAddr::V4(arp.spa))
+            .is_some_and(|p| p.iface == iface);
         let lock = self.locktime;
         match self.neigh.get_mut(&arp.spa) {
             // Linux keeps a neighbour per device: what another interface hears of an address
@@ -595,14 +599,19 @@ impl Stack {
                 fx.tx.push((iface, reply.to_frame(my.spec.mac, arp.sha)));
             }
         }
-        if let Some(p) = self.pending.remove(&arp.spa) {
+        self.resolved(IpAddr::V4(arp.spa), arp.sha, fx);
+    }
+
+    /// `hop` is at `mac`: the frames that waited for it sent.
+    fn resolved(&mut self, hop: IpAddr, mac: Mac, fx: &mut Fx) {
+        if let Some(p) = self.pending.remove(&hop) {
             let my_mac = self
                 .ifaces
                 .get(p.iface)
                 .map(|i| i.spec.mac)
                 .unwrap_or_default();
             for mut f in p.frames {
-                address(&mut f, my_mac, arp.sha);
+                address(&mut f, my_mac, mac);
                 fx.tx.push((p.iface, f));
             }
         }
@@ -645,8 +654,8 @@ impl Stack {
                     return;
                 };
                 let solicited = self
-                    .pending6
-                    .get(&na.target)
+                    .pending
+                    .get(&IpAddr::V6(na.target))
                     .is_some_and(|p| p.iface == iface);
                 match self.neigh6.get(&na.target) {
                     // An entry of another interface moves only by an answer to this one's
@@ -683,17 +692,7 @@ impl Stack {
                 },
             );
         }
-        if let Some(p) = self.pending6.remove(&ip) {
-            let my_mac = self
-                .ifaces
-                .get(p.iface)
-                .map(|i| i.spec.mac)
-                .unwrap_or_default();
-            for mut f in p.frames {
-                address(&mut f, my_mac, mac);
-                fx.tx.push((p.iface, f));
-            }
-        }
+        self.resolved(IpAddr::V6(ip), mac, fx);
     }
 
     /// The interface a packet for `dst` leaves on and the address whose MAC it is sent to:
@@ -818,26 +817,7 @@ impl Stack {
             Some(s) if my.holds6(s) => s,
             _ => my.source6(hop),
         };
-        match self.pending6.get_mut(&hop) {
-            Some(p) => p.frames.push(frame),
-            None => {
-                self.solicits += 1;
-                let token = STACK_TOKEN | NDISC_TOKEN | self.solicits;
-                self.pending6.insert(
-                    hop,
-                    Pending {
-                        iface,
-                        tries: 1,
-                        src: from,
-                        frames: vec![frame],
-                        token,
-                    },
-                );
-                let (ns, dst_mac) = NdiscFrame::solicit(my_mac, from, hop);
-                fx.tx.push((iface, ns.emit(dst_mac)));
-                fx.timers.push((now + ARP_RETRANS, token));
-            }
-        }
+        self.wait_for(now, iface, IpAddr::V6(hop), IpAddr::V6(from), frame, fx);
     }
 
     fn route4(
@@ -871,58 +851,79 @@ impl Stack {
             Some(s) if self.arp_announce == 0 && self.is_local4(s) => s,
             _ => primary,
         };
-        match self.pending.get_mut(&hop) {
-            Some(p) => p.frames.push(frame),
-            None => {
-                let token = STACK_TOKEN | u64::from(u32::from(hop));
-                self.pending.insert(
-                    hop,
-                    Pending {
-                        iface,
-                        tries: 1,
-                        src: arp_src,
-                        frames: vec![frame],
-                        token,
-                    },
-                );
-                self.send_arp_request(iface, arp_src, hop, fx);
-                fx.timers.push((now + ARP_RETRANS, token));
-            }
-        }
+        self.wait_for(now, iface, IpAddr::V4(hop), IpAddr::V4(arp_src), frame, fx);
     }
 
-    fn send_arp_request(&self, iface: usize, src: Ipv4Addr, target: Ipv4Addr, fx: &mut Fx) {
-        let mac = self.ifaces[iface].spec.mac;
-        let req = Arp {
-            op: ArpOp::Request,
-            sha: mac,
-            spa: src,
-            tha: [0; 6],
-            tpa: target,
+    /// `frame` waits for `hop`'s MAC on `iface`; the first to wait sends the request (from
+    /// `src`) and starts its retry timer. IPv4 timers are named by the address, IPv6 ones
+    /// by a count.
+    fn wait_for(
+        &mut self,
+        now: Instant,
+        iface: usize,
+        hop: IpAddr,
+        src: IpAddr,
+        frame: Vec<u8>,
+        fx: &mut Fx,
+    ) {
+        if let Some(p) = self.pending.get_mut(&hop) {
+            p.frames.push(frame);
+            return;
+        }
+        let token = match hop {
+            IpAddr::V4(hop) => STACK_TOKEN | u64::from(u32::from(hop)),
+            IpAddr::V6(_) => {
+                self.solicits += 1;
+                STACK_TOKEN | NDISC_TOKEN | self.solicits
+            }
         };
-        fx.tx.push((iface, req.to_frame(mac, BROADCAST)));
+        self.pending.insert(
+            hop,
+            Pending {
+                iface,
+                tries: 1,
+                src,
+                frames: vec![frame],
+                token,
+            },
+        );
+        self.solicit(iface, src, hop, fx);
+        fx.timers.push((now + ARP_RETRANS, token));
+    }
+
+    /// Ask on `iface` for `target`'s MAC: an ARP request, or a neighbour solicitation to
+    /// its solicited-node group.
+    fn solicit(&self, iface: usize, src: IpAddr, target: IpAddr, fx: &mut Fx) {
+        let mac = self.ifaces[iface].spec.mac;
+        match (src, target) {
+            (IpAddr::V4(spa), IpAddr::V4(tpa)) => {
+                let req = Arp {
+                    op: ArpOp::Request,
+                    sha: mac,
+                    spa,
+                    tha: [0; 6],
+                    tpa,
+                };
+                fx.tx.push((iface, req.to_frame(mac, BROADCAST)));
+            }
+            (IpAddr::V6(src), IpAddr::V6(target)) => {
+                let (ns, dst_mac) = NdiscFrame::solicit(mac, src, target);
+                fx.tx.push((iface, ns.emit(dst_mac)));
+            }
+            _ => {}
+        }
     }
 
     /// A stack timer fired (ARP or neighbour solicitation retry).
     pub fn timer(&mut self, now: Instant, token: u64, fx: &mut Fx) {
-        if token & NDISC_TOKEN != 0 {
-            let Some((&hop, p)) = self.pending6.iter_mut().find(|(_, p)| p.token == token) else {
-                return;
-            };
-            if p.tries >= ARP_TRIES {
-                let dropped = p.frames.len() as u64;
-                self.pending6.remove(&hop);
-                self.stats.dropped_unresolved += dropped;
-                return;
+        let hop = if token & NDISC_TOKEN != 0 {
+            match self.pending.iter().find(|(_, p)| p.token == token) {
+                Some((&hop, _)) => hop,
+                None => return,
             }
-            p.tries += 1;
-            let (iface, src) = (p.iface, p.src);
-            let (ns, dst_mac) = NdiscFrame::solicit(self.ifaces[iface].spec.mac, src, hop);
-            fx.tx.push((iface, ns.emit(dst_mac)));
-            fx.timers.push((now + ARP_RETRANS, token));
-            return;
-        }
-        let hop = Ipv4Addr::from((token & 0xffff_ffff) as u32);
+        } else {
+            IpAddr::V4(Ipv4Addr::from((token & 0xffff_ffff) as u32))
+        };
         let Some(p) = self.pending.get_mut(&hop) else {
             return;
         };
@@ -934,7 +935,7 @@ impl Stack {
         }
         p.tries += 1;
         let (iface, src) = (p.iface, p.src);
-        self.send_arp_request(iface, src, hop, fx);
+        self.solicit(iface, src, hop, fx);
         fx.timers.push((now + ARP_RETRANS, token));
     }
 
