@@ -4,7 +4,7 @@
 //! client's 254-byte TCP segment (a 200-byte request).
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -43,8 +43,9 @@ fn segment() -> Vec<u8> {
 
 fn transforms(c: &mut Criterion) {
     let frame = segment();
-    let rs = SocketAddrV4::new(Ipv4Addr::new(10, 20, 0, 11), 80);
-    let vip = SocketAddrV4::new(Ipv4Addr::from(VIP), 80);
+    let rs_ip = Ipv4Addr::new(10, 20, 0, 11);
+    let rs = SocketAddr::new(rs_ip.into(), 80);
+    let vip = SocketAddr::new(Ipv4Addr::from(VIP).into(), 80);
     let local = Ipv4Addr::new(223, 202, 22, 114);
     let mut g = c.benchmark_group("fwd");
     g.throughput(Throughput::Elements(1));
@@ -69,7 +70,7 @@ fn transforms(c: &mut Criterion) {
         ("tun gue", TunnelType::Gue { port: 6080 }),
     ] {
         g.bench_function(name, |b| {
-            b.iter(|| fwd::tun(black_box(&frame), kind, local, *rs.ip(), MACS.0, MACS.1))
+            b.iter(|| fwd::tun(black_box(&frame), kind, local, rs_ip, MACS.0, MACS.1))
         });
     }
     g.finish();

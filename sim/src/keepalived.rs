@@ -120,14 +120,13 @@ pub fn factory_with(
             why: found.why(),
         });
     }
-    if let Some((at, method)) = ipv6_beyond_dr(&cfg) {
+    if let Some(at) = ipv6_tunnel(&cfg) {
         return Err(ConfError::Unsupported {
             at: at.to_string(),
-            why: format!(
-                "an IPv6 real server forwarded by {method}: the simulator's data plane \
-                 forwards IPv6 by DR only yet; refused rather than run with requests that \
-                 never reach it"
-            ),
+            why: "an IPv6 real server forwarded by TUN: the simulator's data plane tunnels \
+                  IPv4 in IPv4 only yet; refused rather than run with requests that never \
+                  reach it"
+                .to_string(),
         });
     }
     let log = config_log(
@@ -252,20 +251,14 @@ fn checksummed_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span
     })
 }
 
-/// Where the first IPv6 real server forwarded by NAT or TUN is, with its method's name: the
-/// userspace data plane forwards IPv6 by DR only.
-fn ipv6_beyond_dr(cfg: &config::Config) -> Option<(&config::diagnostic::Span, &'static str)> {
+/// Where the first IPv6 real server forwarded by TUN is: the userspace data plane forwards
+/// IPv6 by DR and NAT, and tunnels IPv4 only.
+fn ipv6_tunnel(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
     use config::model::LbKind;
     cfg.virtual_servers.iter().find_map(|vs| {
         vs.real_servers.iter().find_map(|rs| {
-            if !rs.addr.value.is_ipv6() {
-                return None;
-            }
-            match vs.method_of(rs) {
-                LbKind::Dr => None,
-                LbKind::Nat => Some((&rs.addr.span, "NAT")),
-                LbKind::Tun(_) => Some((&rs.addr.span, "TUN")),
-            }
+            let tunnelled = matches!(vs.method_of(rs), LbKind::Tun(_));
+            (rs.addr.value.is_ipv6() && tunnelled).then_some(&rs.addr.span)
         })
     })
 }

@@ -153,6 +153,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Sim, RunError> {
                 // The host's own connections (health checks) leave through it.
                 if let Some(stack) = sim.stack_mut(id) {
                     stack.set_gateway(h.gateway);
+                    stack.set_gateway6(h.gateway6);
                 }
                 id
             }

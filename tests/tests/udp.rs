@@ -4,20 +4,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use lvs_scenarios::judge::RunOptions;
 use lvs_sim::client::{FailReason, Outcome};
-use lvs_sim::scenario::{observe, run};
 
 mod common;
 
 #[test]
 fn dr_udp_answers_fail_only_between_service_stop_and_removal_and_stick_per_port() {
     let s = common::scenario("udp/udp-dr-failover.toml");
-    let report = run(&s, &RunOptions::default()).unwrap();
-    let failed: Vec<_> = report.failures().collect();
-    assert!(failed.is_empty(), "{failed:#?}");
-
-    let r = observe(&s, &RunOptions::default()).unwrap();
+    let (report, r) = common::passing(&s);
     let stop = s.faults[0].at;
     let removed = common::logged_at(
         &r.observations,

@@ -2,7 +2,7 @@
 //! director go through the connection table and leave toward a real server.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rustc_hash::FxHashMap;
 
@@ -149,7 +149,7 @@ pub fn forward(
     };
     let rs = f.dest.0;
     match (f.fwd, rs) {
-        (FwdMethod::Route, _) | (FwdMethod::Masq, IpAddr::V4(_)) => {}
+        (FwdMethod::Route | FwdMethod::Masq, _) => {}
         (FwdMethod::Tunnel(kind), IpAddr::V4(remote)) => {
             let Some(local) = env.source_for(remote) else {
                 return Handled::NoRoute;
@@ -161,10 +161,8 @@ pub fn forward(
         }
         _ => return Handled::Unsupported(f.fwd),
     }
-    let rewrite = |frame: Vec<u8>, our_mac: [u8; 6], rs_mac: [u8; 6]| match (f.fwd, rs) {
-        (FwdMethod::Masq, IpAddr::V4(a)) => {
-            fwd::nat_in(&frame, SocketAddrV4::new(a, f.dest.1), our_mac, rs_mac)
-        }
+    let rewrite = |frame: Vec<u8>, our_mac: [u8; 6], rs_mac: [u8; 6]| match f.fwd {
+        FwdMethod::Masq => fwd::nat_in(&frame, SocketAddr::new(rs, f.dest.1), our_mac, rs_mac),
         _ => fwd::dr(frame, our_mac, rs_mac),
     };
     match neighbours.lookup(rs) {
@@ -211,10 +209,7 @@ pub fn reply(verdict: Verdict, frame: &[u8]) -> Handled {
     let Verdict::Reply { vaddr, .. } = verdict else {
         return Handled::NotOurs;
     };
-    let IpAddr::V4(vip) = vaddr.0 else {
-        return Handled::NotOurs;
-    };
-    match fwd::nat_out(frame, SocketAddrV4::new(vip, vaddr.1), [0; 6], [0; 6]) {
+    match fwd::nat_out(frame, SocketAddr::new(vaddr.0, vaddr.1), [0; 6], [0; 6]) {
         Ok(frame) => Handled::Route { frame },
         Err(_) => Handled::NotOurs,
     }

@@ -3,13 +3,14 @@
 //! Reference: Linux 6.1 `ip_vs_xmit.c` (`ip_vs_dr_xmit`, `ip_vs_nat_xmit`,
 //! `ip_vs_tunnel_xmit` with `ipvs_gue_encap` / `ipvs_gre_encap`) and the
 //! protocols' `dnat_handler` / `snat_handler`. Frames come in as Ethernet II
-//! bytes, are read and written with [`crate::wire`], and a new frame comes out. NAT and
-//! TUN handle IPv4; DR only touches the Ethernet header and takes either family.
+//! bytes, are read and written with [`crate::wire`], and a new frame comes out. DR and NAT
+//! take either family (`ip_vs_nat_xmit_v6` beside `ip_vs_nat_xmit`); TUN is IPv4 in IPv4.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::ipv6::{self, Ipv6Repr};
 use crate::wire::sctp::{self, SctpRepr};
 use crate::wire::tcp::{self, TcpRepr};
 use crate::wire::tunnel::{self, EncapRepr};
@@ -27,9 +28,12 @@ pub enum FwdError {
     /// Not an Ethernet II frame carrying IP.
     #[error("not an IP over Ethernet II frame")]
     NotIp,
-    /// NAT and TUN handle IPv4 only.
+    /// TUN handles IPv4 only.
     #[error("only IPv4 is supported by this method")]
     NotIpv4,
+    /// NAT's new address is not of the packet's family.
+    #[error("the new address is not of the packet's IP family")]
+    Family,
     /// NAT needs a whole TCP, UDP or SCTP header (not a fragment, not another protocol).
     #[error("NAT needs an unfragmented TCP, UDP or SCTP packet")]
     NotTcpUdp,
@@ -131,14 +135,31 @@ fn parse(frame: &[u8]) -> Result<Parsed, FwdError> {
 }
 
 /// Which fields NAT rewrites.
+#[derive(Copy, Clone)]
 enum Rewrite {
     /// Destination address and port (inbound).
-    Dst(SocketAddrV4),
+    Dst(SocketAddr),
     /// Source address and port (outbound).
-    Src(SocketAddrV4),
+    Src(SocketAddr),
 }
 
-/// NAT: a copy of the IPv4 packet with one address and port rewritten and every checksum
+impl Rewrite {
+    fn to(self) -> SocketAddr {
+        match self {
+            Rewrite::Dst(to) | Rewrite::Src(to) => to,
+        }
+    }
+
+    /// Where the port sits in the transport header.
+    fn port_at(self) -> usize {
+        match self {
+            Rewrite::Dst(_) => 2,
+            Rewrite::Src(_) => 0,
+        }
+    }
+}
+
+/// NAT: a copy of the IP packet with one address and port rewritten and every checksum
 /// recomputed, in a frame from `src_mac` to `dst_mac`.
 fn nat(
     frame: &[u8],
@@ -146,32 +167,71 @@ fn nat(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
-    let p = parse(frame)?;
-    if p.ip.protocol == ip_proto::AUTH {
-        return Err(FwdError::Extensions);
-    }
-    let Some(proto) = p.transport else {
-        return Err(FwdError::NotTcpUdp);
+    let (eth, payload) = EthernetRepr::parse(frame).map_err(malformed)?;
+    let (mut out, l4_at, proto) = match (eth.ethertype, rewrite.to()) {
+        (ethertype::IPV4, SocketAddr::V4(to)) => {
+            let p = parse(frame)?;
+            if p.ip.protocol == ip_proto::AUTH {
+                return Err(FwdError::Extensions);
+            }
+            let Some(proto) = p.transport else {
+                return Err(FwdError::NotTcpUdp);
+            };
+            let mut out = frame[..ethernet::HEADER_LEN + p.total].to_vec();
+            let ip = &mut out[ethernet::HEADER_LEN..];
+            let addr_at = match rewrite {
+                Rewrite::Dst(_) => 16,
+                Rewrite::Src(_) => 12,
+            };
+            ip[addr_at..addr_at + 4].copy_from_slice(&to.ip().octets());
+            ipv4::fill_checksum(ip);
+            (out, p.hlen, proto)
+        }
+        (ethertype::IPV6, SocketAddr::V6(to)) => {
+            let (ip, ip_payload) = Ipv6Repr::parse(payload).map_err(malformed)?;
+            let up = ipv6::upper_layer(ip.next_header, ip_payload).map_err(malformed)?;
+            let proto = match up.protocol {
+                _ if up.fragmented => return Err(FwdError::NotTcpUdp),
+                ip_proto::TCP => TcpRepr::parse(up.payload).map(|_| ip_proto::TCP),
+                ip_proto::UDP => UdpRepr::parse(up.payload).map(|_| ip_proto::UDP),
+                ip_proto::SCTP => SctpRepr::parse(up.payload).map(|_| ip_proto::SCTP),
+                _ => return Err(FwdError::NotTcpUdp),
+            }
+            .map_err(malformed)?;
+            // Extension headers stay as they are: the transport header is found past them
+            // (ipv6_find_hdr) and only it and the fixed header change.
+            let l4_at = ipv6::HEADER_LEN + ip_payload.len() - up.payload.len();
+            let mut out = frame[..ethernet::HEADER_LEN + ip.buffer_len()].to_vec();
+            let addr_at = match rewrite {
+                Rewrite::Dst(_) => 24,
+                Rewrite::Src(_) => 8,
+            };
+            out[ethernet::HEADER_LEN + addr_at..ethernet::HEADER_LEN + addr_at + 16]
+                .copy_from_slice(&to.ip().octets());
+            (out, l4_at, proto)
+        }
+        (ethertype::IPV4 | ethertype::IPV6, _) => return Err(FwdError::Family),
+        _ => return Err(FwdError::NotIp),
     };
-    let mut out = frame[..ethernet::HEADER_LEN + p.total].to_vec();
     ethernet::set_macs(&mut out, src_mac, dst_mac);
     let ip = &mut out[ethernet::HEADER_LEN..];
     if let Rewrite::Dst(_) = rewrite {
         // Toward the real server through __ip_vs_get_out_rt; a reply is forwarded by the
         // host's own routing, which takes its hop there.
-        decrement_ttl(ethertype::IPV4, ip)?;
+        decrement_ttl(eth.ethertype, ip)?;
     }
-    let (addr_at, port_at, to) = match rewrite {
-        Rewrite::Dst(to) => (16, 2, to),
-        Rewrite::Src(to) => (12, 0, to),
+    let port_at = l4_at + rewrite.port_at();
+    let port = rewrite.to().port();
+    let port_moves = be16(ip, port_at) != port;
+    ip[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    let (src, dst) = match eth.ethertype {
+        ethertype::IPV4 => (
+            IpAddr::V4(ipv4::addr_at(ip, 12)),
+            IpAddr::V4(ipv4::addr_at(ip, 16)),
+        ),
+        _ => (IpAddr::V6(v6_at(ip, 8)), IpAddr::V6(v6_at(ip, 24))),
     };
-    let port_moves = be16(ip, p.hlen + port_at) != to.port();
-    ip[addr_at..addr_at + 4].copy_from_slice(&to.ip().octets());
-    ip[p.hlen + port_at..p.hlen + port_at + 2].copy_from_slice(&to.port().to_be_bytes());
-    ipv4::fill_checksum(ip);
-    let src = IpAddr::V4(ipv4::addr_at(ip, 12));
-    let dst = IpAddr::V4(ipv4::addr_at(ip, 16));
-    let l4 = &mut ip[p.hlen..];
+    let l4 = &mut ip[l4_at..];
     if proto == ip_proto::TCP {
         tcp::fill_checksum(l4, src, dst);
     } else if proto == ip_proto::SCTP {
@@ -191,10 +251,17 @@ fn nat(
     Ok(out)
 }
 
+/// The IPv6 address at `at` of a header already parsed.
+fn v6_at(ip: &[u8], at: usize) -> std::net::Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&ip[at..at + 16]);
+    o.into()
+}
+
 /// NAT inbound (`dnat_handler`): destination VIP:vport becomes the real server's address:port.
 pub fn nat_in(
     frame: &[u8],
-    rs: SocketAddrV4,
+    rs: SocketAddr,
     director_mac: [u8; 6],
     rs_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
@@ -204,7 +271,7 @@ pub fn nat_in(
 /// NAT outbound (`snat_handler`): a real server's reply gets VIP:vport as its source.
 pub fn nat_out(
     frame: &[u8],
-    vip: SocketAddrV4,
+    vip: SocketAddr,
     director_mac: [u8; 6],
     next_hop_mac: [u8; 6],
 ) -> Result<Vec<u8>, FwdError> {
@@ -421,7 +488,7 @@ mod tests {
     #[test]
     fn nat_round_trip_with_valid_checksums() {
         for f in [tcp_frame(), udp_frame()] {
-            let rs: SocketAddrV4 = "10.0.0.11:8080".parse().unwrap();
+            let rs: SocketAddr = "10.0.0.11:8080".parse().unwrap();
             let inb = nat_in(&f, rs, DIR_MAC, RS_MAC).unwrap();
             let (ip, t) = checksums_ok(&inb);
             assert_eq!(ip.destination, [10, 0, 0, 11]);
@@ -497,7 +564,7 @@ mod tests {
             ([10, 0, 0, 1], 9),
             (CLIENT_MAC, DIR_MAC),
         );
-        let rs: SocketAddrV4 = "10.0.0.11:9900".parse().unwrap();
+        let rs: SocketAddr = "10.0.0.11:9900".parse().unwrap();
         let inb = nat_in(&f, rs, DIR_MAC, RS_MAC).unwrap();
         // What the real server would have received had the client sent to it directly.
         let want = sctp_frame(
@@ -529,7 +596,7 @@ mod tests {
         // as it came, a wrong one included, as the kernel leaves it.
         let mut bad = f.clone();
         bad[34 + 8] ^= 0xff;
-        let same: SocketAddrV4 = "10.0.0.11:9".parse().unwrap();
+        let same: SocketAddr = "10.0.0.11:9".parse().unwrap();
         let inb = nat_in(&bad, same, DIR_MAC, RS_MAC).unwrap();
         assert_eq!(inb[34 + 8..34 + 12], bad[34 + 8..34 + 12]);
         assert!(sctp::verify_checksum(&inb[34..]).is_err());
@@ -623,20 +690,21 @@ mod tests {
         );
     }
 
-    /// An Ethernet IPv4 TCP or UDP frame from etherparse's builder.
+    /// An Ethernet IPv4 or IPv6 TCP or UDP frame from etherparse's builder.
     fn built(
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         udp: bool,
         macs: ([u8; 6], [u8; 6]),
         ttl: u8,
         payload: &[u8],
     ) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2(macs.0, macs.1).ipv4(
-            src.ip().octets(),
-            dst.ip().octets(),
-            ttl,
-        );
+        let eth = PacketBuilder::ethernet2(macs.0, macs.1);
+        let b = match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), ttl),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), ttl),
+            _ => unreachable!("one family"),
+        };
         let mut v = Vec::new();
         if udp {
             b.udp(src.port(), dst.port())
@@ -651,14 +719,30 @@ mod tests {
         v
     }
 
+    /// Three addresses of one family (client, virtual, real server).
+    fn three_addrs() -> impl Strategy<Value = (IpAddr, IpAddr, IpAddr)> {
+        prop_oneof![
+            any::<([u8; 4], [u8; 4], [u8; 4])>().prop_map(|(c, v, r)| (
+                c.into(),
+                v.into(),
+                r.into()
+            )),
+            any::<([u8; 16], [u8; 16], [u8; 16])>().prop_map(|(c, v, r)| (
+                c.into(),
+                v.into(),
+                r.into()
+            )),
+        ]
+    }
+
     proptest! {
         /// NAT gives byte for byte the frame etherparse builds with the rewritten addresses.
         #[test]
         fn nat_matches_the_builder(
-            c: [u8; 4], cp: u16, v: [u8; 4], vp: u16, r: [u8; 4], rp: u16, udp: bool,
+            (c, v, r) in three_addrs(), cp: u16, vp: u16, rp: u16, udp: bool,
             payload in proptest::collection::vec(any::<u8>(), 0..60),
         ) {
-            let (c, v, r) = (SocketAddrV4::new(c.into(), cp), SocketAddrV4::new(v.into(), vp), SocketAddrV4::new(r.into(), rp));
+            let (c, v, r) = (SocketAddr::new(c, cp), SocketAddr::new(v, vp), SocketAddr::new(r, rp));
             let f = built(c, v, udp, (CLIENT_MAC, DIR_MAC), 64, &payload);
             // Inbound takes a hop (__ip_vs_get_out_rt); the reply's is the forwarding host's.
             let inb = nat_in(&f, r, DIR_MAC, RS_MAC).unwrap();
@@ -669,13 +753,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn nat_keeps_to_the_packets_family() {
+        let v6: SocketAddr = "[2001:db8::11]:80".parse().unwrap();
+        assert_eq!(
+            nat_in(&tcp_frame(), v6, DIR_MAC, RS_MAC),
+            Err(FwdError::Family)
+        );
+        let f = built(
+            "[2001:db8:1::7]:40001".parse().unwrap(),
+            "[2001:db8::1]:80".parse().unwrap(),
+            false,
+            (CLIENT_MAC, DIR_MAC),
+            1,
+            b"x",
+        );
+        let v4: SocketAddr = "10.0.0.11:80".parse().unwrap();
+        assert_eq!(nat_in(&f, v4, DIR_MAC, RS_MAC), Err(FwdError::Family));
+        // An IPv6 packet with no hop left is dropped inbound as an IPv4 one is.
+        assert_eq!(nat_in(&f, v6, DIR_MAC, RS_MAC), Err(FwdError::TtlExceeded));
+    }
+
     proptest! {
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let rs: SocketAddrV4 = "10.0.0.11:80".parse().unwrap();
+            let rs: SocketAddr = "10.0.0.11:80".parse().unwrap();
             let _ = dr(b.clone(), DIR_MAC, RS_MAC);
             let _ = nat_in(&b, rs, DIR_MAC, RS_MAC);
             let _ = nat_out(&b, rs, DIR_MAC, RS_MAC);
+            let v6: SocketAddr = "[2001:db8::11]:80".parse().unwrap();
+            let _ = nat_in(&b, v6, DIR_MAC, RS_MAC);
+            let _ = nat_out(&b, v6, DIR_MAC, RS_MAC);
             let _ = tun(&b, TunnelType::Gue { port: 1 }, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, DIR_MAC, RS_MAC);
         }
 

@@ -62,6 +62,23 @@ pub fn requests(s: &Scenario) -> Vec<(std::time::Duration, u16, lvs_sim::client:
         .collect()
 }
 
+/// Runs `s` with the default options, failing the test unless every verdict passes, and
+/// observes it again: the report and the observation stream.
+#[allow(dead_code)] // not every suite that includes this module asks
+pub fn passing(
+    s: &Scenario,
+) -> (
+    lvs_scenarios::judge::Report,
+    lvs_scenarios::observe::RunRecord,
+) {
+    let opts = lvs_scenarios::judge::RunOptions::default();
+    let report = lvs_sim::scenario::run(s, &opts).unwrap();
+    let failed: Vec<_> = report.failures().collect();
+    assert!(failed.is_empty(), "{}: {failed:#?}", s.name);
+    let observed = lvs_sim::scenario::observe(s, &opts).unwrap();
+    (report, observed)
+}
+
 /// When `host` first logged a line containing `needle` (a checker's "Removing service ...",
 /// say); `None` if it never did.
 #[allow(dead_code)] // not every suite that includes this module asks
