@@ -4,9 +4,10 @@
 //! `ip_vs_tunnel_xmit` with `ipvs_gue_encap` / `ipvs_gre_encap`) and the
 //! protocols' `dnat_handler` / `snat_handler`. Frames come in as Ethernet II
 //! bytes, are read and written with [`crate::wire`], and a new frame comes out. DR and NAT
-//! take either family (`ip_vs_nat_xmit_v6` beside `ip_vs_nat_xmit`); TUN is IPv4 in IPv4.
+//! take either family (`ip_vs_nat_xmit_v6` beside `ip_vs_nat_xmit`); TUN tunnels IPv4 in IPv4
+//! and IPv6 in IPv6 (`tun`, `tun6`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::ipv4::{self, Ipv4Repr};
@@ -278,11 +279,11 @@ pub fn nat_out(
     nat(frame, Rewrite::Src(vip), director_mac, next_hop_mac)
 }
 
-/// A flow hash for the GUE source port, in the default local port range (32768..=60999).
-fn gue_sport(inner: &[u8]) -> u16 {
+/// A flow hash for the GUE source port, in the default local port range (32768..=60999),
+/// over `flow`: the inner packet's addresses and first transport word.
+fn gue_sport(flow: &[u8]) -> u16 {
     let mut h: u32 = 0x811c_9dc5;
-    // Addresses and the first transport word identify the flow.
-    for &b in inner.get(12..24).unwrap_or(inner) {
+    for &b in flow {
         h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     32768 + (h % (61000 - 32768)) as u16
@@ -310,7 +311,7 @@ pub fn tun(
     let encap = match kind {
         TunnelType::Ipip => EncapRepr::Ipip,
         TunnelType::Gue { port } => EncapRepr::Gue {
-            src_port: gue_sport(inner),
+            src_port: gue_sport(inner.get(12..24).unwrap_or(inner)),
             dst_port: port,
             // GUE version 0, no control, no extra header, protocol IPIP.
             protocol: ip_proto::IPIP,
@@ -334,21 +335,104 @@ pub fn tun(
     if outer.buffer_len() > usize::from(u16::MAX) {
         return Err(FwdError::TooBig);
     }
-    let mut out = vec![0; ethernet::HEADER_LEN + outer.buffer_len()];
+    let outer_header = (ipv4::HEADER_LEN, |ip: &mut [u8]| outer.emit(ip));
+    encapsulated(
+        ethertype::IPV4,
+        outer_header,
+        &encap,
+        inner,
+        (director_mac, rs_mac),
+    )
+}
+
+/// The tunnelled frame: Ethernet (`macs`: from, to) of `ethertype`, the outer header
+/// (`outer`: its length and its writer), `encap`, then `inner` with one hop taken.
+fn encapsulated(
+    ethertype: u16,
+    outer: (usize, impl FnOnce(&mut [u8]) -> Result<(), WireError>),
+    encap: &EncapRepr,
+    inner: &[u8],
+    macs: ([u8; 6], [u8; 6]),
+) -> Result<Vec<u8>, FwdError> {
+    let (outer_len, emit_outer) = outer;
+    let mut out = vec![0; ethernet::HEADER_LEN + outer_len + encap.buffer_len() + inner.len()];
     let eth = EthernetRepr {
-        dst: rs_mac,
-        src: director_mac,
-        ethertype: ethertype::IPV4,
+        dst: macs.1,
+        src: macs.0,
+        ethertype,
     };
     let to_fwd = |_: WireError| FwdError::TooBig;
     eth.emit(&mut out).map_err(to_fwd)?;
     let ip = &mut out[ethernet::HEADER_LEN..];
-    outer.emit(ip).map_err(to_fwd)?;
-    let body = &mut ip[ipv4::HEADER_LEN..];
+    emit_outer(ip).map_err(to_fwd)?;
+    let body = &mut ip[outer_len..];
     encap.emit(body, inner.len()).map_err(to_fwd)?;
     body[encap.buffer_len()..].copy_from_slice(inner);
-    decrement_ttl(ethertype::IPV4, &mut body[encap.buffer_len()..])?;
+    decrement_ttl(ethertype, &mut body[encap.buffer_len()..])?;
     Ok(out)
+}
+
+/// TUN over IPv6 (`ip_vs_tunnel_xmit_v6`): the whole IPv6 packet, one hop older, inside a
+/// new IPv6 header from `local` to the real server `remote`, as IPv6-in-IPv6 (next header
+/// 41), GUE (UDP with a zero checksum, as `udp6_set_csum` leaves it without `csum`, GUE
+/// protocol 41) or GRE (protocol 0x86DD, no options). The hop limit is the inner one after
+/// its decrement and the traffic class the inner one; the flow label is 0.
+pub fn tun6(
+    frame: &[u8],
+    kind: TunnelType,
+    local: Ipv6Addr,
+    remote: Ipv6Addr,
+    director_mac: [u8; 6],
+    rs_mac: [u8; 6],
+) -> Result<Vec<u8>, FwdError> {
+    let (eth, payload) = EthernetRepr::parse(frame).map_err(malformed)?;
+    match eth.ethertype {
+        ethertype::IPV6 => {}
+        ethertype::IPV4 => return Err(FwdError::Family),
+        _ => return Err(FwdError::NotIp),
+    }
+    let (ip, _) = Ipv6Repr::parse(payload).map_err(malformed)?;
+    if ip.hop_limit <= 1 {
+        return Err(FwdError::TtlExceeded);
+    }
+    let inner = &payload[..ip.buffer_len()];
+    let (encap, next_header) = match kind {
+        TunnelType::Ipip => (EncapRepr::Ipip, ip_proto::IPV6),
+        TunnelType::Gue { port } => (
+            EncapRepr::Gue {
+                src_port: gue_sport(inner.get(8..44).unwrap_or(inner)),
+                dst_port: port,
+                protocol: ip_proto::IPV6,
+            },
+            ip_proto::UDP,
+        ),
+        TunnelType::Gre => (
+            EncapRepr::Gre {
+                protocol: tunnel::GRE_IPV6,
+            },
+            ip_proto::GRE,
+        ),
+    };
+    let outer = Ipv6Repr {
+        src: local,
+        dst: remote,
+        next_header,
+        hop_limit: ip.hop_limit - 1,
+        traffic_class: ip.traffic_class,
+        flow_label: 0,
+        payload_len: encap.buffer_len() + inner.len(),
+    };
+    if outer.payload_len > usize::from(u16::MAX) {
+        return Err(FwdError::TooBig);
+    }
+    let outer_header = (ipv6::HEADER_LEN, |ip: &mut [u8]| outer.emit(ip));
+    encapsulated(
+        ethertype::IPV6,
+        outer_header,
+        &encap,
+        inner,
+        (director_mac, rs_mac),
+    )
 }
 
 #[cfg(test)]
@@ -656,6 +740,80 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_tunnels_carry_the_inner_packet_one_hop_older() {
+        let mut f = built(
+            "[2001:db8:1::7]:40001".parse().unwrap(),
+            "[2001:db8::1]:80".parse().unwrap(),
+            false,
+            (CLIENT_MAC, DIR_MAC),
+            64,
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        // Traffic class 0xb8 (EF) and flow label 0x12345: the class is copied, the label not.
+        f[14..18].copy_from_slice(&(6u32 << 28 | 0xb8 << 20 | 0x12345).to_be_bytes());
+        let local: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let remote: Ipv6Addr = "2001:db8:5::11".parse().unwrap();
+        for (kind, next, hdr) in [
+            (TunnelType::Ipip, 41u8, 0usize),
+            (TunnelType::Gue { port: 6080 }, 17, 12),
+            (TunnelType::Gre, 47, 4),
+        ] {
+            let out = tun6(&f, kind, local, remote, DIR_MAC, RS_MAC).unwrap();
+            assert_eq!(
+                &out[..14],
+                &[&RS_MAC[..], &DIR_MAC[..], &[0x86, 0xdd]].concat()[..]
+            );
+            let (outer, rest) = etherparse::Ipv6Header::from_slice(&out[14..]).unwrap();
+            assert_eq!(outer.next_header.0, next, "{kind:?}");
+            assert_eq!(
+                (outer.source, outer.destination),
+                (local.octets(), remote.octets())
+            );
+            assert_eq!(outer.hop_limit, 63);
+            assert_eq!(outer.traffic_class, 0xb8);
+            assert_eq!(u32::from(outer.flow_label), 0);
+            assert_eq!(usize::from(outer.payload_length), rest.len());
+            let inner = &rest[hdr..];
+            let mut expect = f[14..].to_vec();
+            expect[7] = 63;
+            assert_eq!(inner, &expect[..], "{kind:?}");
+            if let TunnelType::Gue { port } = kind {
+                assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), port);
+                assert_eq!(
+                    usize::from(u16::from_be_bytes([rest[4], rest[5]])),
+                    rest.len()
+                );
+                assert_eq!(
+                    &rest[6..8],
+                    &[0, 0],
+                    "no UDP checksum (udp6_set_csum, nocheck)"
+                );
+                assert_eq!(rest[9], 41, "GUE proto_ctype IPv6");
+            }
+            if kind == TunnelType::Gre {
+                assert_eq!(&rest[..4], &[0, 0, 0x86, 0xdd]);
+            }
+        }
+        assert_eq!(
+            tun6(
+                &tcp_frame(),
+                TunnelType::Ipip,
+                local,
+                remote,
+                DIR_MAC,
+                RS_MAC
+            ),
+            Err(FwdError::Family)
+        );
+        let mut last_hop = f.clone();
+        last_hop[21] = 1;
+        assert_eq!(
+            tun6(&last_hop, TunnelType::Gre, local, remote, DIR_MAC, RS_MAC),
+            Err(FwdError::TtlExceeded)
+        );
+    }
+
+    #[test]
     fn hostile_input_is_an_error() {
         let f = tcp_frame();
         for cut in [0, 5, 13, 14, 20, 33, 40] {
@@ -785,6 +943,7 @@ mod tests {
             let _ = nat_in(&b, v6, DIR_MAC, RS_MAC);
             let _ = nat_out(&b, v6, DIR_MAC, RS_MAC);
             let _ = tun(&b, TunnelType::Gue { port: 1 }, Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, DIR_MAC, RS_MAC);
+            let _ = tun6(&b, TunnelType::Gue { port: 1 }, Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, DIR_MAC, RS_MAC);
         }
 
         #[test]

@@ -39,6 +39,8 @@ pub mod ip_proto {
     pub const IPIP: u8 = 4;
     /// TCP.
     pub const TCP: u8 = 6;
+    /// IPv6 encapsulated in IP (an IPv6-in-IPv6 tunnel's outer next header).
+    pub const IPV6: u8 = 41;
     /// UDP.
     pub const UDP: u8 = 17;
     /// IPv6 routing header.

@@ -131,6 +131,9 @@ impl EncapRepr {
 /// GRE's protocol for an IPv4 inner packet.
 pub const GRE_IPV4: u16 = ethertype::IPV4;
 
+/// GRE's protocol for an IPv6 inner packet.
+pub const GRE_IPV6: u16 = ethertype::IPV6;
+
 #[cfg(test)]
 mod tests {
     use super::*;
