@@ -6,15 +6,31 @@ use std::time::Duration;
 
 use lvs_core::Instant;
 
+/// A pending event under its key: (time, sequence) as one integer, complemented, so that
+/// the max-heap's greatest entry is the earliest event and each sift step compares once.
 struct Entry<E> {
-    at: Instant,
-    seq: u64,
+    key: u128,
     event: E,
+}
+
+impl<E> Entry<E> {
+    fn new(at: Instant, seq: u64, event: E) -> Self {
+        let key = !((u128::from(at.as_nanos()) << 64) | u128::from(seq));
+        Entry { key, event }
+    }
+
+    fn at(&self) -> Instant {
+        Instant::from_nanos(((!self.key) >> 64) as u64)
+    }
+
+    fn seq(&self) -> u64 {
+        !self.key as u64
+    }
 }
 
 impl<E> PartialEq for Entry<E> {
     fn eq(&self, o: &Self) -> bool {
-        self.at == o.at && self.seq == o.seq
+        self.key == o.key
     }
 }
 impl<E> Eq for Entry<E> {}
@@ -24,9 +40,8 @@ impl<E> PartialOrd for Entry<E> {
     }
 }
 impl<E> Ord for Entry<E> {
-    // Reversed: BinaryHeap is a max-heap and the earliest event must pop first.
     fn cmp(&self, o: &Self) -> Ordering {
-        o.at.cmp(&self.at).then_with(|| o.seq.cmp(&self.seq))
+        self.key.cmp(&o.key)
     }
 }
 
@@ -82,7 +97,7 @@ impl<E> EventQueue<E> {
 
     /// Schedule `event` at `at` under a sequence number from [`EventQueue::reserve`].
     pub fn push_reserved(&mut self, at: Instant, seq: u64, event: E) {
-        let e = Entry { at, seq, event };
+        let e = Entry::new(at, seq, event);
         if at <= self.now + NEAR {
             self.near.push(e);
         } else {
@@ -109,8 +124,8 @@ impl<E> EventQueue<E> {
     /// Time of the earliest event.
     pub fn peek_time(&self) -> Option<Instant> {
         match (self.near.peek(), self.far.peek()) {
-            (Some(n), Some(f)) => Some(n.at.min(f.at)),
-            (n, f) => n.or(f).map(|e| e.at),
+            (Some(n), Some(f)) => Some(n.at().min(f.at())),
+            (n, f) => n.or(f).map(|e| e.at()),
         }
     }
 
@@ -122,8 +137,22 @@ impl<E> EventQueue<E> {
     /// Remove the earliest event, with its sequence number.
     pub fn pop_keyed(&mut self) -> Option<(Instant, u64, E)> {
         let e = self.first()?.pop()?;
-        self.now = e.at;
-        Some((e.at, e.seq, e.event))
+        let at = e.at();
+        self.now = at;
+        Some((at, e.seq(), e.event))
+    }
+
+    /// Remove the earliest event, with its sequence number, if it is due at or before
+    /// `until` (one look at the two heaps where `peek_time` then `pop_keyed` take two).
+    pub fn pop_due(&mut self, until: Instant) -> Option<(Instant, u64, E)> {
+        let heap = self.first()?;
+        if heap.peek()?.at() > until {
+            return None;
+        }
+        let e = heap.pop()?;
+        let at = e.at();
+        self.now = at;
+        Some((at, e.seq(), e.event))
     }
 
     /// Number of pending events.
@@ -151,6 +180,20 @@ mod tests {
         q.push_reserved(t, early, "reserved first");
         assert_eq!(q.pop(), Some((t, "reserved first")));
         assert_eq!(q.pop_keyed(), Some((t, 1, "pushed after the reservation")));
+    }
+
+    #[test]
+    fn pop_due_takes_only_what_is_due() {
+        let mut q = EventQueue::new();
+        q.push(Instant::from_nanos(5), "five");
+        q.push(Instant::from_nanos(3_000_000), "far");
+        assert_eq!(q.pop_due(Instant::from_nanos(4)), None);
+        assert_eq!(
+            q.pop_due(Instant::from_nanos(5)),
+            Some((Instant::from_nanos(5), 0, "five"))
+        );
+        assert_eq!(q.pop_due(Instant::from_nanos(2_999_999)), None);
+        assert_eq!(q.len(), 1);
     }
 
     proptest! {

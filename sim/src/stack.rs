@@ -745,9 +745,21 @@ impl Stack {
     /// cache already knows the next hop: the interface and the frame's new (source,
     /// destination) MACs. `None` when it would drop the packet or first ask ARP.
     pub fn resolved_forward(&self, at: Instant, dst: IpAddr) -> Option<(usize, Mac, Mac)> {
+        self.resolved_forward_until(at, dst)
+            .map(|(iface, src, next, _)| (iface, src, next))
+    }
+
+    /// [`Stack::resolved_forward`] with the time the neighbour entry it read expires: the
+    /// same answer holds at any earlier time while the routes and the cache stay as they are.
+    pub fn resolved_forward_until(
+        &self,
+        at: Instant,
+        dst: IpAddr,
+    ) -> Option<(usize, Mac, Mac, Instant)> {
         let (iface, hop) = self.next_hop(dst)?;
         let n = self.lookup(at, hop).filter(|n| n.iface == iface)?;
-        Some((iface, self.ifaces[iface].spec.mac, n.mac))
+        let until = n.updated + self.arp_timeout;
+        Some((iface, self.ifaces[iface].spec.mac, n.mac, until))
     }
 
     /// Route on a frame [`Stack::receive`] returned as [`Rx::Forward`] (the modelled

@@ -36,15 +36,20 @@ impl Sim {
         let Some(target) = packet::dst_mac(frame).and_then(|m| self.macs.get(&m).copied()) else {
             return;
         };
-        let addrs: Vec<IpAddr> = self.hosts[target]
-            .stack
-            .ifaces()
-            .iter()
-            .flat_map(|i| i.configured())
-            .collect();
+        // One buffer for every forwarded SYN's list, not an allocation each.
+        let mut addrs = std::mem::take(&mut self.syn_addrs);
+        addrs.clear();
+        addrs.extend(
+            self.hosts[target]
+                .stack
+                .ifaces()
+                .iter()
+                .flat_map(|i| i.configured()),
+        );
         let before = self.inv.violations.len();
         self.inv
             .syn_forwarded(self.now, HostId(host), dst, dport, &addrs);
+        self.syn_addrs = addrs;
         let new: Vec<Violation> = self.inv.violations[before..].to_vec();
         for v in new {
             self.trace_push(usize::MAX, TraceEvent::Violation { violation: v });

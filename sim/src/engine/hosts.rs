@@ -18,11 +18,46 @@ use crate::HostId;
 use super::world::{host_u32, DirectorProc, Life, Model};
 use super::{Ev, Sim};
 
-/// The frame's bytes, taken without a copy when this delivery holds the only reference.
-fn owned(frame: Rc<Vec<u8>>) -> Vec<u8> {
-    Rc::try_unwrap(frame).unwrap_or_else(|shared| shared.as_ref().clone())
-}
+/// Emptied frame boxes kept for the next frames sent (more are dropped).
+const SPARE_BOXES: usize = 64;
+
 impl Sim {
+    /// `frame` in a shared box, one kept from a frame delivered earlier when there is one:
+    /// every frame sent is boxed once and unboxed on delivery, and reusing the boxes saves
+    /// an allocation and a free per frame.
+    pub(super) fn boxed(&mut self, frame: Vec<u8>) -> Rc<Vec<u8>> {
+        if let Some(mut b) = self.spare.pop() {
+            if let Some(v) = Rc::get_mut(&mut b) {
+                *v = frame;
+                return b;
+            }
+        }
+        Rc::new(frame)
+    }
+
+    /// The frame's bytes, taken without a copy when this delivery holds the only reference
+    /// (its box then kept for `boxed`).
+    fn owned(&mut self, mut frame: Rc<Vec<u8>>) -> Vec<u8> {
+        match Rc::get_mut(&mut frame) {
+            Some(v) => {
+                let bytes = std::mem::take(v);
+                self.recycle(frame);
+                bytes
+            }
+            None => frame.as_ref().clone(),
+        }
+    }
+
+    /// Done with `frame`: its box is kept for `boxed` when this was the last reference.
+    fn recycle(&mut self, mut frame: Rc<Vec<u8>>) {
+        if self.spare.len() < SPARE_BOXES {
+            if let Some(v) = Rc::get_mut(&mut frame) {
+                *v = Vec::new();
+                self.spare.push(frame);
+            }
+        }
+    }
+
     pub(super) fn deliver(&mut self, host: usize, iface: usize, frame: Rc<Vec<u8>>) {
         if !self.iface_carrier(host, iface) {
             return;
@@ -40,7 +75,10 @@ impl Sim {
         let h = &mut self.hosts[host];
         let rx = h.stack.receive(now, iface, &frame, &mut self.fx);
         if let Rx::Forward(dst) = rx {
-            h.stack.forward_frame(now, dst, owned(frame), &mut self.fx);
+            let frame = self.owned(frame);
+            self.hosts[host]
+                .stack
+                .forward_frame(now, dst, frame, &mut self.fx);
             self.flush_fx(host);
             return;
         }
@@ -65,13 +103,8 @@ impl Sim {
                         return;
                     };
                     self.flush_fx(host);
-                    self.director_input(
-                        host,
-                        Input::Frame {
-                            iface: name,
-                            frame: owned(frame),
-                        },
-                    );
+                    let frame = self.owned(frame);
+                    self.director_input(host, Input::Frame { iface: name, frame });
                     return;
                 }
             }
@@ -109,6 +142,7 @@ impl Sim {
             }
             Model::Gateway => {}
         }
+        self.recycle(frame);
         self.flush_fx(host);
     }
 
@@ -272,7 +306,8 @@ impl Sim {
                     return;
                 };
                 self.check_syn(host, &frame);
-                self.transmit(host, idx, Rc::new(frame));
+                let frame = self.boxed(frame);
+                self.transmit(host, idx, frame);
             }
             Output::AddVip(Vip {
                 iface,

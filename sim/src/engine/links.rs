@@ -6,14 +6,15 @@ use std::rc::Rc;
 use lvs_core::Instant;
 use petgraph::graph::EdgeIndex;
 use petgraph::visit::EdgeRef;
-use rand::Rng;
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
 
 use crate::cut::Cut;
 use crate::packet::{self, Mac};
 use crate::stack::Rx;
 
-use super::world::Model;
 use super::world::{mac_key, Kind};
+use super::world::{Model, Plan, Switched};
 use super::{Ev, Sim};
 
 impl Sim {
@@ -73,25 +74,58 @@ impl Sim {
         };
         let seg_id = self.graph[e].seg;
         let seg = &mut self.segs[seg_id];
-        let mut relearnt = false;
-        if seg.learn {
-            let src = mac_key(src);
-            match seg.fdb.iter_mut().find(|(m, _)| *m == src) {
-                Some(entry) => {
-                    relearnt = entry.1 != e;
-                    entry.1 = e;
-                }
-                None => {
-                    relearnt = true;
-                    seg.fdb.push((src, e));
-                }
+        let (src_key, dst_key) = (mac_key(src), mac_key(dst));
+        // A port sends to the same few addresses over and over: what the switch did with
+        // the last frame from it is kept, and holds for a frame with the same addresses as
+        // long as the segment's address list has not changed.
+        let last = self.graph[e].switched;
+        let (known, relearnt) = match last {
+            Some(m)
+                if seg.learn
+                    && m.version == seg.version
+                    && m.src == src_key
+                    && m.dst == dst_key =>
+            {
+                (m.port, false)
             }
-        }
-        let known = if seg.learn && !packet::is_group(dst) {
-            let dst = mac_key(dst);
-            seg.fdb.iter().find(|(m, _)| *m == dst).map(|(_, p)| *p)
-        } else {
-            None
+            _ => {
+                let mut relearnt = false;
+                // A gateway's onward copy (`cut`) leaves from a port the switch already knows
+                // it on (`gateway_plan` checked): learning from it changes nothing.
+                debug_assert!(
+                    cut.is_none() || !seg.learn || seg.fdb.contains(&(src_key, e)),
+                    "a cut-through frame from a port the switch has not learnt"
+                );
+                if seg.learn && cut.is_none() {
+                    match seg.fdb.iter_mut().find(|(m, _)| *m == src_key) {
+                        Some(entry) => {
+                            relearnt = entry.1 != e;
+                            entry.1 = e;
+                        }
+                        None => {
+                            relearnt = true;
+                            seg.fdb.push((src_key, e));
+                        }
+                    }
+                }
+                let known = if seg.learn && !packet::is_group(dst) {
+                    seg.fdb.iter().find(|(m, _)| *m == dst_key).map(|(_, p)| *p)
+                } else {
+                    None
+                };
+                if relearnt {
+                    seg.version += 1;
+                }
+                if seg.learn {
+                    self.graph[e].switched = Some(Switched {
+                        version: seg.version,
+                        src: src_key,
+                        dst: dst_key,
+                        port: known,
+                    });
+                }
+                (known, relearnt)
+            }
         };
         if relearnt {
             // Where a switch sends a MAC decides where forwarded-ahead frames go.
@@ -188,7 +222,7 @@ impl Sim {
             let rng = &mut self.segs[seg_id].rng;
             let mut delay = latency;
             if jitter > 0 {
-                delay += rng.gen_range(0..=jitter);
+                delay += uniform_to(rng, jitter);
             }
             if reorder > 0.0 && rng.gen::<f64>() < reorder {
                 delay += rng.gen_range(0..=hold);
@@ -274,8 +308,12 @@ impl Sim {
     /// What gateway `gw` will do, at `at`, with `frame` arriving on `iface`, when that is
     /// certain now: forward it on interface `out` with new (source, destination) MACs,
     /// with no ARP to ask and nothing a switch would learn from it. `None` otherwise.
+    ///
+    /// An IPv4 packet's decision is kept (`plans`) and reused for the next packet to the same
+    /// address: nearly every frame of a run crosses the gateway to one of a few addresses,
+    /// and classifying and routing each one again cost more than the rest of the hop.
     fn gateway_plan(
-        &self,
+        &mut self,
         gw: usize,
         iface: usize,
         frame: &[u8],
@@ -285,10 +323,58 @@ impl Sim {
             return None;
         }
         let stack = &self.hosts[gw].stack;
+        // What `classify` reads of the frame itself; the rest of its answer depends only on
+        // the destination and the gateway's state, which a kept plan stands for.
+        let my_mac = stack.ifaces().get(iface)?.spec.mac;
+        let dst4 = match packet::dst_mac(frame) {
+            Some(m) if m == my_mac => packet::ipv4_addrs(frame).map(|(_, d, _)| d),
+            _ => None,
+        };
+        let kept = dst4.and_then(|d| {
+            self.plans
+                .iter()
+                .find(|p| p.dst == d && p.gw == gw)
+                .filter(|p| at < p.until)
+                .map(|p| (p.out, p.src, p.next))
+        });
+        if let Some(plan) = kept {
+            debug_assert_eq!(
+                self.plan_afresh(gw, iface, frame, at)
+                    .map(|(o, s, n, _)| (o, s, n)),
+                Some(plan),
+                "a kept gateway plan went stale"
+            );
+            return Some(plan);
+        }
+        let (out, src, next, until) = self.plan_afresh(gw, iface, frame, at)?;
+        if let Some(dst) = dst4 {
+            self.plans.retain(|p| !(p.gw == gw && p.dst == dst));
+            self.plans.push(Plan {
+                gw,
+                dst,
+                out,
+                src,
+                next,
+                until,
+            });
+        }
+        Some((out, src, next))
+    }
+
+    /// [`Sim::gateway_plan`]'s decision read from the gateway's stack and the switch, with
+    /// the time its neighbour entry expires.
+    fn plan_afresh(
+        &self,
+        gw: usize,
+        iface: usize,
+        frame: &[u8],
+        at: Instant,
+    ) -> Option<(usize, Mac, Mac, Instant)> {
+        let stack = &self.hosts[gw].stack;
         let Rx::Forward(dst) = stack.classify(iface, frame) else {
             return None;
         };
-        let (out, src, next) = stack.resolved_forward(at, dst)?;
+        let (out, src, next, until) = stack.resolved_forward_until(at, dst)?;
         // The switch must already know the gateway on that port, or sending ahead of time
         // would teach it early.
         let link = stack.ifaces().get(out)?.link?;
@@ -296,13 +382,15 @@ impl Sim {
         if seg.learn && !seg.fdb.contains(&(mac_key(src), link)) {
             return None;
         }
-        Some((out, src, next))
+        Some((out, src, next, until))
     }
 
     /// Revert the frames forwarded ahead of time that have not reached their gateway yet
     /// (something their forwarding depended on is about to change): they are delivered to
     /// the gateway as usual, where and when they would have been.
     pub(super) fn revert_cuts(&mut self) {
+        // Whatever reverts the cuts may change a gateway's decisions too.
+        self.plans.clear();
         for r in self.cuts.revert_after(self.cur) {
             let gw = self.graph[r.link].host;
             if let Some(h) = self.hosts.get_mut(gw) {
@@ -316,6 +404,50 @@ impl Sim {
                     frame: Rc::new(r.frame),
                 },
             );
+        }
+    }
+}
+
+/// `rng.gen_range(0..=max)` for a `u64`, drawn as rand 0.8 draws it
+/// (`UniformInt::sample_single_inclusive`: a widening multiply of one `next_u64`, redrawn
+/// when it falls in the biased zone), so the same numbers come out of the stream; written
+/// out because every frame draws its jitter and the generic path's checks cost a third of
+/// the draw.
+fn uniform_to(rng: &mut ChaCha8Rng, max: u64) -> u64 {
+    let range = max.wrapping_add(1);
+    if range == 0 {
+        return rng.next_u64();
+    }
+    let zone = (range << range.leading_zeros()).wrapping_sub(1);
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(range);
+        if m as u64 <= zone {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uniform_to;
+    use proptest::prelude::{prop_assert_eq, prop_oneof, proptest, Just};
+    use rand::{Rng, RngCore, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    proptest! {
+        /// The jitter draw is `gen_range(0..=max)`, number for number, and leaves the
+        /// stream where it leaves it.
+        #[test]
+        fn uniform_to_draws_as_gen_range(seed: u64, maxes in proptest::collection::vec(
+            prop_oneof![0u64..4, 1u64..3_000_000, Just(u64::MAX), (u64::MAX / 2)..u64::MAX],
+            1..64,
+        )) {
+            let mut a = ChaCha8Rng::seed_from_u64(seed);
+            let mut b = a.clone();
+            for max in maxes {
+                prop_assert_eq!(uniform_to(&mut a, max), b.gen_range(0..=max));
+            }
+            prop_assert_eq!(a.next_u64(), b.next_u64());
         }
     }
 }

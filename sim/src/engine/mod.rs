@@ -34,7 +34,7 @@
 //!   further. ARP entries expire after `arp_timeout` (no STALE/DELAY/PROBE states).
 //! - IPv4 only: IPv6 VIPs are traced but not installed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -43,6 +43,7 @@ use std::time::Duration;
 use lvs_core::check::probe::{ProbeId, ProbeResult};
 use lvs_core::Instant;
 use petgraph::graph::{EdgeIndex, UnGraph};
+use rustc_hash::FxHashMap;
 
 use crate::client::RequestRecord;
 use crate::cut::Cuts;
@@ -63,7 +64,7 @@ mod world;
 
 pub use world::LinkParams;
 
-use world::{host_u32, Host, Link, Model, Node, Segment};
+use world::{host_u32, Host, Link, Model, Node, Plan, Segment};
 
 /// Errors from building or poking the simulated network.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -249,7 +250,8 @@ pub struct Sim {
     graph: UnGraph<Node, Link>,
     hosts: Vec<Host>,
     segs: Vec<Segment>,
-    macs: BTreeMap<Mac, usize>,
+    /// The host each interface MAC belongs to (looked up per forwarded SYN, never iterated).
+    macs: FxHashMap<Mac, usize>,
     blocked: BTreeSet<(usize, usize)>,
     inv: Invariants,
     /// Every (director, service, real server address, port) a director's checkers ever put
@@ -267,6 +269,9 @@ pub struct Sim {
     cuts: Cuts,
     /// A stack was lent out (`stack_mut`): the links' interface mirrors may be stale.
     links_stale: bool,
+    /// The gateways' forwarding decisions worked out so far (`links::gateway_plan`), valid
+    /// until the next revert; a handful of destinations, so a list.
+    plans: Vec<Plan>,
     /// Gateway deliveries found by `send`: (arrival, reserved sequence number, link).
     gateway_bound: Vec<(Instant, u64, EdgeIndex)>,
     /// Key (time, sequence number) of the event handled last.
@@ -277,6 +282,10 @@ pub struct Sim {
     /// What the SVG timeline gathers as the run goes (gateway ARP entries, request bins).
     timeline: crate::svg::Timeline,
     targets: Vec<EdgeIndex>,
+    /// Emptied frame boxes for the next frames sent (`hosts::boxed`).
+    spare: Vec<Rc<Vec<u8>>>,
+    /// The addresses of a forwarded SYN's target host (`check_syn`), kept between calls.
+    syn_addrs: Vec<IpAddr>,
     events: u64,
 }
 
@@ -291,7 +300,7 @@ impl Sim {
             graph: UnGraph::default(),
             hosts: Vec::new(),
             segs: Vec::new(),
-            macs: BTreeMap::new(),
+            macs: FxHashMap::default(),
             blocked: BTreeSet::new(),
             inv: Invariants::default(),
             known_dests: BTreeSet::new(),
@@ -303,6 +312,7 @@ impl Sim {
             cut_through: true,
             cuts: Cuts::default(),
             links_stale: false,
+            plans: Vec::new(),
             gateway_bound: Vec::new(),
             cur: (Instant::ZERO, 0),
             fx: Fx::default(),
@@ -310,6 +320,8 @@ impl Sim {
             reqs: Vec::new(),
             timeline: crate::svg::Timeline::default(),
             targets: Vec::new(),
+            spare: Vec::new(),
+            syn_addrs: Vec::new(),
             events: 0,
         }
     }
@@ -346,6 +358,12 @@ impl Sim {
         let Some((t, seq, ev)) = self.queue.pop_keyed() else {
             return false;
         };
+        self.handle(t, seq, ev);
+        true
+    }
+
+    /// Handle the event just taken from the queue.
+    fn handle(&mut self, t: Instant, seq: u64, ev: Ev) {
         self.now = t;
         self.cur = (t, seq);
         self.events += 1;
@@ -355,13 +373,17 @@ impl Sim {
         if self.inv.needs_check() || self.check_at.is_some_and(|c| c <= self.now) {
             self.check_invariants();
         }
-        true
     }
 
     /// Run every event up to and including `until`; the clock ends at `until`.
     pub fn run_until(&mut self, until: Instant) {
-        while self.queue.peek_time().is_some_and(|t| t <= until) {
-            self.step();
+        loop {
+            // As `step` does: the links' mirrors are read back before the next frame moves.
+            self.sync_links();
+            let Some((t, seq, ev)) = self.queue.pop_due(until) else {
+                break;
+            };
+            self.handle(t, seq, ev);
         }
         self.now = self.now.max(until);
         if self.inv.needs_check() {
@@ -496,7 +518,8 @@ impl Sim {
             // `transmit` never adds effects, so the buffer can be lent out meanwhile.
             let mut tx = std::mem::take(&mut self.fx.tx);
             for (iface, frame) in tx.drain(..) {
-                self.transmit(host, iface, Rc::new(frame));
+                let frame = self.boxed(frame);
+                self.transmit(host, iface, frame);
             }
             self.fx.tx = tx;
         }

@@ -34,6 +34,7 @@ impl Sim {
             node,
             learn,
             fdb: Vec::new(),
+            version: 0,
             rng,
         });
         SegId(id)
@@ -251,6 +252,7 @@ impl Sim {
                     Model::Gateway => Kind::Gateway,
                     Model::Server(_) | Model::Client(_) => Kind::Other,
                 },
+                switched: None,
             },
         );
         self.hosts[host.0].stack.set_link(idx, Some(e));

@@ -66,6 +66,20 @@ pub(super) struct Link {
     /// `iface_up` follows `Iface::up`: set by the faults, resynced after `stack_mut`.
     pub(super) iface_up: bool,
     pub(super) kind: Kind,
+    /// What the switch did with the last frame sent from this port (see `Switched`).
+    pub(super) switched: Option<Switched>,
+}
+
+/// A learning switch's handling of a frame from one port: learning its source (`src`, as
+/// `mac_key`) changed nothing and its destination (`dst`) goes out of `port` (`None`:
+/// flooded). It holds for another frame with the same addresses from the same port while the
+/// segment's address list is at `version`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Switched {
+    pub(super) version: u64,
+    pub(super) src: u64,
+    pub(super) dst: u64,
+    pub(super) port: Option<EdgeIndex>,
 }
 
 /// What kind of host a link ends at, as `send` tells them apart.
@@ -111,13 +125,34 @@ pub(super) struct Segment {
     /// Learnt MAC (as `mac_key`) -> port; a segment has a handful of ports, so a list
     /// beats a map.
     pub(super) fdb: Vec<(u64, EdgeIndex)>,
+    /// Counts the changes to `fdb` (an address learnt or moved to another port).
+    pub(super) version: u64,
     pub(super) rng: ChaCha8Rng,
 }
 
-/// A MAC as one integer, for the switches' address lists.
+/// What a gateway does with an IPv4 packet for `dst` that reaches one of its interfaces
+/// addressed to that interface's MAC: forward it on `out` with (`src`, `next`) as the new
+/// MACs, as long as the neighbour entry it read is fresh (`at < until`); the switch behind
+/// `out` knew the gateway there when it was made. `links` keeps these for the cut-through
+/// and drops them all whenever it reverts cuts (whatever could change a gateway's decision
+/// or move a learnt address reverts them: ARP or neighbour discovery reaching it, faults, a
+/// switch learning anew, the harness reaching into a stack).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub(super) gw: usize,
+    pub(super) dst: std::net::Ipv4Addr,
+    pub(super) out: usize,
+    pub(super) src: Mac,
+    pub(super) next: Mac,
+    pub(super) until: Instant,
+}
+
+/// A MAC as one integer, for the switches' address lists (any one-to-one mapping will do:
+/// the lists are only searched; this one is two loads).
 pub(super) fn mac_key(m: Mac) -> u64 {
-    let [a, b, c, d, e, f] = m;
-    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+    let mut b = [0; 8];
+    b[..6].copy_from_slice(&m);
+    u64::from_le_bytes(b)
 }
 
 /// A host index as events carry it.
