@@ -27,27 +27,33 @@ pub struct Args {
     pub config_id: Option<String>,
 }
 
-/// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors
-/// (or on warnings with `--strict`).
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // keepalived's default config id is the host name up to its first dot.
-    let config_id = args.config_id.clone().or_else(|| {
+/// The loader keepalived reads its files with on this host: `@ID` lines matched against
+/// `config_id` or, as keepalived defaults it, the host name up to its first dot; `${_PWD}`
+/// is `working_dir` (`None`: `/`); `${_RANDOM}` draws are clock-seeded.
+pub fn host_loader(config_id: Option<String>, working_dir: Option<String>) -> FsLoader {
+    let config_id = config_id.or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .ok()
             .and_then(|h| h.trim().split('.').next().map(str::to_string))
             .filter(|h| !h.is_empty())
     });
-    // `${_PWD}` and `${_RANDOM}` as keepalived -t run here gives them: this directory, a
-    // clock-seeded draw.
-    let loader = FsLoader {
+    FsLoader {
         config_id,
-        working_dir: std::env::current_dir()
-            .ok()
-            .map(|d| d.display().to_string()),
+        working_dir,
         random_seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-    };
+    }
+}
+
+/// Run the command: diagnostics on stderr; exit 0 when usable (warnings only), 1 on errors
+/// (or on warnings with `--strict`).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // `${_PWD}` as keepalived -t run here gives it: this directory.
+    let working_dir = std::env::current_dir()
+        .ok()
+        .map(|d| d.display().to_string());
+    let loader = host_loader(args.config_id.clone(), working_dir);
     let parsed = config::parse(&args.file, &loader);
     let mut stderr = std::io::stderr().lock();
     for d in &parsed.diagnostics {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod check;
+mod run;
 mod schedule;
 mod sim;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Validate a keepalived.conf like `keepalived -t`.
     Check(check::Args),
+    /// Run as the deployment daemon, in place of keepalived (same config, same flags).
+    Run(run::Args),
     /// Replay a scheduler trace without root or kernel IPVS.
     Schedule(schedule::Args),
     /// Run a scenario on the deterministic simulator and check its expectations.
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Sim(args) => sim::run(args),
     };

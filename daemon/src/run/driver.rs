@@ -1,0 +1,555 @@
+//! The event loop: frames, the rtnetlink monitor, script results and signals in; the
+//! director's outputs executed, in its order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lvs_core::check::probe::{ProbeId, ProbeKind, ProbeResult};
+use lvs_core::config::model::Config;
+use lvs_core::config::{self, diagnostic::Diagnostic};
+use lvs_core::director::{
+    config_log, Admin, Applied, ApplyError, DataPlane, Director, DirectorConfig, IfaceName, Input,
+    LogSource, NodeEnv, Output, Vip,
+};
+use lvs_core::Instant;
+use rand_chacha::rand_core::SeedableRng;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use super::host::{AddrOptions, Follower, Host, Link};
+use super::log::Logger;
+use super::socket::{FrameSocket, VrrpSocket};
+use super::systemd::Notifier;
+use super::{script, Args};
+
+/// keepalived's parent exits about a second after SIGTERM, once its VRRP child has sent
+/// its priority-0 adverts and removed the addresses.
+const EXIT_DELAY: Duration = Duration::from_secs(1);
+/// The most frames waiting for the event loop; more are dropped, as a full socket would.
+const FRAME_QUEUE: usize = 4096;
+/// `errno`s that mean an address is already as asked.
+const EEXIST: i32 = 17;
+const EADDRNOTAVAIL: i32 = 99;
+const ENODEV: i32 = 19;
+
+/// A keepalived.conf read and found usable, with what keepalived would log about it.
+pub struct Loaded {
+    /// The model.
+    pub config: Config,
+    /// Its warnings, as keepalived's processes log them.
+    pub log: Vec<(LogSource, String)>,
+}
+
+/// Read the configuration as keepalived reads it at start and at SIGHUP; `Err` with the
+/// errors rendered, one per line, when it cannot run.
+pub fn load(args: &Args, _previous: Option<&Loaded>) -> Result<Loaded, String> {
+    let file = args.file.display().to_string();
+    // keepalived runs in `/` (it forks and chdirs before its children read the file).
+    let loader = crate::check::host_loader(args.config_id.clone(), None);
+    let parsed = config::parse(&file, &loader);
+    let errors: Vec<&Diagnostic> = parsed.diagnostics.iter().filter(|d| d.is_error()).collect();
+    let Some(config) = parsed.config.filter(|_| errors.is_empty()) else {
+        let mut text: String = errors.iter().map(|d| d.render()).collect();
+        if text.is_empty() {
+            text = format!("{file}: cannot be used\n");
+        }
+        return Err(text.trim_end().to_string());
+    };
+    // Only the processes lvsd runs log their part: VRRP (and the parent).
+    let log = config_log(
+        &parsed.diagnostics,
+        &|f| f.to_string(),
+        !config.vrrp_instances.is_empty(),
+        false,
+    );
+    Ok(Loaded { config, log })
+}
+
+/// What the loop waits for besides timers and signals.
+enum Event {
+    Frame { iface: IfaceName, frame: Vec<u8> },
+    Netlink(RouteNetlinkMessage),
+    Probe { id: ProbeId, result: ProbeResult },
+}
+
+/// One watched interface: its AF_PACKET socket and reader, its VRRP sockets.
+struct Watched {
+    index: u32,
+    frames: Arc<FrameSocket>,
+    reader: tokio::task::JoinHandle<()>,
+    _vrrp: Vec<VrrpSocket>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The loop's state.
+struct Daemon {
+    args: Args,
+    director: Director,
+    host: Host,
+    follower: Follower,
+    logger: Logger,
+    systemd: Notifier,
+    events: mpsc::Sender<Event>,
+    watched: BTreeMap<String, Watched>,
+    /// Where to join VRRP multicast: interface → (IPv6, joins multicast) per instance.
+    vrrp_ifaces: BTreeMap<String, BTreeSet<(bool, bool)>>,
+    vip_options: HashMap<(String, IpAddr), AddrOptions>,
+    origin: tokio::time::Instant,
+    /// Outputs this driver does not carry out, each said once.
+    told: BTreeSet<&'static str>,
+    failed_sends: BTreeSet<String>,
+}
+
+/// The configured virtual addresses: where they go and how they are added.
+fn vip_options(cfg: &Config) -> HashMap<(String, IpAddr), AddrOptions> {
+    let mut out = HashMap::new();
+    for i in &cfg.vrrp_instances {
+        let default_dev = i
+            .interface
+            .as_ref()
+            .map(|d| d.value.clone())
+            .unwrap_or_default();
+        for v in i
+            .virtual_ipaddress
+            .iter()
+            .chain(&i.virtual_ipaddress_excluded)
+        {
+            let dev = v
+                .dev
+                .as_ref()
+                .map_or(default_dev.clone(), |d| d.value.clone());
+            out.insert((dev, v.addr.value), AddrOptions::of(v));
+        }
+    }
+    out
+}
+
+fn vip_set(opts: &HashMap<(String, IpAddr), AddrOptions>) -> BTreeSet<IpAddr> {
+    opts.keys().map(|(_, a)| *a).collect()
+}
+
+/// The director's configuration for this daemon: VRRP, with the kernel as data plane (it
+/// forwards nothing itself) and no checkers or sync daemon yet.
+fn director_config(args: &Args, loaded: &Loaded, env: &NodeEnv) -> anyhow::Result<DirectorConfig> {
+    let mut dc = DirectorConfig::from_keepalived(&loaded.config, env)?;
+    for i in &mut dc.vrrp.instances {
+        i.log_detail = args.log_detail;
+    }
+    dc.data_plane = DataPlane::Kernel;
+    dc.checkers = Default::default();
+    dc.sync_daemon = None;
+    dc.config_log = loaded.log.clone();
+    Ok(dc)
+}
+
+/// Per interface the VRRP sockets its instances need.
+fn vrrp_ifaces(dc: &DirectorConfig) -> BTreeMap<String, BTreeSet<(bool, bool)>> {
+    let mut out: BTreeMap<String, BTreeSet<(bool, bool)>> = BTreeMap::new();
+    for i in &dc.vrrp.instances {
+        let ipv6 = i.primary_ip.is_ipv6();
+        out.entry(i.iface.clone())
+            .or_default()
+            .insert((ipv6, i.unicast_peers.is_empty()));
+    }
+    out
+}
+
+/// Run until SIGTERM / SIGINT.
+pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
+    let mut logger = Logger::new(
+        args.log_console,
+        args.log_file.as_deref(),
+        args.no_syslog,
+        args.log_facility,
+    )
+    .context("log file")?;
+    let systemd = Notifier::from_env();
+    let host = Host::new().context("rtnetlink")?;
+    let monitor = super::host::monitor().context("rtnetlink monitor")?;
+    let options = vip_options(&loaded.config);
+    let snapshot = host
+        .snapshot(&vip_set(&options))
+        .await
+        .context("reading the host's interfaces")?;
+    let dc = match director_config(&args, &loaded, &snapshot.env) {
+        Ok(dc) => dc,
+        Err(e) => {
+            logger.line(LogSource::Main, &format!("{e}: cannot start"));
+            anyhow::bail!("{e}");
+        }
+    };
+    let vrrp_ifaces = vrrp_ifaces(&dc);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let director = Director::new(dc, snapshot.env.clone(), rng)?;
+    let (tx, mut rx) = mpsc::channel(FRAME_QUEUE);
+    spawn_monitor(monitor, tx.clone());
+    let mut d = Daemon {
+        follower: Follower::new(&snapshot.links, vip_set(&options)),
+        args,
+        director,
+        host,
+        logger,
+        systemd,
+        events: tx,
+        watched: BTreeMap::new(),
+        vrrp_ifaces,
+        vip_options: options,
+        origin: tokio::time::Instant::now(),
+        told: BTreeSet::new(),
+        failed_sends: BTreeSet::new(),
+    };
+    if !loaded.config.virtual_servers.is_empty() && !d.args.vrrp_only {
+        d.logger.line(
+            LogSource::Main,
+            "lvsd: virtual_server blocks are not run yet (no IPVS rules, no health checks); \
+             running the VRRP half, as keepalived -P would",
+        );
+    }
+    d.watch_all();
+    // The director starts at its first call; interfaces already down are its first news.
+    let now = d.now();
+    d.director.handle_timeout(now);
+    let down: Vec<String> = snapshot
+        .links
+        .iter()
+        .filter(|l| !l.up && d.vrrp_ifaces.contains_key(&l.name))
+        .map(|l| l.name.clone())
+        .collect();
+    for iface in down {
+        d.input(Input::Link { iface, up: false });
+    }
+    d.execute().await;
+    d.systemd.notify("READY=1");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        let deadline = d
+            .director
+            .poll_timeout()
+            .map(|t| d.origin + t.since_origin());
+        tokio::select! {
+            _ = sleep_until(deadline) => {
+                let now = d.now();
+                d.director.handle_timeout(now);
+            }
+            Some(ev) = rx.recv() => d.event(ev),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => d.reload(),
+        }
+        d.execute().await;
+    }
+    d.systemd.notify("STOPPING=1");
+    d.input(Input::Admin(Admin::Stop));
+    d.execute().await;
+    tokio::time::sleep(EXIT_DELAY).await;
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Forward the monitor's messages to the loop.
+fn spawn_monitor(
+    mut messages: impl futures_util::Stream<Item = super::host::Monitored> + Unpin + Send + 'static,
+    tx: mpsc::Sender<Event>,
+) {
+    use futures_util::StreamExt;
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            if let NetlinkPayload::InnerMessage(m) = msg.payload {
+                if tx.send(Event::Netlink(m)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+impl Daemon {
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.origin.elapsed().as_nanos() as u64)
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = self.now();
+        self.director.handle_input(now, input);
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            Event::Frame { iface, frame } => self.input(Input::Frame { iface, frame }),
+            Event::Probe { id, result } => self.input(Input::ProbeDone { id, result }),
+            Event::Netlink(msg) => {
+                for input in self.follower.follow(&msg) {
+                    self.input(input);
+                }
+                // A VRRP interface that came (back) with a new index needs new sockets.
+                self.watch_all();
+            }
+        }
+    }
+
+    /// Open (or reopen, when its index changed) the sockets of every VRRP interface.
+    fn watch_all(&mut self) {
+        let wanted: Vec<(String, BTreeSet<(bool, bool)>)> = self
+            .vrrp_ifaces
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.watched.retain(|name, w| {
+            self.vrrp_ifaces.contains_key(name) && {
+                let current = self.follower.by_name(name).map(|l| l.index);
+                current == Some(w.index)
+            }
+        });
+        for (name, socks) in wanted {
+            if self.watched.contains_key(&name) {
+                continue;
+            }
+            let Some(link) = self.follower.by_name(&name).cloned() else {
+                continue;
+            };
+            match self.open(&link, &socks) {
+                Ok(w) => {
+                    self.watched.insert(name, w);
+                }
+                Err(e) => self.logger.line(
+                    LogSource::Vrrp,
+                    &format!("lvsd: cannot open VRRP sockets on {name}: {e}"),
+                ),
+            }
+        }
+    }
+
+    fn open(&self, link: &Link, socks: &BTreeSet<(bool, bool)>) -> std::io::Result<Watched> {
+        let frames = Arc::new(FrameSocket::open(link.index)?);
+        let mut vrrp = Vec::new();
+        for &(ipv6, multicast) in socks {
+            vrrp.push(VrrpSocket::open(&link.name, link.index, ipv6, multicast)?);
+        }
+        let reader = {
+            let frames = Arc::clone(&frames);
+            let tx = self.events.clone();
+            let iface: IfaceName = link.name.as_str().into();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let Ok(n) = frames.recv(&mut buf).await else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let frame = buf[..n].to_vec();
+                    // A full queue drops the frame, as a full socket buffer would.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Event::Frame {
+                        iface: Arc::clone(&iface),
+                        frame,
+                    }) {
+                        return;
+                    }
+                }
+            })
+        };
+        Ok(Watched {
+            index: link.index,
+            frames,
+            reader,
+            _vrrp: vrrp,
+        })
+    }
+
+    /// SIGHUP: read the file again; a file with errors leaves the running configuration.
+    fn reload(&mut self) {
+        self.systemd.notify("RELOADING=1");
+        match self.reload_config() {
+            Ok(()) => {}
+            Err(e) => {
+                for line in e.lines() {
+                    self.logger.line(LogSource::Main, line);
+                }
+                self.logger.line(
+                    LogSource::Main,
+                    "lvsd: the new configuration has errors; keeping the running one",
+                );
+            }
+        }
+        self.systemd.notify("READY=1");
+    }
+
+    fn reload_config(&mut self) -> Result<(), String> {
+        let loaded = load(&self.args, None)?;
+        let env = self.director.env().clone();
+        let dc = director_config(&self.args, &loaded, &env).map_err(|e| e.to_string())?;
+        self.vip_options = vip_options(&loaded.config);
+        self.follower.set_vips(vip_set(&self.vip_options));
+        self.vrrp_ifaces = vrrp_ifaces(&dc);
+        self.watch_all();
+        self.input(Input::Admin(Admin::Reload(Box::new(dc))));
+        Ok(())
+    }
+
+    fn tell_once(&mut self, what: &'static str) {
+        if self.told.insert(what) {
+            self.logger.line(LogSource::Main, &format!("lvsd: {what}"));
+        }
+    }
+
+    /// Carry out the director's outputs; what fails goes back as [`Input::Failed`] before
+    /// anything else.
+    async fn execute(&mut self) {
+        loop {
+            let mut failed = Vec::new();
+            while let Some(out) = self.director.poll_output() {
+                if let Some(f) = self.apply(out).await {
+                    failed.push(f);
+                }
+            }
+            if failed.is_empty() {
+                return;
+            }
+            for (what, error) in failed {
+                self.input(Input::Failed { what, error });
+            }
+        }
+    }
+
+    async fn apply(&mut self, out: Output) -> Option<(Applied, ApplyError)> {
+        match out {
+            Output::Transmit { iface, frame } => {
+                self.transmit(&iface, &frame);
+                None
+            }
+            Output::Log { source, text } => {
+                self.logger.line(source, &text);
+                None
+            }
+            Output::AddVip(vip) => self
+                .add_vip(&vip)
+                .await
+                .err()
+                .map(|e| (Applied::AddVip(vip), e)),
+            Output::DelVip(vip) => self
+                .del_vip(&vip)
+                .await
+                .err()
+                .map(|e| (Applied::DelVip(vip), e)),
+            Output::Notify(n) => {
+                for exec in n.scripts {
+                    let program = exec.argv.first().cloned().unwrap_or_default();
+                    if let Err(e) = script::notify(exec) {
+                        self.logger.line(
+                            LogSource::Vrrp,
+                            &format!("Failed to exec notify script {program}: {e}"),
+                        );
+                    }
+                }
+                None
+            }
+            Output::StartProbe(probe) => {
+                match probe.kind {
+                    ProbeKind::Script { command } => {
+                        let tx = self.events.clone();
+                        let (id, timeout) = (probe.id, probe.timeout);
+                        tokio::spawn(async move {
+                            let status = script::probe(command, timeout).await;
+                            let result = ProbeResult::Exit(status);
+                            let _ = tx.send(Event::Probe { id, result }).await;
+                        });
+                    }
+                    _ => self.tell_once("network probes are not run yet"),
+                }
+                None
+            }
+            Output::Route { .. } => {
+                self.tell_once("the userspace data plane is not run yet");
+                None
+            }
+            Output::Ipvs(_) | Output::SyncDaemon(_) => {
+                self.tell_once("IPVS rules are not applied yet");
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, iface: &str, frame: &[u8]) {
+        if !self.watched.contains_key(iface) {
+            // GARP on a VIP's `dev` that no instance uses as its interface.
+            if let Some(link) = self.follower.by_name(iface).cloned() {
+                if let Ok(w) = self.open(&link, &BTreeSet::new()) {
+                    self.watched.insert(iface.to_string(), w);
+                }
+            }
+        }
+        let result = match self.watched.get(iface) {
+            Some(w) => w.frames.send(frame),
+            None => Err(std::io::Error::from_raw_os_error(ENODEV)),
+        };
+        match result {
+            Ok(()) => {
+                self.failed_sends.remove(iface);
+            }
+            Err(e) => {
+                if self.failed_sends.insert(iface.to_string()) {
+                    self.logger.line(
+                        LogSource::Vrrp,
+                        &format!("lvsd: cannot send on {iface}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn index_of(&self, iface: &str) -> Result<u32, ApplyError> {
+        self.follower
+            .by_name(iface)
+            .map(|l| l.index)
+            .ok_or(ApplyError {
+                errno: Some(ENODEV),
+                message: std::io::Error::from_raw_os_error(ENODEV).to_string(),
+            })
+    }
+
+    async fn add_vip(&mut self, vip: &Vip) -> Result<(), ApplyError> {
+        let index = self.index_of(&vip.iface)?;
+        let opts = self
+            .vip_options
+            .get(&(vip.iface.clone(), vip.addr))
+            .cloned()
+            .unwrap_or_default();
+        match self.host.add_vip(index, vip, &opts).await {
+            Err(e) if e.errno == Some(EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn del_vip(&mut self, vip: &Vip) -> Result<(), ApplyError> {
+        let Ok(index) = self.index_of(&vip.iface) else {
+            // The interface went, and its addresses with it.
+            return Ok(());
+        };
+        match self.host.del_addr(index, vip.addr, vip.prefix).await {
+            Err(e) if matches!(e.errno, Some(EADDRNOTAVAIL | ENODEV)) => Ok(()),
+            other => other,
+        }
+    }
+}
