@@ -1,0 +1,346 @@
+//! `lvsd run` for real: daemons in network namespaces on one bridged segment, with a
+//! client that watches the wire (tcpdump) and its neighbour table. Root and iproute2 are
+//! needed (skipped with the reason otherwise); the wire checks need tcpdump, the interop
+//! ones Debian's keepalived (`.ci/run` installs both).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lvs_core::vrrp::instance::{master_down_us, skew_us};
+use lvs_core::vrrp::wire::Version;
+use nix::sys::signal::Signal;
+
+/// How late the wire may show a takeover past the protocol's own time: the 100 ms.
+const SLACK: f64 = 0.1;
+
+fn secs(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// The first advert from `mac` after `t` (and its time).
+fn first_from(seen: &[Seen], mac: &str, after: f64) -> Option<f64> {
+    seen.iter()
+        .find(|s| s.t > after && s.mac == mac && s.prio.is_some_and(|p| p > 0))
+        .map(|s| s.t)
+}
+
+/// The last advert from `mac` with a priority above zero.
+fn last_from(seen: &[Seen], mac: &str) -> Option<f64> {
+    seen.iter()
+        .rev()
+        .find(|s| s.mac == mac && s.prio.is_some_and(|p| p > 0))
+        .map(|s| s.t)
+}
+
+fn lab_ready(tag: &str, n: usize) -> Option<Lab> {
+    if skip() || !have("tcpdump") {
+        return None;
+    }
+    Some(Lab::new(tag, n))
+}
+
+// Election, SIGKILL of the master (the backup takes over within the down interval, the
+// client's ARP entry moves with the GARP, the dead master's VIP stays), its restart
+// (the stale VIP removed, then preemption), and SIGTERM (priority 0, takeover within the
+// skew time, exit 0, VIP removed).
+#[test]
+fn v2_failover_kill_restart_and_stop() {
+    let Some(lab) = lab_ready("v2", 2) else {
+        return;
+    };
+    let vip = "198.18.0.100";
+    let conf = |state, priority| {
+        Instance {
+            state,
+            priority,
+            version: 2,
+            advert_int: "1",
+            vip: &format!("{vip}/24"),
+            extra: "",
+        }
+        .conf()
+    };
+    let wire = capture(&lab.client, &lab.dir, "client", "vrrp or arp", false);
+    let mut r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
+    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
+        "r1 never became master:\n{}",
+        r1.log()
+    );
+    assert!(r2.wait_for_lines("(VI_1) Entering BACKUP STATE", 1, Duration::from_secs(2)));
+    assert!(!holds(&lab.routers[1], vip));
+    // The client resolves the VIP to r1.
+    assert_eq!(learn(&lab.client, vip), Some(lab.mac(0)));
+
+    r1.proc.signal(Signal::SIGKILL).unwrap();
+    assert!(r1.proc.wait_for(Duration::from_secs(2)).is_some());
+    assert!(
+        time_until_held(&lab.routers[1], vip, Duration::from_secs(8)).is_some(),
+        "r2 did not take over:\n{}",
+        r2.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || neighbour(&lab.client, vip)
+            == Some(lab.mac(1))),
+        "the client's ARP entry did not move to r2"
+    );
+    assert!(holds(&lab.routers[0], vip), "SIGKILL cannot remove the VIP");
+    let seen = wire.seen();
+    let last = last_from(&seen, &lab.mac(0)).unwrap();
+    let took = first_from(&seen, &lab.mac(1), last)
+        .unwrap_or_else(|| panic!("no advert from r2 on the wire:\n{}", wire.text()));
+    let down = secs(master_down_us(Version::V2, 100, 3, 1_000_000));
+    assert!(
+        took - last <= down + SLACK,
+        "takeover {:.3} s after r1's last advert, down interval {down:.3} s",
+        took - last
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.t >= took && s.mac == lab.mac(1) && s.prio.is_none()),
+        "no gratuitous ARP from r2"
+    );
+
+    // The old master comes back: it removes what its predecessor left, then preempts.
+    let mut r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
+    assert!(
+        wait_until(Duration::from_secs(3), || !holds(&lab.routers[0], vip)),
+        "the restarted r1 kept the stale VIP:\n{}",
+        r1.log()
+    );
+    assert!(r1.log().contains("(VI_1) removing VIPs."));
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
+        "r1 did not preempt:\n{}",
+        r1.log()
+    );
+    assert!(
+        r2.wait_for_lines("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(3)),
+        "{}",
+        r2.log()
+    );
+    assert!(wait_until(Duration::from_secs(2), || !holds(
+        &lab.routers[1],
+        vip
+    )));
+
+    // SIGTERM: priority 0 at once, the backup takes over after its skew time.
+    std::thread::sleep(Duration::from_millis(1500));
+    r1.proc.signal(Signal::SIGTERM).unwrap();
+    let status = r1
+        .proc
+        .wait_for(Duration::from_secs(5))
+        .expect("r1 did not exit");
+    assert!(status.success(), "exit status {status}");
+    assert!(!holds(&lab.routers[0], vip), "SIGTERM left the VIP");
+    assert!(time_until_held(&lab.routers[1], vip, Duration::from_secs(3)).is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = wire.seen();
+    let zero = seen
+        .iter()
+        .rev()
+        .find(|s| s.mac == lab.mac(0) && s.prio == Some(0))
+        .expect("no priority-0 advert")
+        .t;
+    let took = first_from(&seen, &lab.mac(1), zero).unwrap();
+    let skew = secs(skew_us(Version::V2, 256 - 100, 1_000_000));
+    assert!(
+        took - zero <= skew + SLACK,
+        "takeover {:.3} s after priority 0, skew {skew:.3} s",
+        took - zero
+    );
+    assert!(r1.log().contains("(VI_1) sent 0 priority"), "{}", r1.log());
+}
+
+// The master's NIC goes down: FAULT, and the backup takes over; SIGHUP with the same file
+// changes nothing (no transition, the VIP never leaves); SIGHUP with a broken file keeps
+// the running configuration.
+#[test]
+fn v2_nic_down_and_reloads() {
+    let Some(lab) = lab_ready("hup", 2) else {
+        return;
+    };
+    let vip = "198.18.0.100";
+    let conf = |state, priority| {
+        Instance {
+            state,
+            priority,
+            version: 2,
+            advert_int: "1",
+            vip: &format!("{vip}/24"),
+            extra: "",
+        }
+        .conf()
+    };
+    let r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
+    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
+        "{}",
+        r1.log()
+    );
+    assert!(r2.wait_for_lines("Entering BACKUP STATE", 1, Duration::from_secs(2)));
+
+    let transitions = |d: &Daemon| d.count("Entering");
+    let before = (transitions(&r1), transitions(&r2));
+    r1.proc.signal(Signal::SIGHUP).unwrap();
+    // Three advert intervals with the VIP held throughout.
+    let held = (0..150).all(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        holds(&lab.routers[0], vip)
+    });
+    assert!(
+        held,
+        "the VIP flapped on an unchanged reload:\n{}",
+        r1.log()
+    );
+    assert_eq!((transitions(&r1), transitions(&r2)), before, "{}", r1.log());
+    assert!(r1.log().contains("Reloading"), "{}", r1.log());
+
+    std::fs::write(
+        &r1.conf,
+        "vrrp_instance VI_1 {\n    virtual_router_id 300\n    state MASTER\n",
+    )
+    .unwrap();
+    r1.proc.signal(Signal::SIGHUP).unwrap();
+    assert!(
+        r1.wait_for_lines("keeping the running one", 1, Duration::from_secs(3)),
+        "{}",
+        r1.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(holds(&lab.routers[0], vip));
+    assert_eq!((transitions(&r1), transitions(&r2)), before, "{}", r1.log());
+
+    lab.routers[0].ip(&["link", "set", "eth0", "down"]).unwrap();
+    assert!(
+        r1.wait_for_lines("(VI_1) Entering FAULT STATE", 1, Duration::from_secs(2)),
+        "{}",
+        r1.log()
+    );
+    assert!(
+        time_until_held(&lab.routers[1], vip, Duration::from_secs(6)).is_some(),
+        "{}",
+        r2.log()
+    );
+    lab.routers[0].ip(&["link", "set", "eth0", "up"]).unwrap();
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(10)).is_some(),
+        "r1 did not come back:\n{}",
+        r1.log()
+    );
+}
+
+// VRRPv3 over IPv6 at advert_int 0.1: election, SIGKILL (takeover within the down
+// interval on the wire), the client's neighbour entry moved by the unsolicited NA.
+#[test]
+fn v3_ipv6_failover() {
+    let Some(lab) = lab_ready("v3", 2) else {
+        return;
+    };
+    let vip = "fdc6:1218::100";
+    let conf = |state, priority| {
+        Instance {
+            state,
+            priority,
+            version: 3,
+            advert_int: "0.1",
+            vip: &format!("{vip}/64"),
+            extra: "",
+        }
+        .conf()
+    };
+    let wire = capture(
+        &lab.client,
+        &lab.dir,
+        "client",
+        "ip6 proto 112 or icmp6",
+        false,
+    );
+    let r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
+    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(5)).is_some(),
+        "{}",
+        r1.log()
+    );
+    assert!(r2.wait_for_lines("Entering BACKUP STATE", 1, Duration::from_secs(2)));
+    assert_eq!(learn(&lab.client, vip), Some(lab.mac(0)));
+
+    r1.proc.signal(Signal::SIGKILL).unwrap();
+    assert!(
+        time_until_held(&lab.routers[1], vip, Duration::from_secs(3)).is_some(),
+        "{}",
+        r2.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || neighbour(&lab.client, vip)
+            == Some(lab.mac(1))),
+        "the client's neighbour entry did not move to r2"
+    );
+    let seen = wire.seen();
+    let last = last_from(&seen, &lab.mac(0)).unwrap();
+    let took = first_from(&seen, &lab.mac(1), last)
+        .unwrap_or_else(|| panic!("no advert from r2 on the wire:\n{}", wire.text()));
+    let down = secs(master_down_us(Version::V3, 100, 3, 100_000));
+    assert!(
+        took - last <= down + SLACK,
+        "takeover {:.3} s after the last advert, down interval {down:.3} s",
+        took - last
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.t >= took && s.mac == lab.mac(1) && s.prio.is_none()),
+        "no unsolicited NA from r2"
+    );
+}
+
+// nopreempt: a higher priority that comes back stays BACKUP; preempt_delay: it takes over
+// only after the delay.
+#[test]
+fn nopreempt_and_preempt_delay_hold() {
+    let Some(lab) = lab_ready("pre", 2) else {
+        return;
+    };
+    let vip = "198.18.0.100";
+    let conf = |priority, extra| {
+        Instance {
+            state: "BACKUP",
+            priority,
+            version: 3,
+            advert_int: "0.2",
+            vip: &format!("{vip}/24"),
+            extra,
+        }
+        .conf()
+    };
+    let r2 = lvsd(&lab, 1, "r2", &conf(100, ""), &[]);
+    assert!(
+        time_until_held(&lab.routers[1], vip, Duration::from_secs(5)).is_some(),
+        "{}",
+        r2.log()
+    );
+    let mut r1 = lvsd(&lab, 0, "r1", &conf(150, "    nopreempt\n"), &[]);
+    assert!(r1.wait_for_lines("Entering BACKUP STATE", 1, Duration::from_secs(2)));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        holds(&lab.routers[1], vip) && !holds(&lab.routers[0], vip),
+        "nopreempt did not hold:\n{}",
+        r1.log()
+    );
+    r1.proc.signal(Signal::SIGTERM).unwrap();
+    assert!(r1.proc.wait_for(Duration::from_secs(3)).is_some());
+
+    let started = std::time::Instant::now();
+    let r1 = lvsd(&lab, 0, "r1d", &conf(150, "    preempt_delay 3\n"), &[]);
+    let took =
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).map(|_| started.elapsed());
+    let took = took.unwrap_or_else(|| panic!("r1 never preempted:\n{}", r1.log()));
+    assert!(
+        took >= Duration::from_secs(3),
+        "preempted after {took:?}, before preempt_delay 3"
+    );
+}
