@@ -82,7 +82,36 @@ struct Watched {
     index: u32,
     frames: Arc<FrameSocket>,
     reader: tokio::task::JoinHandle<()>,
-    _vrrp: Vec<VrrpSocket>,
+    vrrp: Vec<VrrpSocket>,
+}
+
+impl Watched {
+    /// Send a frame: an IPv6 VRRP advert through the IPv6 VRRP socket (the kernel writes
+    /// its IPv6 header, as for keepalived's), anything else as built.
+    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        if let Some((src, dst, vrrp)) = ipv6_vrrp(frame) {
+            if let Some(s) = self.vrrp.iter().find(|s| s.is_ipv6()) {
+                return s.send_v6(src, dst, vrrp);
+            }
+        }
+        self.frames.send(frame)
+    }
+}
+
+/// An Ethernet frame carrying IPv6 with next header 112 (no extension headers): its source,
+/// destination and VRRP bytes.
+fn ipv6_vrrp(frame: &[u8]) -> Option<(std::net::Ipv6Addr, std::net::Ipv6Addr, &[u8])> {
+    if frame.len() < 54 || frame[12..14] != [0x86, 0xdd] || frame[20] != 112 {
+        return None;
+    }
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&frame[at..at + 16]);
+        std::net::Ipv6Addr::from(a)
+    };
+    let len = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    let vrrp = frame.get(54..54 + len)?;
+    Some((addr(22), addr(38), vrrp))
 }
 
 impl Drop for Watched {
@@ -374,7 +403,7 @@ impl Daemon {
             index: link.index,
             frames,
             reader,
-            _vrrp: vrrp,
+            vrrp,
         })
     }
 
@@ -501,7 +530,7 @@ impl Daemon {
             }
         }
         let result = match self.watched.get(iface) {
-            Some(w) => w.frames.send(frame),
+            Some(w) => w.send(frame),
             None => Err(std::io::Error::from_raw_os_error(ENODEV)),
         };
         match result {

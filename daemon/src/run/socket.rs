@@ -8,6 +8,9 @@
 //!   224.0.0.18 / ff02::12 there as keepalived joins (the IGMP / MLD reports on the wire,
 //!   the NIC's multicast filter). It exists so the kernel knows VRRP has a listener (no ICMP
 //!   protocol-unreachable for adverts); a filter keeps anything from queueing on it.
+//!   IPv6 adverts go out through it, as keepalived sends them: the kernel writes the IPv6
+//!   header (traffic class 0xc0, hop limit 255, and its own flow label, which only it can
+//!   compute), the director's VRRP bytes follow unchanged.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -119,7 +122,9 @@ impl FrameSocket {
 
 /// The raw protocol-112 socket of one interface.
 pub struct VrrpSocket {
-    _socket: Socket,
+    socket: Socket,
+    ifindex: u32,
+    ipv6: bool,
 }
 
 impl VrrpSocket {
@@ -130,6 +135,14 @@ impl VrrpSocket {
         let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))?;
         socket.attach_filter(&NOTHING)?;
         socket.bind_device(Some(iface.as_bytes()))?;
+        if ipv6 {
+            // keepalived's IPv6 VRRP socket: IPTOS_PREC_INTERNETCONTROL, hop limit 255.
+            socket.set_tclass_v6(0xc0)?;
+            socket.set_multicast_hops_v6(255)?;
+            socket.set_unicast_hops_v6(255)?;
+            socket.set_multicast_loop_v6(false)?;
+            socket.set_multicast_if_v6(ifindex)?;
+        }
         if multicast {
             if ipv6 {
                 socket
@@ -141,7 +154,38 @@ impl VrrpSocket {
                 )?;
             }
         }
-        Ok(VrrpSocket { _socket: socket })
+        Ok(VrrpSocket {
+            socket,
+            ifindex,
+            ipv6,
+        })
+    }
+
+    /// Whether this is the interface's IPv6 socket.
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// Send a VRRP packet (the bytes after the IPv6 header) from `src` to `dst` on this
+    /// interface.
+    pub fn send_v6(&self, src: Ipv6Addr, dst: Ipv6Addr, vrrp: &[u8]) -> std::io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn6};
+        let info = libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: src.octets(),
+            },
+            ipi6_ifindex: self.ifindex,
+        };
+        let to = SockaddrIn6::from(std::net::SocketAddrV6::new(dst, 0, 0, self.ifindex));
+        sendmsg(
+            self.socket.as_raw_fd(),
+            &[std::io::IoSlice::new(vrrp)],
+            &[ControlMessage::Ipv6PacketInfo(&info)],
+            MsgFlags::MSG_DONTWAIT,
+            Some(&to),
+        )
+        .map(|_| ())
+        .map_err(std::io::Error::from)
     }
 }
 
