@@ -13,6 +13,7 @@ mod check;
 mod run;
 mod schedule;
 mod sim;
+mod status;
 
 /// LVS + keepalived in Rust.
 #[derive(Parser, Debug)]
@@ -30,6 +31,8 @@ enum Command {
     Run(run::Args),
     /// Replay a scheduler trace without root or kernel IPVS.
     Schedule(schedule::Args),
+    /// Ask a running `lvsd run`: its instances, or with --stats its counters.
+    Status(status::Args),
     /// Run a scenario on the deterministic simulator and check its expectations.
     Sim(sim::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(code) => code,

@@ -34,6 +34,51 @@ fn last_from(seen: &[Seen], mac: &str) -> Option<f64> {
         .map(|s| s.t)
 }
 
+/// The config of a pair's router: VI_1 with `vip` (and its prefix) at `version` /
+/// `advert_int`.
+fn pair_conf(state: &str, priority: u8, version: u8, advert_int: &str, vip: &str) -> String {
+    Instance {
+        state,
+        priority,
+        version,
+        advert_int,
+        vip,
+        extra: "",
+    }
+    .conf()
+}
+
+/// r1 (MASTER, 150) and r2 (BACKUP, 100), once elected: r1 holds `vip`, r2 is BACKUP.
+fn elected(lab: &Lab, version: u8, advert_int: &str, vip: &str, prefix: u8) -> (Daemon, Daemon) {
+    let cidr = format!("{vip}/{prefix}");
+    let r1 = lvsd(
+        lab,
+        0,
+        "r1",
+        &pair_conf("MASTER", 150, version, advert_int, &cidr),
+        &[],
+    );
+    let r2 = lvsd(
+        lab,
+        1,
+        "r2",
+        &pair_conf("BACKUP", 100, version, advert_int, &cidr),
+        &[],
+    );
+    assert!(
+        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
+        "r1 never became master:\n{}",
+        r1.log()
+    );
+    assert!(
+        r2.wait_for_lines("(VI_1) Entering BACKUP STATE", 1, Duration::from_secs(2)),
+        "{}",
+        r2.log()
+    );
+    assert!(!holds(&lab.routers[1], vip));
+    (r1, r2)
+}
+
 fn lab_ready(tag: &str, n: usize) -> Option<Lab> {
     if skip() || !have("tcpdump") {
         return None;
@@ -51,27 +96,9 @@ fn v2_failover_kill_restart_and_stop() {
         return;
     };
     let vip = "198.18.0.100";
-    let conf = |state, priority| {
-        Instance {
-            state,
-            priority,
-            version: 2,
-            advert_int: "1",
-            vip: &format!("{vip}/24"),
-            extra: "",
-        }
-        .conf()
-    };
+    let conf = |state, priority| pair_conf(state, priority, 2, "1", "198.18.0.100/24");
     let wire = capture(&lab.client, &lab.dir, "client", "vrrp or arp", false);
-    let mut r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
-    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
-    assert!(
-        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
-        "r1 never became master:\n{}",
-        r1.log()
-    );
-    assert!(r2.wait_for_lines("(VI_1) Entering BACKUP STATE", 1, Duration::from_secs(2)));
-    assert!(!holds(&lab.routers[1], vip));
+    let (mut r1, r2) = elected(&lab, 2, "1", vip, 24);
     // The client resolves the VIP to r1.
     assert_eq!(learn(&lab.client, vip), Some(lab.mac(0)));
 
@@ -164,25 +191,40 @@ fn v2_nic_down_and_reloads() {
         return;
     };
     let vip = "198.18.0.100";
-    let conf = |state, priority| {
-        Instance {
-            state,
-            priority,
-            version: 2,
-            advert_int: "1",
-            vip: &format!("{vip}/24"),
-            extra: "",
-        }
-        .conf()
+    let (r1, r2) = elected(&lab, 2, "1", vip, 24);
+
+    // `lvsd status` over each daemon's control socket.
+    let status = |d: &Daemon, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lvsd"))
+            .args(["status", "--control"])
+            .arg(&d.control)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     };
-    let r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
-    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
+    let s1 = status(&r1, &[]);
+    assert!(s1.starts_with("VI_1: MASTER (interface eth0, vrid 51) priority 150 (configured 150), advert 1.00 s, master 198.18.0.1\n"), "{s1}");
+    assert!(s1.contains("to MASTER"), "{s1}");
+    let s2: serde_json::Value = serde_json::from_str(&status(&r2, &["--json"])).unwrap();
+    assert_eq!(s2["vrrp"][0]["state"], "BACKUP", "{s2}");
+    assert_eq!(s2["vrrp"][0]["master"], "198.18.0.1", "{s2}");
+    assert!(status(&r1, &["--stats"]).contains("  Became master: 1\n"));
+    let stats: serde_json::Value =
+        serde_json::from_str(&status(&r2, &["--stats", "--json"])).unwrap();
     assert!(
-        time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
-        "{}",
-        r1.log()
+        stats["vrrp"][0]["advert_rcvd"].as_u64().unwrap() > 0,
+        "{stats}"
     );
-    assert!(r2.wait_for_lines("Entering BACKUP STATE", 1, Duration::from_secs(2)));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&r1.control).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 
     let transitions = |d: &Daemon| d.count("Entering");
     let before = (transitions(&r1), transitions(&r2));
@@ -242,17 +284,6 @@ fn v3_ipv6_failover() {
         return;
     };
     let vip = "fdc6:1218::100";
-    let conf = |state, priority| {
-        Instance {
-            state,
-            priority,
-            version: 3,
-            advert_int: "0.1",
-            vip: &format!("{vip}/64"),
-            extra: "",
-        }
-        .conf()
-    };
     let wire = capture(
         &lab.client,
         &lab.dir,
@@ -260,14 +291,7 @@ fn v3_ipv6_failover() {
         "ip6 proto 112 or icmp6",
         false,
     );
-    let r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
-    let r2 = lvsd(&lab, 1, "r2", &conf("BACKUP", 100), &[]);
-    assert!(
-        time_until_held(&lab.routers[0], vip, Duration::from_secs(5)).is_some(),
-        "{}",
-        r1.log()
-    );
-    assert!(r2.wait_for_lines("Entering BACKUP STATE", 1, Duration::from_secs(2)));
+    let (r1, r2) = elected(&lab, 3, "0.1", vip, 64);
     assert_eq!(learn(&lab.client, vip), Some(lab.mac(0)));
 
     r1.proc.signal(Signal::SIGKILL).unwrap();

@@ -353,6 +353,11 @@ impl Instance {
         self.sands
     }
 
+    /// The source of the last advert it took from a master (`None` before any).
+    pub fn master_addr(&self) -> Option<IpAddr> {
+        self.master_saddr
+    }
+
     /// Whether its virtual addresses are installed.
     pub fn vips_set(&self) -> bool {
         self.vipset

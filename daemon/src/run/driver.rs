@@ -12,7 +12,7 @@ use lvs_core::config::model::Config;
 use lvs_core::config::{self, diagnostic::Diagnostic};
 use lvs_core::director::{
     config_log, Admin, Applied, ApplyError, DataPlane, Director, DirectorConfig, IfaceName, Input,
-    LogSource, NodeEnv, Output, Vip,
+    LogSource, NodeEnv, NotifyCause, Output, StateChangeKind, Vip,
 };
 use lvs_core::Instant;
 use rand_chacha::rand_core::SeedableRng;
@@ -21,8 +21,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use super::control::{Asked, Control};
 use super::host::{AddrOptions, Follower, Host, Link};
 use super::log::Logger;
+use super::report::{self, Transition};
 use super::socket::{FrameSocket, VrrpSocket};
 use super::systemd::Notifier;
 use super::{script, Args};
@@ -137,6 +139,10 @@ struct Daemon {
     /// Outputs this driver does not carry out, each said once.
     told: BTreeSet<&'static str>,
     failed_sends: BTreeSet<String>,
+    /// Per instance its last transition (`lvsd status`).
+    transitions: BTreeMap<String, Transition>,
+    /// Per instance the last line logged about it in the current step: why it changed.
+    step_lines: BTreeMap<String, String>,
 }
 
 /// The configured virtual addresses: where they go and how they are added.
@@ -240,6 +246,22 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         origin: tokio::time::Instant::now(),
         told: BTreeSet::new(),
         failed_sends: BTreeSet::new(),
+        transitions: BTreeMap::new(),
+        step_lines: BTreeMap::new(),
+    };
+    let (asked_tx, mut asked) = mpsc::channel::<Asked>(16);
+    let _control = match Control::start(&d.args.control, asked_tx) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            d.logger.line(
+                LogSource::Main,
+                &format!(
+                    "lvsd: no control socket at {}: {e}",
+                    d.args.control.display()
+                ),
+            );
+            None
+        }
     };
     if !loaded.config.virtual_servers.is_empty() && !d.args.vrrp_only {
         d.logger.line(
@@ -281,6 +303,9 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => d.reload(),
+            Some(q) = asked.recv() => {
+                let _ = q.reply.send(d.answer(q.request));
+            }
         }
         d.execute().await;
     }
@@ -437,6 +462,16 @@ impl Daemon {
         Ok(())
     }
 
+    /// The answer to a control request.
+    fn answer(&self, r: super::control::Request) -> String {
+        match (r.stats, r.json) {
+            (false, false) => report::status_text(&self.director, &self.transitions),
+            (false, true) => report::status_json(&self.director, &self.transitions),
+            (true, false) => report::stats_text(&self.director),
+            (true, true) => report::stats_json(&self.director),
+        }
+    }
+
     fn tell_once(&mut self, what: &'static str) {
         if self.told.insert(what) {
             self.logger.line(LogSource::Main, &format!("lvsd: {what}"));
@@ -446,6 +481,7 @@ impl Daemon {
     /// Carry out the director's outputs; what fails goes back as [`Input::Failed`] before
     /// anything else.
     async fn execute(&mut self) {
+        self.step_lines.clear();
         loop {
             let mut failed = Vec::new();
             while let Some(out) = self.director.poll_output() {
@@ -470,6 +506,11 @@ impl Daemon {
             }
             Output::Log { source, text } => {
                 self.logger.line(source, &text);
+                if let Some(name) = text.strip_prefix('(').and_then(|t| t.split_once(')')) {
+                    if !name.1.starts_with(" Entering") {
+                        self.step_lines.insert(name.0.to_string(), text.clone());
+                    }
+                }
                 None
             }
             Output::AddVip(vip) => self
@@ -483,6 +524,16 @@ impl Daemon {
                 .err()
                 .map(|e| (Applied::DelVip(vip), e)),
             Output::Notify(n) => {
+                if let NotifyCause::Vrrp(change) = &n.cause {
+                    if change.kind == StateChangeKind::Instance {
+                        let t = Transition {
+                            at: std::time::SystemTime::now(),
+                            state: change.state,
+                            reason: self.step_lines.get(&change.name).cloned(),
+                        };
+                        self.transitions.insert(change.name.clone(), t);
+                    }
+                }
                 for exec in n.scripts {
                     let program = exec.argv.first().cloned().unwrap_or_default();
                     if let Err(e) = script::notify(exec) {

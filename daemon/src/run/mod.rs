@@ -3,13 +3,16 @@
 //!
 //! Every decision is `lvs_core::director::Director`'s; this module and its children only
 //! execute: sockets ([`socket`]), rtnetlink ([`host`]), scripts ([`script`]), logs
-//! ([`log`]), systemd ([`systemd`]), and the event loop that ties them to the director
+//! ([`log`]), systemd ([`systemd`]), the control socket ([`control`], [`report`]), and the
+//! event loop that ties them to the director
 //! ([`driver`]). Load balancing (IPVS, the checkers, the userspace data plane) is not run
 //! yet: a config with virtual servers runs its VRRP half, and says so.
 
+pub mod control;
 mod driver;
 mod host;
 mod log;
+mod report;
 mod script;
 mod socket;
 mod systemd;
@@ -79,6 +82,9 @@ pub struct Args {
     /// The id `@ID` lines are matched against (keepalived's `-i`; default: the short host name).
     #[arg(short = 'i', long = "config-id", value_name = "ID")]
     pub config_id: Option<String>,
+    /// The control socket `lvsd status` asks (mode 0600, root or this user only).
+    #[arg(long = "control", value_name = "SOCKET", default_value = control::DEFAULT_PATH)]
+    pub control: PathBuf,
 }
 
 /// Run the daemon until SIGTERM / SIGINT: exit 0; exit 1 when it cannot start.

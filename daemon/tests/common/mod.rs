@@ -137,6 +137,8 @@ pub struct Daemon {
     pub log: PathBuf,
     pub conf: PathBuf,
     pub pid_file: PathBuf,
+    /// lvsd's control socket (none for keepalived).
+    pub control: PathBuf,
 }
 
 /// Start `lvsd run -n -l -D -P` (and `extra` flags) with `conf` as router `name`.
@@ -145,6 +147,9 @@ pub fn lvsd(lab: &Lab, i: usize, name: &str, conf: &str, extra: &[&str]) -> Daem
     if !conf_path.exists() || std::fs::read_to_string(&conf_path).unwrap() != conf {
         std::fs::write(&conf_path, conf).unwrap();
     }
+    let control = lab.dir.join(format!("{name}.sock"));
+    let mut flags: Vec<&str> = vec!["--control", control.to_str().unwrap()];
+    flags.extend(extra);
     start(
         &lab.routers[i],
         env!("CARGO_BIN_EXE_lvsd"),
@@ -152,7 +157,7 @@ pub fn lvsd(lab: &Lab, i: usize, name: &str, conf: &str, extra: &[&str]) -> Daem
         &lab.dir,
         name,
         &conf_path,
-        extra,
+        &flags,
     )
 }
 
@@ -205,6 +210,7 @@ fn start(
         log,
         conf: conf.to_path_buf(),
         pid_file,
+        control: dir.join(format!("{name}.sock")),
     }
 }
 
