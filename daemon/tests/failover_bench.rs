@@ -27,17 +27,13 @@ fn responder(lab: &Lab, i: usize, stop: &Arc<AtomicBool>) -> lvs_netns::ns::NsTh
     let stop = Arc::clone(stop);
     lab.routers[i]
         .run(move || {
-            let s4 = UdpSocket::bind(("0.0.0.0", PORT)).unwrap();
-            let s6 = UdpSocket::bind(("::", PORT)).unwrap();
-            for s in [&s4, &s6] {
-                s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
-            }
+            // Dual-stack: IPv4 probes arrive v4-mapped.
+            let s = UdpSocket::bind(("::", PORT)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
             let mut buf = [0u8; 64];
             while !stop.load(Ordering::Relaxed) {
-                for s in [&s4, &s6] {
-                    if let Ok((_, from)) = s.recv_from(&mut buf) {
-                        let _ = s.send_to(&[i as u8], from);
-                    }
+                if let Ok((_, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&[i as u8], from);
                 }
             }
         })

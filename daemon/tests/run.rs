@@ -48,22 +48,44 @@ fn pair_conf(state: &str, priority: u8, version: u8, advert_int: &str, vip: &str
     .conf()
 }
 
+/// Where each pair's daemon serves its metrics, inside its own namespace.
+const METRICS: &str = "127.0.0.1:9650";
+
+/// `GET /metrics` from router `i`'s daemon: the body.
+fn scrape(lab: &Lab, i: usize) -> String {
+    lab.routers[i]
+        .run(|| {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(METRICS).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: lvsd\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            s.take(1 << 20).read_to_string(&mut out).unwrap();
+            out
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
 /// r1 (MASTER, 150) and r2 (BACKUP, 100), once elected: r1 holds `vip`, r2 is BACKUP.
 fn elected(lab: &Lab, version: u8, advert_int: &str, vip: &str, prefix: u8) -> (Daemon, Daemon) {
     let cidr = format!("{vip}/{prefix}");
+    let metrics = ["--metrics", METRICS];
     let r1 = lvsd(
         lab,
         0,
         "r1",
         &pair_conf("MASTER", 150, version, advert_int, &cidr),
-        &[],
+        &metrics,
     );
     let r2 = lvsd(
         lab,
         1,
         "r2",
         &pair_conf("BACKUP", 100, version, advert_int, &cidr),
-        &[],
+        &metrics,
     );
     assert!(
         time_until_held(&lab.routers[0], vip, Duration::from_secs(8)).is_some(),
@@ -221,6 +243,15 @@ fn v2_nic_down_and_reloads() {
         stats["vrrp"][0]["advert_rcvd"].as_u64().unwrap() > 0,
         "{stats}"
     );
+    // Prometheus metrics under keepalived-exporter's names.
+    let m1 = scrape(&lab, 0);
+    assert!(m1.starts_with("HTTP/1.1 200 OK"), "{m1}");
+    assert!(m1.contains("keepalived_up 1\n"), "{m1}");
+    assert!(m1.contains("keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",ip_address=\"198.18.0.100\"} 2\n"), "{m1}");
+    assert!(m1.contains("keepalived_become_master_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",state=\"MASTER\"} 1\n"), "{m1}");
+    let m2 = scrape(&lab, 1);
+    assert!(m2.contains("ip_address=\"198.18.0.100\"} 1\n"), "{m2}");
+    assert!(m2.contains("keepalived_advertisements_received_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\",state=\"BACKUP\"}"), "{m2}");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&r1.control).unwrap().permissions(),
     );

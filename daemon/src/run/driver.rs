@@ -249,6 +249,13 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         transitions: BTreeMap::new(),
         step_lines: BTreeMap::new(),
     };
+    let (scrape_tx, mut scrapes) = mpsc::channel::<tokio::sync::oneshot::Sender<String>>(16);
+    if let Some(addr) = d.args.metrics {
+        if let Err(e) = super::metrics::serve(addr, scrape_tx).await {
+            d.logger
+                .line(LogSource::Main, &format!("lvsd: no metrics on {addr}: {e}"));
+        }
+    }
     let (asked_tx, mut asked) = mpsc::channel::<Asked>(16);
     let _control = match Control::start(&d.args.control, asked_tx) {
         Ok(c) => Some(c),
@@ -305,6 +312,9 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
             _ = hup.recv() => d.reload(),
             Some(q) = asked.recv() => {
                 let _ = q.reply.send(d.answer(q.request));
+            }
+            Some(reply) = scrapes.recv() => {
+                let _ = reply.send(super::metrics::render(&d.director));
             }
         }
         d.execute().await;

@@ -3,7 +3,8 @@
 //!
 //! Every decision is `lvs_core::director::Director`'s; this module and its children only
 //! execute: sockets ([`socket`]), rtnetlink ([`host`]), scripts ([`script`]), logs
-//! ([`log`]), systemd ([`systemd`]), the control socket ([`control`], [`report`]), and the
+//! ([`log`]), systemd ([`systemd`]), the control socket ([`control`], [`report`]), metrics ([`metrics`]),
+//! and the
 //! event loop that ties them to the director
 //! ([`driver`]). Load balancing (IPVS, the checkers, the userspace data plane) is not run
 //! yet: a config with virtual servers runs its VRRP half, and says so.
@@ -12,6 +13,7 @@ pub mod control;
 mod driver;
 mod host;
 mod log;
+mod metrics;
 mod report;
 mod script;
 mod socket;
@@ -85,6 +87,9 @@ pub struct Args {
     /// The control socket `lvsd status` asks (mode 0600, root or this user only).
     #[arg(long = "control", value_name = "SOCKET", default_value = control::DEFAULT_PATH)]
     pub control: PathBuf,
+    /// Serve Prometheus metrics on ADDR (`GET /metrics`; keepalived-exporter's names).
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Run the daemon until SIGTERM / SIGINT: exit 0; exit 1 when it cannot start.
