@@ -399,3 +399,74 @@ fn nopreempt_and_preempt_delay_hold() {
         "preempted after {took:?}, before preempt_delay 3"
     );
 }
+
+// Script security as keepalived applies it: with `script_user nobody` the notify script
+// runs as nobody; run as root from a path others can write, it is disabled and logged.
+#[test]
+fn notify_scripts_run_under_script_security() {
+    let Some(lab) = lab_ready("sec", 1) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let scripts = lab.dir.join("scripts");
+    let out = lab.dir.join("out");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    set(&lab.dir, 0o755);
+    set(&scripts, 0o755);
+    set(&out, 0o777);
+    let notify = scripts.join("notify.sh");
+    let written = out.join("notify.txt");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$@ $(id -u)\" >> {}\n", written.display()),
+    )
+    .unwrap();
+    set(&notify, 0o755);
+    let conf = |user: &str| {
+        let c = Instance {
+            state: "MASTER",
+            priority: 150,
+            version: 3,
+            advert_int: "0.2",
+            vip: "198.18.0.100/24",
+            extra: &format!("    notify_master \"{} master\"\n", notify.display()),
+        }
+        .conf();
+        c.replace(
+            "    router_id lvsd_test\n",
+            &format!(
+                "    router_id lvsd_test\n    enable_script_security\n    script_user {user}\n"
+            ),
+        )
+    };
+    let mut r = lvsd(&lab, 0, "nobody", &conf("nobody"), &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&written)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the notify script did not run:\n{}",
+        r.log()
+    );
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "master 65534\n");
+    r.proc.signal(Signal::SIGTERM).unwrap();
+    assert!(r.proc.wait_for(Duration::from_secs(3)).is_some());
+
+    std::fs::remove_file(&written).unwrap();
+    set(&scripts, 0o777);
+    let r = lvsd(&lab, 0, "root", &conf("root"), &[]);
+    assert!(
+        r.wait_for_lines("Entering MASTER STATE", 1, Duration::from_secs(5)),
+        "{}",
+        r.log()
+    );
+    let line = format!(
+        "Unsafe permissions found for script '{}' - disabling.",
+        notify.display()
+    );
+    assert!(r.log().contains(&line), "{}", r.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!written.exists(), "a disabled script ran");
+}

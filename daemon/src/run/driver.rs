@@ -25,6 +25,7 @@ use super::control::{Asked, Control};
 use super::host::{AddrOptions, Follower, Host, Link};
 use super::log::Logger;
 use super::report::{self, Transition};
+use super::security::{self, RunAs};
 use super::socket::{FrameSocket, VrrpSocket};
 use super::systemd::Notifier;
 use super::{script, Args};
@@ -143,6 +144,8 @@ struct Daemon {
     transitions: BTreeMap<String, Transition>,
     /// Per instance the last line logged about it in the current step: why it changed.
     step_lines: BTreeMap<String, String>,
+    /// Who scripts run as.
+    run_as: RunAs,
 }
 
 /// The configured virtual addresses: where they go and how they are added.
@@ -174,8 +177,13 @@ fn vip_set(opts: &HashMap<(String, IpAddr), AddrOptions>) -> BTreeSet<IpAddr> {
 }
 
 /// The director's configuration for this daemon: VRRP, with the kernel as data plane (it
-/// forwards nothing itself) and no checkers or sync daemon yet.
-fn director_config(args: &Args, loaded: &Loaded, env: &NodeEnv) -> anyhow::Result<DirectorConfig> {
+/// forwards nothing itself) and no checkers or sync daemon yet; its scripts as script
+/// security leaves them, and who they run as.
+fn director_config(
+    args: &Args,
+    loaded: &Loaded,
+    env: &NodeEnv,
+) -> anyhow::Result<(DirectorConfig, RunAs)> {
     let mut dc = DirectorConfig::from_keepalived(&loaded.config, env)?;
     for i in &mut dc.vrrp.instances {
         i.log_detail = args.log_detail;
@@ -184,7 +192,8 @@ fn director_config(args: &Args, loaded: &Loaded, env: &NodeEnv) -> anyhow::Resul
     dc.checkers = Default::default();
     dc.sync_daemon = None;
     dc.config_log = loaded.log.clone();
-    Ok(dc)
+    let run_as = security::apply(&loaded.config, &mut dc);
+    Ok((dc, run_as))
 }
 
 /// Per interface the VRRP sockets its instances need.
@@ -216,8 +225,8 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         .snapshot(&vip_set(&options))
         .await
         .context("reading the host's interfaces")?;
-    let dc = match director_config(&args, &loaded, &snapshot.env) {
-        Ok(dc) => dc,
+    let (dc, run_as) = match director_config(&args, &loaded, &snapshot.env) {
+        Ok(built) => built,
         Err(e) => {
             logger.line(LogSource::Main, &format!("{e}: cannot start"));
             anyhow::bail!("{e}");
@@ -248,6 +257,7 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         failed_sends: BTreeSet::new(),
         transitions: BTreeMap::new(),
         step_lines: BTreeMap::new(),
+        run_as,
     };
     let (scrape_tx, mut scrapes) = mpsc::channel::<tokio::sync::oneshot::Sender<String>>(16);
     if let Some(addr) = d.args.metrics {
@@ -463,7 +473,8 @@ impl Daemon {
     fn reload_config(&mut self) -> Result<(), String> {
         let loaded = load(&self.args, None)?;
         let env = self.director.env().clone();
-        let dc = director_config(&self.args, &loaded, &env).map_err(|e| e.to_string())?;
+        let (dc, run_as) = director_config(&self.args, &loaded, &env).map_err(|e| e.to_string())?;
+        self.run_as = run_as;
         self.vip_options = vip_options(&loaded.config);
         self.follower.set_vips(vip_set(&self.vip_options));
         self.vrrp_ifaces = vrrp_ifaces(&dc);
@@ -546,7 +557,7 @@ impl Daemon {
                 }
                 for exec in n.scripts {
                     let program = exec.argv.first().cloned().unwrap_or_default();
-                    if let Err(e) = script::notify(exec) {
+                    if let Err(e) = script::notify(exec, self.run_as) {
                         self.logger.line(
                             LogSource::Vrrp,
                             &format!("Failed to exec notify script {program}: {e}"),
@@ -559,9 +570,9 @@ impl Daemon {
                 match probe.kind {
                     ProbeKind::Script { command } => {
                         let tx = self.events.clone();
-                        let (id, timeout) = (probe.id, probe.timeout);
+                        let (id, timeout, run_as) = (probe.id, probe.timeout, self.run_as);
                         tokio::spawn(async move {
-                            let status = script::probe(command, timeout).await;
+                            let status = script::probe(command, timeout, run_as).await;
                             let result = ProbeResult::Exit(status);
                             let _ = tx.send(Event::Probe { id, result }).await;
                         });

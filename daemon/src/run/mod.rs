@@ -2,7 +2,8 @@
 //! same flags, the same VRRP on the wire and the same log lines.
 //!
 //! Every decision is `lvs_core::director::Director`'s; this module and its children only
-//! execute: sockets ([`socket`]), rtnetlink ([`host`]), scripts ([`script`]), logs
+//! execute: sockets ([`socket`]), rtnetlink ([`host`]), scripts ([`script`], under
+//! keepalived's script security: [`security`]), logs
 //! ([`log`]), systemd ([`systemd`]), the control socket ([`control`], [`report`]), metrics ([`metrics`]),
 //! and the
 //! event loop that ties them to the director
@@ -16,6 +17,7 @@ mod log;
 mod metrics;
 mod report;
 mod script;
+mod security;
 mod socket;
 mod systemd;
 

@@ -12,8 +12,11 @@ use std::time::Duration;
 use lvs_core::check::script::Script;
 use lvs_core::director::ScriptExec;
 
-/// The process for `argv` (split as keepalived splits), or for `command` through the shell.
-fn command(argv: &[String], command: &str) -> tokio::process::Command {
+use super::security::RunAs;
+
+/// The process for `argv` (split as keepalived splits), or for `command` through the shell,
+/// as the user script security chose.
+fn command(argv: &[String], command: &str, run_as: RunAs) -> tokio::process::Command {
     let direct = argv.first().is_some_and(|p| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     });
@@ -26,6 +29,9 @@ fn command(argv: &[String], command: &str) -> tokio::process::Command {
         c.arg("-c").arg(command);
         c
     };
+    if run_as != RunAs::default() {
+        cmd.uid(run_as.uid).gid(run_as.gid);
+    }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -34,8 +40,8 @@ fn command(argv: &[String], command: &str) -> tokio::process::Command {
 }
 
 /// Start a notify script; it runs on its own task, reaped when it ends.
-pub fn notify(exec: ScriptExec) -> std::io::Result<()> {
-    let mut child = command(&exec.argv, &exec.command).spawn()?;
+pub fn notify(exec: ScriptExec, run_as: RunAs) -> std::io::Result<()> {
+    let mut child = command(&exec.argv, &exec.command, run_as).spawn()?;
     tokio::spawn(async move {
         match exec.kill_after {
             Some(limit) => {
@@ -52,9 +58,9 @@ pub fn notify(exec: ScriptExec) -> std::io::Result<()> {
 
 /// Run a probe's command line; `Some(status)` when it exited within `timeout`, `None` when
 /// it had to be killed, was killed by a signal, or could not start.
-pub async fn probe(command_line: String, timeout: Duration) -> Option<i32> {
+pub async fn probe(command_line: String, timeout: Duration, run_as: RunAs) -> Option<i32> {
     let argv = Script::parse(&command_line).ok()?.argv;
-    let mut child = command(&argv, &command_line).spawn().ok()?;
+    let mut child = command(&argv, &command_line, run_as).spawn().ok()?;
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => status.code(),
         _ => None,
@@ -76,21 +82,37 @@ mod tests {
     fn a_probe_reports_its_exit_status_or_none_when_killed() {
         let rt = rt();
         assert_eq!(
-            rt.block_on(probe("/bin/true".into(), Duration::from_secs(5))),
+            rt.block_on(probe(
+                "/bin/true".into(),
+                Duration::from_secs(5),
+                RunAs::default()
+            )),
             Some(0)
         );
         assert_eq!(
-            rt.block_on(probe("/bin/false".into(), Duration::from_secs(5))),
+            rt.block_on(probe(
+                "/bin/false".into(),
+                Duration::from_secs(5),
+                RunAs::default()
+            )),
             Some(1)
         );
         // Not an executable: through the shell, as keepalived's system() fallback.
         assert_eq!(
-            rt.block_on(probe("exit 3".into(), Duration::from_secs(5))),
+            rt.block_on(probe(
+                "exit 3".into(),
+                Duration::from_secs(5),
+                RunAs::default()
+            )),
             Some(3)
         );
         let started = std::time::Instant::now();
         assert_eq!(
-            rt.block_on(probe("/bin/sleep 5".into(), Duration::from_millis(100))),
+            rt.block_on(probe(
+                "/bin/sleep 5".into(),
+                Duration::from_millis(100),
+                RunAs::default()
+            )),
             None
         );
         assert!(started.elapsed() < Duration::from_secs(4));
@@ -117,11 +139,14 @@ mod tests {
         ];
         let rt = rt();
         rt.block_on(async {
-            notify(ScriptExec {
-                command: script.display().to_string(),
-                argv,
-                kill_after: None,
-            })
+            notify(
+                ScriptExec {
+                    command: script.display().to_string(),
+                    argv,
+                    kill_after: None,
+                },
+                RunAs::default(),
+            )
             .unwrap();
             for _ in 0..100 {
                 if std::fs::read_to_string(&out).is_ok_and(|s| s.ends_with('\n')) {
