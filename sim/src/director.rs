@@ -69,6 +69,8 @@ pub struct HostEnv {
     pub ifaces: Vec<IfaceSpec>,
     /// Default gateway.
     pub gateway: Option<std::net::Ipv4Addr>,
+    /// IPv6 default gateway.
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// Builds a fresh director process (at start and on every restart) from the host's

@@ -1,9 +1,11 @@
 //! Directors built from keepalived.conf text: the factory a scenario hands the simulator.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lvs_core::config;
-use lvs_core::director::{config_log, Director, DirectorConfig, HostRoute, Iface, NodeEnv};
+use lvs_core::director::{
+    config_log, Director, DirectorConfig, HostRoute, HostRoute6, Iface, NodeEnv,
+};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -32,7 +34,8 @@ pub enum ConfError {
 
 /// The host's interfaces and routes as the director sees them: a connected route per
 /// address (its `src` that address, as the kernel adds it) and the default route through
-/// the interface whose subnet holds the gateway.
+/// the interface whose subnet holds the gateway; over IPv6 likewise, each interface's
+/// fe80::/64 included, as `ip -6 route` lists them.
 pub fn node_env(env: &HostEnv) -> NodeEnv {
     let mut routes: Vec<HostRoute> = env
         .ifaces
@@ -75,7 +78,41 @@ pub fn node_env(env: &HostEnv) -> NodeEnv {
             })
             .collect(),
         routes,
+        routes6: routes6(env),
     }
+}
+
+/// The IPv6 routes the kernel holds for `env`: each interface's link-local fe80::/64 and
+/// one prefix per global address, then the default route through the interface whose
+/// prefix holds `gateway6`.
+fn routes6(env: &HostEnv) -> Vec<HostRoute6> {
+    let mut routes: Vec<HostRoute6> = env
+        .ifaces
+        .iter()
+        .flat_map(|i| {
+            let link_local = HostRoute6 {
+                dst: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+                prefix: 64,
+                iface: i.name.clone(),
+            };
+            let global = i.addrs6.iter().map(|&(a, prefix)| HostRoute6 {
+                dst: a,
+                prefix,
+                iface: i.name.clone(),
+            });
+            global.chain(std::iter::once(link_local))
+        })
+        .collect();
+    if let Some(gw) = env.gateway6 {
+        if let Some(dev) = routes.iter().find(|r| r.covers(gw)) {
+            routes.push(HostRoute6 {
+                dst: Ipv6Addr::UNSPECIFIED,
+                prefix: 0,
+                iface: dev.iface.clone(),
+            });
+        }
+    }
+    routes
 }
 
 /// A factory starting a fresh `Director` from `text` (named `file` in diagnostics) at every
@@ -120,13 +157,20 @@ pub fn factory_with(
             why: found.why(),
         });
     }
-    if let Some(at) = ipv6_tunnel(&cfg) {
+    if let Some((at, dest_v6)) = cross_family_tunnel(&cfg) {
+        let (inner, outer) = if dest_v6 {
+            ("IPv4", "IPv6")
+        } else {
+            ("IPv6", "IPv4")
+        };
         return Err(ConfError::Unsupported {
             at: at.to_string(),
-            why: "an IPv6 real server forwarded by TUN: the simulator's data plane tunnels \
-                  IPv4 in IPv4 only yet; refused rather than run with requests that never \
-                  reach it"
-                .to_string(),
+            why: format!(
+                "a real server forwarded by TUN whose address family is not its virtual \
+                 server's: the simulator's data plane tunnels IPv4 in IPv4 and IPv6 in IPv6 \
+                 only, not {inner} in {outer} yet; refused rather than run with requests \
+                 that never reach it"
+            ),
         });
     }
     let log = config_log(
@@ -251,14 +295,32 @@ fn checksummed_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span
     })
 }
 
-/// Where the first IPv6 real server forwarded by TUN is: the userspace data plane forwards
-/// IPv6 by DR and NAT, and tunnels IPv4 only.
-fn ipv6_tunnel(cfg: &config::Config) -> Option<&config::diagnostic::Span> {
-    use config::model::LbKind;
+/// Where the first real server forwarded by TUN in the other address family than one of its
+/// virtual addresses is (keepalived keeps such a server, `family_mismatch`, and the kernel
+/// tunnels IPv6 in IPv4 and IPv4 in IPv6), and whether it is the IPv6 one. A virtual server
+/// group's addresses are its entries'; a fwmark's packets are not forwarded by the
+/// simulator's data plane at all.
+fn cross_family_tunnel(cfg: &config::Config) -> Option<(&config::diagnostic::Span, bool)> {
+    use config::model::{LbKind, VsKey, VsgEntry};
     cfg.virtual_servers.iter().find_map(|vs| {
+        let families: Vec<bool> = match &vs.key.value {
+            VsKey::Inet { addr, .. } => vec![addr.is_ipv6()],
+            VsKey::Group(name) => cfg
+                .virtual_server_groups
+                .iter()
+                .filter(|g| g.name.value == *name)
+                .flat_map(|g| &g.entries)
+                .filter_map(|e| match e {
+                    VsgEntry::Inet { addr, .. } => Some(addr.value.is_ipv6()),
+                    VsgEntry::Fwmark(_) => None,
+                })
+                .collect(),
+            VsKey::Fwmark(_) => Vec::new(),
+        };
         vs.real_servers.iter().find_map(|rs| {
+            let v6 = rs.addr.value.is_ipv6();
             let tunnelled = matches!(vs.method_of(rs), LbKind::Tun(_));
-            (rs.addr.value.is_ipv6() && tunnelled).then_some(&rs.addr.span)
+            (tunnelled && families.iter().any(|&f| f != v6)).then_some((&rs.addr.span, v6))
         })
     })
 }
@@ -361,6 +423,80 @@ mod tests {
                 "misc_path /bin/true\n    }\n  }",
             );
         assert!(factory("k.conf", &text).is_ok(), "{text}");
+    }
+
+    /// A TUN service on `vip` with one real server `rs`.
+    fn tun_conf(vip: &str, rs: &str) -> String {
+        format!(
+            "virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind TUN\n  protocol TCP\n\
+             \x20 real_server {rs} 80 {{\n    TCP_CHECK {{\n      connect_timeout 2\n    }}\n\
+             \x20 }}\n}}\n"
+        )
+    }
+
+    // IPv6 in IPv6 loads; a real server tunnelled across families is refused with its line.
+    #[test]
+    fn ipv6_tun_loads_and_a_tunnel_across_families_is_refused() {
+        assert!(factory("k.conf", &tun_conf("2001:db8::100", "2001:db8:5::11")).is_ok());
+        assert!(factory("k.conf", &tun_conf("10.0.0.100", "10.0.5.11")).is_ok());
+        for (vip, rs, said) in [
+            ("10.0.0.100", "2001:db8:5::11", "not IPv4 in IPv6"),
+            ("2001:db8::100", "10.0.5.11", "not IPv6 in IPv4"),
+        ] {
+            let Err(ConfError::Unsupported { at, why }) = factory("k.conf", &tun_conf(vip, rs))
+            else {
+                panic!("{vip} -> {rs} was not refused");
+            };
+            assert!(at.starts_with("k.conf:5:"), "{at}");
+            assert!(why.contains(said), "{why}");
+        }
+    }
+
+    // The director's IPv6 routes: each interface's prefixes and fe80::/64, the default
+    // route on the interface whose prefix holds gateway6, and the source the kernel picks.
+    #[test]
+    fn ipv6_routes_are_the_kernels() {
+        use crate::director::HostEnv;
+        use crate::stack::IfaceSpec;
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let eth = |name: &str, last: u8, global: &str| {
+            let mut i = IfaceSpec::new(name, [2, 0, 0, 0, 0, last], [10, 0, last, 2].into(), 24);
+            i.addrs6.push((v6(global), 64));
+            i
+        };
+        let env = HostEnv {
+            hostname: "d".into(),
+            ifaces: vec![
+                eth("eth0", 1, "2001:db8:22::114"),
+                eth("eth1", 2, "2001:db8:168::114"),
+            ],
+            gateway: None,
+            gateway6: Some(v6("2001:db8:168::1")),
+        };
+        let node = super::node_env(&env);
+        let routes: Vec<(String, u8, &str)> = node
+            .routes6
+            .iter()
+            .map(|r| (r.dst.to_string(), r.prefix, r.iface.as_str()))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("2001:db8:22::114".to_string(), 64, "eth0"),
+                ("fe80::".to_string(), 64, "eth0"),
+                ("2001:db8:168::114".to_string(), 64, "eth1"),
+                ("fe80::".to_string(), 64, "eth1"),
+                ("::".to_string(), 0, "eth1"),
+            ]
+        );
+        assert_eq!(
+            node.source_for6(v6("2001:db8:20::11")),
+            Some(v6("2001:db8:168::114"))
+        );
+        assert_eq!(
+            node.source_for6(v6("2001:db8:22::11")),
+            Some(v6("2001:db8:22::114"))
+        );
     }
 
     #[test]

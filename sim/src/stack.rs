@@ -464,28 +464,48 @@ impl Stack {
         rx
     }
 
-    /// The packet a local IPv4 `frame` carries through a tunnel this host receives, as a
-    /// frame with the outer Ethernet header, when it is for a local address (a VIP on lo);
-    /// `None` for anything else. An encapsulation no receiver is set up for is dropped and
-    /// counted, as the kernel drops it.
+    /// The packet a local IPv4 or IPv6 `frame` carries through a tunnel this host
+    /// receives, as a frame with the outer Ethernet header, when it is for a local address
+    /// (a VIP on lo); `None` for anything else. An encapsulation no receiver is set up for
+    /// is dropped and counted, as the kernel drops it. Over IPv6 the receivers are ip6tnl0
+    /// (`tunnel = "ipip"`: IPv6 in IPv6, next header 41), ip6gre0 (`"gre"`: protocol
+    /// 0x86DD) and a fou port opened with `-6` (`"gue:PORT"`: GUE protocol 41); a tunnel
+    /// carrying the other family than its outer header's is none of them.
     pub fn decapsulate(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
-        use lvs_core::wire::{ip_proto, ipv4::Ipv4Repr, tunnel::EncapRepr};
+        use lvs_core::wire::{ip_proto, ipv4::Ipv4Repr, ipv6, ipv6::Ipv6Repr, tunnel::EncapRepr};
         let payload = frame.get(ETH_HDR..)?;
-        let (outer, body) = Ipv4Repr::parse(payload).ok()?;
-        if !matches!(
-            outer.protocol,
-            ip_proto::IPIP | ip_proto::GRE | ip_proto::UDP
-        ) || outer.is_fragment()
-        {
+        let (protocol, body, v6) = match packet::ethertype(frame)? {
+            ETHERTYPE_IPV4 => {
+                let (outer, body) = Ipv4Repr::parse(payload).ok()?;
+                if outer.is_fragment() {
+                    return None;
+                }
+                (outer.protocol, body, false)
+            }
+            ETHERTYPE_IPV6 => {
+                let (outer, rest) = Ipv6Repr::parse(payload).ok()?;
+                let up = ipv6::upper_layer(outer.next_header, rest).ok()?;
+                if up.fragmented {
+                    return None;
+                }
+                (up.protocol, up.payload, true)
+            }
+            _ => return None,
+        };
+        let (in_ip, gre_type) = match v6 {
+            false => (ip_proto::IPIP, ETHERTYPE_IPV4),
+            true => (ip_proto::IPV6, ETHERTYPE_IPV6),
+        };
+        if protocol != in_ip && protocol != ip_proto::GRE && protocol != ip_proto::UDP {
             return None;
         }
-        let (encap, inner) = EncapRepr::parse(outer.protocol, body).ok()?;
+        let (encap, inner) = EncapRepr::parse(protocol, body).ok()?;
         let device = match encap {
             EncapRepr::Ipip => Decap::Ipip,
-            EncapRepr::Gre { protocol } if protocol == ETHERTYPE_IPV4 => Decap::Gre,
+            EncapRepr::Gre { protocol } if protocol == gre_type => Decap::Gre,
             EncapRepr::Gue {
                 dst_port, protocol, ..
-            } if protocol == ip_proto::IPIP => Decap::Gue { port: dst_port },
+            } if protocol == in_ip => Decap::Gue { port: dst_port },
             _ => return None,
         };
         if !self.decap.contains(&device) {
@@ -495,15 +515,21 @@ impl Stack {
             }
             return None;
         }
-        let (ip, _) = Ipv4Repr::parse(inner).ok()?;
-        if !self.is_local4(ip.dst) {
+        let (local, len) = if v6 {
+            let (ip, _) = Ipv6Repr::parse(inner).ok()?;
+            (self.is_local6(ip.dst), ip.buffer_len())
+        } else {
+            let (ip, _) = Ipv4Repr::parse(inner).ok()?;
+            (self.is_local4(ip.dst), inner.len())
+        };
+        if !local {
             self.stats.dropped_no_tunnel += 1;
             return None;
         }
         self.stats.decapsulated += 1;
-        let mut out = Vec::with_capacity(ETH_HDR + inner.len());
+        let mut out = Vec::with_capacity(ETH_HDR + len);
         out.extend_from_slice(&frame[..ETH_HDR]);
-        out.extend_from_slice(inner);
+        out.extend_from_slice(&inner[..len]);
         Some(out)
     }
 
@@ -1299,6 +1325,61 @@ mod tests {
             s.set_lo(Vec::new());
             assert_eq!(s.decapsulate(&outer), None);
         }
+    }
+
+    #[test]
+    fn an_ipv6_tunnel_receiver_takes_apart_its_own_encapsulation_only() {
+        use lvs_core::ipvs::{fwd, TunnelType};
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let vip = v6("2001:db8:22::118");
+        let mut inner = Vec::new();
+        etherparse::PacketBuilder::ethernet2(C, B)
+            .ipv6(v6("2001:db8:113::7").octets(), vip.octets(), 64)
+            .tcp(40000, 80, 1, 1000)
+            .syn()
+            .write(&mut inner, b"")
+            .unwrap();
+        let kinds = [
+            (Decap::Ipip, TunnelType::Ipip),
+            (Decap::Gre, TunnelType::Gre),
+            (Decap::Gue { port: 6080 }, TunnelType::Gue { port: 6080 }),
+        ];
+        let (local, remote) = (v6("2001:db8:22::114"), v6("2001:db8:20::11"));
+        for (decap, kind) in kinds {
+            let outer = fwd::tun6(&inner, kind, local, remote, B, A).unwrap();
+            let mut s = stack();
+            s.ifaces[0].spec.addrs6.push((remote, 64));
+            s.set_lo(vec![vip.into()]);
+            assert_eq!(s.classify(0, &outer), Rx::Local);
+            // No receiver, another one, or GUE on another port: dropped.
+            assert_eq!(s.decapsulate(&outer), None);
+            s.decap = kinds.iter().map(|k| k.0).filter(|d| *d != decap).collect();
+            s.decap.push(Decap::Gue { port: 6081 });
+            assert_eq!(s.decapsulate(&outer), None, "{decap:?}");
+            // Its own: the inner IPv6 packet, one hop older, behind the outer Ethernet header.
+            s.decap = vec![decap];
+            let got = s.decapsulate(&outer).unwrap();
+            assert_eq!(&got[..ETH_HDR], &outer[..ETH_HDR]);
+            assert_eq!(
+                packet::ip_addrs(&got),
+                Some((v6("2001:db8:113::7").into(), vip.into(), 6))
+            );
+            assert_eq!(got[ETH_HDR + 7], 63);
+            assert_eq!(got.len(), inner.len());
+            assert!(packet::parse_tcp(&got).is_ok());
+            assert_eq!(s.stats.decapsulated, 1);
+            // ... for a local address only: without the VIP on lo, dropped.
+            s.set_lo(Vec::new());
+            assert_eq!(s.decapsulate(&outer), None);
+        }
+        // GRE over IPv6 announcing IPv4 is not ip6gre0's (it takes IPv6 only here).
+        let mut outer = fwd::tun6(&inner, TunnelType::Gre, local, remote, B, A).unwrap();
+        outer[ETH_HDR + 40 + 2..ETH_HDR + 40 + 4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let mut s = stack();
+        s.ifaces[0].spec.addrs6.push((remote, 64));
+        s.set_lo(vec![vip.into()]);
+        s.decap = vec![Decap::Gre];
+        assert_eq!(s.decapsulate(&outer), None);
     }
 
     /// `ip addr` as iproute2 printed it in a namespace (fixtures/iproute2: eth0 up with a

@@ -134,7 +134,9 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 ///
 /// DR and NAT frames go out to the real server's MAC from the neighbour table (resolved
 /// first when unknown); a TUN packet goes to the host's routing as the kernel's
-/// `ip_vs_tunnel_xmit` hands it to `ip_local_out`, its outer source the route's.
+/// `ip_vs_tunnel_xmit` hands it to `ip_local_out` (`ip_vs_tunnel_xmit_v6` to
+/// `ip6_local_out`), its outer source the route's ([`NodeEnv::source_for`],
+/// [`NodeEnv::source_for6`]).
 pub fn forward(
     verdict: Verdict,
     frame: Vec<u8>,
@@ -156,6 +158,20 @@ pub fn forward(
             };
             return match fwd::tun(&frame, kind, local, remote, [0; 6], [0; 6]) {
                 Ok(frame) => Handled::Route { frame },
+                // IPv6 in IPv4, which the kernel also sends: not carried yet.
+                Err(fwd::FwdError::NotIpv4) => Handled::Unsupported(f.fwd),
+                Err(_) => Handled::NotOurs,
+            };
+        }
+        (FwdMethod::Tunnel(kind), IpAddr::V6(remote)) => {
+            // ip_vs_tunnel_xmit_v6: the outer source as __ip_vs_route_output_v6 picks it.
+            let Some(local) = env.source_for6(remote) else {
+                return Handled::NoRoute;
+            };
+            return match fwd::tun6(&frame, kind, local, remote, [0; 6], [0; 6]) {
+                Ok(frame) => Handled::Route { frame },
+                // IPv4 in IPv6, which the kernel also sends: not carried yet.
+                Err(fwd::FwdError::Family) => Handled::Unsupported(f.fwd),
                 Err(_) => Handled::NotOurs,
             };
         }
@@ -264,15 +280,16 @@ mod tests {
 
     /// An IPVS table with one rr service on `vip`:80 and one real server `rs`:`port`.
     fn one_service(
-        vip: [u8; 4],
-        rs: Ipv4Addr,
+        vip: impl Into<IpAddr>,
+        rs: impl Into<IpAddr>,
         port: u16,
         fwd: FwdMethod,
     ) -> crate::ipvs::table::Ipvs {
         use crate::ipvs::service::{DestSpec, ServiceSpec};
+        let rs: IpAddr = rs.into();
         let key = crate::ipvs::ServiceKey::Inet {
             proto: Protocol::Tcp,
-            addr: Ipv4Addr::from(vip).into(),
+            addr: vip.into().into(),
             port: 80,
         };
         let mut ipvs = crate::ipvs::table::Ipvs::default();
@@ -315,6 +332,7 @@ mod tests {
                 addrs: vec![Ipv4Addr::new(192, 168, 0, 1).into()],
             }],
             routes: Vec::new(),
+            routes6: Vec::new(),
         };
 
         let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
@@ -378,6 +396,7 @@ mod tests {
                 route([10, 0, 1, 0], 24, "eth1"),
                 route([0, 0, 0, 0], 0, "eth0"),
             ],
+            routes6: Vec::new(),
         };
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
@@ -411,6 +430,116 @@ mod tests {
         assert_eq!(
             forward(v, syn, "eth0".into(), &env, &neigh),
             Handled::NoRoute
+        );
+    }
+
+    #[test]
+    fn ipv6_tun_goes_to_the_host_routing_from_the_selected_source() {
+        use crate::director::{HostRoute6, Iface};
+        use crate::ipvs::TunnelType;
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let vip = v6("2001:db8:22::118");
+        // A real server in another data centre, reached through the default route on eth0.
+        let rs = v6("2001:db8:20::11");
+        let mut ipvs = one_service(vip, rs, 80, FwdMethod::Tunnel(TunnelType::Ipip));
+        let iface = |name: &str, last: u8, global: &str| Iface {
+            name: name.into(),
+            mac: [last; 6],
+            addrs: vec![
+                Ipv4Addr::new(10, 0, last, 2).into(),
+                v6(&format!("fe80::{last}")).into(),
+                v6(global).into(),
+            ],
+        };
+        let route = |dst: &str, prefix, dev: &str| HostRoute6 {
+            dst: v6(dst),
+            prefix,
+            iface: dev.into(),
+        };
+        let mut env = NodeEnv {
+            ifaces: vec![
+                iface("eth0", 1, "2001:db8:22::114"),
+                iface("eth1", 2, "2001:db8:168::114"),
+            ],
+            routes: Vec::new(),
+            routes6: vec![
+                route("2001:db8:22::", 64, "eth0"),
+                route("fe80::", 64, "eth0"),
+                route("2001:db8:168::", 64, "eth1"),
+                route("fe80::", 64, "eth1"),
+                route("::", 0, "eth0"),
+            ],
+        };
+        let mut syn = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv6(v6("2001:db8:113::11").octets(), vip.octets(), 64)
+            .tcp(40000, 80, 1, 100)
+            .syn()
+            .write(&mut syn, b"")
+            .unwrap();
+        let pkt = packet_info(&syn).unwrap();
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+        let neigh = Neighbours::default();
+        let mut outer = |env: &NodeEnv| {
+            let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
+            match forward(v, syn.clone(), "eth0".into(), env, &neigh) {
+                Handled::Route { frame } => Some(frame),
+                Handled::NoRoute => None,
+                other => panic!("{other:?}"),
+            }
+        };
+        // IPv6 in IPv6 from eth0's global address (not its link-local one, not eth1's),
+        // one hop taken inside and copied out.
+        let frame = outer(&env).expect("routed");
+        let (ip, inner) = etherparse::Ipv6Header::from_slice(&frame[14..]).unwrap();
+        assert_eq!(ip.next_header.0, 41);
+        assert_eq!(
+            (ip.source, ip.destination),
+            (v6("2001:db8:22::114").octets(), rs.octets())
+        );
+        assert_eq!((ip.hop_limit, inner[7]), (63, 63));
+        assert_eq!(&inner[8..], &syn[14 + 8..]);
+        // A more specific route through eth1: eth1's address, the outgoing interface's.
+        env.routes6.push(route("2001:db8:20::", 48, "eth1"));
+        let frame = outer(&env).expect("routed");
+        let (ip, _) = etherparse::Ipv6Header::from_slice(&frame[14..]).unwrap();
+        assert_eq!(ip.source, v6("2001:db8:168::114").octets());
+        // No route: nothing sent.
+        env.routes6.clear();
+        assert_eq!(outer(&env), None);
+    }
+
+    // An IPv4 packet for an IPv6 real server (or the reverse), which the kernel tunnels
+    // across families: said to be unsupported, not dropped in silence.
+    #[test]
+    fn a_tunnel_across_families_is_unsupported() {
+        use crate::director::HostRoute6;
+        use crate::ipvs::TunnelType;
+        let rs: std::net::Ipv6Addr = "2001:db8:20::11".parse().unwrap();
+        let fwd = FwdMethod::Tunnel(TunnelType::Gre);
+        let mut ipvs = one_service([10, 0, 0, 100], rs, 80, fwd);
+        let env = NodeEnv {
+            ifaces: vec![crate::director::Iface {
+                name: "eth0".into(),
+                mac: [1; 6],
+                addrs: vec!["2001:db8:22::114".parse().unwrap()],
+            }],
+            routes: Vec::new(),
+            routes6: vec![HostRoute6 {
+                dst: std::net::Ipv6Addr::UNSPECIFIED,
+                prefix: 0,
+                iface: "eth0".into(),
+            }],
+        };
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
+        let syn = seg(([192, 0, 2, 7], 40000), ([10, 0, 0, 100], 80), true);
+        let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
+        let neigh = Neighbours::default();
+        assert_eq!(
+            forward(v, syn, "eth0".into(), &env, &neigh),
+            Handled::Unsupported(fwd)
         );
     }
 

@@ -1,5 +1,5 @@
 //! The host a director runs on, as the driver tells it: interfaces, their addresses, and
-//! the IPv4 routes the data plane reads (what the daemon learns from rtnetlink).
+//! the IPv4 and IPv6 routes the data plane reads (what the daemon learns from rtnetlink).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -39,6 +39,32 @@ impl HostRoute {
     }
 }
 
+/// One IPv6 route of the director's host, as `ip -6 route` lists it: a connected prefix
+/// (`proto kernel`, the link-local fe80::/64 included) or a route through a gateway. The
+/// data plane reads the interface it leaves on; the source address is then chosen over the
+/// host's addresses ([`NodeEnv::source_for6`]). A route's preferred source (`src`) is not
+/// kept: `__ip_vs_route_output_v6` looks the route up with no source and asks
+/// `ipv6_dev_get_saddr`, which never reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRoute6 {
+    /// Destination network.
+    pub dst: Ipv6Addr,
+    /// Its prefix length (0: the default route).
+    pub prefix: u8,
+    /// Interface it leaves on.
+    pub iface: String,
+}
+
+impl HostRoute6 {
+    /// True when `ip` is in this route's network.
+    pub fn covers(&self, ip: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix.min(128)))
+            .unwrap_or(0);
+        u128::from(ip) & mask == u128::from(self.dst) & mask
+    }
+}
+
 /// The host the director runs on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeEnv {
@@ -46,6 +72,8 @@ pub struct NodeEnv {
     pub ifaces: Vec<Iface>,
     /// Its IPv4 routing table (connected subnets and gateways).
     pub routes: Vec<HostRoute>,
+    /// Its IPv6 routing table (connected prefixes, link-local ones included, and gateways).
+    pub routes6: Vec<HostRoute6>,
 }
 
 impl NodeEnv {
@@ -71,6 +99,32 @@ impl NodeEnv {
                 IpAddr::V4(a) => Some(a),
                 IpAddr::V6(_) => None,
             })
+    }
+
+    /// The source address a packet to `dst` leaves with over IPv6, as `__ip_vs_route_output_v6`
+    /// finds it: the most specific route gives the outgoing interface, and
+    /// `ipv6_dev_get_saddr` picks among the host's addresses ([`select_source6`]); `None`
+    /// when no route covers `dst` or no address qualifies.
+    pub fn source_for6(&self, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+        let route = self.routes6.iter().filter(|r| r.covers(dst)).fold(
+            None::<&HostRoute6>,
+            |best, r| match best {
+                Some(b) if b.prefix >= r.prefix => Some(b),
+                _ => Some(r),
+            },
+        )?;
+        select_source6(self, &route.iface, dst)
+    }
+
+    /// The prefix length of `addr` on `iface`: that of the connected route the kernel adds
+    /// for it (`addrconf_prefix_route`, a prefix of the address's own length), else 128.
+    fn prefix_len6(&self, iface: &str, addr: Ipv6Addr) -> u8 {
+        self.routes6
+            .iter()
+            .filter(|r| r.iface == iface && r.prefix > 0 && r.covers(addr))
+            .map(|r| r.prefix)
+            .max()
+            .unwrap_or(128)
     }
 
     /// The first address of `name`, IPv6 or IPv4.
@@ -112,5 +166,227 @@ impl NodeEnv {
             });
             (i.mac, v4)
         })
+    }
+}
+
+/// An address's scope as `__ipv6_addr_src_scope` reads it: link-local (fe80::/10) and
+/// loopback 2, site-local (fec0::/10) 5, multicast its scope field, anything else global 14.
+fn src_scope6(a: Ipv6Addr) -> i32 {
+    let s0 = a.segments()[0];
+    if a.is_multicast() {
+        i32::from(s0 & 0x000f)
+    } else if a.is_loopback() || s0 & 0xffc0 == 0xfe80 {
+        2
+    } else if s0 & 0xffc0 == 0xfec0 {
+        5
+    } else {
+        14
+    }
+}
+
+/// The label of `a` in the kernel's default policy table (`ip6addrlbl_init_table`,
+/// RFC 6724 with Linux's own ULA and 6to4 labels), longest prefix first.
+fn label6(a: Ipv6Addr) -> u32 {
+    const TABLE: [(u128, u8, u32); 9] = [
+        (1, 128, 0),                // ::1/128
+        (0xffff_0000_0000, 96, 4),  // ::ffff:0:0/96
+        (0, 96, 3),                 // ::/96 (IPv4-compatible)
+        (0x2001_0000 << 96, 32, 6), // 2001::/32 (Teredo)
+        (0x2001_0010 << 96, 28, 7), // 2001:10::/28 (ORCHID)
+        (0x2002 << 112, 16, 2),     // 2002::/16 (6to4)
+        (0x3ffe << 112, 16, 12),    // 3ffe::/16 (6bone)
+        (0xfec0 << 112, 10, 11),    // fec0::/10 (site-local)
+        (0xfc00 << 112, 7, 5),      // fc00::/7 (ULA)
+    ];
+    let bits = u128::from(a);
+    TABLE
+        .iter()
+        .find(|&&(net, len, _)| {
+            let mask = u128::MAX << (128 - u32::from(len));
+            bits & mask == net & mask
+        })
+        .map_or(1, |&(_, _, label)| label)
+}
+
+/// `ipv6_dev_get_saddr` for `dst` leaving on `out` (RFC 6724 section 5 as Linux 6.1 runs
+/// it): every IPv6 address of the host is a candidate (only `out`'s for a link-local or
+/// multicast destination), compared rule by rule — 1 the destination itself, 2 the
+/// smallest scope that reaches it, 5 the outgoing interface, 6 a matching label, the ORCHID
+/// rule, 8 the longest prefix shared with `dst` (at most the address's own prefix length) —
+/// and the first address found wins a tie, interfaces in order and each one's addresses by
+/// scope, global first, as `ipv6_link_dev_addr` keeps them. Rules 3 (deprecated addresses),
+/// 4 (home addresses) and 7 (temporary addresses) decide nothing here: a host's configured
+/// addresses are none of those. VIPs are not candidates: [`Iface::addrs`] leaves them out,
+/// and keepalived adds an IPv6 VIP of its default prefix 128 with `preferred_lft 0`, which
+/// rule 3 passes over.
+pub fn select_source6(env: &NodeEnv, out: &str, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+    let dst_scope = src_scope6(dst);
+    let oif_only = dst.is_multicast() || dst_scope <= 2;
+    let orchid = |a: Ipv6Addr| u128::from(a) >> 100 == 0x2001_0010 >> 4;
+    let mut best: Option<(Ipv6Addr, [i32; 6])> = None;
+    for iface in &env.ifaces {
+        if oif_only && iface.name != out {
+            continue;
+        }
+        let mut v6: Vec<Ipv6Addr> = iface
+            .addrs
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(v) if !v.is_unspecified() && !v.is_multicast() => Some(*v),
+                _ => None,
+            })
+            .collect();
+        v6.sort_by_key(|a| std::cmp::Reverse(src_scope6(*a)));
+        for a in v6 {
+            let scope = src_scope6(a);
+            let matchlen = (u128::from(a) ^ u128::from(dst)).leading_zeros();
+            let matchlen = matchlen.min(u32::from(env.prefix_len6(&iface.name, a)));
+            let score = [
+                i32::from(a == dst),
+                if scope >= dst_scope {
+                    -scope
+                } else {
+                    scope - 128
+                },
+                i32::from(iface.name == out),
+                i32::from(label6(a) == label6(dst)),
+                i32::from(orchid(a) == orchid(dst)),
+                matchlen as i32,
+            ];
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((a, score));
+            }
+        }
+    }
+    best.map(|(a, _)| a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn iface(name: &str, addrs: &[&str]) -> Iface {
+        Iface {
+            name: name.into(),
+            mac: [2; 6],
+            addrs: addrs.iter().map(|a| IpAddr::V6(v6(a))).collect(),
+        }
+    }
+
+    fn route(dst: &str, prefix: u8, iface: &str) -> HostRoute6 {
+        HostRoute6 {
+            dst: v6(dst),
+            prefix,
+            iface: iface.into(),
+        }
+    }
+
+    /// eth0 on 2001:db8:22::/64 and 2001:db8:4::/64 (and fd00:22::/64), eth1 on
+    /// 2001:db8:5::/64, default route on eth0.
+    fn env() -> NodeEnv {
+        NodeEnv {
+            ifaces: vec![
+                iface(
+                    "eth0",
+                    &[
+                        "fe80::1",
+                        "2001:db8:22::114",
+                        "2001:db8:4::2",
+                        "fd00:22::114",
+                    ],
+                ),
+                iface("eth1", &["fe80::2", "2001:db8:5::2"]),
+            ],
+            routes: Vec::new(),
+            routes6: vec![
+                route("2001:db8:22::", 64, "eth0"),
+                route("2001:db8:4::", 64, "eth0"),
+                route("fd00:22::", 64, "eth0"),
+                route("fe80::", 64, "eth0"),
+                route("2001:db8:5::", 64, "eth1"),
+                route("fe80::", 64, "eth1"),
+                route("::", 0, "eth0"),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_route_picks_the_interface_and_the_rules_the_address() {
+        let env = env();
+        // Rule 8: of eth0's global addresses, the one sharing the longest prefix.
+        assert_eq!(
+            env.source_for6(v6("2001:db8:4:1::9")),
+            Some(v6("2001:db8:4::2"))
+        );
+        assert_eq!(
+            env.source_for6(v6("2001:db8:22::9")),
+            Some(v6("2001:db8:22::114"))
+        );
+        // Rule 5 before rule 8: out of eth0, eth0's address, though eth1's shares more.
+        assert_eq!(
+            select_source6(&env, "eth0", v6("2001:db8:5::11")),
+            Some(v6("2001:db8:4::2"))
+        );
+        // ... and over the connected route, eth1's.
+        assert_eq!(
+            env.source_for6(v6("2001:db8:5::11")),
+            Some(v6("2001:db8:5::2"))
+        );
+        // Rule 6: a unique local destination gets the unique local address.
+        assert_eq!(env.source_for6(v6("fd00:99::1")), Some(v6("fd00:22::114")));
+        // Rule 2: a link-local destination, the outgoing interface's link-local address.
+        assert_eq!(
+            select_source6(&env, "eth1", v6("fe80::99")),
+            Some(v6("fe80::2"))
+        );
+        // Rule 1: the destination itself, when it is ours.
+        assert_eq!(
+            env.source_for6(v6("2001:db8:5::2")),
+            Some(v6("2001:db8:5::2"))
+        );
+        // No route, no source.
+        let mut none = env.clone();
+        none.routes6.retain(|r| r.prefix > 0);
+        assert_eq!(none.source_for6(v6("2001:db8:99::1")), None);
+    }
+
+    #[test]
+    fn the_shared_prefix_counts_up_to_the_address_prefix_only() {
+        // 2001:db8:5::2/32 shares 77 bits with the destination but counts 32; the /64
+        // address shares 45 and counts them all.
+        let env = NodeEnv {
+            ifaces: vec![iface("eth0", &["2001:db8:5::2", "2001:db8:4::2"])],
+            routes: Vec::new(),
+            routes6: vec![
+                route("2001:db8::", 32, "eth0"),
+                route("2001:db8:4::", 64, "eth0"),
+            ],
+        };
+        assert_eq!(
+            env.source_for6(v6("2001:db8:5::11")),
+            Some(v6("2001:db8:4::2"))
+        );
+    }
+
+    #[test]
+    fn labels_and_scopes_follow_the_kernels_tables() {
+        assert_eq!(label6(v6("::1")), 0);
+        assert_eq!(label6(v6("2001:db8::1")), 1);
+        assert_eq!(label6(v6("2002::1")), 2);
+        assert_eq!(label6(v6("::ffff:192.0.2.1")), 4);
+        assert_eq!(label6(v6("fd00::1")), 5);
+        assert_eq!(label6(v6("2001::1")), 6);
+        assert_eq!(label6(v6("2001:10::1")), 7);
+        assert_eq!(label6(v6("fec0::1")), 11);
+        assert_eq!(label6(v6("3ffe::1")), 12);
+        assert_eq!(src_scope6(v6("fe80::1")), 2);
+        assert_eq!(src_scope6(v6("::1")), 2);
+        assert_eq!(src_scope6(v6("fec0::1")), 5);
+        assert_eq!(src_scope6(v6("ff05::1")), 5);
+        assert_eq!(src_scope6(v6("2001:db8::1")), 14);
     }
 }

@@ -29,7 +29,7 @@ pub enum FwdError {
     /// Not an Ethernet II frame carrying IP.
     #[error("not an IP over Ethernet II frame")]
     NotIp,
-    /// TUN handles IPv4 only.
+    /// `tun` (IPv4 outer header) was handed an IPv6 packet: IPv6 in IPv4 is not built.
     #[error("only IPv4 is supported by this method")]
     NotIpv4,
     /// NAT's new address is not of the packet's family.

@@ -44,7 +44,8 @@ impl EncapRepr {
     /// follows.
     pub fn parse(outer_protocol: u8, payload: &[u8]) -> Result<(EncapRepr, &[u8]), WireError> {
         match outer_protocol {
-            ip_proto::IPIP => Ok((EncapRepr::Ipip, payload)),
+            // IPIP, or IPv6 in IPv6 (next header 41, `ip_vs_tunnel_xmit_v6`).
+            ip_proto::IPIP | ip_proto::IPV6 => Ok((EncapRepr::Ipip, payload)),
             ip_proto::UDP => {
                 let (u, rest) = udp::UdpRepr::parse(payload)?;
                 need("GUE header", rest, GUE_LEN)?;

@@ -111,7 +111,7 @@ impl Sim {
             Model::Server(s) => {
                 if rx == Rx::Local {
                     // A TUN real server's tunnel receiver hands on what the director sent.
-                    let inner = match packet::ipv4_addrs(&frame) {
+                    let inner = match packet::ip_addrs(&frame) {
                         Some((_, _, proto)) if proto != lvs_core::wire::ip_proto::TCP => {
                             h.stack.decapsulate(&frame)
                         }
@@ -458,6 +458,7 @@ impl Sim {
             hostname: h.name.clone(),
             ifaces: h.stack.ifaces().iter().map(|i| i.spec.clone()).collect(),
             gateway: h.stack.gateway(),
+            gateway6: h.stack.gateway6(),
         };
         let mut p = (d.factory)(&env, &mut h.rng);
         let local = d.clock.local(now);
