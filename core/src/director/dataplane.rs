@@ -289,7 +289,7 @@ mod tests {
         let rs: IpAddr = rs.into();
         let key = crate::ipvs::ServiceKey::Inet {
             proto: Protocol::Tcp,
-            addr: vip.into().into(),
+            addr: vip.into(),
             port: 80,
         };
         let mut ipvs = crate::ipvs::table::Ipvs::default();
@@ -303,7 +303,7 @@ mod tests {
         })
         .unwrap();
         let dest = DestSpec {
-            addr: rs.into(),
+            addr: rs,
             port,
             fwd,
             weight: 1,
