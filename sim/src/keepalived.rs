@@ -490,11 +490,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            node.source_for6(v6("2001:db8:20::11")),
+            node.source_for6(v6("2001:db8:20::11"), &[]),
             Some(v6("2001:db8:168::114"))
         );
         assert_eq!(
-            node.source_for6(v6("2001:db8:22::11")),
+            node.source_for6(v6("2001:db8:22::11"), &[]),
             Some(v6("2001:db8:22::114"))
         );
     }

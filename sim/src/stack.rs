@@ -1282,96 +1282,78 @@ mod tests {
         assert!(fx.tx.is_empty(), "arp_ignore=1 does not");
     }
 
+    /// An Ethernet TCP SYN from `client` to `vip`:80, IPv4 or IPv6.
+    fn syn_to(client: IpAddr, vip: IpAddr) -> Vec<u8> {
+        let eth = etherparse::PacketBuilder::ethernet2(C, B);
+        let ip = match (client, vip) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => eth.ipv4(c.octets(), v.octets(), 64),
+            (IpAddr::V6(c), IpAddr::V6(v)) => eth.ipv6(c.octets(), v.octets(), 64),
+            _ => unreachable!("one family"),
+        };
+        let mut frame = Vec::new();
+        ip.tcp(40000, 80, 1, 1000)
+            .syn()
+            .write(&mut frame, b"")
+            .unwrap();
+        frame
+    }
+
+    // Over IPv4 (tunl0, gre0, fou) and IPv6 (ip6tnl0, ip6gre0, fou -6) alike.
     #[test]
     fn a_tunnel_receiver_takes_apart_its_own_encapsulation_only() {
         use lvs_core::ipvs::{fwd, TunnelType};
-        let mut inner = Vec::new();
-        etherparse::PacketBuilder::ethernet2(C, B)
-            .ipv4([192, 0, 2, 7], ip(100).octets(), 64)
-            .tcp(40000, 80, 1, 1000)
-            .syn()
-            .write(&mut inner, b"")
-            .unwrap();
-        let kinds = [
-            (Decap::Ipip, TunnelType::Ipip),
-            (Decap::Gre, TunnelType::Gre),
-            (Decap::Gue { port: 6080 }, TunnelType::Gue { port: 6080 }),
-        ];
-        for (decap, kind) in kinds {
-            let outer = fwd::tun(&inner, kind, ip(2), ip(1), B, A).unwrap();
-            let mut s = stack();
-            s.set_lo(vec![ip(100).into()]);
-            assert_eq!(s.classify(0, &outer), Rx::Local);
-            // No receiver: dropped (plain UDP to a port nobody takes apart is not counted).
-            assert_eq!(s.decapsulate(&outer), None);
-            let counted = u64::from(!matches!(decap, Decap::Gue { .. }));
-            assert_eq!(s.stats.dropped_no_tunnel, counted);
-            // Another encapsulation's receiver, or GUE on another port: still dropped.
-            s.decap = kinds.iter().map(|k| k.0).filter(|d| *d != decap).collect();
-            s.decap.push(Decap::Gue { port: 6081 });
-            assert_eq!(s.decapsulate(&outer), None, "{decap:?}");
-            // Its own: the inner packet, one hop older, behind the outer Ethernet header.
-            s.decap = vec![decap];
-            let got = s.decapsulate(&outer).unwrap();
-            assert_eq!(&got[..ETH_HDR], &outer[..ETH_HDR]);
-            assert_eq!(
-                packet::ipv4_addrs(&got),
-                Some((Ipv4Addr::new(192, 0, 2, 7), ip(100), 6))
-            );
-            assert_eq!(got[ETH_HDR + 8], 63);
-            assert!(packet::parse_tcp(&got).is_ok());
-            assert_eq!(s.stats.decapsulated, 1);
-            // ... for a local address only: without the VIP on lo, dropped.
-            s.set_lo(Vec::new());
-            assert_eq!(s.decapsulate(&outer), None);
-        }
-    }
-
-    #[test]
-    fn an_ipv6_tunnel_receiver_takes_apart_its_own_encapsulation_only() {
-        use lvs_core::ipvs::{fwd, TunnelType};
         let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
-        let vip = v6("2001:db8:22::118");
-        let mut inner = Vec::new();
-        etherparse::PacketBuilder::ethernet2(C, B)
-            .ipv6(v6("2001:db8:113::7").octets(), vip.octets(), 64)
-            .tcp(40000, 80, 1, 1000)
-            .syn()
-            .write(&mut inner, b"")
-            .unwrap();
         let kinds = [
             (Decap::Ipip, TunnelType::Ipip),
             (Decap::Gre, TunnelType::Gre),
             (Decap::Gue { port: 6080 }, TunnelType::Gue { port: 6080 }),
         ];
-        let (local, remote) = (v6("2001:db8:22::114"), v6("2001:db8:20::11"));
-        for (decap, kind) in kinds {
-            let outer = fwd::tun6(&inner, kind, local, remote, B, A).unwrap();
-            let mut s = stack();
-            s.ifaces[0].spec.addrs6.push((remote, 64));
-            s.set_lo(vec![vip.into()]);
-            assert_eq!(s.classify(0, &outer), Rx::Local);
-            // No receiver, another one, or GUE on another port: dropped.
-            assert_eq!(s.decapsulate(&outer), None);
-            s.decap = kinds.iter().map(|k| k.0).filter(|d| *d != decap).collect();
-            s.decap.push(Decap::Gue { port: 6081 });
-            assert_eq!(s.decapsulate(&outer), None, "{decap:?}");
-            // Its own: the inner IPv6 packet, one hop older, behind the outer Ethernet header.
-            s.decap = vec![decap];
-            let got = s.decapsulate(&outer).unwrap();
-            assert_eq!(&got[..ETH_HDR], &outer[..ETH_HDR]);
-            assert_eq!(
-                packet::ip_addrs(&got),
-                Some((v6("2001:db8:113::7").into(), vip.into(), 6))
-            );
-            assert_eq!(got[ETH_HDR + 7], 63);
-            assert_eq!(got.len(), inner.len());
-            assert!(packet::parse_tcp(&got).is_ok());
-            assert_eq!(s.stats.decapsulated, 1);
-            // ... for a local address only: without the VIP on lo, dropped.
-            s.set_lo(Vec::new());
-            assert_eq!(s.decapsulate(&outer), None);
+        let (here4, here6) = (ip(1), v6("2001:db8:20::11"));
+        let families: [(IpAddr, IpAddr, usize); 2] = [
+            (Ipv4Addr::new(192, 0, 2, 7).into(), ip(100).into(), 8),
+            (
+                v6("2001:db8:113::7").into(),
+                v6("2001:db8:22::118").into(),
+                7,
+            ),
+        ];
+        for (client, vip, hop_at) in families {
+            let inner = syn_to(client, vip);
+            for (decap, kind) in kinds {
+                let outer = match vip {
+                    IpAddr::V4(_) => fwd::tun(&inner, kind, ip(2), here4, B, A),
+                    IpAddr::V6(_) => fwd::tun6(&inner, kind, v6("2001:db8:22::114"), here6, B, A),
+                }
+                .unwrap();
+                let mut s = stack();
+                s.ifaces[0].spec.addrs6.push((here6, 64));
+                s.set_lo(vec![vip]);
+                assert_eq!(s.classify(0, &outer), Rx::Local);
+                // No receiver: dropped (plain UDP to a port nobody takes apart is not counted).
+                assert_eq!(s.decapsulate(&outer), None);
+                let counted = u64::from(!matches!(decap, Decap::Gue { .. }));
+                assert_eq!(s.stats.dropped_no_tunnel, counted);
+                // Another encapsulation's receiver, or GUE on another port: still dropped.
+                s.decap = kinds.iter().map(|k| k.0).filter(|d| *d != decap).collect();
+                s.decap.push(Decap::Gue { port: 6081 });
+                assert_eq!(s.decapsulate(&outer), None, "{decap:?}");
+                // Its own: the inner packet, one hop older, behind the outer Ethernet header.
+                s.decap = vec![decap];
+                let got = s.decapsulate(&outer).unwrap();
+                assert_eq!(&got[..ETH_HDR], &outer[..ETH_HDR]);
+                assert_eq!(packet::ip_addrs(&got), Some((client, vip, 6)));
+                assert_eq!(got[ETH_HDR + hop_at], 63);
+                assert_eq!(got.len(), inner.len());
+                assert!(packet::parse_tcp(&got).is_ok());
+                assert_eq!(s.stats.decapsulated, 1);
+                // ... for a local address only: without the VIP on lo, dropped.
+                s.set_lo(Vec::new());
+                assert_eq!(s.decapsulate(&outer), None);
+            }
         }
+        let (local, remote) = (v6("2001:db8:22::114"), here6);
+        let vip = v6("2001:db8:22::118");
+        let inner = syn_to(v6("2001:db8:113::7").into(), vip.into());
         // GRE over IPv6 announcing IPv4 is not ip6gre0's (it takes IPv6 only here).
         let mut outer = fwd::tun6(&inner, TunnelType::Gre, local, remote, B, A).unwrap();
         outer[ETH_HDR + 40 + 2..ETH_HDR + 40 + 4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());

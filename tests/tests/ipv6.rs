@@ -15,6 +15,7 @@ use lvs_scenarios::{Scenario, Show};
 use lvs_sim::client::{FailReason, Outcome};
 use lvs_sim::record::TraceEvent;
 use lvs_sim::scenario::{build, run};
+use lvs_sim::Sim;
 
 fn load(name: &str) -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,6 +25,47 @@ fn load(name: &str) -> Scenario {
 }
 
 const VIP: &str = "2001:db8:22::118";
+
+/// The requests of a run of `sim`, all to `[vip]:80`, each failure held to an explanation: a
+/// reset by web2 between its web server's `stop` and the checker's `removed` (a SYN sent just
+/// before the stop arrives after it: the reset comes after the stop), or a connection
+/// established through the old master lost at `failover` (no sync daemon: the new master
+/// drops its mid-stream packets, as IPVS creates no entry for them). Returns the servers that
+/// answered, the resets and the connections lost.
+fn explained(
+    sim: &Sim,
+    vip: &str,
+    stop: Duration,
+    removed: Duration,
+    failover: Option<Duration>,
+) -> (Vec<String>, usize, usize) {
+    let (mut servers, mut resets, mut broken) = (BTreeSet::new(), 0, 0);
+    for e in sim.trace() {
+        let TraceEvent::Request { record } = &e.event else {
+            continue;
+        };
+        assert_eq!(record.target.to_string(), format!("[{vip}]:80"));
+        let sent = Duration::from_nanos(record.started.as_nanos());
+        let done = Duration::from_nanos(record.finished.as_nanos());
+        match &record.outcome {
+            Outcome::Ok { server } => {
+                servers.insert(server.to_string());
+            }
+            Outcome::Failed { reason, broken: b } => {
+                let reset = *reason == FailReason::Reset && !b && done >= stop && sent <= removed;
+                let lost = failover
+                    .is_some_and(|f| *reason == FailReason::Timeout && *b && sent < f && done > f);
+                assert!(
+                    reset || lost,
+                    "unexplained failure of a request sent at {sent:?}: {reason:?}"
+                );
+                resets += usize::from(reset);
+                broken += usize::from(lost);
+            }
+        }
+    }
+    (servers.into_iter().collect(), resets, broken)
+}
 
 #[test]
 fn ipv6_dr_cluster_fails_only_between_service_stop_and_removal_and_at_the_failover() {
@@ -45,39 +87,8 @@ fn ipv6_dr_cluster_fails_only_between_service_stop_and_removal_and_at_the_failov
 
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
-    let (mut servers, mut resets, mut broken) = (BTreeSet::new(), 0, 0);
-    for e in sim.trace() {
-        let TraceEvent::Request { record } = &e.event else {
-            continue;
-        };
-        assert_eq!(record.target.to_string(), format!("[{VIP}]:80"));
-        let sent = Duration::from_nanos(record.started.as_nanos());
-        let done = Duration::from_nanos(record.finished.as_nanos());
-        match &record.outcome {
-            Outcome::Ok { server } => {
-                servers.insert(server.to_string());
-            }
-            // web2's kernel resets the connections IPVS sends it between its web server's
-            // stop and the checker's removal; a connection established on the old master
-            // is lost at the failover (no sync daemon: the new master drops its
-            // mid-stream packets, as IPVS creates no entry for them). Nothing else.
-            Outcome::Failed { reason, broken: b } => {
-                let reset = *reason == FailReason::Reset && !b && sent >= stop && sent <= removed;
-                let lost =
-                    *reason == FailReason::Timeout && *b && sent < failover && done > failover;
-                assert!(
-                    reset || lost,
-                    "unexplained failure of a request sent at {sent:?}: {reason:?}"
-                );
-                resets += usize::from(reset);
-                broken += usize::from(lost);
-            }
-        }
-    }
-    assert_eq!(
-        servers.into_iter().collect::<Vec<_>>(),
-        ["web1", "web2", "web3"]
-    );
+    let (servers, resets, broken) = explained(&sim, VIP, stop, removed, Some(failover));
+    assert_eq!(servers, ["web1", "web2", "web3"]);
     assert!(resets > 0, "web2's stop reset nothing");
     assert!(broken <= 3, "{broken} connections lost at the failover");
 
@@ -147,29 +158,11 @@ fn ipv6_nat_cluster_rewrites_both_ways_and_fails_only_at_the_service_stop() {
     .expect("the master's checker removes web2");
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
-    let (mut answered, mut resets) = (BTreeSet::new(), 0);
-    for e in sim.trace() {
-        let TraceEvent::Request { record } = &e.event else {
-            continue;
-        };
-        // The client only ever talks to the virtual service: a reply the director did not
-        // rewrite would come from [2001:db8:168::11x]:8080 and match no connection.
-        assert_eq!(record.target.to_string(), format!("[{NAT_VIP}]:80"));
-        let sent = Duration::from_nanos(record.started.as_nanos());
-        match &record.outcome {
-            Outcome::Ok { server } => {
-                answered.insert(server.to_string());
-            }
-            Outcome::Failed { reason, broken } => {
-                assert!(
-                    *reason == FailReason::Reset && !broken && sent >= stop && sent <= removed,
-                    "unexplained failure of a request sent at {sent:?}: {reason:?}"
-                );
-                resets += 1;
-            }
-        }
-    }
-    assert_eq!(answered.into_iter().collect::<Vec<_>>(), ["web1", "web2"]);
+    // The client only ever talks to the virtual service: a reply the director did not
+    // rewrite would come from [2001:db8:168::11x]:8080 and match no connection. The failover
+    // loses nothing.
+    let (answered, resets, _) = explained(&sim, NAT_VIP, stop, removed, None);
+    assert_eq!(answered, ["web1", "web2"]);
     assert!(resets > 0, "web2's stop reset nothing");
 
     let host = |n: &str| sim.host_id(n).unwrap();
@@ -230,41 +223,10 @@ fn ipv6_tun_cluster_tunnels_to_every_receiver_and_fails_only_where_explained() {
     assert!(removed > stop && removed < stop + Duration::from_secs(5));
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
-    let (mut servers, mut resets, mut broken) = (BTreeSet::new(), 0, 0);
-    for e in sim.trace() {
-        let TraceEvent::Request { record } = &e.event else {
-            continue;
-        };
-        // The answer comes straight from the real server, from the VIP: a reply from its
-        // own address would match no connection of the client's.
-        assert_eq!(record.target.to_string(), format!("[{TUN_VIP}]:80"));
-        let sent = Duration::from_nanos(record.started.as_nanos());
-        let done = Duration::from_nanos(record.finished.as_nanos());
-        match &record.outcome {
-            Outcome::Ok { server } => {
-                servers.insert(server.to_string());
-            }
-            // web2's kernel resets what IPVS tunnels to it between its web server's stop
-            // and the checker's removal (a SYN sent just before the stop arrives after it:
-            // the reset comes after the stop); a connection established through the old
-            // master is lost at the failover (no sync daemon). Nothing else.
-            Outcome::Failed { reason, broken: b } => {
-                let reset = *reason == FailReason::Reset && !b && done >= stop && sent <= removed;
-                let lost =
-                    *reason == FailReason::Timeout && *b && sent < failover && done > failover;
-                assert!(
-                    reset || lost,
-                    "unexplained failure of a request sent at {sent:?}: {reason:?}"
-                );
-                resets += usize::from(reset);
-                broken += usize::from(lost);
-            }
-        }
-    }
-    assert_eq!(
-        servers.into_iter().collect::<Vec<_>>(),
-        ["web1", "web2", "web3"]
-    );
+    // The answer comes straight from the real server, from the VIP: a reply from its own
+    // address would match no connection of the client's.
+    let (servers, resets, broken) = explained(&sim, TUN_VIP, stop, removed, Some(failover));
+    assert_eq!(servers, ["web1", "web2", "web3"]);
     assert!(resets > 0, "web2's stop reset nothing");
     assert!(broken <= 3, "{broken} connections lost at the failover");
 

@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::ipvs::conn::TcpFlags;
 use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
 use crate::ipvs::{fwd, FwdMethod, Protocol};
+use crate::vrrp::Vip;
 use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ethernet;
 use crate::wire::icmpv6::NdiscFrame;
@@ -136,12 +137,14 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 /// first when unknown); a TUN packet goes to the host's routing as the kernel's
 /// `ip_vs_tunnel_xmit` hands it to `ip_local_out` (`ip_vs_tunnel_xmit_v6` to
 /// `ip6_local_out`), its outer source the route's ([`NodeEnv::source_for`],
-/// [`NodeEnv::source_for6`]).
+/// [`NodeEnv::source_for6`] over the host's addresses and the IPv6 VIPs held, `vips6`, in
+/// the order they were added).
 pub fn forward(
     verdict: Verdict,
     frame: Vec<u8>,
     arrived_on: IfaceName,
     env: &NodeEnv,
+    vips6: &[Vip],
     neighbours: &Neighbours,
 ) -> Handled {
     let f = match verdict {
@@ -165,7 +168,7 @@ pub fn forward(
         }
         (FwdMethod::Tunnel(kind), IpAddr::V6(remote)) => {
             // ip_vs_tunnel_xmit_v6: the outer source as __ip_vs_route_output_v6 picks it.
-            let Some(local) = env.source_for6(remote) else {
+            let Some(local) = env.source_for6(remote, vips6) else {
                 return Handled::NoRoute;
             };
             return match fwd::tun6(&frame, kind, local, remote, [0; 6], [0; 6]) {
@@ -337,7 +340,8 @@ mod tests {
 
         let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
         let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
-        let Handled::Forward { frame, iface: out } = forward(v, syn, iface.clone(), &env, &neigh)
+        let Handled::Forward { frame, iface: out } =
+            forward(v, syn, iface.clone(), &env, &[], &neigh)
         else {
             panic!("not forwarded");
         };
@@ -404,7 +408,8 @@ mod tests {
         let pkt = packet_info(&syn).unwrap();
         let neigh = Neighbours::default();
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &neigh) else {
+        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &[], &neigh)
+        else {
             panic!("not routed");
         };
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
@@ -419,7 +424,8 @@ mod tests {
             ..route([172, 16, 0, 0], 16, "eth1")
         });
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &neigh) else {
+        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &[], &neigh)
+        else {
             panic!("not routed");
         };
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
@@ -428,7 +434,7 @@ mod tests {
         env.routes.clear();
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
         assert_eq!(
-            forward(v, syn, "eth0".into(), &env, &neigh),
+            forward(v, syn, "eth0".into(), &env, &[], &neigh),
             Handled::NoRoute
         );
     }
@@ -481,14 +487,30 @@ mod tests {
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
         let neigh = Neighbours::default();
-        let mut outer = |env: &NodeEnv| {
+        let mut outer_with = |env: &NodeEnv, vips: &[Vip]| {
             let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-            match forward(v, syn.clone(), "eth0".into(), env, &neigh) {
+            match forward(v, syn.clone(), "eth0".into(), env, vips, &neigh) {
                 Handled::Route { frame } => Some(frame),
                 Handled::NoRoute => None,
                 other => panic!("{other:?}"),
             }
         };
+        let source = |frame: Vec<u8>| {
+            let (ip, _) = etherparse::Ipv6Header::from_slice(&frame[14..]).unwrap();
+            std::net::Ipv6Addr::from(ip.source)
+        };
+        // A VIP of keepalived's default prefix, 128, is deprecated: never the source. One of
+        // a shorter prefix is preferred and, the newest address, wins the tie with eth0's.
+        let vip_on = |prefix| Vip {
+            iface: "eth0".into(),
+            addr: vip.into(),
+            prefix,
+        };
+        let frame = outer_with(&env, &[vip_on(128)]).expect("routed");
+        assert_eq!(source(frame), v6("2001:db8:22::114"));
+        let frame = outer_with(&env, &[vip_on(64)]).expect("routed");
+        assert_eq!(source(frame), vip);
+        let mut outer = |env: &NodeEnv| outer_with(env, &[]);
         // IPv6 in IPv6 from eth0's global address (not its link-local one, not eth1's),
         // one hop taken inside and copied out.
         let frame = outer(&env).expect("routed");
@@ -538,7 +560,7 @@ mod tests {
         let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
         let neigh = Neighbours::default();
         assert_eq!(
-            forward(v, syn, "eth0".into(), &env, &neigh),
+            forward(v, syn, "eth0".into(), &env, &[], &neigh),
             Handled::Unsupported(fwd)
         );
     }

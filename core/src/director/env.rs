@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::vrrp::Vip;
+
 /// One network interface of the director's host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Iface {
@@ -103,9 +105,9 @@ impl NodeEnv {
 
     /// The source address a packet to `dst` leaves with over IPv6, as `__ip_vs_route_output_v6`
     /// finds it: the most specific route gives the outgoing interface, and
-    /// `ipv6_dev_get_saddr` picks among the host's addresses ([`select_source6`]); `None`
-    /// when no route covers `dst` or no address qualifies.
-    pub fn source_for6(&self, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+    /// `ipv6_dev_get_saddr` picks among the host's addresses and the VIPs it holds, `vips`
+    /// ([`select_source6`]); `None` when no route covers `dst` or no address qualifies.
+    pub fn source_for6(&self, dst: Ipv6Addr, vips: &[Vip]) -> Option<Ipv6Addr> {
         let route = self.routes6.iter().filter(|r| r.covers(dst)).fold(
             None::<&HostRoute6>,
             |best, r| match best {
@@ -113,7 +115,7 @@ impl NodeEnv {
                 _ => Some(r),
             },
         )?;
-        select_source6(self, &route.iface, dst)
+        select_source6(self, vips, &route.iface, dst)
     }
 
     /// The prefix length of `addr` on `iface`: that of the connected route the kernel adds
@@ -211,36 +213,43 @@ fn label6(a: Ipv6Addr) -> u32 {
 /// `ipv6_dev_get_saddr` for `dst` leaving on `out` (RFC 6724 section 5 as Linux 6.1 runs
 /// it): every IPv6 address of the host is a candidate (only `out`'s for a link-local or
 /// multicast destination), compared rule by rule — 1 the destination itself, 2 the
-/// smallest scope that reaches it, 5 the outgoing interface, 6 a matching label, the ORCHID
-/// rule, 8 the longest prefix shared with `dst` (at most the address's own prefix length) —
-/// and the first address found wins a tie, interfaces in order and each one's addresses by
-/// scope, global first, as `ipv6_link_dev_addr` keeps them. Rules 3 (deprecated addresses),
-/// 4 (home addresses) and 7 (temporary addresses) decide nothing here: a host's configured
-/// addresses are none of those. VIPs are not candidates: [`Iface::addrs`] leaves them out,
-/// and keepalived adds an IPv6 VIP of its default prefix 128 with `preferred_lft 0`, which
-/// rule 3 passes over.
-pub fn select_source6(env: &NodeEnv, out: &str, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+/// smallest scope that reaches it, 3 not deprecated, 5 the outgoing interface, 6 a matching
+/// label, the ORCHID rule, 8 the longest prefix shared with `dst` (at most the address's
+/// own prefix length) — and the first address found wins a tie: interfaces in order, each
+/// one's addresses by scope, global first, as `ipv6_link_dev_addr` keeps them, and within a
+/// scope the newest first (the IPv6 VIPs in `vips`, latest last in the slice, before the
+/// interface's configured ones, which keep [`Iface::addrs`]' order). keepalived adds an IPv6
+/// VIP of prefix 128 (its default) with `preferred_lft 0`: deprecated, which rule 3 passes
+/// over; a VIP of a shorter prefix is a preferred address like any other. Rules 4 (home
+/// addresses) and 7 (temporary addresses) decide nothing here: the host has none.
+pub fn select_source6(env: &NodeEnv, vips: &[Vip], out: &str, dst: Ipv6Addr) -> Option<Ipv6Addr> {
     let dst_scope = src_scope6(dst);
     let oif_only = dst.is_multicast() || dst_scope <= 2;
     let orchid = |a: Ipv6Addr| u128::from(a) >> 100 == 0x2001_0010 >> 4;
-    let mut best: Option<(Ipv6Addr, [i32; 6])> = None;
+    let mut best: Option<(Ipv6Addr, [i32; 7])> = None;
     for iface in &env.ifaces {
         if oif_only && iface.name != out {
             continue;
         }
-        let mut v6: Vec<Ipv6Addr> = iface
-            .addrs
+        // (address, prefix length, deprecated)
+        let mut v6: Vec<(Ipv6Addr, u8, bool)> = vips
             .iter()
-            .filter_map(|a| match a {
-                IpAddr::V6(v) if !v.is_unspecified() && !v.is_multicast() => Some(*v),
-                _ => None,
+            .rev()
+            .filter(|v| v.iface == iface.name)
+            .filter_map(|v| match v.addr {
+                IpAddr::V6(a) => Some((a, v.prefix, v.prefix == 128)),
+                IpAddr::V4(_) => None,
             })
+            .chain(iface.addrs.iter().filter_map(|a| match a {
+                IpAddr::V6(v) => Some((*v, env.prefix_len6(&iface.name, *v), false)),
+                IpAddr::V4(_) => None,
+            }))
+            .filter(|(a, _, _)| !a.is_unspecified() && !a.is_multicast())
             .collect();
-        v6.sort_by_key(|a| std::cmp::Reverse(src_scope6(*a)));
-        for a in v6 {
+        v6.sort_by_key(|(a, _, _)| std::cmp::Reverse(src_scope6(*a)));
+        for (a, prefix, deprecated) in v6 {
             let scope = src_scope6(a);
             let matchlen = (u128::from(a) ^ u128::from(dst)).leading_zeros();
-            let matchlen = matchlen.min(u32::from(env.prefix_len6(&iface.name, a)));
             let score = [
                 i32::from(a == dst),
                 if scope >= dst_scope {
@@ -248,10 +257,11 @@ pub fn select_source6(env: &NodeEnv, out: &str, dst: Ipv6Addr) -> Option<Ipv6Add
                 } else {
                     scope - 128
                 },
+                i32::from(!deprecated),
                 i32::from(iface.name == out),
                 i32::from(label6(a) == label6(dst)),
                 i32::from(orchid(a) == orchid(dst)),
-                matchlen as i32,
+                matchlen.min(u32::from(prefix)) as i32,
             ];
             if best.is_none_or(|(_, b)| score > b) {
                 best = Some((a, score));
@@ -319,39 +329,66 @@ mod tests {
         let env = env();
         // Rule 8: of eth0's global addresses, the one sharing the longest prefix.
         assert_eq!(
-            env.source_for6(v6("2001:db8:4:1::9")),
+            env.source_for6(v6("2001:db8:4:1::9"), &[]),
             Some(v6("2001:db8:4::2"))
         );
         assert_eq!(
-            env.source_for6(v6("2001:db8:22::9")),
+            env.source_for6(v6("2001:db8:22::9"), &[]),
             Some(v6("2001:db8:22::114"))
         );
         // Rule 5 before rule 8: out of eth0, eth0's address, though eth1's shares more.
         assert_eq!(
-            select_source6(&env, "eth0", v6("2001:db8:5::11")),
+            select_source6(&env, &[], "eth0", v6("2001:db8:5::11")),
             Some(v6("2001:db8:4::2"))
         );
         // ... and over the connected route, eth1's.
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::11")),
+            env.source_for6(v6("2001:db8:5::11"), &[]),
             Some(v6("2001:db8:5::2"))
         );
         // Rule 6: a unique local destination gets the unique local address.
-        assert_eq!(env.source_for6(v6("fd00:99::1")), Some(v6("fd00:22::114")));
+        assert_eq!(
+            env.source_for6(v6("fd00:99::1"), &[]),
+            Some(v6("fd00:22::114"))
+        );
         // Rule 2: a link-local destination, the outgoing interface's link-local address.
         assert_eq!(
-            select_source6(&env, "eth1", v6("fe80::99")),
+            select_source6(&env, &[], "eth1", v6("fe80::99")),
             Some(v6("fe80::2"))
         );
         // Rule 1: the destination itself, when it is ours.
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::2")),
+            env.source_for6(v6("2001:db8:5::2"), &[]),
             Some(v6("2001:db8:5::2"))
         );
         // No route, no source.
         let mut none = env.clone();
         none.routes6.retain(|r| r.prefix > 0);
-        assert_eq!(none.source_for6(v6("2001:db8:99::1")), None);
+        assert_eq!(none.source_for6(v6("2001:db8:99::1"), &[]), None);
+    }
+
+    // keepalived's IPv6 VIPs: one of prefix 128 is deprecated, chosen only when nothing else
+    // qualifies; a /64 one is the newest address of its interface and wins a tie.
+    #[test]
+    fn held_vips_are_candidates_as_keepalived_adds_them() {
+        let vip = |addr: &str, prefix| Vip {
+            iface: "eth0".into(),
+            addr: IpAddr::V6(v6(addr)),
+            prefix,
+        };
+        let env = env();
+        let dst = v6("2001:db8:22:1::9");
+        assert_eq!(env.source_for6(dst, &[]), Some(v6("2001:db8:22::114")));
+        let held = [vip("2001:db8:22::118", 128)];
+        assert_eq!(env.source_for6(dst, &held), Some(v6("2001:db8:22::114")));
+        let held = [vip("2001:db8:22::118", 64), vip("2001:db8:22::119", 64)];
+        assert_eq!(env.source_for6(dst, &held), Some(v6("2001:db8:22::119")));
+        let bare = NodeEnv {
+            ifaces: vec![iface("eth0", &["fe80::1"])],
+            ..env.clone()
+        };
+        let held = [vip("2001:db8:22::118", 128)];
+        assert_eq!(bare.source_for6(dst, &held), Some(v6("2001:db8:22::118")));
     }
 
     #[test]
@@ -367,7 +404,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::11")),
+            env.source_for6(v6("2001:db8:5::11"), &[]),
             Some(v6("2001:db8:4::2"))
         );
     }

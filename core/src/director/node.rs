@@ -15,7 +15,7 @@ use crate::ipvs::{IpvsChange, Protocol, ServiceKey};
 use crate::time::Instant;
 use crate::vrrp::wire::{self, Expect, FrameParams, UnicastChecksum};
 use crate::vrrp::{
-    arp, InstanceStats, NotifyScript, RouterConfig, RouterError, RxError, StateChangeKind,
+    arp, InstanceStats, NotifyScript, RouterConfig, RouterError, RxError, StateChangeKind, Vip,
     VrrpInput, VrrpOutput, VrrpRouter, VrrpState,
 };
 use crate::wire::icmpv6::{Ndisc, NdiscFrame};
@@ -271,6 +271,8 @@ pub struct Director {
     pending: Pending,
     ipvs: Ipvs,
     held_vips: BTreeSet<IpAddr>,
+    /// The IPv6 VIPs held, in the order they were added (candidate tunnel sources).
+    held_vips6: Vec<Vip>,
     sync_cfg: Option<SyncDaemonConfig>,
     sync: Option<SyncRole>,
     rng: Box<dyn rand_core::RngCore + Send>,
@@ -326,6 +328,7 @@ impl Director {
             pending: Pending::default(),
             ipvs: Ipvs::new(IpvsOptions::default(), rng.next_u64()),
             held_vips: BTreeSet::new(),
+            held_vips6: Vec::new(),
             sync_cfg: cfg.sync_daemon,
             sync: None,
             rng,
@@ -597,6 +600,19 @@ impl Director {
         Plane::Control
     }
 
+    /// Keep `held_vips6` in step with an IPv6 VIP added (`held`) or removed; a
+    /// VIP added again moves to the end, as the kernel puts it first among its addresses.
+    fn hold_vip6(&mut self, vip: &Vip, held: bool) {
+        if !vip.addr.is_ipv6() {
+            return;
+        }
+        self.held_vips6
+            .retain(|v| (v.iface.as_str(), v.addr) != (vip.iface.as_str(), vip.addr));
+        if held {
+            self.held_vips6.push(vip.clone());
+        }
+    }
+
     /// A client packet: through IPVS when it is for a VIP we hold.
     fn traffic(&mut self, now: Instant, iface: IfaceName, frame: Vec<u8>, pkt: PacketInfo) {
         if self.data_plane == DataPlane::Kernel {
@@ -618,7 +634,8 @@ impl Director {
         if let (Verdict::Forward(f), Some(SyncRole::Master(tx))) = (&verdict, &mut self.sync) {
             tx.on_packet(now, &mut self.ipvs, f.conn, f.in_pkts);
         }
-        match dataplane::forward(verdict, frame, iface, &self.env, &self.neighbours) {
+        let vips6 = &self.held_vips6;
+        match dataplane::forward(verdict, frame, iface, &self.env, vips6, &self.neighbours) {
             Handled::Forward { iface, frame } | Handled::Resolve { iface, frame } => {
                 self.out.push_back(Output::Transmit { iface, frame });
             }
@@ -739,11 +756,13 @@ impl Director {
             }
             VrrpOutput::AddVip(vip) => {
                 self.held_vips.insert(vip.addr);
+                self.hold_vip6(&vip, true);
                 self.undo.push((Applied::AddVip(vip.clone()), Vec::new()));
                 self.out.push_back(Output::AddVip(vip));
             }
             VrrpOutput::DelVip(vip) => {
                 self.held_vips.remove(&vip.addr);
+                self.hold_vip6(&vip, false);
                 self.undo.push((Applied::DelVip(vip.clone()), Vec::new()));
                 self.out.push_back(Output::DelVip(vip));
             }
@@ -1042,6 +1061,8 @@ impl Director {
                     } else {
                         self.held_vips.insert(vip.addr);
                     }
+                    let vip = vip.clone();
+                    self.hold_vip6(&vip, !add);
                 }
             }
             Applied::SyncDaemon(d) => {
