@@ -67,18 +67,39 @@ fn explained(
     (servers.into_iter().collect(), resets, broken)
 }
 
+/// When director1's checker removed `service` (`[addr]:tcp:port`), which it must within 5 s
+/// of the web server's `stop`.
+fn removal(r: &lvs_scenarios::observe::RunRecord, stop: Duration, service: &str) -> Duration {
+    let line = format!("Removing service {service}");
+    let removed = common::logged_at(&r.observations, "director1", &line)
+        .unwrap_or_else(|| panic!("the checker never logs {line:?}"));
+    assert!(removed > stop && removed < stop + Duration::from_secs(5));
+    removed
+}
+
+/// `host`'s `ipvsadm -L -n --stats`, and its Conns, InPkts and OutPkts for `[vip]:80`.
+fn counters(sim: &Sim, host: lvs_sim::HostId, vip: &str) -> (String, [u64; 3]) {
+    let stats = sim.show(host, Show::Stats).unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("TCP  [{vip}]:80")))
+        .unwrap_or_else(|| panic!("{stats}"));
+    let cols: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .take(3)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let counts = [cols[0], cols[1], cols[2]];
+    (stats, counts)
+}
+
 #[test]
 fn ipv6_dr_cluster_fails_only_between_service_stop_and_removal_and_at_the_failover() {
     let s = load("ipv6/ipv6-dr-failover.toml");
     let (_, r) = common::passing(&s);
     let (stop, failover) = (s.faults[0].at, s.faults[1].at);
-    let removed = common::logged_at(
-        &r.observations,
-        "director1",
-        "Removing service [2001:db8:22::117]:tcp:80",
-    )
-    .expect("the checker removes web2");
-    assert!(removed > stop && removed < stop + Duration::from_secs(5));
+    let removed = removal(&r, stop, "[2001:db8:22::117]:tcp:80");
     // The new master announces the VIP with unsolicited neighbour adverts, as keepalived.
     assert!(r.observations.iter().any(|o| o.host == "director2"
         && o.t > failover
@@ -150,12 +171,7 @@ fn ipv6_nat_cluster_rewrites_both_ways_and_fails_only_at_the_service_stop() {
     let s = load("ipv6-nat/ipv6-nat-failover.toml");
     let (_, r) = common::passing(&s);
     let stop = s.faults[0].at;
-    let removed = common::logged_at(
-        &r.observations,
-        "director1",
-        "Removing service [2001:db8:168::117]:tcp:8080",
-    )
-    .expect("the master's checker removes web2");
+    let removed = removal(&r, stop, "[2001:db8:168::117]:tcp:8080");
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
     // The client only ever talks to the virtual service: a reply the director did not
@@ -167,17 +183,7 @@ fn ipv6_nat_cluster_rewrites_both_ways_and_fails_only_at_the_service_stop() {
 
     let host = |n: &str| sim.host_id(n).unwrap();
     // The replies went back through the new master: its table counts packets both ways.
-    let stats = sim.show(host("director2"), Show::Stats).unwrap();
-    let line = stats
-        .lines()
-        .find(|l| l.starts_with(&format!("TCP  [{NAT_VIP}]:80")))
-        .unwrap_or_else(|| panic!("{stats}"));
-    let cols: Vec<u64> = line
-        .split_whitespace()
-        .skip(2)
-        .map(|c| c.parse().unwrap())
-        .collect();
-    let (conns, inpkts, outpkts) = (cols[0], cols[1], cols[2]);
+    let (stats, [conns, inpkts, outpkts]) = counters(&sim, host("director2"), NAT_VIP);
     assert!(
         conns > 100 && inpkts >= 3 * conns && outpkts >= 2 * conns,
         "{stats}"
@@ -214,13 +220,7 @@ fn ipv6_tun_cluster_tunnels_to_every_receiver_and_fails_only_where_explained() {
     let s = load("ipv6-tun/ipv6-tun-failover.toml");
     let (_, r) = common::passing(&s);
     let (stop, failover) = (s.faults[0].at, s.faults[2].at);
-    let removed = common::logged_at(
-        &r.observations,
-        "director1",
-        "Removing service [2001:db8:20::12]:tcp:80",
-    )
-    .expect("the checker removes web2");
-    assert!(removed > stop && removed < stop + Duration::from_secs(5));
+    let removed = removal(&r, stop, "[2001:db8:20::12]:tcp:80");
     let mut sim = build(&s, s.seed).unwrap();
     sim.run_until(at(s.duration));
     // The answer comes straight from the real server, from the VIP: a reply from its own
@@ -244,17 +244,7 @@ fn ipv6_tun_cluster_tunnels_to_every_receiver_and_fails_only_where_explained() {
         list.contains("  -> [2001:db8:20::11]:80         Tunnel  1"),
         "{list}"
     );
-    let stats = sim.show(host("director2"), Show::Stats).unwrap();
-    let line = stats
-        .lines()
-        .find(|l| l.starts_with(&format!("TCP  [{TUN_VIP}]:80")))
-        .unwrap_or_else(|| panic!("{stats}"));
-    let cols: Vec<u64> = line
-        .split_whitespace()
-        .skip(2)
-        .map(|c| c.parse().unwrap())
-        .collect();
-    let (conns, inpkts, outpkts) = (cols[0], cols[1], cols[2]);
+    let (stats, [conns, inpkts, outpkts]) = counters(&sim, host("director2"), TUN_VIP);
     assert!(conns > 100 && inpkts >= 3 * conns, "{stats}");
     assert_eq!(outpkts, 0, "{stats}");
     let vip: Ipv6Addr = TUN_VIP.parse().unwrap();
