@@ -32,10 +32,9 @@ pub enum ConfError {
     },
 }
 
-/// The host's interfaces and routes as the director sees them: a connected route per
+/// The host's interfaces and IPv4 routes as the director sees them: a connected route per
 /// address (its `src` that address, as the kernel adds it) and the default route through
-/// the interface whose subnet holds the gateway; over IPv6 likewise, each interface's
-/// fe80::/64 included, as `ip -6 route` lists them.
+/// the interface whose subnet holds the gateway (the IPv6 ones: [`routes6`]).
 pub fn node_env(env: &HostEnv) -> NodeEnv {
     let mut routes: Vec<HostRoute> = env
         .ifaces
@@ -78,14 +77,13 @@ pub fn node_env(env: &HostEnv) -> NodeEnv {
             })
             .collect(),
         routes,
-        routes6: routes6(env),
     }
 }
 
-/// The IPv6 routes the kernel holds for `env`: each interface's link-local fe80::/64 and
-/// one prefix per global address, then the default route through the interface whose
-/// prefix holds `gateway6`.
-fn routes6(env: &HostEnv) -> Vec<HostRoute6> {
+/// The IPv6 routes the kernel holds for `env`, as `ip -6 route` lists them: one prefix per
+/// global address and each interface's link-local fe80::/64, then the default route through
+/// the interface whose prefix holds `gateway6`.
+pub fn routes6(env: &HostEnv) -> Vec<HostRoute6> {
     let mut routes: Vec<HostRoute6> = env
         .ifaces
         .iter()
@@ -189,6 +187,10 @@ pub fn factory_with(
             })
             .map_err(|e| e.to_string())
             .and_then(|dc| Director::new(dc, node, rng).map_err(|e| e.to_string()));
+        let built = built.map(|mut d| {
+            d.set_routes6(routes6(env));
+            d
+        });
         match built {
             Ok(d) => Box::new(d) as Box<dyn DirectorNode>,
             Err(e) => Box::new(Refused(Some(e))),
@@ -474,8 +476,8 @@ mod tests {
             gateway6: Some(v6("2001:db8:168::1")),
         };
         let node = super::node_env(&env);
-        let routes: Vec<(String, u8, &str)> = node
-            .routes6
+        let routes6 = super::routes6(&env);
+        let routes: Vec<(String, u8, &str)> = routes6
             .iter()
             .map(|r| (r.dst.to_string(), r.prefix, r.iface.as_str()))
             .collect();
@@ -489,12 +491,16 @@ mod tests {
                 ("::".to_string(), 0, "eth1"),
             ]
         );
+        let side = lvs_core::director::Ipv6Side {
+            routes: &routes6,
+            vips: &[],
+        };
         assert_eq!(
-            node.source_for6(v6("2001:db8:20::11"), &[]),
+            node.source_for6(side, v6("2001:db8:20::11")),
             Some(v6("2001:db8:168::114"))
         );
         assert_eq!(
-            node.source_for6(v6("2001:db8:22::11"), &[]),
+            node.source_for6(side, v6("2001:db8:22::11")),
             Some(v6("2001:db8:22::114"))
         );
     }

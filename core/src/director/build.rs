@@ -497,7 +497,6 @@ mod tests {
                 addrs: vec!["198.18.0.2".parse().unwrap()],
             }],
             routes: Vec::new(),
-            routes6: Vec::new(),
         };
         let rc = router_config(&cfg, &env).expect("builds");
         let groups: Vec<(&str, Vec<&str>)> = rc
@@ -531,7 +530,6 @@ mod tests {
                     addrs: vec!["198.18.0.2".parse().unwrap()],
                 }],
                 routes: Vec::new(),
-                routes6: Vec::new(),
             };
             router_config(&cfg, &env).expect("builds").instances[0].preempt_delay
         };

@@ -56,7 +56,6 @@ fn env() -> NodeEnv {
             addrs: vec![ip("10.0.0.1")],
         }],
         routes: Vec::new(),
-        routes6: Vec::new(),
     }
 }
 
@@ -828,7 +827,6 @@ fn ipv6_dr_resolves_the_real_server_by_solicitation_and_forwards() {
             addrs: vec![link_local, ip("2001:db8::1")],
         }],
         routes: Vec::new(),
-        routes6: Vec::new(),
     };
     let parsed = config::parse_str("keepalived.conf", CONF_V6);
     let cfg = parsed.config.expect("config loads");

@@ -9,13 +9,12 @@ use rustc_hash::FxHashMap;
 use crate::ipvs::conn::TcpFlags;
 use crate::ipvs::table::{DropReason, PacketInfo, Verdict};
 use crate::ipvs::{fwd, FwdMethod, Protocol};
-use crate::vrrp::Vip;
 use crate::wire::arp::{ArpOp, ArpRepr};
 use crate::wire::ethernet;
 use crate::wire::icmpv6::NdiscFrame;
 use crate::wire::{self, ip_proto};
 
-use super::env::NodeEnv;
+use super::env::{Ipv6Side, NodeEnv};
 use super::IfaceName;
 
 /// What the data plane did with one frame.
@@ -137,14 +136,13 @@ pub fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 /// first when unknown); a TUN packet goes to the host's routing as the kernel's
 /// `ip_vs_tunnel_xmit` hands it to `ip_local_out` (`ip_vs_tunnel_xmit_v6` to
 /// `ip6_local_out`), its outer source the route's ([`NodeEnv::source_for`],
-/// [`NodeEnv::source_for6`] over the host's addresses and the IPv6 VIPs held, `vips6`, in
-/// the order they were added).
+/// [`NodeEnv::source_for6`] over `v6`'s routes, the host's addresses and the IPv6 VIPs held).
 pub fn forward(
     verdict: Verdict,
     frame: Vec<u8>,
     arrived_on: IfaceName,
     env: &NodeEnv,
-    vips6: &[Vip],
+    v6: Ipv6Side<'_>,
     neighbours: &Neighbours,
 ) -> Handled {
     let f = match verdict {
@@ -168,7 +166,7 @@ pub fn forward(
         }
         (FwdMethod::Tunnel(kind), IpAddr::V6(remote)) => {
             // ip_vs_tunnel_xmit_v6: the outer source as __ip_vs_route_output_v6 picks it.
-            let Some(local) = env.source_for6(remote, vips6) else {
+            let Some(local) = env.source_for6(v6, remote) else {
                 return Handled::NoRoute;
             };
             return match fwd::tun6(&frame, kind, local, remote, [0; 6], [0; 6]) {
@@ -335,13 +333,12 @@ mod tests {
                 addrs: vec![Ipv4Addr::new(192, 168, 0, 1).into()],
             }],
             routes: Vec::new(),
-            routes6: Vec::new(),
         };
 
         let syn = seg(([192, 0, 2, 7], 40000), (vip, 80), true);
         let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
         let Handled::Forward { frame, iface: out } =
-            forward(v, syn, iface.clone(), &env, &[], &neigh)
+            forward(v, syn, iface.clone(), &env, Ipv6Side::default(), &neigh)
         else {
             panic!("not forwarded");
         };
@@ -400,7 +397,6 @@ mod tests {
                 route([10, 0, 1, 0], 24, "eth1"),
                 route([0, 0, 0, 0], 0, "eth0"),
             ],
-            routes6: Vec::new(),
         };
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
@@ -408,8 +404,14 @@ mod tests {
         let pkt = packet_info(&syn).unwrap();
         let neigh = Neighbours::default();
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &[], &neigh)
-        else {
+        let Handled::Route { frame } = forward(
+            v,
+            syn.clone(),
+            "eth0".into(),
+            &env,
+            Ipv6Side::default(),
+            &neigh,
+        ) else {
             panic!("not routed");
         };
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
@@ -424,8 +426,14 @@ mod tests {
             ..route([172, 16, 0, 0], 16, "eth1")
         });
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-        let Handled::Route { frame } = forward(v, syn.clone(), "eth0".into(), &env, &[], &neigh)
-        else {
+        let Handled::Route { frame } = forward(
+            v,
+            syn.clone(),
+            "eth0".into(),
+            &env,
+            Ipv6Side::default(),
+            &neigh,
+        ) else {
             panic!("not routed");
         };
         let ip = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..]).unwrap();
@@ -434,7 +442,7 @@ mod tests {
         env.routes.clear();
         let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
         assert_eq!(
-            forward(v, syn, "eth0".into(), &env, &[], &neigh),
+            forward(v, syn, "eth0".into(), &env, Ipv6Side::default(), &neigh),
             Handled::NoRoute
         );
     }
@@ -443,6 +451,7 @@ mod tests {
     fn ipv6_tun_goes_to_the_host_routing_from_the_selected_source() {
         use crate::director::{HostRoute6, Iface};
         use crate::ipvs::TunnelType;
+        use crate::vrrp::Vip;
         let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
         let vip = v6("2001:db8:22::118");
         // A real server in another data centre, reached through the default route on eth0.
@@ -462,20 +471,20 @@ mod tests {
             prefix,
             iface: dev.into(),
         };
-        let mut env = NodeEnv {
+        let env = NodeEnv {
             ifaces: vec![
                 iface("eth0", 1, "2001:db8:22::114"),
                 iface("eth1", 2, "2001:db8:168::114"),
             ],
             routes: Vec::new(),
-            routes6: vec![
-                route("2001:db8:22::", 64, "eth0"),
-                route("fe80::", 64, "eth0"),
-                route("2001:db8:168::", 64, "eth1"),
-                route("fe80::", 64, "eth1"),
-                route("::", 0, "eth0"),
-            ],
         };
+        let mut routes = vec![
+            route("2001:db8:22::", 64, "eth0"),
+            route("fe80::", 64, "eth0"),
+            route("2001:db8:168::", 64, "eth1"),
+            route("fe80::", 64, "eth1"),
+            route("::", 0, "eth0"),
+        ];
         let mut syn = Vec::new();
         etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
             .ipv6(v6("2001:db8:113::11").octets(), vip.octets(), 64)
@@ -487,9 +496,10 @@ mod tests {
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
         let neigh = Neighbours::default();
-        let mut outer_with = |env: &NodeEnv, vips: &[Vip]| {
+        let mut outer_with = |routes: &[HostRoute6], vips: &[Vip]| {
             let v = ipvs.process(Instant::ZERO, &pkt, &mut rng);
-            match forward(v, syn.clone(), "eth0".into(), env, vips, &neigh) {
+            let v6 = Ipv6Side { routes, vips };
+            match forward(v, syn.clone(), "eth0".into(), &env, v6, &neigh) {
                 Handled::Route { frame } => Some(frame),
                 Handled::NoRoute => None,
                 other => panic!("{other:?}"),
@@ -506,14 +516,14 @@ mod tests {
             addr: vip.into(),
             prefix,
         };
-        let frame = outer_with(&env, &[vip_on(128)]).expect("routed");
+        let frame = outer_with(&routes, &[vip_on(128)]).expect("routed");
         assert_eq!(source(frame), v6("2001:db8:22::114"));
-        let frame = outer_with(&env, &[vip_on(64)]).expect("routed");
+        let frame = outer_with(&routes, &[vip_on(64)]).expect("routed");
         assert_eq!(source(frame), vip);
-        let mut outer = |env: &NodeEnv| outer_with(env, &[]);
+        let mut outer = |routes: &[HostRoute6]| outer_with(routes, &[]);
         // IPv6 in IPv6 from eth0's global address (not its link-local one, not eth1's),
         // one hop taken inside and copied out.
-        let frame = outer(&env).expect("routed");
+        let frame = outer(&routes).expect("routed");
         let (ip, inner) = etherparse::Ipv6Header::from_slice(&frame[14..]).unwrap();
         assert_eq!(ip.next_header.0, 41);
         assert_eq!(
@@ -523,13 +533,12 @@ mod tests {
         assert_eq!((ip.hop_limit, inner[7]), (63, 63));
         assert_eq!(&inner[8..], &syn[14 + 8..]);
         // A more specific route through eth1: eth1's address, the outgoing interface's.
-        env.routes6.push(route("2001:db8:20::", 48, "eth1"));
-        let frame = outer(&env).expect("routed");
+        routes.push(route("2001:db8:20::", 48, "eth1"));
+        let frame = outer(&routes).expect("routed");
         let (ip, _) = etherparse::Ipv6Header::from_slice(&frame[14..]).unwrap();
         assert_eq!(ip.source, v6("2001:db8:168::114").octets());
         // No route: nothing sent.
-        env.routes6.clear();
-        assert_eq!(outer(&env), None);
+        assert_eq!(outer(&[]), None);
     }
 
     // An IPv4 packet for an IPv6 real server (or the reverse), which the kernel tunnels
@@ -548,11 +557,15 @@ mod tests {
                 addrs: vec!["2001:db8:22::114".parse().unwrap()],
             }],
             routes: Vec::new(),
-            routes6: vec![HostRoute6 {
-                dst: std::net::Ipv6Addr::UNSPECIFIED,
-                prefix: 0,
-                iface: "eth0".into(),
-            }],
+        };
+        let routes = [HostRoute6 {
+            dst: std::net::Ipv6Addr::UNSPECIFIED,
+            prefix: 0,
+            iface: "eth0".into(),
+        }];
+        let v6 = Ipv6Side {
+            routes: &routes,
+            vips: &[],
         };
         let mut rng =
             <rand_chacha::ChaCha8Rng as rand_chacha::rand_core::SeedableRng>::seed_from_u64(1);
@@ -560,7 +573,7 @@ mod tests {
         let v = ipvs.process(Instant::ZERO, &packet_info(&syn).unwrap(), &mut rng);
         let neigh = Neighbours::default();
         assert_eq!(
-            forward(v, syn, "eth0".into(), &env, &[], &neigh),
+            forward(v, syn, "eth0".into(), &env, v6, &neigh),
             Handled::Unsupported(fwd)
         );
     }

@@ -1,5 +1,6 @@
 //! The host a director runs on, as the driver tells it: interfaces, their addresses, and
-//! the IPv4 and IPv6 routes the data plane reads (what the daemon learns from rtnetlink).
+//! the IPv4 routes the data plane reads (what the daemon learns from rtnetlink); the IPv6
+//! routes, set apart ([`HostRoute6`]), and the kernel's IPv6 source address selection.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -74,8 +75,32 @@ pub struct NodeEnv {
     pub ifaces: Vec<Iface>,
     /// Its IPv4 routing table (connected subnets and gateways).
     pub routes: Vec<HostRoute>,
-    /// Its IPv6 routing table (connected prefixes, link-local ones included, and gateways).
-    pub routes6: Vec<HostRoute6>,
+}
+
+/// What an IPv6 tunnel's outer source is chosen from besides [`NodeEnv`]: the host's IPv6
+/// routing table (connected prefixes, link-local ones included, and gateways: what
+/// `ip -6 route` lists; the director keeps it apart from `NodeEnv`, whose fields its drivers
+/// fill in, so it is set on its own, [`crate::director::Director::set_routes6`]) and the IPv6
+/// VIPs the director holds, in the order they were added.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ipv6Side<'a> {
+    /// The IPv6 routes.
+    pub routes: &'a [HostRoute6],
+    /// The IPv6 VIPs held, the latest last.
+    pub vips: &'a [Vip],
+}
+
+impl Ipv6Side<'_> {
+    /// The prefix length of `addr` on `iface`: that of the connected route the kernel adds
+    /// for it (`addrconf_prefix_route`, a prefix of the address's own length), else 128.
+    fn prefix_len(&self, iface: &str, addr: Ipv6Addr) -> u8 {
+        self.routes
+            .iter()
+            .filter(|r| r.iface == iface && r.prefix > 0 && r.covers(addr))
+            .map(|r| r.prefix)
+            .max()
+            .unwrap_or(128)
+    }
 }
 
 impl NodeEnv {
@@ -104,29 +129,19 @@ impl NodeEnv {
     }
 
     /// The source address a packet to `dst` leaves with over IPv6, as `__ip_vs_route_output_v6`
-    /// finds it: the most specific route gives the outgoing interface, and
-    /// `ipv6_dev_get_saddr` picks among the host's addresses and the VIPs it holds, `vips`
+    /// finds it: the most specific of `v6`'s routes gives the outgoing interface, and
+    /// `ipv6_dev_get_saddr` picks among the host's addresses and the VIPs held
     /// ([`select_source6`]); `None` when no route covers `dst` or no address qualifies.
-    pub fn source_for6(&self, dst: Ipv6Addr, vips: &[Vip]) -> Option<Ipv6Addr> {
-        let route = self.routes6.iter().filter(|r| r.covers(dst)).fold(
-            None::<&HostRoute6>,
-            |best, r| match best {
-                Some(b) if b.prefix >= r.prefix => Some(b),
-                _ => Some(r),
-            },
-        )?;
-        select_source6(self, vips, &route.iface, dst)
-    }
-
-    /// The prefix length of `addr` on `iface`: that of the connected route the kernel adds
-    /// for it (`addrconf_prefix_route`, a prefix of the address's own length), else 128.
-    fn prefix_len6(&self, iface: &str, addr: Ipv6Addr) -> u8 {
-        self.routes6
-            .iter()
-            .filter(|r| r.iface == iface && r.prefix > 0 && r.covers(addr))
-            .map(|r| r.prefix)
-            .max()
-            .unwrap_or(128)
+    pub fn source_for6(&self, v6: Ipv6Side<'_>, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+        let route =
+            v6.routes
+                .iter()
+                .filter(|r| r.covers(dst))
+                .fold(None::<&HostRoute6>, |best, r| match best {
+                    Some(b) if b.prefix >= r.prefix => Some(b),
+                    _ => Some(r),
+                })?;
+        select_source6(self, v6, &route.iface, dst)
     }
 
     /// The first address of `name`, IPv6 or IPv4.
@@ -217,12 +232,17 @@ fn label6(a: Ipv6Addr) -> u32 {
 /// label, the ORCHID rule, 8 the longest prefix shared with `dst` (at most the address's
 /// own prefix length) — and the first address found wins a tie: interfaces in order, each
 /// one's addresses by scope, global first, as `ipv6_link_dev_addr` keeps them, and within a
-/// scope the newest first (the IPv6 VIPs in `vips`, latest last in the slice, before the
+/// scope the newest first (the IPv6 VIPs held, `v6.vips`, latest last in the slice, before the
 /// interface's configured ones, which keep [`Iface::addrs`]' order). keepalived adds an IPv6
 /// VIP of prefix 128 (its default) with `preferred_lft 0`: deprecated, which rule 3 passes
 /// over; a VIP of a shorter prefix is a preferred address like any other. Rules 4 (home
 /// addresses) and 7 (temporary addresses) decide nothing here: the host has none.
-pub fn select_source6(env: &NodeEnv, vips: &[Vip], out: &str, dst: Ipv6Addr) -> Option<Ipv6Addr> {
+pub fn select_source6(
+    env: &NodeEnv,
+    v6: Ipv6Side<'_>,
+    out: &str,
+    dst: Ipv6Addr,
+) -> Option<Ipv6Addr> {
     let dst_scope = src_scope6(dst);
     let oif_only = dst.is_multicast() || dst_scope <= 2;
     let orchid = |a: Ipv6Addr| u128::from(a) >> 100 == 0x2001_0010 >> 4;
@@ -232,7 +252,8 @@ pub fn select_source6(env: &NodeEnv, vips: &[Vip], out: &str, dst: Ipv6Addr) -> 
             continue;
         }
         // (address, prefix length, deprecated)
-        let mut v6: Vec<(Ipv6Addr, u8, bool)> = vips
+        let mut cands: Vec<(Ipv6Addr, u8, bool)> = v6
+            .vips
             .iter()
             .rev()
             .filter(|v| v.iface == iface.name)
@@ -241,13 +262,13 @@ pub fn select_source6(env: &NodeEnv, vips: &[Vip], out: &str, dst: Ipv6Addr) -> 
                 IpAddr::V4(_) => None,
             })
             .chain(iface.addrs.iter().filter_map(|a| match a {
-                IpAddr::V6(v) => Some((*v, env.prefix_len6(&iface.name, *v), false)),
+                IpAddr::V6(v) => Some((*v, v6.prefix_len(&iface.name, *v), false)),
                 IpAddr::V4(_) => None,
             }))
             .filter(|(a, _, _)| !a.is_unspecified() && !a.is_multicast())
             .collect();
-        v6.sort_by_key(|(a, _, _)| std::cmp::Reverse(src_scope6(*a)));
-        for (a, prefix, deprecated) in v6 {
+        cands.sort_by_key(|(a, _, _)| std::cmp::Reverse(src_scope6(*a)));
+        for (a, prefix, deprecated) in cands {
             let scope = src_scope6(a);
             let matchlen = (u128::from(a) ^ u128::from(dst)).leading_zeros();
             let score = [
@@ -297,8 +318,8 @@ mod tests {
 
     /// eth0 on 2001:db8:22::/64 and 2001:db8:4::/64 (and fd00:22::/64), eth1 on
     /// 2001:db8:5::/64, default route on eth0.
-    fn env() -> NodeEnv {
-        NodeEnv {
+    fn env() -> (NodeEnv, Vec<HostRoute6>) {
+        let env = NodeEnv {
             ifaces: vec![
                 iface(
                     "eth0",
@@ -312,59 +333,66 @@ mod tests {
                 iface("eth1", &["fe80::2", "2001:db8:5::2"]),
             ],
             routes: Vec::new(),
-            routes6: vec![
-                route("2001:db8:22::", 64, "eth0"),
-                route("2001:db8:4::", 64, "eth0"),
-                route("fd00:22::", 64, "eth0"),
-                route("fe80::", 64, "eth0"),
-                route("2001:db8:5::", 64, "eth1"),
-                route("fe80::", 64, "eth1"),
-                route("::", 0, "eth0"),
-            ],
-        }
+        };
+        let routes = vec![
+            route("2001:db8:22::", 64, "eth0"),
+            route("2001:db8:4::", 64, "eth0"),
+            route("fd00:22::", 64, "eth0"),
+            route("fe80::", 64, "eth0"),
+            route("2001:db8:5::", 64, "eth1"),
+            route("fe80::", 64, "eth1"),
+            route("::", 0, "eth0"),
+        ];
+        (env, routes)
+    }
+
+    /// The IPv6 side of `routes` with `vips` held.
+    fn side<'a>(routes: &'a [HostRoute6], vips: &'a [Vip]) -> Ipv6Side<'a> {
+        Ipv6Side { routes, vips }
     }
 
     #[test]
     fn the_route_picks_the_interface_and_the_rules_the_address() {
-        let env = env();
+        let (env, routes) = env();
+        let v = side(&routes, &[]);
         // Rule 8: of eth0's global addresses, the one sharing the longest prefix.
         assert_eq!(
-            env.source_for6(v6("2001:db8:4:1::9"), &[]),
+            env.source_for6(v, v6("2001:db8:4:1::9")),
             Some(v6("2001:db8:4::2"))
         );
         assert_eq!(
-            env.source_for6(v6("2001:db8:22::9"), &[]),
+            env.source_for6(v, v6("2001:db8:22::9")),
             Some(v6("2001:db8:22::114"))
         );
         // Rule 5 before rule 8: out of eth0, eth0's address, though eth1's shares more.
         assert_eq!(
-            select_source6(&env, &[], "eth0", v6("2001:db8:5::11")),
+            select_source6(&env, v, "eth0", v6("2001:db8:5::11")),
             Some(v6("2001:db8:4::2"))
         );
         // ... and over the connected route, eth1's.
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::11"), &[]),
+            env.source_for6(v, v6("2001:db8:5::11")),
             Some(v6("2001:db8:5::2"))
         );
         // Rule 6: a unique local destination gets the unique local address.
         assert_eq!(
-            env.source_for6(v6("fd00:99::1"), &[]),
+            env.source_for6(v, v6("fd00:99::1")),
             Some(v6("fd00:22::114"))
         );
         // Rule 2: a link-local destination, the outgoing interface's link-local address.
         assert_eq!(
-            select_source6(&env, &[], "eth1", v6("fe80::99")),
+            select_source6(&env, v, "eth1", v6("fe80::99")),
             Some(v6("fe80::2"))
         );
         // Rule 1: the destination itself, when it is ours.
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::2"), &[]),
+            env.source_for6(v, v6("2001:db8:5::2")),
             Some(v6("2001:db8:5::2"))
         );
         // No route, no source.
-        let mut none = env.clone();
-        none.routes6.retain(|r| r.prefix > 0);
-        assert_eq!(none.source_for6(v6("2001:db8:99::1"), &[]), None);
+        let connected: Vec<HostRoute6> = routes.iter().filter(|r| r.prefix > 0).cloned().collect();
+        let dst = v6("2001:db8:99::1");
+        assert_eq!(env.source_for6(side(&connected, &[]), dst), None);
     }
 
     // keepalived's IPv6 VIPs: one of prefix 128 is deprecated, chosen only when nothing else
@@ -376,19 +404,20 @@ mod tests {
             addr: IpAddr::V6(v6(addr)),
             prefix,
         };
-        let env = env();
+        let (env, routes) = env();
         let dst = v6("2001:db8:22:1::9");
-        assert_eq!(env.source_for6(dst, &[]), Some(v6("2001:db8:22::114")));
+        let from = |env: &NodeEnv, held: &[Vip]| env.source_for6(side(&routes, held), dst);
+        assert_eq!(from(&env, &[]), Some(v6("2001:db8:22::114")));
         let held = [vip("2001:db8:22::118", 128)];
-        assert_eq!(env.source_for6(dst, &held), Some(v6("2001:db8:22::114")));
+        assert_eq!(from(&env, &held), Some(v6("2001:db8:22::114")));
         let held = [vip("2001:db8:22::118", 64), vip("2001:db8:22::119", 64)];
-        assert_eq!(env.source_for6(dst, &held), Some(v6("2001:db8:22::119")));
+        assert_eq!(from(&env, &held), Some(v6("2001:db8:22::119")));
         let bare = NodeEnv {
             ifaces: vec![iface("eth0", &["fe80::1"])],
             ..env.clone()
         };
         let held = [vip("2001:db8:22::118", 128)];
-        assert_eq!(bare.source_for6(dst, &held), Some(v6("2001:db8:22::118")));
+        assert_eq!(from(&bare, &held), Some(v6("2001:db8:22::118")));
     }
 
     #[test]
@@ -398,13 +427,13 @@ mod tests {
         let env = NodeEnv {
             ifaces: vec![iface("eth0", &["2001:db8:5::2", "2001:db8:4::2"])],
             routes: Vec::new(),
-            routes6: vec![
-                route("2001:db8::", 32, "eth0"),
-                route("2001:db8:4::", 64, "eth0"),
-            ],
         };
+        let routes = [
+            route("2001:db8::", 32, "eth0"),
+            route("2001:db8:4::", 64, "eth0"),
+        ];
         assert_eq!(
-            env.source_for6(v6("2001:db8:5::11"), &[]),
+            env.source_for6(side(&routes, &[]), v6("2001:db8:5::11")),
             Some(v6("2001:db8:4::2"))
         );
     }

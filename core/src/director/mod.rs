@@ -25,7 +25,7 @@ mod contract_tests;
 mod tests;
 
 pub use build::{config_log, BuildError};
-pub use env::{select_source6, HostRoute, HostRoute6, Iface, NodeEnv};
+pub use env::{select_source6, HostRoute, HostRoute6, Iface, Ipv6Side, NodeEnv};
 pub use node::{
     DataPlane, Director, DirectorConfig, DirectorStats, ScriptCommand, SyncDaemonConfig,
 };

@@ -21,7 +21,7 @@ use crate::vrrp::{
 use crate::wire::icmpv6::{Ndisc, NdiscFrame};
 
 use super::dataplane::{self, Handled, Neighbours};
-use super::env::NodeEnv;
+use super::env::{HostRoute6, Ipv6Side, NodeEnv};
 use super::pending::Pending;
 use super::{
     Admin, Applied, ApplyError, IfaceEvent, IfaceName, Input, LogSource, Notification, NotifyCause,
@@ -273,6 +273,8 @@ pub struct Director {
     held_vips: BTreeSet<IpAddr>,
     /// The IPv6 VIPs held, in the order they were added (candidate tunnel sources).
     held_vips6: Vec<Vip>,
+    /// The host's IPv6 routes ([`Director::set_routes6`]).
+    routes6: Vec<HostRoute6>,
     sync_cfg: Option<SyncDaemonConfig>,
     sync: Option<SyncRole>,
     rng: Box<dyn rand_core::RngCore + Send>,
@@ -329,6 +331,7 @@ impl Director {
             ipvs: Ipvs::new(IpvsOptions::default(), rng.next_u64()),
             held_vips: BTreeSet::new(),
             held_vips6: Vec::new(),
+            routes6: Vec::new(),
             sync_cfg: cfg.sync_daemon,
             sync: None,
             rng,
@@ -399,6 +402,19 @@ impl Director {
     /// The host this director runs on.
     pub fn env(&self) -> &NodeEnv {
         &self.env
+    }
+
+    /// Set the host's IPv6 routing table (what `ip -6 route` lists: connected prefixes, each
+    /// interface's fe80::/64, gateways), which an IPv6 tunnel's outer source is chosen by
+    /// ([`NodeEnv::source_for6`]). Until it is set, an IPv6 real server forwarded by TUN has
+    /// no route and its packets are dropped, as the kernel drops them.
+    pub fn set_routes6(&mut self, routes: Vec<HostRoute6>) {
+        self.routes6 = routes;
+    }
+
+    /// The host's IPv6 routing table as last set.
+    pub fn routes6(&self) -> &[HostRoute6] {
+        &self.routes6
     }
 
     /// The VRRP side (instances, groups, states), once started.
@@ -634,8 +650,11 @@ impl Director {
         if let (Verdict::Forward(f), Some(SyncRole::Master(tx))) = (&verdict, &mut self.sync) {
             tx.on_packet(now, &mut self.ipvs, f.conn, f.in_pkts);
         }
-        let vips6 = &self.held_vips6;
-        match dataplane::forward(verdict, frame, iface, &self.env, vips6, &self.neighbours) {
+        let v6 = Ipv6Side {
+            routes: &self.routes6,
+            vips: &self.held_vips6,
+        };
+        match dataplane::forward(verdict, frame, iface, &self.env, v6, &self.neighbours) {
             Handled::Forward { iface, frame } | Handled::Resolve { iface, frame } => {
                 self.out.push_back(Output::Transmit { iface, frame });
             }

@@ -27,7 +27,6 @@ fn env(last: u8) -> NodeEnv {
             },
         ],
         routes: Vec::new(),
-        routes6: Vec::new(),
     }
 }
 
@@ -240,7 +239,6 @@ fn a_removed_script_is_not_tracked() {
             addrs: vec![IpAddr::from([198, 18, 0, 2])],
         }],
         routes: Vec::new(),
-        routes6: Vec::new(),
     };
     let dc = DirectorConfig::from_keepalived(&cfg, &env).expect("maps onto the host");
     let tracked: Vec<&str> = dc.vrrp.instances[0]
