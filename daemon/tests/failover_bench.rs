@@ -153,6 +153,12 @@ fn trials(kind: &str, version: u8, signal: Signal, n: usize) -> Vec<f64> {
             .unwrap_or_else(|| panic!("trial {trial}: r2 never answered:\n{}", r2.log()));
         out.push((back - at).as_secs_f64());
         let _ = r1.proc.wait_for(Duration::from_secs(3));
+        // A killed keepalived's VRRP child, orphaned, may stay a zombie here (nothing reaps
+        // it) and so look alive to the next start's pid-file check: remove its pid files,
+        // as the restart of a crashed service would find them gone.
+        for f in ["r1.pid", "r1_vrrp.pid"] {
+            let _ = std::fs::remove_file(lab.dir.join(f));
+        }
     }
     r2.proc.signal(Signal::SIGTERM).unwrap();
     let _ = r2.proc.wait_for(Duration::from_secs(3));

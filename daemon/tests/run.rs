@@ -470,3 +470,42 @@ fn notify_scripts_run_under_script_security() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!written.exists(), "a disabled script ran");
 }
+
+// smtp_alert with nothing listening on smtp_server: each alert is logged as keepalived
+// logs it, and the instance goes on as without mail.
+#[test]
+fn smtp_alert_to_a_dead_server_is_logged_and_changes_nothing() {
+    let Some(lab) = lab_ready("smtp", 1) else {
+        return;
+    };
+    let conf = Instance {
+        state: "MASTER",
+        priority: 150,
+        version: 3,
+        advert_int: "0.2",
+        vip: "198.18.0.100/24",
+        extra: "    smtp_alert\n",
+    }
+    .conf()
+    .replace(
+        "    router_id lvsd_test\n",
+        "    router_id lvsd_test\n    notification_email {\n        ops@example.com\n    }\n    smtp_server 127.0.0.1\n",
+    );
+    let r = lvsd(&lab, 0, "r1", &conf, &[]);
+    assert!(
+        time_until_held(&lab.routers[0], "198.18.0.100", Duration::from_secs(5)).is_some(),
+        "{}",
+        r.log()
+    );
+    // One alert for BACKUP (init), one for MASTER.
+    assert!(
+        r.wait_for_lines("returned write error", 2, Duration::from_secs(3)),
+        "{}",
+        r.log()
+    );
+    assert!(
+        r.log().lines().any(|l| l.contains(": smtp fd ")),
+        "{}",
+        r.log()
+    );
+}

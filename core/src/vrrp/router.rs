@@ -194,16 +194,6 @@ pub struct VrrpRouter {
     timer_seq: u64,
 }
 
-fn state_num(s: VrrpState) -> u8 {
-    match s {
-        VrrpState::Init => 0,
-        VrrpState::Backup => 1,
-        VrrpState::Master => 2,
-        VrrpState::Fault => 3,
-        VrrpState::Stop => 98,
-    }
-}
-
 /// The most timers one [`VrrpRouter::handle_timeout`] call runs (see there).
 pub const MAX_TIMER_STEPS: usize = 100_000;
 
@@ -938,7 +928,7 @@ impl VrrpRouter {
                 self.send_adv(i, PRIO_STOP);
             }
             other => {
-                let n = state_num(other);
+                let n = other.keepalived_number();
                 self.log(format!(
                     "({name}) vrrp_state_leave_master called with invalid wantstate {n}"
                 ));

@@ -17,6 +17,18 @@ pub enum VrrpState {
 }
 
 impl VrrpState {
+    /// keepalived's number for the state (vrrp.h: INIT 0, BACKUP 1, MASTER 2, FAULT 3,
+    /// STOP 98), as its data dump and keepalived-exporter's `keepalived_vrrp_state` show it.
+    pub fn keepalived_number(self) -> u8 {
+        match self {
+            VrrpState::Init => 0,
+            VrrpState::Backup => 1,
+            VrrpState::Master => 2,
+            VrrpState::Fault => 3,
+            VrrpState::Stop => 98,
+        }
+    }
+
     /// keepalived's name for the state, as logs and notify scripts give it: `INIT`,
     /// `BACKUP`, `MASTER`, `FAULT`, `STOP`.
     pub fn as_str(self) -> &'static str {

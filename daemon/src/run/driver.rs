@@ -26,6 +26,7 @@ use super::host::{AddrOptions, Follower, Host, Link};
 use super::log::Logger;
 use super::report::{self, Transition};
 use super::security::{self, RunAs};
+use super::smtp::Mailer;
 use super::socket::{FrameSocket, VrrpSocket};
 use super::systemd::Notifier;
 use super::{script, Args};
@@ -75,9 +76,17 @@ pub fn load(args: &Args, _previous: Option<&Loaded>) -> Result<Loaded, String> {
 
 /// What the loop waits for besides timers and signals.
 enum Event {
-    Frame { iface: IfaceName, frame: Vec<u8> },
+    Frame {
+        iface: IfaceName,
+        frame: Vec<u8>,
+    },
     Netlink(RouteNetlinkMessage),
-    Probe { id: ProbeId, result: ProbeResult },
+    Probe {
+        id: ProbeId,
+        result: ProbeResult,
+    },
+    /// A line from a task (the SMTP alerts), logged as the VRRP process's.
+    Log(String),
 }
 
 /// One watched interface: its AF_PACKET socket and reader, its VRRP sockets.
@@ -146,6 +155,8 @@ struct Daemon {
     step_lines: BTreeMap<String, String>,
     /// Who scripts run as.
     run_as: RunAs,
+    /// Where `smtp_alert` mail goes, when anything asks for it.
+    mailer: Option<Mailer>,
 }
 
 /// The configured virtual addresses: where they go and how they are added.
@@ -258,6 +269,7 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         transitions: BTreeMap::new(),
         step_lines: BTreeMap::new(),
         run_as,
+        mailer: Mailer::new(&loaded.config, &host_name()),
     };
     let (scrape_tx, mut scrapes) = mpsc::channel::<tokio::sync::oneshot::Sender<String>>(16);
     if let Some(addr) = d.args.metrics {
@@ -336,6 +348,13 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The host name, keepalived's HELO name and default router_id.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -374,6 +393,7 @@ impl Daemon {
         match ev {
             Event::Frame { iface, frame } => self.input(Input::Frame { iface, frame }),
             Event::Probe { id, result } => self.input(Input::ProbeDone { id, result }),
+            Event::Log(line) => self.logger.line(LogSource::Vrrp, &line),
             Event::Netlink(msg) => {
                 for input in self.follower.follow(&msg) {
                     self.input(input);
@@ -475,6 +495,7 @@ impl Daemon {
         let env = self.director.env().clone();
         let (dc, run_as) = director_config(&self.args, &loaded, &env).map_err(|e| e.to_string())?;
         self.run_as = run_as;
+        self.mailer = Mailer::new(&loaded.config, &host_name());
         self.vip_options = vip_options(&loaded.config);
         self.follower.set_vips(vip_set(&self.vip_options));
         self.vrrp_ifaces = vrrp_ifaces(&dc);
@@ -553,6 +574,18 @@ impl Daemon {
                             reason: self.step_lines.get(&change.name).cloned(),
                         };
                         self.transitions.insert(change.name.clone(), t);
+                    }
+                    if let Some(m) = &self.mailer {
+                        if let Some(alert) = m.alert(change) {
+                            let (tx, m) = (self.events.clone(), m.clone());
+                            let (lines, mut rx) = mpsc::channel(4);
+                            tokio::spawn(m.send(alert, lines));
+                            tokio::spawn(async move {
+                                while let Some(l) = rx.recv().await {
+                                    let _ = tx.send(Event::Log(l)).await;
+                                }
+                            });
+                        }
                     }
                 }
                 for exec in n.scripts {

@@ -13,7 +13,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use lvs_core::director::Director;
 use lvs_core::vrrp::stats::InstanceStats;
-use lvs_core::vrrp::VrrpState;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,17 +37,6 @@ struct VipLabels {
     intf: String,
     vrid: String,
     ip_address: String,
-}
-
-/// keepalived's number for a state (vrrp.h).
-fn state_number(s: VrrpState) -> i64 {
-    match s {
-        VrrpState::Init => 0,
-        VrrpState::Backup => 1,
-        VrrpState::Master => 2,
-        VrrpState::Fault => 3,
-        VrrpState::Stop => 98,
-    }
 }
 
 /// One counter: its name (without `_total`, which OpenMetrics adds), help, and value.
@@ -156,7 +144,9 @@ pub fn render(d: &Director) -> String {
                     vrid: labels.vrid.clone(),
                     ip_address: v.addr.to_string(),
                 };
-                state.get_or_create(&vip).set(state_number(i.state()));
+                state
+                    .get_or_create(&vip)
+                    .set(i64::from(i.state().keepalived_number()));
             }
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Every decision is `lvs_core::director::Director`'s; this module and its children only
 //! execute: sockets ([`socket`]), rtnetlink ([`host`]), scripts ([`script`], under
-//! keepalived's script security: [`security`]), logs
+//! keepalived's script security: [`security`]), `smtp_alert` mail ([`smtp`]), logs
 //! ([`log`]), systemd ([`systemd`]), the control socket ([`control`], [`report`]), metrics ([`metrics`]),
 //! and the
 //! event loop that ties them to the director
@@ -18,6 +18,7 @@ mod metrics;
 mod report;
 mod script;
 mod security;
+mod smtp;
 mod socket;
 mod systemd;
 

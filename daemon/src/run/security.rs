@@ -13,6 +13,7 @@ use std::path::Path;
 
 use lvs_core::config::model::Config;
 use lvs_core::director::{DirectorConfig, LogSource};
+use lvs_core::vrrp::state::NotifyScripts;
 
 /// The uid and gid scripts run with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,28 +102,18 @@ pub fn apply(cfg: &Config, dc: &mut DirectorConfig) -> RunAs {
 
 /// Every notify script of the instances and sync groups, as mutable slots, in file order.
 fn notify_slots(dc: &mut DirectorConfig) -> Vec<&mut Option<String>> {
-    let mut out = Vec::new();
-    for g in &mut dc.vrrp.sync_groups {
-        let n = &mut g.notify;
-        out.extend([
+    fn slots(n: &mut NotifyScripts) -> [&mut Option<String>; 5] {
+        [
             &mut n.master,
             &mut n.backup,
             &mut n.fault,
             &mut n.stop,
             &mut n.generic,
-        ]);
+        ]
     }
-    for i in &mut dc.vrrp.instances {
-        let n = &mut i.notify;
-        out.extend([
-            &mut n.master,
-            &mut n.backup,
-            &mut n.fault,
-            &mut n.stop,
-            &mut n.generic,
-        ]);
-    }
-    out
+    let groups = dc.vrrp.sync_groups.iter_mut().map(|g| &mut g.notify);
+    let instances = dc.vrrp.instances.iter_mut().map(|i| &mut i.notify);
+    groups.chain(instances).flat_map(slots).collect()
 }
 
 fn drop_script(dc: &mut DirectorConfig, name: &str) {
