@@ -313,6 +313,7 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         d.input(Input::Link { iface, up: false });
     }
     d.execute().await;
+    d.logger.line(LogSource::Main, "Startup complete");
     d.systemd.notify("READY=1");
 
     let mut term = signal(SignalKind::terminate())?;
@@ -342,9 +343,11 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         d.execute().await;
     }
     d.systemd.notify("STOPPING=1");
+    d.logger.line(LogSource::Main, "Stopping");
     d.input(Input::Admin(Admin::Stop));
     d.execute().await;
     tokio::time::sleep(EXIT_DELAY).await;
+    d.logger.line(LogSource::Vrrp, "Stopped");
     Ok(())
 }
 
