@@ -149,7 +149,9 @@ impl HealthCheckers {
             .map(|v| VirtualServer::new(v, cfg.log_all_failures))
             .collect();
         self.next_id = self.next_id.max(cfg.probe_id_base.saturating_add(1));
-        if !self.started {
+        // Without virtual servers before or after, keepalived runs no checker process to
+        // log anything.
+        if !self.started || (self.vss.is_empty() && new.is_empty()) {
             self.vss = new;
             return;
         }

@@ -592,6 +592,13 @@ impl VrrpRouter {
             };
             let mut changes = Vec::new();
             if old.vipset {
+                // restore_vrrp_state re-adds every VIP through vrrp_handle_ipaddress (the
+                // kernel already has the kept ones: only the new ones are output).
+                if old.cfg.log_detail {
+                    changes.push(VrrpOutput::Log {
+                        text: format!("({}) setting VIPs.", n.cfg.name),
+                    });
+                }
                 // clear_diff_vrrp_vip, then restore_vrrp_state's re-add.
                 for v in old.cfg.vips.iter().filter(|v| !on(v, &n.cfg, &n.cfg.vips)) {
                     changes.push(VrrpOutput::DelVip(Vip {
@@ -653,6 +660,7 @@ impl VrrpRouter {
                 new.link_change(now, iface, false);
             }
         }
+        new.log("Reload complete".to_string());
         *self = new;
         Ok(())
     }

@@ -236,13 +236,19 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         .snapshot(&vip_set(&options))
         .await
         .context("reading the host's interfaces")?;
-    let (dc, run_as) = match director_config(&args, &loaded, &snapshot.env) {
+    let (mut dc, run_as) = match director_config(&args, &loaded, &snapshot.env) {
         Ok(built) => built,
         Err(e) => {
             logger.line(LogSource::Main, &format!("{e}: cannot start"));
             anyhow::bail!("{e}");
         }
     };
+    // What keepalived's parent logs about the file before its children start.
+    let file_lines = file_lines(&args)
+        .into_iter()
+        .map(|l| (LogSource::Main, l))
+        .collect::<Vec<_>>();
+    dc.config_log.splice(0..0, file_lines);
     let vrrp_ifaces = vrrp_ifaces(&dc);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -349,6 +355,18 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
     tokio::time::sleep(EXIT_DELAY).await;
     d.logger.line(LogSource::Vrrp, "Stopped");
     Ok(())
+}
+
+/// `Opening file 'FILE'.` (a detail line) and `Configuration file FILE`, as keepalived's
+/// parent logs them when it reads the file.
+fn file_lines(args: &Args) -> Vec<String> {
+    let file = args.file.display();
+    let mut out = Vec::new();
+    if args.log_detail {
+        out.push(format!("Opening file '{file}'."));
+    }
+    out.push(format!("Configuration file {file}"));
+    out
 }
 
 /// The host name, keepalived's HELO name and default router_id.
@@ -478,6 +496,10 @@ impl Daemon {
     /// SIGHUP: read the file again; a file with errors leaves the running configuration.
     fn reload(&mut self) {
         self.systemd.notify("RELOADING=1");
+        self.logger.line(LogSource::Main, "Reloading ...");
+        for line in file_lines(&self.args) {
+            self.logger.line(LogSource::Main, &line);
+        }
         match self.reload_config() {
             Ok(()) => {}
             Err(e) => {
