@@ -255,7 +255,8 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     let rng = Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    let director = Director::new(dc, snapshot.env.clone(), rng)?;
+    let mut director = Director::new(dc, snapshot.env.clone(), rng)?;
+    director.set_routes6(snapshot.routes6.clone());
     let (tx, mut rx) = mpsc::channel(FRAME_QUEUE);
     spawn_monitor(monitor, tx.clone());
     let mut d = Daemon {

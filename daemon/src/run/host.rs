@@ -4,11 +4,13 @@
 //! ([`Follower`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
 use lvs_core::config::model::VirtualAddress;
-use lvs_core::director::{ApplyError, HostRoute, Iface, IfaceEvent, Input, NodeEnv, Vip};
+use lvs_core::director::{
+    ApplyError, HostRoute, HostRoute6, Iface, IfaceEvent, Input, NodeEnv, Vip,
+};
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
@@ -132,6 +134,10 @@ pub struct Snapshot {
     pub links: Vec<Link>,
     /// The director's view of it.
     pub env: NodeEnv,
+    /// Its IPv6 routes (`ip -6 route`'s main table), for [`Director::set_routes6`].
+    ///
+    /// [`Director::set_routes6`]: lvs_core::director::Director::set_routes6
+    pub routes6: Vec<HostRoute6>,
 }
 
 /// How keepalived.conf asks for one virtual address beyond address, prefix and `dev`.
@@ -222,7 +228,22 @@ impl Host {
             .filter_map(|r| host_route(r, &names))
             .collect();
         let env = node_env(&links, &addrs, routes, vips);
-        Ok(Snapshot { links, env })
+        let routes6: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await?;
+        let routes6 = routes6
+            .iter()
+            .filter_map(|r| host_route6(r, &names))
+            .collect();
+        Ok(Snapshot {
+            links,
+            env,
+            routes6,
+        })
     }
 
     /// Add a virtual address as keepalived adds one: its prefix, `label`, `brd` (none
@@ -270,27 +291,60 @@ impl Host {
 /// The main routing table's id.
 const RT_TABLE_MAIN: u8 = 254;
 
-fn host_route(r: &RouteMessage, names: &HashMap<u32, &str>) -> Option<HostRoute> {
-    // The main table's unicast routes: what `ip -4 route` lists.
+/// A route as `ip route` lists the main table's unicast ones: destination (`None`: the
+/// default route), prefix length, interface, preferred source.
+struct MainRoute<'a> {
+    dst: Option<&'a RouteAddress>,
+    prefix: u8,
+    iface: String,
+    src: Option<&'a RouteAddress>,
+}
+
+fn main_route<'a>(r: &'a RouteMessage, names: &HashMap<u32, &str>) -> Option<MainRoute<'a>> {
     if r.header.table != RT_TABLE_MAIN || r.header.kind != RouteType::Unicast {
         return None;
     }
-    let mut dst = Ipv4Addr::UNSPECIFIED;
-    let mut src = None;
-    let mut iface = None;
+    let (mut dst, mut src, mut iface) = (None, None, None);
     for a in &r.attributes {
         match a {
-            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
-            RouteAttribute::PrefSource(RouteAddress::Inet(s)) => src = Some(*s),
+            RouteAttribute::Destination(d) => dst = Some(d),
+            RouteAttribute::PrefSource(s) => src = Some(s),
             RouteAttribute::Oif(i) => iface = names.get(i).map(|n| n.to_string()),
             _ => {}
         }
     }
-    Some(HostRoute {
+    Some(MainRoute {
         dst,
         prefix: r.header.destination_prefix_length,
         iface: iface?,
         src,
+    })
+}
+
+fn host_route(r: &RouteMessage, names: &HashMap<u32, &str>) -> Option<HostRoute> {
+    let m = main_route(r, names)?;
+    let v4 = |a: Option<&RouteAddress>| match a {
+        Some(RouteAddress::Inet(v)) => Some(*v),
+        _ => None,
+    };
+    Some(HostRoute {
+        dst: v4(m.dst).unwrap_or(Ipv4Addr::UNSPECIFIED),
+        prefix: m.prefix,
+        iface: m.iface,
+        src: v4(m.src),
+    })
+}
+
+fn host_route6(r: &RouteMessage, names: &HashMap<u32, &str>) -> Option<HostRoute6> {
+    let m = main_route(r, names)?;
+    let dst = match m.dst {
+        Some(RouteAddress::Inet6(v)) => *v,
+        _ => Ipv6Addr::UNSPECIFIED,
+    };
+    Some(HostRoute6 {
+        dst,
+        prefix: m.prefix,
+        iface: m.iface,
     })
 }
 

@@ -183,3 +183,12 @@ fn running_pid(file: &Path) -> Option<i32> {
         .ok()
         .map(|()| pid)
 }
+
+/// A current-thread runtime for the unit tests of the driver's tasks.
+#[cfg(test)]
+fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

@@ -71,16 +71,9 @@ pub async fn probe(command_line: String, timeout: Duration, run_as: RunAs) -> Op
 mod tests {
     use super::*;
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn a_probe_reports_its_exit_status_or_none_when_killed() {
-        let rt = rt();
+        let rt = super::super::test_runtime();
         assert_eq!(
             rt.block_on(probe(
                 "/bin/true".into(),
@@ -137,7 +130,7 @@ mod tests {
             "MASTER".into(),
             "150".into(),
         ];
-        let rt = rt();
+        let rt = super::super::test_runtime();
         rt.block_on(async {
             notify(
                 ScriptExec {

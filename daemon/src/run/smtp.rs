@@ -316,18 +316,11 @@ mod tests {
             .is_none());
     }
 
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     // The dialog against a server on loopback, and a refused connection logged as
     // keepalived logs it.
     #[test]
     fn the_dialog_is_keepalived_s_and_a_refusal_is_logged() {
-        rt().block_on(async {
+        super::super::test_runtime().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let mut m = mailer();
             m.server = listener.local_addr().unwrap();
