@@ -51,7 +51,7 @@ pub struct Loaded {
 
 /// Read the configuration as keepalived reads it at start and at SIGHUP; `Err` with the
 /// errors rendered, one per line, when it cannot run.
-pub fn load(args: &Args, _previous: Option<&Loaded>) -> Result<Loaded, String> {
+pub fn load(args: &Args) -> Result<Loaded, String> {
     let file = args.file.display().to_string();
     // keepalived runs in `/` (it forks and chdirs before its children read the file).
     let loader = crate::check::host_loader(args.config_id.clone(), None);
@@ -517,7 +517,7 @@ impl Daemon {
     }
 
     fn reload_config(&mut self) -> Result<(), String> {
-        let loaded = load(&self.args, None)?;
+        let loaded = load(&self.args)?;
         let env = self.director.env().clone();
         let (dc, run_as) = director_config(&self.args, &loaded, &env).map_err(|e| e.to_string())?;
         self.run_as = run_as;

@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Read once in the foreground so that a file that cannot run is refused with exit 1
     // and its errors on the terminal, before anything forks.
-    let loaded = driver::load(&args, None).map_err(|e| anyhow::anyhow!("{e}"));
+    let loaded = driver::load(&args).map_err(|e| anyhow::anyhow!("{e}"));
     let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
