@@ -228,6 +228,10 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
         args.log_facility,
     )
     .context("log file")?;
+    // Handled from the start: a SIGTERM while starting still releases what was taken.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let systemd = Notifier::from_env();
     let host = Host::new().context("rtnetlink")?;
     let monitor = super::host::monitor().context("rtnetlink monitor")?;
@@ -323,9 +327,6 @@ pub async fn run(args: Args, loaded: Loaded) -> anyhow::Result<()> {
     d.logger.line(LogSource::Main, "Startup complete");
     d.systemd.notify("READY=1");
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         let deadline = d
             .director

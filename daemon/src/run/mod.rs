@@ -173,15 +173,19 @@ fn capabilities() -> Result<(), String> {
     }
 }
 
-/// The pid a pid file names, when that process is alive (keepalived's `keepalived_running`).
+/// The pid a pid file names, when that process is alive (keepalived's `keepalived_running`);
+/// a zombie (dead, not yet reaped by its parent) is not.
 fn running_pid(file: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
     if pid <= 0 || pid == std::process::id() as i32 {
         return None;
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-        .ok()
-        .map(|()| pid)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    (state != Some('Z')).then_some(pid)
 }
 
 /// A current-thread runtime for the unit tests of the driver's tasks.
@@ -191,4 +195,29 @@ fn test_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running_pid;
+
+    #[test]
+    fn a_pid_file_names_a_running_daemon_only_while_it_runs() {
+        let file = std::env::temp_dir().join(format!("lvsd-pid-{}", std::process::id()));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        std::fs::write(&file, format!("{}\n", child.id())).unwrap();
+        assert_eq!(running_pid(&file), Some(child.id() as i32));
+        child.kill().unwrap();
+        // Killed but not yet reaped: a zombie, not a running daemon.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(running_pid(&file), None);
+        child.wait().unwrap();
+        assert_eq!(running_pid(&file), None);
+        std::fs::write(&file, "garbage\n").unwrap();
+        assert_eq!(running_pid(&file), None);
+        std::fs::remove_file(&file).unwrap();
+    }
 }
