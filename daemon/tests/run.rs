@@ -154,6 +154,7 @@ fn v2_failover_kill_restart_and_stop() {
     );
 
     // The old master comes back: it removes what its predecessor left, then preempts.
+    let backups = r2.count("(VI_1) Entering BACKUP STATE");
     let mut r1 = lvsd(&lab, 0, "r1", &conf("MASTER", 150), &[]);
     assert!(
         wait_until(Duration::from_secs(3), || !holds(&lab.routers[0], vip)),
@@ -167,7 +168,11 @@ fn v2_failover_kill_restart_and_stop() {
         r1.log()
     );
     assert!(
-        r2.wait_for_lines("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(3)),
+        r2.wait_for_lines(
+            "(VI_1) Entering BACKUP STATE",
+            backups + 1,
+            Duration::from_secs(3)
+        ),
         "{}",
         r2.log()
     );
