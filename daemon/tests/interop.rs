@@ -11,12 +11,6 @@ use lvs_core::vrrp::instance::{master_down_us, skew_us};
 use lvs_core::vrrp::wire::Version;
 use nix::sys::signal::Signal;
 
-/// How late the wire may show a takeover past the protocol's own time.
-const SLACK: f64 = 0.1;
-
-fn secs(us: u64) -> f64 {
-    us as f64 / 1e6
-}
 const VIP: &str = "198.18.0.100";
 
 fn lab_ready(tag: &str) -> Option<Lab> {
@@ -53,12 +47,6 @@ fn complaints(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn first_after(seen: &[Seen], mac: &str, t: f64) -> Option<f64> {
-    seen.iter()
-        .find(|s| s.t > t && s.mac == mac && s.prio.is_some_and(|p| p > 0))
-        .map(|s| s.t)
-}
-
 // keepalived is MASTER, lvsd BACKUP: election, keepalived's SIGTERM (lvsd takes over
 // within its skew time of the priority-0 advert), keepalived's return (it preempts lvsd).
 #[test]
@@ -91,18 +79,11 @@ fn keepalived_master_lvsd_backup() {
         lv.log()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let seen = wire.seen();
-    let zero = seen
-        .iter()
-        .find(|s| s.mac == lab.mac(0) && s.prio == Some(0))
-        .expect("keepalived's priority 0")
-        .t;
-    let took = first_after(&seen, &lab.mac(1), zero).expect("lvsd's first advert");
+    let gap = wire.released_takeover(&lab.mac(0), &lab.mac(1)).gap;
     let skew = secs(skew_us(Version::V2, 256 - 100, 1_000_000));
     assert!(
-        took - zero <= skew + SLACK,
-        "lvsd took over {:.3} s after priority 0 (skew {skew:.3})",
-        took - zero
+        gap <= skew + SLACK,
+        "lvsd took over {gap:.3} s after priority 0 (skew {skew:.3})"
     );
 
     // Counted before: a start-up race can have put lvsd through MASTER once already.
@@ -158,19 +139,11 @@ fn lvsd_master_keepalived_backup() {
         "{}",
         ka.log()
     );
-    let seen = wire.seen();
-    let last = seen
-        .iter()
-        .rev()
-        .find(|s| s.mac == lab.mac(0) && s.prio.is_some_and(|p| p > 0))
-        .unwrap()
-        .t;
-    let took = first_after(&seen, &lab.mac(1), last).expect("keepalived's first advert");
+    let gap = wire.silent_takeover(&lab.mac(0), &lab.mac(1)).gap;
     let down = secs(master_down_us(Version::V2, 100, 3, 1_000_000));
     assert!(
-        took - last <= down + SLACK,
-        "keepalived took over {:.3} s after lvsd's last advert",
-        took - last
+        gap <= down + SLACK,
+        "keepalived took over {gap:.3} s after lvsd's last advert"
     );
 
     let backups = ka.count("(VI_1) Entering BACKUP STATE");
@@ -331,19 +304,11 @@ fn v3_ipv6_next_to_keepalived_with_nic_down_and_reload() {
         "{}",
         lv.log()
     );
-    let seen = wire.seen();
-    let last = seen
-        .iter()
-        .rev()
-        .find(|s| s.mac == lab.mac(0) && s.prio.is_some_and(|p| p > 0))
-        .unwrap()
-        .t;
-    let took = first_after(&seen, &lab.mac(1), last).expect("lvsd's first advert");
+    let gap = wire.silent_takeover(&lab.mac(0), &lab.mac(1)).gap;
     let down = secs(master_down_us(Version::V3, 100, 3, 100_000));
     assert!(
-        took - last <= down + SLACK,
-        "lvsd took over {:.3} s after keepalived's last advert (down interval {down:.3})",
-        took - last
+        gap <= down + SLACK,
+        "lvsd took over {gap:.3} s after keepalived's last advert (down interval {down:.3})"
     );
     // keepalived comes back once its link-local address has passed DAD again.
     let backups = lv.count("(VI_1) Entering BACKUP STATE");

@@ -12,28 +12,6 @@ use lvs_core::vrrp::instance::{master_down_us, skew_us};
 use lvs_core::vrrp::wire::Version;
 use nix::sys::signal::Signal;
 
-/// How late the wire may show a takeover past the protocol's own time: the 100 ms.
-const SLACK: f64 = 0.1;
-
-fn secs(us: u64) -> f64 {
-    us as f64 / 1e6
-}
-
-/// The first advert from `mac` after `t` (and its time).
-fn first_from(seen: &[Seen], mac: &str, after: f64) -> Option<f64> {
-    seen.iter()
-        .find(|s| s.t > after && s.mac == mac && s.prio.is_some_and(|p| p > 0))
-        .map(|s| s.t)
-}
-
-/// The last advert from `mac` with a priority above zero.
-fn last_from(seen: &[Seen], mac: &str) -> Option<f64> {
-    seen.iter()
-        .rev()
-        .find(|s| s.mac == mac && s.prio.is_some_and(|p| p > 0))
-        .map(|s| s.t)
-}
-
 /// The config of a pair's router: VI_1 with `vip` (and its prefix) at `version` /
 /// `advert_int`.
 fn pair_conf(state: &str, priority: u8, version: u8, advert_int: &str, vip: &str) -> String {
@@ -137,16 +115,13 @@ fn v2_failover_kill_restart_and_stop() {
         "the client's ARP entry did not move to r2"
     );
     assert!(holds(&lab.routers[0], vip), "SIGKILL cannot remove the VIP");
-    let seen = wire.seen();
-    let last = last_from(&seen, &lab.mac(0)).unwrap();
-    let took = first_from(&seen, &lab.mac(1), last)
-        .unwrap_or_else(|| panic!("no advert from r2 on the wire:\n{}", wire.text()));
+    let Takeover { gap, at: took } = wire.silent_takeover(&lab.mac(0), &lab.mac(1));
     let down = secs(master_down_us(Version::V2, 100, 3, 1_000_000));
     assert!(
-        took - last <= down + SLACK,
-        "takeover {:.3} s after r1's last advert, down interval {down:.3} s",
-        took - last
+        gap <= down + SLACK,
+        "takeover {gap:.3} s after r1's last advert, down interval {down:.3} s"
     );
+    let seen = wire.seen();
     assert!(
         seen.iter()
             .any(|s| s.t >= took && s.mac == lab.mac(1) && s.prio.is_none()),
@@ -192,19 +167,11 @@ fn v2_failover_kill_restart_and_stop() {
     assert!(!holds(&lab.routers[0], vip), "SIGTERM left the VIP");
     assert!(time_until_held(&lab.routers[1], vip, Duration::from_secs(3)).is_some());
     std::thread::sleep(Duration::from_millis(300));
-    let seen = wire.seen();
-    let zero = seen
-        .iter()
-        .rev()
-        .find(|s| s.mac == lab.mac(0) && s.prio == Some(0))
-        .expect("no priority-0 advert")
-        .t;
-    let took = first_from(&seen, &lab.mac(1), zero).unwrap();
+    let gap = wire.released_takeover(&lab.mac(0), &lab.mac(1)).gap;
     let skew = secs(skew_us(Version::V2, 256 - 100, 1_000_000));
     assert!(
-        took - zero <= skew + SLACK,
-        "takeover {:.3} s after priority 0, skew {skew:.3} s",
-        took - zero
+        gap <= skew + SLACK,
+        "takeover {gap:.3} s after priority 0, skew {skew:.3} s"
     );
     assert!(r1.log().contains("(VI_1) sent 0 priority"), "{}", r1.log());
 }
@@ -341,16 +308,13 @@ fn v3_ipv6_failover() {
             == Some(lab.mac(1))),
         "the client's neighbour entry did not move to r2"
     );
-    let seen = wire.seen();
-    let last = last_from(&seen, &lab.mac(0)).unwrap();
-    let took = first_from(&seen, &lab.mac(1), last)
-        .unwrap_or_else(|| panic!("no advert from r2 on the wire:\n{}", wire.text()));
+    let Takeover { gap, at: took } = wire.silent_takeover(&lab.mac(0), &lab.mac(1));
     let down = secs(master_down_us(Version::V3, 100, 3, 100_000));
     assert!(
-        took - last <= down + SLACK,
-        "takeover {:.3} s after the last advert, down interval {down:.3} s",
-        took - last
+        gap <= down + SLACK,
+        "takeover {gap:.3} s after the last advert, down interval {down:.3} s"
     );
+    let seen = wire.seen();
     assert!(
         seen.iter()
             .any(|s| s.t >= took && s.mac == lab.mac(1) && s.prio.is_none()),

@@ -54,6 +54,14 @@ pub fn router_ip6(i: usize) -> String {
     format!("fdc6:1218::{}", i + 1)
 }
 
+/// How late the wire may show a takeover past the protocol's own time: the 100 ms.
+pub const SLACK: f64 = 0.1;
+
+/// Microseconds as seconds.
+pub fn secs(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
 /// The client's IPv4 address.
 pub const CLIENT_IP: &str = "198.18.0.50";
 
@@ -298,6 +306,15 @@ pub struct Capture {
     out: PathBuf,
 }
 
+/// A new master's first advert on the wire after the old one's last.
+#[derive(Clone, Copy, Debug)]
+pub struct Takeover {
+    /// Seconds between the two.
+    pub gap: f64,
+    /// Capture time of the new master's first advert.
+    pub at: f64,
+}
+
 /// One VRRP advert seen on the wire.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seen {
@@ -355,6 +372,43 @@ impl Capture {
                 (prio.is_some() || announce).then_some(Seen { t, mac, prio })
             })
             .collect()
+    }
+
+    /// The first advert above priority 0 from `mac` after `t`.
+    fn first_advert_after(seen: &[Seen], mac: &str, t: f64) -> Option<f64> {
+        seen.iter()
+            .find(|s| s.t > t && s.mac == mac && s.prio.is_some_and(|p| p > 0))
+            .map(|s| s.t)
+    }
+
+    /// `from`'s last advert that `is_it` picks, and `to`'s first advert after it.
+    fn takeover(&self, from: &str, to: &str, is_it: impl Fn(u8) -> bool) -> Takeover {
+        let seen = self.seen();
+        let since = seen
+            .iter()
+            .rev()
+            .find(|s| s.mac == from && s.prio.is_some_and(&is_it))
+            .map(|s| s.t);
+        let took = since.and_then(|t| {
+            Self::first_advert_after(&seen, to, t).map(|at| Takeover { gap: at - t, at })
+        });
+        took.unwrap_or_else(|| {
+            panic!(
+                "no takeover from {from} by {to} on the wire:\n{}",
+                self.text()
+            )
+        })
+    }
+
+    /// From `from`'s last advert above priority 0 to `to`'s first advert after it: the wire
+    /// without a master once `from` fell silent.
+    pub fn silent_takeover(&self, from: &str, to: &str) -> Takeover {
+        self.takeover(from, to, |p| p > 0)
+    }
+
+    /// From `from`'s last priority-0 advert to `to`'s first advert after it.
+    pub fn released_takeover(&self, from: &str, to: &str) -> Takeover {
+        self.takeover(from, to, |p| p == 0)
     }
 
     /// The hex bytes of each packet whose summary line contains `text`, in order.
