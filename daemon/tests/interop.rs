@@ -47,6 +47,32 @@ fn complaints(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// `back` (router 0, priority 150) has returned: it takes the VIP, `other` (router 1) logs
+/// its BACKUP transition (one more than `backups`) and lets the VIP go, and neither daemon
+/// complains about the other's adverts.
+fn preempts(lab: &Lab, back: &Daemon, other: &Daemon, backups: usize) {
+    assert!(
+        time_until_held(&lab.routers[0], VIP, Duration::from_secs(8)).is_some(),
+        "{}",
+        back.log()
+    );
+    assert!(
+        other.wait_for_lines(
+            "(VI_1) Entering BACKUP STATE",
+            backups + 1,
+            Duration::from_secs(3)
+        ),
+        "{}",
+        other.log()
+    );
+    assert!(wait_until(Duration::from_secs(2), || !holds(
+        &lab.routers[1],
+        VIP
+    )));
+    assert_eq!(complaints(&back.log()), Vec::<String>::new());
+    assert_eq!(complaints(&other.log()), Vec::<String>::new());
+}
+
 // keepalived is MASTER, lvsd BACKUP: election, keepalived's SIGTERM (lvsd takes over
 // within its skew time of the priority-0 advert), keepalived's return (it preempts lvsd).
 #[test]
@@ -89,26 +115,7 @@ fn keepalived_master_lvsd_backup() {
     // Counted before: a start-up race can have put lvsd through MASTER once already.
     let backups = lv.count("(VI_1) Entering BACKUP STATE");
     let ka = keepalived(&lab, 0, "ka", &conf("MASTER", 150));
-    assert!(
-        time_until_held(&lab.routers[0], VIP, Duration::from_secs(8)).is_some(),
-        "{}",
-        ka.log()
-    );
-    assert!(
-        lv.wait_for_lines(
-            "(VI_1) Entering BACKUP STATE",
-            backups + 1,
-            Duration::from_secs(3)
-        ),
-        "{}",
-        lv.log()
-    );
-    assert!(wait_until(Duration::from_secs(2), || !holds(
-        &lab.routers[1],
-        VIP
-    )));
-    assert_eq!(complaints(&ka.log()), Vec::<String>::new());
-    assert_eq!(complaints(&lv.log()), Vec::<String>::new());
+    preempts(&lab, &ka, &lv, backups);
 }
 
 // lvsd is MASTER, keepalived BACKUP: election, lvsd's SIGKILL (keepalived takes over within
@@ -152,26 +159,7 @@ fn lvsd_master_keepalived_backup() {
         wait_until(Duration::from_secs(3), || !holds(&lab.routers[0], VIP)),
         "stale VIP kept"
     );
-    assert!(
-        time_until_held(&lab.routers[0], VIP, Duration::from_secs(8)).is_some(),
-        "{}",
-        lv.log()
-    );
-    assert!(
-        ka.wait_for_lines(
-            "(VI_1) Entering BACKUP STATE",
-            backups + 1,
-            Duration::from_secs(3)
-        ),
-        "{}",
-        ka.log()
-    );
-    assert!(wait_until(Duration::from_secs(2), || !holds(
-        &lab.routers[1],
-        VIP
-    )));
-    assert_eq!(complaints(&ka.log()), Vec::<String>::new());
-    assert_eq!(complaints(&lv.log()), Vec::<String>::new());
+    preempts(&lab, &lv, &ka, backups);
 }
 
 /// The frames one daemon sends as master and at its stop: adverts at its priority, the
